@@ -1,0 +1,110 @@
+"""Authentication (bearer API keys; the web UI adds its session login) and scope checks."""
+
+import hashlib
+import secrets
+import time
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+
+from litestar.connection import ASGIConnection
+from litestar.exceptions import NotAuthorizedException, PermissionDeniedException
+from litestar.handlers.base import BaseRouteHandler
+from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry.models import ApiKey
+
+SCOPES = ("registry:read", "registry:write", "guard:check", "admin")
+TOKEN_PREFIX = "ofx_"
+# Paths anyone may call: health probes for load balancers. Everything else needs a key or a login.
+PUBLIC_PATH_PATTERNS: list[str] = ["^/health/"]
+# Revocation reaches every instance within this many seconds, without a database read per request.
+KEY_CACHE_SECONDS = 5.0
+
+
+@dataclass(frozen=True)
+class Principal:
+    """Who is calling: an API key's name or a signed-in user's e-mail, with what they may do."""
+
+    name: str
+    scopes: frozenset[str]
+    kind: str = "api_key"
+
+    def may(self, scope: str) -> bool:
+        return scope in self.scopes or "admin" in self.scopes
+
+
+def new_token() -> str:
+    return TOKEN_PREFIX + secrets.token_urlsafe(32)
+
+
+def token_digest(token: str) -> str:
+    return hashlib.sha256(token.encode()).hexdigest()
+
+
+class ApiKeyCache:
+    def __init__(self, ttl: float = KEY_CACHE_SECONDS) -> None:
+        self.ttl = ttl
+        self._entries: dict[str, tuple[Principal | None, float]] = {}
+
+    async def principal(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
+        digest = token_digest(token)
+        now = time.monotonic()
+        hit = self._entries.get(digest)
+        if hit is not None and hit[1] > now:
+            return hit[0]
+        async with sessionmaker() as session:
+            row = (
+                await session.execute(
+                    select(ApiKey.name, ApiKey.scopes).where(
+                        ApiKey.token_sha256 == digest,
+                        ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
+                    )
+                )
+            ).first()
+        principal = Principal(row[0], frozenset(row[1])) if row else None
+        if len(self._entries) > 10_000:  # unknown tokens must not grow memory without bound
+            self._entries.clear()
+        self._entries[digest] = (principal, now + self.ttl)
+        return principal
+
+    def clear(self) -> None:
+        self._entries.clear()
+
+
+# The web UI registers a resolver that reads its session cookie; the API needs none.
+SessionResolver = Callable[[ASGIConnection], Awaitable[Principal | None]]
+
+
+class RegistryAuthenticationMiddleware(AbstractAuthenticationMiddleware):
+    async def authenticate_request(self, connection: ASGIConnection) -> AuthenticationResult:
+        state = connection.app.state
+        header = connection.headers.get("authorization")
+        if header:
+            scheme, _, token = header.partition(" ")
+            if scheme.lower() != "bearer" or not token.strip():
+                raise NotAuthorizedException("Authorization must be 'Bearer <API key>'")
+            principal = await state.api_keys.principal(token.strip(), state.sessionmaker)
+            if principal is None:
+                raise NotAuthorizedException("unknown or revoked API key")
+            return AuthenticationResult(user=principal, auth="api_key")
+        resolver: SessionResolver | None = getattr(state, "session_resolver", None)
+        if resolver is not None:
+            principal = await resolver(connection)
+            if principal is not None:
+                return AuthenticationResult(user=principal, auth="session")
+        raise NotAuthorizedException("an API key is required: send 'Authorization: Bearer <API key>'")
+
+
+def requires(scope: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
+    """A route guard: the caller must hold `scope` (or `admin`)."""
+    assert scope in SCOPES
+
+    def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
+        principal = connection.user
+        if not isinstance(principal, Principal) or not principal.may(scope):
+            raise PermissionDeniedException(f"this needs the {scope!r} scope")
+
+    guard.__name__ = f"requires_{scope.replace(':', '_')}"
+    return guard

@@ -1,0 +1,227 @@
+"""The `registry` command line."""
+
+import asyncio
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any, TypeVar
+
+import click
+import yaml
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from registry.errors import RegistryError, RegistryValidationError
+from registry.settings import Settings, SettingsError
+
+T = TypeVar("T")
+CLI_ACTOR = "cli"
+
+
+class Context:
+    """Resolves the database once per command: the configured URL, or the embedded server."""
+
+    def __init__(self) -> None:
+        self.settings = Settings.from_env()
+        self._url: str | None = self.settings.database_url
+        self._server: Any = None
+
+    @property
+    def database_url(self) -> str:
+        if self._url is None:
+            from registry.embedded import start_embedded_postgres
+
+            self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+        return self._url
+
+    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+        """Run `work` in one transaction on the registry database."""
+
+        async def main() -> T:
+            engine = make_engine(self.database_url, pool_size=2)
+            try:
+                async with make_sessionmaker(engine)() as session, session.begin():
+                    return await work(session)
+            finally:
+                await engine.dispose()
+
+        return asyncio.run(main())
+
+
+pass_context = click.make_pass_decorator(Context)
+
+
+@contextmanager
+def reported_errors() -> Any:
+    """Turn domain errors into a message on stderr and a non-zero exit, never a traceback."""
+    try:
+        yield
+    except RegistryValidationError as exc:
+        for err in exc.errors:
+            click.echo(f"error: {err.field}: {err.message}", err=True)
+        sys.exit(2)
+    except (RegistryError, SettingsError) as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(1)
+
+
+@click.group()
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Offix processor and recipient registry."""
+    with reported_errors():
+        ctx.obj = Context()
+
+
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True)
+@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def serve(context: Context, host: str, port: int, workers: int) -> None:
+    """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
+    import os
+
+    import uvicorn
+
+    from registry.bootstrap import prepare_database
+
+    url = context.database_url
+    with reported_errors():
+        token = prepare_database(url, context.settings)
+    if token:
+        click.echo("An admin API key was created for this registry. It is shown only this once:", err=True)
+        click.echo(f"  {token}", err=True)
+        click.echo(
+            "Use it as 'Authorization: Bearer <key>'; create narrower keys with `registry apikey create`.",
+            err=True,
+        )
+    os.environ["REGISTRY_DATABASE_URL"] = url  # workers read their settings from the environment
+    uvicorn.run("registry.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> None:
+    """Apply every pending migration."""
+    upgrade_schema(context.database_url)
+    click.echo("schema is at head")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@pass_context
+def import_command(context: Context, file: Path) -> None:
+    """Replace the registry with the document in FILE (YAML or JSON), all or nothing."""
+    from registry.services.registry_document import import_registry, parse_document
+
+    with reported_errors():
+        try:
+            raw = (
+                json.loads(file.read_text("utf-8"))
+                if file.suffix == ".json"
+                else yaml.safe_load(file.read_text("utf-8"))
+            )
+        except (ValueError, yaml.YAMLError) as exc:
+            click.echo(f"error: {file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}", err=True)
+            sys.exit(2)
+        document = parse_document(raw)
+        counts = context.run(lambda s: import_registry(s, document, CLI_ACTOR))
+    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+
+
+def dump_document(document: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n"
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+@main.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML (default for a .json FILE)")
+@pass_context
+def export_command(context: Context, file: Path | None, as_json: bool) -> None:
+    """Write the registry document to FILE, or to standard output."""
+    from registry.services.registry_document import export_registry
+
+    document = context.run(export_registry)
+    text = dump_document(document, as_json or (file is not None and file.suffix == ".json"))
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for integrations and operators."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="registry:read, registry:write, guard:check, admin",
+)
+@pass_context
+def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key; its secret token is the only line printed on stdout."""
+    from pydantic import ValidationError
+
+    from registry.schemas import ApiKeyIn
+    from registry.services.apikeys import create_api_key
+    from registry.services.registry_document import pydantic_field_errors
+
+    with reported_errors():
+        try:
+            ApiKeyIn(name=name, scopes=list(scopes))  # type: ignore[arg-type]
+        except ValidationError as exc:
+            raise RegistryValidationError(pydantic_field_errors(exc)) from None
+        token = context.run(lambda s: create_api_key(s, name, list(scopes), CLI_ACTOR))
+    click.echo(token)
+
+
+@apikey.command("list")
+@pass_context
+def apikey_list(context: Context) -> None:
+    """List keys (never their secrets)."""
+    from registry.services.apikeys import list_api_keys
+
+    for key in context.run(list_api_keys):
+        state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
+        click.echo(f"{key['name']}\t{','.join(key['scopes'])}\t{state}")
+
+
+@apikey.command("revoke")
+@click.argument("name")
+@pass_context
+def apikey_revoke(context: Context, name: str) -> None:
+    """Revoke a key; running instances stop accepting it within a few seconds."""
+    from registry.services.apikeys import revoke_api_key
+
+    with reported_errors():
+        context.run(lambda s: revoke_api_key(s, name, CLI_ACTOR))
+    click.echo(f"revoked {name}")
+
+
+def _register_subsystem_commands() -> None:
+    """Guard, reminders and UI commands live with their sub-systems."""
+    from guard.cli import commands as guard_commands
+    from registry.jobs.cli import commands as job_commands
+    from registry.ui.cli import commands as ui_commands
+
+    for command in (*guard_commands, *job_commands, *ui_commands):
+        main.add_command(command)
+
+
+_register_subsystem_commands()

@@ -1,0 +1,1 @@
+"""HTTP controllers: thin; they parse, call a service, and shape the answer."""

@@ -1,0 +1,85 @@
+"""`/api/agreements`: list, create, read, update, terminate, history."""
+
+from datetime import date
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import requires
+from registry.controllers.deps import Limit, Offset, Page, SearchText, page
+from registry.schemas import AgreementIn, AgreementKind, AgreementUpdate
+from registry.services.agreements import AgreementFilter, AgreementService
+from registry.services.parties import history
+
+Version = Annotated[int, QueryParameter(ge=1, description="the version your change is based on")]
+PartyKey = Annotated[str | None, QueryParameter(max_length=64)]
+
+
+class AgreementController(Controller):
+    path = "/api/agreements"
+    tags = ["agreements"]
+
+    @get("/", guards=[requires("registry:read")])
+    async def list_agreements(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        party: PartyKey = None,
+        kind: FromQuery[AgreementKind | None] = None,
+        expires_before: FromQuery[date | None] = None,
+        q: SearchText = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[dict[str, Any]]:
+        f = AgreementFilter(party, kind, expires_before, q)
+        items, total = await AgreementService(db_session, "").search(f, limit, offset)
+        return page(items, total, limit, offset)
+
+    @post("/", guards=[requires("registry:write")])
+    async def create_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[AgreementIn]
+    ) -> dict[str, Any]:
+        async with db_session.begin():
+            return await AgreementService(db_session, request.user.name).create(data)
+
+    @get("/{key:str}", guards=[requires("registry:read")])
+    async def get_agreement(self, db_session: NamedDependency[AsyncSession], key: FromPath[str]) -> dict[str, Any]:
+        return await AgreementService(db_session, "").get(key)
+
+    @put("/{key:str}", guards=[requires("registry:write")])
+    async def update_agreement(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        data: JSONBody[AgreementUpdate],
+    ) -> dict[str, Any]:
+        async with db_session.begin():
+            return await AgreementService(db_session, request.user.name).update(key, data)
+
+    @delete("/{key:str}", guards=[requires("registry:write")], status_code=200)
+    async def terminate_agreement(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        version: Version,
+        terminated_on: FromQuery[date],
+    ) -> dict[str, Any]:
+        """Deactivating an agreement records when it was terminated; from that day the guard blocks."""
+        async with db_session.begin():
+            return await AgreementService(db_session, request.user.name).terminate(key, version, terminated_on)
+
+    @get("/{key:str}/history", guards=[requires("registry:read")])
+    async def agreement_history(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[dict[str, Any]]:
+        await AgreementService(db_session, "").get(key)
+        items, total = await history(db_session, "agreement", key, limit, offset)
+        return page(items, total, limit, offset)

@@ -1,0 +1,33 @@
+"""Dependencies shared by controllers."""
+
+from collections.abc import AsyncIterator
+from dataclasses import dataclass
+from typing import Annotated, Any, Generic, TypeVar
+
+from litestar.datastructures import State
+from litestar.params import QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+T = TypeVar("T")
+
+Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
+Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="items to skip")]
+SearchText = Annotated[str | None, QueryParameter(max_length=200, description="text search on key and name")]
+
+
+async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
+    """A session per request; handlers open their own transaction with `async with db_session.begin()`."""
+    async with state.sessionmaker() as session:
+        yield session
+
+
+@dataclass(frozen=True)
+class Page(Generic[T]):
+    items: list[T]
+    total: int
+    limit: int
+    offset: int
+
+
+def page(items: list[Any], total: int, limit: int, offset: int) -> Page[Any]:
+    return Page(items=items, total=total, limit=limit, offset=offset)

@@ -1,0 +1,80 @@
+"""`/api/parties`: list, create, read, update, deactivate, history."""
+
+from typing import Annotated, Any
+
+from litestar import Controller, Request, delete, get, post, put
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import requires
+from registry.controllers.deps import Limit, Offset, Page, SearchText, page
+from registry.schemas import PartyCategory, PartyIn, PartyUpdate, Role
+from registry.services.parties import PartyFilter, PartyService, history
+
+Version = Annotated[int, QueryParameter(ge=1, description="the version your change is based on")]
+
+
+class PartyController(Controller):
+    path = "/api/parties"
+    tags = ["parties"]
+
+    @get("/", guards=[requires("registry:read")])
+    async def list_parties(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        role: FromQuery[Role | None] = None,
+        category: FromQuery[PartyCategory | None] = None,
+        active: FromQuery[bool | None] = None,
+        q: SearchText = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[dict[str, Any]]:
+        items, total = await PartyService(db_session, "").search(PartyFilter(role, category, active, q), limit, offset)
+        return page(items, total, limit, offset)
+
+    @post("/", guards=[requires("registry:write")])
+    async def create_party(
+        self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[PartyIn]
+    ) -> dict[str, Any]:
+        async with db_session.begin():
+            return await PartyService(db_session, request.user.name).create(data)
+
+    @get("/{key:str}", guards=[requires("registry:read")])
+    async def get_party(self, db_session: NamedDependency[AsyncSession], key: FromPath[str]) -> dict[str, Any]:
+        return await PartyService(db_session, "").get(key)
+
+    @put("/{key:str}", guards=[requires("registry:write")])
+    async def update_party(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        data: JSONBody[PartyUpdate],
+    ) -> dict[str, Any]:
+        async with db_session.begin():
+            return await PartyService(db_session, request.user.name).update(key, data)
+
+    @delete("/{key:str}", guards=[requires("registry:write")], status_code=200)
+    async def deactivate_party(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        version: Version,
+    ) -> dict[str, Any]:
+        """Parties are deactivated, never erased: their history and guard decisions must stay readable."""
+        async with db_session.begin():
+            return await PartyService(db_session, request.user.name).deactivate(key, version)
+
+    @get("/{key:str}/history", guards=[requires("registry:read")])
+    async def party_history(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[dict[str, Any]]:
+        await PartyService(db_session, "").get(key)  # 404 for an unknown party
+        items, total = await history(db_session, "party", key, limit, offset)
+        return page(items, total, limit, offset)

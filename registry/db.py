@@ -1,0 +1,76 @@
+"""Database engine, sessions, and the schema upgrade run at start-up."""
+
+import asyncio
+import logging
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+
+log = logging.getLogger(__name__)
+
+# One arbitrary, fixed advisory-lock id: instances starting together take turns upgrading the schema.
+SCHEMA_UPGRADE_LOCK_ID = 7_411_028_001
+REGISTRY_CHANGED_CHANNEL = "registry_changed"
+MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
+    return create_async_engine(url, pool_size=pool_size, max_overflow=10, pool_pre_ping=True)
+
+
+def make_sessionmaker(engine: AsyncEngine) -> async_sessionmaker[AsyncSession]:
+    return async_sessionmaker(engine, expire_on_commit=False)
+
+
+@asynccontextmanager
+async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> AsyncIterator[AsyncSession]:
+    """One unit of work: commit on success, roll back on any error."""
+    async with sessionmaker() as session:
+        try:
+            yield session
+            await session.commit()
+        except BaseException:
+            await session.rollback()
+            raise
+
+
+async def notify_registry_changed(session: AsyncSession, what: str) -> None:
+    """Tell every instance (and this one) that the registry changed. NOTIFY is delivered at commit, so a
+    rolled-back write never announces itself."""
+    await session.execute(
+        text("SELECT pg_notify(:channel, :payload)"), {"channel": REGISTRY_CHANGED_CHANNEL, "payload": what}
+    )
+
+
+def alembic_config(url: str) -> "object":
+    from alembic.config import Config
+
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    config.set_main_option("sqlalchemy.url", url.replace("%", "%%"))
+    return config
+
+
+def upgrade_schema(url: str, revision: str = "head") -> None:
+    """Upgrade under a PostgreSQL advisory lock so several instances can start at once."""
+    from alembic import command
+
+    command.upgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+
+
+def downgrade_schema(url: str, revision: str = "base") -> None:
+    from alembic import command
+
+    command.downgrade(alembic_config(url), revision)  # type: ignore[arg-type]
+
+
+def run_upgrade_blocking(url: str) -> None:
+    """Entry point for sync callers (CLI): the migration env runs its own event loop."""
+    upgrade_schema(url)
+
+
+async def upgrade_schema_async(url: str) -> None:
+    await asyncio.to_thread(upgrade_schema, url)

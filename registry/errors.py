@@ -1,0 +1,38 @@
+"""Domain errors raised by services; the app maps them to HTTP answers (registry/app.py)."""
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FieldError:
+    """One problem with one input field; `field` is a path such as `parties[3].sub_processors[0].party`."""
+
+    field: str
+    message: str
+
+    def as_dict(self) -> dict[str, str]:
+        return {"key": self.field, "message": self.message}
+
+
+class RegistryError(Exception):
+    """Base for errors a caller can act on."""
+
+
+class RegistryValidationError(RegistryError):
+    def __init__(self, errors: list[FieldError]) -> None:
+        self.errors = errors
+        summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+        more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+        super().__init__(f"{len(errors)} validation error(s): {summary}{more}")
+
+
+class NotFoundError(RegistryError):
+    pass
+
+
+class ConflictError(RegistryError):
+    """A write based on a stale version, or one that clashes with existing data (duplicate key)."""
+
+    def __init__(self, message: str, *, current_version: int | None = None) -> None:
+        self.current_version = current_version
+        super().__init__(message)

@@ -1,0 +1,1 @@
+"""Guard decision log tables (owned by the guard work; see guard/log.py)."""

@@ -1,0 +1,1 @@
+"""Renewal reminder tables (owned by the reminders work; see registry/jobs/)."""

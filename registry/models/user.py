@@ -1,0 +1,1 @@
+"""Web UI users and sessions (owned by the UI work; see registry/ui/)."""

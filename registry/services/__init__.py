@@ -1,0 +1,1 @@
+"""Registry services: the rules live here; controllers and the CLI stay thin."""

@@ -1,0 +1,159 @@
+"""Agreements: create, read, list, update, terminate, history."""
+
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from sqlalchemy import Select, func, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.models import Agreement, Party
+from registry.models.base import utcnow
+from registry.schemas import AgreementFields, AgreementIn, AgreementUpdate
+from registry.services import integrity
+from registry.services.common import change_record, finish_write, lock_registry_for_write
+from registry.services.documents import agreement_document, with_metadata
+
+
+@dataclass(frozen=True)
+class AgreementFilter:
+    party: str | None = None
+    kind: str | None = None
+    expires_before: date | None = None
+    q: str | None = None
+
+
+def _filtered(stmt: Select[Any], f: AgreementFilter) -> Select[Any]:
+    stmt = stmt.join(Party, Party.id == Agreement.party_id)  # type: ignore[arg-type]
+    if f.party:
+        stmt = stmt.where(Party.key == f.party)
+    if f.kind:
+        stmt = stmt.where(Agreement.kind == f.kind)
+    if f.expires_before:
+        stmt = stmt.where(Agreement.expires_on < f.expires_before)  # type: ignore[operator]
+    if f.q:
+        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(or_(Agreement.key.ilike(pattern), Party.name.ilike(pattern)))  # type: ignore[attr-defined]
+    return stmt
+
+
+def agreement_columns(data: AgreementFields, party_id: int) -> dict[str, Any]:
+    """The agreement table's columns for a validated agreement."""
+    return {
+        "party_id": party_id,
+        "kind": data.kind,
+        "signed_on": data.signed_on,
+        "effective_from": data.effective_from,
+        "expires_on": data.expires_on,
+        "terminated_on": data.terminated_on,
+        "renewal": data.renewal,
+        "notice_days": data.notice_days,
+        "owner_email": data.owner_email,
+        "document_uri": data.document.uri if data.document else None,
+        "document_sha256": data.document.sha256 if data.document else None,
+        "data_categories": list(data.data_categories),
+        "purposes": list(data.purposes),
+        "data_subjects": list(data.data_subjects),
+        "clauses": list(data.clauses),
+        "transfers_outside_eea_permitted": data.transfers_outside_eea_permitted,
+    }
+
+
+def _apply(agreement: Agreement, data: AgreementFields, party_id: int) -> None:
+    for name, value in agreement_columns(data, party_id).items():
+        setattr(agreement, name, value)
+
+
+class AgreementService:
+    def __init__(self, session: AsyncSession, actor: str) -> None:
+        self.session = session
+        self.actor = actor
+
+    async def _row(self, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
+        stmt = (
+            select(Agreement, Party.key)
+            .join(Party, Party.id == Agreement.party_id)  # type: ignore[arg-type]
+            .where(Agreement.key == key)
+        )
+        if for_update:
+            stmt = stmt.with_for_update(of=Agreement)  # type: ignore[arg-type]
+        row = (await self.session.execute(stmt)).first()
+        if row is None:
+            raise NotFoundError(f"no agreement with key {key!r}")
+        return row
+
+    async def get(self, key: str) -> dict[str, Any]:
+        agreement, party_key = await self._row(key)
+        return with_metadata(agreement_document(agreement, party_key), agreement)
+
+    async def search(self, f: AgreementFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        total = (await self.session.execute(_filtered(select(func.count(Agreement.id)), f))).scalar_one()  # type: ignore[arg-type]
+        rows = await self.session.execute(
+            _filtered(select(Agreement, Party.key), f).order_by(Agreement.key).limit(limit).offset(offset)
+        )
+        return [with_metadata(agreement_document(a, k), a) for a, k in rows], total
+
+    async def _party_id(self, data: AgreementFields) -> int:
+        party = (await self.session.execute(select(Party).where(Party.key == data.party))).scalar_one_or_none()
+        roles = {party.key: party.role} if party else {}
+        errors = integrity.agreement_party_errors("agreement", data.kind, data.party, roles)
+        if errors:
+            raise RegistryValidationError(errors)
+        assert party is not None and party.id is not None
+        return party.id
+
+    async def create(self, data: AgreementIn) -> dict[str, Any]:
+        await lock_registry_for_write(self.session)
+        if (await self.session.execute(select(Agreement.id).where(Agreement.key == data.key))).first():
+            raise ConflictError(f"an agreement with key {data.key!r} exists already")
+        party_id = await self._party_id(data)
+        agreement = Agreement(key=data.key, **agreement_columns(data, party_id))
+        self.session.add(agreement)
+        await self.session.flush()
+        after = agreement_document(agreement, data.party)
+        self.session.add(change_record("agreement", data.key, "create", self.actor, None, after))
+        await finish_write(self.session, f"agreement:{data.key}")
+        return with_metadata(after, agreement)
+
+    async def _locked_at_version(self, key: str, version: int) -> tuple[Agreement, str]:
+        agreement, party_key = await self._row(key, for_update=True)
+        if agreement.version != version:
+            raise ConflictError(
+                f"agreement {key!r} was changed by someone else (your version {version}, current "
+                f"{agreement.version}); reload it and apply your change again",
+                current_version=agreement.version,
+            )
+        return agreement, party_key
+
+    async def update(self, key: str, data: AgreementUpdate) -> dict[str, Any]:
+        await lock_registry_for_write(self.session)
+        agreement, party_key = await self._locked_at_version(key, data.version)
+        before = agreement_document(agreement, party_key)
+        party_id = await self._party_id(data)
+        _apply(agreement, data, party_id)
+        after = agreement_document(agreement, data.party)
+        if after != before:
+            agreement.version += 1
+            agreement.updated_at = utcnow()
+            self.session.add(change_record("agreement", key, "update", self.actor, before, after))
+            await finish_write(self.session, f"agreement:{key}")
+        return with_metadata(after, agreement)
+
+    async def terminate(self, key: str, version: int, on: date) -> dict[str, Any]:
+        """Deactivating an agreement records its termination date; the row and its history stay."""
+        await lock_registry_for_write(self.session)
+        agreement, party_key = await self._locked_at_version(key, version)
+        before = agreement_document(agreement, party_key)
+        if on < agreement.effective_from:
+            raise RegistryValidationError(
+                [FieldError("terminated_on", "terminated_on must not be before effective_from")]
+            )
+        if agreement.terminated_on is None or agreement.terminated_on > on:
+            agreement.terminated_on = on
+            agreement.version += 1
+            agreement.updated_at = utcnow()
+            after = agreement_document(agreement, party_key)
+            self.session.add(change_record("agreement", key, "deactivate", self.actor, before, after))
+            await finish_write(self.session, f"agreement:{key}")
+        return with_metadata(agreement_document(agreement, party_key), agreement)

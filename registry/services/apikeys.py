@@ -1,0 +1,53 @@
+"""API keys: created with a random token shown once, stored as a digest, revocable."""
+
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import SCOPES, new_token, token_digest
+from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.models import ApiKey
+from registry.models.base import utcnow
+from registry.services.common import change_record
+
+
+async def create_api_key(session: AsyncSession, name: str, scopes: list[str], actor: str) -> str:
+    unknown = sorted(set(scopes) - set(SCOPES))
+    if unknown or not scopes:
+        raise RegistryValidationError(
+            [FieldError("scopes", f"scopes must be among {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")]
+        )
+    if (await session.execute(select(ApiKey.id).where(ApiKey.name == name))).first():
+        raise ConflictError(f"an API key named {name!r} exists already")
+    token = new_token()
+    session.add(ApiKey(name=name, token_sha256=token_digest(token), scopes=sorted(set(scopes))))
+    session.add(change_record("api_key", name, "create", actor, None, {"name": name, "scopes": sorted(set(scopes))}))
+    await session.flush()
+    return token
+
+
+async def list_api_keys(session: AsyncSession) -> list[dict[str, Any]]:
+    rows = (await session.execute(select(ApiKey).order_by(ApiKey.name))).scalars()
+    return [
+        {"name": k.name, "scopes": list(k.scopes), "created_at": k.created_at, "revoked_at": k.revoked_at} for k in rows
+    ]
+
+
+async def revoke_api_key(session: AsyncSession, name: str, actor: str) -> None:
+    key = (await session.execute(select(ApiKey).where(ApiKey.name == name).with_for_update())).scalar_one_or_none()
+    if key is None:
+        raise NotFoundError(f"no API key named {name!r}")
+    if key.revoked_at is None:
+        key.revoked_at = utcnow()
+        session.add(
+            change_record("api_key", name, "revoke", actor, {"revoked_at": None}, {"revoked_at": key.revoked_at})
+        )
+    await session.flush()
+
+
+async def any_admin_key(session: AsyncSession) -> bool:
+    row = await session.execute(
+        select(ApiKey.id).where(ApiKey.revoked_at.is_(None), ApiKey.scopes.contains(["admin"])).limit(1)  # type: ignore[union-attr,attr-defined]
+    )
+    return row.first() is not None

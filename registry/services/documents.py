@@ -1,0 +1,128 @@
+"""Registry state as plain documents (DESIGN §3), loaded in a handful of queries."""
+
+from collections import defaultdict
+from dataclasses import dataclass, field
+from datetime import date
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
+
+PartyDoc = dict[str, Any]
+AgreementDoc = dict[str, Any]
+
+
+def party_document(party: Party, locations: list[Location], links: list[tuple[SubProcessorLink, str]]) -> PartyDoc:
+    return {
+        "key": party.key,
+        "name": party.name,
+        "role": party.role,
+        "category": party.category,
+        "org_number": party.org_number,
+        "established_in": party.established_in,
+        "locations": [{"territory": loc.territory, "kind": loc.kind} for loc in locations],
+        "sub_processors": [
+            {"party": key, "approved_on": link.approved_on, "objection_deadline": link.objection_deadline}
+            for link, key in links
+        ],
+        "active": party.active,
+        "contact": party.contact,
+    }
+
+
+def agreement_document(agreement: Agreement, party_key: str) -> AgreementDoc:
+    document = None
+    if agreement.document_uri is not None:
+        document = {"uri": agreement.document_uri, "sha256": agreement.document_sha256}
+    return {
+        "key": agreement.key,
+        "party": party_key,
+        "kind": agreement.kind,
+        "signed_on": agreement.signed_on,
+        "effective_from": agreement.effective_from,
+        "expires_on": agreement.expires_on,
+        "terminated_on": agreement.terminated_on,
+        "renewal": agreement.renewal,
+        "notice_days": agreement.notice_days,
+        "owner_email": agreement.owner_email,
+        "document": document,
+        "data_categories": list(agreement.data_categories),
+        "purposes": list(agreement.purposes),
+        "data_subjects": list(agreement.data_subjects),
+        "clauses": list(agreement.clauses),
+        "transfers_outside_eea_permitted": agreement.transfers_outside_eea_permitted,
+    }
+
+
+def with_metadata(doc: dict[str, Any], row: Party | Agreement) -> dict[str, Any]:
+    """API answers carry the version (for optimistic concurrency) and timestamps; documents don't."""
+    return {**doc, "version": row.version, "created_at": row.created_at, "updated_at": row.updated_at}
+
+
+def json_ready(value: Any) -> Any:
+    """Dates to ISO strings, for JSONB history columns."""
+    if isinstance(value, dict):
+        return {k: json_ready(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_ready(v) for v in value]
+    if isinstance(value, date):
+        return value.isoformat()
+    return value
+
+
+@dataclass
+class RegistryState:
+    controller: dict[str, Any] | None
+    parties: dict[str, Party] = field(default_factory=dict)
+    party_docs: dict[str, PartyDoc] = field(default_factory=dict)
+    agreements: dict[str, Agreement] = field(default_factory=dict)
+    agreement_docs: dict[str, AgreementDoc] = field(default_factory=dict)
+
+    def document(self) -> dict[str, Any]:
+        return {
+            "controller": self.controller,
+            "parties": list(self.party_docs.values()),
+            "agreements": list(self.agreement_docs.values()),
+        }
+
+
+async def load_registry(session: AsyncSession) -> RegistryState:
+    controller = await session.get(ControllerProfile, 1)
+    parties = list((await session.execute(select(Party).order_by(Party.key))).scalars())
+    key_by_id = {p.id: p.key for p in parties}
+    locations: dict[int, list[Location]] = defaultdict(list)
+    for loc in (
+        await session.execute(select(Location).order_by(Location.party_id, Location.position, Location.id))
+    ).scalars():
+        locations[loc.party_id].append(loc)
+    links: dict[int, list[tuple[SubProcessorLink, str]]] = defaultdict(list)
+    link_rows = (
+        await session.execute(
+            select(SubProcessorLink).order_by(
+                SubProcessorLink.processor_id, SubProcessorLink.position, SubProcessorLink.id
+            )
+        )
+    ).scalars()
+    for link in link_rows:
+        links[link.processor_id].append((link, key_by_id[link.sub_processor_id]))
+    state = RegistryState(
+        controller=(
+            {
+                "name": controller.name,
+                "established_in": controller.established_in,
+                "timezone": controller.timezone,
+            }
+            if controller
+            else None
+        )
+    )
+    for party in parties:
+        assert party.id is not None
+        state.parties[party.key] = party
+        state.party_docs[party.key] = party_document(party, locations[party.id], links[party.id])
+    for agreement in (await session.execute(select(Agreement).order_by(Agreement.key))).scalars():
+        state.agreements[agreement.key] = agreement
+        state.agreement_docs[agreement.key] = agreement_document(agreement, key_by_id[agreement.party_id])
+    return state

@@ -1,0 +1,234 @@
+"""Parties: create, read, list, update, deactivate, history."""
+
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.models import Agreement, ChangeRecord, Location, Party, SubProcessorLink
+from registry.models.base import utcnow
+from registry.schemas import PartyFields, PartyIn, PartyUpdate
+from registry.services import integrity
+from registry.services.common import change_record, finish_write, lock_registry_for_write
+from registry.services.documents import party_document, with_metadata
+
+
+@dataclass(frozen=True)
+class PartyFilter:
+    role: str | None = None
+    category: str | None = None
+    active: bool | None = None
+    q: str | None = None
+
+
+def _filtered(stmt: Select[Any], f: PartyFilter) -> Select[Any]:
+    if f.role:
+        stmt = stmt.where(Party.role == f.role)
+    if f.category:
+        stmt = stmt.where(Party.category == f.category)
+    if f.active is not None:
+        stmt = stmt.where(Party.active == f.active)
+    if f.q:
+        pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
+        stmt = stmt.where(
+            or_(Party.key.ilike(pattern), Party.name.ilike(pattern), Party.org_number.ilike(pattern))  # type: ignore[union-attr]
+        )
+    return stmt
+
+
+def party_columns(data: PartyFields) -> dict[str, Any]:
+    """The party table's columns for a validated party (locations and links are rows of their own)."""
+    return {
+        "name": data.name,
+        "role": data.role,
+        "category": data.category,
+        "org_number": data.org_number,
+        "established_in": data.established_in,
+        "active": data.active,
+        "contact": data.contact.model_dump(exclude_none=True) if data.contact else None,
+    }
+
+
+class PartyService:
+    def __init__(self, session: AsyncSession, actor: str) -> None:
+        self.session = session
+        self.actor = actor
+
+    async def _row(self, key: str, *, for_update: bool = False) -> Party:
+        stmt = select(Party).where(Party.key == key)
+        if for_update:
+            stmt = stmt.with_for_update()
+        party = (await self.session.execute(stmt)).scalar_one_or_none()
+        if party is None:
+            raise NotFoundError(f"no party with key {key!r}")
+        return party
+
+    async def _document(self, party: Party) -> dict[str, Any]:
+        locations = list(
+            (
+                await self.session.execute(
+                    select(Location).where(Location.party_id == party.id).order_by(Location.position, Location.id)
+                )
+            ).scalars()
+        )
+        link_rows = await self.session.execute(
+            select(SubProcessorLink, Party.key)
+            .join(Party, Party.id == SubProcessorLink.sub_processor_id)  # type: ignore[arg-type]
+            .where(SubProcessorLink.processor_id == party.id)
+            .order_by(SubProcessorLink.position, SubProcessorLink.id)
+        )
+        return party_document(party, locations, [(link, key) for link, key in link_rows])
+
+    async def get(self, key: str) -> dict[str, Any]:
+        party = await self._row(key)
+        return with_metadata(await self._document(party), party)
+
+    async def search(self, f: PartyFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
+        total = (await self.session.execute(_filtered(select(func.count()).select_from(Party), f))).scalar_one()
+        rows = (
+            await self.session.execute(_filtered(select(Party), f).order_by(Party.key).limit(limit).offset(offset))
+        ).scalars()
+        return [with_metadata(await self._document(p), p) for p in rows], total
+
+    async def _graph(self) -> tuple[dict[str, str], dict[str, list[str]]]:
+        """Every party's role, and the sub-processor links as key → [key]."""
+        roles = dict((await self.session.execute(select(Party.key, Party.role))).all())
+        proc = Party.__table__.alias("proc")  # type: ignore[attr-defined]
+        sub = Party.__table__.alias("sub")  # type: ignore[attr-defined]
+        rows = await self.session.execute(
+            select(proc.c.key, sub.c.key)
+            .select_from(SubProcessorLink)
+            .join(proc, proc.c.id == SubProcessorLink.processor_id)
+            .join(sub, sub.c.id == SubProcessorLink.sub_processor_id)
+        )
+        links: dict[str, list[str]] = {}
+        for parent, child in rows:
+            links.setdefault(parent, []).append(child)
+        return roles, links
+
+    async def _check(self, key: str, data: PartyFields, *, existing: Party | None) -> None:
+        roles, links = await self._graph()
+        roles[key] = data.role
+        targets = [link.party for link in data.sub_processors]
+        errors: list[FieldError] = integrity.sub_processor_link_errors("party", key, targets, roles)
+        links[key] = targets
+        cycle = integrity.cycle_error("party", links, key)
+        if cycle:
+            errors.append(cycle)
+        if existing is not None and existing.role != data.role:
+            kinds = (
+                await self.session.execute(select(Agreement.kind).where(Agreement.party_id == existing.id))
+            ).scalars()
+            parents = [parent for parent, children in links.items() if key in children and parent != key]
+            errors += integrity.role_change_errors("party", key, data.role, kinds, parents)
+        if errors:
+            raise RegistryValidationError(errors)
+
+    async def _write_children(self, party_id: int, data: PartyFields) -> None:
+        await self.session.execute(delete(Location).where(Location.party_id == party_id))  # type: ignore[arg-type]
+        await self.session.execute(delete(SubProcessorLink).where(SubProcessorLink.processor_id == party_id))  # type: ignore[arg-type]
+        if data.locations:
+            await self.session.execute(
+                insert(Location),
+                [
+                    {"party_id": party_id, "territory": loc.territory, "kind": loc.kind, "position": i}
+                    for i, loc in enumerate(data.locations)
+                ],
+            )
+        if data.sub_processors:
+            ids = dict(
+                (
+                    await self.session.execute(
+                        select(Party.key, Party.id).where(Party.key.in_([s.party for s in data.sub_processors]))  # type: ignore[attr-defined]
+                    )
+                )
+            )
+            await self.session.execute(
+                insert(SubProcessorLink),
+                [
+                    {
+                        "processor_id": party_id,
+                        "sub_processor_id": ids[link.party],
+                        "approved_on": link.approved_on,
+                        "objection_deadline": link.objection_deadline,
+                        "position": i,
+                    }
+                    for i, link in enumerate(data.sub_processors)
+                ],
+            )
+
+    @staticmethod
+    def _apply(party: Party, data: PartyFields) -> None:
+        for name, value in party_columns(data).items():
+            setattr(party, name, value)
+
+    async def create(self, data: PartyIn) -> dict[str, Any]:
+        await lock_registry_for_write(self.session)
+        if (await self.session.execute(select(Party.id).where(Party.key == data.key))).first():
+            raise ConflictError(f"a party with key {data.key!r} exists already")
+        await self._check(data.key, data, existing=None)
+        party = Party(key=data.key, **party_columns(data))
+        self.session.add(party)
+        await self.session.flush()
+        assert party.id is not None
+        await self._write_children(party.id, data)
+        after = await self._document(party)
+        self.session.add(change_record("party", party.key, "create", self.actor, None, after))
+        await finish_write(self.session, f"party:{party.key}")
+        return with_metadata(after, party)
+
+    async def _locked_at_version(self, key: str, version: int) -> Party:
+        party = await self._row(key, for_update=True)
+        if party.version != version:
+            raise ConflictError(
+                f"party {key!r} was changed by someone else (your version {version}, current {party.version}); "
+                "reload it and apply your change again",
+                current_version=party.version,
+            )
+        return party
+
+    async def update(self, key: str, data: PartyUpdate) -> dict[str, Any]:
+        await lock_registry_for_write(self.session)
+        party = await self._locked_at_version(key, data.version)
+        before = await self._document(party)
+        await self._check(key, data, existing=party)
+        self._apply(party, data)
+        assert party.id is not None
+        await self._write_children(party.id, data)
+        after = await self._document(party)
+        if after != before:
+            party.version += 1
+            party.updated_at = utcnow()
+            self.session.add(change_record("party", key, "update", self.actor, before, after))
+            await finish_write(self.session, f"party:{key}")
+        return with_metadata(after, party)
+
+    async def deactivate(self, key: str, version: int) -> dict[str, Any]:
+        await lock_registry_for_write(self.session)
+        party = await self._locked_at_version(key, version)
+        before = await self._document(party)
+        if party.active:
+            party.active = False
+            party.version += 1
+            party.updated_at = utcnow()
+            after = {**before, "active": False}
+            self.session.add(change_record("party", key, "deactivate", self.actor, before, after))
+            await finish_write(self.session, f"party:{key}")
+        return with_metadata({**before, "active": party.active}, party)
+
+
+async def history(
+    session: AsyncSession, entity: str, key: str, limit: int, offset: int
+) -> tuple[list[dict[str, Any]], int]:
+    where = (ChangeRecord.entity == entity, ChangeRecord.entity_key == key)
+    total = (await session.execute(select(func.count()).select_from(ChangeRecord).where(*where))).scalar_one()
+    rows = (
+        await session.execute(
+            select(ChangeRecord).where(*where).order_by(ChangeRecord.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
+        )
+    ).scalars()
+    return [
+        {"at": r.at, "actor": r.actor, "action": r.action, "before": r.before, "after": r.after} for r in rows
+    ], total

@@ -1,0 +1,147 @@
+"""Shared fixtures. Every test that touches PostgreSQL gets its own database, cloned from a template that
+the Alembic migrations built once per run, and dropped afterwards, so parallel runs and leftovers never
+matter. The server is REGISTRY_TEST_POSTGRES_URL (default: the local service, trust auth)."""
+
+import asyncio
+import os
+import uuid
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import pytest
+import yaml
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from registry.app import create_app
+from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from registry.services.apikeys import create_api_key
+from registry.services.registry_document import import_registry, parse_document
+from registry.settings import Settings
+
+SERVER_URL = os.environ.get("REGISTRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
+SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
+RUN_ID = uuid.uuid4().hex[:8]
+
+
+def database_url(name: str) -> str:
+    """The asyncpg URL of database `name` on the test server."""
+    base, _, _ = SERVER_URL.rpartition("/")
+    return base.replace("postgresql://", "postgresql+asyncpg://", 1) + "/" + name
+
+
+async def _admin(sql: str) -> None:
+    conn = await asyncpg.connect(SERVER_URL)
+    try:
+        await conn.execute(sql)
+    finally:
+        await conn.close()
+
+
+async def create_database(name: str, template: str | None = None) -> None:
+    await _admin(f'CREATE DATABASE "{name}"' + (f' TEMPLATE "{template}"' if template else ""))
+
+
+async def drop_database(name: str) -> None:
+    await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture(scope="session")
+def template_database() -> Iterator[str]:
+    """A database at the head of the migrations, cloned by each test."""
+    name = f"registry_test_{RUN_ID}_template"
+    asyncio.run(create_database(name))
+    try:
+        upgrade_schema(database_url(name))
+        yield name
+    finally:
+        asyncio.run(drop_database(name))
+
+
+@pytest.fixture
+async def database(template_database: str) -> AsyncIterator[str]:
+    """A fresh, migrated, empty registry database of this test's own; yields its URL."""
+    name = f"registry_test_{RUN_ID}_{uuid.uuid4().hex[:10]}"
+    await create_database(name, template=template_database)
+    try:
+        yield database_url(name)
+    finally:
+        await drop_database(name)
+
+
+def test_settings(url: str, **overrides: Any) -> Settings:
+    values: dict[str, Any] = {
+        "database_url": url,
+        "seed_file": None,
+        "scheduler_enabled": False,
+        "secure_cookies": False,
+        "session_secret": "test-session-secret-" + RUN_ID,
+    }
+    values.update(overrides)
+    return Settings(**values)
+
+
+async def load_document(url: str, document: dict[str, Any], actor: str = "test") -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await import_registry(session, parse_document(document), actor)
+    finally:
+        await engine.dispose()
+
+
+def seed_document() -> dict[str, Any]:
+    return yaml.safe_load(SEED_FILE.read_text(encoding="utf-8"))
+
+
+async def make_key(url: str, name: str, *scopes: str) -> str:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await create_api_key(session, name, list(scopes), "test")
+    finally:
+        await engine.dispose()
+
+
+@pytest.fixture
+async def seeded_database(database: str) -> str:
+    """A database holding the Offix seed registry."""
+    await load_document(database, seed_document(), actor="seed")
+    return database
+
+
+def bearer(token: str) -> dict[str, str]:
+    return {"Authorization": f"Bearer {token}"}
+
+
+@pytest.fixture
+def app(database: str) -> Litestar:
+    return create_app(test_settings(database))
+
+
+@pytest.fixture
+async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+@pytest.fixture
+async def admin_headers(database: str) -> dict[str, str]:
+    return bearer(await make_key(database, "admin-test", "admin"))
+
+
+@pytest.fixture
+async def writer_headers(database: str) -> dict[str, str]:
+    return bearer(await make_key(database, "writer-test", "registry:read", "registry:write"))
+
+
+@pytest.fixture
+async def reader_headers(database: str) -> dict[str, str]:
+    return bearer(await make_key(database, "reader-test", "registry:read"))
+
+
+@pytest.fixture
+async def guard_headers(database: str) -> dict[str, str]:
+    return bearer(await make_key(database, "webshop", "guard:check"))
