@@ -90,7 +90,9 @@ class RegistryAuthenticationMiddleware(AbstractAuthenticationMiddleware):
                 raise NotAuthorizedException("unknown or revoked API key")
             return AuthenticationResult(user=principal, auth="api_key")
         resolver: SessionResolver | None = getattr(state, "session_resolver", None)
-        if resolver is not None:
+        # The API takes bearer keys only: a browser's session cookie must not authorise /api calls, or any
+        # page on the web could make a signed-in user's browser write to the registry (CSRF).
+        if resolver is not None and not connection.url.path.startswith("/api/"):
             principal = await resolver(connection)
             if principal is not None:
                 return AuthenticationResult(user=principal, auth="session")
