@@ -29,6 +29,7 @@ from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import date
 from enum import StrEnum
+from functools import lru_cache
 from types import MappingProxyType
 from typing import Any
 
@@ -94,11 +95,10 @@ def covers(entry: str, key: str) -> bool:
     return key == entry or key.startswith(entry + ".")
 
 
+@lru_cache(maxsize=4096)
 def special_category_roots_in(category: str) -> tuple[str, ...]:
     """The special-category roots a requested category falls under, or includes when it is an ancestor."""
-    return tuple(
-        root for root in SPECIAL_CATEGORY_ROOTS if covers(root, category) or root.startswith(category + ".")
-    )
+    return tuple(root for root in SPECIAL_CATEGORY_ROOTS if covers(root, category) or root.startswith(category + "."))
 
 
 def is_special_category(category: str) -> bool:
@@ -262,9 +262,7 @@ def _coverage(
 ) -> _Coverage:
     return _Coverage(
         agreement=agreement,
-        uncovered_categories=tuple(
-            c for c in categories if not _covered_by_any(agreement.data_categories, c)
-        ),
+        uncovered_categories=tuple(c for c in categories if not _covered_by_any(agreement.data_categories, c)),
         purpose_uncovered=purpose is not None and not _covered_by_any(agreement.purposes, purpose),
         subject_uncovered=subject is not None and not _covered_by_any(agreement.data_subjects, subject),
     )
@@ -291,9 +289,7 @@ def _kind_name(kind: str) -> str:
     return AGREEMENT_KIND_NAMES.get(kind, f"'{kind}' agreement")
 
 
-def _no_agreement_reason(
-    party: PartyView, agreements: Sequence[AgreementView], kind: str, day: date
-) -> Reason:
+def _no_agreement_reason(party: PartyView, agreements: Sequence[AgreementView], kind: str, day: date) -> Reason:
     message = f"{_label(party)} has no {_kind_name(kind)} in force on {day.isoformat()}"
     lapsed = sorted(
         (a for a in agreements if a.kind == kind),
@@ -307,7 +303,7 @@ def _no_agreement_reason(
     other_kinds = sorted({a.kind for a in agreements})
     if other_kinds:
         message += (
-            f": it has only {', '.join(_kind_name(k) for k in other_kinds)}, "
+            f": it has only {' and '.join('a ' + _kind_name(k) for k in other_kinds)}, "
             f"and the role {party.role} needs a {_kind_name(kind)}"
         )
     return Reason(ReasonCode.NO_AGREEMENT, message + ".", party=party.key)
@@ -391,9 +387,7 @@ def _agreement_findings(
     return reasons, chosen
 
 
-def _expiring_warning(
-    party: PartyView, agreement: AgreementView, day: date, within_days: int
-) -> Reason | None:
+def _expiring_warning(party: PartyView, agreement: AgreementView, day: date, within_days: int) -> Reason | None:
     if agreement.expires_on is None:
         return None
     days_left = (agreement.expires_on - day).days
@@ -590,8 +584,7 @@ def _request_findings(request: ShareRequest, categories: Sequence[str]) -> list[
         reasons.append(
             Reason(
                 ReasonCode.SUBJECT_NOT_COVERED,
-                f"'{request.data_subject}' is not a data subject of the Fides taxonomy, "
-                "so no agreement can cover it.",
+                f"'{request.data_subject}' is not a data subject of the Fides taxonomy, so no agreement can cover it.",
             )
         )
     for category in categories:
@@ -599,9 +592,7 @@ def _request_findings(request: ShareRequest, categories: Sequence[str]) -> list[
         if not roots:
             continue
         if covers(roots[0], category):
-            message = (
-                f"'{category}' is special-category data (GDPR Art. 9/10); the policy allows no sharing of it."
-            )
+            message = f"'{category}' is special-category data (GDPR Art. 9/10); the policy allows no sharing of it."
         else:
             message = (
                 f"'{category}' includes special-category data (GDPR Art. 9/10: {', '.join(roots)}); "
@@ -614,9 +605,7 @@ def _request_findings(request: ShareRequest, categories: Sequence[str]) -> list[
 # --- Entry points -----------------------------------------------------------------------------------
 
 
-def decide(
-    request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int = 30
-) -> Decision:
+def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int = 30) -> Decision:
     """The guard's answer to one share: every reason that applies, and allowed only when there is none."""
     categories = tuple(dict.fromkeys(request.data_categories))
     recipient = snapshot.parties.get(request.recipient)
