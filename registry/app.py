@@ -19,6 +19,7 @@ from registry.auth import PUBLIC_PATH_PATTERNS, ApiKeyCache, RegistryAuthenticat
 from registry.controllers.agreements import AgreementController
 from registry.controllers.apikeys import ApiKeyController
 from registry.controllers.deps import provide_db_session
+from registry.controllers.findings import RegistryFindingsController
 from registry.controllers.health import HealthController
 from registry.controllers.parties import PartyController
 from registry.controllers.registry_document import RegistryDocumentController
@@ -82,6 +83,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PartyController,
             AgreementController,
             RegistryDocumentController,
+            RegistryFindingsController,
             ApiKeyController,
             *guard.controller.route_handlers,
             *jobs.route_handlers,

@@ -2,6 +2,7 @@
 
 import asyncio
 import json
+import signal
 import sys
 from collections.abc import Awaitable, Callable
 from contextlib import contextmanager
@@ -99,6 +100,9 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
             err=True,
         )
     os.environ["REGISTRY_DATABASE_URL"] = url  # workers read their settings from the environment
+    # Uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that kills the
+    # process before atexit runs, and the embedded PostgreSQL would outlive us. Exit normally instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run("registry.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
 
 
@@ -217,10 +221,11 @@ def apikey_revoke(context: Context, name: str) -> None:
 def _register_subsystem_commands() -> None:
     """Guard, reminders and UI commands live with their sub-systems."""
     from guard.cli import commands as guard_commands
+    from guard.findings_cli import commands as findings_commands
     from registry.jobs.cli import commands as job_commands
     from registry.ui.cli import commands as ui_commands
 
-    for command in (*guard_commands, *job_commands, *ui_commands):
+    for command in (*guard_commands, *findings_commands, *job_commands, *ui_commands):
         main.add_command(command)
 
 
