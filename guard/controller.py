@@ -1,5 +1,89 @@
-"""Guard HTTP endpoints (filled by the guard work)."""
+"""Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
-from typing import Any
+import json
+from datetime import UTC, datetime
+from typing import Annotated, Any, Literal
 
-route_handlers: list[Any] = []
+from litestar import Controller, Request, get, post
+from litestar.datastructures import State
+from litestar.di import NamedDependency
+from litestar.params import QueryParameter
+from litestar.response import Response
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from guard.log import list_decisions
+from guard.service import bad_request, check_share, check_share_batch
+from registry.auth import requires
+from registry.controllers.deps import Limit, Offset, Page, page
+from registry.errors import FieldError
+
+RecipientFilter = Annotated[str | None, QueryParameter(max_length=200, description="recipient party key")]
+OutcomeFilter = Annotated[Literal["allowed", "denied"] | None, QueryParameter(description="allowed or denied")]
+Since = Annotated[datetime | None, QueryParameter(name="from", description="decided at or after (ISO 8601)")]
+Until = Annotated[datetime | None, QueryParameter(name="to", description="decided before (ISO 8601)")]
+
+# Requests are tiny; a batch of 1,000 fits well under this. Bigger bodies are refused before parsing.
+MAX_BODY_BYTES = 2 * 1024 * 1024
+
+
+async def _json_body(request: Request[Any, Any, Any]) -> tuple[Any, tuple[int, dict[str, Any]] | None]:
+    """The decoded body, or the 400 answer: the guard names the problem instead of a generic error."""
+    raw = await request.body()
+    if len(raw) > MAX_BODY_BYTES:
+        return None, bad_request([FieldError("(body)", f"the body exceeds {MAX_BODY_BYTES} bytes")])
+    try:
+        return json.loads(raw), None
+    except (ValueError, UnicodeDecodeError) as exc:
+        return None, bad_request([FieldError("(body)", f"the body is not valid JSON: {exc}")])
+
+
+def _utc(moment: datetime | None) -> datetime | None:
+    """A timestamp without an offset is taken as UTC, the log's own zone."""
+    if moment is None or moment.tzinfo is not None:
+        return moment
+    return moment.replace(tzinfo=UTC)
+
+
+class GuardController(Controller):
+    path = "/api/guard"
+    tags = ["guard"]
+
+    @post("/check", guards=[requires("guard:check")], status_code=200)
+    async def check(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+        """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
+        payload, error = await _json_body(request)
+        status, body = error or await check_share(state, payload, request.user.name)
+        return Response(body, status_code=status)
+
+    @post("/check-batch", guards=[requires("guard:check")], status_code=200)
+    async def check_batch(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+        """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
+        payload, error = await _json_body(request)
+        status, body = error or await check_share_batch(state, payload, request.user.name)
+        return Response(body, status_code=status)
+
+    @get("/decisions", guards=[requires("registry:read")])
+    async def decisions(
+        self,
+        db_session: NamedDependency[AsyncSession],
+        recipient: RecipientFilter = None,
+        outcome: OutcomeFilter = None,
+        since: Since = None,
+        until: Until = None,
+        limit: Limit = 50,
+        offset: Offset = 0,
+    ) -> Page[dict[str, Any]]:
+        """The decision log, newest first."""
+        items, total = await list_decisions(
+            db_session,
+            recipient=recipient,
+            outcome=outcome,
+            since=_utc(since),
+            until=_utc(until),
+            limit=limit,
+            offset=offset,
+        )
+        return page(items, total, limit, offset)
+
+
+route_handlers: list[Any] = [GuardController]

@@ -1,1 +1,47 @@
-"""Guard decision log tables (owned by the guard work; see guard/log.py)."""
+"""Guard decision log tables (owned by the guard work; see guard/log.py).
+
+The log is append-only and hash-chained: each entry's `hash` is sha256 over its canonical content and the
+previous entry's hash, and `seq` numbers entries without gaps. `guard_decision_head` holds the chain's
+last sequence number and hash, so that deleting the newest entries is detected too, and so that writers
+find the end of the chain in one row read.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+from registry.models.base import timestamp_column
+
+
+class GuardDecision(SQLModel, table=True):
+    __tablename__ = "guard_decision"
+    __table_args__ = (
+        Index("guard_decision_recipient", "recipient", "seq"),
+        Index("guard_decision_decided_at", "decided_at"),
+    )
+
+    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    decided_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    caller: str = Field(max_length=200)
+    recipient: str = Field(max_length=200)
+    allowed: bool
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    reasons: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    warnings: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    agreement: str | None = Field(default=None, max_length=64)
+    ruleset: str = Field(max_length=200)
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class GuardDecisionHead(SQLModel, table=True):
+    __tablename__ = "guard_decision_head"
+
+    id: int = Field(default=1, primary_key=True)
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_hash: str = Field(sa_column=Column(String(64), nullable=False))

@@ -1,0 +1,349 @@
+"""The guard's in-memory snapshot of the registry (DESIGN §4.5): built from the tables, kept fresh.
+
+Decisions never read the database: they read the snapshot an instance holds. Every registry write
+NOTIFYs `registry_changed` in its own transaction; each instance LISTENs on one dedicated connection and
+reloads on notice (bursts coalesce into one reload), and polls as a safety net in case a notice is lost.
+When the instance cannot confirm that its snapshot is current (the listener is gone, or reloads fail) and
+the snapshot is older than `snapshot_max_age_seconds`, the snapshot is unusable and the guard fails closed.
+"""
+
+import asyncio
+import contextlib
+import hashlib
+import logging
+import time
+from collections import defaultdict
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import asyncpg
+from sqlalchemy import select
+from sqlalchemy.engine import make_url
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from guard.policy import AgreementView, LocationView, PartyView, Snapshot, SubProcessorLinkView
+from registry.db import REGISTRY_CHANGED_CHANNEL
+from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
+
+log = logging.getLogger(__name__)
+
+POLICY_NAME = "eea-only"
+DEFAULT_TIMEZONE = "Europe/Stockholm"
+# Reconnect attempts while the database is away: often enough to recover fast, rarely enough to be quiet.
+LISTENER_RETRY_SECONDS = 0.5
+
+
+async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
+    """Build the pure Snapshot from the tables in four queries.
+
+    The snapshot's ruleset is ``<ruleset>@<12 hex of a hash of its contents>``, so the ruleset reported with
+    a decision changes whenever the registry does, and two instances holding the same registry agree on it.
+    """
+    parties = list((await session.execute(select(Party).order_by(Party.key))).scalars())
+    key_by_id = {p.id: p.key for p in parties}
+    locations: dict[int, list[LocationView]] = defaultdict(list)
+    for loc in (
+        await session.execute(
+            select(Location).order_by(col(Location.party_id), col(Location.position), col(Location.id))
+        )
+    ).scalars():
+        locations[loc.party_id].append(LocationView(territory=loc.territory, kind=loc.kind))
+    links: dict[int, list[SubProcessorLinkView]] = defaultdict(list)
+    for link in (
+        await session.execute(
+            select(SubProcessorLink).order_by(
+                col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id)
+            )
+        )
+    ).scalars():
+        links[link.processor_id].append(
+            SubProcessorLinkView(
+                party=key_by_id[link.sub_processor_id],
+                approved_on=link.approved_on,
+                objection_deadline=link.objection_deadline,
+            )
+        )
+    party_views = {
+        p.key: PartyView(
+            key=p.key,
+            name=p.name,
+            role=p.role,
+            category=p.category,
+            established_in=p.established_in,
+            active=p.active,
+            locations=tuple(locations.get(p.id or 0, ())),
+            sub_processors=tuple(links.get(p.id or 0, ())),
+        )
+        for p in parties
+    }
+    agreements: dict[str, list[AgreementView]] = defaultdict(list)
+    for agreement in (await session.execute(select(Agreement).order_by(Agreement.key))).scalars():
+        party_key = key_by_id[agreement.party_id]
+        agreements[party_key].append(
+            AgreementView(
+                key=agreement.key,
+                party=party_key,
+                kind=agreement.kind,
+                signed_on=agreement.signed_on,
+                effective_from=agreement.effective_from,
+                expires_on=agreement.expires_on,
+                terminated_on=agreement.terminated_on,
+                renewal=agreement.renewal,
+                notice_days=agreement.notice_days,
+                owner_email=agreement.owner_email,
+                data_categories=tuple(agreement.data_categories),
+                purposes=tuple(agreement.purposes),
+                data_subjects=tuple(agreement.data_subjects),
+                clauses=frozenset(agreement.clauses),
+                transfers_outside_eea_permitted=agreement.transfers_outside_eea_permitted,
+            )
+        )
+    agreements_by_party = {key: tuple(views) for key, views in agreements.items()}
+    digest = _content_digest(party_views, agreements_by_party)
+    return Snapshot(parties=party_views, agreements_by_party=agreements_by_party, ruleset=f"{ruleset}@{digest}")
+
+
+def _content_digest(parties: dict[str, PartyView], agreements: dict[str, tuple[AgreementView, ...]]) -> str:
+    """A stable hash of what the policy reads (repr of frozen dataclasses is deterministic, sets sorted)."""
+    hasher = hashlib.sha256()
+    for key in sorted(parties):
+        hasher.update(repr(parties[key]).encode())
+    for key in sorted(agreements):
+        for view in agreements[key]:
+            hasher.update(repr((view.key, sorted(view.clauses), *_fields_without_clauses(view))).encode())
+    return hasher.hexdigest()[:12]
+
+
+def _fields_without_clauses(view: AgreementView) -> tuple[Any, ...]:
+    return (
+        view.party,
+        view.kind,
+        view.signed_on,
+        view.effective_from,
+        view.expires_on,
+        view.terminated_on,
+        view.renewal,
+        view.notice_days,
+        view.data_categories,
+        view.purposes,
+        view.data_subjects,
+        view.transfers_outside_eea_permitted,
+    )
+
+
+def zone_or_default(name: str | None) -> ZoneInfo:
+    try:
+        return ZoneInfo(name or DEFAULT_TIMEZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        log.warning("unknown controller timezone %r; using %s", name, DEFAULT_TIMEZONE)
+        return ZoneInfo(DEFAULT_TIMEZONE)
+
+
+async def controller_timezone(session: AsyncSession) -> ZoneInfo:
+    """The controller's timezone (DESIGN §4.3: 'today' is its calendar date); Europe/Stockholm if unset."""
+    name = (
+        await session.execute(select(col(ControllerProfile.timezone)).where(col(ControllerProfile.id) == 1))
+    ).scalar()
+    return zone_or_default(name)
+
+
+async def controller_today(session: AsyncSession) -> date:
+    return datetime.now(await controller_timezone(session)).date()
+
+
+@dataclass(frozen=True, slots=True)
+class LoadedSnapshot:
+    snapshot: Snapshot
+    timezone: ZoneInfo
+    loaded_at: float  # time.monotonic() when the load's transaction read the tables
+
+    def today(self) -> date:
+        """The controller's calendar date now: computed per decision, never cached with the snapshot."""
+        return datetime.now(self.timezone).date()
+
+
+class SnapshotUnavailable(Exception):
+    """The guard cannot decide: it holds no snapshot it may trust."""
+
+
+def asyncpg_dsn(database_url: str) -> str:
+    """The SQLAlchemy URL (postgresql+asyncpg://…) as a DSN asyncpg.connect accepts."""
+    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
+
+
+class SnapshotRefresher:
+    """Holds this instance's snapshot and keeps it current; one LISTEN connection per instance."""
+
+    def __init__(
+        self,
+        sessionmaker: async_sessionmaker[AsyncSession],
+        database_url: str,
+        *,
+        max_age_seconds: float,
+        poll_seconds: float,
+        ruleset: str = POLICY_NAME,
+    ) -> None:
+        self._sessionmaker = sessionmaker
+        self._dsn = asyncpg_dsn(database_url)
+        self.max_age_seconds = max_age_seconds
+        self.poll_seconds = poll_seconds
+        self.ruleset = ruleset
+        self.current: LoadedSnapshot | None = None
+        self.reloads = 0
+        self.last_error: str | None = None
+        self._unconfirmed = False
+        self._listener: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+        self._listener_lost = asyncio.Event()
+        self._task: asyncio.Task[None] | None = None
+
+    # --- State -------------------------------------------------------------------------------------
+
+    @property
+    def listening(self) -> bool:
+        return self._listener is not None and not self._listener.is_closed()
+
+    def age_seconds(self) -> float | None:
+        return None if self.current is None else time.monotonic() - self.current.loaded_at
+
+    def usable(self) -> LoadedSnapshot:
+        """The snapshot to decide on, or SnapshotUnavailable.
+
+        While the listener is up and the last reload worked, no change can have gone unseen, so the
+        snapshot is current whatever its age. Otherwise it is trusted only up to the configured age.
+        """
+        loaded = self.current
+        if loaded is None:
+            raise SnapshotUnavailable("the guard has not loaded the registry yet")
+        if self.listening and not self._unconfirmed:
+            return loaded
+        age = time.monotonic() - loaded.loaded_at
+        if age > self.max_age_seconds:
+            raise SnapshotUnavailable(
+                f"the registry snapshot is {age:.1f} s old and the database cannot be reached to refresh it "
+                f"(bound: {self.max_age_seconds:g} s)"
+            )
+        return loaded
+
+    def describe(self) -> dict[str, Any]:
+        """For /health/ready."""
+        age = self.age_seconds()
+        try:
+            self.usable()
+            state = "ok"
+        except SnapshotUnavailable:
+            state = "unavailable"
+        return {
+            "status": state,
+            "ruleset": None if self.current is None else self.current.snapshot.ruleset,
+            "age_seconds": None if age is None else round(age, 3),
+            "listening": self.listening,
+            "reloads": self.reloads,
+        }
+
+    # --- Loading -----------------------------------------------------------------------------------
+
+    async def reload(self) -> LoadedSnapshot:
+        started = time.monotonic()
+        try:
+            async with self._sessionmaker() as session, session.begin():
+                # One repeatable-read transaction: the snapshot never mixes two registry states.
+                await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                snapshot = await load_snapshot(session, ruleset=self.ruleset)
+                timezone = await controller_timezone(session)
+        except Exception as exc:
+            self._unconfirmed = True
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        loaded = LoadedSnapshot(snapshot=snapshot, timezone=timezone, loaded_at=started)
+        self.current = loaded
+        self._unconfirmed = False
+        self.last_error = None
+        self.reloads += 1
+        return loaded
+
+    # --- Listening ---------------------------------------------------------------------------------
+
+    def _on_notice(self, *_: Any) -> None:
+        self._changed.set()
+
+    def _on_termination(self, *_: Any) -> None:
+        log.warning("registry change listener lost its connection")
+        # Changes made while no one listens go unseen: the snapshot is unconfirmed until the next reload.
+        self._unconfirmed = True
+        self._listener_lost.set()
+        self._changed.set()  # wake the loop so it reconnects now
+
+    async def _connect_listener(self) -> None:
+        connection = await asyncpg.connect(self._dsn, timeout=5)
+        try:
+            await connection.add_listener(REGISTRY_CHANGED_CHANNEL, self._on_notice)
+            connection.add_termination_listener(self._on_termination)
+        except BaseException:
+            await connection.close()
+            raise
+        self._listener = connection
+        self._listener_lost.clear()
+
+    async def _close_listener(self) -> None:
+        connection, self._listener = self._listener, None
+        if connection is not None and not connection.is_closed():
+            with contextlib.suppress(Exception):
+                await asyncio.wait_for(connection.close(), timeout=2)
+            if not connection.is_closed():
+                connection.terminate()
+
+    async def start(self) -> None:
+        """Load once before serving (failing quietly: the loop keeps trying), then keep it fresh."""
+        with contextlib.suppress(Exception):
+            await self._connect_listener()
+        try:
+            await self.reload()
+        except Exception:
+            log.exception("could not load the registry snapshot at start-up; the guard answers 503 until it can")
+        self._task = asyncio.create_task(self._run(), name="guard-snapshot-refresher")
+
+    async def stop(self) -> None:
+        if self._task is not None:
+            self._task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._task
+            self._task = None
+        await self._close_listener()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception:  # never let the refresher die: the guard would silently go stale
+                log.exception("snapshot refresher step failed")
+                await asyncio.sleep(LISTENER_RETRY_SECONDS)
+
+    async def _step(self) -> None:
+        if not self.listening or self._listener_lost.is_set():
+            await self._close_listener()
+            try:
+                await self._connect_listener()
+            except Exception as exc:
+                self.last_error = f"listener: {type(exc).__name__}: {exc}"
+                await asyncio.sleep(LISTENER_RETRY_SECONDS)
+                return
+            # Notices sent while we were away are lost: reload now.
+            self._changed.set()
+        wait = self.poll_seconds if not self._unconfirmed else min(self.poll_seconds, LISTENER_RETRY_SECONDS)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout=wait)
+        # Clear before reading: a notice arriving during the reload sets it again and causes one more
+        # reload, so a burst of writes costs at most two reloads and the last write is always seen.
+        self._changed.clear()
+        if self._listener_lost.is_set():
+            return  # reconnect first, then reload
+        try:
+            await self.reload()
+        except Exception as exc:
+            log.warning("registry snapshot reload failed: %s", exc)
