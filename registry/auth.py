@@ -17,8 +17,9 @@ from registry.models import ApiKey
 
 SCOPES = ("registry:read", "registry:write", "guard:check", "admin")
 TOKEN_PREFIX = "ofx_"
-# Paths anyone may call: health probes for load balancers. Everything else needs a key or a login.
-PUBLIC_PATH_PATTERNS: list[str] = ["^/health/"]
+# Paths anyone may call: health probes for load balancers, and the renewals calendar feed, whose secret
+# token in the URL is its credential (calendar clients can't send headers). Everything else needs a key or a login.
+PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/"]
 # Revocation reaches every instance within this many seconds, without a database read per request.
 KEY_CACHE_SECONDS = 5.0
 

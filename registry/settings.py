@@ -88,6 +88,9 @@ class Settings:
     smtp_from: str = "registry@offix.example"
     webhook_url: str | None = None
     webhook_secret: str | None = None
+    reminder_lapsed_interval_days: int = 7  # after expiry, remind this often while the party is active
+    reminder_retry_seconds: float = 300.0  # first retry of a failed send; doubles per attempt
+    reminder_retry_max_seconds: float = 21_600.0
     # Web UI
     session_secret: str | None = None
     secure_cookies: bool = True
@@ -120,6 +123,9 @@ class Settings:
             smtp_from=os.environ.get("REGISTRY_SMTP_FROM", "registry@offix.example"),
             webhook_url=os.environ.get("REGISTRY_WEBHOOK_URL") or None,
             webhook_secret=os.environ.get("REGISTRY_WEBHOOK_SECRET") or None,
+            reminder_lapsed_interval_days=_int("REGISTRY_REMINDER_LAPSED_INTERVAL_DAYS", 7, minimum=1),
+            reminder_retry_seconds=_float("REGISTRY_REMINDER_RETRY_SECONDS", 300.0),
+            reminder_retry_max_seconds=_float("REGISTRY_REMINDER_RETRY_MAX_SECONDS", 21_600.0),
             session_secret=os.environ.get("REGISTRY_SESSION_SECRET") or None,
             secure_cookies=_bool("REGISTRY_SECURE_COOKIES", True),
         )

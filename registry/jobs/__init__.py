@@ -1,4 +1,4 @@
-"""Scheduled jobs: renewal reminders (filled by the reminders work)."""
+"""Scheduled jobs: renewal reminders, the renewals list and the renewals calendar feed."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -6,9 +6,23 @@ from typing import Any
 
 from litestar import Litestar
 
-route_handlers: list[Any] = []
+from registry.jobs.controller import CalendarFeedController, CalendarFeedFile, RenewalController
+
+route_handlers: list[Any] = [RenewalController, CalendarFeedController, CalendarFeedFile]
 
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    yield
+    """Start the reminder scheduler unless `REGISTRY_SCHEDULER_ENABLED` is off."""
+    if not app.state.settings.scheduler_enabled:
+        app.state.scheduler = None
+        yield
+        return
+    from registry.jobs.scheduler import start_scheduler
+
+    scheduler = await start_scheduler(app)
+    app.state.scheduler = scheduler
+    try:
+        yield
+    finally:
+        scheduler.shutdown(wait=False)

@@ -1,5 +1,111 @@
 """Command-line commands of this sub-system, added to `registry` by registry/cli.py."""
 
+import asyncio
+from datetime import date, datetime
+from typing import TYPE_CHECKING
+
 import click
 
+if TYPE_CHECKING:
+    from registry.cli import Context  # imported lazily at run time: registry.cli imports this module
+
 commands: list[click.Command] = []
+
+
+@click.group()
+def reminders() -> None:
+    """Agreement renewal reminders."""
+
+
+@reminders.command("run")
+@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="scan as of this date (default: controller's today)")
+@click.pass_obj
+def reminders_run(context: "Context", today: datetime | None) -> None:
+    """Scan for due reminders once and send every pending one; print what was sent."""
+    from registry.db import make_engine, make_sessionmaker
+    from registry.jobs.reminders import run_reminders
+    from registry.jobs.renewals import controller_today
+
+    async def main() -> None:
+        engine = make_engine(context.database_url, pool_size=2)
+        try:
+            sessionmaker = make_sessionmaker(engine)
+            async with sessionmaker() as session:
+                day: date = today.date() if today else await controller_today(session)
+            result, outcomes = await run_reminders(sessionmaker, context.settings, today=day)
+        finally:
+            await engine.dispose()
+        click.echo(f"{day}: {len(result.due)} reminder(s) due, {result.written} new")
+        for o in outcomes:
+            line = f"{o.status:9} #{o.reminder_id} {o.kind:18} {o.agreement} {o.due_date} -> {o.channel} {o.recipient}"
+            click.echo(line + (f" ({o.error})" if o.error else ""))
+        if not outcomes:
+            click.echo("nothing to send")
+
+    asyncio.run(main())
+
+
+@reminders.command("list")
+@click.option("--pending", is_flag=True, help="only reminders not sent yet")
+@click.pass_obj
+def reminders_list(context: "Context", pending: bool) -> None:
+    """List reminder rows, newest first."""
+    from registry.jobs.reminders import list_reminders
+
+    for r in context.run(lambda s: list_reminders(s, pending_only=pending)):
+        state = (
+            f"sent {r['sent_at']:%Y-%m-%d %H:%M}"
+            if r["sent_at"]
+            else "cancelled"
+            if r["cancelled_at"]
+            else f"pending (attempts {r['attempts']}{', ' + r['last_error'] if r['last_error'] else ''})"
+        )
+        click.echo(
+            f"#{r['id']} {r['threshold_date']} {r['kind']:18} {r['agreement']} {r['due_date']} "
+            f"{r['channel']} {r['recipient']}: {state}"
+        )
+
+
+@click.group()
+def feed() -> None:
+    """Secret calendar feed URLs of agreement renewals."""
+
+
+@feed.command("create")
+@click.argument("name")
+@click.pass_obj
+def feed_create(context: "Context", name: str) -> None:
+    """Create a feed; its secret URL is the only line printed on stdout, shown this once."""
+    from registry.cli import CLI_ACTOR, reported_errors
+    from registry.jobs.calendar import create_feed, feed_url
+
+    with reported_errors():
+        token = context.run(lambda s: create_feed(s, name, CLI_ACTOR))
+    click.echo(feed_url(context.settings.public_url, token))
+
+
+@feed.command("list")
+@click.pass_obj
+def feed_list(context: "Context") -> None:
+    """List feeds (never their URLs)."""
+    from registry.jobs.calendar import list_feeds
+
+    for f in context.run(list_feeds):
+        state = f"revoked {f['revoked_at']:%Y-%m-%d %H:%M}" if f["revoked_at"] else "active"
+        click.echo(f"{f['name']}\tcreated {f['created_at']:%Y-%m-%d %H:%M} by {f['created_by']}\t{state}")
+
+
+@feed.command("revoke")
+@click.argument("name")
+@click.pass_obj
+def feed_revoke(context: "Context", name: str) -> None:
+    """Revoke a feed: its URL answers 404 from now on."""
+    from registry.cli import reported_errors
+    from registry.jobs.calendar import revoke_feed
+
+    with reported_errors():
+        context.run(lambda s: revoke_feed(s, name))
+    click.echo(f"revoked {name}")
+
+
+commands.extend([reminders, feed])
