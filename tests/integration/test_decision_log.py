@@ -1,0 +1,359 @@
+"""The decision log (DESIGN §4.4): group commit, the hash chain, tamper detection, and its listing."""
+
+import asyncio
+import getpass
+import json
+import os
+import subprocess
+import sys
+import uuid
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import asyncpg
+import pytest
+from click.testing import CliRunner
+
+from guard.log import DecisionEntry, DecisionLogWriter, append_decisions, verify_log
+from registry.cli import main
+from registry.db import make_engine, make_sessionmaker
+from tests.conftest import bearer, make_key
+
+REPO = Path(__file__).resolve().parents[2]
+ALLOWED_SHARE = {
+    "recipient": "nordfrakt",
+    "purpose": "essential.service.operations",
+    "data_categories": ["user.name", "user.contact.address"],
+}
+
+
+def plain_url(url: str) -> str:
+    return url.replace("postgresql+asyncpg://", "postgresql://", 1)
+
+
+def entry(recipient: str = "nordfrakt", *, allowed: bool = True, at: datetime | None = None) -> DecisionEntry:
+    return DecisionEntry(
+        decision_id=uuid.uuid4(),
+        decided_at=at or datetime.now(UTC),
+        caller="test",
+        request={"recipient": recipient, "purpose": "essential.service.operations", "data_categories": ["user.name"]},
+        allowed=allowed,
+        reasons=[] if allowed else [{"code": "RECIPIENT_UNKNOWN", "message": "unknown"}],
+        warnings=[],
+        agreement="nordfrakt-dpa-2024" if allowed else None,
+        ruleset="eea-only@test",
+    )
+
+
+async def write_entries(url: str, count: int) -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await append_decisions(session, [entry() for _ in range(count)])
+    finally:
+        await engine.dispose()
+
+
+async def verify(url: str):
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            return await verify_log(session)
+    finally:
+        await engine.dispose()
+
+
+async def sql(url: str, statement: str) -> None:
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+def run_cli(url: str, *args: str):
+    """The `registry` command in-process (click's runner), in a thread: the CLI runs its own event loop."""
+    return CliRunner().invoke(main, list(args), env={"REGISTRY_DATABASE_URL": plain_url(url)}, catch_exceptions=False)
+
+
+# --- Group commit and the chain ------------------------------------------------------------------------
+
+
+async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(database):
+    engine = make_engine(database)
+    writer = DecisionLogWriter(make_sessionmaker(engine), batch_max=50)
+    writer.start()
+    try:
+        await asyncio.gather(*(writer.append([entry()]) for _ in range(200)))
+    finally:
+        await writer.stop()
+        await engine.dispose()
+    assert writer.entries_written == 200
+    assert writer.commits == 4  # 200 concurrent requests, at most 50 per commit
+    result = await verify(database)
+    assert result.ok, result.describe()
+    assert result.entries == 200
+
+
+async def test_two_instances_appending_at_once_extend_one_chain(database):
+    engines = [make_engine(database), make_engine(database)]
+    writers = [DecisionLogWriter(make_sessionmaker(e), batch_max=7) for e in engines]
+    for writer in writers:
+        writer.start()
+    try:
+        await asyncio.gather(*(writers[i % 2].append([entry()]) for i in range(120)))
+    finally:
+        for writer in writers:
+            await writer.stop()
+        for engine in engines:
+            await engine.dispose()
+    result = await verify(database)
+    assert result.ok, result.describe()
+    assert result.entries == 120
+
+
+async def test_an_empty_log_is_intact(database):
+    result = await verify(database)
+    assert result.ok
+    assert result.describe() == "log intact: 0 entries"
+
+
+# --- Tampering through SQL -------------------------------------------------------------------------------
+
+
+async def test_an_edited_entry_is_named_as_the_first_bad_one(database):
+    await write_entries(database, 6)
+    await sql(database, "UPDATE guard_decision SET allowed = NOT allowed WHERE seq = 3")
+    await sql(database, "UPDATE guard_decision SET caller = 'someone-else' WHERE seq = 5")
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 3
+    assert "edited" in result.problem
+
+
+async def test_an_edit_inside_the_json_of_an_entry_is_detected(database):
+    await write_entries(database, 4)
+    await sql(
+        database, """UPDATE guard_decision SET request = jsonb_set(request, '{recipient}', '"x"') WHERE seq = 2"""
+    )
+    result = await verify(database)
+    assert (result.ok, result.first_bad_seq) == (False, 2)
+
+
+async def test_a_deleted_entry_is_named_as_the_first_bad_one(database):
+    await write_entries(database, 6)
+    await sql(database, "DELETE FROM guard_decision WHERE seq = 4")
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 4
+    assert "missing" in result.problem
+
+
+async def test_deleting_the_newest_entries_is_detected(database):
+    await write_entries(database, 6)
+    await sql(database, "DELETE FROM guard_decision WHERE seq >= 5")
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 5
+
+
+async def test_an_inserted_entry_is_named_as_the_first_bad_one(database):
+    await write_entries(database, 5)
+    await sql(
+        database,
+        "INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons,"
+        " warnings, agreement, ruleset, prev_hash, hash)"
+        " SELECT 6, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
+        " ruleset, hash, repeat('a', 64) FROM guard_decision WHERE seq = 5",
+    )
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 6
+
+
+async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_next_link(database):
+    await write_entries(database, 5)
+    engine = make_engine(database, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            from sqlalchemy import select
+
+            from guard.log import entry_hash
+            from registry.models.decision import GuardDecision
+
+            row = (await session.execute(select(GuardDecision).where(GuardDecision.seq == 2))).scalar_one()
+            forged = entry_hash(
+                seq=2,
+                decision_id=row.decision_id,
+                decided_at=row.decided_at,
+                caller=row.caller,
+                recipient=row.recipient,
+                request=row.request,
+                allowed=not row.allowed,
+                reasons=row.reasons,
+                warnings=row.warnings,
+                agreement=row.agreement,
+                ruleset=row.ruleset,
+                prev_hash=row.prev_hash,
+            )
+    finally:
+        await engine.dispose()
+    await sql(database, f"UPDATE guard_decision SET allowed = NOT allowed, hash = '{forged}' WHERE seq = 2")
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 3
+    assert "link" in result.problem
+
+
+# --- The command line -------------------------------------------------------------------------------------
+
+
+async def test_verify_log_exits_zero_on_an_intact_log_and_one_naming_the_entry_after_tampering(database):
+    await write_entries(database, 5)
+    intact = await asyncio.to_thread(run_cli, database, "guard", "verify-log")
+    assert intact.exit_code == 0, intact.output
+    assert "log intact: 5 entries" in intact.stdout
+    await sql(database, "UPDATE guard_decision SET ruleset = 'eea-only@other' WHERE seq = 2")
+    broken = await asyncio.to_thread(run_cli, database, "guard", "verify-log")
+    assert broken.exit_code == 1
+    assert "entry 2" in broken.stderr
+
+
+async def test_the_installed_registry_command_reports_a_deleted_entry(database):
+    await write_entries(database, 3)
+    await sql(database, "DELETE FROM guard_decision WHERE seq = 2")
+    env = {**os.environ, "REGISTRY_DATABASE_URL": plain_url(database)}
+    registry = Path(sys.executable).parent / "registry"
+    completed = await asyncio.to_thread(
+        subprocess.run,
+        [str(registry), "guard", "verify-log"],
+        env=env,
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert completed.returncode == 1, completed.stdout + completed.stderr
+    assert "entry 2" in completed.stderr
+
+
+async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(seeded_database):
+    allowed = await asyncio.to_thread(
+        run_cli,
+        seeded_database,
+        "guard",
+        "check",
+        "--recipient",
+        "nordfrakt",
+        "--purpose",
+        "essential.service.operations",
+        "--category",
+        "user.name",
+        "--category",
+        "user.contact.address",
+        "--destination",
+        "SE",
+        "--data-subject",
+        "customer",
+    )
+    assert allowed.exit_code == 0, allowed.output
+    answer = json.loads(allowed.stdout)
+    assert answer["allowed"] is True
+    assert answer["agreement"] == "nordfrakt-dpa-2024"
+    denied = await asyncio.to_thread(
+        run_cli, seeded_database, "guard", "check", "--recipient", "uppbordsverket", "--purpose", "legal",
+        "--category", "user.name",
+    )  # fmt: skip
+    assert denied.exit_code == 1
+    assert "RECIPIENT_IS_AUTHORITY" in {r["code"] for r in json.loads(denied.stdout)["reasons"]}
+    engine = make_engine(seeded_database, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session:
+            from guard.log import list_decisions
+
+            items, total = await list_decisions(session)
+    finally:
+        await engine.dispose()
+    assert total == 2
+    assert items[1]["decision_id"] == answer["decision_id"]
+    assert {item["caller"] for item in items} == {f"cli:{getpass.getuser()}"}
+    assert (await verify(seeded_database)).ok
+
+
+async def test_guard_check_on_the_command_line_rejects_a_structurally_bad_request(seeded_database):
+    result = await asyncio.to_thread(
+        run_cli, seeded_database, "guard", "check", "--recipient", "n" * 201, "--purpose", "x", "--category", "y"
+    )
+    assert result.exit_code == 2
+    assert "recipient" in result.stderr
+
+
+# --- GET /api/guard/decisions -----------------------------------------------------------------------------
+
+
+@pytest.fixture
+async def logged_decisions(database):
+    """Ten decisions: nordfrakt allowed (6), kvarnberg denied (4), an hour apart going back from now."""
+    now = datetime.now(UTC)
+    entries = [entry("nordfrakt", at=now - timedelta(hours=9 - i)) for i in range(6)]
+    entries += [entry("kvarnberg", allowed=False, at=now - timedelta(hours=3 - i)) for i in range(4)]
+    engine = make_engine(database, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await append_decisions(session, entries)
+    finally:
+        await engine.dispose()
+    return now
+
+
+async def test_decisions_are_listed_newest_first_with_a_total(client, reader_headers, logged_decisions):
+    response = await client.get("/api/guard/decisions", headers=reader_headers)
+    assert response.status_code == 200, response.text
+    body = response.json()
+    assert body["total"] == 10
+    assert [d["seq"] for d in body["items"]] == list(range(10, 0, -1))
+
+
+async def test_decisions_filter_by_recipient_and_outcome(client, reader_headers, logged_decisions):
+    by_recipient = (
+        await client.get("/api/guard/decisions", params={"recipient": "kvarnberg"}, headers=reader_headers)
+    ).json()
+    assert by_recipient["total"] == 4
+    assert {d["recipient"] for d in by_recipient["items"]} == {"kvarnberg"}
+    allowed = (await client.get("/api/guard/decisions", params={"outcome": "allowed"}, headers=reader_headers)).json()
+    assert allowed["total"] == 6
+    assert all(d["allowed"] for d in allowed["items"])
+    none = (
+        await client.get(
+            "/api/guard/decisions", params={"recipient": "nordfrakt", "outcome": "denied"}, headers=reader_headers
+        )
+    ).json()
+    assert none["total"] == 0
+
+
+async def test_decisions_filter_by_time_range_and_paginate(client, reader_headers, logged_decisions):
+    now = logged_decisions
+    params = {
+        "from": (now - timedelta(hours=5, minutes=30)).isoformat(),
+        "to": (now - timedelta(hours=1, minutes=30)).isoformat(),
+        "limit": 2,
+        "offset": 1,
+    }
+    body = (await client.get("/api/guard/decisions", params=params, headers=reader_headers)).json()
+    # Decided 5, 4 (nordfrakt) and 3, 2 (kvarnberg) hours ago: four in range, page of two after the newest.
+    assert body["total"] == 4
+    assert [d["seq"] for d in body["items"]] == [7, 6]
+
+
+@pytest.mark.parametrize(
+    "params", [{"outcome": "maybe"}, {"from": "yesterday"}, {"limit": 0}, {"limit": 501}, {"offset": -1}]
+)
+async def test_bad_decision_filters_are_a_400(client, reader_headers, params):
+    response = await client.get("/api/guard/decisions", params=params, headers=reader_headers)
+    assert response.status_code == 400
+
+
+async def test_the_decision_log_needs_the_read_scope(client, database):
+    checker = bearer(await make_key(database, "webshop-only", "guard:check"))
+    assert (await client.get("/api/guard/decisions", headers=checker)).status_code == 403
+    assert (await client.get("/api/guard/decisions")).status_code == 401
