@@ -9,10 +9,12 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Response
+from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
-from guard.service import bad_request, check_share, check_share_batch
+from guard.service import bad_request, check_share, check_share_batch, unavailable
 from registry.auth import requires
 from registry.controllers.deps import Limit, Offset, Page, page
 from registry.errors import FieldError
@@ -37,6 +39,20 @@ async def _json_body(request: Request[Any, Any, Any]) -> tuple[Any, tuple[int, d
         return None, bad_request([FieldError("(body)", f"the body is not valid JSON: {exc}")])
 
 
+def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Any database failure on the way to a decision (the API key lookup included) is a fail-closed 503."""
+    status, body = unavailable(f"the registry database is unavailable ({type(exc).__name__})")
+    return Response(body, status_code=status)
+
+
+# Route-level handlers also catch what the authentication middleware raises before the handler runs.
+CHECK_EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+    DBAPIError: _cannot_decide,
+    PoolTimeoutError: _cannot_decide,
+    OSError: _cannot_decide,
+}
+
+
 def _utc(moment: datetime | None) -> datetime | None:
     """A timestamp without an offset is taken as UTC, the log's own zone."""
     if moment is None or moment.tzinfo is not None:
@@ -48,14 +64,19 @@ class GuardController(Controller):
     path = "/api/guard"
     tags = ["guard"]
 
-    @post("/check", guards=[requires("guard:check")], status_code=200)
+    @post("/check", guards=[requires("guard:check")], status_code=200, exception_handlers=CHECK_EXCEPTION_HANDLERS)
     async def check(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         payload, error = await _json_body(request)
         status, body = error or await check_share(state, payload, request.user.name)
         return Response(body, status_code=status)
 
-    @post("/check-batch", guards=[requires("guard:check")], status_code=200)
+    @post(
+        "/check-batch",
+        guards=[requires("guard:check")],
+        status_code=200,
+        exception_handlers=CHECK_EXCEPTION_HANDLERS,
+    )
     async def check_batch(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
         payload, error = await _json_body(request)

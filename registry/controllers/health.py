@@ -1,5 +1,7 @@
 """Health probes: the only endpoints without authentication."""
 
+from typing import Any
+
 from litestar import Controller, get
 from litestar.datastructures import State
 from litestar.response import Response
@@ -15,10 +17,16 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", exclude_from_auth=True)
-    async def ready(self, state: State) -> Response[dict[str, str]]:
+    async def ready(self, state: State) -> Response[dict[str, Any]]:
+        # An instance whose guard cannot decide is not ready: the load balancer should send checks elsewhere.
+        snapshots = getattr(state, "guard_snapshots", None)
+        guard = snapshots.describe() if snapshots is not None else {"status": "not started"}
         try:
             async with state.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means "not ready"
-            return Response({"status": "unavailable", "database": type(exc).__name__}, status_code=503)
-        return Response({"status": "ok", "database": "ok"})
+            body = {"status": "unavailable", "database": type(exc).__name__, "guard": guard}
+            return Response(body, status_code=503)
+        if guard["status"] != "ok":
+            return Response({"status": "unavailable", "database": "ok", "guard": guard}, status_code=503)
+        return Response({"status": "ok", "database": "ok", "guard": guard})

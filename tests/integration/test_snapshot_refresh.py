@@ -1,0 +1,218 @@
+"""The guard's snapshot (DESIGN §4.5): refreshed across instances by LISTEN/NOTIFY, fail closed when stale."""
+
+import asyncio
+import json
+import time
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+
+import asyncpg
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from registry.app import create_app
+from tests.conftest import SERVER_URL, load_document, seed_document
+from tests.conftest import test_settings as settings_for
+
+SHARE = {
+    "recipient": "nordfrakt",
+    "purpose": "essential.service.operations",
+    "data_categories": ["user.name", "user.contact.address"],
+    "destination": "SE",
+}
+
+
+def database_name(url: str) -> str:
+    return url.rsplit("/", 1)[1]
+
+
+async def admin_sql(statement: str) -> None:
+    connection = await asyncpg.connect(SERVER_URL)
+    try:
+        await connection.execute(statement)
+    finally:
+        await connection.close()
+
+
+async def cut_off(url: str) -> None:
+    """Make the database unreachable for the app: refuse new connections and end the open ones."""
+    name = database_name(url)
+    await admin_sql(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS false')
+    await admin_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'")
+
+
+async def restore(url: str) -> None:
+    await admin_sql(f'ALTER DATABASE "{database_name(url)}" ALLOW_CONNECTIONS true')
+
+
+@asynccontextmanager
+async def running(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    async with AsyncTestClient(app) as client:
+        yield client
+
+
+async def poll_until(predicate, *, within: float, every: float = 0.02):
+    """Call `predicate` until it returns a truthy value or the deadline passes; return its last value."""
+    deadline = time.monotonic() + within
+    while True:
+        value = await predicate()
+        if value or time.monotonic() > deadline:
+            return value
+        await asyncio.sleep(every)
+
+
+async def test_a_change_written_through_one_instance_is_obeyed_by_another_within_a_second(
+    seeded_database, writer_headers, guard_headers
+):
+    # A long poll interval: only the LISTEN/NOTIFY path can deliver the change within the bound.
+    settings = settings_for(seeded_database, snapshot_poll_seconds=300.0)
+    async with running(create_app(settings)) as instance_a, running(create_app(settings)) as instance_b:
+        before = await instance_b.post("/api/guard/check", json=SHARE, headers=guard_headers)
+        assert before.json()["allowed"] is True
+        party = (await instance_a.get("/api/parties/nordfrakt", headers=writer_headers)).json()
+
+        deactivated = await instance_a.delete(
+            "/api/parties/nordfrakt", params={"version": party["version"]}, headers=writer_headers
+        )
+        assert deactivated.status_code == 200, deactivated.text
+        written_at = time.monotonic()
+
+        async def instance_b_denies():
+            body = (await instance_b.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()
+            return not body["allowed"] and "RECIPIENT_INACTIVE" in {r["code"] for r in body["reasons"]}
+
+        obeyed = await poll_until(instance_b_denies, within=1.0)
+        waited = time.monotonic() - written_at
+        assert obeyed, f"instance B still allowed the share {waited:.2f} s after the change"
+        after = await instance_b.post("/api/guard/check", json=SHARE, headers=guard_headers)
+        assert after.json()["ruleset"] != before.json()["ruleset"]
+
+
+async def test_the_ruleset_names_the_registry_state_and_is_the_same_on_every_instance(seeded_database, guard_headers):
+    settings = settings_for(seeded_database)
+    async with running(create_app(settings)) as instance_a, running(create_app(settings)) as instance_b:
+        ruleset_a = (await instance_a.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["ruleset"]
+        ruleset_b = (await instance_b.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["ruleset"]
+    assert ruleset_a == ruleset_b
+    assert ruleset_a.startswith("eea-only@")
+
+
+async def test_a_registry_import_reaches_the_guard_without_a_restart(database, admin_headers, guard_headers):
+    settings = settings_for(database, snapshot_poll_seconds=300.0)
+    async with running(create_app(settings)) as client:
+        unknown = (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()
+        assert [r["code"] for r in unknown["reasons"]] == ["RECIPIENT_UNKNOWN"]
+        document = json.loads(json.dumps(seed_document(), default=str))  # dates as ISO strings
+        imported = await client.put("/api/registry", json=document, headers=admin_headers)
+        assert imported.status_code == 200, imported.text
+
+        async def allowed():
+            return (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"]
+
+        assert await poll_until(allowed, within=5.0)
+
+
+async def test_the_guard_fails_closed_when_the_database_is_gone_and_the_snapshot_is_too_old(
+    seeded_database, guard_headers
+):
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=0.5, snapshot_poll_seconds=0.2)
+    async with running(create_app(settings)) as client:
+        assert (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"] is True
+        await cut_off(seeded_database)
+        try:
+
+            async def refused():
+                response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+                return response if response.status_code == 503 else None
+
+            response = await poll_until(refused, within=15.0, every=0.1)
+            assert response is not None, "the guard kept answering with the database gone"
+            assert response.json()["allowed"] is False
+            batch = await client.post("/api/guard/check-batch", json=[SHARE], headers=guard_headers)
+            assert batch.status_code == 503
+            assert batch.json()["allowed"] is False
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503
+        finally:
+            await restore(seeded_database)
+
+        async def recovered():
+            response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+            return response.status_code == 200 and response.json()["allowed"]
+
+        assert await poll_until(recovered, within=15.0, every=0.1), "the guard did not recover"
+        ready = await client.get("/health/ready")
+        assert ready.status_code == 200, ready.text
+
+
+async def test_a_stale_snapshot_is_refused_even_when_the_log_could_still_be_written(seeded_database):
+    """The snapshot bound alone closes the guard: here the listener is gone but nothing else is."""
+    from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
+    from registry.db import make_engine, make_sessionmaker
+
+    engine = make_engine(seeded_database, pool_size=1)
+    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=0.3, poll_seconds=300.0)
+    try:
+        await refresher.reload()  # loaded, but never listening
+        assert refresher.usable().snapshot.parties["nordfrakt"].active
+        await asyncio.sleep(0.4)
+        try:
+            refresher.usable()
+        except SnapshotUnavailable as exc:
+            assert "old" in str(exc)
+        else:
+            raise AssertionError("a snapshot past its age bound, unconfirmed by a listener, was used")
+    finally:
+        await refresher.stop()
+        await engine.dispose()
+
+
+async def test_a_guard_that_never_loaded_the_registry_answers_503(database, guard_headers):
+    await cut_off(database)
+    try:
+        app = create_app(settings_for(database))
+        async with running(app) as client:
+            response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+            assert response.status_code == 503
+            assert response.json()["allowed"] is False
+    finally:
+        await restore(database)
+
+
+async def test_bursts_of_registry_changes_coalesce_into_few_reloads(seeded_database, guard_headers):
+    settings = settings_for(seeded_database, snapshot_poll_seconds=300.0)
+    app = create_app(settings)
+    async with running(app) as client:
+        await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+        refresher = app.state.guard_snapshots
+        reloads_before = refresher.reloads
+        connection = await asyncpg.connect(seeded_database.replace("postgresql+asyncpg://", "postgresql://"))
+        try:
+            async with connection.transaction():
+                for i in range(200):
+                    await connection.execute(f"SELECT pg_notify('registry_changed', 'burst {i}')")
+            for i in range(50):
+                await connection.execute(f"SELECT pg_notify('registry_changed', 'separate {i}')")
+        finally:
+            await connection.close()
+        await asyncio.sleep(0.5)
+        # 250 notices: the one transaction's 200 arrive together; the 50 separate ones overlap reloads.
+        assert refresher.reloads - reloads_before < 60
+        assert refresher.reloads > reloads_before
+
+
+async def test_the_doc_loader_used_by_other_tests_also_notifies(seeded_database, guard_headers):
+    """load_document goes through import_registry, which NOTIFYs: a running guard follows it."""
+    settings = settings_for(seeded_database, snapshot_poll_seconds=300.0)
+    async with running(create_app(settings)) as client:
+        document = seed_document()
+        for party in document["parties"]:
+            if party["key"] == "nordfrakt":
+                party["locations"].append({"territory": "US", "kind": "support_access"})
+        await load_document(seeded_database, document)
+
+        async def denied_outside_eea():
+            body = (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()
+            return "LOCATION_OUTSIDE_EEA" in {r["code"] for r in body["reasons"]}
+
+        assert await poll_until(denied_outside_eea, within=1.0)
