@@ -76,8 +76,9 @@ class ScanResult:
     written: int  # rows new in this scan; the rest were written by an earlier scan or another instance
 
 
-async def scan(session: AsyncSession, settings: Settings, *, today: date) -> ScanResult:
-    """Write a pending row per channel for every reminder due on `today` (in one statement)."""
+async def scan(session: AsyncSession, settings: Settings, *, today: date, now: datetime | None = None) -> ScanResult:
+    """Write a pending row per channel for every reminder due on `today` (in one statement), to be sent
+    from `now` on."""
     reminder_days = settings.reminder_days
     agreements = await load_agreement_facts(session, today, max(reminder_days, default=0))
     changes = await load_pending_changes(session, today)
@@ -104,13 +105,13 @@ async def scan(session: AsyncSession, settings: Settings, *, today: date) -> Sca
             text(
                 """INSERT INTO reminder (agreement_id, sub_processor_id, kind, due_date, threshold_date, days_before,
                     channel, recipient, created_at, next_attempt_at, attempts)
-                SELECT r.*, now(), now(), 0 FROM unnest(
+                SELECT r.*, CAST(:now AS timestamptz), CAST(:now AS timestamptz), 0 FROM unnest(
                     CAST(:agreement_id AS int[]), CAST(:sub_processor_id AS int[]), CAST(:kind AS text[]),
                     CAST(:due AS date[]), CAST(:threshold AS date[]), CAST(:days AS int[]),
                     CAST(:channel AS text[]), CAST(:to AS text[])) AS r
                 ON CONFLICT DO NOTHING"""
             ),
-            columns,
+            {**columns, "now": now or utcnow()},
         )
         written = result.rowcount  # type: ignore[attr-defined]
     return ScanResult(due, written)
@@ -266,8 +267,9 @@ async def run_reminders(
     deliver: Deliver | None = None,
 ) -> tuple[ScanResult, list[SendOutcome]]:
     """The daily job: scan, then send."""
+    now = now or utcnow()
     async with sessionmaker() as session, session.begin():
-        result = await scan(session, settings, today=today)
+        result = await scan(session, settings, today=today, now=now)
     return result, await send_pending(sessionmaker, settings, today=today, now=now, deliver=deliver)
 
 
