@@ -1,0 +1,166 @@
+"""What the pages show, derived from registry documents: status badges, places by territory, chains.
+
+Rules stay in the guard: agreement in force is `AgreementView.in_force_on`, inside the EEA is
+`guard.territory.is_inside_eea`; this module only arranges their answers for display."""
+
+from dataclasses import dataclass, field
+from datetime import date, datetime, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView
+from guard.territory import is_inside_eea, is_iso_territory, territory_name
+
+EXPIRING_WITHIN_DAYS = 90
+
+
+def controller_today(controller: dict[str, Any] | None, now: datetime | None = None) -> date:
+    """The controller's calendar date (DESIGN §4.3): agreements start and end on its days, not UTC's."""
+    zone = ZoneInfo((controller or {}).get("timezone") or "Europe/Stockholm")
+    return (now or datetime.now(zone)).astimezone(zone).date()
+
+
+def agreement_view(doc: dict[str, Any]) -> AgreementView:
+    return AgreementView(
+        key=doc["key"],
+        party=doc["party"],
+        kind=doc["kind"],
+        signed_on=doc["signed_on"],
+        effective_from=doc["effective_from"],
+        expires_on=doc["expires_on"],
+        terminated_on=doc["terminated_on"],
+        renewal=doc["renewal"],
+        notice_days=doc["notice_days"],
+        owner_email=doc["owner_email"],
+        data_categories=tuple(doc["data_categories"]),
+        purposes=tuple(doc["purposes"]),
+        data_subjects=tuple(doc["data_subjects"]),
+        clauses=frozenset(doc["clauses"]),
+        transfers_outside_eea_permitted=doc["transfers_outside_eea_permitted"],
+    )
+
+
+@dataclass(frozen=True)
+class Badge:
+    label: str
+    tone: str  # ok | warn | bad | none (CSS classes)
+
+
+AGREEMENT_BADGES = {
+    "in_force": Badge("agreement in force", "ok"),
+    "expiring": Badge("agreement expiring", "warn"),
+    "lapsed": Badge("agreement lapsed", "bad"),
+    "none": Badge("no agreement", "bad"),
+    "not_needed": Badge("no agreement needed", "none"),
+}
+
+
+def agreement_state(doc: dict[str, Any], today: date) -> str:
+    """in_force | expiring | lapsed | pending, for one agreement on the controller's date."""
+    view = agreement_view(doc)
+    if view.in_force_on(today):
+        if view.expires_on is not None and view.expires_on <= today + timedelta(days=EXPIRING_WITHIN_DAYS):
+            return "expiring"
+        return "in_force"
+    if view.effective_from > today and view.terminated_on is None:
+        return "pending"
+    return "lapsed"
+
+
+def party_agreement_status(party: dict[str, Any], agreements: list[dict[str, Any]], today: date) -> str:
+    """The best state among the agreements of the kind the party's role needs."""
+    needed = REQUIRED_AGREEMENT_KIND.get(party["role"])
+    if needed is None:
+        return "not_needed" if party["role"] == "authority" else "none"
+    states = {agreement_state(a, today) for a in agreements if a["kind"] == needed}
+    for state in ("in_force", "expiring", "lapsed"):
+        if state in states:
+            return state
+    return "none"
+
+
+def eea_badge(code: str) -> Badge:
+    if not is_iso_territory(code):
+        return Badge("unknown territory", "bad")
+    return Badge("inside EEA", "ok") if is_inside_eea(code) else Badge("outside EEA", "bad")
+
+
+def territory_label(code: str) -> str:
+    name = territory_name(code) if is_iso_territory(code) else None
+    return f"{name} ({code})" if name else code
+
+
+@dataclass
+class Place:
+    territory: str
+    label: str
+    badge: Badge
+    kinds: list[str] = field(default_factory=list)
+
+
+def places_by_territory(party: dict[str, Any]) -> list[Place]:
+    """The establishment and every location, grouped by territory (the page's 'map')."""
+    places: dict[str, Place] = {}
+
+    def add(code: str, kind: str) -> None:
+        place = places.setdefault(code, Place(code, territory_label(code), eea_badge(code)))
+        if kind not in place.kinds:
+            place.kinds.append(kind)
+
+    add(party["established_in"], "establishment")
+    for loc in party["locations"]:
+        add(loc["territory"], loc["kind"])
+    return sorted(places.values(), key=lambda p: (p.badge.tone == "ok", p.territory))
+
+
+def party_inside_eea(party: dict[str, Any]) -> bool:
+    return all(p.badge.tone == "ok" for p in places_by_territory(party))
+
+
+@dataclass
+class ChainNode:
+    key: str
+    name: str
+    exists: bool
+    approved_on: date | None
+    approved: bool
+    objection_deadline: date | None
+    places: list[Place]
+    children: list["ChainNode"]
+    repeated: bool = False  # a cycle or a party already shown higher up the chain
+
+
+def sub_processor_chain(
+    key: str, parties: dict[str, dict[str, Any]], today: date, seen: frozenset[str] = frozenset()
+) -> list[ChainNode]:
+    party = parties.get(key)
+    if party is None:
+        return []
+    nodes = []
+    for link in party["sub_processors"]:
+        child = parties.get(link["party"])
+        approved = link["approved_on"] is not None and link["approved_on"] <= today
+        repeated = link["party"] in seen or link["party"] == key
+        nodes.append(
+            ChainNode(
+                key=link["party"],
+                name=child["name"] if child else link["party"],
+                exists=child is not None,
+                approved_on=link["approved_on"],
+                approved=approved,
+                objection_deadline=link["objection_deadline"],
+                places=places_by_territory(child) if child else [],
+                children=[] if repeated else sub_processor_chain(link["party"], parties, today, seen | {key}),
+                repeated=repeated,
+            )
+        )
+    return nodes
+
+
+def unapproved_links(parties: dict[str, dict[str, Any]], today: date) -> list[dict[str, Any]]:
+    out = []
+    for party in parties.values():
+        for link in party["sub_processors"]:
+            if link["approved_on"] is None or link["approved_on"] > today:
+                out.append({"processor": party, "link": link})
+    return out

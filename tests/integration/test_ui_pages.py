@@ -1,0 +1,412 @@
+"""The web UI over HTTP: login, roles, CSRF, forms with errors next to their fields, conflicts, every page."""
+
+import re
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from registry.app import create_app
+from registry.db import make_engine, make_sessionmaker
+from registry.ui.users import create_user
+from tests.conftest import test_settings as settings_for
+
+PASSWORD = "correct horse battery"
+CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
+
+
+async def add_user(url: str, email: str, role: str) -> None:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            await create_user(session, email, role, PASSWORD, "test")
+    finally:
+        await engine.dispose()
+
+
+def as_form(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
+    """Repeated fields (rows, multi-selects) as httpx sends them: one key, a list of values."""
+    form: dict[str, list[str]] = {}
+    for key, value in pairs:
+        form.setdefault(key, []).append(value)
+    return form
+
+
+def csrf_token(html: str) -> str:
+    match = CSRF_FIELD.search(html)
+    assert match, "the page has no CSRF field"
+    return match.group(1)
+
+
+async def log_in(client: AsyncTestClient[Litestar], email: str, password: str = PASSWORD) -> Any:
+    page = await client.get("/ui/login")
+    return await client.post(
+        "/ui/login",
+        data={"email": email, "password": password, "next": "/ui/", "_csrf_token": csrf_token(page.text)},
+        follow_redirects=False,
+    )
+
+
+async def post_form(client: AsyncTestClient[Litestar], form_page: str, action: str, data: Any) -> Any:
+    page = await client.get(form_page)
+    assert page.status_code == 200, page.text
+    if isinstance(data, dict):
+        data = {**data, "_csrf_token": csrf_token(page.text)}
+    else:
+        data = as_form([*data, ("_csrf_token", csrf_token(page.text))])
+    return await client.post(action, data=data, follow_redirects=False)
+
+
+@pytest.fixture
+async def seeded_client(seeded_database: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    for email, role in (("lena@offix.example", "legal"), ("olle@offix.example", "ops"), ("ada@offix.example", "admin")):
+        await add_user(seeded_database, email, role)
+    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
+        yield client
+
+
+async def as_user(client: AsyncTestClient[Litestar], email: str) -> AsyncTestClient[Litestar]:
+    response = await log_in(client, email)
+    assert response.status_code == 303, response.text
+    return client
+
+
+async def test_an_anonymous_page_request_is_redirected_to_the_login_page(seeded_client: Any) -> None:
+    response = await seeded_client.get("/ui/parties?role=processor", follow_redirects=False)
+    assert response.status_code == 303
+    assert response.headers["location"].startswith("/ui/login?next=/ui/parties")
+    root = await seeded_client.get("/", follow_redirects=False)
+    assert root.status_code == 303 and root.headers["location"] == "/ui/"
+
+
+async def test_a_user_logs_in_sees_the_dashboard_and_logs_out(seeded_client: Any) -> None:
+    response = await log_in(seeded_client, "lena@offix.example")
+    assert response.status_code == 303 and response.headers["location"] == "/ui/"
+    cookie = response.headers["set-cookie"]
+    assert "registry_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
+    dashboard = await seeded_client.get("/ui/")
+    assert dashboard.status_code == 200 and "What needs attention" in dashboard.text
+    logout = await seeded_client.post(
+        "/ui/logout", data={"_csrf_token": csrf_token(dashboard.text)}, follow_redirects=False
+    )
+    assert logout.status_code == 303
+    after = await seeded_client.get("/ui/", follow_redirects=False)
+    assert after.status_code == 303 and after.headers["location"].startswith("/ui/login")
+
+
+async def test_a_wrong_password_is_refused_and_repeated_failures_lock_the_account(seeded_client: Any) -> None:
+    for _ in range(4):
+        response = await log_in(seeded_client, "lena@offix.example", "not the password")
+        assert response.status_code == 401 and "not right" in response.text
+    locked = await log_in(seeded_client, "lena@offix.example", "not the password")
+    assert "locked" in locked.text
+    still_locked = await log_in(seeded_client, "lena@offix.example")
+    assert still_locked.status_code == 401 and "locked" in still_locked.text
+
+
+async def test_a_form_without_a_csrf_token_is_rejected(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    response = await seeded_client.post("/ui/parties/new", data={"key": "x", "name": "X"}, follow_redirects=False)
+    assert response.status_code == 403
+    assert "security token" in response.text
+    listing = await seeded_client.get("/ui/parties?q=x")
+    assert '/ui/parties/x"' not in listing.text
+
+
+async def test_the_api_keeps_working_without_a_csrf_token(seeded_client: Any, writer_headers: Any) -> None:
+    response = await seeded_client.post(
+        "/api/parties",
+        json={
+            "key": "apitest",
+            "name": "API Test",
+            "role": "sub_processor",
+            "category": "other",
+            "established_in": "SE",
+        },
+        headers=writer_headers,
+    )
+    assert response.status_code == 201, response.text
+
+
+async def test_a_session_cookie_does_not_authorise_api_calls(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    assert (await seeded_client.get("/api/parties")).status_code == 401
+
+
+async def test_ops_may_read_but_gets_403_on_edit_forms(seeded_client: Any) -> None:
+    await as_user(seeded_client, "olle@offix.example")
+    assert (await seeded_client.get("/ui/parties/nordfrakt")).status_code == 200
+    assert (await seeded_client.get("/ui/guard")).status_code == 200
+    for path in (
+        "/ui/parties/new",
+        "/ui/parties/nordfrakt/edit",
+        "/ui/agreements/new",
+        "/ui/agreements/nordfrakt-dpa-2024/edit",
+        "/ui/admin",
+    ):
+        response = await seeded_client.get(path)
+        assert response.status_code == 403, path
+    page = await seeded_client.get("/ui/parties")
+    response = await seeded_client.post(
+        "/ui/parties/new", data={"key": "x", "name": "X", "_csrf_token": csrf_token(page.text)}
+    )
+    assert response.status_code == 403
+
+
+async def test_validation_errors_appear_next_to_their_fields_in_plain_words(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    response = await post_form(
+        seeded_client,
+        "/ui/parties/new",
+        "/ui/parties/new",
+        [
+            ("key", "Bad Key"),
+            ("name", ""),
+            ("role", "processor"),
+            ("category", "transport"),
+            ("established_in", "USA"),
+            ("active", "on"),
+            ("loc_territory", "SE"),
+            ("loc_kind", "storage"),
+            ("loc_territory", "XX"),
+            ("loc_kind", "processing"),
+        ],
+    )
+    assert response.status_code == 400
+    html = response.text
+    key_error = re.search(r'<p class="field-error" id="key-error">([^<]+)</p>', html)
+    assert key_error and "lower-case letters" in key_error.group(1)
+    assert re.search(r'id="name-error">This is required', html)
+    assert re.search(r'id="established_in-error">“USA” is not a territory code we know', html)
+    assert re.search(r'id="loc-1-territory-error">“XX” is not a territory code', html)
+    assert 'aria-describedby="loc-1-territory-error"' in html
+    assert 'value="Bad Key"' in html, "what the user typed stays in the form"
+
+
+async def test_agreement_date_order_error_sits_on_the_expiry_field(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    response = await post_form(
+        seeded_client,
+        "/ui/agreements/new",
+        "/ui/agreements/new",
+        [
+            ("key", "nordfrakt-dpa-2030"),
+            ("party", "nordfrakt"),
+            ("kind", "dpa"),
+            ("effective_from", "2030-01-01"),
+            ("expires_on", "2029-01-01"),
+            ("renewal", "fixed"),
+            ("owner_email", "legal@offix.example"),
+            ("data_categories", "user.name"),
+            ("purposes", "essential.service.operations"),
+        ],
+    )
+    assert response.status_code == 400
+    assert re.search(r'id="expires_on-error">The expiry date cannot be before', response.text)
+
+
+async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    created = await post_form(
+        seeded_client,
+        "/ui/parties/new",
+        "/ui/parties/new",
+        [
+            ("key", "snabbpost"),
+            ("name", "Snabbpost AB"),
+            ("role", "processor"),
+            ("category", "transport"),
+            ("established_in", "se"),
+            ("active", "on"),
+            ("loc_territory", "SE"),
+            ("loc_kind", "storage"),
+            ("loc_territory", ""),
+            ("loc_kind", ""),
+            ("sub_party", "molnhall"),
+            ("sub_approved_on", "2025-01-10"),
+            ("sub_objection_deadline", ""),
+        ],
+    )
+    assert created.status_code == 303, created.text
+    assert created.headers["location"].startswith("/ui/parties/snabbpost")
+    clauses = [
+        "instructions",
+        "confidentiality",
+        "security",
+        "sub_processing",
+        "data_subject_rights",
+        "compliance_assistance",
+        "deletion_or_return",
+        "audits",
+    ]
+    agreement = await post_form(
+        seeded_client,
+        "/ui/agreements/new?party=snabbpost",
+        "/ui/agreements/new",
+        [
+            ("key", "snabbpost-dpa-2026"),
+            ("party", "snabbpost"),
+            ("kind", "dpa"),
+            ("signed_on", "2026-01-01"),
+            ("effective_from", "2026-01-01"),
+            ("renewal", "fixed"),
+            ("owner_email", "legal@offix.example"),
+            ("data_categories", "user.name"),
+            ("purposes", "essential.service.operations"),
+            *[("clauses", c) for c in clauses],
+        ],
+    )
+    assert agreement.status_code == 303, agreement.text
+    page = await seeded_client.get("/ui/parties/snabbpost")
+    assert "Snabbpost AB" in page.text and "snabbpost-dpa-2026" in page.text and "Molnhall" in page.text
+    assert "lena@offix.example" in page.text, "the history names who made the change"
+
+
+async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(
+    seeded_client: Any, writer_headers: Any
+) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    form_page = await seeded_client.get("/ui/agreements/nordfrakt-dpa-2024/edit")
+    token = csrf_token(form_page.text)
+    version = re.search(r'name="version" value="(\d+)"', form_page.text)
+    assert version
+    current = (await seeded_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
+    someone_else = {k: v for k, v in current.items() if k not in {"key", "created_at", "updated_at"}}
+    someone_else["owner_email"] = "someone.else@offix.example"
+    put = await seeded_client.put("/api/agreements/nordfrakt-dpa-2024", json=someone_else, headers=writer_headers)
+    assert put.status_code == 200, put.text
+    mine = [
+        ("version", version.group(1)),
+        ("party", "nordfrakt"),
+        ("kind", "dpa"),
+        ("signed_on", str(current["signed_on"])),
+        ("effective_from", str(current["effective_from"])),
+        ("expires_on", "2027-06-30"),
+        ("renewal", current["renewal"]),
+        ("owner_email", "mine@offix.example"),
+        *[("data_categories", c) for c in current["data_categories"]],
+        *[("purposes", c) for c in current["purposes"]],
+        *[("clauses", c) for c in current["clauses"]],
+        ("_csrf_token", token),
+    ]
+    response = await seeded_client.post(
+        "/ui/agreements/nordfrakt-dpa-2024/edit", data=as_form(mine), follow_redirects=False
+    )
+    assert response.status_code == 409
+    html = response.text
+    assert "saved this record while you were editing" in html and "writer-test" in html
+    assert 'value="mine@offix.example"' in html and 'value="2027-06-30"' in html
+    assert "someone.else@offix.example" in html, "the conflict shows what the other person saved"
+    new_version = re.search(r'name="version" value="(\d+)"', html)
+    assert new_version and int(new_version.group(1)) == int(version.group(1)) + 1
+    again = [(k, new_version.group(1) if k == "version" else v) for k, v in mine]
+    saved = await seeded_client.post(
+        "/ui/agreements/nordfrakt-dpa-2024/edit", data=as_form(again), follow_redirects=False
+    )
+    assert saved.status_code == 303
+    stored = (await seeded_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
+    assert stored["owner_email"] == "mine@offix.example" and stored["expires_on"] == "2027-06-30"
+
+
+async def test_try_a_share_shows_every_reason_of_a_denial(seeded_client: Any) -> None:
+    await as_user(seeded_client, "olle@offix.example")
+    response = await post_form(
+        seeded_client,
+        "/ui/guard",
+        "/ui/guard",
+        [
+            ("recipient", "nordfrakt"),
+            ("purpose", "marketing.advertising"),
+            ("data_categories", "user.name"),
+            ("data_categories", "user.health_and_medical"),
+            ("destination", "US"),
+            ("data_subject", ""),
+        ],
+    )
+    assert response.status_code == 200
+    html = response.text
+    assert "Denied" in html
+    for code in ("PURPOSE_NOT_COVERED", "SPECIAL_CATEGORY", "DESTINATION_OUTSIDE_EEA"):
+        assert code in html
+    log = await seeded_client.get("/ui/decisions?recipient=nordfrakt&outcome=denied")
+    assert "olle@offix.example" in log.text
+
+
+async def test_the_import_form_reports_every_problem_with_its_path(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    document = (
+        "controller: {name: Offix AB, established_in: SE}\n"
+        "parties:\n  - {key: a, name: A, role: processor, category: other, established_in: UK}\n"
+    )
+    response = await post_form(
+        seeded_client, "/ui/registry", "/ui/registry/import", {"text": document, "confirm": "on"}
+    )
+    assert response.status_code == 400
+    assert "parties[0].established_in" in response.text and "Nothing was imported" in response.text
+    export = await seeded_client.get("/ui/registry/export?format=yaml")
+    assert export.status_code == 200 and "nordfrakt" in export.text
+
+
+async def test_an_admin_creates_a_user_who_can_then_log_in(seeded_client: Any) -> None:
+    await as_user(seeded_client, "ada@offix.example")
+    created = await post_form(
+        seeded_client,
+        "/ui/admin",
+        "/ui/admin/users",
+        {"email": "nils@offix.example", "role": "ops", "password": "short"},
+    )
+    assert created.status_code == 400 and "at least 12 characters" in created.text
+    created = await post_form(
+        seeded_client,
+        "/ui/admin",
+        "/ui/admin/users",
+        {"email": "nils@offix.example", "role": "ops", "password": PASSWORD},
+    )
+    assert created.status_code == 303
+    key = await post_form(
+        seeded_client, "/ui/admin", "/ui/admin/api-keys", [("name", "crm"), ("scopes", "guard:check")]
+    )
+    assert key.status_code == 200 and "ofx_" in key.text
+    await seeded_client.post("/ui/logout", data={"_csrf_token": csrf_token(key.text)})
+    assert (await log_in(seeded_client, "nils@offix.example")).status_code == 303
+
+
+PAGES = [
+    "/ui/",
+    "/ui/parties",
+    "/ui/parties?status=lapsed&eea=outside",
+    "/ui/parties/nordfrakt",
+    "/ui/parties/nordfrakt/edit",
+    "/ui/parties/new",
+    "/ui/agreements",
+    "/ui/agreements/nordfrakt-dpa-2024",
+    "/ui/agreements/nordfrakt-dpa-2024/edit",
+    "/ui/agreements/new",
+    "/ui/guard",
+    "/ui/decisions",
+    "/ui/renewals",
+    "/ui/registry",
+    "/ui/admin",
+]
+OFF_HOST = re.compile(r'(?:src|href|action)\s*=\s*"(?:https?:)?//', re.IGNORECASE)
+
+
+@pytest.mark.parametrize("path", PAGES)
+async def test_every_page_renders_for_a_signed_in_user_and_loads_nothing_from_elsewhere(
+    seeded_client: Any, path: str
+) -> None:
+    await as_user(seeded_client, "ada@offix.example")
+    response = await seeded_client.get(path)
+    assert response.status_code == 200, response.text
+    assert not OFF_HOST.search(response.text), OFF_HOST.search(response.text)
+    for label_for in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', response.text):
+        assert f'for="{label_for}"' in response.text, f"input {label_for} on {path} has no label"
+
+
+async def test_the_stylesheet_and_script_are_served_by_the_app(seeded_client: Any) -> None:
+    css = await seeded_client.get("/ui/static/registry.css")
+    js = await seeded_client.get("/ui/static/registry.js")
+    assert css.status_code == 200 and "--accent" in css.text
+    assert js.status_code == 200
