@@ -45,6 +45,7 @@ from guard.policy import ART28_CLAUSES  # noqa: E402
 from registry.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
 from registry.services.apikeys import create_api_key  # noqa: E402
 from registry.services.registry_document import import_registry, parse_document  # noqa: E402
+from registry.settings import normalise_database_url  # noqa: E402
 
 SEED_FILE = ROOT / "seed" / "offix.yaml"
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -61,7 +62,7 @@ LARGE_AGREEMENTS = 30_000
 
 def scratch_url(name: str) -> str:
     base, _, _ = SERVER.rpartition("/")
-    return f"{base}/{name}"
+    return normalise_database_url(f"{base}/{name}")
 
 
 async def admin_sql(sql: str) -> None:
@@ -159,17 +160,33 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
 
 LUA_TEMPLATE = """
 local bodies = {BODIES}
-local headers = {{["Content-Type"] = "application/json", ["Authorization"] = "Bearer {TOKEN}"}}
-local counter = 0
+local headers = {["Content-Type"] = "application/json", ["Authorization"] = "Bearer {TOKEN}"}
+local threads = {}
 function setup(thread)
   thread:set("offset", math.random(#bodies))
+  table.insert(threads, thread)
 end
 function init(args)
   counter = offset or 0
+  statuses = {}
+  first_error = ""
 end
 function request()
   counter = counter % #bodies + 1
   return wrk.format("POST", "/api/guard/check", headers, bodies[counter])
+end
+function response(status, headers, body)
+  statuses[status] = (statuses[status] or 0) + 1
+  if status ~= 200 and first_error == "" then first_error = string.sub(body, 1, 300) end
+end
+function done(summary, latency, requests)
+  for _, thread in ipairs(threads) do
+    for status, n in pairs(thread:get("statuses")) do
+      io.write(string.format("status %d: %d\\n", status, n))
+    end
+    local err = thread:get("first_error")
+    if err ~= "" then io.write("first error: " .. err .. "\\n") end
+  end
 end
 """
 
@@ -358,6 +375,9 @@ def parse_wrk(label: str, output: str) -> Measurement:
             sys.exit(f"could not read {pattern!r} from wrk's output:\n{output}")
         return match.group(1)
 
+    for line in output.splitlines():
+        if line.startswith("first error: "):
+            print(f"  ! {line}", flush=True)
     non_2xx = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", output)
     socket_errors = re.search(r"Socket errors: connect (\d+), read (\d+), write (\d+), timeout (\d+)", output)
     errors = int(non_2xx.group(1)) if non_2xx else 0
@@ -384,18 +404,40 @@ def measure(args: argparse.Namespace, label: str, url: str, script: Path | None 
     run_wrk(args, url, script, args.warmup)
     result = parse_wrk(label, run_wrk(args, url, script, args.duration))
     print(
-        f"  {label:<38} {result.requests_per_second:>9.0f} req/s   p50 {result.p50_ms:6.2f} ms   "
+        f"  {label:<46} {result.requests_per_second:>7.0f} req/s   p50 {result.p50_ms:6.2f} ms   "
         f"p99 {result.p99_ms:6.2f} ms",
         flush=True,
     )
     return result
 
 
+def profile(args: argparse.Namespace, name: str, server_pid: int, url: str, script: Path) -> None:
+    """A separate wrk run under py-spy (never the measured one: sampling slows the server down).
+
+    Writes collapsed stacks (one line per stack, with its sample count) for flamegraph.pl or speedscope.
+    """
+    args.profile.mkdir(parents=True, exist_ok=True)
+    out = args.profile / f"{name}.collapsed.txt"
+    py_spy = [shutil.which("py-spy")] if shutil.which("py-spy") else ["uvx", "py-spy"]
+    recorder = subprocess.Popen(
+        [*py_spy, "record", "--format", "raw", "--rate", "200", "-p", str(server_pid),
+         "-d", str(args.duration), "-o", str(out)],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )  # fmt: skip
+    time.sleep(1.0)  # let py-spy attach before the load starts
+    run_wrk(args, url, script, args.duration)
+    recorder.wait(timeout=60)
+    print(f"  py-spy profile of {name}: {out}", flush=True)
+
+
 # --- Checks through the live guard ----------------------------------------------------------------
 
 
-def check(base: str, token: str, body: dict[str, Any]) -> dict[str, Any]:
-    response = httpx.post(f"{base}/api/guard/check", json=body, headers={"Authorization": f"Bearer {token}"})
+def check(base: str, token: str, body: dict[str, Any], timeout: float = 60.0) -> dict[str, Any]:
+    response = httpx.post(
+        f"{base}/api/guard/check", json=body, headers={"Authorization": f"Bearer {token}"}, timeout=timeout
+    )
     if response.status_code != 200:
         sys.exit(f"/api/guard/check answered {response.status_code}: {response.text}")
     answer: dict[str, Any] = response.json()
@@ -484,6 +526,7 @@ def main() -> int:
     parser.add_argument("--threads", type=int, default=2)
     parser.add_argument("--parties", type=int, default=LARGE_PARTIES)
     parser.add_argument("--agreements", type=int, default=LARGE_AGREEMENTS)
+    parser.add_argument("--profile", type=Path, help="record a py-spy flame graph (SVG) of each guard run here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -514,6 +557,8 @@ def main() -> int:
         print(f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency (after {args.warmup} s warm-up)")
         bare = measure(args, "GET /health/live (bare JSON)", f"{base}/health/live")
         small = measure(args, f"POST /api/guard/check, seed ({len(seed['parties'])} parties)", check_url, script)
+        if args.profile:
+            profile(args, "guard-seed", server.pid, check_url, script)
 
         ruleset = check(base, guard_key, mix[0][0])["ruleset"]
         document = large_document(seed, args.parties, args.agreements, random.Random(20261125))
@@ -528,6 +573,8 @@ def main() -> int:
         print(f"the guard answered with the new ruleset {reload_seconds:.2f} s after the import committed")
         verify_mix(base, guard_key, mix)
         large = measure(args, f"POST /api/guard/check, large ({len(document['parties'])} parties)", check_url, script)
+        if args.profile:
+            profile(args, "guard-large", server.pid, check_url, script)
         return 0 if report(bare, small, large) else 1
     finally:
         if server is not None:
