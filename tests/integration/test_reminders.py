@@ -371,3 +371,29 @@ async def test_a_sub_processor_change_awaiting_approval_reminds_before_its_objec
     subjects = [m["Subject"] for m in smtp.recorder.messages]
     assert any(s.startswith("Objection deadline 2026-12-31 (in 7 days):") and "Kvarnberg" in s for s in subjects)
     assert all(o.status == "sent" for o in outcomes)
+
+
+async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_controllers_timezone(database: str) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from registry.app import create_app
+
+    app = create_app(settings_for(database, scheduler_enabled=True, reminder_scan_time="06:30"))
+    async with AsyncTestClient(app):
+        scheduler = app.state.scheduler
+        job = scheduler.get_job("reminders-daily")
+        fields = {f.name: str(f) for f in job.trigger.fields}
+        assert (fields["hour"], fields["minute"]) == ("6", "30")
+        assert str(job.trigger.timezone) == "Europe/Stockholm"
+        assert scheduler.get_job("reminders-retry") is not None
+    assert not scheduler.running
+
+
+async def test_the_scheduler_stays_off_when_disabled(database: str) -> None:
+    from litestar.testing import AsyncTestClient
+
+    from registry.app import create_app
+
+    app = create_app(settings_for(database, scheduler_enabled=False))
+    async with AsyncTestClient(app):
+        assert app.state.scheduler is None
