@@ -9,6 +9,7 @@ from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Response
+from litestar.types import ExceptionHandlersMap
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -46,7 +47,7 @@ def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
 
 
 # Route-level handlers also catch what the authentication middleware raises before the handler runs.
-CHECK_EXCEPTION_HANDLERS: dict[type[Exception], Any] = {
+CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DBAPIError: _cannot_decide,
     PoolTimeoutError: _cannot_decide,
     OSError: _cannot_decide,

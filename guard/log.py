@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
 
-from sqlalchemy import func, insert, select, text, update
+import asyncpg
+from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
@@ -117,20 +118,32 @@ def _row_hash(row: GuardDecision, prev_hash: str) -> str:
 # --- Appending ---------------------------------------------------------------------------------------
 
 
-async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> None:
-    """Append entries to the chain inside the caller's transaction; durable when it commits."""
-    if not entries:
-        return
-    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DECISION_LOG_LOCK_ID})
-    head = (
-        await session.execute(
-            select(col(GuardDecisionHead.last_seq), col(GuardDecisionHead.last_hash)).where(
-                col(GuardDecisionHead.id) == 1
-            )
-        )
-    ).first()
-    seq, prev_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
-    rows: list[dict[str, Any]] = []
+_INSERT_ENTRY = (
+    "INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons,"
+    " warnings, agreement, ruleset, prev_hash, hash)"
+    " VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, $9::text::jsonb, $10, $11, $12, $13)"
+)
+_MOVE_HEAD = (
+    "INSERT INTO guard_decision_head (id, last_seq, last_hash) VALUES (1, $1, $2)"
+    " ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash"
+)
+
+
+async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection  # type: ignore[return-value]
+
+
+async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> None:
+    """Extend the chain; the caller's transaction holds the decision-log lock.
+
+    Plain asyncpg (one pipelined executemany) rather than the ORM: this runs once per group commit on the
+    guard's hot path, and the ORM's per-statement overhead would be most of its cost.
+    """
+    head = await connection.fetchrow("SELECT last_seq, last_hash FROM guard_decision_head WHERE id = 1")
+    seq, prev_hash = (int(head["last_seq"]), str(head["last_hash"])) if head is not None else (0, GENESIS_HASH)
+    rows: list[tuple[Any, ...]] = []
     for entry in entries:
         seq += 1
         digest = entry_hash(
@@ -148,30 +161,45 @@ async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntr
             prev_hash=prev_hash,
         )
         rows.append(
-            {
-                "seq": seq,
-                "decision_id": entry.decision_id,
-                "decided_at": entry.decided_at,
-                "caller": entry.caller,
-                "recipient": entry.recipient,
-                "allowed": entry.allowed,
-                "request": entry.request,
-                "reasons": entry.reasons,
-                "warnings": entry.warnings,
-                "agreement": entry.agreement,
-                "ruleset": entry.ruleset,
-                "prev_hash": prev_hash,
-                "hash": digest,
-            }
+            (
+                seq,
+                entry.decision_id,
+                entry.decided_at,
+                entry.caller,
+                entry.recipient,
+                entry.allowed,
+                json.dumps(entry.request),
+                json.dumps(entry.reasons),
+                json.dumps(entry.warnings),
+                entry.agreement,
+                entry.ruleset,
+                prev_hash,
+                digest,
+            )
         )
         prev_hash = digest
-    await session.execute(insert(GuardDecision), rows)
-    if head is None:
-        await session.execute(insert(GuardDecisionHead).values(id=1, last_seq=seq, last_hash=prev_hash))
-    else:
-        await session.execute(
-            update(GuardDecisionHead).where(col(GuardDecisionHead.id) == 1).values(last_seq=seq, last_hash=prev_hash)
-        )
+    await connection.executemany(_INSERT_ENTRY, rows)
+    await connection.execute(_MOVE_HEAD, seq, prev_hash)
+
+
+async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> None:
+    """Append entries to the chain inside the caller's transaction; durable when it commits."""
+    if not entries:
+        return
+    # Through the session first: this also opens the session's transaction on the connection.
+    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DECISION_LOG_LOCK_ID})
+    await _append_holding_lock(await _driver_connection(session), entries)
+
+
+async def append_decisions_committed(
+    sessionmaker: async_sessionmaker[AsyncSession], entries: Sequence[DecisionEntry]
+) -> None:
+    """Append entries in a transaction of their own, committed on return (the group-commit writer's path)."""
+    async with sessionmaker() as session:
+        connection = await _driver_connection(session)
+        async with connection.transaction():
+            await connection.execute("SELECT pg_advisory_xact_lock($1)", DECISION_LOG_LOCK_ID)
+            await _append_holding_lock(connection, entries)
 
 
 @dataclass
@@ -223,8 +251,7 @@ class DecisionLogWriter:
                 batch.append(self._queue.get_nowait())
             live = [p for p in batch if not p.done.done()]  # a timed-out request's entry is still written
             try:
-                async with self._sessionmaker() as session, session.begin():
-                    await append_decisions(session, [p.entry for p in batch])
+                await append_decisions_committed(self._sessionmaker, [p.entry for p in batch])
             except asyncio.CancelledError:
                 for pending in live:
                     if not pending.done.done():
