@@ -7,6 +7,7 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
+from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
 from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
@@ -107,6 +108,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PoolTimeoutError: _database_unavailable,
             ConnectionError: _database_unavailable,
         },
+        # Unexpected errors are logged with their traceback; the client sees only a generic 500.
+        logging_config=LoggingConfig(log_exceptions="always"),
         openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
         **ui_options,
     )

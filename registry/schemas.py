@@ -5,7 +5,7 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, model_validator
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.territory import is_iso_territory
@@ -133,11 +133,17 @@ class PartyFields(Strict):
     active: bool = True
     contact: Contact | None = None
 
-    @model_validator(mode="after")
-    def _no_repeats(self) -> "PartyFields":
-        _unique([(loc.territory, loc.kind) for loc in self.locations])
-        _unique([link.party for link in self.sub_processors])
-        return self
+    @field_validator("locations")
+    @classmethod
+    def _locations_listed_once(cls, locations: list[LocationIn]) -> list[LocationIn]:
+        _unique([f"{loc.territory} {loc.kind}" for loc in locations])
+        return locations
+
+    @field_validator("sub_processors")
+    @classmethod
+    def _sub_processors_listed_once(cls, links: list[SubProcessorLinkIn]) -> list[SubProcessorLinkIn]:
+        _unique([link.party for link in links])
+        return links
 
 
 class PartyIn(PartyFields):

@@ -138,13 +138,9 @@ class PartyService:
                 ],
             )
         if data.sub_processors:
-            ids = dict(
-                (
-                    await self.session.execute(
-                        select(Party.key, Party.id).where(Party.key.in_([s.party for s in data.sub_processors]))  # type: ignore[attr-defined]
-                    )
-                )
-            )
+            wanted = [s.party for s in data.sub_processors]
+            rows = await self.session.execute(select(Party.key, Party.id).where(Party.key.in_(wanted)))  # type: ignore[attr-defined]
+            ids = dict(rows.all())
             await self.session.execute(
                 insert(SubProcessorLink),
                 [
