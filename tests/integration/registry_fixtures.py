@@ -1,0 +1,57 @@
+"""Small builders for registry entries used by the registry API tests."""
+
+from typing import Any
+
+ALL_CLAUSES = [
+    "instructions",
+    "confidentiality",
+    "security",
+    "sub_processing",
+    "data_subject_rights",
+    "compliance_assistance",
+    "deletion_or_return",
+    "audits",
+]
+
+
+def party(key: str, /, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": key,
+        "name": f"{key.title()} AB",
+        "role": "processor",
+        "category": "it_services",
+        "established_in": "SE",
+        "locations": [{"territory": "SE", "kind": "storage"}],
+        "sub_processors": [],
+    }
+    body.update(overrides)
+    return body
+
+
+def agreement(key: str, party_key: str, /, **overrides: Any) -> dict[str, Any]:
+    body: dict[str, Any] = {
+        "key": key,
+        "party": party_key,
+        "kind": "dpa",
+        "signed_on": "2025-01-01",
+        "effective_from": "2025-01-01",
+        "expires_on": "2028-12-31",
+        "renewal": "fixed",
+        "owner_email": "legal@offix.example",
+        "data_categories": ["user.name", "user.contact.email"],
+        "purposes": ["essential.service.operations"],
+        "data_subjects": ["customer"],
+        "clauses": ALL_CLAUSES,
+    }
+    body.update(overrides)
+    return body
+
+
+def error_keys(response: Any) -> list[str]:
+    """The field paths a 400 answer names."""
+    return [e.get("key") for e in response.json().get("extra", [])]
+
+
+def error_text(response: Any) -> str:
+    body = response.json()
+    return " ".join([str(body.get("detail", ""))] + [f"{e.get('key')}: {e.get('message')}" for e in body.get("extra", [])])
