@@ -132,7 +132,7 @@ _MOVE_HEAD = (
 async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
-    return raw.driver_connection  # type: ignore[return-value]
+    return raw.driver_connection
 
 
 async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> None:

@@ -12,6 +12,7 @@ from litestar.handlers.base import BaseRouteHandler
 from litestar.middleware import AbstractAuthenticationMiddleware, AuthenticationResult
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
 
 from registry.models import ApiKey
 
@@ -58,9 +59,9 @@ class ApiKeyCache:
         async with sessionmaker() as session:
             row = (
                 await session.execute(
-                    select(ApiKey.name, ApiKey.scopes).where(
-                        ApiKey.token_sha256 == digest,
-                        ApiKey.revoked_at.is_(None),  # type: ignore[union-attr]
+                    select(col(ApiKey.name), col(ApiKey.scopes)).where(
+                        col(ApiKey.token_sha256) == digest,
+                        col(ApiKey.revoked_at).is_(None),
                     )
                 )
             ).first()

@@ -23,16 +23,18 @@ def prepare_database(url: str, settings: Settings) -> str | None:
     from several instances at once: the upgrade and the seeding each hold a PostgreSQL lock.
     """
     upgrade_schema(url)
-    return asyncio.run(_seed_and_key(url, settings.seed_file))
+    # Read here, before the event loop runs: the file is small and the read must not block the loop.
+    seed_text = settings.seed_file.read_text(encoding="utf-8") if settings.seed_file is not None else None
+    return asyncio.run(_seed_and_key(url, settings.seed_file, seed_text))
 
 
-async def _seed_and_key(url: str, seed_file: Path | None) -> str | None:
+async def _seed_and_key(url: str, seed_file: Path | None, seed_text: str | None) -> str | None:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
             await lock_registry_for_write(session)
-            if seed_file is not None and await registry_is_empty(session):
-                document = parse_document(yaml.safe_load(seed_file.read_text(encoding="utf-8")))
+            if seed_text is not None and await registry_is_empty(session):
+                document = parse_document(yaml.safe_load(seed_text))
                 counts = await import_registry(session, document, "seed")
                 log.info("seeded the registry from %s: %s", seed_file, counts)
             if await any_admin_key(session):

@@ -188,7 +188,7 @@ def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
 
     with reported_errors():
         try:
-            ApiKeyIn(name=name, scopes=list(scopes))  # type: ignore[arg-type]
+            ApiKeyIn(name=name, scopes=list(scopes))
         except ValidationError as exc:
             raise RegistryValidationError(pydantic_field_errors(exc)) from None
         token = context.run(lambda s: create_api_key(s, name, list(scopes), CLI_ACTOR))

@@ -77,7 +77,8 @@ async def _empty_all_tables(name: str) -> None:
     conn = await asyncpg.connect(SERVER_URL.rsplit("/", 1)[0] + "/" + name)
     try:
         tables = await conn.fetch(
-            "SELECT quote_ident(tablename) AS t FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
+            "SELECT quote_ident(tablename) AS t FROM pg_tables"
+            " WHERE schemaname = 'public' AND tablename <> 'alembic_version'"
         )
         await conn.execute("TRUNCATE " + ", ".join(r["t"] for r in tables) + " RESTART IDENTITY CASCADE")
     finally:

@@ -129,9 +129,7 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
         sa.UniqueConstraint("processor_id", "sub_processor_id", name="sub_processor_link_unique"),
     )
-    op.create_index(
-        op.f("ix_sub_processor_link_processor_id"), "sub_processor_link", ["processor_id"], unique=False
-    )
+    op.create_index(op.f("ix_sub_processor_link_processor_id"), "sub_processor_link", ["processor_id"], unique=False)
     op.create_index(
         op.f("ix_sub_processor_link_sub_processor_id"),
         "sub_processor_link",

@@ -2,10 +2,11 @@
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, Party
@@ -24,17 +25,20 @@ class AgreementFilter:
     q: str | None = None
 
 
-def _filtered(stmt: Select[Any], f: AgreementFilter) -> Select[Any]:
-    stmt = stmt.join(Party, Party.id == Agreement.party_id)  # type: ignore[arg-type]
+Columns = TypeVarTuple("Columns")  # the selected columns: filtering keeps the row type
+
+
+def _filtered(stmt: Select[*Columns], f: AgreementFilter) -> Select[*Columns]:
+    stmt = stmt.join(Party, col(Party.id) == col(Agreement.party_id))
     if f.party:
-        stmt = stmt.where(Party.key == f.party)
+        stmt = stmt.where(col(Party.key) == f.party)
     if f.kind:
-        stmt = stmt.where(Agreement.kind == f.kind)
+        stmt = stmt.where(col(Agreement.kind) == f.kind)
     if f.expires_before:
-        stmt = stmt.where(Agreement.expires_on < f.expires_before)  # type: ignore[operator]
+        stmt = stmt.where(col(Agreement.expires_on) < f.expires_before)
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
-        stmt = stmt.where(or_(Agreement.key.ilike(pattern), Party.name.ilike(pattern)))  # type: ignore[attr-defined]
+        stmt = stmt.where(or_(col(Agreement.key).ilike(pattern), col(Party.name).ilike(pattern)))
     return stmt
 
 
@@ -72,12 +76,12 @@ class AgreementService:
 
     async def _row(self, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
         stmt = (
-            select(Agreement, Party.key)
-            .join(Party, Party.id == Agreement.party_id)  # type: ignore[arg-type]
-            .where(Agreement.key == key)
+            select(Agreement, col(Party.key))
+            .join(Party, col(Party.id) == col(Agreement.party_id))
+            .where(col(Agreement.key) == key)
         )
         if for_update:
-            stmt = stmt.with_for_update(of=Agreement)  # type: ignore[arg-type]
+            stmt = stmt.with_for_update(of=Agreement)
         row = (await self.session.execute(stmt)).first()
         if row is None:
             raise NotFoundError(f"no agreement with key {key!r}")
@@ -88,14 +92,14 @@ class AgreementService:
         return with_metadata(agreement_document(agreement, party_key), agreement)
 
     async def search(self, f: AgreementFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
-        total = (await self.session.execute(_filtered(select(func.count(Agreement.id)), f))).scalar_one()  # type: ignore[arg-type]
+        total = (await self.session.execute(_filtered(select(func.count(col(Agreement.id))), f))).scalar_one()
         rows = await self.session.execute(
-            _filtered(select(Agreement, Party.key), f).order_by(Agreement.key).limit(limit).offset(offset)
+            _filtered(select(Agreement, col(Party.key)), f).order_by(col(Agreement.key)).limit(limit).offset(offset)
         )
         return [with_metadata(agreement_document(a, k), a) for a, k in rows], total
 
     async def _party_id(self, data: AgreementFields) -> int:
-        party = (await self.session.execute(select(Party).where(Party.key == data.party))).scalar_one_or_none()
+        party = (await self.session.execute(select(Party).where(col(Party.key) == data.party))).scalar_one_or_none()
         roles = {party.key: party.role} if party else {}
         errors = integrity.agreement_party_errors("agreement", data.kind, data.party, roles)
         if errors:
@@ -105,7 +109,7 @@ class AgreementService:
 
     async def create(self, data: AgreementIn) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
-        if (await self.session.execute(select(Agreement.id).where(Agreement.key == data.key))).first():
+        if (await self.session.execute(select(col(Agreement.id)).where(col(Agreement.key) == data.key))).first():
             raise ConflictError(f"an agreement with key {data.key!r} exists already")
         party_id = await self._party_id(data)
         agreement = Agreement(key=data.key, **agreement_columns(data, party_id))

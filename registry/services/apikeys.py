@@ -4,6 +4,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.auth import SCOPES, new_token, token_digest
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
@@ -18,7 +19,7 @@ async def create_api_key(session: AsyncSession, name: str, scopes: list[str], ac
         raise RegistryValidationError(
             [FieldError("scopes", f"scopes must be among {', '.join(SCOPES)}; got {', '.join(unknown) or 'none'}")]
         )
-    if (await session.execute(select(ApiKey.id).where(ApiKey.name == name))).first():
+    if (await session.execute(select(col(ApiKey.id)).where(col(ApiKey.name) == name))).first():
         raise ConflictError(f"an API key named {name!r} exists already")
     token = new_token()
     session.add(ApiKey(name=name, token_sha256=token_digest(token), scopes=sorted(set(scopes))))
@@ -28,14 +29,14 @@ async def create_api_key(session: AsyncSession, name: str, scopes: list[str], ac
 
 
 async def list_api_keys(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = (await session.execute(select(ApiKey).order_by(ApiKey.name))).scalars()
+    rows = (await session.execute(select(ApiKey).order_by(col(ApiKey.name)))).scalars()
     return [
         {"name": k.name, "scopes": list(k.scopes), "created_at": k.created_at, "revoked_at": k.revoked_at} for k in rows
     ]
 
 
 async def revoke_api_key(session: AsyncSession, name: str, actor: str) -> None:
-    key = (await session.execute(select(ApiKey).where(ApiKey.name == name).with_for_update())).scalar_one_or_none()
+    key = (await session.execute(select(ApiKey).where(col(ApiKey.name) == name).with_for_update())).scalar_one_or_none()
     if key is None:
         raise NotFoundError(f"no API key named {name!r}")
     if key.revoked_at is None:
@@ -48,6 +49,6 @@ async def revoke_api_key(session: AsyncSession, name: str, actor: str) -> None:
 
 async def any_admin_key(session: AsyncSession) -> bool:
     row = await session.execute(
-        select(ApiKey.id).where(ApiKey.revoked_at.is_(None), ApiKey.scopes.contains(["admin"])).limit(1)  # type: ignore[union-attr,attr-defined]
+        select(col(ApiKey.id)).where(col(ApiKey.revoked_at).is_(None), col(ApiKey.scopes).contains(["admin"])).limit(1)
     )
     return row.first() is not None

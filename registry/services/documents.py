@@ -7,6 +7,7 @@ from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
@@ -90,18 +91,20 @@ class RegistryState:
 
 async def load_registry(session: AsyncSession) -> RegistryState:
     controller = await session.get(ControllerProfile, 1)
-    parties = list((await session.execute(select(Party).order_by(Party.key))).scalars())
+    parties = list((await session.execute(select(Party).order_by(col(Party.key)))).scalars())
     key_by_id = {p.id: p.key for p in parties}
     locations: dict[int, list[Location]] = defaultdict(list)
     for loc in (
-        await session.execute(select(Location).order_by(Location.party_id, Location.position, Location.id))
+        await session.execute(
+            select(Location).order_by(col(Location.party_id), col(Location.position), col(Location.id))
+        )
     ).scalars():
         locations[loc.party_id].append(loc)
     links: dict[int, list[tuple[SubProcessorLink, str]]] = defaultdict(list)
     link_rows = (
         await session.execute(
             select(SubProcessorLink).order_by(
-                SubProcessorLink.processor_id, SubProcessorLink.position, SubProcessorLink.id
+                col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id)
             )
         )
     ).scalars()
@@ -122,7 +125,7 @@ async def load_registry(session: AsyncSession) -> RegistryState:
         assert party.id is not None
         state.parties[party.key] = party
         state.party_docs[party.key] = party_document(party, locations[party.id], links[party.id])
-    for agreement in (await session.execute(select(Agreement).order_by(Agreement.key))).scalars():
+    for agreement in (await session.execute(select(Agreement).order_by(col(Agreement.key)))).scalars():
         state.agreements[agreement.key] = agreement
         state.agreement_docs[agreement.key] = agreement_document(agreement, key_by_id[agreement.party_id])
     return state

@@ -1,10 +1,11 @@
 """Parties: create, read, list, update, deactivate, history."""
 
 from dataclasses import dataclass
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, ChangeRecord, Location, Party, SubProcessorLink
@@ -23,17 +24,20 @@ class PartyFilter:
     q: str | None = None
 
 
-def _filtered(stmt: Select[Any], f: PartyFilter) -> Select[Any]:
+Columns = TypeVarTuple("Columns")  # the selected columns: filtering keeps the row type
+
+
+def _filtered(stmt: Select[*Columns], f: PartyFilter) -> Select[*Columns]:
     if f.role:
-        stmt = stmt.where(Party.role == f.role)
+        stmt = stmt.where(col(Party.role) == f.role)
     if f.category:
-        stmt = stmt.where(Party.category == f.category)
+        stmt = stmt.where(col(Party.category) == f.category)
     if f.active is not None:
-        stmt = stmt.where(Party.active == f.active)
+        stmt = stmt.where(col(Party.active) == f.active)
     if f.q:
         pattern = "%" + f.q.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_") + "%"
         stmt = stmt.where(
-            or_(Party.key.ilike(pattern), Party.name.ilike(pattern), Party.org_number.ilike(pattern))  # type: ignore[union-attr]
+            or_(col(Party.key).ilike(pattern), col(Party.name).ilike(pattern), col(Party.org_number).ilike(pattern))
         )
     return stmt
 
@@ -57,7 +61,7 @@ class PartyService:
         self.actor = actor
 
     async def _row(self, key: str, *, for_update: bool = False) -> Party:
-        stmt = select(Party).where(Party.key == key)
+        stmt = select(Party).where(col(Party.key) == key)
         if for_update:
             stmt = stmt.with_for_update()
         party = (await self.session.execute(stmt)).scalar_one_or_none()
@@ -69,15 +73,17 @@ class PartyService:
         locations = list(
             (
                 await self.session.execute(
-                    select(Location).where(Location.party_id == party.id).order_by(Location.position, Location.id)
+                    select(Location)
+                    .where(col(Location.party_id) == party.id)
+                    .order_by(col(Location.position), col(Location.id))
                 )
             ).scalars()
         )
         link_rows = await self.session.execute(
-            select(SubProcessorLink, Party.key)
-            .join(Party, Party.id == SubProcessorLink.sub_processor_id)  # type: ignore[arg-type]
-            .where(SubProcessorLink.processor_id == party.id)
-            .order_by(SubProcessorLink.position, SubProcessorLink.id)
+            select(SubProcessorLink, col(Party.key))
+            .join(Party, col(Party.id) == col(SubProcessorLink.sub_processor_id))
+            .where(col(SubProcessorLink.processor_id) == party.id)
+            .order_by(col(SubProcessorLink.position), col(SubProcessorLink.id))
         )
         return party_document(party, locations, [(link, key) for link, key in link_rows])
 
@@ -88,20 +94,20 @@ class PartyService:
     async def search(self, f: PartyFilter, limit: int, offset: int) -> tuple[list[dict[str, Any]], int]:
         total = (await self.session.execute(_filtered(select(func.count()).select_from(Party), f))).scalar_one()
         rows = (
-            await self.session.execute(_filtered(select(Party), f).order_by(Party.key).limit(limit).offset(offset))
+            await self.session.execute(_filtered(select(Party), f).order_by(col(Party.key)).limit(limit).offset(offset))
         ).scalars()
         return [with_metadata(await self._document(p), p) for p in rows], total
 
     async def _graph(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """Every party's role, and the sub-processor links as key → [key]."""
-        roles = dict((await self.session.execute(select(Party.key, Party.role))).all())
+        roles = dict((await self.session.execute(select(col(Party.key), col(Party.role)))).all())
         proc = Party.__table__.alias("proc")  # type: ignore[attr-defined]
         sub = Party.__table__.alias("sub")  # type: ignore[attr-defined]
         rows = await self.session.execute(
             select(proc.c.key, sub.c.key)
             .select_from(SubProcessorLink)
-            .join(proc, proc.c.id == SubProcessorLink.processor_id)
-            .join(sub, sub.c.id == SubProcessorLink.sub_processor_id)
+            .join(proc, proc.c.id == col(SubProcessorLink.processor_id))
+            .join(sub, sub.c.id == col(SubProcessorLink.sub_processor_id))
         )
         links: dict[str, list[str]] = {}
         for parent, child in rows:
@@ -119,7 +125,7 @@ class PartyService:
             errors.append(cycle)
         if existing is not None and existing.role != data.role:
             kinds = (
-                await self.session.execute(select(Agreement.kind).where(Agreement.party_id == existing.id))
+                await self.session.execute(select(col(Agreement.kind)).where(col(Agreement.party_id) == existing.id))
             ).scalars()
             parents = [parent for parent, children in links.items() if key in children and parent != key]
             errors += integrity.role_change_errors("party", key, data.role, kinds, parents)
@@ -127,8 +133,8 @@ class PartyService:
             raise RegistryValidationError(errors)
 
     async def _write_children(self, party_id: int, data: PartyFields) -> None:
-        await self.session.execute(delete(Location).where(Location.party_id == party_id))  # type: ignore[arg-type]
-        await self.session.execute(delete(SubProcessorLink).where(SubProcessorLink.processor_id == party_id))  # type: ignore[arg-type]
+        await self.session.execute(delete(Location).where(col(Location.party_id) == party_id))
+        await self.session.execute(delete(SubProcessorLink).where(col(SubProcessorLink.processor_id) == party_id))
         if data.locations:
             await self.session.execute(
                 insert(Location),
@@ -139,7 +145,7 @@ class PartyService:
             )
         if data.sub_processors:
             wanted = [s.party for s in data.sub_processors]
-            rows = await self.session.execute(select(Party.key, Party.id).where(Party.key.in_(wanted)))  # type: ignore[attr-defined]
+            rows = await self.session.execute(select(col(Party.key), col(Party.id)).where(col(Party.key).in_(wanted)))
             ids = dict(rows.all())
             await self.session.execute(
                 insert(SubProcessorLink),
@@ -162,7 +168,7 @@ class PartyService:
 
     async def create(self, data: PartyIn) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
-        if (await self.session.execute(select(Party.id).where(Party.key == data.key))).first():
+        if (await self.session.execute(select(col(Party.id)).where(col(Party.key) == data.key))).first():
             raise ConflictError(f"a party with key {data.key!r} exists already")
         await self._check(data.key, data, existing=None)
         party = Party(key=data.key, **party_columns(data))
@@ -218,11 +224,11 @@ class PartyService:
 async def history(
     session: AsyncSession, entity: str, key: str, limit: int, offset: int
 ) -> tuple[list[dict[str, Any]], int]:
-    where = (ChangeRecord.entity == entity, ChangeRecord.entity_key == key)
+    where = (col(ChangeRecord.entity) == entity, col(ChangeRecord.entity_key) == key)
     total = (await session.execute(select(func.count()).select_from(ChangeRecord).where(*where))).scalar_one()
     rows = (
         await session.execute(
-            select(ChangeRecord).where(*where).order_by(ChangeRecord.id.desc()).limit(limit).offset(offset)  # type: ignore[union-attr]
+            select(ChangeRecord).where(*where).order_by(col(ChangeRecord.id).desc()).limit(limit).offset(offset)
         )
     ).scalars()
     return [

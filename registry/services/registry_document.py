@@ -5,6 +5,7 @@ from typing import Any
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.errors import FieldError, RegistryValidationError
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
@@ -80,22 +81,22 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
     await session.execute(delete(Location))
 
     wanted_agreements = {a.key for a in doc.agreements}
-    for key, row in current.agreements.items():
+    for key, agreement_row in current.agreements.items():
         if key not in wanted_agreements:
             history.append(change_record("agreement", key, "delete", actor, current.agreement_docs[key], None))
-            await session.delete(row)
+            await session.delete(agreement_row)
             counts["deleted"] += 1
     await session.flush()
     wanted_parties = {p.key for p in doc.parties}
-    for key, row in current.parties.items():
+    for key, party_row in current.parties.items():
         if key not in wanted_parties:
             history.append(change_record("party", key, "delete", actor, current.party_docs[key], None))
-            await session.delete(row)
+            await session.delete(party_row)
             counts["deleted"] += 1
     await session.flush()
 
     party_ids: dict[str, int] = {}
-    new_parties = []
+    new_parties: list[dict[str, Any]] = []
     for party in doc.parties:
         fields = party_columns(party)
         row = current.parties.get(party.key)
@@ -116,8 +117,10 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
         else:
             counts["unchanged"] += 1
     if new_parties:
-        result = await session.execute(insert(Party).returning(Party.key, Party.id), new_parties)  # type: ignore[arg-type]
-        party_ids.update(dict(result.all()))
+        result = await session.execute(insert(Party).returning(col(Party.key), col(Party.id)), new_parties)
+        for key, party_id in result.all():
+            assert party_id is not None  # RETURNING id of an inserted row
+            party_ids[key] = party_id
         for party in doc.parties:
             if party.key not in current.parties:
                 history.append(change_record("party", party.key, "create", actor, None, _party_doc(party)))
@@ -212,4 +215,4 @@ def _agreement_doc(agreement: AgreementIn) -> dict[str, Any]:
 
 
 async def registry_is_empty(session: AsyncSession) -> bool:
-    return (await session.execute(select(Party.id).limit(1))).first() is None
+    return (await session.execute(select(col(Party.id)).limit(1))).first() is None

@@ -242,7 +242,7 @@ class UiController(Controller):
 
     @get("/parties/new", guards=[requires("registry:write")])
     async def new_party(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
-        blank = {
+        blank: dict[str, Any] = {
             "key": "",
             "name": "",
             "role": "processor",
@@ -416,7 +416,7 @@ class UiController(Controller):
     async def new_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], party: FromQuery[str | None] = None
     ) -> Template:
-        blank = {
+        blank: dict[str, Any] = {
             "key": "",
             "party": party or "",
             "kind": "dpa",

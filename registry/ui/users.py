@@ -10,6 +10,7 @@ from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
 from sqlalchemy.ext.asyncio import AsyncSession
+from sqlmodel import col
 
 from registry.auth import Principal
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
@@ -65,7 +66,7 @@ async def create_user(session: AsyncSession, email: str, role: str, password: st
     errors += password_errors(password)
     if errors:
         raise RegistryValidationError(errors)
-    if (await session.execute(select(UiUser.id).where(UiUser.email == email))).first():
+    if (await session.execute(select(col(UiUser.id)).where(col(UiUser.email) == email))).first():
         raise ConflictError(f"a user {email!r} exists already")
     user = UiUser(email=email, password_hash=hash_password(password), role=role)
     session.add(user)
@@ -75,17 +76,19 @@ async def create_user(session: AsyncSession, email: str, role: str, password: st
 
 
 async def list_users(session: AsyncSession) -> list[dict[str, Any]]:
-    rows = (await session.execute(select(UiUser).order_by(UiUser.email))).scalars()
+    rows = (await session.execute(select(UiUser).order_by(col(UiUser.email)))).scalars()
     return [{"email": u.email, "role": u.role, "active": u.active, "created_at": u.created_at} for u in rows]
 
 
 async def disable_user(session: AsyncSession, email: str, actor: str) -> None:
     """Disabling ends the user's sessions in the same transaction: access stops at once."""
     email = normalise_email(email)
-    user = (await session.execute(select(UiUser).where(UiUser.email == email).with_for_update())).scalar_one_or_none()
+    user = (
+        await session.execute(select(UiUser).where(col(UiUser.email) == email).with_for_update())
+    ).scalar_one_or_none()
     if user is None:
         raise NotFoundError(f"no user {email!r}")
-    await session.execute(delete(UiSession).where(UiSession.user_id == user.id))  # type: ignore[arg-type]
+    await session.execute(delete(UiSession).where(col(UiSession.user_id) == user.id))
     if user.active:
         user.active = False
         session.add(change_record("user", email[:64], "deactivate", actor, {"active": True}, {"active": False}))
@@ -101,7 +104,9 @@ class LoginResult:
 async def log_in(session: AsyncSession, email: str, password: str, *, now: datetime | None = None) -> LoginResult:
     now = now or utcnow()
     email = normalise_email(email)
-    user = (await session.execute(select(UiUser).where(UiUser.email == email).with_for_update())).scalar_one_or_none()
+    user = (
+        await session.execute(select(UiUser).where(col(UiUser.email) == email).with_for_update())
+    ).scalar_one_or_none()
     if user is None or not user.active:
         _verify(_DUMMY_HASH, password)
         return LoginResult(None)
@@ -122,7 +127,7 @@ async def log_in(session: AsyncSession, email: str, password: str, *, now: datet
     assert user.id is not None
     session.add(UiSession(token_sha256=_digest(token), user_id=user.id, expires_at=now + SESSION_LIFETIME))
     # Expired sessions are cleared as people log in; no separate job is needed.
-    await session.execute(delete(UiSession).where(UiSession.expires_at < now))  # type: ignore[arg-type]
+    await session.execute(delete(UiSession).where(col(UiSession.expires_at) < now))
     return LoginResult(token)
 
 
@@ -134,16 +139,20 @@ def _verify(password_hash: str, password: str) -> bool:
 
 
 async def log_out(session: AsyncSession, token: str) -> None:
-    await session.execute(delete(UiSession).where(UiSession.token_sha256 == _digest(token)))  # type: ignore[arg-type]
+    await session.execute(delete(UiSession).where(col(UiSession.token_sha256) == _digest(token)))
 
 
 async def principal_for_session(session: AsyncSession, token: str, *, now: datetime | None = None) -> Principal | None:
     now = now or utcnow()
     row = (
         await session.execute(
-            select(UiUser.email, UiUser.role)
-            .join(UiSession, UiSession.user_id == UiUser.id)  # type: ignore[arg-type]
-            .where(UiSession.token_sha256 == _digest(token), UiSession.expires_at > now, UiUser.active.is_(True))  # type: ignore[attr-defined]
+            select(col(UiUser.email), col(UiUser.role))
+            .join(UiSession, col(UiSession.user_id) == col(UiUser.id))
+            .where(
+                col(UiSession.token_sha256) == _digest(token),
+                col(UiSession.expires_at) > now,
+                col(UiUser.active).is_(True),
+            )
         )
     ).first()
     if row is None:
@@ -153,7 +162,7 @@ async def principal_for_session(session: AsyncSession, token: str, *, now: datet
 
 
 async def role_of(session: AsyncSession, email: str) -> str | None:
-    return (await session.execute(select(UiUser.role).where(UiUser.email == email))).scalar_one_or_none()
+    return (await session.execute(select(col(UiUser.role)).where(col(UiUser.email) == email))).scalar_one_or_none()
 
 
 async def shared_secret(session: AsyncSession, name: str) -> str:
@@ -165,10 +174,10 @@ async def shared_secret(session: AsyncSession, name: str) -> str:
         .values(name=name, value=secrets.token_urlsafe(48), created_at=utcnow())
         .on_conflict_do_nothing(index_elements=["name"])
     )
-    return (await session.execute(select(UiSecret.value).where(UiSecret.name == name))).scalar_one()
+    return (await session.execute(select(col(UiSecret.value)).where(col(UiSecret.name) == name))).scalar_one()
 
 
 async def reset_lockout(session: AsyncSession, email: str) -> None:
     await session.execute(
-        update(UiUser).where(UiUser.email == normalise_email(email)).values(failed_logins=0, locked_until=None)
+        update(UiUser).where(col(UiUser.email) == normalise_email(email)).values(failed_logins=0, locked_until=None)
     )

@@ -153,8 +153,15 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
     # A processor with a sub-processor in the US, under a complete DPA.
     await add_party(page, base, "stratus", "Stratus Cloud Inc.", "sub_processor", "US")
     await add_party(
-        page, base, "paketexpress", "Paketexpress AB", "processor", "SE", category="transport",
-        location="SE", sub_processor="stratus",
+        page,
+        base,
+        "paketexpress",
+        "Paketexpress AB",
+        "processor",
+        "SE",
+        category="transport",
+        location="SE",
+        sub_processor="stratus",
     )
     await page.goto(f"{base}/ui/agreements/new?party=paketexpress")
     await page.get_by_label("Key").fill("paketexpress-dpa-2026")

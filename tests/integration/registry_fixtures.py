@@ -54,4 +54,6 @@ def error_keys(response: Any) -> list[str]:
 
 def error_text(response: Any) -> str:
     body = response.json()
-    return " ".join([str(body.get("detail", ""))] + [f"{e.get('key')}: {e.get('message')}" for e in body.get("extra", [])])
+    return " ".join(
+        [str(body.get("detail", ""))] + [f"{e.get('key')}: {e.get('message')}" for e in body.get("extra", [])]
+    )

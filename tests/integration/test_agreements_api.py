@@ -45,8 +45,12 @@ async def test_an_agreement_reads_back_as_written(client, writer_headers, proces
         ({"terminated_on": "2020-01-01"}, "terminated_on"),
     ],
 )
-async def test_invalid_agreement_input_is_a_400_that_names_the_field(client, writer_headers, processor, overrides, field):
-    response = await client.post("/api/agreements", json=agreement("proc-dpa", processor, **overrides), headers=writer_headers)
+async def test_invalid_agreement_input_is_a_400_that_names_the_field(
+    client, writer_headers, processor, overrides, field
+):
+    response = await client.post(
+        "/api/agreements", json=agreement("proc-dpa", processor, **overrides), headers=writer_headers
+    )
     assert response.status_code == 400, response.text
     assert field in error_text(response)
     assert (await client.get("/api/agreements", headers=writer_headers)).json()["total"] == 0
@@ -91,7 +95,9 @@ async def test_a_stale_agreement_update_is_409_and_keeps_the_first_edit(client, 
 
 async def test_terminating_an_agreement_records_the_date_and_the_history(client, writer_headers, processor):
     await client.post("/api/agreements", json=agreement("proc-dpa", processor), headers=writer_headers)
-    response = await client.delete("/api/agreements/proc-dpa?version=1&terminated_on=2026-01-31", headers=writer_headers)
+    response = await client.delete(
+        "/api/agreements/proc-dpa?version=1&terminated_on=2026-01-31", headers=writer_headers
+    )
     assert response.status_code == 200, response.text
     assert response.json()["terminated_on"] == "2026-01-31"
     history = (await client.get("/api/agreements/proc-dpa/history", headers=writer_headers)).json()
@@ -101,7 +107,9 @@ async def test_terminating_an_agreement_records_the_date_and_the_history(client,
 
 async def test_terminating_before_the_agreement_took_effect_is_a_400(client, writer_headers, processor):
     await client.post("/api/agreements", json=agreement("proc-dpa", processor), headers=writer_headers)
-    response = await client.delete("/api/agreements/proc-dpa?version=1&terminated_on=2020-01-01", headers=writer_headers)
+    response = await client.delete(
+        "/api/agreements/proc-dpa?version=1&terminated_on=2020-01-01", headers=writer_headers
+    )
     assert response.status_code == 400
     assert error_keys(response) == ["terminated_on"]
 

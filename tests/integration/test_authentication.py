@@ -67,7 +67,9 @@ async def test_keys_are_stored_only_as_digests(client, database, admin_headers):
 
 
 async def test_a_revoked_key_stops_working(client, database, admin_headers):
-    created = await client.post("/api/keys", json={"name": "reader", "scopes": ["registry:read"]}, headers=admin_headers)
+    created = await client.post(
+        "/api/keys", json={"name": "reader", "scopes": ["registry:read"]}, headers=admin_headers
+    )
     token = created.json()["token"]
     assert (await client.get("/api/parties", headers=bearer(token))).status_code == 200
     assert (await client.delete("/api/keys/reader", headers=admin_headers)).status_code == 200

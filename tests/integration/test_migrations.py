@@ -19,8 +19,9 @@ async def test_downgrade_to_base_and_upgrade_to_head_again(private_database):
     database = private_database
     import asyncio
 
-    import registry.models  # noqa: F401
     from sqlmodel import SQLModel
+
+    import registry.models  # noqa: F401
 
     expected = set(SQLModel.metadata.tables)
     assert expected <= await _tables(database)

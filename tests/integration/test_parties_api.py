@@ -81,7 +81,9 @@ async def test_an_update_that_changes_nothing_leaves_version_and_history_alone(c
 
 
 async def test_lists_filter_by_role_category_activity_and_text_and_paginate(client, writer_headers):
-    await client.post("/api/parties", json=party("alpha", name="Alpha Frakt AB", category="transport"), headers=writer_headers)
+    await client.post(
+        "/api/parties", json=party("alpha", name="Alpha Frakt AB", category="transport"), headers=writer_headers
+    )
     await client.post("/api/parties", json=party("beta", role="sub_processor"), headers=writer_headers)
     await client.post(
         "/api/parties",
@@ -142,7 +144,9 @@ async def test_invalid_party_input_is_a_400_that_names_the_field(client, writer_
 
 async def test_iso_subdivision_codes_are_accepted_as_territories(client, writer_headers):
     response = await client.post(
-        "/api/parties", json=party("canary", locations=[{"territory": "ES-CN", "kind": "storage"}]), headers=writer_headers
+        "/api/parties",
+        json=party("canary", locations=[{"territory": "ES-CN", "kind": "storage"}]),
+        headers=writer_headers,
     )
     assert response.status_code == 201, response.text
 
@@ -164,7 +168,9 @@ async def test_sub_processor_links_must_point_at_existing_sub_processor_parties(
 async def test_a_sub_processor_cycle_is_refused_with_the_chain_named(client, writer_headers):
     await client.post("/api/parties", json=party("sub-a", role="sub_processor"), headers=writer_headers)
     await client.post(
-        "/api/parties", json=party("sub-b", role="sub_processor", sub_processors=[{"party": "sub-a"}]), headers=writer_headers
+        "/api/parties",
+        json=party("sub-b", role="sub_processor", sub_processors=[{"party": "sub-a"}]),
+        headers=writer_headers,
     )
     body = party("sub-a", role="sub_processor", sub_processors=[{"party": "sub-b"}], version=1)
     del body["key"]
@@ -176,7 +182,9 @@ async def test_a_sub_processor_cycle_is_refused_with_the_chain_named(client, wri
 
 async def test_a_party_cannot_be_its_own_sub_processor(client, writer_headers):
     response = await client.post(
-        "/api/parties", json=party("selfish", role="sub_processor", sub_processors=[{"party": "selfish"}]), headers=writer_headers
+        "/api/parties",
+        json=party("selfish", role="sub_processor", sub_processors=[{"party": "selfish"}]),
+        headers=writer_headers,
     )
     assert response.status_code == 400
     assert "its own sub-processor" in error_text(response)
@@ -211,7 +219,9 @@ async def test_a_body_that_is_not_a_party_object_is_a_400_never_a_500(client, wr
     assert response.status_code == 400, response.text
 
 
-@pytest.mark.parametrize("query", ["limit=0", "limit=501", "offset=-1", "role=friend", "active=maybe", "q=" + "x" * 201])
+@pytest.mark.parametrize(
+    "query", ["limit=0", "limit=501", "offset=-1", "role=friend", "active=maybe", "q=" + "x" * 201]
+)
 async def test_bad_list_parameters_are_a_400(client, reader_headers, query):
     response = await client.get(f"/api/parties?{query}", headers=reader_headers)
     assert response.status_code == 400, response.text
