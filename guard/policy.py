@@ -16,9 +16,14 @@ Choices made where the design is silent (each one fails closed):
   Approval belongs to the link, so it is checked on every link; a party's territories are reported once,
   on the first chain (depth-first) that reaches it. Cycles are walked once.
 - An ``approved_on`` after today is not yet an approval.
-- A destination subdivision is declared when it or any of its ISO ancestors (parent subdivision,
-  country) is declared: declaring ``ES`` declares ``ES-CN``. A country is declared only by itself:
-  declaring ``ES-CN`` does not declare all of ``ES``.
+- A destination is declared by the recipient's own territories only (its establishment and its locations
+  of any kind), as §4.2 says: a territory only a sub-processor declares does not declare it. A destination
+  subdivision is declared when it or any of its ISO ancestors (parent subdivision, country) is declared:
+  declaring ``ES`` declares ``ES-CN``. A country is declared only by itself: declaring ``ES-CN`` does not
+  declare all of ``ES``.
+- Of the in-force agreements of the kind the role needs, the one with the fewest reasons against it is
+  chosen (a coverage gap or a dpa lacking Art. 28(3) clauses each count), so a complete covering dpa is
+  never passed over for an incomplete one that happens to expire later.
 - An authority gets ``RECIPIENT_IS_AUTHORITY`` and no agreement check; a role the policy does not know
   gets ``NO_AGREEMENT``.
 - ``evaluate_party`` does not ask a sub-processor for its own agreement with the controller (Art. 28(4)
@@ -247,10 +252,23 @@ class _Coverage:
     uncovered_categories: tuple[str, ...]
     purpose_uncovered: bool
     subject_uncovered: bool
+    missing_clauses: tuple[str, ...]
 
     @property
-    def gaps(self) -> int:
-        return len(self.uncovered_categories) + self.purpose_uncovered + self.subject_uncovered
+    def reasons_against(self) -> int:
+        """How many reasons the agreement would give: one per gap, and one if a dpa lacks clauses."""
+        return (
+            len(self.uncovered_categories)
+            + self.purpose_uncovered
+            + self.subject_uncovered
+            + bool(self.missing_clauses)
+        )
+
+
+def _missing_clauses(agreement: AgreementView) -> tuple[str, ...]:
+    if agreement.kind != "dpa":
+        return ()
+    return tuple(c for c in ART28_CLAUSES if c not in agreement.clauses)
 
 
 def _covered_by_any(entries: Iterable[str], key: str) -> bool:
@@ -265,15 +283,16 @@ def _coverage(
         uncovered_categories=tuple(c for c in categories if not _covered_by_any(agreement.data_categories, c)),
         purpose_uncovered=purpose is not None and not _covered_by_any(agreement.purposes, purpose),
         subject_uncovered=subject is not None and not _covered_by_any(agreement.data_subjects, subject),
+        missing_clauses=_missing_clauses(agreement),
     )
 
 
 def _preference(coverage: _Coverage) -> tuple[int, int, int, int, str]:
-    """Fewest gaps first; then the latest expiry (open-ended is latest), latest start, and key for ties."""
+    """Fewest reasons first; then the latest expiry (open-ended is latest), latest start, and key for ties."""
     agreement = coverage.agreement
     expires = agreement.expires_on
     return (
-        coverage.gaps,
+        coverage.reasons_against,
         0 if expires is None else 1,
         0 if expires is None else -expires.toordinal(),
         -agreement.effective_from.toordinal(),
@@ -310,9 +329,7 @@ def _no_agreement_reason(party: PartyView, agreements: Sequence[AgreementView], 
 
 
 def _incomplete_reason(party: PartyView, agreement: AgreementView) -> Reason | None:
-    if agreement.kind != "dpa":
-        return None
-    missing = tuple(c for c in ART28_CLAUSES if c not in agreement.clauses)
+    missing = _missing_clauses(agreement)
     if not missing:
         return None
     listed = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {c}" for c in missing)
@@ -474,13 +491,12 @@ def _territory_findings(party: PartyView, chain: tuple[str, ...] | None) -> list
     return reasons
 
 
-def _chain_findings(recipient: PartyView, snapshot: Snapshot, day: date) -> tuple[list[Reason], set[str]]:
-    """Walk the sub-processor chain depth-first; return its reasons and every territory it declares.
+def _chain_findings(recipient: PartyView, snapshot: Snapshot, day: date) -> list[Reason]:
+    """Walk the sub-processor chain depth-first and return its reasons.
 
     Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it.
     """
     reasons: list[Reason] = []
-    declared = {territory for _, territory in _places(recipient)}
     visited = {recipient.key}
     stack: list[tuple[tuple[str, ...], Iterator[SubProcessorLinkView]]] = [
         ((recipient.key,), iter(recipient.sub_processors))
@@ -524,9 +540,8 @@ def _chain_findings(recipient: PartyView, snapshot: Snapshot, day: date) -> tupl
             continue
         visited.add(sub.key)
         reasons.extend(_territory_findings(sub, chain))
-        declared.update(territory for _, territory in _places(sub))
         stack.append((chain, iter(sub.sub_processors)))
-    return reasons, declared
+    return reasons
 
 
 def _is_declared(destination: str, declared: set[str]) -> bool:
@@ -552,7 +567,7 @@ def _destination_findings(destination: str, recipient: PartyView | None, declare
             Reason(
                 ReasonCode.DESTINATION_UNDECLARED,
                 f"The destination {_describe_territory(destination)} is not among the territories declared "
-                f"for {_label(recipient)} and its sub-processors ({', '.join(sorted(declared))}).",
+                f"for {_label(recipient)} ({', '.join(sorted(declared, key=str))}).",
                 party=recipient.key,
                 territory=destination,
             )
@@ -654,8 +669,8 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
         )
         reasons.extend(agreement_reasons)
         reasons.extend(_territory_findings(recipient, chain=None))
-        chain_reasons, declared = _chain_findings(recipient, snapshot, today)
-        reasons.extend(chain_reasons)
+        reasons.extend(_chain_findings(recipient, snapshot, today))
+        declared = {territory for _, territory in _places(recipient)}
         if chosen is not None:
             warning = _expiring_warning(recipient, chosen, today, expiring_within_days)
             if warning is not None:
@@ -680,5 +695,4 @@ def evaluate_party(party: PartyView, snapshot: Snapshot, today: date) -> tuple[R
     own places, and its whole sub-processor chain. Whether the party is active is the caller's filter.
     """
     agreement_reasons, _ = _agreement_findings(party, snapshot, today, require=party.role != "sub_processor")
-    chain_reasons, _ = _chain_findings(party, snapshot, today)
-    return (*agreement_reasons, *_territory_findings(party, chain=None), *chain_reasons)
+    return (*agreement_reasons, *_territory_findings(party, chain=None), *_chain_findings(party, snapshot, today))

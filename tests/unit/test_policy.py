@@ -1,5 +1,6 @@
 """The guard's pure policy (DESIGN §4.2, §4.3), table-driven over small hand-built snapshots."""
 
+import json
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -621,6 +622,50 @@ def test_an_agreement_not_in_force_is_never_chosen_even_if_it_covers():
     assert codes(decision) == {"CATEGORY_NOT_COVERED"}
 
 
+THIN = ART28_CLAUSES[:7]  # lacks (h) audits
+
+
+# A share is allowed when some in-force agreement of the right kind covers it and, for a dpa, carries all
+# of Art. 28(3); the answer is measured against the agreement with the fewest reasons against it.
+@pytest.mark.parametrize(
+    ("on_file", "chosen", "expected_codes"),
+    [
+        pytest.param(
+            (agreement("thin", expires_on=None, clauses=THIN), agreement("complete", expires_on=date(2027, 6, 30))),
+            "complete",
+            set(),
+            id="a complete dpa wins over an incomplete one that expires later",
+        ),
+        pytest.param(
+            (agreement("complete", expires_on=date(2027, 6, 30)), agreement("thin", expires_on=None, clauses=THIN)),
+            "complete",
+            set(),
+            id="a complete dpa wins whatever the order on file",
+        ),
+        pytest.param(
+            (
+                agreement("thin", expires_on=date(2027, 6, 30), clauses=THIN),
+                agreement("complete-narrow", expires_on=None, categories=()),
+            ),
+            "thin",
+            {"AGREEMENT_INCOMPLETE"},
+            id="an incomplete dpa that covers wins over a complete one with two gaps",
+        ),
+        pytest.param(
+            (agreement("thin-early", expires_on=date(2027, 6, 30), clauses=THIN), agreement("thin-late", clauses=THIN)),
+            "thin-late",
+            {"AGREEMENT_INCOMPLETE"},
+            id="of two incomplete dpas the one expiring latest",
+        ),
+    ],
+)
+def test_the_agreement_chosen_is_the_one_with_the_fewest_reasons_against_it(on_file, chosen, expected_codes):
+    decision = decide(request(), clean_snapshot(agreements=on_file), TODAY)
+    assert decision.agreement == chosen
+    assert codes(decision) == expected_codes
+    assert decision.allowed is (not expected_codes)
+
+
 def test_an_incomplete_dpa_lists_the_missing_clauses_in_letter_order():
     dpa = agreement(clauses=("audits", "instructions", "security", "confidentiality"))
     [reason] = decide(request(), clean_snapshot(agreements=(dpa,)), TODAY).reasons
@@ -856,16 +901,54 @@ def test_a_destination_is_declared_by_itself_or_an_iso_ancestor(declared, destin
     assert codes(decision) == (set() if is_declared else {"DESTINATION_UNDECLARED"})
 
 
-def test_a_destination_declared_by_a_sub_processor_counts_as_declared():
+def deep_in(territory: str) -> PartyView:
+    return party("deep", role="sub_processor", established_in=territory, locations=())
+
+
+# §4.2: DESTINATION_UNDECLARED is "destination not among the recipient's declared territories"; a
+# territory only a sub-processor declares is not the recipient's.
+@pytest.mark.parametrize(
+    ("parties", "destination", "is_declared"),
+    [
+        pytest.param((nordfrakt(established_in="FI"), molnhall()), "FI", True, id="the recipient's establishment"),
+        pytest.param(
+            (nordfrakt(locations=(("FI", "backup"),)), molnhall()), "FI", True, id="a backup location of the recipient"
+        ),
+        pytest.param(
+            (nordfrakt(locations=(("FI", "support_access"),)), molnhall()),
+            "FI",
+            True,
+            id="a support access location of the recipient",
+        ),
+        pytest.param(
+            (nordfrakt(), molnhall(locations=(("FI", "backup"),))), "FI", False, id="only a sub-processor's location"
+        ),
+        pytest.param(
+            (nordfrakt(), molnhall(established_in="FI", locations=())),
+            "FI",
+            False,
+            id="only a sub-processor's establishment",
+        ),
+        pytest.param(
+            (nordfrakt(), molnhall(subs=(link("deep"),)), deep_in("FI")),
+            "FI",
+            False,
+            id="only a sub-processor two levels down",
+        ),
+    ],
+)
+def test_a_destination_is_declared_only_by_the_recipients_own_territories(parties, destination, is_declared):
+    decision = decide(request(destination=destination), snapshot(*parties, agreements=(agreement(),)), TODAY)
+    assert codes(decision) == (set() if is_declared else {"DESTINATION_UNDECLARED"})
+
+
+def test_an_undeclared_destination_names_the_recipients_declared_territories_only():
     registry = snapshot(nordfrakt(), molnhall(locations=(("FI", "backup"),)), agreements=(agreement(),))
-    assert decide(request(destination="FI"), registry, TODAY).allowed
-
-
-def test_an_undeclared_destination_names_the_declared_territories():
-    [reason] = decide(request(destination="EE"), clean_snapshot(), TODAY).reasons
+    [reason] = decide(request(destination="EE"), registry, TODAY).reasons
     assert reason.code == "DESTINATION_UNDECLARED"
     assert (reason.party, reason.territory) == ("nordfrakt", "EE")
     assert "(DK, SE)" in reason.message
+    assert "FI" not in reason.message
 
 
 def test_a_destination_outside_and_undeclared_gets_both_reasons():
@@ -877,6 +960,85 @@ def test_a_destination_outside_and_undeclared_gets_both_reasons():
 def test_an_unknown_destination_is_territory_unknown_only(destination):
     [reason] = decide(request(destination=destination), clean_snapshot(), TODAY).reasons
     assert (reason.code, reason.territory) == ("TERRITORY_UNKNOWN", destination)
+
+
+# --- Malformed or sparse data never makes the guard raise ----------------------------------------------
+
+
+def bare_agreement(party_key: str = "nordfrakt", **changes) -> AgreementView:
+    """Every optional field empty: no dates beyond the start, no entries, no clauses."""
+    fields = {
+        "signed_on": None,
+        "expires_on": None,
+        "terminated_on": None,
+        "categories": (),
+        "purposes": (),
+        "subjects": (),
+        "clauses": (),
+    }
+    return agreement(f"{party_key}-bare", party_key, **{**fields, **changes})
+
+
+NEVER_RAISES_CASES = [
+    pytest.param(request(), Snapshot(parties={}, agreements_by_party={}, ruleset=RULESET), id="an empty registry"),
+    pytest.param(
+        request(categories=(), destination=None, data_subject=None), clean_snapshot(), id="an empty category list"
+    ),
+    pytest.param(
+        request(destination="", data_subject=""),
+        snapshot(party(established_in="", locations=(("", ""),))),
+        id="empty strings everywhere",
+    ),
+    pytest.param(request(), snapshot(party(locations=(), subs=())), id="no locations, sub-processors or agreements"),
+    pytest.param(
+        request(), snapshot(party(), agreements=(bare_agreement(),)), id="an agreement with every field empty"
+    ),
+    pytest.param(
+        request(), snapshot(party(), agreements=(bare_agreement(signed_on=LONG_AGO),)), id="a signed empty agreement"
+    ),
+    pytest.param(
+        request(),
+        snapshot(party(), agreements=(bare_agreement("ghost"), bare_agreement(kind="mystery"))),
+        id="agreements of an unknown party and of an unknown kind",
+    ),
+    pytest.param(
+        request(),
+        snapshot(party(), agreements=(agreement(expires_on=date.max), agreement("old", effective_from=date.min))),
+        id="the extreme dates",
+    ),
+    pytest.param(
+        request(),
+        snapshot(party(subs=(link("nordfrakt", None, None),)), agreements=(agreement(),)),
+        id="a recipient that is its own unapproved sub-processor",
+    ),
+    pytest.param(
+        request(),
+        snapshot(
+            party(subs=(link("a"), link("a", None))),
+            party("a", role="sub_processor", subs=(link("b"),)),
+            party("b", role="sub_processor", subs=(link("nordfrakt"), link("a"), link("b"), link("ghost", None))),
+            agreements=(agreement(),),
+        ),
+        id="a cycle through the recipient with repeated and dangling links",
+    ),
+    pytest.param(
+        request("", purpose="", categories=("", ".", "user.", "user..name")),
+        clean_snapshot(),
+        id="references that are not taxonomy keys at all",
+    ),
+    pytest.param(request("odd"), snapshot(party("odd", role="")), id="a party with an empty role"),
+]
+
+
+@pytest.mark.parametrize(("share", "registry"), NEVER_RAISES_CASES)
+@pytest.mark.parametrize("within", [30, 0, -1])
+def test_sparse_or_malformed_data_gives_a_decision_never_an_exception(share, registry, within):
+    decision = decide(share, registry, TODAY, expiring_within_days=within)
+    assert decision.allowed is (not decision.reasons)
+    assert all(reason.message.endswith(".") for reason in (*decision.reasons, *decision.warnings))
+    json.dumps([reason.as_dict() for reason in (*decision.reasons, *decision.warnings)])
+    for each in registry.parties.values():
+        evaluate_party(each, registry, TODAY)
 
 
 # --- Reason and decision shapes -------------------------------------------------------------------------
@@ -954,6 +1116,11 @@ def test_a_sub_processor_needs_no_agreement_of_its_own_in_the_registry_but_a_dpa
     with_dpa = clean_snapshot(agreements=(agreement("molnhall-dpa", "molnhall", clauses=ART28_CLAUSES[:7]),))
     [finding] = evaluate_party(with_dpa.parties["molnhall"], with_dpa, TODAY)
     assert (finding.code, finding.clauses) == ("AGREEMENT_INCOMPLETE", ("audits",))
+
+
+def test_a_party_with_a_complete_dpa_in_force_has_no_findings_for_an_incomplete_one_beside_it():
+    registry = clean_snapshot(agreements=(agreement("thin", expires_on=None, clauses=THIN), agreement("complete")))
+    assert evaluate_party(registry.parties["nordfrakt"], registry, TODAY) == ()
 
 
 def test_an_authority_has_no_agreement_findings():
