@@ -14,8 +14,10 @@ from registry.app import create_app
 from tests.conftest import SERVER_URL, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 
+# Kvarnberg's DPA runs until terminated (expires_on null), so this share is allowed on whatever day the suite
+# runs; a seed agreement with an end date would lapse under the tests one day.
 SHARE = {
-    "recipient": "nordfrakt",
+    "recipient": "kvarnberg",
     "purpose": "essential.service.operations",
     "data_categories": ["user.name", "user.contact.address"],
     "destination": "SE",
@@ -69,10 +71,10 @@ async def test_a_change_written_through_one_instance_is_obeyed_by_another_within
     async with running(create_app(settings)) as instance_a, running(create_app(settings)) as instance_b:
         before = await instance_b.post("/api/guard/check", json=SHARE, headers=guard_headers)
         assert before.json()["allowed"] is True
-        party = (await instance_a.get("/api/parties/nordfrakt", headers=writer_headers)).json()
+        party = (await instance_a.get("/api/parties/kvarnberg", headers=writer_headers)).json()
 
         deactivated = await instance_a.delete(
-            "/api/parties/nordfrakt", params={"version": party["version"]}, headers=writer_headers
+            "/api/parties/kvarnberg", params={"version": party["version"]}, headers=writer_headers
         )
         assert deactivated.status_code == 200, deactivated.text
         written_at = time.monotonic()
@@ -154,7 +156,7 @@ async def test_a_stale_snapshot_is_refused_even_when_the_log_could_still_be_writ
     refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=0.3, poll_seconds=300.0)
     try:
         await refresher.reload()  # loaded, but never listening
-        assert refresher.usable().snapshot.parties["nordfrakt"].active
+        assert refresher.usable().snapshot.parties["kvarnberg"].active
         await asyncio.sleep(0.4)
         try:
             refresher.usable()
@@ -207,7 +209,7 @@ async def test_the_doc_loader_used_by_other_tests_also_notifies(seeded_database,
     async with running(create_app(settings)) as client:
         document = seed_document()
         for party in document["parties"]:
-            if party["key"] == "nordfrakt":
+            if party["key"] == "kvarnberg":
                 party["locations"].append({"territory": "US", "kind": "support_access"})
         await load_document(seeded_database, document)
 
