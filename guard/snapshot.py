@@ -290,6 +290,9 @@ class SnapshotRefresher:
 
     async def _close_listener(self) -> None:
         connection, self._listener = self._listener, None
+        if connection is not None:
+            # asyncpg calls termination listeners on our own close too; closing on purpose is no lost connection.
+            connection.remove_termination_listener(self._on_termination)
         if connection is not None and not connection.is_closed():
             with contextlib.suppress(Exception):
                 await asyncio.wait_for(connection.close(), timeout=2)
