@@ -1,6 +1,7 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 import json
+from collections import deque
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -17,13 +18,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from guard.log import list_decisions
 from guard.service import bad_request, check_share, check_share_batch, unavailable
 from registry.auth import requires
-from registry.controllers.deps import Limit, Offset, Page, page
-from registry.errors import FieldError
+from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
+from registry.errors import FieldError, RegistryValidationError
 
-RecipientFilter = Annotated[str | None, QueryParameter(max_length=200, description="recipient party key")]
+RecipientFilter = Annotated[
+    str | None, QueryParameter(max_length=200, pattern=WITHOUT_NUL, description="recipient party key")
+]
 OutcomeFilter = Annotated[Literal["allowed", "denied"] | None, QueryParameter(description="allowed or denied")]
-Since = Annotated[datetime | None, QueryParameter(name="from", description="decided at or after (ISO 8601)")]
-Until = Annotated[datetime | None, QueryParameter(name="to", description="decided before (ISO 8601)")]
+# Taken as text and parsed here, so that a bad value is reported under the parameter's own name.
+Since = Annotated[
+    str | None,
+    QueryParameter(name="from", max_length=64, description="decided at or after (ISO 8601 date or date and time)"),
+]
+Until = Annotated[
+    str | None, QueryParameter(name="to", max_length=64, description="decided before (ISO 8601 date or date and time)")
+]
 
 # Requests are tiny; a batch of 1,000 fits well under this. Bigger bodies are refused before parsing.
 MAX_BODY_BYTES = 2 * 1024 * 1024
@@ -35,9 +44,37 @@ async def _json_body(request: Request[Any, Any, Any]) -> tuple[Any, tuple[int, d
     if len(raw) > MAX_BODY_BYTES:
         return None, bad_request([FieldError("(body)", f"the body exceeds {MAX_BODY_BYTES} bytes")])
     try:
-        return json.loads(raw), None
+        payload = json.loads(raw)
     except (ValueError, UnicodeDecodeError) as exc:
         return None, bad_request([FieldError("(body)", f"the body is not valid JSON: {exc}")])
+    except RecursionError:
+        return None, bad_request([FieldError("(body)", "the body is nested too deeply")])
+    nul_errors = _nul_characters(payload)
+    if nul_errors:
+        return None, bad_request(nul_errors)
+    return payload, None
+
+
+def _nul_characters(payload: Any) -> list[FieldError]:
+    """Every string in the request that holds NUL, by its path. PostgreSQL cannot store one in the decision
+    log, and a log write that fails takes the other requests of its group commit down with it (503): such a
+    request is refused here, before it is decided or logged. A queue, not recursion: nesting is the caller's."""
+    errors: list[FieldError] = []
+    pending: deque[tuple[str, Any]] = deque([("", payload)])
+    while pending:
+        path, value = pending.popleft()
+        if isinstance(value, str) and "\x00" in value:
+            errors.append(FieldError(path or "(body)", "must not contain the NUL character (\\u0000)"))
+        elif isinstance(value, list):
+            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
+        elif isinstance(value, dict):
+            for key, item in value.items():
+                name = f"{path}.{key}" if path else str(key)
+                if "\x00" in key:
+                    errors.append(FieldError(name, "a field name must not contain the NUL character (\\u0000)"))
+                else:
+                    pending.append((name, item))
+    return errors
 
 
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -54,11 +91,25 @@ CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
 }
 
 
-def _utc(moment: datetime | None) -> datetime | None:
-    """A timestamp without an offset is taken as UTC, the log's own zone."""
-    if moment is None or moment.tzinfo is not None:
-        return moment
-    return moment.replace(tzinfo=UTC)
+def _moment(parameter: str, text: str | None) -> datetime | None:
+    """An ISO 8601 date or date and time from a query parameter, in UTC. Without an offset it is taken as UTC,
+    the log's own zone; a date alone means its midnight."""
+    if text is None:
+        return None
+    try:
+        moment = datetime.fromisoformat(text)
+    except ValueError:
+        moment = None
+    if moment is None:
+        raise RegistryValidationError(
+            [FieldError(parameter, f"{text!r} is not an ISO 8601 date or date and time (2026-01-31T12:00:00Z)")]
+        )
+    if moment.tzinfo is None:
+        moment = moment.replace(tzinfo=UTC)
+    try:
+        return moment.astimezone(UTC)
+    except OverflowError:
+        raise RegistryValidationError([FieldError(parameter, f"{text!r} is out of range")]) from None
 
 
 class GuardController(Controller):
@@ -100,8 +151,8 @@ class GuardController(Controller):
             db_session,
             recipient=recipient,
             outcome=outcome,
-            since=_utc(since),
-            until=_utc(until),
+            since=_moment("from", since),
+            until=_moment("to", until),
             limit=limit,
             offset=offset,
         )

@@ -7,10 +7,11 @@ from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
+from litestar.exceptions import SerializationException
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
-from sqlalchemy.exc import IntegrityError, InterfaceError, OperationalError
+from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 import guard.controller
@@ -29,6 +30,23 @@ from registry.errors import ConflictError, NotFoundError, RegistryValidationErro
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
+
+# SQLSTATEs of text PostgreSQL cannot store: NUL in text (22021), \u0000 in JSONB (22P05).
+UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
+
+
+class RegistryRequest(Request[Any, Any, Any]):
+    """A request whose JSON body fails as a 400 whatever is wrong with it. Litestar turns msgspec's decode
+    errors into 400s, but not the RecursionError of a deeply nested body or the UnicodeDecodeError of a string
+    that is not UTF-8: those would be 500s."""
+
+    async def json(self) -> Any:
+        try:
+            return await super().json()
+        except RecursionError:
+            raise SerializationException("JSON is malformed: the body is nested too deeply") from None
+        except UnicodeDecodeError as exc:
+            raise SerializationException(f"JSON is malformed: the body is not UTF-8 ({exc.reason})") from None
 
 
 def _validation_error(_: Request[Any, Any, Any], exc: RegistryValidationError) -> Response[dict[str, Any]]:
@@ -52,6 +70,17 @@ def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[
     # Services check first; this catches the race where two writers pass the check at once.
     log.info("integrity error turned into 409: %s", exc.orig)
     return Response({"status_code": 409, "detail": "the change conflicts with existing data"}, status_code=409)
+
+
+def _database_error(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+    """Input is checked before it is written (NUL is refused on its field); this is the net under that."""
+    if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
+        return Response(
+            {"status_code": 400, "detail": "the request holds text the registry cannot store (a NUL character)"},
+            status_code=400,
+        )
+    log.error("database error", exc_info=exc)
+    return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
 
 
 def _database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -96,6 +125,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             DefineMiddleware(
                 RegistryAuthenticationMiddleware,
                 exclude=[*PUBLIC_PATH_PATTERNS, *ui.public_path_patterns],
+                # Litestar lets OPTIONS through by default (for CORS preflights, which this app does not serve):
+                # the answer would skip the key check, and a route guard would find no caller (a 500).
+                exclude_http_methods=[],
             )
         ],
         exception_handlers={
@@ -103,6 +135,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             NotFoundError: _not_found,
             ConflictError: _conflict,
             IntegrityError: _integrity,
+            DBAPIError: _database_error,
             OperationalError: _database_unavailable,
             InterfaceError: _database_unavailable,
             PoolTimeoutError: _database_unavailable,
@@ -110,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         # Unexpected errors are logged with their traceback; the client sees only a generic 500.
         logging_config=LoggingConfig(log_exceptions="always"),
+        request_class=RegistryRequest,
         openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
         **ui_options,
     )

@@ -106,7 +106,10 @@ def requires(scope: str) -> Callable[[ASGIConnection, BaseRouteHandler], None]:
     assert scope in SCOPES
 
     def guard(connection: ASGIConnection, _: BaseRouteHandler) -> None:
-        principal = connection.user
+        # No caller at all (a path the middleware skipped) is a 401, never a 500 for a missing scope user.
+        principal = connection.scope.get("user")
+        if principal is None:
+            raise NotAuthorizedException("an API key is required: send 'Authorization: Bearer <API key>'")
         if not isinstance(principal, Principal) or not principal.may(scope):
             raise PermissionDeniedException(f"this needs the {scope!r} scope")
 

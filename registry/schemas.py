@@ -5,7 +5,15 @@ import re
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, field_validator, model_validator
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    StringConstraints,
+    ValidationInfo,
+    field_validator,
+)
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.territory import is_iso_territory
@@ -43,6 +51,7 @@ AgreementKind = Literal["dpa", "data_sharing"]
 Renewal = Literal["fixed", "auto"]
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
+KEY_RE = re.compile(KEY_PATTERN)
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
@@ -78,7 +87,37 @@ def _unique(values: list[Any]) -> list[Any]:
     return values
 
 
+# Dates an agreement or a sub-processor link can plausibly carry. Renewal reminders and the calendar feed
+# count days before and after them; at the ends of Python's date range that arithmetic would overflow.
+EARLIEST_DAY = date(1900, 1, 1)
+LATEST_DAY = date(2999, 12, 31)
+
+
+def _plausible_day(day: date) -> date:
+    if not EARLIEST_DAY <= day <= LATEST_DAY:
+        raise ValueError(
+            f"{day.isoformat()} is not a plausible date: use one from {EARLIEST_DAY} to {LATEST_DAY} "
+            "(leave an end date empty for an agreement without one)"
+        )
+    return day
+
+
+def _no_nul_characters(value: Any) -> Any:
+    """PostgreSQL cannot store NUL in text: refuse it here, on its field, rather than fail on the write."""
+    texts = value if isinstance(value, list) else [value]
+    if any(isinstance(text, str) and "\x00" in text for text in texts):
+        raise ValueError("must not contain the NUL character (\\u0000)")
+    return value
+
+
+def could_be_key(text: str) -> bool:
+    """Whether `text` has the shape of a party or agreement key; no other can be stored, so lookups of
+    anything else (a path with NUL in it, say) answer 404 without asking the database."""
+    return KEY_RE.fullmatch(text) is not None
+
+
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
+Day = Annotated[date, AfterValidator(_plausible_day)]
 Territory = Annotated[str, StringConstraints(max_length=12), AfterValidator(_territory)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 DataCategory = Annotated[
@@ -104,6 +143,11 @@ assert set(Clause.__args__) == set(ART28_CLAUSES), "clause keys must match the g
 class Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", str_strip_whitespace=True)
 
+    @field_validator("*")
+    @classmethod
+    def _storable_text(cls, value: Any) -> Any:
+        return _no_nul_characters(value)
+
 
 class LocationIn(Strict):
     territory: Territory
@@ -112,8 +156,8 @@ class LocationIn(Strict):
 
 class SubProcessorLinkIn(Strict):
     party: Key
-    approved_on: date | None = None
-    objection_deadline: date | None = None
+    approved_on: Day | None = None
+    objection_deadline: Day | None = None
 
 
 class Contact(Strict):
@@ -163,15 +207,38 @@ class Document(Strict):
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
+def agreement_term_problems(
+    effective_from: date | None,
+    expires_on: date | None,
+    terminated_on: date | None,
+    renewal: str | None,
+    notice_days: int | None,
+) -> list[tuple[str, str]]:
+    """The rules across an agreement's term fields, as (field, message) pairs.
+
+    One place for them: the schema below raises each on its own field, and the web form asks them all before
+    the other fields are valid, so that one save reports every problem."""
+    problems: list[tuple[str, str]] = []
+    if effective_from is not None:
+        if expires_on is not None and expires_on < effective_from:
+            problems.append(("expires_on", "expires_on must not be before effective_from"))
+        if terminated_on is not None and terminated_on < effective_from:
+            problems.append(("terminated_on", "terminated_on must not be before effective_from"))
+    if renewal == "auto" and notice_days is None:
+        problems.append(("notice_days", "notice_days is required when renewal is auto"))
+    return problems
+
+
 class AgreementFields(Strict):
     party: Key
     kind: AgreementKind
-    signed_on: date | None = None
-    effective_from: date
-    expires_on: date | None = None
-    terminated_on: date | None = None
+    signed_on: Day | None = None
+    effective_from: Day
+    expires_on: Day | None = None
+    terminated_on: Day | None = None
     renewal: Renewal = "fixed"
-    notice_days: Annotated[int, Field(ge=0, le=3650)] | None = None
+    # Checked even when left out: renewal "auto" requires it.
+    notice_days: Annotated[int, Field(ge=0, le=3650)] | None = Field(default=None, validate_default=True)
     owner_email: Email
     document: Document | None = None
     data_categories: Annotated[list[DataCategory], Field(min_length=1, max_length=100), AfterValidator(_unique)]
@@ -180,15 +247,24 @@ class AgreementFields(Strict):
     clauses: Annotated[list[Clause], Field(max_length=8), AfterValidator(_unique)] = []
     transfers_outside_eea_permitted: bool = False
 
-    @model_validator(mode="after")
-    def _dates_in_order(self) -> "AgreementFields":
-        if self.expires_on is not None and self.expires_on < self.effective_from:
-            raise ValueError("expires_on must not be before effective_from")
-        if self.terminated_on is not None and self.terminated_on < self.effective_from:
-            raise ValueError("terminated_on must not be before effective_from")
-        if self.renewal == "auto" and self.notice_days is None:
-            raise ValueError("notice_days is required when renewal is auto")
-        return self
+    @field_validator("expires_on", "terminated_on", "notice_days")
+    @classmethod
+    def _term_is_consistent(cls, value: Any, info: ValidationInfo) -> Any:
+        """Each cross-field rule fails on the field it names (fields are validated in order, so the ones
+        it depends on, effective_from and renewal, are known by then)."""
+        name = info.field_name or ""
+        term = {**info.data, name: value}
+        problems = agreement_term_problems(
+            term.get("effective_from"),
+            term.get("expires_on"),
+            term.get("terminated_on"),
+            term.get("renewal"),
+            term.get("notice_days"),
+        )
+        for field, message in problems:
+            if field == name:
+                raise ValueError(message)
+        return value
 
 
 class AgreementIn(AgreementFields):
@@ -204,15 +280,16 @@ class ControllerIn(Strict):
     established_in: Territory
     timezone: Annotated[str, StringConstraints(max_length=64)] = "Europe/Stockholm"
 
-    @model_validator(mode="after")
-    def _known_timezone(self) -> "ControllerIn":
+    @field_validator("timezone")
+    @classmethod
+    def _known_timezone(cls, timezone: str) -> str:
         from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
         try:
-            ZoneInfo(self.timezone)
+            ZoneInfo(timezone)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ValueError(f"timezone {self.timezone!r} is not an IANA time zone") from None
-        return self
+            raise ValueError(f"timezone {timezone!r} is not an IANA time zone") from None
+        return timezone
 
 
 class RegistryDocument(Strict):

@@ -9,13 +9,13 @@ from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
-from registry.controllers.deps import Limit, Offset, Page, SearchText, page
+from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, SearchText, page
 from registry.schemas import AgreementIn, AgreementKind, AgreementUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
 from registry.services.parties import history
 
 Version = Annotated[int, QueryParameter(ge=1, description="the version your change is based on")]
-PartyKey = Annotated[str | None, QueryParameter(max_length=64)]
+PartyKey = Annotated[str | None, QueryParameter(max_length=64, pattern=WITHOUT_NUL)]
 
 
 class AgreementController(Controller):

@@ -10,9 +10,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 T = TypeVar("T")
 
+# Text query parameters reach SQL; PostgreSQL text cannot hold NUL, so they refuse it with a 400 naming them.
+WITHOUT_NUL = r"^[^\x00]*$"
+
 Limit = Annotated[int, QueryParameter(ge=1, le=500, description="page size")]
 Offset = Annotated[int, QueryParameter(ge=0, le=10_000_000, description="items to skip")]
-SearchText = Annotated[str | None, QueryParameter(max_length=200, description="text search on key and name")]
+SearchText = Annotated[
+    str | None, QueryParameter(max_length=200, pattern=WITHOUT_NUL, description="text search on key and name")
+]
 
 
 async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:

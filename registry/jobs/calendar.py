@@ -50,6 +50,8 @@ async def list_feeds(session: AsyncSession) -> list[dict[str, Any]]:
 
 
 async def revoke_feed(session: AsyncSession, name: str) -> None:
+    if not FEED_NAME.fullmatch(name):  # feeds are created with such names only
+        raise NotFoundError(f"no active calendar feed named {name!r}")
     result = await session.execute(
         text("UPDATE calendar_feed SET revoked_at = :now WHERE name = :name AND revoked_at IS NULL"),
         {"now": utcnow(), "name": name},

@@ -11,7 +11,7 @@ from sqlmodel import col
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, Party
 from registry.models.base import utcnow
-from registry.schemas import AgreementFields, AgreementIn, AgreementUpdate
+from registry.schemas import EARLIEST_DAY, LATEST_DAY, AgreementFields, AgreementIn, AgreementUpdate, could_be_key
 from registry.services import integrity
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, with_metadata
@@ -75,6 +75,8 @@ class AgreementService:
         self.actor = actor
 
     async def _row(self, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
+        if not could_be_key(key):
+            raise NotFoundError(f"no agreement with key {key!r}")
         stmt = (
             select(Agreement, col(Party.key))
             .join(Party, col(Party.id) == col(Agreement.party_id))
@@ -146,6 +148,10 @@ class AgreementService:
 
     async def terminate(self, key: str, version: int, on: date) -> dict[str, Any]:
         """Deactivating an agreement records its termination date; the row and its history stay."""
+        if not EARLIEST_DAY <= on <= LATEST_DAY:
+            raise RegistryValidationError(
+                [FieldError("terminated_on", f"terminated_on must lie from {EARLIEST_DAY} to {LATEST_DAY}")]
+            )
         await lock_registry_for_write(self.session)
         agreement, party_key = await self._locked_at_version(key, version)
         before = agreement_document(agreement, party_key)

@@ -36,6 +36,8 @@ async def list_api_keys(session: AsyncSession) -> list[dict[str, Any]]:
 
 
 async def revoke_api_key(session: AsyncSession, name: str, actor: str) -> None:
+    if "\x00" in name:  # PostgreSQL text cannot hold NUL, so no key has such a name
+        raise NotFoundError(f"no API key named {name!r}")
     key = (await session.execute(select(ApiKey).where(col(ApiKey.name) == name).with_for_update())).scalar_one_or_none()
     if key is None:
         raise NotFoundError(f"no API key named {name!r}")

@@ -10,7 +10,7 @@ from sqlmodel import col
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, ChangeRecord, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
-from registry.schemas import PartyFields, PartyIn, PartyUpdate
+from registry.schemas import PartyFields, PartyIn, PartyUpdate, could_be_key
 from registry.services import integrity
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import party_document, with_metadata
@@ -61,6 +61,8 @@ class PartyService:
         self.actor = actor
 
     async def _row(self, key: str, *, for_update: bool = False) -> Party:
+        if not could_be_key(key):
+            raise NotFoundError(f"no party with key {key!r}")
         stmt = select(Party).where(col(Party.key) == key)
         if for_update:
             stmt = stmt.with_for_update()
