@@ -4,8 +4,10 @@ registry/ui/forms.py moves values between forms and documents."""
 import json
 import logging
 from datetime import UTC, date, datetime, time, timedelta
+from functools import partial
 from typing import Annotated, Any
 from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import yaml
 from litestar import Controller, Request, Response, get, post
@@ -44,6 +46,7 @@ SESSION_COOKIE = "registry_session"
 SPARE_LOCATION_ROWS = 3
 SPARE_LINK_ROWS = 2
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+DEFAULT_ZONE = "Europe/Stockholm"
 
 
 def _user(request: Request[Any, Any, Any]) -> Principal:
@@ -71,9 +74,35 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
         eea_badge=views.eea_badge,
         territory_label=views.territory_label,
         labels=forms.LABELS,
+        show=forms.display_value,
+        taxonomy_names=forms.TAXONOMY_NAMES,
+        kind_labels=forms.KIND_LABELS,
+        renewal_labels=forms.RENEWAL_LABELS,
+        when=partial(local_time, zone=_zone(context.pop("controller", None))),
     )
     context.setdefault("errors", {})
     return Template(template_name=name, context=context, status_code=status_code)
+
+
+def _zone(controller: dict[str, Any] | None) -> ZoneInfo:
+    try:
+        return ZoneInfo((controller or {}).get("timezone") or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def local_time(value: Any, zone: ZoneInfo, *, seconds: bool = False) -> str:
+    """A stored moment (UTC) on the controller's clock, with the zone named: '2026-11-25 15:13 CET'."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
 def _safe_next(target: str | None) -> str:
@@ -197,6 +226,7 @@ class UiController(Controller):
             unapproved=unapproved,
             denied=denied,
             parties=state.party_docs,
+            controller=state.controller,
         )
 
     # Parties ----------------------------------------------------------------------------------------------
@@ -307,6 +337,7 @@ class UiController(Controller):
             findings=findings,
             used_by=used_by,
             saved=bool(saved),
+            controller=state.controller,
         )
 
     @get("/parties/{key:str}/edit", guards=[requires("registry:write")])
@@ -444,8 +475,9 @@ class UiController(Controller):
             async with db_session.begin():
                 await AgreementService(db_session, _user(request).name).create(data)
         except ValidationError as exc:
+            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
             return await self._agreement_form(
-                request, db_session, submitted, creating=True, errors=forms.validation_messages(exc), status_code=400
+                request, db_session, submitted, creating=True, errors=errors, status_code=400
             )
         except RegistryValidationError as exc:
             return await self._agreement_form(
@@ -479,6 +511,7 @@ class UiController(Controller):
             changes=changes,
             today=today,
             saved=bool(saved),
+            controller=state.controller,
         )
 
     @get("/agreements/{key:str}/edit", guards=[requires("registry:write")])
@@ -501,8 +534,9 @@ class UiController(Controller):
             async with db_session.begin():
                 await AgreementService(db_session, _user(request).name).update(key, data)
         except ValidationError as exc:
+            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
             return await self._agreement_form(
-                request, db_session, shown, creating=False, errors=forms.validation_messages(exc), status_code=400
+                request, db_session, shown, creating=False, errors=errors, status_code=400
             )
         except RegistryValidationError as exc:
             return await self._agreement_form(
@@ -595,7 +629,12 @@ class UiController(Controller):
             if not share[name]:
                 errors[name] = [message]
         state = await load_registry(db_session)
-        context = {"share": share, "parties": list(state.party_docs.values()), "taxonomy": forms.TAXONOMY}
+        context = {
+            "share": share,
+            "parties": list(state.party_docs.values()),
+            "taxonomy": forms.TAXONOMY,
+            "controller": state.controller,
+        }
         if errors:
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
@@ -662,6 +701,7 @@ class UiController(Controller):
             filters=filters,
             errors=errors,
             parties=list(state.party_docs.values()),
+            controller=state.controller,
         )
 
     # Renewals ---------------------------------------------------------------------------------------------

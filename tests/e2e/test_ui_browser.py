@@ -123,10 +123,16 @@ async def _errors(page: Page) -> str:
     return " | ".join(await page.locator(".field-error, .alert").all_inner_texts())
 
 
+async def tick(page: Page, field: str, keys: list[str]) -> None:
+    """Tick taxonomy entries in a picker (a list of checkboxes, one per key)."""
+    for key in keys:
+        await page.locator(f'input[type="checkbox"][name="{field}"][value="{key}"]').check()
+
+
 async def try_share(page: Page, base: str, recipient: str) -> str:
     await page.goto(f"{base}/ui/guard?recipient={recipient}")
     await page.get_by_label("Purpose").select_option("essential.service.operations")
-    await page.get_by_label("Data categories").select_option(["user.name", "user.contact.address"])
+    await tick(page, "data_categories", ["user.name", "user.contact.address"])
     await page.get_by_role("button", name="Ask the guard").click()
     return await page.locator("#h-result").inner_text()
 
@@ -139,6 +145,8 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
     page = await context.new_page()
     external: list[str] = []
     page.on("request", lambda r: external.append(r.url) if not r.url.startswith(base) else None)
+    script_errors: list[str] = []
+    page.on("pageerror", lambda e: script_errors.append(str(e)))
 
     # Log in: the login page is where an anonymous visitor lands.
     await page.goto(base + "/")
@@ -171,8 +179,15 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
     await page.get_by_label("Owner e-mail").fill("legal@offix.example")
     for letter in ALL_CLAUSES:
         await page.get_by_label(re.compile(re.escape(letter))).check()
-    await page.get_by_label("Data categories").select_option(["user.name", "user.contact"])
-    await page.get_by_label("Purposes").select_option(["essential.service.operations"])
+    # The taxonomy pickers: a filter narrows the long list, and the summary shows what is ticked.
+    categories = page.get_by_role("group", name=re.compile("^Data categories"))
+    await categories.get_by_label("Find in the list").fill("contact")
+    await expect(categories.locator('input[value="system.operations"]')).to_be_hidden()
+    await tick(page, "data_categories", ["user.contact"])
+    await categories.get_by_label("Find in the list").fill("")
+    await tick(page, "data_categories", ["user.name"])
+    await expect(categories.locator(".chosen")).to_contain_text("user.contact, user.name")
+    await tick(page, "purposes", ["essential.service.operations"])
     await shot(page, screenshots, "03-agreement-form")
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("status")).to_have_text("Saved.")
@@ -197,6 +212,15 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
         await asyncio.sleep(0.25)
     assert outcome == "Allowed"
     await shot(page, screenshots, "06-guard-allowed")
+
+    # More locations than the form's spare rows: "Add a location row" adds one in place.
+    await page.goto(f"{base}/ui/parties/paketexpress/edit")
+    await page.get_by_role("button", name="Add a location row").click()
+    await page.get_by_label("Territory of location 5").fill("FI")
+    await page.get_by_label("Kind of location 5").select_option("backup")
+    await page.get_by_role("button", name="Save").click()
+    await expect(page.get_by_role("status")).to_have_text("Saved.")
+    await expect(page.locator("ul.places")).to_contain_text("Finland (FI)")
 
     await page.goto(f"{base}/ui/parties/paketexpress")
     await expect(page.locator("#h-chain")).to_be_visible()
@@ -243,4 +267,5 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
     await page.goto(f"{base}/ui/parties")
     await expect(page).to_have_url(re.compile(r"/ui/login\?next="))
     assert external == [], f"the pages fetched from elsewhere: {external}"
+    assert script_errors == [], f"the pages' script failed: {script_errors}"
     await context.close()
