@@ -1,7 +1,6 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 import json
-from collections import deque
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -49,32 +48,7 @@ async def _json_body(request: Request[Any, Any, Any]) -> tuple[Any, tuple[int, d
         return None, bad_request([FieldError("(body)", f"the body is not valid JSON: {exc}")])
     except RecursionError:
         return None, bad_request([FieldError("(body)", "the body is nested too deeply")])
-    nul_errors = _nul_characters(payload)
-    if nul_errors:
-        return None, bad_request(nul_errors)
     return payload, None
-
-
-def _nul_characters(payload: Any) -> list[FieldError]:
-    """Every string in the request that holds NUL, by its path. PostgreSQL cannot store one in the decision
-    log, and a log write that fails takes the other requests of its group commit down with it (503): such a
-    request is refused here, before it is decided or logged. A queue, not recursion: nesting is the caller's."""
-    errors: list[FieldError] = []
-    pending: deque[tuple[str, Any]] = deque([("", payload)])
-    while pending:
-        path, value = pending.popleft()
-        if isinstance(value, str) and "\x00" in value:
-            errors.append(FieldError(path or "(body)", "must not contain the NUL character (\\u0000)"))
-        elif isinstance(value, list):
-            pending.extend((f"{path}[{i}]", item) for i, item in enumerate(value))
-        elif isinstance(value, dict):
-            for key, item in value.items():
-                name = f"{path}.{key}" if path else str(key)
-                if "\x00" in key:
-                    errors.append(FieldError(name, "a field name must not contain the NUL character (\\u0000)"))
-                else:
-                    pending.append((name, item))
-    return errors
 
 
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

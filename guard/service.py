@@ -11,18 +11,21 @@ from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 from litestar.datastructures import State
-from pydantic import BaseModel, ConfigDict, Field, StringConstraints, ValidationError
+from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp
 from guard.policy import Decision, ShareRequest, Snapshot, decide
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
 from registry.errors import FieldError
+from registry.schemas import no_nul_characters
 from registry.services.registry_document import pydantic_field_errors
 
 log = logging.getLogger(__name__)
 
 BATCH_MAX = 1000
-Reference = Annotated[str, StringConstraints(min_length=1, max_length=200)]
+# NUL is refused here, where the API, the batch, the web UI and the CLI all validate: PostgreSQL cannot store
+# it in the decision log, and a log write that fails takes the other checks of its group commit down with it.
+Reference = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul_characters)]
 
 
 class ShareRequestIn(BaseModel):

@@ -102,7 +102,7 @@ def _plausible_day(day: date) -> date:
     return day
 
 
-def _no_nul_characters(value: Any) -> Any:
+def no_nul_characters(value: Any) -> Any:
     """PostgreSQL cannot store NUL in text: refuse it here, on its field, rather than fail on the write."""
     texts = value if isinstance(value, list) else [value]
     if any(isinstance(text, str) and "\x00" in text for text in texts):
@@ -146,7 +146,7 @@ class Strict(BaseModel):
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
-        return _no_nul_characters(value)
+        return no_nul_characters(value)
 
 
 class LocationIn(Strict):

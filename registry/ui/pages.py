@@ -46,6 +46,7 @@ SESSION_COOKIE = "registry_session"
 SPARE_LOCATION_ROWS = 3
 SPARE_LINK_ROWS = 2
 MAX_IMPORT_BYTES = 20 * 1024 * 1024
+MAX_PAGE_OFFSET = 1_000_000_000
 DEFAULT_ZONE = "Europe/Stockholm"
 
 
@@ -673,7 +674,8 @@ class UiController(Controller):
         since_day = _parse_day(since, "since", errors)
         until_day = _parse_day(until, "until", errors)
         state = await load_registry(db_session)
-        offset = max(0, offset)
+        # Past the end is an empty page; PostgreSQL's OFFSET is a bigint, so an absurd one must not reach it.
+        offset = min(max(0, offset), MAX_PAGE_OFFSET)
         limit = 50
         rows: list[dict[str, Any]] = []
         total = 0

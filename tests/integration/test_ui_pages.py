@@ -328,7 +328,8 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
     assert agreement.status_code == 303, agreement.text
     page = await seeded_client.get("/ui/parties/snabbpost")
     assert "Snabbpost AB" in page.text and "snabbpost-dpa-2026" in page.text and "Molnhall" in page.text
-    assert "lena@offix.example" in page.text, "the history names who made the change"
+    # The history's actor cell, not the signed-in header that names lena on every page.
+    assert "<td>lena@offix.example</td><td>created</td>" in page.text, "the history names who made the change"
 
 
 async def test_the_agreement_form_shows_what_is_ticked_and_the_page_names_the_taxonomy(seeded_client: Any) -> None:
@@ -438,7 +439,36 @@ async def test_try_a_share_shows_every_reason_of_a_denial(seeded_client: Any) ->
     for code in ("PURPOSE_NOT_COVERED", "SPECIAL_CATEGORY", "DESTINATION_OUTSIDE_EEA"):
         assert code in html
     log = await seeded_client.get("/ui/decisions?recipient=kvarnberg&outcome=denied")
-    assert "olle@offix.example" in log.text
+    assert "1 decision<" in log.text
+    assert "<td>olle@offix.example</td>" in log.text  # the caller column, not the signed-in header
+
+
+async def test_a_share_holding_a_nul_character_is_a_form_error_and_is_not_logged(seeded_client: Any) -> None:
+    await as_user(seeded_client, "olle@offix.example")
+    response = await post_form(
+        seeded_client,
+        "/ui/guard",
+        "/ui/guard",
+        [("recipient", "kvarn\x00berg"), ("purpose", "essential.service"), ("data_categories", "user.name")],
+    )
+    assert response.status_code == 400
+    assert "NUL character" in response.text
+    log = await seeded_client.get("/ui/decisions")
+    assert "0 decisions" in log.text
+
+
+async def test_a_decision_log_page_far_past_the_end_is_empty_not_an_error(seeded_client: Any) -> None:
+    await as_user(seeded_client, "olle@offix.example")
+    await post_form(
+        seeded_client,
+        "/ui/guard",
+        "/ui/guard",
+        [("recipient", "kvarnberg"), ("purpose", "essential.service"), ("data_categories", "user.name")],
+    )
+    response = await seeded_client.get("/ui/decisions?offset=99999999999999999999")
+    assert response.status_code == 200, response.text
+    assert "1 decision" in response.text
+    assert "No decisions match these filters." in response.text
 
 
 async def test_the_import_form_reports_every_problem_with_its_path(seeded_client: Any) -> None:
