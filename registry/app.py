@@ -31,6 +31,8 @@ from registry.settings import Settings
 
 log = logging.getLogger(__name__)
 
+EXPECTED_CLIENT_ERROR_STATUSES = frozenset({400, 401, 403, 404, 405, 409, 413, 415, 429})
+
 # SQLSTATEs of text PostgreSQL cannot store: NUL in text (22021), \u0000 in JSONB (22P05).
 UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 
@@ -141,8 +143,17 @@ def create_app(settings: Settings | None = None) -> Litestar:
             PoolTimeoutError: _database_unavailable,
             ConnectionError: _database_unavailable,
         },
-        # Unexpected errors are logged with their traceback; the client sees only a generic 500.
-        logging_config=LoggingConfig(log_exceptions="always"),
+        # Unexpected errors are logged with their traceback (the client sees only a generic 500); a client's own
+        # mistake (a 4xx) is answered, not logged, or a scan of bad requests would bury the real faults.
+        logging_config=LoggingConfig(
+            log_exceptions="always",
+            disable_stack_trace={
+                *EXPECTED_CLIENT_ERROR_STATUSES,
+                RegistryValidationError,
+                NotFoundError,
+                ConflictError,
+            },
+        ),
         request_class=RegistryRequest,
         openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
         **ui_options,
