@@ -5,10 +5,16 @@ NOTIFYs `registry_changed` in its own transaction; each instance LISTENs on one 
 reloads on notice (bursts coalesce into one reload), and polls as a safety net in case a notice is lost.
 When the instance cannot confirm that its snapshot is current (the listener is gone, or reloads fail) and
 the snapshot is older than `snapshot_max_age_seconds`, the snapshot is unusable and the guard fails closed.
+
+The safety-net poll reads one number, the registry's revision (raised by every registry write in its own
+transaction), and reloads only when it moved: reloading a registry of tens of thousands of agreements every
+few seconds would stall the guard for nothing.
 """
 
 import asyncio
 import contextlib
+import dataclasses
+import gc
 import hashlib
 import logging
 import time
@@ -19,7 +25,7 @@ from typing import Any
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
-from sqlalchemy import select
+from sqlalchemy import select, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
@@ -134,6 +140,17 @@ def _fields_without_clauses(view: AgreementView) -> tuple[Any, ...]:
     )
 
 
+def freeze_long_lived_heap() -> None:
+    """Put every object alive now beyond the cyclic garbage collector's reach (gc.freeze).
+
+    The snapshot, the taxonomy, the territory tables and the app live as long as the process. Left in the
+    collector's care, each full collection walks all of them while every request waits: measured under load,
+    seven full collections in 30 s stalled the guard for 613 ms in all, 123 ms at worst. A replaced snapshot
+    is still freed (by reference counting: its views hold no cycles)."""
+    gc.collect()
+    gc.freeze()
+
+
 def zone_or_default(name: str | None) -> ZoneInfo:
     try:
         return ZoneInfo(name or DEFAULT_TIMEZONE)
@@ -150,6 +167,11 @@ async def controller_timezone(session: AsyncSession) -> ZoneInfo:
     return zone_or_default(name)
 
 
+async def registry_revision(session: AsyncSession) -> int:
+    """The registry's revision (0 before the first write)."""
+    return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
+
+
 async def controller_today(session: AsyncSession) -> date:
     return datetime.now(await controller_timezone(session)).date()
 
@@ -158,7 +180,8 @@ async def controller_today(session: AsyncSession) -> date:
 class LoadedSnapshot:
     snapshot: Snapshot
     timezone: ZoneInfo
-    loaded_at: float  # time.monotonic() when the load's transaction read the tables
+    revision: int  # the registry revision the snapshot was built from
+    confirmed_at: float  # time.monotonic() when the tables were last seen to match this snapshot
 
     def today(self) -> date:
         """The controller's calendar date now: computed per decision, never cached with the snapshot."""
@@ -207,7 +230,7 @@ class SnapshotRefresher:
         return self._listener is not None and not self._listener.is_closed()
 
     def age_seconds(self) -> float | None:
-        return None if self.current is None else time.monotonic() - self.current.loaded_at
+        return None if self.current is None else time.monotonic() - self.current.confirmed_at
 
     def usable(self) -> LoadedSnapshot:
         """The snapshot to decide on, or SnapshotUnavailable.
@@ -220,7 +243,7 @@ class SnapshotRefresher:
             raise SnapshotUnavailable("the guard has not loaded the registry yet")
         if self.listening and not self._unconfirmed:
             return loaded
-        age = time.monotonic() - loaded.loaded_at
+        age = time.monotonic() - loaded.confirmed_at
         if age > self.max_age_seconds:
             raise SnapshotUnavailable(
                 f"the registry snapshot is {age:.1f} s old and the database cannot be reached to refresh it "
@@ -254,16 +277,36 @@ class SnapshotRefresher:
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 snapshot = await load_snapshot(session, ruleset=self.ruleset)
                 timezone = await controller_timezone(session)
+                revision = await registry_revision(session)
         except Exception as exc:
             self._unconfirmed = True
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise
-        loaded = LoadedSnapshot(snapshot=snapshot, timezone=timezone, loaded_at=started)
+        loaded = LoadedSnapshot(snapshot=snapshot, timezone=timezone, revision=revision, confirmed_at=started)
         self.current = loaded
         self._unconfirmed = False
         self.last_error = None
         self.reloads += 1
+        freeze_long_lived_heap()
         return loaded
+
+    async def confirm_or_reload(self) -> LoadedSnapshot:
+        """The periodic check: read the registry's revision, and reload only when it moved."""
+        started = time.monotonic()
+        try:
+            async with self._sessionmaker() as session:
+                revision = await registry_revision(session)
+        except Exception as exc:
+            self._unconfirmed = True
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        current = self.current
+        if current is None or current.revision != revision:
+            return await self.reload()
+        self.current = dataclasses.replace(current, confirmed_at=started)
+        self._unconfirmed = False
+        self.last_error = None
+        return self.current
 
     # --- Listening ---------------------------------------------------------------------------------
 
@@ -339,14 +382,19 @@ class SnapshotRefresher:
             # Notices sent while we were away are lost: reload now.
             self._changed.set()
         wait = self.poll_seconds if not self._unconfirmed else min(self.poll_seconds, LISTENER_RETRY_SECONDS)
+        notified = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=wait)
+            notified = True
         # Clear before reading: a notice arriving during the reload sets it again and causes one more
         # reload, so a burst of writes costs at most two reloads and the last write is always seen.
         self._changed.clear()
         if self._listener_lost.is_set():
             return  # reconnect first, then reload
         try:
-            await self.reload()
+            if notified:
+                await self.reload()
+            else:
+                await self.confirm_or_reload()
         except Exception as exc:
             log.warning("registry snapshot reload failed: %s", exc)

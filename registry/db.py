@@ -39,7 +39,14 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
 
 async def notify_registry_changed(session: AsyncSession, what: str) -> None:
     """Tell every instance (and this one) that the registry changed. NOTIFY is delivered at commit, so a
-    rolled-back write never announces itself."""
+    rolled-back write never announces itself. The revision moves in the same transaction: it is how a
+    snapshot's periodic check sees a change whose notice was lost, without reloading the registry."""
+    await session.execute(
+        text(
+            "INSERT INTO registry_revision (id, revision) VALUES (1, 1)"
+            " ON CONFLICT (id) DO UPDATE SET revision = registry_revision.revision + 1"
+        )
+    )
     await session.execute(
         text("SELECT pg_notify(:channel, :payload)"), {"channel": REGISTRY_CHANGED_CHANNEL, "payload": what}
     )

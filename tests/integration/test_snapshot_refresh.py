@@ -218,3 +218,48 @@ async def test_the_doc_loader_used_by_other_tests_also_notifies(seeded_database,
             return "LOCATION_OUTSIDE_EEA" in {r["code"] for r in body["reasons"]}
 
         assert await poll_until(denied_outside_eea, within=1.0)
+
+
+async def test_the_periodic_check_confirms_an_unchanged_registry_without_reloading_it(seeded_database):
+    from guard.snapshot import SnapshotRefresher
+    from registry.db import make_engine, make_sessionmaker
+
+    engine = make_engine(seeded_database, pool_size=2)
+    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    try:
+        await refresher.start()
+        await asyncio.sleep(0.5)  # about ten periodic checks
+        assert refresher.reloads == 1  # the load at start, nothing since
+        age = refresher.age_seconds()
+        assert age is not None and age < 0.3, "each check confirms the snapshot as current"
+    finally:
+        await refresher.stop()
+        await engine.dispose()
+
+
+async def test_a_change_whose_notice_was_lost_reaches_the_guard_through_the_periodic_check(seeded_database):
+    """A write that raised the revision but whose NOTIFY never arrived (simulated: no NOTIFY at all)."""
+    from guard.snapshot import SnapshotRefresher
+    from registry.db import make_engine, make_sessionmaker
+
+    engine = make_engine(seeded_database, pool_size=2)
+    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    try:
+        await refresher.start()
+        assert refresher.usable().snapshot.parties["kvarnberg"].active
+        connection = await asyncpg.connect(seeded_database.replace("postgresql+asyncpg", "postgresql"))
+        try:
+            async with connection.transaction():
+                await connection.execute("UPDATE party SET active = false WHERE key = 'kvarnberg'")
+                await connection.execute("UPDATE registry_revision SET revision = revision + 1 WHERE id = 1")
+        finally:
+            await connection.close()
+
+        async def deactivated():
+            return not refresher.usable().snapshot.parties["kvarnberg"].active
+
+        assert await poll_until(deactivated, within=2.0)
+        assert refresher.reloads == 2
+    finally:
+        await refresher.stop()
+        await engine.dispose()
