@@ -5,7 +5,6 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Response
@@ -91,10 +90,11 @@ class GuardController(Controller):
     tags = ["guard"]
 
     @post("/check", guards=[requires("guard:check")], status_code=200, exception_handlers=CHECK_EXCEPTION_HANDLERS)
-    async def check(self, request: Request[Any, Any, Any], state: State) -> Response[dict[str, Any]]:
+    async def check(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
+        # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
         payload, error = await _json_body(request)
-        status, body = error or await check_share(state, payload, request.user.name)
+        status, body = error or await check_share(request.app.state, payload, request.user.name)
         return Response(body, status_code=status)
 
     @post(
@@ -103,10 +103,10 @@ class GuardController(Controller):
         status_code=200,
         exception_handlers=CHECK_EXCEPTION_HANDLERS,
     )
-    async def check_batch(self, request: Request[Any, Any, Any], state: State) -> Response[Any]:
+    async def check_batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
         payload, error = await _json_body(request)
-        status, body = error or await check_share_batch(state, payload, request.user.name)
+        status, body = error or await check_share_batch(request.app.state, payload, request.user.name)
         return Response(body, status_code=status)
 
     @get("/decisions", guards=[requires("registry:read")])

@@ -41,7 +41,8 @@ APPEND_TIMEOUT_SECONDS = 10.0
 
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z: the form answers carry and hashes cover."""
-    return moment.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    # The same string as strftime("%Y-%m-%dT%H:%M:%S.%fZ") (the hashes of logged entries cover it), faster.
+    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
