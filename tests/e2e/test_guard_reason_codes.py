@@ -14,17 +14,8 @@ from guard.policy import ReasonCode
 from registry.app import create_app
 from tests.conftest import load_document
 from tests.conftest import test_settings as settings_for
+from tests.integration.registry_fixtures import ALL_CLAUSES
 
-ALL_CLAUSES = [
-    "instructions",
-    "confidentiality",
-    "security",
-    "sub_processing",
-    "data_subject_rights",
-    "compliance_assistance",
-    "deletion_or_return",
-    "audits",
-]
 CONTROLLER_ZONE = "Europe/Stockholm"
 
 

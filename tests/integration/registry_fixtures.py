@@ -2,6 +2,7 @@
 
 from typing import Any
 
+# Spelled out here rather than taken from guard.policy, so that a wrong list in the product fails the tests.
 ALL_CLAUSES = [
     "instructions",
     "confidentiality",

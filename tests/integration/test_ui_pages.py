@@ -12,6 +12,7 @@ from registry.app import create_app
 from registry.db import make_engine, make_sessionmaker
 from registry.ui.users import create_user
 from tests.conftest import test_settings as settings_for
+from tests.integration.registry_fixtures import ALL_CLAUSES
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
@@ -298,16 +299,6 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
     )
     assert created.status_code == 303, created.text
     assert created.headers["location"].startswith("/ui/parties/snabbpost")
-    clauses = [
-        "instructions",
-        "confidentiality",
-        "security",
-        "sub_processing",
-        "data_subject_rights",
-        "compliance_assistance",
-        "deletion_or_return",
-        "audits",
-    ]
     agreement = await post_form(
         seeded_client,
         "/ui/agreements/new?party=snabbpost",
@@ -322,7 +313,7 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
             ("owner_email", "legal@offix.example"),
             ("data_categories", "user.name"),
             ("purposes", "essential.service.operations"),
-            *[("clauses", c) for c in clauses],
+            *[("clauses", c) for c in ALL_CLAUSES],
         ],
     )
     assert agreement.status_code == 303, agreement.text
