@@ -32,7 +32,7 @@ Choices made where the design is silent (each one fails closed):
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
@@ -404,18 +404,66 @@ def _agreement_findings(
     return reasons, chosen
 
 
-def _expiring_warning(party: PartyView, agreement: AgreementView, day: date, within_days: int) -> Reason | None:
-    if agreement.expires_on is None:
+def _last_day_in_force(agreement: AgreementView) -> date | None:
+    """The agreement's last day in force (§4.3): its expiry, or the day before its termination; None if open."""
+    ends = [agreement.expires_on] if agreement.expires_on is not None else []
+    if agreement.terminated_on is not None:
+        ends.append(agreement.terminated_on - timedelta(days=1))
+    return min(ends, default=None)
+
+
+def _successor(
+    party: PartyView,
+    snapshot: Snapshot,
+    ending: AgreementView,
+    last_day: date,
+    categories: Sequence[str],
+    purpose: str | None,
+    subject: str | None,
+) -> AgreementView | None:
+    """An agreement already on file that takes over this share the day after `ending` lapses: same kind, in
+    force that day, covering the request with no reason against it."""
+    next_day = last_day + timedelta(days=1)
+    for candidate in snapshot.agreements_by_party.get(party.key, ()):
+        if (
+            candidate.key != ending.key
+            and candidate.kind == ending.kind
+            and candidate.in_force_on(next_day)
+            and _coverage(candidate, categories, purpose, subject).reasons_against == 0
+        ):
+            return candidate
+    return None
+
+
+def _lapse_warning(
+    party: PartyView,
+    agreement: AgreementView,
+    snapshot: Snapshot,
+    request: ShareRequest,
+    day: date,
+    within_days: int,
+) -> Reason | None:
+    """AGREEMENT_EXPIRING: the agreement this share rests on stops being in force within the window (it
+    expires or is terminated) and no successor on file takes the share over."""
+    last_day = _last_day_in_force(agreement)
+    if last_day is None:
         return None
-    days_left = (agreement.expires_on - day).days
+    days_left = (last_day - day).days
     if not 0 <= days_left <= within_days:
         return None
+    if _successor(party, snapshot, agreement, last_day, request.data_categories, request.purpose, request.data_subject):
+        return None
     when = "today" if days_left == 0 else f"in {days_left} day{'s' if days_left != 1 else ''}"
+    if agreement.expires_on == last_day:
+        ends = f"expires on {last_day.isoformat()} ({when})"
+    else:
+        assert agreement.terminated_on is not None  # the only other way to have a last day
+        ends = f"is terminated from {agreement.terminated_on.isoformat()} (its last day in force is {when})"
     message = (
-        f"Agreement {agreement.key} with {_label(party)} expires on {agreement.expires_on.isoformat()} "
-        f"({when}); after that the guard blocks shares to {party.key} until it is renewed"
+        f"Agreement {agreement.key} with {_label(party)} {ends}; after that the guard blocks shares to "
+        f"{party.key} until an agreement in force covers them"
     )
-    if agreement.renewal == "auto":
+    if agreement.renewal == "auto" and agreement.expires_on == last_day:
         message += " (it renews automatically: record the new term in the registry)"
     return Reason(ReasonCode.AGREEMENT_EXPIRING, message + ".", party=party.key, agreement=agreement.key)
 
@@ -672,7 +720,7 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
         reasons.extend(_chain_findings(recipient, snapshot, today))
         declared = {territory for _, territory in _places(recipient)}
         if chosen is not None:
-            warning = _expiring_warning(recipient, chosen, today, expiring_within_days)
+            warning = _lapse_warning(recipient, chosen, snapshot, request, today, expiring_within_days)
             if warning is not None:
                 warnings.append(warning)
 

@@ -723,6 +723,62 @@ def test_the_expiry_warning_is_given_on_a_deny_too():
     assert [w.code for w in decision.warnings] == ["AGREEMENT_EXPIRING"]
 
 
+@pytest.mark.parametrize(
+    ("terminated_in_days", "warned", "last_day_phrase"),
+    [
+        (1, True, "today"),  # terminated from tomorrow: today is its last day in force
+        (2, True, "in 1 day"),
+        (31, True, "in 30 days"),
+        (32, False, None),
+    ],
+)
+def test_an_agreement_terminated_within_the_window_warns_like_one_expiring(terminated_in_days, warned, last_day_phrase):
+    dpa = agreement(expires_on=FAR_AHEAD, terminated_on=TODAY + timedelta(days=terminated_in_days))
+    decision = decide(request(), clean_snapshot(agreements=(dpa,)), TODAY)
+    assert decision.allowed
+    assert [w.code for w in decision.warnings] == (["AGREEMENT_EXPIRING"] if warned else [])
+    if warned:
+        message = decision.warnings[0].message
+        assert f"terminated from {(TODAY + timedelta(days=terminated_in_days)).isoformat()}" in message
+        assert f"last day in force is {last_day_phrase}" in message
+
+
+@pytest.mark.parametrize(
+    ("successor", "warned"),
+    [
+        pytest.param(
+            agreement("nordfrakt-dpa-next", effective_from=TODAY + timedelta(days=11)),
+            False,
+            id="takes over the next day",
+        ),
+        pytest.param(
+            agreement("nordfrakt-dpa-next", effective_from=TODAY + timedelta(days=12)), True, id="leaves a one-day gap"
+        ),
+        pytest.param(
+            agreement("nordfrakt-dpa-next", effective_from=TODAY + timedelta(days=11), categories=("user.name",)),
+            True,
+            id="does not cover the share",
+        ),
+        pytest.param(
+            agreement("nordfrakt-dpa-next", effective_from=TODAY + timedelta(days=11), clauses=()),
+            True,
+            id="lacks the Art. 28(3) clauses",
+        ),
+        pytest.param(
+            agreement("nordfrakt-dpa-next", effective_from=TODAY + timedelta(days=11), signed_on=None),
+            True,
+            id="is not signed",
+        ),
+    ],
+)
+def test_an_expiry_warning_is_not_given_when_a_successor_on_file_takes_the_share_over(successor, warned):
+    ending = agreement(expires_on=TODAY + timedelta(days=10))
+    decision = decide(request(), clean_snapshot(agreements=(ending, successor)), TODAY)
+    assert decision.allowed
+    assert decision.agreement == "nordfrakt-dpa"
+    assert [w.code for w in decision.warnings] == (["AGREEMENT_EXPIRING"] if warned else [])
+
+
 def test_an_auto_renewing_agreement_warns_that_the_new_term_must_be_recorded():
     dpa = agreement(expires_on=TODAY + timedelta(days=10), renewal="auto")
     [warning] = decide(request(), clean_snapshot(agreements=(dpa,)), TODAY).warnings
