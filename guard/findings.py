@@ -25,7 +25,7 @@ from guard.policy import (
     SubProcessorLinkView,
     evaluate_party,
 )
-from registry.schemas import AgreementIn, ControllerIn, PartyIn, RegistryDocument
+from registry.schemas import ControllerIn, PartyIn, RegistryDocument
 
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 DOCUMENT_RULESET = "registry-document"
@@ -50,31 +50,11 @@ def _party_view(party: PartyIn) -> PartyView:
     )
 
 
-def _agreement_view(agreement: AgreementIn) -> AgreementView:
-    return AgreementView(
-        key=agreement.key,
-        party=agreement.party,
-        kind=agreement.kind,
-        signed_on=agreement.signed_on,
-        effective_from=agreement.effective_from,
-        expires_on=agreement.expires_on,
-        terminated_on=agreement.terminated_on,
-        renewal=agreement.renewal,
-        notice_days=agreement.notice_days,
-        owner_email=agreement.owner_email,
-        data_categories=tuple(agreement.data_categories),
-        purposes=tuple(agreement.purposes),
-        data_subjects=tuple(agreement.data_subjects),
-        clauses=frozenset(agreement.clauses),
-        transfers_outside_eea_permitted=agreement.transfers_outside_eea_permitted,
-    )
-
-
 def snapshot_from_document(doc: RegistryDocument, *, ruleset: str = DOCUMENT_RULESET) -> Snapshot:
     """The guard's in-memory view of a validated registry document (pure: no I/O)."""
     agreements_by_party: dict[str, list[AgreementView]] = {}
     for agreement in doc.agreements:
-        agreements_by_party.setdefault(agreement.party, []).append(_agreement_view(agreement))
+        agreements_by_party.setdefault(agreement.party, []).append(AgreementView.of(agreement, agreement.party))
     return Snapshot(
         parties=MappingProxyType({p.key: _party_view(p) for p in doc.parties}),
         agreements_by_party=MappingProxyType({k: tuple(v) for k, v in agreements_by_party.items()}),

@@ -36,7 +36,7 @@ from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
 from types import MappingProxyType
-from typing import Any
+from typing import Any, Protocol
 
 from fideslang import DEFAULT_TAXONOMY
 
@@ -160,6 +160,39 @@ class PartyView:
     sub_processors: tuple[SubProcessorLinkView, ...]
 
 
+class AgreementRecord(Protocol):
+    """What an agreement view is built from: a registry-document entry or a table row (read-only)."""
+
+    @property
+    def key(self) -> str: ...
+    @property
+    def kind(self) -> str: ...
+    @property
+    def signed_on(self) -> date | None: ...
+    @property
+    def effective_from(self) -> date: ...
+    @property
+    def expires_on(self) -> date | None: ...
+    @property
+    def terminated_on(self) -> date | None: ...
+    @property
+    def renewal(self) -> str: ...
+    @property
+    def notice_days(self) -> int | None: ...
+    @property
+    def owner_email(self) -> str: ...
+    @property
+    def data_categories(self) -> Sequence[str]: ...
+    @property
+    def purposes(self) -> Sequence[str]: ...
+    @property
+    def data_subjects(self) -> Sequence[str]: ...
+    @property
+    def clauses(self) -> Iterable[str]: ...
+    @property
+    def transfers_outside_eea_permitted(self) -> bool: ...
+
+
 @dataclass(frozen=True, slots=True)
 class AgreementView:
     key: str
@@ -177,6 +210,27 @@ class AgreementView:
     data_subjects: tuple[str, ...]
     clauses: frozenset[str]
     transfers_outside_eea_permitted: bool
+
+    @classmethod
+    def of(cls, record: AgreementRecord, party: str) -> "AgreementView":
+        """The view of a document entry or a table row; `party` is the party's key (a row holds only its id)."""
+        return cls(
+            key=record.key,
+            party=party,
+            kind=record.kind,
+            signed_on=record.signed_on,
+            effective_from=record.effective_from,
+            expires_on=record.expires_on,
+            terminated_on=record.terminated_on,
+            renewal=record.renewal,
+            notice_days=record.notice_days,
+            owner_email=record.owner_email,
+            data_categories=tuple(record.data_categories),
+            purposes=tuple(record.purposes),
+            data_subjects=tuple(record.data_subjects),
+            clauses=frozenset(record.clauses),
+            transfers_outside_eea_permitted=record.transfers_outside_eea_permitted,
+        )
 
     def in_force_on(self, day: date) -> bool:
         """DESIGN §4.3: signed, started, not past its last day, and terminated only from a later day."""

@@ -88,25 +88,7 @@ async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
     agreements: dict[str, list[AgreementView]] = defaultdict(list)
     for agreement in (await session.execute(select(Agreement).order_by(Agreement.key))).scalars():
         party_key = key_by_id[agreement.party_id]
-        agreements[party_key].append(
-            AgreementView(
-                key=agreement.key,
-                party=party_key,
-                kind=agreement.kind,
-                signed_on=agreement.signed_on,
-                effective_from=agreement.effective_from,
-                expires_on=agreement.expires_on,
-                terminated_on=agreement.terminated_on,
-                renewal=agreement.renewal,
-                notice_days=agreement.notice_days,
-                owner_email=agreement.owner_email,
-                data_categories=tuple(agreement.data_categories),
-                purposes=tuple(agreement.purposes),
-                data_subjects=tuple(agreement.data_subjects),
-                clauses=frozenset(agreement.clauses),
-                transfers_outside_eea_permitted=agreement.transfers_outside_eea_permitted,
-            )
-        )
+        agreements[party_key].append(AgreementView.of(agreement, party_key))
     agreements_by_party = {key: tuple(views) for key, views in agreements.items()}
     digest = _content_digest(party_views, agreements_by_party)
     return Snapshot(parties=party_views, agreements_by_party=agreements_by_party, ruleset=f"{ruleset}@{digest}")
