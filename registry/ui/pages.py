@@ -370,11 +370,7 @@ class UiController(Controller):
             )
         except ConflictError as exc:
             saved = await PartyService(db_session, "").get(key)
-            conflict = {
-                "version": exc.current_version,
-                "changes": forms.differences(saved, submitted),
-                "by": await _last_actor(db_session, "party", key),
-            }
+            conflict = await _conflict(db_session, "party", key, exc, saved, submitted)
             return await self._party_form(
                 request,
                 db_session,
@@ -545,11 +541,7 @@ class UiController(Controller):
             )
         except ConflictError as exc:
             saved = await AgreementService(db_session, "").get(key)
-            conflict = {
-                "version": exc.current_version,
-                "changes": forms.differences(saved, submitted),
-                "by": await _last_actor(db_session, "agreement", key),
-            }
+            conflict = await _conflict(db_session, "agreement", key, exc, saved, submitted)
             return await self._agreement_form(
                 request,
                 db_session,
@@ -938,9 +930,21 @@ async def _decisions(session: AsyncSession, **filters: Any) -> list[dict[str, An
     return rows
 
 
-async def _last_actor(session: AsyncSession, entity: str, key: str) -> str | None:
+async def _conflict(
+    session: AsyncSession,
+    entity: str,
+    key: str,
+    exc: ConflictError,
+    saved: dict[str, Any],
+    submitted: dict[str, Any],
+) -> dict[str, Any]:
+    """What an edit form shows when someone else saved first: their version, what differs, and who it was."""
     changes, _ = await history(session, entity, key, 1, 0)
-    return changes[0]["actor"] if changes else None
+    return {
+        "version": exc.current_version,
+        "changes": forms.differences(saved, submitted),
+        "by": changes[0]["actor"] if changes else None,
+    }
 
 
 route_handlers = [root, UiController]
