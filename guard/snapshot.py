@@ -19,6 +19,7 @@ import hashlib
 import logging
 import time
 from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
@@ -253,21 +254,16 @@ class SnapshotRefresher:
 
     async def reload(self) -> LoadedSnapshot:
         started = time.monotonic()
-        try:
+        with self._recording_failure():
             async with self._sessionmaker() as session, session.begin():
                 # One repeatable-read transaction: the snapshot never mixes two registry states.
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 snapshot = await load_snapshot(session, ruleset=self.ruleset)
                 timezone = await controller_timezone(session)
                 revision = await registry_revision(session)
-        except Exception as exc:
-            self._unconfirmed = True
-            self.last_error = f"{type(exc).__name__}: {exc}"
-            raise
-        loaded = LoadedSnapshot(snapshot=snapshot, timezone=timezone, revision=revision, confirmed_at=started)
-        self.current = loaded
-        self._unconfirmed = False
-        self.last_error = None
+        loaded = self._confirmed(
+            LoadedSnapshot(snapshot=snapshot, timezone=timezone, revision=revision, confirmed_at=started)
+        )
         self.reloads += 1
         freeze_long_lived_heap()
         return loaded
@@ -275,20 +271,30 @@ class SnapshotRefresher:
     async def confirm_or_reload(self) -> LoadedSnapshot:
         """The periodic check: read the registry's revision, and reload only when it moved."""
         started = time.monotonic()
-        try:
+        with self._recording_failure():
             async with self._sessionmaker() as session:
                 revision = await registry_revision(session)
+        current = self.current
+        if current is None or current.revision != revision:
+            return await self.reload()
+        return self._confirmed(dataclasses.replace(current, confirmed_at=started))
+
+    @contextlib.contextmanager
+    def _recording_failure(self) -> Iterator[None]:
+        """A registry read that fails leaves the snapshot unconfirmed, its error kept for /health/ready."""
+        try:
+            yield
         except Exception as exc:
             self._unconfirmed = True
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise
-        current = self.current
-        if current is None or current.revision != revision:
-            return await self.reload()
-        self.current = dataclasses.replace(current, confirmed_at=started)
+
+    def _confirmed(self, loaded: LoadedSnapshot) -> LoadedSnapshot:
+        """`loaded` matches the tables as of its `confirmed_at`: it becomes the snapshot decisions use."""
+        self.current = loaded
         self._unconfirmed = False
         self.last_error = None
-        return self.current
+        return loaded
 
     # --- Listening ---------------------------------------------------------------------------------
 
