@@ -93,7 +93,7 @@ EARLIEST_DAY = date(1900, 1, 1)
 LATEST_DAY = date(2999, 12, 31)
 
 
-def _plausible_day(day: date) -> date:
+def plausible_day(day: date) -> date:
     if not EARLIEST_DAY <= day <= LATEST_DAY:
         raise ValueError(
             f"{day.isoformat()} is not a plausible date: use one from {EARLIEST_DAY} to {LATEST_DAY} "
@@ -117,7 +117,7 @@ def could_be_key(text: str) -> bool:
 
 
 Key = Annotated[str, StringConstraints(pattern=KEY_PATTERN)]
-Day = Annotated[date, AfterValidator(_plausible_day)]
+Day = Annotated[date, AfterValidator(plausible_day)]
 Territory = Annotated[str, StringConstraints(max_length=12), AfterValidator(_territory)]
 Email = Annotated[str, StringConstraints(max_length=254), AfterValidator(_email)]
 DataCategory = Annotated[

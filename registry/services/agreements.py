@@ -2,7 +2,7 @@
 
 from dataclasses import dataclass
 from datetime import date
-from typing import Any, TypeVarTuple
+from typing import Any
 
 from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -11,9 +11,9 @@ from sqlmodel import col
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, Party
 from registry.models.base import utcnow
-from registry.schemas import EARLIEST_DAY, LATEST_DAY, AgreementFields, AgreementIn, AgreementUpdate, could_be_key
+from registry.schemas import AgreementFields, AgreementIn, AgreementUpdate, could_be_key, plausible_day
 from registry.services import integrity
-from registry.services.common import change_record, finish_write, lock_registry_for_write
+from registry.services.common import Columns, change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, with_metadata
 
 
@@ -23,9 +23,6 @@ class AgreementFilter:
     kind: str | None = None
     expires_before: date | None = None
     q: str | None = None
-
-
-Columns = TypeVarTuple("Columns")  # the selected columns: filtering keeps the row type
 
 
 def _filtered(stmt: Select[*Columns], f: AgreementFilter) -> Select[*Columns]:
@@ -148,10 +145,10 @@ class AgreementService:
 
     async def terminate(self, key: str, version: int, on: date) -> dict[str, Any]:
         """Deactivating an agreement records its termination date; the row and its history stay."""
-        if not EARLIEST_DAY <= on <= LATEST_DAY:
-            raise RegistryValidationError(
-                [FieldError("terminated_on", f"terminated_on must lie from {EARLIEST_DAY} to {LATEST_DAY}")]
-            )
+        try:
+            plausible_day(on)  # the rule every other agreement date passes through the schema
+        except ValueError as exc:
+            raise RegistryValidationError([FieldError("terminated_on", str(exc))]) from None
         await lock_registry_for_write(self.session)
         agreement, party_key = await self._locked_at_version(key, version)
         before = agreement_document(agreement, party_key)

@@ -1,6 +1,6 @@
 """Helpers every registry write uses: the write lock, history records, and the change notice."""
 
-from typing import Any
+from typing import Any, TypeVarTuple
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,9 @@ from registry.services.documents import json_ready
 # Registry writes take turns: integrity checks (cycles, roles) read the whole link graph, and an import
 # replaces everything, so two concurrent writers must not validate against each other's half-state.
 REGISTRY_WRITE_LOCK_ID = 7_411_028_002
+
+# The columns a list query selects: its filters keep the row type (Select[*Columns] in, Select[*Columns] out).
+Columns = TypeVarTuple("Columns")
 
 
 async def lock_registry_for_write(session: AsyncSession) -> None:

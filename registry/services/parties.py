@@ -1,7 +1,7 @@
 """Parties: create, read, list, update, deactivate, history."""
 
 from dataclasses import dataclass
-from typing import Any, TypeVarTuple
+from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,7 +12,7 @@ from registry.models import Agreement, ChangeRecord, Location, Party, SubProcess
 from registry.models.base import utcnow
 from registry.schemas import PartyFields, PartyIn, PartyUpdate, could_be_key
 from registry.services import integrity
-from registry.services.common import change_record, finish_write, lock_registry_for_write
+from registry.services.common import Columns, change_record, finish_write, lock_registry_for_write
 from registry.services.documents import party_document, with_metadata
 
 
@@ -22,9 +22,6 @@ class PartyFilter:
     category: str | None = None
     active: bool | None = None
     q: str | None = None
-
-
-Columns = TypeVarTuple("Columns")  # the selected columns: filtering keeps the row type
 
 
 def _filtered(stmt: Select[*Columns], f: PartyFilter) -> Select[*Columns]:
