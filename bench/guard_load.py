@@ -428,7 +428,7 @@ def profile(args: argparse.Namespace, name: str, server_pid: int, url: str, scri
     out = args.profile / f"{name}.collapsed.txt"
     py_spy = [shutil.which("py-spy")] if shutil.which("py-spy") else ["uvx", "py-spy"]
     recorder = subprocess.Popen(
-        [*py_spy, "record", "--format", "raw", "--rate", "200", "-p", str(server_pid),
+        [*py_spy, "record", "--format", "raw", "--rate", os.environ.get("PYSPY_RATE", "200"), "-p", str(server_pid),
          "-d", str(args.duration), "-o", str(out)],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,

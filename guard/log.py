@@ -6,10 +6,11 @@ entries 1, 2, 3… without gaps, and ``guard_decision_head`` records the last ``
 row breaks its hash, deleting one leaves a gap (or a head that points past the end), inserting one
 breaks the sequence or the links: ``verify_log`` walks the chain in order and names the first bad entry.
 
-Several instances append to the one chain: each append transaction takes a PostgreSQL advisory lock and
-reads the head inside it. Within an instance, one writer task gathers the entries of concurrent requests
-and appends them in one transaction (group commit), so durability costs one commit per batch, not per
-request.
+Several instances append to the one chain. Within an instance, one writer task gathers the entries of
+concurrent requests and appends them together (group commit), so durability costs one commit per batch, not
+per request. The writer remembers the head it last wrote and appends in one statement that moves the head
+only if it is still there; when another instance (or the CLI) has appended since, it appends under a
+PostgreSQL advisory lock with the head row locked, reading the head inside that transaction.
 """
 
 import asyncio
@@ -25,7 +26,7 @@ from typing import Any
 
 import asyncpg
 from sqlalchemy import func, select, text
-from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.models.decision import GuardDecision, GuardDecisionHead
@@ -118,32 +119,55 @@ def _row_hash(row: GuardDecision, prev_hash: str) -> str:
 
 # --- Appending ---------------------------------------------------------------------------------------
 
-
+_COLUMNS = (
+    "seq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement, ruleset,"
+    " prev_hash, hash"
+)
 _INSERT_ENTRY = (
-    "INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons,"
-    " warnings, agreement, ruleset, prev_hash, hash)"
+    f"INSERT INTO guard_decision ({_COLUMNS})"
     " VALUES ($1, $2, $3, $4, $5, $6, $7::text::jsonb, $8::text::jsonb, $9::text::jsonb, $10, $11, $12, $13)"
 )
 _MOVE_HEAD = (
     "INSERT INTO guard_decision_head (id, last_seq, last_hash) VALUES (1, $1, $2)"
     " ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash"
 )
+# The head row is locked, not only read: the writer's one-statement append below moves it without the
+# advisory lock, and must wait for (and then see) whatever a locked append committed.
+_LOCK_HEAD = "SELECT last_seq, last_hash FROM guard_decision_head WHERE id = 1 FOR UPDATE"
+# A whole group commit in one statement, so one round trip (autocommitted): the head moves only if it still
+# is where this writer last left it, and the entries go in only if it moved. When another instance has
+# appended since, nothing is written and the writer falls back to a locked append. Under READ COMMITTED a
+# concurrent UPDATE of the head makes this one wait, then re-check `last_seq` against the committed row.
+_APPEND_AFTER_KNOWN_HEAD = f"""
+WITH moved AS (
+    UPDATE guard_decision_head SET last_seq = $14, last_hash = $15
+    WHERE id = 1 AND last_seq = $16 AND last_hash = $17
+    RETURNING id
+)
+INSERT INTO guard_decision ({_COLUMNS})
+SELECT seq, decision_id, decided_at, caller, recipient, allowed, request::jsonb, reasons::jsonb, warnings::jsonb,
+       agreement, ruleset, prev_hash, hash
+FROM unnest($1::bigint[], $2::uuid[], $3::timestamptz[], $4::text[], $5::text[], $6::boolean[], $7::text[],
+            $8::text[], $9::text[], $10::text[], $11::text[], $12::text[], $13::text[])
+     AS batch({_COLUMNS})
+WHERE EXISTS (SELECT FROM moved)
+"""
 
 
-async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
-    connection = await session.connection()
-    raw = await connection.get_raw_connection()
-    return raw.driver_connection
+@dataclass(frozen=True, slots=True)
+class ChainHead:
+    """The last entry of the chain: its sequence number and hash (0 and the genesis hash when empty)."""
+
+    seq: int
+    hash: str
 
 
-async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> None:
-    """Extend the chain; the caller's transaction holds the decision-log lock.
+EMPTY_CHAIN = ChainHead(0, GENESIS_HASH)
 
-    Plain asyncpg (one pipelined executemany) rather than the ORM: this runs once per group commit on the
-    guard's hot path, and the ORM's per-statement overhead would be most of its cost.
-    """
-    head = await connection.fetchrow("SELECT last_seq, last_hash FROM guard_decision_head WHERE id = 1")
-    seq, prev_hash = (int(head["last_seq"]), str(head["last_hash"])) if head is not None else (0, GENESIS_HASH)
+
+def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[list[tuple[Any, ...]], ChainHead]:
+    """The table rows that extend the chain from `head` by `entries`, and the head after them."""
+    seq, prev_hash = head.seq, head.hash
     rows: list[tuple[Any, ...]] = []
     for entry in entries:
         seq += 1
@@ -179,8 +203,45 @@ async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence
             )
         )
         prev_hash = digest
+    return rows, ChainHead(seq, prev_hash)
+
+
+async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> ChainHead:
+    """Extend the chain; the caller's transaction holds the decision-log lock. Returns the new head.
+
+    Plain asyncpg (one pipelined executemany) rather than the ORM: the ORM's per-statement overhead would be
+    most of the cost of an append.
+    """
+    row = await connection.fetchrow(_LOCK_HEAD)
+    head = ChainHead(int(row["last_seq"]), str(row["last_hash"])) if row is not None else EMPTY_CHAIN
+    rows, new_head = _chained_rows(entries, head)
     await connection.executemany(_INSERT_ENTRY, rows)
-    await connection.execute(_MOVE_HEAD, seq, prev_hash)
+    await connection.execute(_MOVE_HEAD, new_head.seq, new_head.hash)
+    return new_head
+
+
+async def _append_locked(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> ChainHead:
+    """Append in a transaction of its own on `connection`, taking the decision-log lock; committed on return."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", DECISION_LOG_LOCK_ID)
+        return await _append_holding_lock(connection, entries)
+
+
+async def _append_after(
+    connection: asyncpg.Connection, entries: Sequence[DecisionEntry], head: ChainHead
+) -> ChainHead | None:
+    """Append in one autocommitted statement if the chain still ends at `head`; None (nothing written) if not."""
+    rows, new_head = _chained_rows(entries, head)
+    status = await connection.execute(
+        _APPEND_AFTER_KNOWN_HEAD, *zip(*rows, strict=True), new_head.seq, new_head.hash, head.seq, head.hash
+    )
+    return new_head if status == f"INSERT 0 {len(rows)}" else None
+
+
+async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+    connection = await session.connection()
+    raw = await connection.get_raw_connection()
+    return raw.driver_connection
 
 
 async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> None:
@@ -192,17 +253,6 @@ async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntr
     await _append_holding_lock(await _driver_connection(session), entries)
 
 
-async def append_decisions_committed(
-    sessionmaker: async_sessionmaker[AsyncSession], entries: Sequence[DecisionEntry]
-) -> None:
-    """Append entries in a transaction of their own, committed on return (the group-commit writer's path)."""
-    async with sessionmaker() as session:
-        connection = await _driver_connection(session)
-        async with connection.transaction():
-            await connection.execute("SELECT pg_advisory_xact_lock($1)", DECISION_LOG_LOCK_ID)
-            await _append_holding_lock(connection, entries)
-
-
 @dataclass
 class _Pending:
     entry: DecisionEntry
@@ -210,15 +260,26 @@ class _Pending:
 
 
 class DecisionLogWriter:
-    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit."""
+    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit.
 
-    def __init__(self, sessionmaker: async_sessionmaker[AsyncSession], *, batch_max: int) -> None:
-        self._sessionmaker = sessionmaker
+    It holds one connection of its own (not a pooled session: a group commit is then a single round trip,
+    see `_APPEND_AFTER_KNOWN_HEAD`) and remembers the head it last wrote. When another writer has moved the
+    head since, or the writer has just (re)connected, it appends under the lock instead and learns the head.
+    A failed append is never retried: it may have committed (a lost COMMIT answer), and a retry could log
+    the same decisions twice. Its requests get an error (503); the next batch starts on a fresh connection.
+    """
+
+    def __init__(self, dsn: str, *, batch_max: int, connect_timeout: float = 5.0) -> None:
+        self._dsn = dsn
         self.batch_max = batch_max
+        self.connect_timeout = connect_timeout
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
+        self._connection: asyncpg.Connection | None = None
+        self._head: ChainHead | None = None  # the head this writer last wrote, if it is still the last writer
         self.commits = 0
         self.entries_written = 0
+        self.locked_appends = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guard-decision-log-writer")
@@ -233,6 +294,7 @@ class DecisionLogWriter:
             pending = self._queue.get_nowait()
             if not pending.done.done():
                 pending.done.set_exception(RuntimeError("the decision log writer stopped"))
+        await self._disconnect()
 
     async def append(self, entries: Sequence[DecisionEntry]) -> None:
         """Return once every entry is committed; raise if the log could not be written."""
@@ -242,7 +304,32 @@ class DecisionLogWriter:
         for pending in pendings:
             self._queue.put_nowait(pending)
         async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
-            await asyncio.gather(*(p.done for p in pendings))
+            if len(pendings) == 1:
+                await pendings[0].done
+            else:
+                await asyncio.gather(*(p.done for p in pendings))
+
+    async def _connected(self) -> asyncpg.Connection:
+        if self._connection is None or self._connection.is_closed():
+            self._connection = None
+            self._head = None
+            self._connection = await asyncpg.connect(
+                self._dsn, timeout=self.connect_timeout, server_settings={"application_name": "guard-decision-log"}
+            )
+        return self._connection
+
+    async def _disconnect(self) -> None:
+        connection, self._connection, self._head = self._connection, None, None
+        if connection is not None:
+            connection.terminate()
+
+    async def _write(self, entries: Sequence[DecisionEntry]) -> None:
+        connection = await self._connected()
+        head = await _append_after(connection, entries, self._head) if self._head is not None else None
+        if head is None:
+            head = await _append_locked(connection, entries)
+            self.locked_appends += 1
+        self._head = head
 
     async def _run(self) -> None:
         while True:
@@ -252,7 +339,8 @@ class DecisionLogWriter:
                 batch.append(self._queue.get_nowait())
             live = [p for p in batch if not p.done.done()]  # a timed-out request's entry is still written
             try:
-                await append_decisions_committed(self._sessionmaker, [p.entry for p in batch])
+                async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
+                    await self._write([p.entry for p in batch])
             except asyncio.CancelledError:
                 for pending in live:
                     if not pending.done.done():
@@ -260,6 +348,7 @@ class DecisionLogWriter:
                 raise
             except Exception as exc:
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
+                await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
                 for pending in live:
                     if not pending.done.done():
                         pending.done.set_exception(exc)

@@ -8,12 +8,13 @@ from litestar import Litestar
 
 from guard.log import DecisionLogWriter
 from guard.snapshot import SnapshotRefresher
+from registry.db import asyncpg_dsn
 
 
 @asynccontextmanager
 async def lifespan(app: Litestar) -> AsyncIterator[None]:
     settings = app.state.settings
-    writer = DecisionLogWriter(app.state.sessionmaker, batch_max=settings.decision_log_batch_max)
+    writer = DecisionLogWriter(asyncpg_dsn(settings.database_url), batch_max=settings.decision_log_batch_max)
     refresher = SnapshotRefresher(
         app.state.sessionmaker,
         settings.database_url,

@@ -27,12 +27,11 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import asyncpg
 from sqlalchemy import select, text
-from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from guard.policy import AgreementView, LocationView, PartyView, Snapshot, SubProcessorLinkView
-from registry.db import REGISTRY_CHANGED_CHANNEL
+from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
 log = logging.getLogger(__name__)
@@ -173,11 +172,6 @@ class LoadedSnapshot:
 
 class SnapshotUnavailable(Exception):
     """The guard cannot decide: it holds no snapshot it may trust."""
-
-
-def asyncpg_dsn(database_url: str) -> str:
-    """The SQLAlchemy URL (postgresql+asyncpg://…) as a DSN asyncpg.connect accepts."""
-    return make_url(database_url).set(drivername="postgresql").render_as_string(hide_password=False)
 
 
 class SnapshotRefresher:

@@ -1,6 +1,7 @@
 """The decision log (DESIGN §4.4): group commit, the hash chain, tamper detection, and its listing."""
 
 import asyncio
+import contextlib
 import getpass
 import json
 import os
@@ -80,14 +81,12 @@ def run_cli(url: str, *args: str):
 
 
 async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(database):
-    engine = make_engine(database)
-    writer = DecisionLogWriter(make_sessionmaker(engine), batch_max=50)
+    writer = DecisionLogWriter(plain_url(database), batch_max=50)
     writer.start()
     try:
         await asyncio.gather(*(writer.append([entry()]) for _ in range(200)))
     finally:
         await writer.stop()
-        await engine.dispose()
     assert writer.entries_written == 200
     assert writer.commits == 4  # 200 concurrent requests, at most 50 per commit
     result = await verify(database)
@@ -96,8 +95,7 @@ async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(databa
 
 
 async def test_two_instances_appending_at_once_extend_one_chain(database):
-    engines = [make_engine(database), make_engine(database)]
-    writers = [DecisionLogWriter(make_sessionmaker(e), batch_max=7) for e in engines]
+    writers = [DecisionLogWriter(plain_url(database), batch_max=7) for _ in range(2)]
     for writer in writers:
         writer.start()
     try:
@@ -105,11 +103,49 @@ async def test_two_instances_appending_at_once_extend_one_chain(database):
     finally:
         for writer in writers:
             await writer.stop()
-        for engine in engines:
-            await engine.dispose()
     result = await verify(database)
     assert result.ok, result.describe()
     assert result.entries == 120
+
+
+async def test_a_writer_whose_head_was_moved_by_another_append_continues_the_chain_after_it(database):
+    writer = DecisionLogWriter(plain_url(database), batch_max=10)
+    writer.start()
+    try:
+        await writer.append([entry() for _ in range(3)])  # the first append is locked: it learns the head
+        await writer.append([entry() for _ in range(2)])  # the head is where it left it: one statement
+        assert writer.locked_appends == 1
+        await write_entries(database, 4)  # the CLI's path moves the head behind the writer's back
+        await writer.append([entry() for _ in range(2)])
+        assert writer.locked_appends == 2
+    finally:
+        await writer.stop()
+    assert writer.entries_written == 7
+    result = await verify(database)
+    assert result.ok, result.describe()
+    assert result.entries == 11
+
+
+async def test_a_writer_whose_connection_was_cut_reconnects_for_the_next_batch(database):
+    writer = DecisionLogWriter(plain_url(database), batch_max=10)
+    writer.start()
+    try:
+        await writer.append([entry()])
+        await sql(
+            database,
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE application_name = 'guard-decision-log'"
+            " AND datname = current_database()",
+        )
+        # The cut may be noticed only by the next batch's statement, which then fails (its requests get a 503
+        # from the guard); the batch after that runs on a new connection.
+        with contextlib.suppress(asyncpg.PostgresError, asyncpg.InterfaceError, OSError):
+            await writer.append([entry()])
+        await writer.append([entry()])
+    finally:
+        await writer.stop()
+    result = await verify(database)
+    assert result.ok, result.describe()
+    assert result.entries == writer.entries_written >= 2
 
 
 async def test_an_empty_log_is_intact(database):
