@@ -1,5 +1,6 @@
 """Authentication (bearer API keys; the web UI adds its session login) and scope checks."""
 
+import asyncio
 import hashlib
 import secrets
 import time
@@ -46,16 +47,42 @@ def token_digest(token: str) -> str:
 
 
 class ApiKeyCache:
+    """Principals by key digest for `ttl` seconds, so that a request costs no database read.
+
+    One lookup per key at a time: when an entry expires under load, every request in flight with that key
+    waits for the same query instead of each taking a pooled connection (a burst of concurrent misses would
+    otherwise exhaust the pool and open overflow connections every `ttl` seconds).
+    """
+
     def __init__(self, ttl: float = KEY_CACHE_SECONDS) -> None:
         self.ttl = ttl
         self._entries: dict[str, tuple[Principal | None, float]] = {}
+        self._lookups: dict[str, asyncio.Task[Principal | None]] = {}
+        self._generation = 0  # bumped by clear(): a lookup begun before a revocation must not cache its result
+        self.lookups = 0
 
     async def principal(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
         digest = token_digest(token)
-        now = time.monotonic()
         hit = self._entries.get(digest)
-        if hit is not None and hit[1] > now:
+        if hit is not None and hit[1] > time.monotonic():
             return hit[0]
+        lookup = self._lookups.get(digest)
+        if lookup is None:
+            lookup = asyncio.ensure_future(self._look_up(digest, sessionmaker, self._generation))
+            self._lookups[digest] = lookup
+            lookup.add_done_callback(self._forget_lookup)
+        # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
+        return await asyncio.shield(lookup)
+
+    def _forget_lookup(self, done: "asyncio.Task[Principal | None]") -> None:
+        for digest, lookup in list(self._lookups.items()):
+            if lookup is done:
+                del self._lookups[digest]
+
+    async def _look_up(
+        self, digest: str, sessionmaker: async_sessionmaker[AsyncSession], generation: int
+    ) -> Principal | None:
+        self.lookups += 1
         async with sessionmaker() as session:
             row = (
                 await session.execute(
@@ -66,13 +93,16 @@ class ApiKeyCache:
                 )
             ).first()
         principal = Principal(row[0], frozenset(row[1])) if row else None
-        if len(self._entries) > 10_000:  # unknown tokens must not grow memory without bound
-            self._entries.clear()
-        self._entries[digest] = (principal, now + self.ttl)
+        if generation == self._generation:
+            if len(self._entries) > 10_000:  # unknown tokens must not grow memory without bound
+                self._entries.clear()
+            self._entries[digest] = (principal, time.monotonic() + self.ttl)
         return principal
 
     def clear(self) -> None:
+        self._generation += 1
         self._entries.clear()
+        self._lookups.clear()
 
 
 # The web UI registers a resolver that reads its session cookie; the API needs none.

@@ -1,5 +1,7 @@
 """Every endpoint but health needs a key; scopes are least privilege; keys are stored hashed."""
 
+import asyncio
+
 import asyncpg
 import pytest
 
@@ -89,3 +91,45 @@ async def test_the_change_history_names_the_calling_key(client, database):
     await client.post("/api/parties", json=body, headers=bearer(token))
     history = (await client.get("/api/parties/acme/history", headers=bearer(token))).json()
     assert history["items"][0]["actor"] == "legal-team"
+
+
+async def test_concurrent_requests_with_an_expired_cache_entry_share_one_key_lookup(database):
+    from registry.auth import ApiKeyCache
+    from registry.db import make_engine, make_sessionmaker
+
+    token = await make_key(database, "webshop", "guard:check")
+    engine = make_engine(database, pool_size=1)
+    cache = ApiKeyCache(ttl=0.2)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        first = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
+        assert {p.name for p in first} == {"webshop"}
+        assert cache.lookups == 1
+        await asyncio.sleep(0.3)  # expired: the next burst looks it up again, once
+        second = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
+        assert {p.name for p in second} == {"webshop"}
+        assert cache.lookups == 2
+        unknown = await asyncio.gather(*(cache.principal("ofx_unknown", sessionmaker) for _ in range(5)))
+        assert unknown == [None] * 5
+        assert cache.lookups == 3
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_revoked_while_its_lookup_is_in_flight_is_not_cached_as_valid(database):
+    from registry.auth import ApiKeyCache
+    from registry.db import make_engine, make_sessionmaker
+
+    token = await make_key(database, "webshop", "guard:check")
+    engine = make_engine(database, pool_size=1)
+    cache = ApiKeyCache(ttl=60.0)
+    try:
+        lookup = asyncio.ensure_future(cache.principal(token, make_sessionmaker(engine)))
+        await asyncio.sleep(0)  # the lookup has started
+        cache.clear()  # what revoking a key does
+        assert (await lookup).name == "webshop"  # read before the revocation: this one answer stands
+        assert cache.lookups == 1
+        await cache.principal(token, make_sessionmaker(engine))
+        assert cache.lookups == 2  # but it was not cached for the next request
+    finally:
+        await engine.dispose()
