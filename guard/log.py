@@ -36,7 +36,7 @@ log = logging.getLogger(__name__)
 # Arbitrary, fixed advisory-lock id (registry/db.py and registry/services/common.py use ...001, ...002).
 DECISION_LOG_LOCK_ID = 7_411_028_003
 GENESIS_HASH = "0" * 64
-# A request waits at most this long for its entry to be durable; past it the guard answers 503.
+# A group commit may take at most this long; past it its requests are answered 503.
 APPEND_TIMEOUT_SECONDS = 10.0
 
 
@@ -269,10 +269,18 @@ class DecisionLogWriter:
     the same decisions twice. Its requests get an error (503); the next batch starts on a fresh connection.
     """
 
-    def __init__(self, dsn: str, *, batch_max: int, connect_timeout: float = 5.0) -> None:
+    def __init__(
+        self,
+        dsn: str,
+        *,
+        batch_max: int,
+        connect_timeout: float = 5.0,
+        append_timeout: float = APPEND_TIMEOUT_SECONDS,
+    ) -> None:
         self._dsn = dsn
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
+        self.append_timeout = append_timeout
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
@@ -283,6 +291,14 @@ class DecisionLogWriter:
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guard-decision-log-writer")
+        self._task.add_done_callback(self._fail_waiting)
+
+    def _fail_waiting(self, _: "asyncio.Task[None] | None") -> None:
+        """Nobody will write what is still queued once the task has ended: its requests must not wait forever."""
+        while not self._queue.empty():
+            pending = self._queue.get_nowait()
+            if not pending.done.done():
+                pending.done.set_exception(RuntimeError("the decision log writer stopped"))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -290,10 +306,7 @@ class DecisionLogWriter:
             with contextlib.suppress(asyncio.CancelledError):
                 await self._task
             self._task = None
-        while not self._queue.empty():  # nobody will write these: their requests must not wait forever
-            pending = self._queue.get_nowait()
-            if not pending.done.done():
-                pending.done.set_exception(RuntimeError("the decision log writer stopped"))
+        self._fail_waiting(None)
         await self._disconnect()
 
     async def append(self, entries: Sequence[DecisionEntry]) -> None:
@@ -303,11 +316,12 @@ class DecisionLogWriter:
         pendings = [_Pending(entry) for entry in entries]
         for pending in pendings:
             self._queue.put_nowait(pending)
-        async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
-            if len(pendings) == 1:
-                await pendings[0].done
-            else:
-                await asyncio.gather(*(p.done for p in pendings))
+        # No timer per request (it would cost as much as the rest of the wait): the writer bounds every batch
+        # by `append_timeout` and settles each future, written or failed, or fails them all if it ends.
+        if len(pendings) == 1:
+            await pendings[0].done
+        else:
+            await asyncio.gather(*(p.done for p in pendings))
 
     async def _connected(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
@@ -339,7 +353,7 @@ class DecisionLogWriter:
                 batch.append(self._queue.get_nowait())
             live = [p for p in batch if not p.done.done()]  # a timed-out request's entry is still written
             try:
-                async with asyncio.timeout(APPEND_TIMEOUT_SECONDS):
+                async with asyncio.timeout(self.append_timeout):
                     await self._write([p.entry for p in batch])
             except asyncio.CancelledError:
                 for pending in live:
