@@ -16,7 +16,6 @@ PostgreSQL advisory lock with the head row locked, reading the head inside that 
 import asyncio
 import contextlib
 import hashlib
-import json
 import logging
 import uuid
 from collections.abc import Sequence
@@ -25,6 +24,7 @@ from datetime import UTC, datetime
 from typing import Any
 
 import asyncpg
+import msgspec
 from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -65,8 +65,14 @@ class DecisionEntry:
         return str(self.request.get("recipient", ""))
 
 
-def _canonical(content: dict[str, Any]) -> bytes:
-    return json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+_CANONICAL = msgspec.json.Encoder(order="sorted")
+
+
+def canonical_json(value: Any) -> bytes:
+    """The form the hashes cover: json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    in UTF-8, byte for byte (tests/unit/test_decision_log_encoding.py holds msgspec to it, and to a pinned hash:
+    a different form would stop the entries already logged from verifying). msgspec is ten times faster."""
+    return _CANONICAL.encode(value)
 
 
 def entry_hash(
@@ -97,7 +103,7 @@ def entry_hash(
         "agreement": agreement,
         "ruleset": ruleset,
     }
-    return hashlib.sha256(_canonical(content) + prev_hash.encode()).hexdigest()
+    return hashlib.sha256(canonical_json(content) + prev_hash.encode()).hexdigest()
 
 
 def _row_hash(row: GuardDecision, prev_hash: str) -> str:
@@ -193,9 +199,9 @@ def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[li
                 entry.caller,
                 entry.recipient,
                 entry.allowed,
-                json.dumps(entry.request),
-                json.dumps(entry.reasons),
-                json.dumps(entry.warnings),
+                canonical_json(entry.request).decode(),
+                canonical_json(entry.reasons).decode(),
+                canonical_json(entry.warnings).decode(),
                 entry.agreement,
                 entry.ruleset,
                 prev_hash,

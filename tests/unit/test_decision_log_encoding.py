@@ -1,0 +1,107 @@
+"""The decision log's hash covers canonical JSON of each entry, now encoded with msgspec. It must equal what it
+was defined as, json.dumps with sorted keys, compact separators and ensure_ascii=False, byte for byte, or the
+entries logged before would stop verifying."""
+
+import hashlib
+import json
+import random
+import uuid
+from datetime import UTC, datetime, timedelta
+
+from guard.log import canonical_json, entry_hash
+
+# Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
+AWKWARD_TEXT = [
+    "plain",
+    'quo"te',
+    "back\\slash",
+    "new\nline\ttab\r\b\f",
+    "\x01\x1f\x7f",
+    "åäö Ünïcødé",
+    "→",
+    "\u2028",
+    "😀",
+    "",
+]
+
+
+def reference_hash(prev_hash: str, **fields) -> str:
+    """How the hash was first defined: the whole entry through json.dumps."""
+    content = {**fields, "decision_id": str(fields["decision_id"])}
+    content["decided_at"] = fields["decided_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+    text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
+    return hashlib.sha256(text.encode() + prev_hash.encode()).hexdigest()
+
+
+def random_entry(rng: random.Random) -> dict:
+    def text() -> str:
+        return rng.choice(AWKWARD_TEXT) + rng.choice(AWKWARD_TEXT)
+
+    def reason() -> dict:
+        reason = {"message": text(), "code": rng.choice(["NO_AGREEMENT", "TERRITORY_UNKNOWN"]), "party": text()}
+        if rng.random() < 0.5:
+            reason["chain"] = [text() for _ in range(rng.randint(1, 3))]
+        if rng.random() < 0.3:
+            reason["days"] = rng.randint(-5, 400)
+        if rng.random() < 0.2:
+            reason[text()] = None  # a key that sorts anywhere
+        return reason
+
+    request = {"recipient": text(), "purpose": text(), "data_categories": [text() for _ in range(rng.randint(1, 3))]}
+    if rng.random() < 0.5:
+        request["destination"] = text()
+    return {
+        "seq": rng.randint(1, 10**12),
+        "decision_id": uuid.UUID(int=rng.getrandbits(128)),
+        "decided_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randint(0, 10**14)),
+        "caller": text(),
+        "recipient": text(),
+        "request": request,
+        "allowed": rng.random() < 0.5,
+        "reasons": [reason() for _ in range(rng.randint(0, 3))],
+        "warnings": [reason() for _ in range(rng.randint(0, 1))],
+        "agreement": rng.choice([None, text()]),
+        "ruleset": text(),
+    }
+
+
+def test_canonical_json_is_json_dumps_with_sorted_keys_byte_for_byte():
+    rng = random.Random(20261125)
+    for _ in range(2000):
+        value = random_entry(rng)
+        value = {**value, "decision_id": str(value["decision_id"]), "decided_at": value["decided_at"].isoformat()}
+        expected = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+        assert canonical_json(value) == expected
+
+
+def test_entry_hashes_are_the_ones_json_dumps_gave():
+    rng = random.Random(7)
+    for _ in range(500):
+        fields = random_entry(rng)
+        prev_hash = f"{rng.getrandbits(256):064x}"
+        assert entry_hash(**fields, prev_hash=prev_hash) == reference_hash(prev_hash, **fields)
+
+
+def test_a_known_entry_keeps_the_hash_it_was_logged_with():
+    """Pinned to the hash the first implementation gave this entry: a change of the canonical form shows here
+    before it breaks a real log."""
+    fields = {
+        "seq": 1,
+        "decision_id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        "decided_at": datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC),
+        "caller": "webshop",
+        "recipient": "nordfrakt",
+        "request": {
+            "recipient": "nordfrakt",
+            "purpose": "essential.service.operations",
+            "data_categories": ["user.name"],
+        },
+        "allowed": True,
+        "reasons": [],
+        "warnings": [],
+        "agreement": "nordfrakt-dpa-2024",
+        "ruleset": "eea-only@abc",
+    }
+    assert (
+        entry_hash(**fields, prev_hash="0" * 64) == "c90eac77646bd82d4e04b0bfa437f8e5ce3156b8189be14b608814e884918c3d"
+    )
