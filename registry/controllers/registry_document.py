@@ -15,12 +15,12 @@ class RegistryDocumentController(Controller):
     path = "/api/registry"
     tags = ["registry"]
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def export_document(self, db_session: NamedDependency[AsyncSession]) -> dict[str, Any]:
         async with db_session.begin():  # one snapshot of every table
             return await export_registry(db_session)
 
-    @put("/", guards=[requires("registry:write")])
+    @put("/", opt=requires("registry:write"))
     async def replace_document(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[dict[str, Any]]
     ) -> dict[str, Any]:

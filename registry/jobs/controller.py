@@ -34,7 +34,7 @@ class RenewalController(Controller):
     path = "/api/renewals"
     tags = ["renewals"]
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def upcoming(self, db_session: NamedDependency[AsyncSession], within: Within = 90) -> dict[str, Any]:
         """Expiries and notice deadlines in the next `within` days, soonest first."""
         today = await controller_today(db_session)
@@ -47,7 +47,7 @@ class CalendarFeedController(Controller):
 
     path = "/api/calendar-feeds"
     tags = ["renewals"]
-    guards = [requires("admin")]
+    opt = requires("admin")
 
     @get("/")
     async def list_calendar_feeds(self, db_session: NamedDependency[AsyncSession]) -> list[dict[str, Any]]:

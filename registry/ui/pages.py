@@ -210,7 +210,7 @@ class UiController(Controller):
 
     # Dashboard ------------------------------------------------------------------------------------------
 
-    @get("/", guards=[requires("registry:read")])
+    @get("/", opt=requires("registry:read"))
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         today, state = await _today(db_session)
         findings = await _registry_findings(db_session, today)
@@ -232,7 +232,7 @@ class UiController(Controller):
 
     # Parties ----------------------------------------------------------------------------------------------
 
-    @get("/parties", guards=[requires("registry:read")])
+    @get("/parties", opt=requires("registry:read"))
     async def parties(
         self,
         request: Request,
@@ -271,7 +271,7 @@ class UiController(Controller):
             request, "parties.html", rows=rows, filters=filters, roles=ROLES, categories=CATEGORIES, today=today
         )
 
-    @get("/parties/new", guards=[requires("registry:write")])
+    @get("/parties/new", opt=requires("registry:write"))
     async def new_party(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         blank: dict[str, Any] = {
             "key": "",
@@ -287,7 +287,7 @@ class UiController(Controller):
         }
         return await self._party_form(request, db_session, blank, creating=True)
 
-    @post("/parties/new", guards=[requires("registry:write")], status_code=200)
+    @post("/parties/new", opt=requires("registry:write"), status_code=200)
     async def create_party(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
         submitted = forms.party_from_form(await _form(request))
         try:
@@ -307,7 +307,7 @@ class UiController(Controller):
             return await self._party_form(request, db_session, submitted, creating=True, errors=errors, status_code=409)
         return Redirect(f"/ui/parties/{data.key}?saved=1", status_code=303)
 
-    @get("/parties/{key:str}", guards=[requires("registry:read")])
+    @get("/parties/{key:str}", opt=requires("registry:read"))
     async def party(
         self,
         request: Request,
@@ -341,14 +341,14 @@ class UiController(Controller):
             controller=state.controller,
         )
 
-    @get("/parties/{key:str}/edit", guards=[requires("registry:write")])
+    @get("/parties/{key:str}/edit", opt=requires("registry:write"))
     async def edit_party(
         self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> Template:
         party = await PartyService(db_session, "").get(key)
         return await self._party_form(request, db_session, party, creating=False)
 
-    @post("/parties/{key:str}/edit", guards=[requires("registry:write")], status_code=200)
+    @post("/parties/{key:str}/edit", opt=requires("registry:write"), status_code=200)
     async def update_party(
         self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> Response[Any]:
@@ -417,7 +417,7 @@ class UiController(Controller):
 
     # Agreements -----------------------------------------------------------------------------------------
 
-    @get("/agreements", guards=[requires("registry:read")])
+    @get("/agreements", opt=requires("registry:read"))
     async def agreements(
         self,
         request: Request,
@@ -440,7 +440,7 @@ class UiController(Controller):
         filters = {"q": q or "", "kind": kind, "state": state}
         return page(request, "agreements.html", rows=rows, filters=filters, kinds=AGREEMENT_KINDS, today=today)
 
-    @get("/agreements/new", guards=[requires("registry:write")])
+    @get("/agreements/new", opt=requires("registry:write"))
     async def new_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], party: FromQuery[str | None] = None
     ) -> Template:
@@ -464,7 +464,7 @@ class UiController(Controller):
         }
         return await self._agreement_form(request, db_session, blank, creating=True)
 
-    @post("/agreements/new", guards=[requires("registry:write")], status_code=200)
+    @post("/agreements/new", opt=requires("registry:write"), status_code=200)
     async def create_agreement(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
         submitted = forms.agreement_from_form(await _form(request))
         try:
@@ -487,7 +487,7 @@ class UiController(Controller):
             )
         return Redirect(f"/ui/agreements/{data.key}?saved=1", status_code=303)
 
-    @get("/agreements/{key:str}", guards=[requires("registry:read")])
+    @get("/agreements/{key:str}", opt=requires("registry:read"))
     async def agreement(
         self,
         request: Request,
@@ -511,14 +511,14 @@ class UiController(Controller):
             controller=state.controller,
         )
 
-    @get("/agreements/{key:str}/edit", guards=[requires("registry:write")])
+    @get("/agreements/{key:str}/edit", opt=requires("registry:write"))
     async def edit_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> Template:
         agreement = await AgreementService(db_session, "").get(key)
         return await self._agreement_form(request, db_session, agreement, creating=False)
 
-    @post("/agreements/{key:str}/edit", guards=[requires("registry:write")], status_code=200)
+    @post("/agreements/{key:str}/edit", opt=requires("registry:write"), status_code=200)
     async def update_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> Response[Any]:
@@ -580,7 +580,7 @@ class UiController(Controller):
 
     # Try a share --------------------------------------------------------------------------------------------
 
-    @get("/guard", guards=[requires("guard:check")])
+    @get("/guard", opt=requires("guard:check"))
     async def try_share_form(
         self, request: Request, db_session: NamedDependency[AsyncSession], recipient: FromQuery[str | None] = None
     ) -> Template:
@@ -601,7 +601,7 @@ class UiController(Controller):
             result=None,
         )
 
-    @post("/guard", guards=[requires("guard:check")], status_code=200)
+    @post("/guard", opt=requires("guard:check"), status_code=200)
     async def try_share(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         from guard.service import check_share
 
@@ -649,7 +649,7 @@ class UiController(Controller):
 
     # Decision log --------------------------------------------------------------------------------------------
 
-    @get("/decisions", guards=[requires("registry:read")])
+    @get("/decisions", opt=requires("registry:read"))
     async def decisions(
         self,
         request: Request,
@@ -700,7 +700,7 @@ class UiController(Controller):
 
     # Renewals ---------------------------------------------------------------------------------------------
 
-    @get("/renewals", guards=[requires("registry:read")])
+    @get("/renewals", opt=requires("registry:read"))
     async def renewals(
         self, request: Request, db_session: NamedDependency[AsyncSession], days: FromQuery[int] = 180
     ) -> Template:
@@ -726,7 +726,7 @@ class UiController(Controller):
             **context,
         )
 
-    @post("/renewals/feeds", guards=[requires("admin")], status_code=200)
+    @post("/renewals/feeds", opt=requires("admin"), status_code=200)
     async def create_feed(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         """The feed's secret address is shown once, here, like an API key."""
         from registry.jobs.calendar import create_feed, feed_url
@@ -760,11 +760,11 @@ class UiController(Controller):
 
     # Import and export -------------------------------------------------------------------------------------
 
-    @get("/registry", guards=[requires("registry:read")])
+    @get("/registry", opt=requires("registry:read"))
     async def registry_page(self, request: Request) -> Template:
         return page(request, "registry.html", result=None, import_errors=[])
 
-    @get("/registry/export", guards=[requires("registry:read")])
+    @get("/registry/export", opt=requires("registry:read"))
     async def export(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -781,7 +781,7 @@ class UiController(Controller):
             body, media_type=media, headers={"Content-Disposition": f'attachment; filename="registry-{stamp}.{ext}"'}
         )
 
-    @post("/registry/import", guards=[requires("registry:write")], status_code=200)
+    @post("/registry/import", opt=requires("registry:write"), status_code=200)
     async def import_document(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         form = await _form(request)
         upload = form.get("file")
@@ -814,7 +814,7 @@ class UiController(Controller):
 
     # Administration: users and API keys ---------------------------------------------------------------------
 
-    @get("/admin", guards=[requires("admin")])
+    @get("/admin", opt=requires("admin"))
     async def admin(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         return await self._admin_page(request, db_session)
 
@@ -833,7 +833,7 @@ class UiController(Controller):
             **context,
         )
 
-    @post("/admin/users", guards=[requires("admin")], status_code=200)
+    @post("/admin/users", opt=requires("admin"), status_code=200)
     async def add_user(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
         form = await _form(request)
         email, role = str(form.get("email") or ""), str(form.get("role") or "")
@@ -858,14 +858,14 @@ class UiController(Controller):
             )
         return Redirect("/ui/admin?done=user", status_code=303)
 
-    @post("/admin/users/disable", guards=[requires("admin")], status_code=303)
+    @post("/admin/users/disable", opt=requires("admin"), status_code=303)
     async def disable(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Redirect:
         form = await _form(request)
         async with db_session.begin():
             await disable_user(db_session, str(form.get("email") or ""), _user(request).name)
         return Redirect("/ui/admin?done=disabled", status_code=303)
 
-    @post("/admin/api-keys", guards=[requires("admin")], status_code=200)
+    @post("/admin/api-keys", opt=requires("admin"), status_code=200)
     async def add_key(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         form = await _form(request)
         name = str(form.get("name") or "").strip()
@@ -885,7 +885,7 @@ class UiController(Controller):
             request, db_session, 400 if errors else 200, errors=errors, new_token=token, new_token_name=name
         )
 
-    @post("/admin/api-keys/revoke", guards=[requires("admin")], status_code=303)
+    @post("/admin/api-keys/revoke", opt=requires("admin"), status_code=303)
     async def revoke_key(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Redirect:
         form = await _form(request)
         async with db_session.begin():

@@ -6,7 +6,7 @@ from typing import Any
 
 from litestar import Litestar
 
-from registry.auth import SCOPES
+from registry.auth import SCOPES, required_scope
 from tests.conftest import bearer, make_key
 
 # Paths anyone may call: health probes, the UI's login page and static files, the root redirect, and the
@@ -20,11 +20,10 @@ PUBLIC_PATHS = {
     "/calendar/{filename:str}",
 }
 SAMPLE_PATH_VALUES = {"{key:str}": "acme", "{name:str}": "nobody", "{path:str}": "nothing"}
-SCOPE_OF_GUARD = {f"requires_{scope.replace(':', '_')}": scope for scope in SCOPES}
 
 
 def protected_calls(app: Litestar) -> list[tuple[str, str, set[str]]]:
-    """(method, path, scopes the route's guards ask for) for every route outside PUBLIC_PATHS."""
+    """(method, path, the scopes the route requires) for every route outside PUBLIC_PATHS."""
     calls = []
     for route in app.routes:
         if route.path in PUBLIC_PATHS:
@@ -33,8 +32,8 @@ def protected_calls(app: Litestar) -> list[tuple[str, str, set[str]]]:
         for placeholder, value in SAMPLE_PATH_VALUES.items():
             path = path.replace(placeholder, value)
         for handler in getattr(route, "route_handlers", []):
-            guard_names = {getattr(guard, "func", guard).__name__ for guard in handler.resolve_guards()}
-            scopes = {SCOPE_OF_GUARD[name] for name in guard_names if name in SCOPE_OF_GUARD}
+            scope = required_scope(handler)
+            scopes = {scope} if scope is not None else set()
             calls += [(method, path, scopes) for method in sorted(handler.http_methods) if method != "HEAD"]
     return calls
 
