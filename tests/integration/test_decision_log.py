@@ -8,6 +8,8 @@ import os
 import subprocess
 import sys
 import uuid
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -80,56 +82,65 @@ def run_cli(url: str, *args: str):
 # --- Group commit and the chain ------------------------------------------------------------------------
 
 
-async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(database):
-    writer = DecisionLogWriter(plain_url(database), batch_max=50)
-    writer.start()
-    try:
-        await asyncio.gather(*(writer.append([entry()]) for _ in range(200)))
-    finally:
-        await writer.stop()
-    assert writer.entries_written == 200
-    assert writer.commits == 4  # 200 concurrent requests, at most 50 per commit
-    result = await verify(database)
-    assert result.ok, result.describe()
-    assert result.entries == 200
-
-
-async def test_two_instances_appending_at_once_extend_one_chain(database):
-    writers = [DecisionLogWriter(plain_url(database), batch_max=7) for _ in range(2)]
+@asynccontextmanager
+async def running_writers(database: str, count: int = 1, **options) -> AsyncIterator[list[DecisionLogWriter]]:
+    writers = [DecisionLogWriter(plain_url(database), **{"batch_max": 10, **options}) for _ in range(count)]
     for writer in writers:
         writer.start()
     try:
-        await asyncio.gather(*(writers[i % 2].append([entry()]) for i in range(120)))
+        yield writers
     finally:
         for writer in writers:
             await writer.stop()
+
+
+async def assert_intact(database: str, entries: int) -> None:
     result = await verify(database)
     assert result.ok, result.describe()
-    assert result.entries == 120
+    assert result.entries == entries
+
+
+@asynccontextmanager
+async def head_row_locked(database: str) -> AsyncIterator[None]:
+    """Another transaction holds the chain's head: no append can finish until it ends."""
+    await write_entries(database, 1)  # the head row exists: it can be locked
+    blocker = await asyncpg.connect(plain_url(database))
+    try:
+        async with blocker.transaction():
+            await blocker.execute("SELECT * FROM guard_decision_head WHERE id = 1 FOR UPDATE")
+            yield
+    finally:
+        await blocker.close()
+
+
+async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(database):
+    async with running_writers(database, batch_max=50) as (writer,):
+        await asyncio.gather(*(writer.append([entry()]) for _ in range(200)))
+    assert writer.entries_written == 200
+    assert writer.commits == 4  # 200 concurrent requests, at most 50 per commit
+    await assert_intact(database, 200)
+
+
+async def test_two_instances_appending_at_once_extend_one_chain(database):
+    async with running_writers(database, 2, batch_max=7) as writers:
+        await asyncio.gather(*(writers[i % 2].append([entry()]) for i in range(120)))
+    await assert_intact(database, 120)
 
 
 async def test_a_writer_whose_head_was_moved_by_another_append_continues_the_chain_after_it(database):
-    writer = DecisionLogWriter(plain_url(database), batch_max=10)
-    writer.start()
-    try:
+    async with running_writers(database) as (writer,):
         await writer.append([entry() for _ in range(3)])  # the first append is locked: it learns the head
         await writer.append([entry() for _ in range(2)])  # the head is where it left it: one statement
         assert writer.locked_appends == 1
         await write_entries(database, 4)  # the CLI's path moves the head behind the writer's back
         await writer.append([entry() for _ in range(2)])
         assert writer.locked_appends == 2
-    finally:
-        await writer.stop()
     assert writer.entries_written == 7
-    result = await verify(database)
-    assert result.ok, result.describe()
-    assert result.entries == 11
+    await assert_intact(database, 11)
 
 
 async def test_a_writer_whose_connection_was_cut_reconnects_for_the_next_batch(database):
-    writer = DecisionLogWriter(plain_url(database), batch_max=10)
-    writer.start()
-    try:
+    async with running_writers(database) as (writer,):
         await writer.append([entry()])
         await sql(
             database,
@@ -141,40 +152,28 @@ async def test_a_writer_whose_connection_was_cut_reconnects_for_the_next_batch(d
         with contextlib.suppress(Exception):
             await writer.append([entry()])
         await writer.append([entry()])
-    finally:
-        await writer.stop()
-    result = await verify(database)
-    assert result.ok, result.describe()
-    assert result.entries == writer.entries_written >= 2
+    assert writer.entries_written >= 2
+    await assert_intact(database, writer.entries_written)
 
 
 async def test_a_group_commit_that_cannot_finish_in_time_fails_its_requests_and_the_next_one_succeeds(database):
-    await write_entries(database, 1)  # the head row exists: it can be locked
-    blocker = await asyncpg.connect(plain_url(database))
-    writer = DecisionLogWriter(plain_url(database), batch_max=10, append_timeout=0.5)
-    writer.start()
-    try:
-        transaction = blocker.transaction()
-        await transaction.start()
-        await blocker.execute("SELECT * FROM guard_decision_head WHERE id = 1 FOR UPDATE")
-        with pytest.raises(TimeoutError):
-            await asyncio.wait_for(writer.append([entry(), entry()]), timeout=5.0)
-        await transaction.rollback()
+    async with running_writers(database, append_timeout=0.5) as (writer,):
+        async with head_row_locked(database):
+            with pytest.raises(TimeoutError):
+                await asyncio.wait_for(writer.append([entry(), entry()]), timeout=5.0)
         await writer.append([entry()])
-    finally:
-        await writer.stop()
-        await blocker.close()
-    result = await verify(database)
-    assert result.ok, result.describe()
-    assert result.entries == 2
+    await assert_intact(database, 2)
 
 
-async def test_requests_waiting_for_a_stopped_writer_are_failed_not_left_waiting(database):
-    writer = DecisionLogWriter(plain_url(database), batch_max=10)
-    writer.start()
-    await writer.stop()
-    with pytest.raises(RuntimeError, match="not running"):
-        await writer.append([entry()])
+async def test_a_request_waiting_when_the_writer_stops_is_failed_not_left_waiting(database):
+    async with head_row_locked(database):
+        async with running_writers(database) as (writer,):
+            waiting = asyncio.ensure_future(writer.append([entry()]))
+            await asyncio.sleep(0.3)  # its batch is stuck on the locked head
+        with pytest.raises(RuntimeError, match="stopped"):
+            await asyncio.wait_for(waiting, timeout=5.0)
+        with pytest.raises(RuntimeError, match="not running"):
+            await writer.append([entry()])
 
 
 async def test_an_empty_log_is_intact(database):
