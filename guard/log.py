@@ -265,6 +265,17 @@ class _Pending:
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+def _settle(pendings: Sequence[_Pending], error: BaseException | None) -> None:
+    """Tell each request still waiting that its entry is durable (error None) or that it is not."""
+    for pending in pendings:
+        if pending.done.done():
+            continue
+        if error is None:
+            pending.done.set_result(None)
+        else:
+            pending.done.set_exception(error)
+
+
 class DecisionLogWriter:
     """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit.
 
@@ -301,10 +312,8 @@ class DecisionLogWriter:
 
     def _fail_waiting(self, _: "asyncio.Task[None] | None") -> None:
         """Nobody will write what is still queued once the task has ended: its requests must not wait forever."""
-        while not self._queue.empty():
-            pending = self._queue.get_nowait()
-            if not pending.done.done():
-                pending.done.set_exception(RuntimeError("the decision log writer stopped"))
+        waiting = [self._queue.get_nowait() for _ in range(self._queue.qsize())]
+        _settle(waiting, RuntimeError("the decision log writer stopped"))
 
     async def stop(self) -> None:
         if self._task is not None:
@@ -357,27 +366,21 @@ class DecisionLogWriter:
             # Everything that arrived while the previous commit was in flight goes into this one.
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            live = [p for p in batch if not p.done.done()]  # a timed-out request's entry is still written
+            # A request that went away meanwhile (its future cancelled) still has its entry written.
             try:
                 async with asyncio.timeout(self.append_timeout):
                     await self._write([p.entry for p in batch])
             except asyncio.CancelledError:
-                for pending in live:
-                    if not pending.done.done():
-                        pending.done.set_exception(RuntimeError("the decision log writer stopped"))
+                _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
             except Exception as exc:
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
                 await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
-                for pending in live:
-                    if not pending.done.done():
-                        pending.done.set_exception(exc)
+                _settle(batch, exc)
                 continue
             self.commits += 1
             self.entries_written += len(batch)
-            for pending in live:
-                if not pending.done.done():
-                    pending.done.set_result(None)
+            _settle(batch, None)
 
 
 # --- Reading -------------------------------------------------------------------------------------------

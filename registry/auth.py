@@ -1,6 +1,7 @@
 """Authentication (bearer API keys; the web UI adds its session login) and scope checks."""
 
 import asyncio
+import functools
 import hashlib
 import secrets
 import time
@@ -71,14 +72,13 @@ class ApiKeyCache:
         if lookup is None:
             lookup = asyncio.ensure_future(self._look_up(digest, sessionmaker, self._generation))
             self._lookups[digest] = lookup
-            lookup.add_done_callback(self._forget_lookup)
+            lookup.add_done_callback(functools.partial(self._forget_lookup, digest))
         # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
         return await asyncio.shield(lookup)
 
-    def _forget_lookup(self, done: "asyncio.Task[Principal | None]") -> None:
-        for digest, lookup in list(self._lookups.items()):
-            if lookup is done:
-                del self._lookups[digest]
+    def _forget_lookup(self, digest: str, done: "asyncio.Task[Principal | None]") -> None:
+        if self._lookups.get(digest) is done:  # not a newer lookup begun after a clear()
+            del self._lookups[digest]
 
     async def _look_up(
         self, digest: str, sessionmaker: async_sessionmaker[AsyncSession], generation: int
