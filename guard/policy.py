@@ -31,7 +31,7 @@ Choices made where the design is silent (each one fails closed):
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -98,6 +98,13 @@ _TERRITORY_HINTS: Mapping[str, str] = MappingProxyType({"UK": "GB", "EL": "GR"})
 def covers(entry: str, key: str) -> bool:
     """An entry covers itself and all under it: ``user.contact`` covers ``user.contact.email``."""
     return key == entry or key.startswith(entry + ".")
+
+
+@lru_cache(maxsize=8192)
+def entries_covering(key: str) -> tuple[str, ...]:
+    """Every entry that covers ``key``: itself and each of its dotted prefixes (``user.contact.email``,
+    ``user.contact``, ``user``), so that coverage is a set lookup rather than a scan of prefixes."""
+    return (key, *(key[:i] for i, character in enumerate(key) if character == "."))
 
 
 @lru_cache(maxsize=4096)
@@ -210,6 +217,22 @@ class AgreementView:
     data_subjects: tuple[str, ...]
     clauses: frozenset[str]
     transfers_outside_eea_permitted: bool
+    # Derived once here, because every check against the agreement asks them: the entries as sets (coverage is
+    # then a set lookup per request key, see `entries_covering`) and the Art. 28(3) clauses a dpa lacks.
+    category_entries: frozenset[str] = field(init=False, repr=False, compare=False)
+    purpose_entries: frozenset[str] = field(init=False, repr=False, compare=False)
+    subject_entries: frozenset[str] = field(init=False, repr=False, compare=False)
+    missing_clauses: tuple[str, ...] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        derived = {
+            "category_entries": frozenset(self.data_categories),
+            "purpose_entries": frozenset(self.purposes),
+            "subject_entries": frozenset(self.data_subjects),
+            "missing_clauses": (tuple(c for c in ART28_CLAUSES if c not in self.clauses) if self.kind == "dpa" else ()),
+        }
+        for name, value in derived.items():
+            object.__setattr__(self, name, value)  # frozen: set once, here
 
     @classmethod
     def of(cls, record: AgreementRecord, party: str) -> "AgreementView":
@@ -233,8 +256,16 @@ class AgreementView:
         )
 
     def in_force_on(self, day: date) -> bool:
-        """DESIGN §4.3: signed, started, not past its last day, and terminated only from a later day."""
-        return _why_not_in_force(self, day) is None
+        """DESIGN §4.3: signed, started, not past its last day, and terminated only from a later day.
+
+        The same tests as `_why_not_in_force`, without composing its explanation (asked on every check)."""
+        return (
+            self.signed_on is not None
+            and self.signed_on <= day
+            and self.effective_from <= day
+            and (self.terminated_on is None or day < self.terminated_on)
+            and (self.expires_on is None or day <= self.expires_on)
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -242,6 +273,18 @@ class Snapshot:
     parties: Mapping[str, PartyView]
     agreements_by_party: Mapping[str, tuple[AgreementView, ...]]
     ruleset: str
+    # What each party's places and chain say (see `PlacesVerdict`), worked out the first time a check needs it:
+    # a memo of a function of the frozen contents above, so it never changes an answer. Not worked out for all
+    # parties up front, because a pathological registry (a chain thousands deep) would stall every reload.
+    _places: dict[str, "PlacesVerdict"] = field(default_factory=dict, init=False, repr=False, compare=False)
+
+    def places_of(self, party: PartyView) -> "PlacesVerdict":
+        if self.parties.get(party.key) is not party:
+            return _places_verdict(party, self.parties)  # a party from elsewhere, checked against this registry
+        verdict = self._places.get(party.key)
+        if verdict is None:
+            verdict = self._places[party.key] = _places_verdict(party, self.parties)
+        return verdict
 
 
 @dataclass(frozen=True, slots=True)
@@ -272,6 +315,29 @@ class Reason:
             if value is not None:
                 out[name] = list(value) if isinstance(value, tuple) else value
         return out
+
+
+@dataclass(frozen=True, slots=True)
+class HeldReason:
+    """A reason that holds until a day (a sub-processor approved only from then), or always (`until` None)."""
+
+    reason: Reason
+    until: date | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PlacesVerdict:
+    """What a party's own places and its sub-processor chain say against any share to it, whatever the request.
+
+    Worked out once per snapshot rather than on every check: every share to the party meets the same places
+    and the same chain, and only the day decides whether an approval dated ahead has taken effect."""
+
+    own: tuple[Reason, ...]
+    chain: tuple[HeldReason, ...]
+    declared: frozenset[str]  # the party's own territories (establishment and locations), for the destination
+
+    def chain_reasons(self, day: date) -> list[Reason]:
+        return [held.reason for held in self.chain if held.until is None or day < held.until]
 
 
 @dataclass(frozen=True, slots=True)
@@ -319,14 +385,8 @@ class _Coverage:
         )
 
 
-def _missing_clauses(agreement: AgreementView) -> tuple[str, ...]:
-    if agreement.kind != "dpa":
-        return ()
-    return tuple(c for c in ART28_CLAUSES if c not in agreement.clauses)
-
-
-def _covered_by_any(entries: Iterable[str], key: str) -> bool:
-    return any(covers(entry, key) for entry in entries)
+def _covered_by_any(entries: frozenset[str], key: str) -> bool:
+    return not entries.isdisjoint(entries_covering(key))
 
 
 def _coverage(
@@ -334,10 +394,10 @@ def _coverage(
 ) -> _Coverage:
     return _Coverage(
         agreement=agreement,
-        uncovered_categories=tuple(c for c in categories if not _covered_by_any(agreement.data_categories, c)),
-        purpose_uncovered=purpose is not None and not _covered_by_any(agreement.purposes, purpose),
-        subject_uncovered=subject is not None and not _covered_by_any(agreement.data_subjects, subject),
-        missing_clauses=_missing_clauses(agreement),
+        uncovered_categories=tuple(c for c in categories if not _covered_by_any(agreement.category_entries, c)),
+        purpose_uncovered=purpose is not None and not _covered_by_any(agreement.purpose_entries, purpose),
+        subject_uncovered=subject is not None and not _covered_by_any(agreement.subject_entries, subject),
+        missing_clauses=agreement.missing_clauses,
     )
 
 
@@ -383,7 +443,7 @@ def _no_agreement_reason(party: PartyView, agreements: Sequence[AgreementView], 
 
 
 def _incomplete_reason(party: PartyView, agreement: AgreementView) -> Reason | None:
-    missing = _missing_clauses(agreement)
+    missing = agreement.missing_clauses
     if not missing:
         return None
     listed = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {c}" for c in missing)
@@ -593,12 +653,21 @@ def _territory_findings(party: PartyView, chain: tuple[str, ...] | None) -> list
     return reasons
 
 
-def _chain_findings(recipient: PartyView, snapshot: Snapshot, day: date) -> list[Reason]:
-    """Walk the sub-processor chain depth-first and return its reasons.
+def _places_verdict(party: PartyView, parties: Mapping[str, PartyView]) -> PlacesVerdict:
+    return PlacesVerdict(
+        own=tuple(_territory_findings(party, chain=None)),
+        chain=_chain_findings(party, parties),
+        declared=frozenset(territory for _, territory in _places(party)),
+    )
+
+
+def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> tuple[HeldReason, ...]:
+    """Walk the sub-processor chain depth-first and return its reasons, an unapproved link's held until the
+    day its approval takes effect.
 
     Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it.
     """
-    reasons: list[Reason] = []
+    reasons: list[HeldReason] = []
     visited = {recipient.key}
     stack: list[tuple[tuple[str, ...], Iterator[SubProcessorLinkView]]] = [
         ((recipient.key,), iter(recipient.sub_processors))
@@ -610,47 +679,45 @@ def _chain_findings(recipient: PartyView, snapshot: Snapshot, day: date) -> list
             stack.pop()
             continue
         chain = (*path, link.party)
-        sub = snapshot.parties.get(link.party)
+        sub = parties.get(link.party)
         via = " → ".join(chain)
         if sub is None:
-            reasons.append(
-                Reason(
-                    ReasonCode.SUBPROCESSOR_UNAPPROVED,
-                    f"Sub-processor {link.party}, in the chain {via}, is not in the registry, "
-                    "so it cannot have been approved.",
-                    party=link.party,
-                    chain=chain,
-                )
+            reason = Reason(
+                ReasonCode.SUBPROCESSOR_UNAPPROVED,
+                f"Sub-processor {link.party}, in the chain {via}, is not in the registry, "
+                "so it cannot have been approved.",
+                party=link.party,
+                chain=chain,
             )
+            reasons.append(HeldReason(reason))
             continue
-        if link.approved_on is None or link.approved_on > day:
-            if link.approved_on is None:
-                detail = "the change was notified but has not been approved"
-                if link.objection_deadline is not None:
-                    detail += f" (objection deadline {link.objection_deadline.isoformat()})"
-            else:
-                detail = f"its approval takes effect only on {link.approved_on.isoformat()}"
-            reasons.append(
-                Reason(
-                    ReasonCode.SUBPROCESSOR_UNAPPROVED,
-                    f"Sub-processor {_label(sub)}, in the chain {via}, is not approved: {detail}.",
-                    party=sub.key,
-                    chain=chain,
-                )
-            )
+        # Every link gets its approval reason, held until the approval takes effect (for ever when there is none).
+        if link.approved_on is None:
+            detail = "the change was notified but has not been approved"
+            if link.objection_deadline is not None:
+                detail += f" (objection deadline {link.objection_deadline.isoformat()})"
+        else:
+            detail = f"its approval takes effect only on {link.approved_on.isoformat()}"
+        reason = Reason(
+            ReasonCode.SUBPROCESSOR_UNAPPROVED,
+            f"Sub-processor {_label(sub)}, in the chain {via}, is not approved: {detail}.",
+            party=sub.key,
+            chain=chain,
+        )
+        reasons.append(HeldReason(reason, until=link.approved_on))
         if sub.key in visited:
             continue
         visited.add(sub.key)
-        reasons.extend(_territory_findings(sub, chain))
+        reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
         stack.append((chain, iter(sub.sub_processors)))
-    return reasons
+    return tuple(reasons)
 
 
-def _is_declared(destination: str, declared: set[str]) -> bool:
+def _is_declared(destination: str, declared: frozenset[str]) -> bool:
     return destination in declared or any(a in declared for a in territory_ancestors(destination))
 
 
-def _destination_findings(destination: str, recipient: PartyView | None, declared: set[str]) -> list[Reason]:
+def _destination_findings(destination: str, recipient: PartyView | None, declared: frozenset[str]) -> list[Reason]:
     status = classify_territory(destination)
     if status is TerritoryStatus.UNKNOWN:
         message = _unknown_territory_message(destination, "the destination")
@@ -729,7 +796,7 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
     reasons: list[Reason] = []
     warnings: list[Reason] = []
     chosen: AgreementView | None = None
-    declared: set[str] = set()
+    declared: frozenset[str] = frozenset()
 
     if recipient is None:
         reasons.append(
@@ -770,9 +837,10 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
             request.data_subject if request.data_subject in KNOWN_DATA_SUBJECTS else None,
         )
         reasons.extend(agreement_reasons)
-        reasons.extend(_territory_findings(recipient, chain=None))
-        reasons.extend(_chain_findings(recipient, snapshot, today))
-        declared = {territory for _, territory in _places(recipient)}
+        places = snapshot.places_of(recipient)
+        reasons.extend(places.own)
+        reasons.extend(places.chain_reasons(today))
+        declared = places.declared
         if chosen is not None:
             warning = _lapse_warning(recipient, chosen, snapshot, request, today, expiring_within_days)
             if warning is not None:
@@ -797,4 +865,5 @@ def evaluate_party(party: PartyView, snapshot: Snapshot, today: date) -> tuple[R
     own places, and its whole sub-processor chain. Whether the party is active is the caller's filter.
     """
     agreement_reasons, _ = _agreement_findings(party, snapshot, today, require=party.role != "sub_processor")
-    return (*agreement_reasons, *_territory_findings(party, chain=None), *_chain_findings(party, snapshot, today))
+    places = snapshot.places_of(party)
+    return (*agreement_reasons, *places.own, *places.chain_reasons(today))

@@ -1,6 +1,7 @@
 """The guard's pure policy (DESIGN §4.2, §4.3), table-driven over small hand-built snapshots."""
 
 import json
+import random
 from dataclasses import replace
 from datetime import date, timedelta
 
@@ -23,6 +24,8 @@ from guard.policy import (
     ShareRequest,
     Snapshot,
     SubProcessorLinkView,
+    _coverage,
+    _why_not_in_force,
     covers,
     decide,
     evaluate_party,
@@ -1190,3 +1193,67 @@ def test_an_independent_controller_needs_a_data_sharing_agreement_in_the_registr
     [finding] = evaluate_party(retailer, registry, TODAY)
     assert finding.code == "NO_AGREEMENT"
     assert "data-sharing agreement" in finding.message
+
+
+# --- What the policy derives once, and must derive exactly ------------------------------------------------
+# Agreements keep their entries as sets and their missing clauses; a snapshot keeps each party's places and
+# chain after the first check. These pin the shortcuts to the definitions they replace.
+
+
+@pytest.mark.parametrize("seed", range(5))
+def test_in_force_on_agrees_with_the_explanation_of_why_an_agreement_is_not_in_force(seed):
+    rng = random.Random(seed)
+    days = [TODAY + timedelta(days=d) for d in range(-3, 4)]
+    for _ in range(500):
+        view = agreement(
+            signed_on=rng.choice([None, *days]),
+            effective_from=rng.choice(days),
+            expires_on=rng.choice([None, *days]),
+            terminated_on=rng.choice([None, *days]),
+        )
+        for day in days:
+            assert view.in_force_on(day) == (_why_not_in_force(view, day) is None), (view, day)
+
+
+def test_an_agreement_covers_a_key_by_its_entry_sets_exactly_as_the_prefix_rule_says():
+    rng = random.Random(20261125)
+    words = ["user", "contact", "email", "user.contact", "", "a", "a.b", "x"]
+    for _ in range(2000):
+        entries = tuple(".".join(rng.choices(words, k=rng.randint(1, 3))) for _ in range(rng.randint(0, 4)))
+        key = ".".join(rng.choices(words, k=rng.randint(1, 4)))
+        view = agreement(categories=entries, purposes=entries, subjects=entries)
+        expected = any(covers(entry, key) for entry in entries)
+        coverage = _coverage(view, [key], key, key)
+        assert (not coverage.uncovered_categories, not coverage.purpose_uncovered) == (expected, expected), (
+            entries,
+            key,
+        )
+        assert coverage.subject_uncovered is not expected
+
+
+def test_an_agreement_knows_the_art_28_clauses_it_lacks_and_a_data_sharing_agreement_lacks_none():
+    assert agreement(clauses=ART28_CLAUSES[2:]).missing_clauses == ART28_CLAUSES[:2]
+    assert agreement(kind="data_sharing", clauses=()).missing_clauses == ()
+
+
+def test_one_snapshot_blocks_a_sub_processor_until_the_day_its_approval_takes_effect_and_not_after():
+    registry = snapshot(
+        party(subs=(link("molnhall", approved_on=TOMORROW),)),
+        party("molnhall", role="sub_processor"),
+        agreements=(agreement(),),
+    )
+    # The same snapshot object throughout: what it remembers of the chain must not fix the day.
+    today = decide(request(), registry, TODAY)
+    assert [r.code for r in today.reasons] == ["SUBPROCESSOR_UNAPPROVED"]
+    assert "takes effect only on" in today.reasons[0].message
+    assert decide(request(), registry, TOMORROW).allowed
+    assert not decide(request(), registry, TODAY).allowed
+
+
+def test_a_party_not_held_by_the_snapshot_is_judged_by_its_own_places_not_by_the_one_of_the_same_key():
+    registry = snapshot(party(), agreements=(agreement(),))
+    assert evaluate_party(registry.parties["nordfrakt"], registry, TODAY) == ()
+    moved = party(locations=(("US", "storage"),))
+    [finding] = evaluate_party(moved, registry, TODAY)
+    assert (finding.code, finding.territory) == ("LOCATION_OUTSIDE_EEA", "US")
+    assert evaluate_party(registry.parties["nordfrakt"], registry, TODAY) == ()
