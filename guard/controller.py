@@ -1,6 +1,5 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
-import json
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal
 
@@ -14,7 +13,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
-from guard.service import bad_request, check_share, check_share_batch, unavailable
+from guard.service import check_share_batch_body, check_share_body, unavailable
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from registry.errors import FieldError, RegistryValidationError
@@ -31,23 +30,6 @@ Since = Annotated[
 Until = Annotated[
     str | None, QueryParameter(name="to", max_length=64, description="decided before (ISO 8601 date or date and time)")
 ]
-
-# Requests are tiny; a batch of 1,000 fits well under this. Bigger bodies are refused before parsing.
-MAX_BODY_BYTES = 2 * 1024 * 1024
-
-
-async def _json_body(request: Request[Any, Any, Any]) -> tuple[Any, tuple[int, dict[str, Any]] | None]:
-    """The decoded body, or the 400 answer: the guard names the problem instead of a generic error."""
-    raw = await request.body()
-    if len(raw) > MAX_BODY_BYTES:
-        return None, bad_request([FieldError("(body)", f"the body exceeds {MAX_BODY_BYTES} bytes")])
-    try:
-        payload = json.loads(raw)
-    except (ValueError, UnicodeDecodeError) as exc:
-        return None, bad_request([FieldError("(body)", f"the body is not valid JSON: {exc}")])
-    except RecursionError:
-        return None, bad_request([FieldError("(body)", "the body is nested too deeply")])
-    return payload, None
 
 
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -93,8 +75,7 @@ class GuardController(Controller):
     async def check(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
-        payload, error = await _json_body(request)
-        status, body = error or await check_share(request.app.state, payload, request.user.name)
+        status, body = await check_share_body(request.app.state, await request.body(), request.user.name)
         return Response(body, status_code=status)
 
     @post(
@@ -105,8 +86,7 @@ class GuardController(Controller):
     )
     async def check_batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
-        payload, error = await _json_body(request)
-        status, body = error or await check_share_batch(request.app.state, payload, request.user.name)
+        status, body = await check_share_batch_body(request.app.state, await request.body(), request.user.name)
         return Response(body, status_code=status)
 
     @get("/decisions", opt=requires("registry:read"))

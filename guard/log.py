@@ -82,14 +82,16 @@ def entry_hash(
     decided_at: datetime,
     caller: str,
     recipient: str,
-    request: dict[str, Any],
+    request: dict[str, Any] | msgspec.Raw,
     allowed: bool,
-    reasons: list[dict[str, Any]],
-    warnings: list[dict[str, Any]],
+    reasons: list[dict[str, Any]] | msgspec.Raw,
+    warnings: list[dict[str, Any]] | msgspec.Raw,
     agreement: str | None,
     ruleset: str,
     prev_hash: str,
 ) -> str:
+    """The hash of an entry, chained to the one before. `request`, `reasons` and `warnings` may come already in
+    canonical JSON (as msgspec.Raw, written out as they are), so that the writer encodes each only once."""
     content = {
         "seq": seq,
         "decision_id": str(decision_id),
@@ -177,16 +179,17 @@ def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[li
     rows: list[tuple[Any, ...]] = []
     for entry in entries:
         seq += 1
+        request, reasons, warnings = (canonical_json(v) for v in (entry.request, entry.reasons, entry.warnings))
         digest = entry_hash(
             seq=seq,
             decision_id=entry.decision_id,
             decided_at=entry.decided_at,
             caller=entry.caller,
             recipient=entry.recipient,
-            request=entry.request,
+            request=msgspec.Raw(request),
             allowed=entry.allowed,
-            reasons=entry.reasons,
-            warnings=entry.warnings,
+            reasons=msgspec.Raw(reasons),
+            warnings=msgspec.Raw(warnings),
             agreement=entry.agreement,
             ruleset=entry.ruleset,
             prev_hash=prev_hash,
@@ -199,9 +202,9 @@ def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[li
                 entry.caller,
                 entry.recipient,
                 entry.allowed,
-                canonical_json(entry.request).decode(),
-                canonical_json(entry.reasons).decode(),
-                canonical_json(entry.warnings).decode(),
+                request.decode(),
+                reasons.decode(),
+                warnings.decode(),
                 entry.agreement,
                 entry.ruleset,
                 prev_hash,

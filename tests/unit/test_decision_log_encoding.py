@@ -8,6 +8,8 @@ import random
 import uuid
 from datetime import UTC, datetime, timedelta
 
+import msgspec
+
 from guard.log import canonical_json, entry_hash
 
 # Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
@@ -105,3 +107,14 @@ def test_a_known_entry_keeps_the_hash_it_was_logged_with():
     assert (
         entry_hash(**fields, prev_hash="0" * 64) == "c90eac77646bd82d4e04b0bfa437f8e5ce3156b8189be14b608814e884918c3d"
     )
+
+
+def test_an_entry_hashes_the_same_with_its_request_and_reasons_encoded_beforehand():
+    """The writer encodes request, reasons and warnings once and hands them to the hash as they are; the
+    verifier hashes the values read back. The two must meet."""
+    rng = random.Random(11)
+    for _ in range(500):
+        fields = random_entry(rng)
+        prev_hash = f"{rng.getrandbits(256):064x}"
+        encoded = {name: msgspec.Raw(canonical_json(fields[name])) for name in ("request", "reasons", "warnings")}
+        assert entry_hash(**{**fields, **encoded}, prev_hash=prev_hash) == reference_hash(prev_hash, **fields)
