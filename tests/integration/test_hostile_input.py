@@ -3,9 +3,11 @@ cannot store (NUL), dates at the ends of the calendar, and odd query values all 
 Cross-field rules name their own field too."""
 
 import asyncio
+import json
 
 import pytest
 
+from guard.service import MAX_BODY_BYTES
 from tests.integration.registry_fixtures import agreement, error_keys, error_text, party
 
 SHARE = {
@@ -227,3 +229,16 @@ async def test_a_bad_decision_log_time_filter_is_a_400_naming_the_parameter_as_s
 async def test_the_decision_log_time_filters_take_a_date_or_a_date_and_time(client, reader_headers, query):
     response = await client.get(f"/api/guard/decisions?{query}", headers=reader_headers)
     assert response.status_code == 200, response.text
+
+
+@pytest.mark.parametrize("path", ["/api/guard/check", "/api/guard/check-batch"])
+async def test_a_guard_body_over_the_size_limit_is_a_400_naming_the_limit_and_nothing_is_logged(
+    seeded_client, guard_headers, reader_headers, path
+):
+    oversized = b" " * MAX_BODY_BYTES + json.dumps(SHARE).encode()  # valid JSON, only too big
+    headers = {**guard_headers, "Content-Type": "application/json"}
+    response = await seeded_client.post(path, content=oversized, headers=headers)
+    assert response.status_code == 400, response.text
+    assert f"exceeds {MAX_BODY_BYTES} bytes" in response.json()["detail"]
+    log = await seeded_client.get("/api/guard/decisions", headers=reader_headers)
+    assert log.json()["total"] == 0
