@@ -19,9 +19,9 @@ import hashlib
 import logging
 import uuid
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, NamedTuple
 
 import asyncpg
 import msgspec
@@ -43,14 +43,16 @@ APPEND_TIMEOUT_SECONDS = 10.0
 def format_timestamp(moment: datetime) -> str:
     """ISO 8601 in UTC with microseconds and a Z: the form answers carry and hashes cover."""
     # The same string as strftime("%Y-%m-%dT%H:%M:%S.%fZ") (the hashes of logged entries cover it), faster.
-    return moment.astimezone(UTC).isoformat(timespec="microseconds").replace("+00:00", "Z")
+    if moment.tzinfo is not UTC:  # (the clock and the database both give UTC moments already)
+        moment = moment.astimezone(UTC)
+    return moment.isoformat(timespec="microseconds").replace("+00:00", "Z")
 
 
 @dataclass(frozen=True, slots=True)
 class DecisionEntry:
     """One guard answer as it is logged (the content the hash covers, less seq and prev_hash)."""
 
-    decision_id: uuid.UUID
+    decision_id: uuid.UUID | str  # the text form as answered is kept, rather than formatting the UUID twice
     decided_at: datetime
     caller: str
     request: dict[str, Any]
@@ -262,10 +264,9 @@ async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntr
     await _append_holding_lock(await _driver_connection(session), entries)
 
 
-@dataclass
-class _Pending:
+class _Pending(NamedTuple):
     entry: DecisionEntry
-    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+    done: asyncio.Future[None]  # settled once the entry is durable, or with the error that kept it from being
 
 
 def _settle(pendings: Sequence[_Pending], error: BaseException | None) -> None:
@@ -331,7 +332,8 @@ class DecisionLogWriter:
         """Return once every entry is committed; raise if the log could not be written."""
         if self._task is None or self._task.done():
             raise RuntimeError("the decision log writer is not running")
-        pendings = [_Pending(entry) for entry in entries]
+        loop = asyncio.get_running_loop()
+        pendings = [_Pending(entry, loop.create_future()) for entry in entries]
         for pending in pendings:
             self._queue.put_nowait(pending)
         # No timer per request (it would cost as much as the rest of the wait): the writer bounds every batch

@@ -176,9 +176,9 @@ def logged_request(request: ShareRequest) -> dict[str, Any]:
     return document
 
 
-def answer(decision_id: uuid.UUID, decision: Decision, decided_at: datetime) -> dict[str, Any]:
+def answer(decision_id: str, decision: Decision, decided_at: datetime) -> dict[str, Any]:
     return {
-        "decision_id": str(decision_id),
+        "decision_id": decision_id,
         "allowed": decision.allowed,
         "reasons": [r.as_dict() for r in decision.reasons],
         "warnings": [w.as_dict() for w in decision.warnings],
@@ -201,7 +201,7 @@ def decide_and_record(
     entries: list[DecisionEntry] = []
     for request in requests:
         decision = decide(request, snapshot, today, expiring_within_days=expiring_within_days)
-        decision_id = uuid.uuid4()
+        decision_id = str(uuid.uuid4())
         decided_at = datetime.now(UTC)
         body = answer(decision_id, decision, decided_at)
         answers.append(body)

@@ -17,6 +17,7 @@ import dataclasses
 import gc
 import hashlib
 import logging
+import math
 import time
 from collections import defaultdict
 from collections.abc import Iterator
@@ -158,16 +159,46 @@ async def controller_today(session: AsyncSession) -> date:
     return datetime.now(await controller_timezone(session)).date()
 
 
+class ControllerCalendar:
+    """The controller's calendar date, asked on every decision.
+
+    It remembers the date for the current second of the clock and works it out again in the next: a zone's
+    offset from UTC is a whole number of seconds, so its midnight starts a whole second and the date cannot
+    change within one. Exact, and the zone lookup runs once a second instead of once a check."""
+
+    __slots__ = ("_day", "_second", "timezone")
+
+    def __init__(self, timezone: ZoneInfo) -> None:
+        self.timezone = timezone
+        self._second: int | None = None
+        self._day = date.min
+
+    def on(self, timestamp: float) -> date:
+        """The date at a POSIX timestamp (time.time())."""
+        second = math.floor(timestamp)
+        if second != self._second:
+            self._day = datetime.fromtimestamp(second, self.timezone).date()
+            self._second = second
+        return self._day
+
+    def today(self) -> date:
+        return self.on(time.time())
+
+
 @dataclass(frozen=True, slots=True)
 class LoadedSnapshot:
     snapshot: Snapshot
     timezone: ZoneInfo
     revision: int  # the registry revision the snapshot was built from
     confirmed_at: float  # time.monotonic() when the tables were last seen to match this snapshot
+    calendar: ControllerCalendar = dataclasses.field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "calendar", ControllerCalendar(self.timezone))
 
     def today(self) -> date:
-        """The controller's calendar date now: computed per decision, never cached with the snapshot."""
-        return datetime.now(self.timezone).date()
+        """The controller's calendar date now: worked out for each decision, never fixed with the snapshot."""
+        return self.calendar.today()
 
 
 class SnapshotUnavailable(Exception):
