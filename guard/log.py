@@ -327,6 +327,14 @@ class DecisionLogWriter:
             self._task = None
         self._fail_waiting(None)
         await self._disconnect()
+        if self.commits:
+            log.info(
+                "decision log writer stopped: %d entries in %d group commits (%.1f a commit), %d under the lock",
+                self.entries_written,
+                self.commits,
+                self.entries_written / self.commits,
+                self.locked_appends,
+            )
 
     async def append(self, entries: Sequence[DecisionEntry]) -> None:
         """Return once every entry is committed; raise if the log could not be written."""
