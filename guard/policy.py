@@ -366,7 +366,7 @@ def _why_not_in_force(agreement: AgreementView, day: date) -> str | None:
     return None
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: made for every agreement in force on every check, and never kept
 class _Coverage:
     agreement: AgreementView
     uncovered_categories: tuple[str, ...]
@@ -481,7 +481,8 @@ def _agreement_findings(
     if not in_force:
         return ([_no_agreement_reason(party, agreements, kind, day)] if require else []), None
 
-    best = min((_coverage(a, categories, purpose, subject) for a in in_force), key=_preference)
+    coverages = [_coverage(a, categories, purpose, subject) for a in in_force]
+    best = coverages[0] if len(coverages) == 1 else min(coverages, key=_preference)
     chosen = best.agreement
     about = f"Agreement {chosen.key} with {_label(party)}"
     reasons = [

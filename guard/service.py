@@ -6,7 +6,6 @@ a trusted snapshot, or from logging, is a 503 with ``"allowed": false``: the gua
 
 import json
 import logging
-import uuid
 from collections.abc import Sequence
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
@@ -15,7 +14,7 @@ import msgspec
 from litestar.datastructures import State
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp
+from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.policy import Decision, ShareRequest, Snapshot, decide
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
 from registry.errors import FieldError
@@ -176,7 +175,7 @@ def logged_request(request: ShareRequest) -> dict[str, Any]:
     return document
 
 
-def answer(decision_id: str, decision: Decision, decided_at: datetime) -> dict[str, Any]:
+def answer(decision_id: str, decision: Decision, decided_at: str) -> dict[str, Any]:
     return {
         "decision_id": decision_id,
         "allowed": decision.allowed,
@@ -184,7 +183,7 @@ def answer(decision_id: str, decision: Decision, decided_at: datetime) -> dict[s
         "warnings": [w.as_dict() for w in decision.warnings],
         "agreement": decision.agreement,
         "ruleset": decision.ruleset,
-        "decided_at": format_timestamp(decided_at),
+        "decided_at": decided_at,
     }
 
 
@@ -201,9 +200,10 @@ def decide_and_record(
     entries: list[DecisionEntry] = []
     for request in requests:
         decision = decide(request, snapshot, today, expiring_within_days=expiring_within_days)
-        decision_id = str(uuid.uuid4())
+        decision_id = new_decision_id()
         decided_at = datetime.now(UTC)
-        body = answer(decision_id, decision, decided_at)
+        stamp = format_timestamp(decided_at)
+        body = answer(decision_id, decision, stamp)
         answers.append(body)
         entries.append(
             DecisionEntry(
@@ -216,6 +216,7 @@ def decide_and_record(
                 warnings=body["warnings"],
                 agreement=decision.agreement,
                 ruleset=decision.ruleset,
+                decided_at_text=stamp,
             )
         )
     return answers, entries

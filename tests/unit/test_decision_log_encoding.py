@@ -10,7 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from guard.log import canonical_json, entry_hash
+from guard.log import canonical_json, entry_hash, format_timestamp, new_decision_id
 
 # Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
 AWKWARD_TEXT = [
@@ -118,3 +118,20 @@ def test_an_entry_hashes_the_same_with_its_request_and_reasons_encoded_beforehan
         prev_hash = f"{rng.getrandbits(256):064x}"
         encoded = {name: msgspec.Raw(canonical_json(fields[name])) for name in ("request", "reasons", "warnings")}
         assert entry_hash(**{**fields, **encoded}, prev_hash=prev_hash) == reference_hash(prev_hash, **fields)
+
+
+def test_a_decision_id_is_a_random_version_4_uuid_in_its_canonical_text_form():
+    ids = [new_decision_id() for _ in range(20_000)]
+    assert len(set(ids)) == len(ids)
+    for text in ids[:2000]:
+        parsed = uuid.UUID(text)
+        assert (parsed.version, parsed.variant) == (4, uuid.RFC_4122)
+        assert str(parsed) == text
+
+
+def test_an_entry_hashes_the_same_with_its_time_given_as_the_answer_states_it():
+    rng = random.Random(3)
+    for _ in range(200):
+        fields = random_entry(rng)
+        stamp = format_timestamp(fields["decided_at"])
+        assert entry_hash(**{**fields, "decided_at": stamp}, prev_hash="0" * 64) == reference_hash("0" * 64, **fields)
