@@ -87,6 +87,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
 
     import uvicorn
 
+    from registry.access_log import uvicorn_log_config
     from registry.bootstrap import prepare_database
 
     url = context.database_url
@@ -103,7 +104,15 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     # Uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that kills the
     # process before atexit runs, and the embedded PostgreSQL would outlive us. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
-    uvicorn.run("registry.app:create_app", factory=True, host=host, port=port, workers=workers, log_level="info")
+    uvicorn.run(
+        "registry.app:create_app",
+        factory=True,
+        host=host,
+        port=port,
+        workers=workers,
+        log_level="info",
+        log_config=uvicorn_log_config(),
+    )
 
 
 @main.group()

@@ -1,0 +1,114 @@
+"""`registry serve` leaves answered guard checks out of uvicorn's access log: the decision log holds each one
+already (registry/access_log.py). Everything else, a refused or failed guard request included, is logged."""
+
+import asyncio
+import logging
+import os
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import asyncpg
+import httpx
+import pytest
+
+from registry.access_log import SkipGuardAnswers
+from tests.conftest import SERVER_URL
+
+SHARE = {"recipient": "nordfrakt", "purpose": "essential.service.operations", "data_categories": ["user.name"]}
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def _start(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], str]:
+    port = _free_port()
+    env = {**os.environ, "REGISTRY_DATABASE_URL": database_url, "REGISTRY_SCHEDULER_ENABLED": "false"}
+    with stdout.open("wb") as out:
+        process = subprocess.Popen(
+            [sys.executable, "-m", "registry", "serve", "--port", str(port)],
+            env=env,
+            stdout=out,
+            stderr=subprocess.DEVNULL,
+        )
+    return process, f"http://127.0.0.1:{port}"
+
+
+async def _serve(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], str]:
+    process, base = _start(database_url, stdout)
+    deadline = time.monotonic() + 60
+    async with httpx.AsyncClient(base_url=base, timeout=2) as http:
+        while time.monotonic() < deadline:
+            assert process.poll() is None, "the server exited"
+            try:
+                if (await http.get("/health/ready")).status_code == 200:
+                    return process, base
+            except httpx.HTTPError:
+                pass
+            await asyncio.sleep(0.2)
+    process.kill()
+    raise AssertionError("the server did not become ready")
+
+
+async def _logged_decisions(database: str) -> int:
+    connection = await asyncpg.connect(SERVER_URL.rsplit("/", 1)[0] + "/" + database.rsplit("/", 1)[1])
+    try:
+        return int(await connection.fetchval("SELECT count(*) FROM guard_decision"))
+    finally:
+        await connection.close()
+
+
+async def test_an_answered_guard_check_is_in_the_decision_log_and_not_in_the_access_log(
+    seeded_database, guard_headers, tmp_path
+):
+    stdout = tmp_path / "serve.out"
+    process, base = await _serve(seeded_database, stdout)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            answered = await http.post("/api/guard/check", json=SHARE, headers=guard_headers)
+            batch = await http.post("/api/guard/check-batch", json=[SHARE], headers=guard_headers)
+            malformed = await http.post("/api/guard/check", json={"recipient": 1}, headers=guard_headers)
+            anonymous = await http.post("/api/guard/check", json=SHARE)
+            live = await http.get("/health/live")
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert [r.status_code for r in (answered, batch, malformed, anonymous, live)] == [200, 200, 400, 401, 200]
+    assert await _logged_decisions(seeded_database) == 2
+
+    access_log = [line for line in stdout.read_text().splitlines() if '"' in line]
+    assert not [line for line in access_log if '/api/guard/check HTTP/1.1" 200' in line], access_log
+    assert not [line for line in access_log if '/api/guard/check-batch HTTP/1.1" 200' in line], access_log
+    assert any('"POST /api/guard/check HTTP/1.1" 400' in line for line in access_log), access_log
+    assert any('"POST /api/guard/check HTTP/1.1" 401' in line for line in access_log), access_log
+    assert any('"GET /health/live HTTP/1.1" 200' in line for line in access_log), access_log
+
+
+def access_record(method: str, path: str, status: int) -> logging.LogRecord:
+    return logging.LogRecord(
+        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
+        ("127.0.0.1:5000", method, path, "1.1", status), None,
+    )  # fmt: skip
+
+
+@pytest.mark.parametrize(
+    ("method", "path", "status", "kept"),
+    [
+        ("POST", "/api/guard/check", 200, False),
+        ("POST", "/api/guard/check-batch", 200, False),
+        ("POST", "/api/guard/check?trace=1", 200, False),
+        ("POST", "/api/guard/check", 400, True),
+        ("POST", "/api/guard/check", 503, True),
+        ("GET", "/api/guard/decisions", 200, True),
+        ("POST", "/api/guard/checks", 200, True),
+        ("POST", "/api/parties", 200, True),
+    ],
+)
+def test_only_an_answered_guard_check_is_left_out(method, path, status, kept):
+    assert SkipGuardAnswers().filter(access_record(method, path, status)) is kept
