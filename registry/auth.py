@@ -3,6 +3,7 @@
 import asyncio
 import functools
 import hashlib
+import logging
 import secrets
 import time
 from collections.abc import Awaitable, Callable, Iterable
@@ -26,6 +27,9 @@ TOKEN_PREFIX = "ofx_"
 PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/"]
 # Revocation reaches every instance within this many seconds, without a database read per request.
 KEY_CACHE_SECONDS = 5.0
+REFRESH_AHEAD_FRACTION = 0.2
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -66,19 +70,33 @@ class ApiKeyCache:
     async def principal(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
         digest = token_digest(token)
         hit = self._entries.get(digest)
-        if hit is not None and hit[1] > time.monotonic():
+        now = time.monotonic()
+        if hit is not None and hit[1] > now:
+            # Refreshed ahead, in the background, in the entry's last fifth: a key in steady use never makes its
+            # requests wait for the lookup (every request in flight would, once per `ttl`). Revocation still
+            # reaches this instance within `ttl`: the entry served meanwhile expires when it always did.
+            if hit[1] - now < self.ttl * REFRESH_AHEAD_FRACTION and digest not in self._lookups:
+                self._start_lookup(digest, sessionmaker)
             return hit[0]
-        lookup = self._lookups.get(digest)
-        if lookup is None:
-            lookup = asyncio.ensure_future(self._look_up(digest, sessionmaker, self._generation))
-            self._lookups[digest] = lookup
-            lookup.add_done_callback(functools.partial(self._forget_lookup, digest))
+        lookup = self._lookups.get(digest) or self._start_lookup(digest, sessionmaker)
         # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
         return await asyncio.shield(lookup)
+
+    def _start_lookup(
+        self, digest: str, sessionmaker: async_sessionmaker[AsyncSession]
+    ) -> "asyncio.Task[Principal | None]":
+        lookup = asyncio.ensure_future(self._look_up(digest, sessionmaker, self._generation))
+        self._lookups[digest] = lookup
+        lookup.add_done_callback(functools.partial(self._forget_lookup, digest))
+        return lookup
 
     def _forget_lookup(self, digest: str, done: "asyncio.Task[Principal | None]") -> None:
         if self._lookups.get(digest) is done:  # not a newer lookup begun after a clear()
             del self._lookups[digest]
+        if not done.cancelled() and done.exception() is not None:
+            # A refresh ahead that failed has nobody awaiting it; the entry expires and the next request's own
+            # lookup meets (and reports) the error.
+            log.debug("API key lookup failed: %s", done.exception())
 
     async def _look_up(
         self, digest: str, sessionmaker: async_sessionmaker[AsyncSession], generation: int

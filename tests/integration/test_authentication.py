@@ -133,3 +133,49 @@ async def test_a_key_revoked_while_its_lookup_is_in_flight_is_not_cached_as_vali
         assert cache.lookups == 2  # but it was not cached for the next request
     finally:
         await engine.dispose()
+
+
+async def test_a_key_in_steady_use_is_looked_up_again_in_the_background_before_its_entry_expires(database):
+    """Every request in flight would otherwise wait for the lookup once per cache period."""
+    from registry.auth import ApiKeyCache
+    from registry.db import make_engine, make_sessionmaker
+
+    token = await make_key(database, "webshop", "guard:check")
+    engine = make_engine(database, pool_size=1)
+    cache = ApiKeyCache(ttl=4.0)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        assert (await cache.principal(token, sessionmaker)).name == "webshop"
+        assert cache.lookups == 1
+        await asyncio.sleep(3.4)  # in the entry's last fifth
+        assert (await cache.principal(token, sessionmaker)).name == "webshop"
+        assert cache.lookups == 1  # answered from the entry: no lookup had run before the answer
+        await asyncio.sleep(0.3)
+        assert cache.lookups == 2  # the refresh ran meanwhile
+        await asyncio.sleep(0.6)  # past the first entry's expiry
+        assert (await cache.principal(token, sessionmaker)).name == "webshop"
+        assert cache.lookups == 2  # the refreshed entry answered
+    finally:
+        await engine.dispose()
+
+
+async def test_a_key_revoked_elsewhere_stops_working_within_the_cache_period_even_while_in_steady_use(database):
+    from sqlalchemy import text
+
+    from registry.auth import ApiKeyCache
+    from registry.db import make_engine, make_sessionmaker
+
+    token = await make_key(database, "webshop", "guard:check")
+    engine = make_engine(database, pool_size=1)
+    cache = ApiKeyCache(ttl=1.0)
+    try:
+        sessionmaker = make_sessionmaker(engine)
+        assert await cache.principal(token, sessionmaker) is not None
+        async with sessionmaker() as session, session.begin():  # another instance revokes it
+            await session.execute(text("UPDATE api_key SET revoked_at = now() WHERE name = 'webshop'"))
+        for _ in range(12):  # in steady use for 1.2 cache periods
+            await cache.principal(token, sessionmaker)
+            await asyncio.sleep(0.1)
+        assert await cache.principal(token, sessionmaker) is None
+    finally:
+        await engine.dispose()
