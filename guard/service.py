@@ -42,15 +42,6 @@ class ShareRequestIn(BaseModel):
     destination: Reference | None = None
     data_subject: Reference | None = None
 
-    def to_share_request(self) -> ShareRequest:
-        return ShareRequest(
-            recipient=self.recipient,
-            purpose=self.purpose,
-            data_categories=tuple(self.data_categories),
-            destination=self.destination,
-            data_subject=self.data_subject,
-        )
-
 
 # The same rules as ShareRequestIn, for msgspec: it decodes and validates a well-formed body straight from its
 # bytes, several times faster than json.loads and pydantic. It only ever accepts: whatever it refuses goes to
@@ -71,13 +62,14 @@ _fast_one = msgspec.json.Decoder(_FastShareRequest)
 _fast_batch = msgspec.json.Decoder(Annotated[list[_FastShareRequest], msgspec.Meta(min_length=1, max_length=BATCH_MAX)])
 
 
-def _from_fast(fast: _FastShareRequest) -> ShareRequest:
+def _share_request(parsed: ShareRequestIn | _FastShareRequest) -> ShareRequest:
+    """The policy's request from either parse (the two have the same fields)."""
     return ShareRequest(
-        recipient=fast.recipient,
-        purpose=fast.purpose,
-        data_categories=tuple(fast.data_categories),
-        destination=fast.destination,
-        data_subject=fast.data_subject,
+        recipient=parsed.recipient,
+        purpose=parsed.purpose,
+        data_categories=tuple(parsed.data_categories),
+        destination=parsed.destination,
+        data_subject=parsed.data_subject,
     )
 
 
@@ -116,7 +108,7 @@ def parse_share_request(payload: Any, path: str = "") -> ShareRequest | list[Fie
     if not isinstance(payload, dict):
         return [FieldError(path or "(body)", "a guard request must be a JSON object")]
     try:
-        return ShareRequestIn.model_validate(payload).to_share_request()
+        return _share_request(ShareRequestIn.model_validate(payload))
     except ValidationError as exc:
         errors = pydantic_field_errors(exc)
         if path:
@@ -128,7 +120,7 @@ def parse_share_request_body(raw: bytes) -> ShareRequest | list[FieldError]:
     """`parse_share_request` of a JSON body as received."""
     if len(raw) <= MAX_BODY_BYTES:
         try:
-            return _from_fast(_fast_one.decode(raw))
+            return _share_request(_fast_one.decode(raw))
         except (msgspec.DecodeError, UnicodeDecodeError):  # (DecodeError includes ValidationError) the slow path
             pass  # says what is wrong
     payload, errors = decode_body(raw)
@@ -141,7 +133,7 @@ def parse_batch_body(raw: bytes) -> list[ShareRequest] | list[FieldError]:
     A structural error anywhere rejects the whole batch, so no integration acts on half an answer."""
     if len(raw) <= MAX_BODY_BYTES:
         try:
-            return [_from_fast(fast) for fast in _fast_batch.decode(raw)]
+            return [_share_request(fast) for fast in _fast_batch.decode(raw)]
         except (msgspec.DecodeError, UnicodeDecodeError):
             pass
     payload, errors = decode_body(raw)
