@@ -1,10 +1,15 @@
 """Every endpoint but health needs a key; scopes are least privilege; keys are stored hashed."""
 
 import asyncio
+from collections.abc import AsyncIterator
 
 import asyncpg
 import pytest
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from registry.auth import ApiKeyCache
+from registry.db import make_engine, make_sessionmaker
 from tests.conftest import SERVER_URL, bearer, make_key
 
 PROTECTED = [
@@ -93,89 +98,67 @@ async def test_the_change_history_names_the_calling_key(client, database):
     assert history["items"][0]["actor"] == "legal-team"
 
 
-async def test_concurrent_requests_with_an_expired_cache_entry_share_one_key_lookup(database):
-    from registry.auth import ApiKeyCache
-    from registry.db import make_engine, make_sessionmaker
-
+@pytest.fixture
+async def webshop_key(database) -> AsyncIterator[tuple[str, async_sessionmaker[AsyncSession]]]:
+    """A `guard:check` key named webshop, and sessions on an engine of one connection for an ApiKeyCache."""
     token = await make_key(database, "webshop", "guard:check")
     engine = make_engine(database, pool_size=1)
+    try:
+        yield token, make_sessionmaker(engine)
+    finally:
+        await engine.dispose()
+
+
+async def test_concurrent_requests_with_an_expired_cache_entry_share_one_key_lookup(webshop_key):
+    token, sessionmaker = webshop_key
     cache = ApiKeyCache(ttl=0.2)
-    try:
-        sessionmaker = make_sessionmaker(engine)
-        first = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
-        assert {p.name for p in first} == {"webshop"}
-        assert cache.lookups == 1
-        await asyncio.sleep(0.3)  # expired: the next burst looks it up again, once
-        second = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
-        assert {p.name for p in second} == {"webshop"}
-        assert cache.lookups == 2
-        unknown = await asyncio.gather(*(cache.principal("ofx_unknown", sessionmaker) for _ in range(5)))
-        assert unknown == [None] * 5
-        assert cache.lookups == 3
-    finally:
-        await engine.dispose()
+    first = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
+    assert {p.name for p in first} == {"webshop"}
+    assert cache.lookups == 1
+    await asyncio.sleep(0.3)  # expired: the next burst looks it up again, once
+    second = await asyncio.gather(*(cache.principal(token, sessionmaker) for _ in range(50)))
+    assert {p.name for p in second} == {"webshop"}
+    assert cache.lookups == 2
+    unknown = await asyncio.gather(*(cache.principal("ofx_unknown", sessionmaker) for _ in range(5)))
+    assert unknown == [None] * 5
+    assert cache.lookups == 3
 
 
-async def test_a_key_revoked_while_its_lookup_is_in_flight_is_not_cached_as_valid(database):
-    from registry.auth import ApiKeyCache
-    from registry.db import make_engine, make_sessionmaker
-
-    token = await make_key(database, "webshop", "guard:check")
-    engine = make_engine(database, pool_size=1)
+async def test_a_key_revoked_while_its_lookup_is_in_flight_is_not_cached_as_valid(webshop_key):
+    token, sessionmaker = webshop_key
     cache = ApiKeyCache(ttl=60.0)
-    try:
-        lookup = asyncio.ensure_future(cache.principal(token, make_sessionmaker(engine)))
-        await asyncio.sleep(0)  # the lookup has started
-        cache.clear()  # what revoking a key does
-        assert (await lookup).name == "webshop"  # read before the revocation: this one answer stands
-        assert cache.lookups == 1
-        await cache.principal(token, make_sessionmaker(engine))
-        assert cache.lookups == 2  # but it was not cached for the next request
-    finally:
-        await engine.dispose()
+    lookup = asyncio.ensure_future(cache.principal(token, sessionmaker))
+    await asyncio.sleep(0)  # the lookup has started
+    cache.clear()  # what revoking a key does
+    assert (await lookup).name == "webshop"  # read before the revocation: this one answer stands
+    assert cache.lookups == 1
+    await cache.principal(token, sessionmaker)
+    assert cache.lookups == 2  # but it was not cached for the next request
 
 
-async def test_a_key_in_steady_use_is_looked_up_again_in_the_background_before_its_entry_expires(database):
+async def test_a_key_in_steady_use_is_looked_up_again_in_the_background_before_its_entry_expires(webshop_key):
     """Every request in flight would otherwise wait for the lookup once per cache period."""
-    from registry.auth import ApiKeyCache
-    from registry.db import make_engine, make_sessionmaker
-
-    token = await make_key(database, "webshop", "guard:check")
-    engine = make_engine(database, pool_size=1)
+    token, sessionmaker = webshop_key
     cache = ApiKeyCache(ttl=4.0)
-    try:
-        sessionmaker = make_sessionmaker(engine)
-        assert (await cache.principal(token, sessionmaker)).name == "webshop"
-        assert cache.lookups == 1
-        await asyncio.sleep(3.4)  # in the entry's last fifth
-        assert (await cache.principal(token, sessionmaker)).name == "webshop"
-        assert cache.lookups == 1  # answered from the entry: no lookup had run before the answer
-        await asyncio.sleep(0.3)
-        assert cache.lookups == 2  # the refresh ran meanwhile
-        await asyncio.sleep(0.6)  # past the first entry's expiry
-        assert (await cache.principal(token, sessionmaker)).name == "webshop"
-        assert cache.lookups == 2  # the refreshed entry answered
-    finally:
-        await engine.dispose()
+    assert (await cache.principal(token, sessionmaker)).name == "webshop"
+    assert cache.lookups == 1
+    await asyncio.sleep(3.4)  # in the entry's last fifth
+    assert (await cache.principal(token, sessionmaker)).name == "webshop"
+    assert cache.lookups == 1  # answered from the entry: no lookup had run before the answer
+    await asyncio.sleep(0.3)
+    assert cache.lookups == 2  # the refresh ran meanwhile
+    await asyncio.sleep(0.6)  # past the first entry's expiry
+    assert (await cache.principal(token, sessionmaker)).name == "webshop"
+    assert cache.lookups == 2  # the refreshed entry answered
 
 
-async def test_a_key_revoked_elsewhere_stops_working_within_the_cache_period_even_while_in_steady_use(database):
-    from sqlalchemy import text
-
-    from registry.auth import ApiKeyCache
-    from registry.db import make_engine, make_sessionmaker
-
-    token = await make_key(database, "webshop", "guard:check")
-    engine = make_engine(database, pool_size=1)
+async def test_a_key_revoked_elsewhere_stops_working_within_the_cache_period_even_while_in_steady_use(webshop_key):
+    token, sessionmaker = webshop_key
     cache = ApiKeyCache(ttl=1.0)
-    try:
-        sessionmaker = make_sessionmaker(engine)
-        assert await cache.principal(token, sessionmaker) is not None
-        async with sessionmaker() as session, session.begin():  # another instance revokes it
-            await session.execute(text("UPDATE api_key SET revoked_at = now() WHERE name = 'webshop'"))
-        for _ in range(12):  # in steady use for 1.2 cache periods
-            await cache.principal(token, sessionmaker)
-            await asyncio.sleep(0.1)
-        assert await cache.principal(token, sessionmaker) is None
-    finally:
-        await engine.dispose()
+    assert await cache.principal(token, sessionmaker) is not None
+    async with sessionmaker() as session, session.begin():  # another instance revokes it
+        await session.execute(text("UPDATE api_key SET revoked_at = now() WHERE name = 'webshop'"))
+    for _ in range(12):  # in steady use for 1.2 cache periods
+        await cache.principal(token, sessionmaker)
+        await asyncio.sleep(0.1)
+    assert await cache.principal(token, sessionmaker) is None
