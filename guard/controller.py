@@ -1,14 +1,17 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
-from litestar import Controller, Request, get, post
+import msgspec
+from litestar import Controller, MediaType, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import InternalServerException
+from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
-from litestar.types import ExceptionHandlersMap, HTTPReceiveMessage
+from litestar.response.base import ASGIResponse
+from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -51,6 +54,64 @@ async def _body(request: Request[Any, Any, Any]) -> bytes:
     return b"".join(chunks)
 
 
+class ReasonDocument(TypedDict):
+    code: str
+    message: str
+    party: NotRequired[str]
+    territory: NotRequired[str]
+    agreement: NotRequired[str]
+    chain: NotRequired[list[str]]
+    clauses: NotRequired[list[str]]
+    category: NotRequired[str]
+
+
+class AnswerDocument(TypedDict):
+    """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
+
+    decision_id: str
+    allowed: bool
+    reasons: list[ReasonDocument]
+    warnings: list[ReasonDocument]
+    agreement: str | None
+    ruleset: str
+    decided_at: str
+
+
+class ProblemDocument(TypedDict):
+    status_code: int
+    detail: str
+    allowed: NotRequired[bool]
+    extra: NotRequired[list[dict[str, str]]]
+
+
+# The handlers return their answers already encoded, so the OpenAPI document learns their shape from here.
+CHECK_RESPONSES = {
+    200: ResponseSpec(
+        AnswerDocument, description="The decision, allow and deny alike: obey `allowed`", generate_examples=False
+    ),
+    400: ResponseSpec(
+        ProblemDocument, description="A structurally bad request; `extra` names each field", generate_examples=False
+    ),
+    503: ResponseSpec(
+        ProblemDocument, description='The guard cannot decide: `"allowed": false`', generate_examples=False
+    ),
+}
+CHECK_BATCH_RESPONSES = {
+    **CHECK_RESPONSES,
+    200: ResponseSpec(
+        list[AnswerDocument], description="One decision per request, in the order sent", generate_examples=False
+    ),
+}
+
+_ENCODER = msgspec.json.Encoder()
+
+
+def _answer(status: int, body: Any) -> ASGIResponse:
+    """The answer as an ASGI response, encoded here: Litestar's `Response` resolves headers, cookies and
+    type encoders for every answer, which on the guard's hot path cost about as much as the decision."""
+    return ASGIResponse(body=_ENCODER.encode(body), status_code=status, media_type=MediaType.JSON)
+
+
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Any database failure on the way to a decision (the API key lookup included) is a fail-closed 503."""
     status, body = unavailable(f"the registry database is unavailable ({type(exc).__name__})")
@@ -90,23 +151,28 @@ class GuardController(Controller):
     path = "/api/guard"
     tags = ["guard"]
 
-    @post("/check", opt=requires("guard:check"), status_code=200, exception_handlers=CHECK_EXCEPTION_HANDLERS)
-    async def check(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
+    @post(
+        "/check",
+        opt=requires("guard:check"),
+        status_code=200,
+        exception_handlers=CHECK_EXCEPTION_HANDLERS,
+        responses=CHECK_RESPONSES,
+    )
+    async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
-        status, body = await check_share_body(request.app.state, await _body(request), request.user.name)
-        return Response(body, status_code=status)
+        return _answer(*await check_share_body(request.app.state, await _body(request), request.user.name))
 
     @post(
         "/check-batch",
         opt=requires("guard:check"),
         status_code=200,
         exception_handlers=CHECK_EXCEPTION_HANDLERS,
+        responses=CHECK_BATCH_RESPONSES,
     )
-    async def check_batch(self, request: Request[Any, Any, Any]) -> Response[Any]:
+    async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
-        status, body = await check_share_batch_body(request.app.state, await _body(request), request.user.name)
-        return Response(body, status_code=status)
+        return _answer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))
 
     @get("/decisions", opt=requires("registry:read"))
     async def decisions(

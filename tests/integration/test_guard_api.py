@@ -35,6 +35,25 @@ async def test_an_allowed_share_is_answered_with_the_contract_fields(seeded_clie
     datetime.fromisoformat(body["decided_at"].replace("Z", "+00:00"))
 
 
+async def test_the_openapi_document_describes_the_answers_the_guard_gives(seeded_client, guard_headers, reader_headers):
+    answer = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=guard_headers)
+    batch = await seeded_client.post("/api/guard/check-batch", json=[ALLOWED_SHARE], headers=guard_headers)
+    assert answer.headers["content-type"] == batch.headers["content-type"] == "application/json"
+    openapi = await seeded_client.get("/schema/openapi.json", headers=reader_headers)
+    assert openapi.status_code == 200, openapi.text
+    document = openapi.json()
+    check = document["paths"]["/api/guard/check"]["post"]["responses"]
+    check_batch = document["paths"]["/api/guard/check-batch"]["post"]["responses"]
+    answer_ref = {"$ref": "#/components/schemas/AnswerDocument"}
+    assert check["200"]["content"]["application/json"]["schema"] == answer_ref
+    assert check_batch["200"]["content"]["application/json"]["schema"] == {"type": "array", "items": answer_ref}
+    assert {"400", "503"} <= set(check) & set(check_batch)
+    described = document["components"]["schemas"]["AnswerDocument"]
+    assert set(described["properties"]) == set(described["required"]) == set(answer.json()) == set(batch.json()[0])
+    reason = document["components"]["schemas"]["ReasonDocument"]
+    assert set(reason["required"]) == {"code", "message"}
+
+
 async def test_a_denied_share_is_a_200_listing_every_reason(seeded_client, guard_headers):
     share = {**ALLOWED_SHARE, "data_categories": ["user.name", "user.health_and_medical"], "destination": "US"}
     response = await seeded_client.post("/api/guard/check", json=share, headers=guard_headers)
