@@ -17,6 +17,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 import guard.controller
 import guard.runtime
 from registry import jobs, ui
+from registry.access_log import AccessLog
 from registry.auth import PUBLIC_PATH_PATTERNS, ApiKeyCache, RegistryAuthenticationMiddleware
 from registry.controllers.agreements import AgreementController
 from registry.controllers.apikeys import ApiKeyController
@@ -158,3 +159,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
         **ui_options,
     )
+
+
+def create_served_app() -> AccessLog:
+    """The app as `registry serve` runs it: behind its access log (registry/access_log.py), uvicorn's own off."""
+    return AccessLog(create_app())

@@ -105,13 +105,14 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     # process before atexit runs, and the embedded PostgreSQL would outlive us. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
-        "registry.app:create_app",
+        "registry.app:create_served_app",
         factory=True,
         host=host,
         port=port,
         workers=workers,
         log_level="info",
         log_config=uvicorn_log_config(),
+        access_log=False,  # the app writes its own (registry/access_log.py)
     )
 
 

@@ -1,4 +1,4 @@
-"""`registry serve` leaves answered guard checks out of uvicorn's access log: the decision log holds each one
+"""`registry serve` leaves answered guard checks out of its access log: the decision log holds each one
 already (registry/access_log.py). Everything else, a refused or failed guard request included, is logged."""
 
 import asyncio
@@ -15,7 +15,7 @@ import asyncpg
 import httpx
 import pytest
 
-from registry.access_log import SkipGuardAnswers
+from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, is_answered_guard_check
 from tests.conftest import SERVER_URL
 
 SHARE = {"recipient": "nordfrakt", "purpose": "essential.service.operations", "data_categories": ["user.name"]}
@@ -90,25 +90,31 @@ async def test_an_answered_guard_check_is_in_the_decision_log_and_not_in_the_acc
     assert any('"GET /health/live HTTP/1.1" 200' in line for line in access_log), access_log
 
 
-def access_record(method: str, path: str, status: int) -> logging.LogRecord:
-    return logging.LogRecord(
-        "uvicorn.access", logging.INFO, __file__, 1, '%s - "%s %s HTTP/%s" %d',
-        ("127.0.0.1:5000", method, path, "1.1", status), None,
-    )  # fmt: skip
-
-
 @pytest.mark.parametrize(
-    ("method", "path", "status", "kept"),
+    ("method", "path", "status", "logged"),
     [
         ("POST", "/api/guard/check", 200, False),
         ("POST", "/api/guard/check-batch", 200, False),
-        ("POST", "/api/guard/check?trace=1", 200, False),
         ("POST", "/api/guard/check", 400, True),
         ("POST", "/api/guard/check", 503, True),
+        ("GET", "/api/guard/check", 200, True),
         ("GET", "/api/guard/decisions", 200, True),
         ("POST", "/api/guard/checks", 200, True),
         ("POST", "/api/parties", 200, True),
     ],
 )
-def test_only_an_answered_guard_check_is_left_out(method, path, status, kept):
-    assert SkipGuardAnswers().filter(access_record(method, path, status)) is kept
+def test_only_an_answered_guard_check_is_left_out(method, path, status, logged):
+    assert is_answered_guard_check(method, path, status) is not logged
+
+
+async def test_a_request_the_app_fails_before_answering_is_logged_as_a_500(caplog):
+    async def failing_app(scope, receive, send):
+        raise RuntimeError("boom")
+
+    scope = {
+        "type": "http", "method": "POST", "path": "/api/guard/check", "query_string": b"trace=1",
+        "http_version": "1.1", "client": ("127.0.0.1", 5000), "headers": [],
+    }  # fmt: skip
+    with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER_NAME), pytest.raises(RuntimeError):
+        await AccessLog(failing_app)(scope, None, None)
+    assert [r.getMessage() for r in caplog.records] == ['127.0.0.1:5000 - "POST /api/guard/check?trace=1 HTTP/1.1" 500']
