@@ -92,6 +92,11 @@ SPECIAL_CATEGORY_ROOTS: tuple[str, ...] = (
     "user.criminal_history",
 )
 
+# The decision memo (`Snapshot.decision`) holds at most this many decisions, of requests of at most this many
+# categories (a request may name 100 categories of 200 characters: memoizing those could hold hundreds of MB).
+DECISION_MEMO_SIZE = 2048
+DECISION_MEMO_MAX_CATEGORIES = 20
+
 _TERRITORY_HINTS: Mapping[str, str] = MappingProxyType({"UK": "GB", "EL": "GR"})
 
 
@@ -277,6 +282,12 @@ class Snapshot:
     # a memo of a function of the frozen contents above, so it never changes an answer. Not worked out for all
     # parties up front, because a pathological registry (a chain thousands deep) would stall every reload.
     _places: dict[str, "PlacesVerdict"] = field(default_factory=dict, init=False, repr=False, compare=False)
+    # Decisions already taken on this snapshot, by request and day: integrations ask the same few questions over
+    # and over (every order of a webshop sends the same recipient, purpose and categories). A memo of `decide`,
+    # a pure function of the request, this snapshot and the day, so it never changes an answer; bounded.
+    _decisions: dict[tuple["ShareRequest", date, int], "Decision"] = field(
+        default_factory=dict, init=False, repr=False, compare=False
+    )
 
     def places_of(self, party: PartyView) -> "PlacesVerdict":
         if self.parties.get(party.key) is not party:
@@ -285,6 +296,18 @@ class Snapshot:
         if verdict is None:
             verdict = self._places[party.key] = _places_verdict(party, self.parties)
         return verdict
+
+    def decision(self, request: "ShareRequest", today: date, *, expiring_within_days: int = 30) -> "Decision":
+        """`decide(request, self, today, ...)`, taken once per distinct request and day."""
+        if len(request.data_categories) > DECISION_MEMO_MAX_CATEGORIES:
+            return decide(request, self, today, expiring_within_days=expiring_within_days)
+        key = (request, today, expiring_within_days)
+        decision = self._decisions.get(key)
+        if decision is None:
+            if len(self._decisions) >= DECISION_MEMO_SIZE:  # distinct requests must not grow memory without bound
+                self._decisions.clear()
+            decision = self._decisions[key] = decide(request, self, today, expiring_within_days=expiring_within_days)
+        return decision
 
 
 @dataclass(frozen=True, slots=True)
@@ -347,6 +370,13 @@ class Decision:
     warnings: tuple[Reason, ...]
     agreement: str | None
     ruleset: str
+    # The reasons and warnings in their JSON shape, made once: a memoized decision answers many checks.
+    reason_documents: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
+    warning_documents: list[dict[str, Any]] = field(init=False, repr=False, compare=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "reason_documents", [r.as_dict() for r in self.reasons])
+        object.__setattr__(self, "warning_documents", [w.as_dict() for w in self.warnings])
 
 
 # --- Agreements -------------------------------------------------------------------------------------

@@ -15,7 +15,7 @@ from litestar.datastructures import State
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
-from guard.policy import Decision, ShareRequest, Snapshot, decide
+from guard.policy import Decision, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
 from registry.errors import FieldError
 from registry.schemas import no_nul_characters
@@ -171,8 +171,8 @@ def answer(decision_id: str, decision: Decision, decided_at: str) -> dict[str, A
     return {
         "decision_id": decision_id,
         "allowed": decision.allowed,
-        "reasons": [r.as_dict() for r in decision.reasons],
-        "warnings": [w.as_dict() for w in decision.warnings],
+        "reasons": decision.reason_documents,
+        "warnings": decision.warning_documents,
         "agreement": decision.agreement,
         "ruleset": decision.ruleset,
         "decided_at": decided_at,
@@ -191,7 +191,7 @@ def decide_and_record(
     answers: list[dict[str, Any]] = []
     entries: list[DecisionEntry] = []
     for request in requests:
-        decision = decide(request, snapshot, today, expiring_within_days=expiring_within_days)
+        decision = snapshot.decision(request, today, expiring_within_days=expiring_within_days)
         decision_id = new_decision_id()
         decided_at = datetime.now(UTC)
         stamp = format_timestamp(decided_at)

@@ -1257,3 +1257,66 @@ def test_a_party_not_held_by_the_snapshot_is_judged_by_its_own_places_not_by_the
     [finding] = evaluate_party(moved, registry, TODAY)
     assert (finding.code, finding.territory) == ("LOCATION_OUTSIDE_EEA", "US")
     assert evaluate_party(registry.parties["nordfrakt"], registry, TODAY) == ()
+
+
+# --- The decision memo ----------------------------------------------------------------------------------
+
+
+def test_a_snapshot_takes_a_repeated_decision_once_and_it_is_the_one_decide_gives():
+    registry = snapshot(nordfrakt(), molnhall(), agreements=(agreement(),))
+    share = request(destination="US")
+    first = registry.decision(share, TODAY)
+    assert first == decide(share, registry, TODAY)
+    assert registry.decision(request(destination="US"), TODAY) is first
+    assert first.reason_documents == [r.as_dict() for r in first.reasons]
+    assert [d["code"] for d in first.reason_documents] == ["DESTINATION_OUTSIDE_EEA", "DESTINATION_UNDECLARED"]
+
+
+def test_the_memo_keeps_days_apart_so_an_agreement_that_lapses_overnight_denies_the_next_day():
+    registry = snapshot(nordfrakt(), molnhall(), agreements=(agreement(expires_on=TODAY),))
+    today = registry.decision(request(), TODAY)
+    assert today.allowed
+    assert [w.code for w in today.warnings] == ["AGREEMENT_EXPIRING"]
+    assert today.warning_documents == [w.as_dict() for w in today.warnings]
+    assert [r.code for r in registry.decision(request(), TOMORROW).reasons] == ["NO_AGREEMENT"]
+    assert registry.decision(request(), TODAY, expiring_within_days=-1).warnings == ()
+
+
+@pytest.mark.parametrize("seed", range(3))
+def test_memoized_decisions_equal_fresh_ones_over_random_requests_and_days(seed):
+    rng = random.Random(seed)
+    registry = snapshot(
+        nordfrakt(),
+        molnhall(),
+        party("bokhylla", role="independent_controller", category="reseller", locations=(("US", "storage"),)),
+        party("skatteverket", role="authority", category="authority"),
+        agreements=(agreement(expires_on=TOMORROW), agreement("bok-dsa", "bokhylla", kind="data_sharing")),
+    )
+    categories = sorted(KNOWN_DATA_CATEGORIES)
+    shares = [
+        request(
+            rng.choice(["nordfrakt", "molnhall", "bokhylla", "skatteverket", "nobody"]),
+            purpose=rng.choice(["essential.service.operations", "marketing.advertising", "no.such.purpose"]),
+            categories=tuple(rng.sample(categories, rng.randint(1, 3))),
+            destination=rng.choice([None, "SE", "US", "ZZ"]),
+            data_subject=rng.choice([None, "customer", "employee"]),
+        )
+        for _ in range(40)
+    ]
+    days = [YESTERDAY, TODAY, TOMORROW, TOMORROW + timedelta(days=1)]
+    for _ in range(3):  # the first pass fills the memo, the next ones answer from it
+        for share in shares:
+            day = rng.choice(days)
+            assert registry.decision(share, day) == decide(share, registry, day)
+
+
+def test_the_memo_is_bounded_and_leaves_requests_naming_many_categories_out(monkeypatch):
+    monkeypatch.setattr("guard.policy.DECISION_MEMO_SIZE", 8)
+    registry = snapshot(nordfrakt(), molnhall(), agreements=(agreement(),))
+    for n in range(20):
+        share = request(purpose=f"no.such.purpose.{n}")
+        assert registry.decision(share, TODAY) == decide(share, registry, TODAY)
+        assert len(registry._decisions) <= 8
+    many = request(categories=tuple(sorted(KNOWN_DATA_CATEGORIES)[:21]))
+    assert registry.decision(many, TODAY) == decide(many, registry, TODAY)
+    assert registry.decision(many, TODAY) is not registry.decision(many, TODAY)
