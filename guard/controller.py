@@ -4,14 +4,13 @@ from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
 import msgspec
-from litestar import Controller, MediaType, Request, get, post
+from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import InternalServerException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import QueryParameter
 from litestar.response import Response
-from litestar.response.base import ASGIResponse
-from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage
+from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -106,10 +105,21 @@ CHECK_BATCH_RESPONSES = {
 _ENCODER = msgspec.json.Encoder()
 
 
-def _answer(status: int, body: Any) -> ASGIResponse:
-    """The answer as an ASGI response, encoded here: Litestar's `Response` resolves headers, cookies and
-    type encoders for every answer, which on the guard's hot path cost about as much as the decision."""
-    return ASGIResponse(body=_ENCODER.encode(body), status_code=status, media_type=MediaType.JSON)
+class JsonAnswer:
+    """A guard answer as an ASGI app, encoded once. Litestar's `Response` resolves headers, cookies and type
+    encoders for every answer, and even its plain `ASGIResponse` builds a mutable header set: on the guard's
+    hot path each cost more than the decision itself."""
+
+    __slots__ = ("body", "status")
+
+    def __init__(self, status: int, content: Any) -> None:
+        self.status = status
+        self.body = _ENCODER.encode(content)
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body))]
+        await send({"type": "http.response.start", "status": self.status, "headers": headers})
+        await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
@@ -161,7 +171,7 @@ class GuardController(Controller):
     async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
-        return _answer(*await check_share_body(request.app.state, await _body(request), request.user.name))
+        return JsonAnswer(*await check_share_body(request.app.state, await _body(request), request.user.name))
 
     @post(
         "/check-batch",
@@ -172,7 +182,7 @@ class GuardController(Controller):
     )
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
-        return _answer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))
+        return JsonAnswer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))
 
     @get("/decisions", opt=requires("registry:read"))
     async def decisions(
