@@ -157,29 +157,29 @@ def _moment(parameter: str, text: str | None) -> datetime | None:
         raise RegistryValidationError([FieldError(parameter, f"{text!r} is out of range")]) from None
 
 
+def _check_route(path: str, responses: dict[int, ResponseSpec]) -> post:
+    """A guard check route: POST with the `guard:check` scope, 200 for allow and deny alike, any database
+    failure a fail-closed 503, and its answers described for the OpenAPI document."""
+    return post(
+        path,
+        opt=requires("guard:check"),
+        status_code=200,
+        exception_handlers=CHECK_EXCEPTION_HANDLERS,
+        responses=responses,
+    )
+
+
 class GuardController(Controller):
     path = "/api/guard"
     tags = ["guard"]
 
-    @post(
-        "/check",
-        opt=requires("guard:check"),
-        status_code=200,
-        exception_handlers=CHECK_EXCEPTION_HANDLERS,
-        responses=CHECK_RESPONSES,
-    )
+    @_check_route("/check", CHECK_RESPONSES)
     async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
         return JsonAnswer(*await check_share_body(request.app.state, await _body(request), request.user.name))
 
-    @post(
-        "/check-batch",
-        opt=requires("guard:check"),
-        status_code=200,
-        exception_handlers=CHECK_EXCEPTION_HANDLERS,
-        responses=CHECK_BATCH_RESPONSES,
-    )
+    @_check_route("/check-batch", CHECK_BATCH_RESPONSES)
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
         return JsonAnswer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))
