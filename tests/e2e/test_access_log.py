@@ -28,14 +28,15 @@ def _free_port() -> int:
 
 
 def _start(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], str]:
+    """`registry serve` writing its stdout (the access log) to `stdout`, its stderr beside it (`.err`)."""
     port = _free_port()
     env = {**os.environ, "REGISTRY_DATABASE_URL": database_url, "REGISTRY_SCHEDULER_ENABLED": "false"}
-    with stdout.open("wb") as out:
+    with stdout.open("wb") as out, stdout.with_suffix(".err").open("wb") as err:
         process = subprocess.Popen(
             [sys.executable, "-m", "registry", "serve", "--port", str(port)],
             env=env,
             stdout=out,
-            stderr=subprocess.DEVNULL,
+            stderr=err,
         )
     return process, f"http://127.0.0.1:{port}"
 
@@ -88,6 +89,36 @@ async def test_an_answered_guard_check_is_in_the_decision_log_and_not_in_the_acc
     assert any('"POST /api/guard/check HTTP/1.1" 400' in line for line in access_log), access_log
     assert any('"POST /api/guard/check HTTP/1.1" 401' in line for line in access_log), access_log
     assert any('"GET /health/live HTTP/1.1" 200' in line for line in access_log), access_log
+
+
+async def test_a_client_gone_before_its_body_arrived_is_a_400_line_with_no_traceback_and_no_decision(
+    seeded_database, guard_headers, tmp_path
+):
+    stdout = tmp_path / "serve.out"
+    process, base = await _serve(seeded_database, stdout)
+    host, port = base.removeprefix("http://").split(":")
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            b"POST /api/guard/check HTTP/1.1\r\nHost: guard\r\nContent-Type: application/json\r\n"
+            + f"Authorization: {guard_headers['Authorization']}\r\nContent-Length: 200\r\n\r\n".encode()
+            + b'{"recipient": "nordfrakt",'
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has the headers and part of the body when the client goes
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):  # up to 10 s for the server to notice and log it
+            if '"POST /api/guard/check HTTP/1.1" 400' in stdout.read_text():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert '"POST /api/guard/check HTTP/1.1" 400' in stdout.read_text()
+    errors = stdout.with_suffix(".err").read_text()
+    assert "Traceback" not in errors, errors
+    assert await _logged_decisions(seeded_database) == 0
 
 
 @pytest.mark.parametrize(

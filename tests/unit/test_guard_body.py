@@ -2,7 +2,7 @@
 
 import pytest
 from litestar import Request
-from litestar.exceptions import InternalServerException
+from litestar.exceptions import ClientException
 
 from guard.controller import _body
 from guard.service import MAX_BODY_BYTES
@@ -42,9 +42,11 @@ async def test_reading_stops_once_the_body_is_past_the_limit():
     assert len(unread) == 3  # the rest was never taken off the channel
 
 
-async def test_a_client_gone_before_the_body_ends_is_an_error_not_a_partial_body():
+async def test_a_client_gone_before_the_body_ends_is_a_client_error_not_a_partial_body():
     request, _ = request_receiving(
         {"type": "http.request", "body": b'{"a":', "more_body": True}, {"type": "http.disconnect"}
     )
-    with pytest.raises(InternalServerException):
+    with pytest.raises(ClientException) as refused:
         await _body(request)
+    assert refused.value.status_code == 400
+    assert "disconnected" in refused.value.detail
