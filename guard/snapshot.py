@@ -31,7 +31,7 @@ from sqlalchemy import Executable, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from guard.policy import AgreementView, LocationView, PartyView, Snapshot, SubProcessorLinkView
+from guard.policy import AgreementRecord, AgreementView, LocationView, PartyView, Snapshot, SubProcessorLinkView
 from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
@@ -92,28 +92,11 @@ _LINK_COLUMNS = (
     col(SubProcessorLink.approved_on),
     col(SubProcessorLink.objection_deadline),
 )
-# Every column AgreementView.of reads (a row answers them by name), and the party's id.
+# Every column AgreementView.of reads (the AgreementRecord protocol's attributes: a row answers them by name),
+# and the party's id.
 _AGREEMENT_COLUMNS = (
     col(Agreement.party_id),
-    *(
-        col(getattr(Agreement, name))
-        for name in (
-            "key",
-            "kind",
-            "signed_on",
-            "effective_from",
-            "expires_on",
-            "terminated_on",
-            "renewal",
-            "notice_days",
-            "owner_email",
-            "data_categories",
-            "purposes",
-            "data_subjects",
-            "clauses",
-            "transfers_outside_eea_permitted",
-        )
-    ),
+    *(col(getattr(Agreement, name)) for name, value in vars(AgreementRecord).items() if isinstance(value, property)),
 )
 
 
