@@ -127,6 +127,17 @@ async def load_document(url: str, document: dict[str, Any], actor: str = "test")
         await engine.dispose()
 
 
+# A share the seed registry allows, every field given: customer name and address to Nordfrakt, Offix's carrier,
+# under its DPA, delivered in Sweden.
+SEED_ALLOWED_SHARE: dict[str, Any] = {
+    "recipient": "nordfrakt",
+    "purpose": "essential.service.operations",
+    "data_categories": ["user.name", "user.contact.address"],
+    "destination": "SE",
+    "data_subject": "customer",
+}
+
+
 def seed_document() -> dict[str, Any]:
     return yaml.safe_load(SEED_FILE.read_text(encoding="utf-8"))
 

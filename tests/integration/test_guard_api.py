@@ -5,15 +5,7 @@ from datetime import datetime
 
 import pytest
 
-from tests.conftest import bearer, make_key
-
-ALLOWED_SHARE = {
-    "recipient": "nordfrakt",
-    "purpose": "essential.service.operations",
-    "data_categories": ["user.name", "user.contact.address"],
-    "destination": "SE",
-    "data_subject": "customer",
-}
+from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 
 @pytest.fixture
@@ -22,7 +14,7 @@ async def seeded_client(seeded_database, client):
 
 
 async def test_an_allowed_share_is_answered_with_the_contract_fields(seeded_client, guard_headers):
-    response = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=guard_headers)
+    response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard_headers)
     assert response.status_code == 200, response.text
     body = response.json()
     assert set(body) == {"decision_id", "allowed", "reasons", "warnings", "agreement", "ruleset", "decided_at"}
@@ -36,8 +28,8 @@ async def test_an_allowed_share_is_answered_with_the_contract_fields(seeded_clie
 
 
 async def test_the_openapi_document_describes_the_answers_the_guard_gives(seeded_client, guard_headers, reader_headers):
-    answer = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=guard_headers)
-    batch = await seeded_client.post("/api/guard/check-batch", json=[ALLOWED_SHARE], headers=guard_headers)
+    answer = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard_headers)
+    batch = await seeded_client.post("/api/guard/check-batch", json=[SEED_ALLOWED_SHARE], headers=guard_headers)
     assert answer.headers["content-type"] == batch.headers["content-type"] == "application/json"
     openapi = await seeded_client.get("/schema/openapi.json", headers=reader_headers)
     assert openapi.status_code == 200, openapi.text
@@ -55,7 +47,7 @@ async def test_the_openapi_document_describes_the_answers_the_guard_gives(seeded
 
 
 async def test_a_denied_share_is_a_200_listing_every_reason(seeded_client, guard_headers):
-    share = {**ALLOWED_SHARE, "data_categories": ["user.name", "user.health_and_medical"], "destination": "US"}
+    share = {**SEED_ALLOWED_SHARE, "data_categories": ["user.name", "user.health_and_medical"], "destination": "US"}
     response = await seeded_client.post("/api/guard/check", json=share, headers=guard_headers)
     assert response.status_code == 200, response.text
     body = response.json()
@@ -66,17 +58,17 @@ async def test_a_denied_share_is_a_200_listing_every_reason(seeded_client, guard
 
 
 async def test_a_call_without_a_key_is_refused_with_401(seeded_client):
-    response = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE)
+    response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE)
     assert response.status_code == 401
 
 
 async def test_a_key_without_the_guard_scope_is_refused_with_403(seeded_client, reader_headers):
-    response = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=reader_headers)
+    response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=reader_headers)
     assert response.status_code == 403
 
 
 async def test_an_admin_key_may_check_a_share(seeded_client, admin_headers):
-    response = await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=admin_headers)
+    response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=admin_headers)
     assert response.status_code == 200
     assert response.json()["allowed"] is True
 
@@ -84,22 +76,22 @@ async def test_an_admin_key_may_check_a_share(seeded_client, admin_headers):
 @pytest.mark.parametrize(
     ("body", "field"),
     [
-        ({k: v for k, v in ALLOWED_SHARE.items() if k != "recipient"}, "recipient"),
-        ({k: v for k, v in ALLOWED_SHARE.items() if k != "purpose"}, "purpose"),
-        ({k: v for k, v in ALLOWED_SHARE.items() if k != "data_categories"}, "data_categories"),
-        ({**ALLOWED_SHARE, "recipient": 42}, "recipient"),
-        ({**ALLOWED_SHARE, "purpose": ["essential"]}, "purpose"),
-        ({**ALLOWED_SHARE, "data_categories": "user.name"}, "data_categories"),
-        ({**ALLOWED_SHARE, "data_categories": []}, "data_categories"),
-        ({**ALLOWED_SHARE, "data_categories": ["user.name"] * 101}, "data_categories"),
-        ({**ALLOWED_SHARE, "data_categories": ["user.name", 7]}, "data_categories[1]"),
-        ({**ALLOWED_SHARE, "data_categories": ["x" * 201]}, "data_categories[0]"),
-        ({**ALLOWED_SHARE, "recipient": "r" * 201}, "recipient"),
-        ({**ALLOWED_SHARE, "purpose": ""}, "purpose"),
-        ({**ALLOWED_SHARE, "destination": 46}, "destination"),
-        ({**ALLOWED_SHARE, "destination": "S" * 201}, "destination"),
-        ({**ALLOWED_SHARE, "data_subject": True}, "data_subject"),
-        ({**ALLOWED_SHARE, "colour": "blue"}, "colour"),
+        ({k: v for k, v in SEED_ALLOWED_SHARE.items() if k != "recipient"}, "recipient"),
+        ({k: v for k, v in SEED_ALLOWED_SHARE.items() if k != "purpose"}, "purpose"),
+        ({k: v for k, v in SEED_ALLOWED_SHARE.items() if k != "data_categories"}, "data_categories"),
+        ({**SEED_ALLOWED_SHARE, "recipient": 42}, "recipient"),
+        ({**SEED_ALLOWED_SHARE, "purpose": ["essential"]}, "purpose"),
+        ({**SEED_ALLOWED_SHARE, "data_categories": "user.name"}, "data_categories"),
+        ({**SEED_ALLOWED_SHARE, "data_categories": []}, "data_categories"),
+        ({**SEED_ALLOWED_SHARE, "data_categories": ["user.name"] * 101}, "data_categories"),
+        ({**SEED_ALLOWED_SHARE, "data_categories": ["user.name", 7]}, "data_categories[1]"),
+        ({**SEED_ALLOWED_SHARE, "data_categories": ["x" * 201]}, "data_categories[0]"),
+        ({**SEED_ALLOWED_SHARE, "recipient": "r" * 201}, "recipient"),
+        ({**SEED_ALLOWED_SHARE, "purpose": ""}, "purpose"),
+        ({**SEED_ALLOWED_SHARE, "destination": 46}, "destination"),
+        ({**SEED_ALLOWED_SHARE, "destination": "S" * 201}, "destination"),
+        ({**SEED_ALLOWED_SHARE, "data_subject": True}, "data_subject"),
+        ({**SEED_ALLOWED_SHARE, "colour": "blue"}, "colour"),
     ],
 )
 async def test_a_structurally_bad_request_is_a_400_naming_the_field(seeded_client, guard_headers, body, field):
@@ -126,10 +118,10 @@ async def test_structurally_bad_requests_are_not_logged(seeded_client, guard_hea
 
 async def test_a_batch_is_answered_in_order_and_every_answer_is_logged(seeded_client, guard_headers, reader_headers):
     shares = [
-        ALLOWED_SHARE,
-        {**ALLOWED_SHARE, "recipient": "nobody-we-know"},
-        {**ALLOWED_SHARE, "recipient": "uppbordsverket"},
-        ALLOWED_SHARE,
+        SEED_ALLOWED_SHARE,
+        {**SEED_ALLOWED_SHARE, "recipient": "nobody-we-know"},
+        {**SEED_ALLOWED_SHARE, "recipient": "uppbordsverket"},
+        SEED_ALLOWED_SHARE,
     ]
     response = await seeded_client.post("/api/guard/check-batch", json=shares, headers=guard_headers)
     assert response.status_code == 200, response.text
@@ -145,15 +137,15 @@ async def test_a_batch_is_answered_in_order_and_every_answer_is_logged(seeded_cl
 
 
 async def test_a_batch_of_a_thousand_is_accepted_and_one_more_is_a_400(seeded_client, guard_headers):
-    full = await seeded_client.post("/api/guard/check-batch", json=[ALLOWED_SHARE] * 1000, headers=guard_headers)
+    full = await seeded_client.post("/api/guard/check-batch", json=[SEED_ALLOWED_SHARE] * 1000, headers=guard_headers)
     assert full.status_code == 200, full.text
     assert len(full.json()) == 1000
-    over = await seeded_client.post("/api/guard/check-batch", json=[ALLOWED_SHARE] * 1001, headers=guard_headers)
+    over = await seeded_client.post("/api/guard/check-batch", json=[SEED_ALLOWED_SHARE] * 1001, headers=guard_headers)
     assert over.status_code == 400
     assert "1001" in over.json()["detail"]
 
 
-@pytest.mark.parametrize("body", [[], {"requests": []}, ALLOWED_SHARE])
+@pytest.mark.parametrize("body", [[], {"requests": []}, SEED_ALLOWED_SHARE])
 async def test_a_batch_that_is_not_a_non_empty_array_is_a_400(seeded_client, guard_headers, body):
     response = await seeded_client.post("/api/guard/check-batch", json=body, headers=guard_headers)
     assert response.status_code == 400
@@ -162,7 +154,7 @@ async def test_a_batch_that_is_not_a_non_empty_array_is_a_400(seeded_client, gua
 async def test_one_bad_request_in_a_batch_rejects_the_batch_and_names_its_position(
     seeded_client, guard_headers, reader_headers
 ):
-    shares = [ALLOWED_SHARE, {**ALLOWED_SHARE, "data_categories": []}]
+    shares = [SEED_ALLOWED_SHARE, {**SEED_ALLOWED_SHARE, "data_categories": []}]
     response = await seeded_client.post("/api/guard/check-batch", json=shares, headers=guard_headers)
     assert response.status_code == 400
     assert "[1].data_categories" in [e["key"] for e in response.json()["extra"]]
@@ -170,15 +162,15 @@ async def test_one_bad_request_in_a_batch_rejects_the_batch_and_names_its_positi
 
 
 async def test_the_batch_needs_the_guard_scope(seeded_client, reader_headers):
-    response = await seeded_client.post("/api/guard/check-batch", json=[ALLOWED_SHARE], headers=reader_headers)
+    response = await seeded_client.post("/api/guard/check-batch", json=[SEED_ALLOWED_SHARE], headers=reader_headers)
     assert response.status_code == 403
 
 
 async def test_the_decision_log_records_the_caller_key_name(seeded_client, seeded_database, reader_headers):
     crm = bearer(await make_key(seeded_database, "crm", "guard:check"))
-    await seeded_client.post("/api/guard/check", json=ALLOWED_SHARE, headers=crm)
+    await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=crm)
     item = (await seeded_client.get("/api/guard/decisions", headers=reader_headers)).json()["items"][0]
     assert item["caller"] == "crm"
-    assert item["request"] == ALLOWED_SHARE
+    assert item["request"] == SEED_ALLOWED_SHARE
     assert item["outcome"] == "allowed"
     assert item["agreement"] == "nordfrakt-dpa-2024"

@@ -16,15 +16,9 @@ from guard.service import (
     parse_share_request_body,
 )
 from registry.errors import FieldError
+from tests.conftest import SEED_ALLOWED_SHARE
 
-VALID = {
-    "recipient": "nordfrakt",
-    "purpose": "essential.service.operations",
-    "data_categories": ["user.name", "user.contact.address"],
-    "destination": "SE",
-    "data_subject": "customer",
-}
-FIELDS = (*VALID, "extra")
+FIELDS = (*SEED_ALLOWED_SHARE, "extra")
 
 
 VALID_TEXTS = ("nordfrakt", "x" * 200, "\U0001f600" * 200, "ok\n", "Ålesund")  # lengths count characters
@@ -48,7 +42,7 @@ def random_document(rng: random.Random) -> dict[str, object]:
         if rng.random() < (0.75 if name != "extra" else 0.03):
             document[name] = categories(rng) if name == "data_categories" else text(rng)
         elif name in ("recipient", "purpose", "data_categories") and rng.random() < 0.9:
-            document[name] = VALID[name]
+            document[name] = SEED_ALLOWED_SHARE[name]
     return document
 
 
@@ -88,22 +82,23 @@ def test_the_fast_and_the_thorough_parse_of_a_share_request_body_always_agree(se
 
 
 def test_a_body_sent_twice_the_same_key_is_read_as_json_reads_it_the_last_value_counts():
-    raw = json.dumps(VALID).encode()[:-1] + b',"recipient":"papyra"}'
+    raw = json.dumps(SEED_ALLOWED_SHARE).encode()[:-1] + b',"recipient":"papyra"}'
     parsed = parse_share_request_body(raw)
     assert not isinstance(parsed, list)
     assert parsed.recipient == "papyra"
 
 
 def test_a_well_formed_body_takes_the_fast_path():
-    assert _fast_one.decode(json.dumps(VALID).encode()).recipient == "nordfrakt"
-    assert _fast_one.decode(json.dumps({k: VALID[k] for k in ("recipient", "purpose", "data_categories")}).encode())
+    assert _fast_one.decode(json.dumps(SEED_ALLOWED_SHARE).encode()).recipient == "nordfrakt"
+    required_only = {k: SEED_ALLOWED_SHARE[k] for k in ("recipient", "purpose", "data_categories")}
+    assert _fast_one.decode(json.dumps(required_only).encode())
 
 
 @pytest.mark.parametrize("seed", range(2))
 def test_the_fast_and_the_thorough_parse_of_a_batch_always_agree(seed):
     rng = random.Random(seed)
     for _ in range(300):
-        items = [random_document(rng) if rng.random() < 0.3 else VALID for _ in range(rng.randint(0, 5))]
+        items = [random_document(rng) if rng.random() < 0.3 else SEED_ALLOWED_SHARE for _ in range(rng.randint(0, 5))]
         raw = json.dumps(items).encode()
         slow = [parse_share_request(item, f"[{i}]") for i, item in enumerate(items)]
         errors = [e for s in slow if isinstance(s, list) for e in s]
@@ -112,5 +107,5 @@ def test_the_fast_and_the_thorough_parse_of_a_batch_always_agree(seed):
 
 
 def test_a_batch_over_the_limit_is_refused_with_its_size():
-    [error] = parse_batch_body(json.dumps([VALID] * (BATCH_MAX + 1)).encode())
+    [error] = parse_batch_body(json.dumps([SEED_ALLOWED_SHARE] * (BATCH_MAX + 1)).encode())
     assert error == FieldError("(body)", f"a batch holds 1 to {BATCH_MAX} requests, this one has {BATCH_MAX + 1}")
