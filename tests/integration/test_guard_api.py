@@ -1,10 +1,12 @@
 """POST /api/guard/check and /check-batch over HTTP against the real PostgreSQL (DESIGN §4.1)."""
 
+import dataclasses
 import uuid
 from datetime import datetime
 
 import pytest
 
+from guard.policy import Reason
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 
@@ -44,6 +46,8 @@ async def test_the_openapi_document_describes_the_answers_the_guard_gives(seeded
     assert set(described["properties"]) == set(described["required"]) == set(answer.json()) == set(batch.json()[0])
     reason = document["components"]["schemas"]["ReasonDocument"]
     assert set(reason["required"]) == {"code", "message"}
+    # Every field a reason may carry (the policy's Reason, as `as_dict` answers it) is documented.
+    assert set(reason["properties"]) == {f.name for f in dataclasses.fields(Reason)}
 
 
 async def test_a_denied_share_is_a_200_listing_every_reason(seeded_client, guard_headers):
