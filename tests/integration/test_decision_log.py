@@ -10,6 +10,7 @@ import sys
 import uuid
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -137,6 +138,45 @@ async def test_a_writer_whose_head_was_moved_by_another_append_continues_the_cha
         assert writer.locked_appends == 2
     assert writer.entries_written == 7
     await assert_intact(database, 11)
+
+
+AWKWARD_TEXT = 'quote " backslash \\ slash / tab \t newline \n åäö 中文 🚚 \u2028'
+
+
+async def test_entries_are_stored_exactly_as_given_whatever_their_text_holds(database):
+    """A batch travels to PostgreSQL as one JSON document: escapes, non-ASCII and a 6-digit timestamp
+    fraction must come back as they went in, and the stored rows must verify against their hashes."""
+    moment = datetime(2026, 11, 25, 23, 59, 59, 999_999, tzinfo=UTC)
+    awkward = DecisionEntry(
+        decision_id=uuid.uuid4(),
+        decided_at=moment,
+        caller=AWKWARD_TEXT,
+        request={"recipient": AWKWARD_TEXT, "purpose": "p", "data_categories": [AWKWARD_TEXT, "user.name"]},
+        allowed=False,
+        reasons=[{"code": "RECIPIENT_UNKNOWN", "message": AWKWARD_TEXT, "chain": ["a", AWKWARD_TEXT]}],
+        warnings=[{"code": "AGREEMENT_EXPIRING", "message": "x", "days": 3}],
+        agreement=AWKWARD_TEXT,
+        ruleset="eea-only@test",
+    )
+    async with running_writers(database) as (writer,):
+        await writer.append([awkward, entry()])  # the locked append (a new writer)
+        await writer.append([replace(awkward, decision_id=uuid.uuid4())])  # the one statement after a known head
+    assert writer.locked_appends == 1
+    await assert_intact(database, 3)
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        rows = await connection.fetch(
+            "SELECT decided_at, caller, recipient, request::text, reasons::text, warnings::text, agreement"
+            " FROM guard_decision WHERE seq IN (1, 3) ORDER BY seq"
+        )
+    finally:
+        await connection.close()
+    for row in rows:
+        assert row["decided_at"] == moment
+        assert row["caller"] == row["recipient"] == row["agreement"] == AWKWARD_TEXT
+        assert json.loads(row["request"]) == awkward.request
+        assert json.loads(row["reasons"]) == awkward.reasons
+        assert json.loads(row["warnings"]) == awkward.warnings
 
 
 async def test_a_writer_whose_connection_was_cut_reconnects_for_the_next_batch(database):
