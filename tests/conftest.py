@@ -5,6 +5,7 @@ database emptied before every test (`database`), and private clones for tests th
 
 import asyncio
 import os
+import socket
 import uuid
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -156,6 +157,13 @@ async def seeded_database(database: str) -> str:
     """A database holding the Offix seed registry."""
     await load_document(database, seed_document(), actor="seed")
     return database
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that nothing listens on now, for a server a test starts."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
 
 
 def bearer(token: str) -> dict[str, str]:

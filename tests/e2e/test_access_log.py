@@ -5,7 +5,6 @@ import asyncio
 import logging
 import os
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -16,20 +15,14 @@ import httpx
 import pytest
 
 from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, is_answered_guard_check
-from tests.conftest import SERVER_URL
+from tests.conftest import SERVER_URL, free_port
 
 SHARE = {"recipient": "nordfrakt", "purpose": "essential.service.operations", "data_categories": ["user.name"]}
 
 
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
-
-
 def _start(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], str]:
     """`registry serve` writing its stdout (the access log) to `stdout`, its stderr beside it (`.err`)."""
-    port = _free_port()
+    port = free_port()
     env = {**os.environ, "REGISTRY_DATABASE_URL": database_url, "REGISTRY_SCHEDULER_ENABLED": "false"}
     with stdout.open("wb") as out, stdout.with_suffix(".err").open("wb") as err:
         process = subprocess.Popen(

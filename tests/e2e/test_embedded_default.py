@@ -5,7 +5,6 @@ after a previous run was killed."""
 import os
 import re
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -15,13 +14,9 @@ import httpx
 import psutil
 import pytest
 
+from tests.conftest import free_port
+
 TOKEN = re.compile(r"ofx_[A-Za-z0-9_-]+")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
@@ -39,7 +34,7 @@ def _postgres_processes(data_dir: Path) -> list[psutil.Process]:
 class Service:
     def __init__(self, data_dir: Path) -> None:
         self.data_dir = data_dir
-        self.port = _free_port()
+        self.port = free_port()
         env = {k: v for k, v in os.environ.items() if k != "REGISTRY_DATABASE_URL"}
         env.update(REGISTRY_DATA_DIR=str(data_dir), REGISTRY_SCHEDULER_ENABLED="false")
         self.stderr_path = data_dir.parent / f"serve-{self.port}.log"

@@ -6,7 +6,6 @@ to test-artifacts/screenshots/ (not committed)."""
 
 import asyncio
 import re
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
@@ -17,7 +16,7 @@ import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from registry.app import create_app
-from tests.conftest import bearer, make_key
+from tests.conftest import bearer, free_port, make_key
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_ui_pages import PASSWORD, add_user
 
@@ -31,12 +30,6 @@ CHROMIUM_ARGS = [
     "--no-first-run",
 ]
 ALL_CLAUSES = ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)")
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class ServiceThread:

@@ -6,7 +6,6 @@ import email
 import hashlib
 import hmac
 import json
-import socket
 import threading
 from collections.abc import AsyncIterator, Iterator
 from datetime import date, timedelta
@@ -24,17 +23,11 @@ from registry.db import make_engine, make_sessionmaker
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
 from registry.models.base import utcnow
 from registry.settings import Settings
-from tests.conftest import load_document, seed_document
+from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 
 TODAY = date(2026, 12, 24)
 WEBHOOK_SECRET = "test-webhook-secret"
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 class MailRecorder:
