@@ -126,13 +126,8 @@ def content_hash(content: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical_json(content) + prev_hash.encode()).hexdigest()
 
 
-def entry_hash(*, prev_hash: str, **fields: Any) -> str:
-    """The hash of an entry given its fields (those of `entry_content`), chained to the one before."""
-    return content_hash(entry_content(**fields), prev_hash)
-
-
 def _row_hash(row: GuardDecision, prev_hash: str) -> str:
-    return entry_hash(
+    content = entry_content(
         seq=row.seq,
         decision_id=row.decision_id,
         decided_at=row.decided_at,
@@ -144,8 +139,8 @@ def _row_hash(row: GuardDecision, prev_hash: str) -> str:
         warnings=row.warnings,
         agreement=row.agreement,
         ruleset=row.ruleset,
-        prev_hash=prev_hash,
     )
+    return content_hash(content, prev_hash)
 
 
 # --- Appending ---------------------------------------------------------------------------------------

@@ -282,11 +282,11 @@ async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_ne
         async with make_sessionmaker(engine)() as session:
             from sqlalchemy import select
 
-            from guard.log import entry_hash
+            from guard.log import content_hash, entry_content
             from registry.models.decision import GuardDecision
 
             row = (await session.execute(select(GuardDecision).where(GuardDecision.seq == 2))).scalar_one()
-            forged = entry_hash(
+            forged_content = entry_content(
                 seq=2,
                 decision_id=row.decision_id,
                 decided_at=row.decided_at,
@@ -298,8 +298,8 @@ async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_ne
                 warnings=row.warnings,
                 agreement=row.agreement,
                 ruleset=row.ruleset,
-                prev_hash=row.prev_hash,
             )
+            forged = content_hash(forged_content, row.prev_hash)
     finally:
         await engine.dispose()
     await sql(database, f"UPDATE guard_decision SET allowed = NOT allowed, hash = '{forged}' WHERE seq = 2")
