@@ -13,7 +13,7 @@ from registry.models.base import utcnow
 from registry.schemas import PartyFields, PartyIn, PartyUpdate, could_be_key
 from registry.services import integrity
 from registry.services.common import Columns, change_record, finish_write, lock_registry_for_write
-from registry.services.documents import party_document, with_metadata
+from registry.services.documents import link_columns, party_document, with_metadata
 
 
 @dataclass(frozen=True)
@@ -152,8 +152,7 @@ class PartyService:
                     {
                         "processor_id": party_id,
                         "sub_processor_id": ids[link.party],
-                        "approved_on": link.approved_on,
-                        "objection_deadline": link.objection_deadline,
+                        **link_columns(link),
                         "position": i,
                     }
                     for i, link in enumerate(data.sub_processors)
