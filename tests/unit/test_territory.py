@@ -35,9 +35,9 @@ def _named_ancestor_or_country_answer(code: str) -> TerritoryStatus:
 
 
 def test_the_table_names_its_sources_and_the_date_it_was_checked():
-    assert TABLE_CHECKED_ON == "2026-11-25"
+    assert TABLE_CHECKED_ON == "2026-11-28"
     joined = " ".join(SOURCES)
-    for source in ("Art. 355", "Agreement on the European Economic Area", "ISO 3166"):
+    for source in ("Art. 355", "Agreement on the European Economic Area", "Protocol No 10", "ISO 3166"):
         assert source in joined
 
 
