@@ -29,9 +29,7 @@ def upgrade() -> None:
     op.create_check_constraint(
         "sub_processor_link_authorisation", "sub_processor_link", "authorisation IN ('specific','general')"
     )
-    op.add_column(
-        "controller_profile", sa.Column("published_purposes", postgresql.ARRAY(sa.Text()), nullable=True)
-    )
+    op.add_column("controller_profile", sa.Column("published_purposes", postgresql.ARRAY(sa.Text()), nullable=True))
 
 
 def downgrade() -> None:

@@ -165,8 +165,15 @@ def _document(**agreement_changes) -> dict:
     }
     return {
         "controller": {"name": "Offix AB", "established_in": "SE"},
-        "parties": [{"key": "nordfrakt", "name": "Nordfrakt", "role": "processor", "category": "transport",
-                     "established_in": "SE"}],  # fmt: skip
+        "parties": [
+            {
+                "key": "nordfrakt",
+                "name": "Nordfrakt",
+                "role": "processor",
+                "category": "transport",
+                "established_in": "SE",
+            }
+        ],
         "agreements": [entry],
     }
 
@@ -333,8 +340,15 @@ def test_a_general_authorisation_takes_effect_the_day_after_the_deadline_on_the_
 
 def test_a_document_with_only_approved_on_keeps_working():
     doc = _document()
-    doc["parties"].append({"key": "molnhall", "name": "Molnhall", "role": "sub_processor", "category": "it_services",
-                           "established_in": "SE"})  # fmt: skip
+    doc["parties"].append(
+        {
+            "key": "molnhall",
+            "name": "Molnhall",
+            "role": "sub_processor",
+            "category": "it_services",
+            "established_in": "SE",
+        }
+    )
     doc["parties"][0]["sub_processors"] = [{"party": "molnhall", "approved_on": "2025-01-10"}]
     parsed = RegistryDocument.model_validate(doc)
     assert parsed.parties[0].sub_processors[0].authorisation == "specific"
@@ -367,8 +381,9 @@ def test_a_purpose_outside_the_published_ones_is_denied(purpose, published):
 
 
 def test_published_purposes_not_set_check_nothing_and_unknown_purposes_are_only_unknown():
-    assert decide(request(purpose="analytics"), clean_snapshot(agreements=(agreement(purposes=("analytics",)),)),
-                  TODAY).allowed  # fmt: skip
+    assert decide(
+        request(purpose="analytics"), clean_snapshot(agreements=(agreement(purposes=("analytics",)),)), TODAY
+    ).allowed
     registry = replace(clean_snapshot(), published_purposes=PUBLISHED)
     assert codes(decide(request(purpose="world_domination"), registry, TODAY)) == {"PURPOSE_UNKNOWN"}
 
