@@ -145,6 +145,7 @@ _FIELD_ADVICE: list[tuple[re.Pattern[str], re.Pattern[str], str]] = [
     (re.compile(r"^locations\[\d+\]\.territory$"), _EMPTY_CHOICE, "Enter the territory code, or empty the whole row."),
     (re.compile(r"^data_categories$"), _EMPTY_LIST, "Choose at least one data category."),
     (re.compile(r"^purposes$"), _EMPTY_LIST, "Choose at least one purpose."),
+    (re.compile(r"^data_subjects$"), _EMPTY_LIST, "Choose at least one data subject (Art. 28(3) names them)."),
 ]
 
 
