@@ -5,9 +5,13 @@ from pathlib import Path
 
 import pytest
 import yaml
+from litestar.testing import AsyncTestClient
 
+from registry.app import create_app
+from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import agreement, error_keys, error_text, party
 from tests.integration.test_snapshot_refresh import poll_until
+from tests.integration.test_ui_pages import add_user, as_user, csrf_token, post_form
 
 SEED = Path(__file__).resolve().parents[2] / "seed" / "offix.yaml"
 
@@ -112,3 +116,87 @@ async def test_published_purposes_deny_a_share_for_another_purpose_through_the_a
 
     # The instance's snapshot follows the write by LISTEN/NOTIFY: bounded wait, then the answer.
     assert await poll_until(reasons, within=10) == ["PURPOSE_NOT_PUBLISHED"]
+
+
+# --- The UI's one-step approve / object -------------------------------------------------------------------
+
+
+@pytest.fixture
+async def ui_client(seeded_database):
+    for email, role in (("lena@offix.example", "legal"), ("olle@offix.example", "ops")):
+        await add_user(seeded_database, email, role)
+    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
+        yield client
+
+
+async def _with_pending_link(client, writer_headers) -> None:
+    document = (await client.get("/api/registry", headers=writer_headers)).json()
+    nordfrakt = next(p for p in document["parties"] if p["key"] == "nordfrakt")
+    nordfrakt["sub_processors"].append(
+        {
+            "party": "fjordvault",
+            "authorisation": "general",
+            "notified_on": "2026-11-01",
+            "objection_deadline": "2999-01-01",
+        }
+    )
+    assert (await client.put("/api/registry", json=document, headers=writer_headers)).status_code == 200
+
+
+async def test_legal_objects_to_and_then_approves_a_sub_processor_change_in_one_action_each(ui_client, writer_headers):
+    await _with_pending_link(ui_client, writer_headers)
+    await as_user(ui_client, "lena@offix.example")
+    page = (await ui_client.get("/ui/parties/nordfrakt")).text
+    assert "/ui/parties/nordfrakt/sub-processors/fjordvault/decision" in page
+    version = (await ui_client.get("/api/parties/nordfrakt", headers=writer_headers)).json()["version"]
+
+    objected = await post_form(
+        ui_client,
+        "/ui/parties/nordfrakt",
+        "/ui/parties/nordfrakt/sub-processors/fjordvault/decision",
+        [("action", "object"), ("version", str(version))],
+    )
+    assert objected.status_code == 303, objected.text
+    stored = (await ui_client.get("/api/parties/nordfrakt", headers=writer_headers)).json()
+    [link] = [s for s in stored["sub_processors"] if s["party"] == "fjordvault"]
+    assert link["objected_on"] is not None and link["approved_on"] is None
+    assert "objected " + link["objected_on"] in (await ui_client.get("/ui/parties/nordfrakt")).text
+
+    approved = await post_form(
+        ui_client,
+        "/ui/parties/nordfrakt",
+        "/ui/parties/nordfrakt/sub-processors/fjordvault/decision",
+        [("action", "approve"), ("version", str(stored["version"]))],
+    )
+    assert approved.status_code == 303, approved.text
+    stored = (await ui_client.get("/api/parties/nordfrakt", headers=writer_headers)).json()
+    [link] = [s for s in stored["sub_processors"] if s["party"] == "fjordvault"]
+    assert link["approved_on"] is not None and link["objected_on"] is None
+
+
+async def test_a_stale_decision_on_a_sub_processor_change_is_a_409_and_changes_nothing(ui_client, writer_headers):
+    await _with_pending_link(ui_client, writer_headers)
+    await as_user(ui_client, "lena@offix.example")
+    response = await post_form(
+        ui_client,
+        "/ui/parties/nordfrakt",
+        "/ui/parties/nordfrakt/sub-processors/fjordvault/decision",
+        [("action", "object"), ("version", "1")],
+    )
+    assert response.status_code == 409
+    stored = (await ui_client.get("/api/parties/nordfrakt", headers=writer_headers)).json()
+    [link] = [s for s in stored["sub_processors"] if s["party"] == "fjordvault"]
+    assert link["objected_on"] is None
+
+
+async def test_an_ops_user_cannot_decide_a_sub_processor_change(ui_client, writer_headers):
+    await _with_pending_link(ui_client, writer_headers)
+    await as_user(ui_client, "olle@offix.example")
+    page = await ui_client.get("/ui/parties/nordfrakt")
+    assert "/sub-processors/fjordvault/decision" not in page.text
+    response = await ui_client.post(
+        "/ui/parties/nordfrakt/sub-processors/fjordvault/decision",
+        data={"action": "object", "version": "2", "_csrf_token": csrf_token(page.text)},
+        follow_redirects=False,
+    )
+    assert response.status_code == 403
