@@ -392,8 +392,9 @@ async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(s
 
 async def test_guard_check_on_the_command_line_rejects_a_structurally_bad_request(seeded_database):
     result = await asyncio.to_thread(
-        run_cli, seeded_database, "guard", "check", "--recipient", "n" * 201, "--purpose", "x", "--category", "y"
-    )
+        run_cli, seeded_database, "guard", "check", "--recipient", "n" * 201, "--purpose", "x", "--category", "y",
+        "--data-subject", "customer",
+    )  # fmt: skip
     assert result.exit_code == 2
     assert "recipient" in result.stderr
 
