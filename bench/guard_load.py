@@ -134,6 +134,7 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
                 "recipient": "unknown-freight",
                 "purpose": "essential.service.operations",
                 "data_categories": ["user.name"],
+                "data_subject": "customer",
             },
             False,
         ),
@@ -142,6 +143,7 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
                 "recipient": "nordfrakt",
                 "purpose": "essential.service.operations",
                 "data_categories": ["user.name", "user.financial.credit_card"],
+                "data_subject": "customer",
             },
             False,
         ),
@@ -150,6 +152,7 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
                 "recipient": "klarsignal",
                 "purpose": "marketing.communications.email",
                 "data_categories": ["user.contact.email", "user.health_and_medical"],
+                "data_subject": "customer",
             },
             False,
         ),
@@ -159,10 +162,19 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
                 "purpose": "essential.service.operations",
                 "data_categories": ["user.name", "user.contact.address"],
                 "destination": "US",
+                "data_subject": "customer",
             },
             False,
         ),
-        ({"recipient": "uppbordsverket", "purpose": "legal.compliance", "data_categories": ["user.name"]}, False),
+        (
+            {
+                "recipient": "uppbordsverket",
+                "purpose": "legal.compliance",
+                "data_categories": ["user.name"],
+                "data_subject": "customer",
+            },
+            False,
+        ),
     ]
     return mix
 

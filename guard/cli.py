@@ -50,7 +50,7 @@ def _caller() -> str:
 @click.option("--purpose", required=True, help="purpose (data use) key, e.g. essential.service.operations")
 @click.option("--category", "categories", multiple=True, required=True, help="data category key (repeatable)")
 @click.option("--destination", default=None, help="territory the data is sent to, e.g. SE")
-@click.option("--data-subject", default=None, help="data subject key, e.g. customer")
+@click.option("--data-subject", required=True, help="data subject key, e.g. customer")
 @pass_context
 def check_command(
     context: "Context",
@@ -58,18 +58,21 @@ def check_command(
     purpose: str,
     categories: tuple[str, ...],
     destination: str | None,
-    data_subject: str | None,
+    data_subject: str,
 ) -> None:
     """Ask the guard as an integration would; prints the decision JSON, exit 0 allowed, 1 denied.
 
     The decision is logged like any other, with the caller `cli:<os user>`. It reads the registry straight
     from the database (a CLI run has no snapshot to go stale).
     """
-    payload: dict[str, Any] = {"recipient": recipient, "purpose": purpose, "data_categories": list(categories)}
+    payload: dict[str, Any] = {
+        "recipient": recipient,
+        "purpose": purpose,
+        "data_categories": list(categories),
+        "data_subject": data_subject,
+    }
     if destination is not None:
         payload["destination"] = destination
-    if data_subject is not None:
-        payload["data_subject"] = data_subject
     parsed = parse_share_request(payload)
     if isinstance(parsed, list):
         for error in parsed:

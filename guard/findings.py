@@ -1,8 +1,9 @@
 """Registry-wide findings (issue 3, item 6): the guard's rules run over every active party, without a request.
 
 A finding is what would block every share to a party today — no agreement in force, an expired one, a dpa
-without its Art. 28(3) clauses, a place or a sub-processor outside the EU/EEA, an unapproved
-sub-processor. The rules are ``guard.policy.evaluate_party``; this module only builds the snapshot and
+without its Art. 28(3) clauses or permitting transfers outside the EU/EEA, a place or a sub-processor outside
+the EU/EEA, an unapproved or objected sub-processor — or an agreement in force covering a purpose the
+controller does not publish. The rules are ``guard.policy.evaluate_party``; this module only builds the snapshot and
 lists what the rules say, so the findings and the guard's decisions can never disagree.
 
 The snapshot is built from a registry document (DESIGN §3) both for a file (``registry check --file``,
@@ -44,7 +45,14 @@ def _party_view(party: PartyIn) -> PartyView:
         active=party.active,
         locations=tuple(LocationView(territory=loc.territory, kind=loc.kind) for loc in party.locations),
         sub_processors=tuple(
-            SubProcessorLinkView(party=s.party, approved_on=s.approved_on, objection_deadline=s.objection_deadline)
+            SubProcessorLinkView(
+                party=s.party,
+                approved_on=s.approved_on,
+                objection_deadline=s.objection_deadline,
+                authorisation=s.authorisation,
+                notified_on=s.notified_on,
+                objected_on=s.objected_on,
+            )
             for s in party.sub_processors
         ),
     )
@@ -55,10 +63,12 @@ def snapshot_from_document(doc: RegistryDocument, *, ruleset: str = DOCUMENT_RUL
     agreements_by_party: dict[str, list[AgreementView]] = {}
     for agreement in doc.agreements:
         agreements_by_party.setdefault(agreement.party, []).append(AgreementView.of(agreement, agreement.party))
+    published = doc.controller.published_purposes
     return Snapshot(
         parties=MappingProxyType({p.key: _party_view(p) for p in doc.parties}),
         agreements_by_party=MappingProxyType({k: tuple(v) for k, v in agreements_by_party.items()}),
         ruleset=ruleset,
+        published_purposes=None if published is None else frozenset(published),
     )
 
 

@@ -28,6 +28,33 @@ Choices made where the design is silent (each one fails closed):
   gets ``NO_AGREEMENT``.
 - ``evaluate_party`` does not ask a sub-processor for its own agreement with the controller (Art. 28(4)
   binds it through its processor), but a dpa it does have is still checked for its clauses.
+
+Choices the legal review of issue 21 confirmed (each defensible under the GDPR and Offix's promise that no
+personal data leaves the EU/EEA):
+
+- Svalbard is outside: the EEA Agreement does not apply to it (Protocol 40), and ``SJ`` names Svalbard and Jan
+  Mayen with one code, so ``SJ`` is outside; only ``NO-22`` (Jan Mayen alone) is inside.
+- Adequacy never opens a share: an Art. 45 decision makes a transfer lawful, but Offix promises no transfer at
+  all, so a territory outside the EEA blocks whatever the Commission decided about it.
+- A pending sub-processor blocks its whole processor: the processor may not engage it before authorisation
+  (Art. 28(2)), and the guard cannot tell which shares the processor routes through it, so every share to the
+  processor waits.
+- An establishment outside the EEA blocks even when the data stays inside: a party established there is subject
+  to its own country's access laws over data it holds anywhere, and remote access from there is a transfer.
+- An agreement that permits transfers outside the EEA blocks (``AGREEMENT_PERMITS_TRANSFER``), even when no
+  location is outside today: Art. 28(3)(a) makes the transfer instruction part of the contract, and the contract
+  lets the processor transfer without asking again. The same for a sub-processor's own dpa in force.
+- A party of category ``authority`` is an authority whatever its role (``RECIPIENT_IS_AUTHORITY``); the registry
+  refuses the combination when written, this keeps rows written before that rule from failing open.
+- Sub-processor links (Art. 28(2)): a ``specific`` authorisation is in effect from ``approved_on``; a ``general``
+  one from ``approved_on`` or from the day after the objection deadline passed without an objection, whichever
+  comes first. An objected link blocks for good (``SUBPROCESSOR_OBJECTED``), even when also approved.
+- Published purposes: when the controller has published its purposes, a share for any other purpose is
+  ``PURPOSE_NOT_PUBLISHED``; a purpose entry of an agreement is published when it is equal to or under one of
+  them (an agreement covering ``marketing`` when only ``marketing.communications.email`` is published is a
+  finding). The check is a property of the request, so it is made even for an unknown recipient.
+- A territory and its ISO alias (``RE`` and ``FR-974``) are one place in every rule: the table gives both the
+  same status, and a recipient declaring either declares both (see ``territory_enclosures``).
 """
 
 from collections.abc import Iterable, Iterator, Mapping, Sequence
@@ -35,14 +62,35 @@ from dataclasses import dataclass, field
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
+from importlib.metadata import version
 from types import MappingProxyType
 from typing import Any, Protocol
 
 from fideslang import DEFAULT_TAXONOMY
 
-from guard.territory import TerritoryStatus, classify_territory, territory_ancestors, territory_name
+from guard.territory import (
+    TABLE_CHECKED_ON,
+    TerritoryStatus,
+    canonical_territory,
+    classify_territory,
+    territory_enclosures,
+    territory_name,
+)
 
 # --- Reference data -------------------------------------------------------------------------------------
+
+# The rules' own version: raised whenever a rule here changes an answer, so that the decision log tells decisions
+# before and after a rule change apart. The ruleset a decision carries is the policy's name, this, the territory
+# table's date and the taxonomy's version, then the registry revision the snapshot was built from.
+POLICY_VERSION = "rules-2026-11-28"
+FIDESLANG_VERSION = version("fideslang")
+RULES_VERSION = f"{POLICY_VERSION}.t{TABLE_CHECKED_ON}.fides{FIDESLANG_VERSION}"
+
+
+def ruleset_name(policy: str, registry_revision: int | str) -> str:
+    """``eea-only@rules-2026-11-28.t2026-11-28.fides3.1.4+r123``: made once per snapshot, never per check."""
+    return f"{policy}@{RULES_VERSION}+r{registry_revision}"
+
 
 ART28_CLAUSES: tuple[str, ...] = (
     "instructions",
@@ -140,6 +188,9 @@ class ReasonCode(StrEnum):
     DESTINATION_OUTSIDE_EEA = "DESTINATION_OUTSIDE_EEA"
     DESTINATION_UNDECLARED = "DESTINATION_UNDECLARED"
     TERRITORY_UNKNOWN = "TERRITORY_UNKNOWN"
+    AGREEMENT_PERMITS_TRANSFER = "AGREEMENT_PERMITS_TRANSFER"
+    SUBPROCESSOR_OBJECTED = "SUBPROCESSOR_OBJECTED"
+    PURPOSE_NOT_PUBLISHED = "PURPOSE_NOT_PUBLISHED"
     # Warnings: never block.
     AGREEMENT_EXPIRING = "AGREEMENT_EXPIRING"
 
@@ -158,6 +209,20 @@ class SubProcessorLinkView:
     party: str
     approved_on: date | None
     objection_deadline: date | None
+    authorisation: str = "specific"  # specific | general (Art. 28(2))
+    notified_on: date | None = None
+    objected_on: date | None = None
+
+    def in_effect_from(self) -> date | None:
+        """The first day the authorisation is in effect; None if it never is (yet). Objected: never."""
+        if self.objected_on is not None:
+            return None
+        if self.authorisation != "general":
+            return self.approved_on
+        starts = [] if self.approved_on is None else [self.approved_on]
+        if self.objection_deadline is not None:
+            starts.append(self.objection_deadline + timedelta(days=1))
+        return min(starts, default=None)
 
 
 @dataclass(frozen=True, slots=True)
@@ -278,6 +343,8 @@ class Snapshot:
     parties: Mapping[str, PartyView]
     agreements_by_party: Mapping[str, tuple[AgreementView, ...]]
     ruleset: str
+    # The purposes the controller's privacy policy publishes (taxonomy keys); None: not set, so not checked.
+    published_purposes: frozenset[str] | None = None
     # What each party's places and chain say (see `PlacesVerdict`), worked out the first time a check needs it:
     # a memo of a function of the frozen contents above, so it never changes an answer. Not worked out for all
     # parties up front, because a pathological registry (a chain thousands deep) would stall every reload.
@@ -291,10 +358,10 @@ class Snapshot:
 
     def places_of(self, party: PartyView) -> "PlacesVerdict":
         if self.parties.get(party.key) is not party:
-            return _places_verdict(party, self.parties)  # a party from elsewhere, checked against this registry
+            return _places_verdict(party, self)  # a party from elsewhere, checked against this registry
         verdict = self._places.get(party.key)
         if verdict is None:
-            verdict = self._places[party.key] = _places_verdict(party, self.parties)
+            verdict = self._places[party.key] = _places_verdict(party, self)
         return verdict
 
     def decision(self, request: "ShareRequest", today: date, *, expiring_within_days: int = 30) -> "Decision":
@@ -342,10 +409,15 @@ class Reason:
 
 @dataclass(frozen=True, slots=True)
 class HeldReason:
-    """A reason that holds until a day (a sub-processor approved only from then), or always (`until` None)."""
+    """A reason that holds from a day (`since`; None: from always) until a day (`until`, exclusive; None: for
+    ever): a sub-processor approved only from a day, a sub-processor's dpa in force for its term."""
 
     reason: Reason
     until: date | None = None
+    since: date | None = None
+
+    def holds_on(self, day: date) -> bool:
+        return (self.since is None or self.since <= day) and (self.until is None or day < self.until)
 
 
 @dataclass(frozen=True, slots=True)
@@ -357,10 +429,13 @@ class PlacesVerdict:
 
     own: tuple[Reason, ...]
     chain: tuple[HeldReason, ...]
-    declared: frozenset[str]  # the party's own territories (establishment and locations), for the destination
+    declared: frozenset[str]  # the party's own territories (establishment and locations), for the message
+    # The same territories in their canonical spelling (`canonical_territory`), which a destination's
+    # `territory_enclosures` are compared with.
+    declared_places: frozenset[str] = frozenset()
 
     def chain_reasons(self, day: date) -> list[Reason]:
-        return [held.reason for held in self.chain if held.until is None or day < held.until]
+        return [held.reason for held in self.chain if held.holds_on(day)]
 
 
 @dataclass(frozen=True, slots=True)
@@ -406,12 +481,14 @@ class _Coverage:
 
     @property
     def reasons_against(self) -> int:
-        """How many reasons the agreement would give: one per gap, and one if a dpa lacks clauses."""
+        """How many reasons the agreement would give: one per gap, one if a dpa lacks clauses, and one if it
+        permits transfers outside the EEA."""
         return (
             len(self.uncovered_categories)
             + self.purpose_uncovered
             + self.subject_uncovered
             + bool(self.missing_clauses)
+            + self.agreement.transfers_outside_eea_permitted
         )
 
 
@@ -446,6 +523,26 @@ def _preference(coverage: _Coverage) -> tuple[int, int, int, int, str]:
 
 def _label(party: PartyView) -> str:
     return f"{party.name} ({party.key})"
+
+
+def is_authority(party: PartyView) -> bool:
+    """An authority by role or by category: a row filed as category authority with another role (refused when
+    written since issue 21, but possibly stored before) must not fail open."""
+    return party.role == "authority" or party.category == "authority"
+
+
+def _permits_transfer_reason(
+    party: PartyView, agreement: AgreementView, chain: tuple[str, ...] | None = None
+) -> Reason:
+    whose = _label(party) if chain is None else f"sub-processor {_label(party)}, in the chain {' → '.join(chain)}"
+    return Reason(
+        ReasonCode.AGREEMENT_PERMITS_TRANSFER,
+        f"Agreement {agreement.key} with {whose} permits transfers outside the EU/EEA "
+        "(transfers_outside_eea_permitted); the policy allows none (Art. 28(3)(a)).",
+        party=party.key,
+        agreement=agreement.key,
+        chain=chain,
+    )
 
 
 def _kind_name(kind: str) -> str:
@@ -500,7 +597,7 @@ def _agreement_findings(
 
     Returns the reasons against it (or against its absence) and the agreement chosen, if any.
     """
-    if party.role == "authority":
+    if is_authority(party):
         return [], None
     kind = REQUIRED_AGREEMENT_KIND.get(party.role)
     if kind is None:
@@ -546,6 +643,8 @@ def _agreement_findings(
     incomplete = _incomplete_reason(party, chosen)
     if incomplete is not None:
         reasons.append(incomplete)
+    if chosen.transfers_outside_eea_permitted:
+        reasons.append(_permits_transfer_reason(party, chosen))
     return reasons, chosen
 
 
@@ -684,20 +783,78 @@ def _territory_findings(party: PartyView, chain: tuple[str, ...] | None) -> list
     return reasons
 
 
-def _places_verdict(party: PartyView, parties: Mapping[str, PartyView]) -> PlacesVerdict:
+def _places_verdict(party: PartyView, snapshot: Snapshot) -> PlacesVerdict:
+    declared = frozenset(territory for _, territory in _places(party))
     return PlacesVerdict(
         own=tuple(_territory_findings(party, chain=None)),
-        chain=_chain_findings(party, parties),
-        declared=frozenset(territory for _, territory in _places(party)),
+        chain=_chain_findings(party, snapshot),
+        declared=declared,
+        declared_places=frozenset(canonical_territory(t) for t in declared),
     )
 
 
-def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> tuple[HeldReason, ...]:
+def _link_reason(link: SubProcessorLinkView, sub: PartyView, chain: tuple[str, ...]) -> HeldReason:
+    """The link's authorisation (Art. 28(2)) as a reason held until it takes effect, for ever if it never does."""
+    via = " → ".join(chain)
+    if link.objected_on is not None:
+        reason = Reason(
+            ReasonCode.SUBPROCESSOR_OBJECTED,
+            f"Sub-processor {_label(sub)}, in the chain {via}, was objected to on {link.objected_on.isoformat()}: "
+            "the processor may not engage it.",
+            party=sub.key,
+            chain=chain,
+        )
+        return HeldReason(reason)
+    starts = link.in_effect_from()
+    if link.authorisation == "general":
+        detail = "under a general authorisation,"
+        detail += " notified" if link.notified_on is None else f" notified on {link.notified_on.isoformat()}"
+        if starts is None:
+            detail += ", with no objection deadline and no approval recorded"
+        elif link.approved_on == starts:
+            detail += f", approved only from {starts.isoformat()}"
+        else:
+            assert link.objection_deadline is not None  # the only other start of a general authorisation
+            detail += f"; the objection deadline {link.objection_deadline.isoformat()} has not passed"
+    elif link.approved_on is None:
+        detail = "the change was notified but has not been approved"
+        if link.objection_deadline is not None:
+            detail += f" (objection deadline {link.objection_deadline.isoformat()})"
+    else:
+        detail = f"its approval takes effect only on {link.approved_on.isoformat()}"
+    reason = Reason(
+        ReasonCode.SUBPROCESSOR_UNAPPROVED,
+        f"Sub-processor {_label(sub)}, in the chain {via}, is not approved: {detail}.",
+        party=sub.key,
+        chain=chain,
+    )
+    return HeldReason(reason, until=starts)
+
+
+def _sub_processor_transfer_reasons(sub: PartyView, snapshot: Snapshot, chain: tuple[str, ...]) -> list[HeldReason]:
+    """A sub-processor's own dpa on file that permits transfers, held for the days it is in force."""
+    held: list[HeldReason] = []
+    for agreement in snapshot.agreements_by_party.get(sub.key, ()):
+        if agreement.kind != "dpa" or not agreement.transfers_outside_eea_permitted or agreement.signed_on is None:
+            continue
+        last_day = _last_day_in_force(agreement)
+        held.append(
+            HeldReason(
+                _permits_transfer_reason(sub, agreement, chain),
+                since=max(agreement.signed_on, agreement.effective_from),
+                until=None if last_day is None else last_day + timedelta(days=1),
+            )
+        )
+    return held
+
+
+def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReason, ...]:
     """Walk the sub-processor chain depth-first and return its reasons, an unapproved link's held until the
-    day its approval takes effect.
+    day its authorisation takes effect.
 
     Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it.
     """
+    parties = snapshot.parties
     reasons: list[HeldReason] = []
     visited = {recipient.key}
     stack: list[tuple[tuple[str, ...], Iterator[SubProcessorLinkView]]] = [
@@ -722,33 +879,25 @@ def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> t
             )
             reasons.append(HeldReason(reason))
             continue
-        # Every link gets its approval reason, held until the approval takes effect (for ever when there is none).
-        if link.approved_on is None:
-            detail = "the change was notified but has not been approved"
-            if link.objection_deadline is not None:
-                detail += f" (objection deadline {link.objection_deadline.isoformat()})"
-        else:
-            detail = f"its approval takes effect only on {link.approved_on.isoformat()}"
-        reason = Reason(
-            ReasonCode.SUBPROCESSOR_UNAPPROVED,
-            f"Sub-processor {_label(sub)}, in the chain {via}, is not approved: {detail}.",
-            party=sub.key,
-            chain=chain,
-        )
-        reasons.append(HeldReason(reason, until=link.approved_on))
+        # Every link gets its authorisation reason, held until it takes effect (for ever when it never does).
+        reasons.append(_link_reason(link, sub, chain))
         if sub.key in visited:
             continue
         visited.add(sub.key)
         reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
+        reasons.extend(_sub_processor_transfer_reasons(sub, snapshot, chain))
         stack.append((chain, iter(sub.sub_processors)))
     return tuple(reasons)
 
 
-def _is_declared(destination: str, declared: frozenset[str]) -> bool:
-    return destination in declared or any(a in declared for a in territory_ancestors(destination))
+def _is_declared(destination: str, declared_places: frozenset[str]) -> bool:
+    """Declared when the recipient declares the destination, an alias of it, or a place containing it."""
+    return not declared_places.isdisjoint(territory_enclosures(destination))
 
 
-def _destination_findings(destination: str, recipient: PartyView | None, declared: frozenset[str]) -> list[Reason]:
+def _destination_findings(
+    destination: str, recipient: PartyView | None, declared: frozenset[str], declared_places: frozenset[str]
+) -> list[Reason]:
     status = classify_territory(destination)
     if status is TerritoryStatus.UNKNOWN:
         message = _unknown_territory_message(destination, "the destination")
@@ -762,7 +911,7 @@ def _destination_findings(destination: str, recipient: PartyView | None, declare
                 territory=destination,
             )
         )
-    if recipient is not None and not _is_declared(destination, declared):
+    if recipient is not None and not _is_declared(destination, declared_places):
         reasons.append(
             Reason(
                 ReasonCode.DESTINATION_UNDECLARED,
@@ -778,7 +927,9 @@ def _destination_findings(destination: str, recipient: PartyView | None, declare
 # --- The request's own references ------------------------------------------------------------------
 
 
-def _request_findings(request: ShareRequest, categories: Sequence[str]) -> list[Reason]:
+def _request_findings(
+    request: ShareRequest, categories: Sequence[str], snapshot_published: frozenset[str] | None
+) -> list[Reason]:
     reasons = [
         Reason(
             ReasonCode.CATEGORY_UNKNOWN,
@@ -793,6 +944,18 @@ def _request_findings(request: ShareRequest, categories: Sequence[str]) -> list[
             Reason(
                 ReasonCode.PURPOSE_UNKNOWN,
                 f"'{request.purpose}' is not a purpose (data use) of the Fides taxonomy.",
+            )
+        )
+    if (
+        snapshot_published is not None
+        and request.purpose in KNOWN_PURPOSES
+        and not _covered_by_any(snapshot_published, request.purpose)
+    ):
+        reasons.append(
+            Reason(
+                ReasonCode.PURPOSE_NOT_PUBLISHED,
+                f"The purpose '{request.purpose}' is not among the purposes the controller's privacy policy "
+                f"publishes ({', '.join(sorted(snapshot_published))}).",
             )
         )
     if request.data_subject is not None and request.data_subject not in KNOWN_DATA_SUBJECTS:
@@ -828,6 +991,7 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
     warnings: list[Reason] = []
     chosen: AgreementView | None = None
     declared: frozenset[str] = frozenset()
+    declared_places: frozenset[str] = frozenset()
 
     if recipient is None:
         reasons.append(
@@ -846,7 +1010,7 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
                     party=recipient.key,
                 )
             )
-        if recipient.role == "authority":
+        if is_authority(recipient):
             reasons.append(
                 Reason(
                     ReasonCode.RECIPIENT_IS_AUTHORITY,
@@ -856,7 +1020,7 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
                 )
             )
 
-    reasons.extend(_request_findings(request, categories))
+    reasons.extend(_request_findings(request, categories, snapshot.published_purposes))
 
     if recipient is not None:
         agreement_reasons, chosen = _agreement_findings(
@@ -872,13 +1036,14 @@ def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_w
         reasons.extend(places.own)
         reasons.extend(places.chain_reasons(today))
         declared = places.declared
+        declared_places = places.declared_places
         if chosen is not None:
             warning = _lapse_warning(recipient, chosen, snapshot, request, today, expiring_within_days)
             if warning is not None:
                 warnings.append(warning)
 
     if request.destination is not None:
-        reasons.extend(_destination_findings(request.destination, recipient, declared))
+        reasons.extend(_destination_findings(request.destination, recipient, declared, declared_places))
 
     return Decision(
         allowed=not reasons,
@@ -897,4 +1062,30 @@ def evaluate_party(party: PartyView, snapshot: Snapshot, today: date) -> tuple[R
     """
     agreement_reasons, _ = _agreement_findings(party, snapshot, today, require=party.role != "sub_processor")
     places = snapshot.places_of(party)
-    return (*agreement_reasons, *places.own, *places.chain_reasons(today))
+    return (
+        *agreement_reasons,
+        *_unpublished_purpose_findings(party, snapshot, today),
+        *places.own,
+        *places.chain_reasons(today),
+    )
+
+
+def _unpublished_purpose_findings(party: PartyView, snapshot: Snapshot, today: date) -> list[Reason]:
+    """An agreement in force covering a purpose the controller does not publish: a share the guard would refuse
+    (``PURPOSE_NOT_PUBLISHED``) that the contract allows, so the contract or the privacy policy is wrong."""
+    published = snapshot.published_purposes
+    if published is None:
+        return []
+    return [
+        Reason(
+            ReasonCode.PURPOSE_NOT_PUBLISHED,
+            f"Agreement {agreement.key} with {_label(party)} covers the purpose '{purpose}', which the "
+            f"controller's privacy policy does not publish ({', '.join(sorted(published))}).",
+            party=party.key,
+            agreement=agreement.key,
+        )
+        for agreement in snapshot.agreements_by_party.get(party.key, ())
+        if agreement.in_force_on(today)
+        for purpose in agreement.purposes
+        if not _covered_by_any(published, purpose)
+    ]

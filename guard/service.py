@@ -39,8 +39,8 @@ class ShareRequestIn(BaseModel):
     recipient: Reference
     purpose: Reference
     data_categories: Annotated[list[Reference], Field(min_length=1, max_length=100)]
+    data_subject: Reference  # required (issue 21): a share of unknown subjects cannot be checked against Art. 28(3)
     destination: Reference | None = None
-    data_subject: Reference | None = None
 
 
 # The same rules as ShareRequestIn, for msgspec: it decodes and validates a well-formed body straight from its
@@ -54,8 +54,8 @@ class _FastShareRequest(msgspec.Struct, forbid_unknown_fields=True):
     recipient: _FastReference
     purpose: _FastReference
     data_categories: Annotated[list[_FastReference], msgspec.Meta(min_length=1, max_length=100)]
+    data_subject: _FastReference
     destination: _FastReference | None = None
-    data_subject: _FastReference | None = None
 
 
 _fast_one = msgspec.json.Decoder(_FastShareRequest)

@@ -15,7 +15,6 @@ import asyncio
 import contextlib
 import dataclasses
 import gc
-import hashlib
 import logging
 import math
 import time
@@ -31,7 +30,15 @@ from sqlalchemy import Executable, select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from guard.policy import AgreementRecord, AgreementView, LocationView, PartyView, Snapshot, SubProcessorLinkView
+from guard.policy import (
+    AgreementRecord,
+    AgreementView,
+    LocationView,
+    PartyView,
+    Snapshot,
+    SubProcessorLinkView,
+    ruleset_name,
+)
 from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
@@ -44,10 +51,12 @@ LISTENER_RETRY_SECONDS = 0.5
 
 
 async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
-    """Build the pure Snapshot from the tables in four queries.
+    """Build the pure Snapshot from the tables in a handful of queries.
 
-    The snapshot's ruleset is ``<ruleset>@<12 hex of a hash of its contents>``, so the ruleset reported with
-    a decision changes whenever the registry does, and two instances holding the same registry agree on it.
+    The snapshot's ruleset is ``<ruleset>@<rules version>+r<registry revision>`` (`ruleset_name`): it changes
+    whenever the rules or the registry do, two instances holding the same registry agree on it, and it is made
+    once here rather than on every check. Read it in the same transaction as the tables (the refresher reads
+    in one repeatable-read transaction), so the revision names exactly the rows read.
 
     The rows are read as plain columns, not ORM objects, and the views are built in a worker thread: with
     10,000 parties and 30,000 agreements, hydrating ORM objects and building the views on the event loop held
@@ -65,7 +74,19 @@ async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
         ),
     )
     agreements = await _all_rows(session, select(*_AGREEMENT_COLUMNS).order_by(col(Agreement.key)))
-    return await asyncio.to_thread(_build_snapshot, parties, locations, links, agreements, ruleset)
+    published = (
+        await session.execute(select(col(ControllerProfile.published_purposes)).where(col(ControllerProfile.id) == 1))
+    ).scalar()
+    revision = await registry_revision(session)
+    return await asyncio.to_thread(
+        _build_snapshot,
+        parties,
+        locations,
+        links,
+        agreements,
+        ruleset_name(ruleset, revision),
+        None if published is None else frozenset(published),
+    )
 
 
 # Rows fetched per round trip while a snapshot loads: each batch is a short turn on the event loop (30,000
@@ -91,6 +112,9 @@ _LINK_COLUMNS = (
     col(SubProcessorLink.sub_processor_id),
     col(SubProcessorLink.approved_on),
     col(SubProcessorLink.objection_deadline),
+    col(SubProcessorLink.authorisation),
+    col(SubProcessorLink.notified_on),
+    col(SubProcessorLink.objected_on),
 )
 # Every column AgreementView.of reads (the AgreementRecord protocol's attributes: a row answers them by name),
 # and the party's id.
@@ -106,6 +130,7 @@ def _build_snapshot(
     link_rows: Sequence[Any],
     agreement_rows: Sequence[Any],
     ruleset: str,
+    published_purposes: frozenset[str] | None = None,
 ) -> Snapshot:
     """The views of the table rows (read by column name; each sequence in the order the policy keeps)."""
     key_by_id = {p.id: p.key for p in parties}
@@ -119,6 +144,9 @@ def _build_snapshot(
                 party=key_by_id[link.sub_processor_id],
                 approved_on=link.approved_on,
                 objection_deadline=link.objection_deadline,
+                authorisation=link.authorisation,
+                notified_on=link.notified_on,
+                objected_on=link.objected_on,
             )
         )
     party_views = {
@@ -139,35 +167,11 @@ def _build_snapshot(
         party_key = key_by_id[row.party_id]
         agreements[party_key].append(AgreementView.of(row, party_key))
     agreements_by_party = {key: tuple(views) for key, views in agreements.items()}
-    digest = _content_digest(party_views, agreements_by_party)
-    return Snapshot(parties=party_views, agreements_by_party=agreements_by_party, ruleset=f"{ruleset}@{digest}")
-
-
-def _content_digest(parties: dict[str, PartyView], agreements: dict[str, tuple[AgreementView, ...]]) -> str:
-    """A stable hash of what the policy reads (repr of frozen dataclasses is deterministic, sets sorted)."""
-    hasher = hashlib.sha256()
-    for key in sorted(parties):
-        hasher.update(repr(parties[key]).encode())
-    for key in sorted(agreements):
-        for view in agreements[key]:
-            hasher.update(repr((view.key, sorted(view.clauses), *_fields_without_clauses(view))).encode())
-    return hasher.hexdigest()[:12]
-
-
-def _fields_without_clauses(view: AgreementView) -> tuple[Any, ...]:
-    return (
-        view.party,
-        view.kind,
-        view.signed_on,
-        view.effective_from,
-        view.expires_on,
-        view.terminated_on,
-        view.renewal,
-        view.notice_days,
-        view.data_categories,
-        view.purposes,
-        view.data_subjects,
-        view.transfers_outside_eea_permitted,
+    return Snapshot(
+        parties=party_views,
+        agreements_by_party=agreements_by_party,
+        ruleset=ruleset,
+        published_purposes=published_purposes,
     )
 
 

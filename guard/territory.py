@@ -14,7 +14,7 @@ from types import MappingProxyType
 
 import pycountry
 
-TABLE_CHECKED_ON = "2026-11-25"
+TABLE_CHECKED_ON = "2026-11-28"
 
 SOURCES: tuple[str, ...] = (
     "Treaty on European Union, Art. 52 (the member states) and Treaty on the Functioning of the European "
@@ -25,7 +25,10 @@ SOURCES: tuple[str, ...] = (
     "Saint-Barthélemy, Aruba, Curaçao, Sint Maarten, Bonaire, Saba, Sint Eustatius)",
     "Agreement on the European Economic Area, Art. 126 and Protocol 40 (Iceland, Liechtenstein and "
     "Norway; the Agreement does not apply to Svalbard)",
-    "ISO 3166-1 and ISO 3166-2 as shipped by the pycountry package (codes and subdivisions)",
+    "Protocol No 10 on Cyprus to the 2003 Act of Accession, Art. 1 (the acquis is suspended in the areas "
+    "of the Republic of Cyprus in which its Government does not exercise effective control)",
+    "ISO 3166-1 and ISO 3166-2 as shipped by the pycountry package (codes and subdivisions; an alpha-2 code "
+    "and the subdivision code ISO also gives the same place are aliases, see TERRITORY_ALIASES)",
 )
 
 # The 27 EU member states (Greece is GR in ISO 3166, never EL) and the EEA EFTA states.
@@ -105,8 +108,56 @@ OUTSIDE_EEA_NAMED_PARTS: Mapping[str, str] = MappingProxyType(
         "NL-BQ1": "Bonaire",
         "NL-BQ2": "Saba",
         "NL-BQ3": "Sint Eustatius",
+        # Protocol No 10 to the 2003 Act of Accession: the acquis is suspended where the Republic of Cyprus has no
+        # effective control. ISO's districts follow the Republic's map, not that line, so a district lying wholly
+        # (Keryneia) or mostly (Ammochostos) there is outside: fail closed. Lefkosia, Larnaka and the others lie
+        # mostly under the Republic's control and stay inside with Cyprus. The UK sovereign base areas (Akrotiri,
+        # Dhekelia) have no ISO code of their own. No other member state has a subdivision of this kind: the
+        # parts outside the customs or VAT territory (Mount Athos GR-69, Büsingen, Livigno, Heligoland) are
+        # inside the EU for data protection.
+        "CY-06": "Keryneia District (Protocol No 10 to the 2003 Act of Accession: not under the effective "
+        "control of the Republic of Cyprus, acquis suspended)",
+        "CY-04": "Ammochostos District (Protocol No 10 to the 2003 Act of Accession: mostly not under the "
+        "effective control of the Republic of Cyprus; outside, failing closed)",
     }
 )
+
+# Codes ISO gives for one place twice, as a country (alpha-2) and as a subdivision of another country: the same
+# place in every rule (status, and which destinations a declared territory declares). First the form used as the
+# canonical one. Both sides of every pair have the same status in the table above (a test holds them to it).
+TERRITORY_ALIASES: tuple[tuple[str, str], ...] = (
+    ("GP", "FR-971"),
+    ("MQ", "FR-972"),
+    ("GF", "FR-973"),
+    ("RE", "FR-974"),
+    ("YT", "FR-976"),
+    ("MF", "FR-MF"),
+    ("AX", "FI-01"),
+    ("PF", "FR-PF"),
+    ("NC", "FR-NC"),
+    ("WF", "FR-WF"),
+    ("TF", "FR-TF"),
+    ("PM", "FR-PM"),
+    ("BL", "FR-BL"),
+    ("AW", "NL-AW"),
+    ("CW", "NL-CW"),
+    ("SX", "NL-SX"),
+    ("BQ-BO", "NL-BQ1"),
+    ("BQ-SA", "NL-BQ2"),
+    ("BQ-SE", "NL-BQ3"),
+    ("AS", "US-AS"),
+    ("GU", "US-GU"),
+    ("MP", "US-MP"),
+    ("PR", "US-PR"),
+    ("UM", "US-UM"),
+    ("VI", "US-VI"),
+    ("HK", "CN-HK"),
+    ("MO", "CN-MO"),
+    ("TW", "CN-TW"),
+)
+# Places ISO codes as a subdivision of one country and as a part of an alpha-2 code shared with another place:
+# Svalbard and Jan Mayen are both inside SJ, so declaring SJ declares them (their statuses differ, SJ is outside).
+CONTAINED_IN: Mapping[str, str] = MappingProxyType({"NO-21": "SJ", "NO-22": "SJ"})
 
 
 class TerritoryStatus(StrEnum):
@@ -186,6 +237,48 @@ def classify_territory(code: str) -> TerritoryStatus:
 def is_inside_eea(code: str) -> bool:
     """Only a known code inside the EEA is inside; unknown codes fail closed."""
     return classify_territory(code) is TerritoryStatus.INSIDE_EEA
+
+
+@cache
+def _canonical_by_code() -> Mapping[str, str]:
+    return MappingProxyType({alias: canonical for canonical, alias in TERRITORY_ALIASES})
+
+
+@cache
+def _aliases_by_code() -> Mapping[str, tuple[str, ...]]:
+    aliases: dict[str, list[str]] = {}
+    for canonical, alias in TERRITORY_ALIASES:
+        aliases.setdefault(canonical, []).append(alias)
+        aliases.setdefault(alias, []).append(canonical)
+    return MappingProxyType({code: tuple(others) for code, others in aliases.items()})
+
+
+def canonical_territory(code: str) -> str:
+    """The one spelling the rules compare for a place ISO codes twice (``FR-974`` → ``RE``); else the code."""
+    return _canonical_by_code().get(code, code)
+
+
+@lru_cache(maxsize=8192)
+def territory_enclosures(code: str) -> frozenset[str]:
+    """Every place (canonical spelling) that contains ``code`` or is it: the code and its aliases, their parent
+    subdivisions and countries, and the alpha-2 codes they are part of. A destination is declared by a recipient
+    that declares any of them: declaring ``FR`` declares ``RE`` (alias of ``FR-974``), declaring ``RE`` declares
+    ``FR-974``."""
+    if not isinstance(code, str):
+        return frozenset()
+    seen: set[str] = set()
+    pending = [code]
+    while pending:
+        place = pending.pop()
+        if place in seen:
+            continue
+        seen.add(place)
+        pending.extend(_aliases_by_code().get(place, ()))
+        pending.extend(territory_ancestors(place))
+        container = CONTAINED_IN.get(place)
+        if container is not None:
+            pending.append(container)
+    return frozenset(canonical_territory(place) for place in seen)
 
 
 def territory_ancestors(code: str) -> tuple[str, ...]:

@@ -155,9 +155,14 @@ class LocationIn(Strict):
 
 
 class SubProcessorLinkIn(Strict):
+    """A processor's link to a sub-processor, with how it was authorised (Art. 28(2), DESIGN §2)."""
+
     party: Key
-    approved_on: Day | None = None
+    authorisation: Literal["specific", "general"] = "specific"
+    notified_on: Day | None = None
     objection_deadline: Day | None = None
+    approved_on: Day | None = None
+    objected_on: Day | None = None
 
 
 class Contact(Strict):
@@ -176,6 +181,16 @@ class PartyFields(Strict):
     sub_processors: Annotated[list[SubProcessorLinkIn], Field(max_length=200)] = []
     active: bool = True
     contact: Contact | None = None
+
+    @field_validator("category")
+    @classmethod
+    def _authority_category_needs_authority_role(cls, category: str, info: ValidationInfo) -> str:
+        """An authority filed with another role would be asked for an agreement and could be auto-allowed; the
+        guard treats it as an authority anyway, and the registry refuses the contradiction (issue 21)."""
+        role = info.data.get("role")
+        if category == "authority" and role is not None and role != "authority":
+            raise ValueError(f"category 'authority' requires role 'authority' (role is {role!r})")
+        return category
 
     @field_validator("locations")
     @classmethod
@@ -243,7 +258,8 @@ class AgreementFields(Strict):
     document: Document | None = None
     data_categories: Annotated[list[DataCategory], Field(min_length=1, max_length=100), AfterValidator(_unique)]
     purposes: Annotated[list[Purpose], Field(min_length=1, max_length=100), AfterValidator(_unique)]
-    data_subjects: Annotated[list[DataSubject], Field(max_length=50), AfterValidator(_unique)] = []
+    # Art. 28(3) requires the categories of data subjects in the contract; an agreement naming none covers no one.
+    data_subjects: Annotated[list[DataSubject], Field(min_length=1, max_length=50), AfterValidator(_unique)]
     clauses: Annotated[list[Clause], Field(max_length=8), AfterValidator(_unique)] = []
     transfers_outside_eea_permitted: bool = False
 
@@ -279,6 +295,11 @@ class ControllerIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     established_in: Territory
     timezone: Annotated[str, StringConstraints(max_length=64)] = "Europe/Stockholm"
+    # The purposes the privacy policy publishes (taxonomy keys); left out (null): not set, not checked. An empty
+    # list is refused rather than read as "publishes nothing", which would silently block every share.
+    published_purposes: (
+        Annotated[list[Purpose], Field(min_length=1, max_length=100), AfterValidator(_unique)] | None
+    ) = None
 
     @field_validator("timezone")
     @classmethod

@@ -62,7 +62,7 @@ async def load_pending_changes(session: AsyncSession, today: date) -> list[Pendi
             JOIN party p ON p.id = l.processor_id
             JOIN party s ON s.id = l.sub_processor_id
             JOIN agreement a ON a.party_id = p.id
-            WHERE l.approved_on IS NULL AND l.objection_deadline >= CAST(:today AS date)
+            WHERE l.approved_on IS NULL AND l.objected_on IS NULL AND l.objection_deadline >= CAST(:today AS date)
               AND p.active AND a.terminated_on IS NULL"""
         ),
         {"today": today},
@@ -169,7 +169,7 @@ async def _current_facts(
             text(
                 """SELECT s.id, s.key, s.name, l.objection_deadline FROM sub_processor_link l
                 JOIN party s ON s.id = l.sub_processor_id JOIN agreement a ON a.party_id = l.processor_id
-                WHERE a.id = :agreement AND s.id = :sub AND l.approved_on IS NULL
+                WHERE a.id = :agreement AND s.id = :sub AND l.approved_on IS NULL AND l.objected_on IS NULL
                   AND l.objection_deadline IS NOT NULL"""
             ),
             {"agreement": agreement_id, "sub": sub_processor_id},

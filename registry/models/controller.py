@@ -1,5 +1,7 @@
 """The data controller whose registry this is (one row)."""
 
+from sqlalchemy import Column, Text
+from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
 
@@ -10,3 +12,5 @@ class ControllerProfile(SQLModel, table=True):
     name: str = Field(max_length=200)
     established_in: str = Field(max_length=8)
     timezone: str = Field(default="Europe/Stockholm", max_length=64)
+    # The purposes (taxonomy keys) the privacy policy publishes; NULL: not set, so the guard does not check them.
+    published_purposes: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text), nullable=True))

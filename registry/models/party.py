@@ -48,6 +48,7 @@ class SubProcessorLink(SQLModel, table=True):
     __table_args__ = (
         UniqueConstraint("processor_id", "sub_processor_id", name="sub_processor_link_unique"),
         CheckConstraint("processor_id <> sub_processor_id", name="sub_processor_link_not_self"),
+        CheckConstraint("authorisation IN ('specific','general')", name="sub_processor_link_authorisation"),
     )
 
     id: int | None = Field(default=None, primary_key=True)
@@ -57,6 +58,11 @@ class SubProcessorLink(SQLModel, table=True):
     sub_processor_id: int = Field(
         sa_column=Column(Integer, ForeignKey("party.id", ondelete="RESTRICT"), nullable=False, index=True)
     )
-    approved_on: date | None = None
+    # Art. 28(2): a specific authorisation is in effect once approved; a general one once approved or once the
+    # objection deadline passed with no objection. An objected link never is.
+    authorisation: str = Field(default="specific", max_length=16)
+    notified_on: date | None = None
     objection_deadline: date | None = None
+    approved_on: date | None = None
+    objected_on: date | None = None
     position: int = 0

@@ -24,12 +24,32 @@ def party_document(party: Party, locations: list[Location], links: list[tuple[Su
         "org_number": party.org_number,
         "established_in": party.established_in,
         "locations": [{"territory": loc.territory, "kind": loc.kind} for loc in locations],
-        "sub_processors": [
-            {"party": key, "approved_on": link.approved_on, "objection_deadline": link.objection_deadline}
-            for link, key in links
-        ],
+        "sub_processors": [link_document(link, key) for link, key in links],
         "active": party.active,
         "contact": party.contact,
+    }
+
+
+def link_document(link: SubProcessorLink, party_key: str) -> dict[str, Any]:
+    """A sub-processor link as the registry document writes it (DESIGN §2: how it was authorised)."""
+    return {
+        "party": party_key,
+        "authorisation": link.authorisation,
+        "notified_on": link.notified_on,
+        "objection_deadline": link.objection_deadline,
+        "approved_on": link.approved_on,
+        "objected_on": link.objected_on,
+    }
+
+
+def link_columns(link: Any) -> dict[str, Any]:
+    """The columns of a validated link (`SubProcessorLinkIn`) other than its two ends and position."""
+    return {
+        "authorisation": link.authorisation,
+        "notified_on": link.notified_on,
+        "objection_deadline": link.objection_deadline,
+        "approved_on": link.approved_on,
+        "objected_on": link.objected_on,
     }
 
 
@@ -116,6 +136,9 @@ async def load_registry(session: AsyncSession) -> RegistryState:
                 "name": controller.name,
                 "established_in": controller.established_in,
                 "timezone": controller.timezone,
+                "published_purposes": (
+                    None if controller.published_purposes is None else list(controller.published_purposes)
+                ),
             }
             if controller
             else None

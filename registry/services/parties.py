@@ -1,6 +1,7 @@
 """Parties: create, read, list, update, deactivate, history."""
 
 from dataclasses import dataclass
+from datetime import date
 from typing import Any
 
 from sqlalchemy import Select, delete, func, insert, or_, select
@@ -13,7 +14,7 @@ from registry.models.base import utcnow
 from registry.schemas import PartyFields, PartyIn, PartyUpdate, could_be_key
 from registry.services import integrity
 from registry.services.common import Columns, change_record, finish_write, lock_registry_for_write
-from registry.services.documents import party_document, with_metadata
+from registry.services.documents import link_columns, party_document, with_metadata
 
 
 @dataclass(frozen=True)
@@ -152,8 +153,7 @@ class PartyService:
                     {
                         "processor_id": party_id,
                         "sub_processor_id": ids[link.party],
-                        "approved_on": link.approved_on,
-                        "objection_deadline": link.objection_deadline,
+                        **link_columns(link),
                         "position": i,
                     }
                     for i, link in enumerate(data.sub_processors)
@@ -205,6 +205,24 @@ class PartyService:
             self.session.add(change_record("party", key, "update", self.actor, before, after))
             await finish_write(self.session, f"party:{key}")
         return with_metadata(after, party)
+
+    async def decide_link(self, key: str, sub_processor: str, action: str, day: date, version: int) -> dict[str, Any]:
+        """Legal's answer to a sub-processor change (Art. 28(2)) in one step: ``approve`` records the approval
+        from `day` (and clears an objection), ``object`` records the objection on `day`. Goes through `update`,
+        so the version check, the history and the guard's reload are those of any party edit."""
+        if action not in ("approve", "object"):
+            raise RegistryValidationError([FieldError("action", "must be 'approve' or 'object'")])
+        current = await self.get(key)
+        links = current["sub_processors"]
+        if not any(link["party"] == sub_processor for link in links):
+            raise NotFoundError(f"party {key!r} has no sub-processor {sub_processor!r}")
+        decided = {"approved_on": day, "objected_on": None} if action == "approve" else {"objected_on": day}
+        document = {
+            **{k: v for k, v in current.items() if k not in ("key", "version", "created_at", "updated_at")},
+            "sub_processors": [{**link, **decided} if link["party"] == sub_processor else link for link in links],
+            "version": version,
+        }
+        return await self.update(key, PartyUpdate.model_validate(document))
 
     async def deactivate(self, key: str, version: int) -> dict[str, Any]:
         await lock_registry_for_write(self.session)

@@ -14,7 +14,7 @@ from registry.schemas import AgreementIn, PartyIn, RegistryDocument
 from registry.services import integrity
 from registry.services.agreements import agreement_columns
 from registry.services.common import change_record, finish_write, lock_registry_for_write
-from registry.services.documents import agreement_document, load_registry, party_document
+from registry.services.documents import agreement_document, link_columns, load_registry, party_document
 from registry.services.parties import party_columns
 
 
@@ -136,8 +136,7 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
         {
             "processor_id": party_ids[p.key],
             "sub_processor_id": party_ids[s.party],
-            "approved_on": s.approved_on,
-            "objection_deadline": s.objection_deadline,
+            **link_columns(s),
             "position": i,
         }
         for p in doc.parties
@@ -196,12 +195,7 @@ def _party_doc(party: PartyIn) -> dict[str, Any]:
     """The stored document form of a validated party, to compare with what the database holds."""
     links = [
         (
-            SubProcessorLink(
-                processor_id=0,
-                sub_processor_id=0,
-                approved_on=s.approved_on,
-                objection_deadline=s.objection_deadline,
-            ),
+            SubProcessorLink(processor_id=0, sub_processor_id=0, **link_columns(s)),
             s.party,
         )
         for s in party.sub_processors

@@ -22,10 +22,11 @@ CSRF_COOKIE = "registry_csrf"
 
 
 def _route_handlers() -> list[Any]:
+    from registry.ui.link_decisions import route_handlers as link_decisions
     from registry.ui.pages import route_handlers as pages
 
     static = create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False)
-    return [*pages, static]
+    return [*pages, *link_decisions, static]
 
 
 route_handlers: list[Any] = _route_handlers()

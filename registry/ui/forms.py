@@ -145,6 +145,7 @@ _FIELD_ADVICE: list[tuple[re.Pattern[str], re.Pattern[str], str]] = [
     (re.compile(r"^locations\[\d+\]\.territory$"), _EMPTY_CHOICE, "Enter the territory code, or empty the whole row."),
     (re.compile(r"^data_categories$"), _EMPTY_LIST, "Choose at least one data category."),
     (re.compile(r"^purposes$"), _EMPTY_LIST, "Choose at least one purpose."),
+    (re.compile(r"^data_subjects$"), _EMPTY_LIST, "Choose at least one data subject (Art. 28(3) names them)."),
 ]
 
 
@@ -230,13 +231,32 @@ def party_from_form(form: FormMultiDict) -> dict[str, Any]:
         for t, k in zip(_texts(form, "loc_territory"), _texts(form, "loc_kind"), strict=False)
         if t or k
     ]
+    parties = _texts(form, "sub_party")
+    rows = len(parties)
+
+    def column(name: str) -> list[str]:
+        # How each link was authorised (issue 21) rides along in hidden fields, so that saving the form keeps it;
+        # a form without them (an older page) leaves the defaults.
+        values = _texts(form, name)
+        return (values + [""] * rows)[:rows]
+
     links = [
-        {"party": p, "approved_on": a or None, "objection_deadline": d or None}
-        for p, a, d in zip(
-            _texts(form, "sub_party"),
-            _texts(form, "sub_approved_on"),
-            _texts(form, "sub_objection_deadline"),
-            strict=False,
+        {
+            "party": p,
+            "authorisation": authorisation or "specific",
+            "notified_on": notified or None,
+            "objection_deadline": d or None,
+            "approved_on": a or None,
+            "objected_on": objected or None,
+        }
+        for p, a, d, authorisation, notified, objected in zip(
+            parties,
+            column("sub_approved_on"),
+            column("sub_objection_deadline"),
+            column("sub_authorisation"),
+            column("sub_notified_on"),
+            column("sub_objected_on"),
+            strict=True,
         )
         if p or a or d
     ]

@@ -618,6 +618,7 @@ class UiController(Controller):
             ("recipient", "Choose the recipient."),
             ("purpose", "Choose the purpose of the share."),
             ("data_categories", "Choose at least one data category."),
+            ("data_subject", "Choose the data subject."),
         ):
             if not share[name]:
                 errors[name] = [message]

@@ -8,7 +8,7 @@ from datetime import date, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView
+from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView, SubProcessorLinkView
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
 
 EXPIRING_WITHIN_DAYS = 90
@@ -128,6 +128,21 @@ class ChainNode:
     places: list[Place]
     children: list["ChainNode"]
     repeated: bool = False  # a cycle or a party already shown higher up the chain
+    authorisation: str = "specific"
+    objected_on: date | None = None
+
+
+def link_in_effect(link: dict[str, Any], today: date) -> bool:
+    """Whether a link's authorisation is in effect today, by the guard's own rule (Art. 28(2), issue 21)."""
+    starts = SubProcessorLinkView(
+        party=link["party"],
+        approved_on=link.get("approved_on"),
+        objection_deadline=link.get("objection_deadline"),
+        authorisation=link.get("authorisation") or "specific",
+        notified_on=link.get("notified_on"),
+        objected_on=link.get("objected_on"),
+    ).in_effect_from()
+    return starts is not None and starts <= today
 
 
 def sub_processor_chain(
@@ -139,7 +154,7 @@ def sub_processor_chain(
     nodes = []
     for link in party["sub_processors"]:
         child = parties.get(link["party"])
-        approved = link["approved_on"] is not None and link["approved_on"] <= today
+        approved = link_in_effect(link, today)
         repeated = link["party"] in seen or link["party"] == key
         nodes.append(
             ChainNode(
@@ -152,6 +167,8 @@ def sub_processor_chain(
                 places=places_by_territory(child) if child else [],
                 children=[] if repeated else sub_processor_chain(link["party"], parties, today, seen | {key}),
                 repeated=repeated,
+                authorisation=link.get("authorisation") or "specific",
+                objected_on=link.get("objected_on"),
             )
         )
     return nodes
@@ -161,6 +178,6 @@ def unapproved_links(parties: dict[str, dict[str, Any]], today: date) -> list[di
     out = []
     for party in parties.values():
         for link in party["sub_processors"]:
-            if link["approved_on"] is None or link["approved_on"] > today:
+            if not link_in_effect(link, today):
                 out.append({"processor": party, "link": link})
     return out

@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from guard.policy import ReasonCode
+from guard.policy import RULES_VERSION, ReasonCode
 from registry.app import create_app
 from tests.conftest import load_document
 from tests.conftest import test_settings as settings_for
@@ -59,7 +59,13 @@ def dpa(key: str, party_key: str, *, clauses=ALL_CLAUSES, **extra):
 def registry_document(timezone: str = CONTROLLER_ZONE):
     today = controller_today()
     return {
-        "controller": {"name": "Offix AB", "established_in": "SE", "timezone": timezone},
+        "controller": {
+            "name": "Offix AB",
+            "established_in": "SE",
+            "timezone": timezone,
+            # What the cases below ask for (marketing.advertising: a purpose published but not covered).
+            "published_purposes": ["essential.service", "marketing.advertising"],
+        },
         "parties": [
             party(
                 "good-proc", locations=[{"territory": "SE", "kind": "storage"}, {"territory": "FI", "kind": "backup"}]
@@ -79,6 +85,32 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             party("us-host", "sub_processor", locations=[{"territory": "US", "kind": "storage"}]),
             party("pending-host", "sub_processor", established_in="DE"),
             party("tax-office", "authority"),
+            party("open-proc"),
+            party(
+                "objected-proc",
+                sub_processors=[
+                    {
+                        "party": "objected-host",
+                        "authorisation": "general",
+                        "notified_on": (today - timedelta(days=40)).isoformat(),
+                        "objection_deadline": (today - timedelta(days=10)).isoformat(),
+                        "objected_on": (today - timedelta(days=20)).isoformat(),
+                    }
+                ],
+            ),
+            party(
+                "general-proc",
+                sub_processors=[
+                    {
+                        "party": "objected-host",
+                        "authorisation": "general",
+                        "notified_on": (today - timedelta(days=40)).isoformat(),
+                        "objection_deadline": (today - timedelta(days=10)).isoformat(),
+                    }
+                ],
+            ),
+            party("objected-host", "sub_processor", established_in="DE"),
+            party("analytics-proc"),
         ],
         "agreements": [
             dpa("good-dpa", "good-proc"),
@@ -87,6 +119,10 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             dpa("thin-dpa", "thin-dpa-proc", clauses=["instructions", "confidentiality", "sub_processing"]),
             dpa("us-support-dpa", "us-support-proc"),
             dpa("chain-dpa", "chain-proc"),
+            dpa("open-dpa", "open-proc", transfers_outside_eea_permitted=True),
+            dpa("objected-dpa", "objected-proc"),
+            dpa("general-dpa", "general-proc"),
+            dpa("analytics-dpa", "analytics-proc", purposes=["analytics.reporting"]),
         ],
     }
 
@@ -121,6 +157,9 @@ CASES = [
     ({"recipient": "good-proc", "destination": "US"}, {"DESTINATION_OUTSIDE_EEA", "DESTINATION_UNDECLARED"}),
     ({"recipient": "good-proc", "destination": "DE"}, {"DESTINATION_UNDECLARED"}),
     ({"recipient": "good-proc", "destination": "UK"}, {"TERRITORY_UNKNOWN"}),
+    ({"recipient": "open-proc"}, {"AGREEMENT_PERMITS_TRANSFER"}),
+    ({"recipient": "objected-proc"}, {"SUBPROCESSOR_OBJECTED"}),
+    ({"recipient": "analytics-proc", "purpose": "analytics.reporting"}, {"PURPOSE_NOT_PUBLISHED"}),
 ]
 
 
@@ -197,6 +236,33 @@ async def test_a_covered_share_is_allowed_and_names_its_agreement(guard_client, 
     assert answer["reasons"] == []
     assert answer["warnings"] == []
     assert answer["agreement"] == "good-dpa"
+
+
+async def test_the_new_codes_of_issue_21_name_the_agreement_and_the_chain(guard_client, guard_headers):
+    [transfer] = (await check(guard_client, guard_headers, recipient="open-proc"))["reasons"]
+    assert (transfer["agreement"], transfer["party"]) == ("open-dpa", "open-proc")
+    [objected] = (await check(guard_client, guard_headers, recipient="objected-proc"))["reasons"]
+    assert (objected["party"], objected["chain"]) == ("objected-host", ["objected-proc", "objected-host"])
+
+
+async def test_a_general_authorisation_whose_objection_deadline_passed_without_objection_allows(
+    guard_client, guard_headers
+):
+    answer = await check(guard_client, guard_headers, recipient="general-proc")
+    assert (answer["allowed"], answer["reasons"]) == (True, [])
+
+
+async def test_a_request_without_a_data_subject_is_a_400_naming_it(guard_client, guard_headers):
+    body = {"recipient": "good-proc", "purpose": SHARE["purpose"], "data_categories": SHARE["data_categories"]}
+    response = await guard_client.post("/api/guard/check", json=body, headers=guard_headers)
+    assert response.status_code == 400
+    assert "data_subject" in response.json()["detail"]
+
+
+async def test_the_ruleset_names_the_rules_version_and_the_registry_revision(guard_client, guard_headers):
+    ruleset = (await check(guard_client, guard_headers, recipient="good-proc"))["ruleset"]
+    assert ruleset.startswith(f"eea-only@{RULES_VERSION}+r")
+    assert int(ruleset.rsplit("+r", 1)[1]) > 0
 
 
 async def test_an_agreement_about_to_expire_allows_with_a_warning(guard_client, guard_headers):

@@ -125,6 +125,7 @@ async def tick(page: Page, field: str, keys: list[str]) -> None:
 async def try_share(page: Page, base: str, recipient: str) -> str:
     await page.goto(f"{base}/ui/guard?recipient={recipient}")
     await page.get_by_label("Purpose").select_option("essential.service.operations")
+    await page.get_by_label("Data subject").select_option("customer")
     await tick(page, "data_categories", ["user.name", "user.contact.address"])
     await page.get_by_role("button", name="Ask the guard").click()
     return await page.locator("#h-result").inner_text()
@@ -181,6 +182,7 @@ async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
     await tick(page, "data_categories", ["user.name"])
     await expect(categories.locator(".chosen")).to_contain_text("user.contact, user.name")
     await tick(page, "purposes", ["essential.service.operations"])
+    await tick(page, "data_subjects", ["customer"])
     await shot(page, screenshots, "03-agreement-form")
     await page.get_by_role("button", name="Save").click()
     await expect(page.get_by_role("status")).to_have_text("Saved.")

@@ -366,10 +366,16 @@ async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(s
     assert answer["agreement"] == "nordfrakt-dpa-2024"
     denied = await asyncio.to_thread(
         run_cli, seeded_database, "guard", "check", "--recipient", "uppbordsverket", "--purpose", "legal",
-        "--category", "user.name",
+        "--category", "user.name", "--data-subject", "customer",
     )  # fmt: skip
     assert denied.exit_code == 1
     assert "RECIPIENT_IS_AUTHORITY" in {r["code"] for r in json.loads(denied.stdout)["reasons"]}
+    no_subject = await asyncio.to_thread(
+        run_cli, seeded_database, "guard", "check", "--recipient", "nordfrakt", "--purpose", "essential.service",
+        "--category", "user.name",
+    )  # fmt: skip
+    assert no_subject.exit_code == 2
+    assert "--data-subject" in no_subject.output
     engine = make_engine(seeded_database, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session:
@@ -386,8 +392,9 @@ async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(s
 
 async def test_guard_check_on_the_command_line_rejects_a_structurally_bad_request(seeded_database):
     result = await asyncio.to_thread(
-        run_cli, seeded_database, "guard", "check", "--recipient", "n" * 201, "--purpose", "x", "--category", "y"
-    )
+        run_cli, seeded_database, "guard", "check", "--recipient", "n" * 201, "--purpose", "x", "--category", "y",
+        "--data-subject", "customer",
+    )  # fmt: skip
     assert result.exit_code == 2
     assert "recipient" in result.stderr
 

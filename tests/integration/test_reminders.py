@@ -366,6 +366,29 @@ async def test_a_sub_processor_change_awaiting_approval_reminds_before_its_objec
     assert all(o.status == "sent" for o in outcomes)
 
 
+async def test_a_sub_processor_change_already_objected_to_sends_no_objection_reminder(
+    database: str, smtp: SmtpServer
+) -> None:
+    doc = seed_document()
+    for party in doc["parties"]:
+        if party["key"] == "kvarnberg":
+            party["sub_processors"].append(
+                {
+                    "party": "fjordvault",
+                    "authorisation": "general",
+                    "objection_deadline": (TODAY + timedelta(days=7)).isoformat(),
+                    "objected_on": (TODAY - timedelta(days=1)).isoformat(),
+                }
+            )
+    await load_document(database, doc)
+    instance = Instance(database)
+    try:
+        result, _ = await run_reminders(instance.sessionmaker, mail_settings(database, smtp), today=TODAY)
+    finally:
+        await instance.close()
+    assert [d for d in result.due if d.kind == "objection_deadline"] == []
+
+
 async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_controllers_timezone(database: str) -> None:
     from litestar.testing import AsyncTestClient
 

@@ -313,6 +313,7 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
             ("owner_email", "legal@offix.example"),
             ("data_categories", "user.name"),
             ("purposes", "essential.service.operations"),
+            ("data_subjects", "customer"),
             *[("clauses", c) for c in ALL_CLAUSES],
         ],
     )
@@ -421,7 +422,7 @@ async def test_try_a_share_shows_every_reason_of_a_denial(seeded_client: Any) ->
             ("data_categories", "user.name"),
             ("data_categories", "user.health_and_medical"),
             ("destination", "US"),
-            ("data_subject", ""),
+            ("data_subject", "customer"),
         ],
     )
     assert response.status_code == 200
@@ -440,7 +441,12 @@ async def test_a_share_holding_a_nul_character_is_a_form_error_and_is_not_logged
         seeded_client,
         "/ui/guard",
         "/ui/guard",
-        [("recipient", "kvarn\x00berg"), ("purpose", "essential.service"), ("data_categories", "user.name")],
+        [
+            ("recipient", "kvarn\x00berg"),
+            ("purpose", "essential.service"),
+            ("data_categories", "user.name"),
+            ("data_subject", "customer"),
+        ],
     )
     assert response.status_code == 400
     assert "NUL character" in response.text
@@ -454,7 +460,12 @@ async def test_a_decision_log_page_far_past_the_end_is_empty_not_an_error(seeded
         seeded_client,
         "/ui/guard",
         "/ui/guard",
-        [("recipient", "kvarnberg"), ("purpose", "essential.service"), ("data_categories", "user.name")],
+        [
+            ("recipient", "kvarnberg"),
+            ("purpose", "essential.service"),
+            ("data_categories", "user.name"),
+            ("data_subject", "customer"),
+        ],
     )
     response = await seeded_client.get("/ui/decisions?offset=99999999999999999999")
     assert response.status_code == 200, response.text

@@ -158,7 +158,8 @@ def test_the_reason_codes_are_exactly_those_of_the_design_plus_the_expiry_warnin
         "AGREEMENT_INCOMPLETE", "CATEGORY_NOT_COVERED", "PURPOSE_NOT_COVERED", "SUBJECT_NOT_COVERED",
         "CATEGORY_UNKNOWN", "PURPOSE_UNKNOWN", "SPECIAL_CATEGORY", "LOCATION_OUTSIDE_EEA",
         "SUBPROCESSOR_OUTSIDE_EEA", "SUBPROCESSOR_UNAPPROVED", "DESTINATION_OUTSIDE_EEA",
-        "DESTINATION_UNDECLARED", "TERRITORY_UNKNOWN", "AGREEMENT_EXPIRING",
+        "DESTINATION_UNDECLARED", "TERRITORY_UNKNOWN", "AGREEMENT_PERMITS_TRANSFER", "SUBPROCESSOR_OBJECTED",
+        "PURPOSE_NOT_PUBLISHED", "AGREEMENT_EXPIRING",
     }  # fmt: skip
 
 
@@ -344,6 +345,26 @@ SINGLE_REASON_CASES = [
         snapshot(nordfrakt(), molnhall(established_in="XK"), agreements=(agreement(),)),
         {"TERRITORY_UNKNOWN"},
         id="sub-processor territory unknown",
+    ),
+    pytest.param(
+        request(),
+        clean_snapshot(agreements=(agreement(transfers_outside_eea_permitted=True),)),
+        {"AGREEMENT_PERMITS_TRANSFER"},
+        id="agreement permits transfers outside the eea",
+    ),
+    pytest.param(
+        request(),
+        snapshot(
+            party(subs=(replace(link("molnhall"), objected_on=YESTERDAY),)), molnhall(), agreements=(agreement(),)
+        ),
+        {"SUBPROCESSOR_OBJECTED"},
+        id="sub-processor objected",
+    ),
+    pytest.param(
+        request(),
+        replace(clean_snapshot(), published_purposes=frozenset({"marketing.communications.email"})),
+        {"PURPOSE_NOT_PUBLISHED"},
+        id="purpose not published",
     ),
 ]
 
@@ -688,7 +709,7 @@ def test_an_agreement_permitting_transfers_outside_the_eea_does_not_open_a_share
     recipient = nordfrakt(locations=(("US", "storage"),))
     permissive = agreement(transfers_outside_eea_permitted=True)
     decision = decide(request(destination="US"), snapshot(recipient, molnhall(), agreements=(permissive,)), TODAY)
-    assert codes(decision) == {"LOCATION_OUTSIDE_EEA", "DESTINATION_OUTSIDE_EEA"}
+    assert codes(decision) == {"LOCATION_OUTSIDE_EEA", "DESTINATION_OUTSIDE_EEA", "AGREEMENT_PERMITS_TRANSFER"}
 
 
 # --- Expiry warnings ------------------------------------------------------------------------------------

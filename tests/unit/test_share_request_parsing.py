@@ -19,6 +19,7 @@ from registry.errors import FieldError
 from tests.conftest import SEED_ALLOWED_SHARE
 
 FIELDS = (*SEED_ALLOWED_SHARE, "extra")
+REQUIRED = ("recipient", "purpose", "data_categories", "data_subject")
 
 
 VALID_TEXTS = ("nordfrakt", "x" * 200, "\U0001f600" * 200, "ok\n", "Ålesund")  # lengths count characters
@@ -41,7 +42,7 @@ def random_document(rng: random.Random) -> dict[str, object]:
     for name in FIELDS:
         if rng.random() < (0.75 if name != "extra" else 0.03):
             document[name] = categories(rng) if name == "data_categories" else text(rng)
-        elif name in ("recipient", "purpose", "data_categories") and rng.random() < 0.9:
+        elif name in REQUIRED and rng.random() < 0.9:
             document[name] = SEED_ALLOWED_SHARE[name]
     return document
 
@@ -90,8 +91,18 @@ def test_a_body_sent_twice_the_same_key_is_read_as_json_reads_it_the_last_value_
 
 def test_a_well_formed_body_takes_the_fast_path():
     assert _fast_one.decode(json.dumps(SEED_ALLOWED_SHARE).encode()).recipient == "nordfrakt"
-    required_only = {k: SEED_ALLOWED_SHARE[k] for k in ("recipient", "purpose", "data_categories")}
+    required_only = {k: SEED_ALLOWED_SHARE[k] for k in REQUIRED}
     assert _fast_one.decode(json.dumps(required_only).encode())
+
+
+@pytest.mark.parametrize("missing", REQUIRED)
+def test_a_body_missing_a_required_field_is_refused_by_both_parses_naming_it(missing):
+    body = {k: v for k, v in SEED_ALLOWED_SHARE.items() if k != missing}
+    raw = json.dumps(body).encode()
+    parsed = parse_share_request_body(raw)
+    assert isinstance(parsed, list)
+    assert [e.field for e in parsed] == [missing]
+    assert slow_path(raw) == parsed
 
 
 @pytest.mark.parametrize("seed", range(2))

@@ -35,10 +35,18 @@ def _named_ancestor_or_country_answer(code: str) -> TerritoryStatus:
 
 
 def test_the_table_names_its_sources_and_the_date_it_was_checked():
-    assert TABLE_CHECKED_ON == "2026-11-25"
+    assert TABLE_CHECKED_ON == "2026-11-28"
     joined = " ".join(SOURCES)
-    for source in ("Art. 355", "Agreement on the European Economic Area", "ISO 3166"):
+    for source in ("Art. 355", "Agreement on the European Economic Area", "Protocol No 10", "ISO 3166"):
         assert source in joined
+
+
+def test_the_cyprus_districts_outside_name_protocol_10_as_their_source():
+    for code in ("CY-06", "CY-04"):
+        assert "Protocol No 10 to the 2003 Act of Accession" in OUTSIDE_EEA_NAMED_PARTS[code]
+    assert any(source.startswith("Protocol No 10 on Cyprus") for source in SOURCES)
+    # No other Cypriot district is named: each takes the country's answer, inside.
+    assert {c for c in NAMED if c.startswith("CY-")} == {"CY-06", "CY-04"}
 
 
 def test_the_eea_is_the_eu_27_with_greece_as_gr_and_iceland_liechtenstein_norway():
@@ -137,6 +145,12 @@ def test_every_part_named_outside_is_outside(code):
         ("NL-AW", OUTSIDE),
         ("NL-BQ1", OUTSIDE),
         ("NL-BQ3", OUTSIDE),
+        # Protocol No 10: the districts of Cyprus wholly (Keryneia) or mostly (Ammochostos) outside the Republic's
+        # effective control are outside; the others stay with Cyprus.
+        ("CY-06", OUTSIDE),
+        ("CY-04", OUTSIDE),
+        ("CY-01", INSIDE),
+        ("CY-03", INSIDE),
         # Subdivisions not named take their country's answer
         ("SE-AB", INSIDE),
         ("FR-75C", INSIDE),
