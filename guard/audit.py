@@ -135,6 +135,14 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
         if compact.size != size or chain_hash != head_hash:
             raise CheckpointRefused(f"the log does not end at its head (entry {size})")
         checkpoint = Checkpoint(signer.name, size, compact.root(), chain_hash)
+        stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
+        if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
+            try:
+                if open_checkpoint(stored, signer.verifier) == checkpoint:
+                    return WrittenCheckpoint(checkpoint, stored, new=False)
+            except CheckpointError:
+                pass
+            raise CheckpointRefused(f"another checkpoint at size {size} is stored, not this key's or not this log's")
         note = signer.sign(checkpoint.body())
         await connection.execute(
             "INSERT INTO guard_checkpoint (size, root_hash, chain_hash, subtrees, note, created_at)"

@@ -56,7 +56,7 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> "Verifier":
-        parts = text.strip().split("+")
+        parts = text.strip().split("+", 2)  # (base64 may hold plus signs; the name and key ID do not)
         if len(parts) != 3 or not _NAME.match(parts[0]):
             raise CheckpointError("a verifier key reads <name>+<key id>+<base64 key>")
         name, hex_id, encoded = parts

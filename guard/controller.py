@@ -9,7 +9,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Response
 from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
@@ -213,7 +213,9 @@ class GuardController(Controller):
         return page(items, total, limit, offset)
 
     @get("/decisions/{decision_id:str}", opt=requires("registry:read"))
-    async def decision_receipt(self, db_session: NamedDependency[AsyncSession], decision_id: str) -> dict[str, Any]:
+    async def decision_receipt(
+        self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]
+    ) -> dict[str, Any]:
         """One logged decision with what a third party needs to check it against a signed checkpoint: the
         content its hash covers, its hashes and sequence, and an RFC 6962 inclusion proof to the latest
         checkpoint that covers it (`guard/receipt.py` verifies one with the log's public key)."""
