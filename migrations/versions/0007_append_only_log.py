@@ -38,14 +38,15 @@ BEGIN
 END
 $$
 """
+REFUSE_FN, FORWARD_FN = "guard_log_refuse_change", "guard_log_head_forward"
 TRIGGERS = [
-    ("guard_decision_no_change", "guard_decision", "BEFORE UPDATE OR DELETE", "ROW", "guard_log_refuse_change"),
-    ("guard_decision_no_truncate", "guard_decision", "BEFORE TRUNCATE", "STATEMENT", "guard_log_refuse_change"),
-    ("guard_decision_head_no_delete", "guard_decision_head", "BEFORE DELETE", "ROW", "guard_log_refuse_change"),
-    ("guard_decision_head_no_truncate", "guard_decision_head", "BEFORE TRUNCATE", "STATEMENT", "guard_log_refuse_change"),
-    ("guard_decision_head_forward", "guard_decision_head", "BEFORE UPDATE", "ROW", "guard_log_head_forward"),
-    ("guard_checkpoint_no_change", "guard_checkpoint", "BEFORE UPDATE OR DELETE", "ROW", "guard_log_refuse_change"),
-    ("guard_checkpoint_no_truncate", "guard_checkpoint", "BEFORE TRUNCATE", "STATEMENT", "guard_log_refuse_change"),
+    ("guard_decision_no_change", "guard_decision", "BEFORE UPDATE OR DELETE", "ROW", REFUSE_FN),
+    ("guard_decision_no_truncate", "guard_decision", "BEFORE TRUNCATE", "STATEMENT", REFUSE_FN),
+    ("guard_decision_head_no_delete", "guard_decision_head", "BEFORE DELETE", "ROW", REFUSE_FN),
+    ("guard_decision_head_no_truncate", "guard_decision_head", "BEFORE TRUNCATE", "STATEMENT", REFUSE_FN),
+    ("guard_decision_head_forward", "guard_decision_head", "BEFORE UPDATE", "ROW", FORWARD_FN),
+    ("guard_checkpoint_no_change", "guard_checkpoint", "BEFORE UPDATE OR DELETE", "ROW", REFUSE_FN),
+    ("guard_checkpoint_no_truncate", "guard_checkpoint", "BEFORE TRUNCATE", "STATEMENT", REFUSE_FN),
 ]
 
 
