@@ -22,7 +22,7 @@ import asyncpg
 import httpx
 
 from guard.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
-from guard.log import GENESIS_HASH, KnownCheckpoint, content_hash, entry_content
+from guard.log import ENTRIES_FROM, GENESIS_HASH, KnownCheckpoint, content_hash, record_content
 from guard.merkle import CompactRange, inclusion_proof, leaf_hash
 
 log = logging.getLogger(__name__)
@@ -54,31 +54,6 @@ def verifier_for(settings: Any) -> Verifier:
 
 
 # --- Writing ---------------------------------------------------------------------------------------------
-
-
-def _record_hash(record: asyncpg.Record, prev_hash: str) -> str:
-    """An entry's chain hash from its row as asyncpg reads it (JSON columns come as text)."""
-    content = entry_content(
-        seq=record["seq"],
-        decision_id=record["decision_id"],
-        decided_at=record["decided_at"],
-        caller=record["caller"],
-        recipient=record["recipient"],
-        request=json.loads(record["request"]),
-        allowed=record["allowed"],
-        reasons=json.loads(record["reasons"]),
-        warnings=json.loads(record["warnings"]),
-        agreement=record["agreement"],
-        ruleset=record["ruleset"],
-    )
-    return content_hash(content, prev_hash)
-
-
-_ENTRIES_AFTER = (
-    "SELECT seq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
-    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash"
-    " FROM guard_decision WHERE seq > $1 AND seq <= $2 ORDER BY seq"
-)
 
 
 async def _starting_point(connection: asyncpg.Connection, verifier: Verifier) -> tuple[CompactRange, str]:
@@ -124,10 +99,10 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
                 return WrittenCheckpoint(open_checkpoint(latest, signer.verifier), latest, new=False)
         expected = compact.size + 1
         async with connection.transaction():  # (a cursor needs one; this is a savepoint)
-            async for record in connection.cursor(_ENTRIES_AFTER, compact.size, size, prefetch=2000):
+            async for record in connection.cursor(ENTRIES_FROM, compact.size + 1, size, prefetch=2000):
                 if record["seq"] != expected or record["prev_hash"] != chain_hash:
                     raise CheckpointRefused(f"entry {expected} does not extend the chain (deleted or inserted)")
-                if _record_hash(record, chain_hash) != record["hash"]:
+                if content_hash(record_content(record), chain_hash) != record["hash"]:
                     raise CheckpointRefused(f"entry {expected} does not match its hash (edited)")
                 chain_hash = record["hash"]
                 compact.append(leaf_hash(bytes.fromhex(chain_hash)))
@@ -288,28 +263,11 @@ async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dic
     checkpoint and the RFC 6962 inclusion proof of the entry's leaf (leaf index = sequence - 1).
 
     Building the proof reads the chain hashes up to the checkpoint's size (32 bytes an entry)."""
-    record = await connection.fetchrow(
-        "SELECT seq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
-        " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash"
-        " FROM guard_decision WHERE decision_id = $1",
-        decision_id,
-    )
+    record = await connection.fetchrow(ENTRIES_FROM.replace("seq >= $1 AND seq <= $2", "decision_id = $1"), decision_id)
     if record is None:
         return None
     seq = int(record["seq"])
-    content = entry_content(
-        seq=seq,
-        decision_id=record["decision_id"],
-        decided_at=record["decided_at"],
-        caller=record["caller"],
-        recipient=record["recipient"],
-        request=json.loads(record["request"]),
-        allowed=record["allowed"],
-        reasons=json.loads(record["reasons"]),
-        warnings=json.loads(record["warnings"]),
-        agreement=record["agreement"],
-        ruleset=record["ruleset"],
-    )
+    content = record_content(record)
     document: dict[str, Any] = {
         "sequence": seq,
         "content": content,
