@@ -5,6 +5,9 @@ for the first) and ``hash = sha256(canonical JSON of its content + prev_hash)``;
 entries 1, 2, 3… without gaps, and ``guard_decision_head`` records the last ``seq`` and hash. Editing a
 row breaks its hash, deleting one leaves a gap (or a head that points past the end), inserting one
 breaks the sequence or the links: ``verify_log`` walks the chain in order and names the first bad entry.
+The database refuses UPDATE, DELETE and TRUNCATE of the log and any move of the head backwards (migration
+0007); what a superuser could still rewrite consistently, signed checkpoints kept outside the database catch
+(guard/checkpoint.py, guard/audit.py): ``verify_log`` holds the chain to each one's size, chain hash and root.
 
 Several instances append to the one chain. Within an instance, one writer task gathers the entries of
 concurrent requests and appends them together (group commit), so durability costs one commit per batch, not
