@@ -1,17 +1,33 @@
 """`registry guard …`: the decision log's verification and a guard check for operations."""
 
+import asyncio
 import getpass
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from datetime import datetime
-from typing import TYPE_CHECKING, Any
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, TypeVar
 
+import asyncpg
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.log import VerifyResult, append_decisions, verify_log
+from guard.audit import (
+    CheckpointRefused,
+    checkpoints_in_folder,
+    hand_to_witnesses,
+    signer_for,
+    signing_key_file,
+    stored_checkpoints,
+    verifier_for,
+    write_checkpoint,
+)
+from guard.checkpoint import CheckpointError, Verifier
+from guard.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
 from guard.service import decide_and_record, parse_share_request
 from guard.snapshot import POLICY_NAME, controller_timezone, load_snapshot
+from registry.db import asyncpg_dsn
 
 if TYPE_CHECKING:
     from registry.cli import Context
@@ -19,6 +35,7 @@ if TYPE_CHECKING:
 # registry/cli.py imports this module to add its commands; taking the Context through click's `obj` (set
 # by the `registry` group) instead of importing registry.cli here keeps the import one-way.
 pass_context = click.pass_obj
+T = TypeVar("T")
 
 
 @click.group("guard")
@@ -26,16 +43,108 @@ def guard_group() -> None:
     """The transfer guard: check a share, verify the decision log."""
 
 
+def _on_connection(context: "Context", work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on a plain asyncpg connection to the registry database (autocommit; `work` opens its own
+    transactions)."""
+
+    async def main() -> T:
+        connection = await asyncpg.connect(asyncpg_dsn(context.database_url), timeout=30)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def _verifier(context: "Context", public_key: str | None) -> Verifier | None:
+    """The log's public key: as given, else from the signing key file if there is one."""
+    if public_key is not None:
+        return Verifier.parse(public_key)
+    return verifier_for(context.settings) if signing_key_file(context.settings).exists() else None
+
+
 @guard_group.command("verify-log")
+@click.option(
+    "--checkpoints",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="a witness's folder of signed checkpoints to hold the log to (besides the stored ones)",
+)
+@click.option("--since-checkpoint", is_flag=True, help="verify only what came after the last checkpoint")
+@click.option("--public-key", default=None, help="the log's verifier key; default: from the signing key file")
 @pass_context
-def verify_log_command(context: "Context") -> None:
-    """Walk the hash chain; exit 1 naming the first edited, deleted or inserted entry."""
-    result: VerifyResult = context.run(verify_log)
+def verify_log_command(context: "Context", folder: Path | None, since_checkpoint: bool, public_key: str | None) -> None:
+    """Walk the hash chain and hold it to the signed checkpoints; exit 1 naming the first edited, deleted or
+    inserted entry, or the first checkpoint the log contradicts (truncated, or rewritten at or before N)."""
+    try:
+        verifier = _verifier(context, public_key)
+        if verifier is None and (folder is not None or since_checkpoint):
+            raise CheckpointError(
+                f"no signing key at {signing_key_file(context.settings)}: pass --public-key to check checkpoints"
+            )
+    except CheckpointError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    async def work(session: AsyncSession) -> VerifyResult:
+        known: list[KnownCheckpoint] = []
+        if verifier is not None:
+            known += await stored_checkpoints(await driver_connection(session), verifier)
+            if folder is not None:
+                known += checkpoints_in_folder(folder, verifier)
+        since = None
+        if since_checkpoint:
+            if not known:
+                raise CheckpointError("there is no checkpoint to start from")
+            since = max(known, key=lambda k: k.checkpoint.size)
+        return await verify_log(session, known, since=since)
+
+    try:
+        result: VerifyResult = context.run(work)
+    except CheckpointError as exc:
+        click.echo(f"log not verified: {exc}", err=True)
+        sys.exit(1)
     if result.ok:
         click.echo(result.describe())
         return
     click.echo(result.describe(), err=True)
     sys.exit(1)
+
+
+@guard_group.command("checkpoint")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write the checkpoint file here (default: REGISTRY_CHECKPOINT_DIR)",
+)
+@pass_context
+def checkpoint_command(context: "Context", folder: Path | None) -> None:
+    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
+    settings = context.settings
+    signer = signer_for(settings)
+    try:
+        written = _on_connection(context, lambda connection: write_checkpoint(connection, signer))
+    except CheckpointRefused as exc:
+        click.echo(f"checkpoint refused: {exc}", err=True)
+        sys.exit(1)
+    problems = asyncio.run(
+        hand_to_witnesses(written, folder or settings.checkpoint_dir, settings.checkpoint_witness_url)
+    )
+    click.echo(written.note, nl=False)
+    for problem in problems:
+        click.echo(f"warning: not handed over to {problem}", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@guard_group.command("public-key")
+@pass_context
+def public_key_command(context: "Context") -> None:
+    """Print the log's verifier key (C2SP signed-note form), creating the signing key on first use."""
+    click.echo(signer_for(context.settings).verifier.text())
 
 
 def _caller() -> str:
@@ -86,7 +195,7 @@ def check_command(
         answers, entries = decide_and_record(
             [parsed], snapshot, today, caller, expiring_within_days=context.settings.expiring_warning_days
         )
-        await append_decisions(session, entries)
+        (answers[0]["sequence"],) = await append_decisions(session, entries)
         return answers[0]
 
     answer = context.run(work)  # commits the log entry before the answer is printed

@@ -1,5 +1,6 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
+import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
@@ -8,18 +9,19 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
-from litestar.params import QueryParameter
+from litestar.params import FromPath, QueryParameter
 from litestar.response import Response
 from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.log import list_decisions
+from guard.audit import receipt
+from guard.log import driver_connection, list_decisions
 from guard.service import MAX_BODY_BYTES, check_share_batch_body, check_share_body, unavailable
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
-from registry.errors import FieldError, RegistryValidationError
+from registry.errors import FieldError, NotFoundError, RegistryValidationError
 
 RecipientFilter = Annotated[
     str | None, QueryParameter(max_length=200, pattern=WITHOUT_NUL, description="recipient party key")
@@ -76,6 +78,7 @@ class AnswerDocument(TypedDict):
     agreement: str | None
     ruleset: str
     decided_at: str
+    sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
 
 
 class ProblemDocument(TypedDict):
@@ -208,6 +211,22 @@ class GuardController(Controller):
             offset=offset,
         )
         return page(items, total, limit, offset)
+
+    @get("/decisions/{decision_id:str}", opt=requires("registry:read"))
+    async def decision_receipt(
+        self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]
+    ) -> dict[str, Any]:
+        """One logged decision with what a third party needs to check it against a signed checkpoint: the
+        content its hash covers, its hashes and sequence, and an RFC 6962 inclusion proof to the latest
+        checkpoint that covers it (`guard/receipt.py` verifies one with the log's public key)."""
+        try:
+            wanted = uuid.UUID(decision_id)
+        except ValueError:
+            raise RegistryValidationError([FieldError("decision_id", f"{decision_id[:64]!r} is not a UUID")]) from None
+        found = await receipt(await driver_connection(db_session), wanted)
+        if found is None:
+            raise NotFoundError(f"no logged decision {wanted}")
+        return found
 
 
 route_handlers: list[Any] = [GuardController]

@@ -5,6 +5,9 @@ for the first) and ``hash = sha256(canonical JSON of its content + prev_hash)``;
 entries 1, 2, 3… without gaps, and ``guard_decision_head`` records the last ``seq`` and hash. Editing a
 row breaks its hash, deleting one leaves a gap (or a head that points past the end), inserting one
 breaks the sequence or the links: ``verify_log`` walks the chain in order and names the first bad entry.
+The database refuses UPDATE, DELETE and TRUNCATE of the log and any move of the head backwards (migration
+0007); what a superuser could still rewrite consistently, signed checkpoints kept outside the database catch
+(guard/checkpoint.py, guard/audit.py): ``verify_log`` holds the chain to each one's size, chain hash and root.
 
 Several instances append to the one chain. Within an instance, one writer task gathers the entries of
 concurrent requests and appends them together (group commit), so durability costs one commit per batch, not
@@ -30,6 +33,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from guard.checkpoint import Checkpoint
+from guard.merkle import CompactRange, leaf_hash
 from registry.models.decision import GuardDecision, GuardDecisionHead
 
 log = logging.getLogger(__name__)
@@ -126,21 +131,31 @@ def content_hash(content: dict[str, Any], prev_hash: str) -> str:
     return hashlib.sha256(canonical_json(content) + prev_hash.encode()).hexdigest()
 
 
-def _row_hash(row: GuardDecision, prev_hash: str) -> str:
-    content = entry_content(
-        seq=row.seq,
-        decision_id=row.decision_id,
-        decided_at=row.decided_at,
-        caller=row.caller,
-        recipient=row.recipient,
-        request=row.request,
-        allowed=row.allowed,
-        reasons=row.reasons,
-        warnings=row.warnings,
-        agreement=row.agreement,
-        ruleset=row.ruleset,
+_decode = msgspec.json.decode
+
+# The walk reads rows with asyncpg, JSON columns as text: building ORM objects cost ten times the hashing.
+ENTRIES_FROM = (
+    "SELECT seq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
+    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash"
+    " FROM guard_decision WHERE seq >= $1 AND seq <= $2 ORDER BY seq"
+)
+
+
+def record_content(record: asyncpg.Record) -> dict[str, Any]:
+    """What an entry's hash covers, from its row as `ENTRIES_FROM` reads it."""
+    return entry_content(
+        seq=record["seq"],
+        decision_id=record["decision_id"],
+        decided_at=record["decided_at"],
+        caller=record["caller"],
+        recipient=record["recipient"],
+        request=_decode(record["request"]),
+        allowed=record["allowed"],
+        reasons=_decode(record["reasons"]),
+        warnings=_decode(record["warnings"]),
+        agreement=record["agreement"],
+        ruleset=record["ruleset"],
     )
-    return content_hash(content, prev_hash)
 
 
 # --- Appending ---------------------------------------------------------------------------------------
@@ -251,33 +266,39 @@ async def _append_after(
     return new_head if status == f"INSERT 0 {len(entries)}" else None
 
 
-async def _driver_connection(session: AsyncSession) -> asyncpg.Connection:
+async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     connection = await session.connection()
     raw = await connection.get_raw_connection()
     return raw.driver_connection
 
 
-async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> None:
-    """Append entries to the chain inside the caller's transaction; durable when it commits."""
+async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> list[int]:
+    """Append entries to the chain inside the caller's transaction; durable when it commits. Returns their
+    sequence numbers, in order."""
     if not entries:
-        return
+        return []
     # Through the session first: this also opens the session's transaction on the connection.
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DECISION_LOG_LOCK_ID})
-    await _append_holding_lock(await _driver_connection(session), entries)
+    head = await _append_holding_lock(await driver_connection(session), entries)
+    return list(range(head.seq - len(entries) + 1, head.seq + 1))
 
 
 class _Pending(NamedTuple):
     entry: DecisionEntry
-    done: asyncio.Future[None]  # settled once the entry is durable, or with the error that kept it from being
+    # Settled with the entry's sequence number once it is durable, or with the error that kept it from being.
+    done: asyncio.Future[int]
 
 
-def _settle(pendings: Sequence[_Pending], error: BaseException | None) -> None:
-    """Tell each request still waiting that its entry is durable (error None) or that it is not."""
+def _settle(pendings: Sequence[_Pending], error: BaseException | None, last_seq: int = 0) -> None:
+    """Tell each request still waiting that its entry is durable (error None; the batch's entries end at
+    `last_seq`) or that it is not."""
+    seq = last_seq - len(pendings)
     for pending in pendings:
+        seq += 1
         if pending.done.done():
             continue
         if error is None:
-            pending.done.set_result(None)
+            pending.done.set_result(seq)
         else:
             pending.done.set_exception(error)
 
@@ -338,8 +359,9 @@ class DecisionLogWriter:
                 self.locked_appends,
             )
 
-    async def append(self, entries: Sequence[DecisionEntry]) -> None:
-        """Return once every entry is committed; raise if the log could not be written."""
+    async def append(self, entries: Sequence[DecisionEntry]) -> list[int]:
+        """Return the entries' sequence numbers once every one is committed; raise if the log could not be
+        written. The writer learns them at commit, so answers carry them (receipts) at no extra round trip."""
         if self._task is None or self._task.done():
             raise RuntimeError("the decision log writer is not running")
         loop = asyncio.get_running_loop()
@@ -349,9 +371,8 @@ class DecisionLogWriter:
         # No timer per request (it would cost as much as the rest of the wait): the writer bounds every batch
         # by `append_timeout` and settles each future, written or failed, or fails them all if it ends.
         if len(pendings) == 1:
-            await pendings[0].done
-        else:
-            await asyncio.gather(*(p.done for p in pendings))
+            return [await pendings[0].done]
+        return list(await asyncio.gather(*(p.done for p in pendings)))
 
     async def _connected(self) -> asyncpg.Connection:
         if self._connection is None or self._connection.is_closed():
@@ -367,13 +388,14 @@ class DecisionLogWriter:
         if connection is not None:
             connection.terminate()
 
-    async def _write(self, entries: Sequence[DecisionEntry]) -> None:
+    async def _write(self, entries: Sequence[DecisionEntry]) -> ChainHead:
         connection = await self._connected()
         head = await _append_after(connection, entries, self._head) if self._head is not None else None
         if head is None:
             head = await _append_locked(connection, entries)
             self.locked_appends += 1
         self._head = head
+        return head
 
     async def _run(self) -> None:
         while True:
@@ -384,7 +406,7 @@ class DecisionLogWriter:
             # A request that went away meanwhile (its future cancelled) still has its entry written.
             try:
                 async with asyncio.timeout(self.append_timeout):
-                    await self._write([p.entry for p in batch])
+                    head = await self._write([p.entry for p in batch])
             except asyncio.CancelledError:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
@@ -395,7 +417,7 @@ class DecisionLogWriter:
                 continue
             self.commits += 1
             self.entries_written += len(batch)
-            _settle(batch, None)
+            _settle(batch, None, head.seq)
 
 
 # --- Reading -------------------------------------------------------------------------------------------
@@ -476,39 +498,105 @@ class VerifyResult:
         return f"log broken at {where}: {self.problem}"
 
 
-async def verify_log(session: AsyncSession) -> VerifyResult:
-    """Walk the chain in order and report the first entry that is edited, missing, or out of place."""
+@dataclass(frozen=True, slots=True)
+class KnownCheckpoint:
+    """A checkpoint whose signature has verified, and where it came from (for the report)."""
+
+    checkpoint: Checkpoint
+    source: str
+
+
+def _checkpoint_contradiction(
+    known: KnownCheckpoint, chain_hash: str, compact: CompactRange | None, entries: int
+) -> VerifyResult | None:
+    """The log at the checkpoint's size against the checkpoint: None when they agree."""
+    size = known.checkpoint.size
+    rewritten = f"rewritten at or before entry {size}: "
+    if chain_hash != known.checkpoint.chain_hash:
+        return VerifyResult(False, entries, size, None, rewritten + f"its chain hash differs from {known.source}'s")
+    if compact is not None and compact.root() != known.checkpoint.root_hash:
+        return VerifyResult(False, entries, size, None, rewritten + f"its Merkle root differs from {known.source}'s")
+    return None
+
+
+async def verify_log(
+    session: AsyncSession,
+    checkpoints: Sequence[KnownCheckpoint] = (),
+    *,
+    since: KnownCheckpoint | None = None,
+) -> VerifyResult:
+    """Walk the chain in order and report the first entry that is edited, missing, or out of place, or the
+    first checkpoint (already signature-checked) the log contradicts: shorter than it (truncated) or with
+    another chain hash or Merkle root at its size (rewritten).
+
+    With `since`, only what follows that checkpoint is walked: the entry at its size must carry its chain
+    hash, and the chain continues from there (Merkle roots are then not recomputed; the chain hash binds).
+    """
     expected_seq = 1
     prev_hash = GENESIS_HASH
     checked = 0
-    result = await session.stream(
-        select(GuardDecision).order_by(GuardDecision.seq).execution_options(yield_per=2000)  # type: ignore[arg-type]
+    # Full walks rebuild the Merkle tree as they go, to check each checkpoint's root too.
+    compact: CompactRange | None = CompactRange() if since is None else None
+    # Incremental walks hold the log only to checkpoints from `since` on (at its size, they must agree with it).
+    pending = sorted(
+        (k for k in checkpoints if since is None or (k.checkpoint.size >= since.checkpoint.size and k is not since)),
+        key=lambda k: k.checkpoint.size,
     )
-    async for row in result.scalars():
-        decision_id = str(row.decision_id)
-        if row.seq != expected_seq:
-            if row.seq > expected_seq:
-                problem = (
-                    f"entries {expected_seq}…{row.seq - 1} are missing (deleted)"
-                    if row.seq - 1 > expected_seq
-                    else f"entry {expected_seq} is missing (deleted)"
+    if since is not None:
+        size = since.checkpoint.size
+        if size > 0:
+            anchor = (
+                await session.execute(select(col(GuardDecision.hash)).where(col(GuardDecision.seq) == size))
+            ).scalar_one_or_none()
+            if anchor is None:
+                last = (await session.execute(select(func.max(col(GuardDecision.seq))))).scalar_one_or_none() or 0
+                return _truncated(since, int(last))
+            bad = _checkpoint_contradiction(since, anchor, None, size)
+            if bad is not None:
+                return bad
+        expected_seq, prev_hash, checked = size + 1, since.checkpoint.chain_hash, size
+    while pending and pending[0].checkpoint.size == checked:  # checkpoints of the empty log (or at `since`)
+        bad = _checkpoint_contradiction(pending.pop(0), prev_hash, compact, checked)
+        if bad is not None:
+            return bad
+    connection = await driver_connection(session)
+    async with connection.transaction():  # (a cursor needs one; a savepoint inside the session's)
+        async for row in connection.cursor(ENTRIES_FROM, expected_seq, 2**63 - 1, prefetch=2000):
+            seq = row["seq"]
+            if seq != expected_seq:
+                if seq > expected_seq:
+                    problem = (
+                        f"entries {expected_seq}…{seq - 1} are missing (deleted)"
+                        if seq - 1 > expected_seq
+                        else f"entry {expected_seq} is missing (deleted)"
+                    )
+                    return VerifyResult(False, checked, expected_seq, None, problem + f"; the chain resumes at {seq}")
+                return VerifyResult(
+                    False, checked, seq, str(row["decision_id"]), "sequence number out of order (inserted)"
                 )
-                return VerifyResult(False, checked, expected_seq, None, problem + f"; the chain resumes at {row.seq}")
-            return VerifyResult(False, checked, row.seq, decision_id, "sequence number out of order (inserted)")
-        if row.prev_hash != prev_hash:
-            return VerifyResult(
-                False,
-                checked,
-                row.seq,
-                decision_id,
-                "its link to the previous entry is broken (an entry was inserted, deleted or replaced)",
-            )
-        if _row_hash(row, prev_hash) != row.hash:
-            return VerifyResult(False, checked, row.seq, decision_id, "its content does not match its hash (edited)")
-        prev_hash = row.hash
-        expected_seq += 1
-        checked += 1
-    await result.close()
+            if row["prev_hash"] != prev_hash:
+                return VerifyResult(
+                    False,
+                    checked,
+                    seq,
+                    str(row["decision_id"]),
+                    "its link to the previous entry is broken (an entry was inserted, deleted or replaced)",
+                )
+            if content_hash(record_content(row), prev_hash) != row["hash"]:
+                return VerifyResult(
+                    False, checked, seq, str(row["decision_id"]), "its content does not match its hash (edited)"
+                )
+            prev_hash = row["hash"]
+            expected_seq += 1
+            checked += 1
+            if compact is not None:
+                compact.append(leaf_hash(bytes.fromhex(prev_hash)))
+            while pending and pending[0].checkpoint.size == checked:
+                bad = _checkpoint_contradiction(pending.pop(0), prev_hash, compact, checked)
+                if bad is not None:
+                    return bad
+    if pending:  # the log ends before a size a checkpoint signed: entries were cut off its end
+        return _truncated(pending[0], checked)
     head = (
         await session.execute(
             select(col(GuardDecisionHead.last_seq), col(GuardDecisionHead.last_hash)).where(
@@ -536,3 +624,13 @@ async def verify_log(session: AsyncSession) -> VerifyResult:
             "the log does not end where its head records (an entry was inserted or the head altered)",
         )
     return VerifyResult(True, checked)
+
+
+def _truncated(known: KnownCheckpoint, entries: int) -> VerifyResult:
+    return VerifyResult(
+        False,
+        entries,
+        entries + 1,
+        None,
+        f"truncated: the log ends at entry {entries}, but {known.source} was signed at size {known.checkpoint.size}",
+    )

@@ -1,11 +1,12 @@
-"""Guard runtime inside the app: the snapshot refresher and the decision-log writer, one of each per
-instance, started before the app serves and stopped after it stops."""
+"""Guard runtime inside the app: the snapshot refresher, the decision-log writer and the checkpoint
+publisher, one of each per instance, started before the app serves and stopped after it stops."""
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
+from guard.audit import CheckpointPublisher
 from guard.log import DecisionLogWriter
 from guard.snapshot import SnapshotRefresher
 from registry.db import asyncpg_dsn
@@ -21,12 +22,23 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         max_age_seconds=settings.snapshot_max_age_seconds,
         poll_seconds=settings.snapshot_poll_seconds,
     )
+    # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
+    publisher = (
+        CheckpointPublisher(asyncpg_dsn(settings.database_url), settings, settings.checkpoint_seconds)
+        if settings.checkpoint_seconds > 0
+        else None
+    )
     writer.start()
     await refresher.start()
+    if publisher is not None:
+        publisher.start()
     app.state.guard_log = writer
     app.state.guard_snapshots = refresher
+    app.state.guard_checkpoints = publisher
     try:
         yield
     finally:
+        if publisher is not None:
+            await publisher.stop()
         await refresher.stop()
         await writer.stop()

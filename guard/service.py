@@ -229,10 +229,12 @@ async def _decide_logged(state: State, requests: Sequence[ShareRequest], caller:
         expiring_within_days=state.settings.expiring_warning_days,
     )
     try:
-        await writer.append(entries)
+        sequences = await writer.append(entries)
     except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
         log.warning("decision log unavailable, answering 503: %s", exc)
         raise GuardUnavailable("the decision log cannot be written") from None
+    for body, sequence in zip(answers, sequences, strict=True):  # the receipt: where the entry is in the log
+        body["sequence"] = sequence
     return answers
 
 

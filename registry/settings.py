@@ -57,6 +57,18 @@ def _int_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
     return values
 
 
+def _path(name: str) -> Path | None:
+    raw = os.environ.get(name)
+    return Path(raw) if raw else None
+
+
+def _log_origin(origin: str) -> str:
+    """The checkpoints' origin line, also the signing key's name: no whitespace, no plus sign (signed-note)."""
+    if not origin or any(c.isspace() or c == "+" for c in origin):
+        raise SettingsError(f"REGISTRY_LOG_ORIGIN must have no spaces or plus signs, not {origin!r}")
+    return origin
+
+
 def normalise_database_url(url: str) -> str:
     """Accept `postgresql://` as users write it and hand SQLAlchemy the asyncpg dialect."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
@@ -76,6 +88,12 @@ class Settings:
     snapshot_max_age_seconds: float = 30.0
     snapshot_poll_seconds: float = 5.0
     decision_log_batch_max: int = 500
+    # Decision log checkpoints (guard/audit.py); the key file defaults to <data_dir>/log-signing.key
+    log_signing_key_file: Path | None = None
+    log_origin: str = "offix-registry/guard-decisions"
+    checkpoint_seconds: float = 300.0  # 0: none in the background (the CLI still writes them)
+    checkpoint_dir: Path | None = None
+    checkpoint_witness_url: str | None = None
     # Reminders
     scheduler_enabled: bool = True
     reminder_scan_time: str = "07:00"
@@ -112,6 +130,11 @@ class Settings:
             snapshot_max_age_seconds=_float("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", 30.0),
             snapshot_poll_seconds=_float("REGISTRY_SNAPSHOT_POLL_SECONDS", 5.0),
             decision_log_batch_max=_int("REGISTRY_DECISION_LOG_BATCH_MAX", 500, minimum=1),
+            log_signing_key_file=_path("REGISTRY_LOG_SIGNING_KEY_FILE"),
+            log_origin=_log_origin(os.environ.get("REGISTRY_LOG_ORIGIN") or cls.log_origin),
+            checkpoint_seconds=_float("REGISTRY_CHECKPOINT_SECONDS", 300.0),
+            checkpoint_dir=_path("REGISTRY_CHECKPOINT_DIR"),
+            checkpoint_witness_url=os.environ.get("REGISTRY_CHECKPOINT_WITNESS_URL") or None,
             scheduler_enabled=_bool("REGISTRY_SCHEDULER_ENABLED", True),
             reminder_scan_time=os.environ.get("REGISTRY_REMINDER_SCAN_TIME", "07:00"),
             reminder_days=_int_list("REGISTRY_REMINDER_DAYS", (90, 30, 7, 1)),

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, String
+from sqlalchemy import BigInteger, Column, Index, String, Text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -45,3 +45,20 @@ class GuardDecisionHead(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class GuardCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of the log (guard/checkpoint.py), as the service wrote and handed it to witnesses.
+
+    `subtrees` is the Merkle tree's compact range at `size` (hex, largest subtree first): the next checkpoint
+    extends it with the entries since instead of rehashing the whole log. It is checked against the signed root
+    before use, so an edited copy costs a full rebuild, never a wrong checkpoint."""
+
+    __tablename__ = "guard_checkpoint"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    chain_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    subtrees: list[str] = Field(sa_column=Column(JSONB, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=timestamp_column(nullable=False))

@@ -75,6 +75,25 @@ async def sql(url: str, statement: str) -> None:
         await connection.close()
 
 
+LOG_TABLES = ("guard_decision", "guard_decision_head", "guard_checkpoint")
+
+
+async def tamper(url: str, *statements: str) -> None:
+    """What a database superuser (or the tables' owner) can do: lift the append-only triggers, run the
+    statements, and put the triggers back, all in one transaction."""
+    connection = await asyncpg.connect(plain_url(url))
+    try:
+        async with connection.transaction():
+            for table in LOG_TABLES:
+                await connection.execute(f"ALTER TABLE {table} DISABLE TRIGGER USER")
+            for statement in statements:
+                await connection.execute(statement)
+            for table in LOG_TABLES:
+                await connection.execute(f"ALTER TABLE {table} ENABLE TRIGGER USER")
+    finally:
+        await connection.close()
+
+
 def run_cli(url: str, *args: str):
     """The `registry` command in-process (click's runner), in a thread: the CLI runs its own event loop."""
     return CliRunner().invoke(main, list(args), env={"REGISTRY_DATABASE_URL": plain_url(url)}, catch_exceptions=False)
@@ -227,8 +246,8 @@ async def test_an_empty_log_is_intact(database):
 
 async def test_an_edited_entry_is_named_as_the_first_bad_one(database):
     await write_entries(database, 6)
-    await sql(database, "UPDATE guard_decision SET allowed = NOT allowed WHERE seq = 3")
-    await sql(database, "UPDATE guard_decision SET caller = 'someone-else' WHERE seq = 5")
+    await tamper(database, "UPDATE guard_decision SET allowed = NOT allowed WHERE seq = 3")
+    await tamper(database, "UPDATE guard_decision SET caller = 'someone-else' WHERE seq = 5")
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 3
@@ -237,7 +256,7 @@ async def test_an_edited_entry_is_named_as_the_first_bad_one(database):
 
 async def test_an_edit_inside_the_json_of_an_entry_is_detected(database):
     await write_entries(database, 4)
-    await sql(
+    await tamper(
         database, """UPDATE guard_decision SET request = jsonb_set(request, '{recipient}', '"x"') WHERE seq = 2"""
     )
     result = await verify(database)
@@ -246,7 +265,7 @@ async def test_an_edit_inside_the_json_of_an_entry_is_detected(database):
 
 async def test_a_deleted_entry_is_named_as_the_first_bad_one(database):
     await write_entries(database, 6)
-    await sql(database, "DELETE FROM guard_decision WHERE seq = 4")
+    await tamper(database, "DELETE FROM guard_decision WHERE seq = 4")
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 4
@@ -255,7 +274,7 @@ async def test_a_deleted_entry_is_named_as_the_first_bad_one(database):
 
 async def test_deleting_the_newest_entries_is_detected(database):
     await write_entries(database, 6)
-    await sql(database, "DELETE FROM guard_decision WHERE seq >= 5")
+    await tamper(database, "DELETE FROM guard_decision WHERE seq >= 5")
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 5
@@ -302,7 +321,7 @@ async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_ne
             forged = content_hash(forged_content, row.prev_hash)
     finally:
         await engine.dispose()
-    await sql(database, f"UPDATE guard_decision SET allowed = NOT allowed, hash = '{forged}' WHERE seq = 2")
+    await tamper(database, f"UPDATE guard_decision SET allowed = NOT allowed, hash = '{forged}' WHERE seq = 2")
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 3
@@ -317,7 +336,7 @@ async def test_verify_log_exits_zero_on_an_intact_log_and_one_naming_the_entry_a
     intact = await asyncio.to_thread(run_cli, database, "guard", "verify-log")
     assert intact.exit_code == 0, intact.output
     assert "log intact: 5 entries" in intact.stdout
-    await sql(database, "UPDATE guard_decision SET ruleset = 'eea-only@other' WHERE seq = 2")
+    await tamper(database, "UPDATE guard_decision SET ruleset = 'eea-only@other' WHERE seq = 2")
     broken = await asyncio.to_thread(run_cli, database, "guard", "verify-log")
     assert broken.exit_code == 1
     assert "entry 2" in broken.stderr
@@ -325,7 +344,7 @@ async def test_verify_log_exits_zero_on_an_intact_log_and_one_naming_the_entry_a
 
 async def test_the_installed_registry_command_reports_a_deleted_entry(database):
     await write_entries(database, 3)
-    await sql(database, "DELETE FROM guard_decision WHERE seq = 2")
+    await tamper(database, "DELETE FROM guard_decision WHERE seq = 2")
     env = {**os.environ, "REGISTRY_DATABASE_URL": plain_url(database)}
     registry = Path(sys.executable).parent / "registry"
     completed = await asyncio.to_thread(

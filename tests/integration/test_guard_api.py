@@ -19,7 +19,16 @@ async def test_an_allowed_share_is_answered_with_the_contract_fields(seeded_clie
     response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard_headers)
     assert response.status_code == 200, response.text
     body = response.json()
-    assert set(body) == {"decision_id", "allowed", "reasons", "warnings", "agreement", "ruleset", "decided_at"}
+    assert set(body) == {
+        "decision_id",
+        "allowed",
+        "reasons",
+        "warnings",
+        "agreement",
+        "ruleset",
+        "decided_at",
+        "sequence",
+    }
     assert body["allowed"] is True
     assert body["reasons"] == []
     assert body["agreement"] == "nordfrakt-dpa-2024"
