@@ -692,13 +692,15 @@ def _places_verdict(party: PartyView, parties: Mapping[str, PartyView]) -> Place
     )
 
 
-def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> tuple[HeldReason, ...]:
-    """Walk the sub-processor chain depth-first and return its reasons, an unapproved link's held until the
-    day its approval takes effect.
+def walk_chain(
+    recipient: PartyView, parties: Mapping[str, PartyView]
+) -> Iterator[tuple[tuple[str, ...], SubProcessorLinkView, PartyView | None, bool]]:
+    """Every link of the sub-processor chain below `recipient`, depth-first, as (chain, link, sub-processor
+    or None when it is not in the registry, whether this is the first time the walk reaches it).
 
-    Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it.
+    Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it: a
+    sub-processor reached again is reported, but the walk does not go below it a second time.
     """
-    reasons: list[HeldReason] = []
     visited = {recipient.key}
     stack: list[tuple[tuple[str, ...], Iterator[SubProcessorLinkView]]] = [
         ((recipient.key,), iter(recipient.sub_processors))
@@ -711,6 +713,18 @@ def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> t
             continue
         chain = (*path, link.party)
         sub = parties.get(link.party)
+        first = sub is not None and sub.key not in visited
+        yield chain, link, sub, first
+        if sub is not None and first:
+            visited.add(sub.key)
+            stack.append((chain, iter(sub.sub_processors)))
+
+
+def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> tuple[HeldReason, ...]:
+    """Walk the sub-processor chain and return its reasons, an unapproved link's held until the day its
+    approval takes effect."""
+    reasons: list[HeldReason] = []
+    for chain, link, sub, first in walk_chain(recipient, parties):
         via = " → ".join(chain)
         if sub is None:
             reason = Reason(
@@ -736,11 +750,8 @@ def _chain_findings(recipient: PartyView, parties: Mapping[str, PartyView]) -> t
             chain=chain,
         )
         reasons.append(HeldReason(reason, until=link.approved_on))
-        if sub.key in visited:
-            continue
-        visited.add(sub.key)
-        reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
-        stack.append((chain, iter(sub.sub_processors)))
+        if first:
+            reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
     return tuple(reasons)
 
 

@@ -53,6 +53,7 @@ def agreement_columns(data: AgreementFields, party_id: int) -> dict[str, Any]:
         "owner_email": data.owner_email,
         "document_uri": data.document.uri if data.document else None,
         "document_sha256": data.document.sha256 if data.document else None,
+        "document_size": data.document.size if data.document else None,
         "data_categories": list(data.data_categories),
         "purposes": list(data.purposes),
         "data_subjects": list(data.data_subjects),
