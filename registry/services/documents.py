@@ -34,7 +34,7 @@ def party_document(party: Party, locations: list[Location], links: list[tuple[Su
 
 
 def agreement_document(agreement: Agreement, party_key: str) -> AgreementDoc:
-    document = None
+    document: dict[str, Any] | None = None
     if agreement.document_uri is not None:
         document = {"uri": agreement.document_uri, "sha256": agreement.document_sha256}
         if agreement.document_size is not None:  # only a document on file has one (left out, not null, otherwise)

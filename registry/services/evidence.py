@@ -100,6 +100,6 @@ async def write_evidence(session: AsyncSession, out: IO[bytes], start: date | No
 async def evidence_bytes(session: AsyncSession, start: date | None, end: date | None) -> bytes:
     """The bundle as bytes, spooled through a temporary file (for the UI's download)."""
     with tempfile.SpooledTemporaryFile(max_size=8 * 1024 * 1024) as spool:
-        await write_evidence(session, spool, start, end)  # type: ignore[arg-type]
+        await write_evidence(session, spool, start, end)
         spool.seek(0, os.SEEK_SET)
         return spool.read()

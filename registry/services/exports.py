@@ -36,7 +36,7 @@ def workbook(sheets: Sequence[Sheet]) -> bytes:
     from openpyxl import Workbook
 
     book = Workbook()
-    book.remove(book.active)  # type: ignore[arg-type]
+    book.remove(book.active)
     for name, header, rows in sheets:
         sheet = book.create_sheet(title=name[:31])
         sheet.append(list(header))

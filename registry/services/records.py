@@ -24,6 +24,8 @@ from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import documents_on_file
 
 DEFAULT_PERIOD_DAYS = 365
+# Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
+ROLE_ORDER = {"processor": 0, "sub_processor": 1, "independent_controller": 2, "authority": 3}
 MAX_PERIOD_DAYS = 366 * 10
 
 _SHARES = text(
@@ -154,8 +156,8 @@ async def _record(session: AsyncSession, start: date | None, end: date | None, n
     snapshot = snapshot_from_document(doc)
     on_file = await documents_on_file(session)
     enforcement = await _enforcement(session, first, after)
-    recipients = []
-    for key in sorted(snapshot.parties):
+    recipients: list[dict[str, Any]] = []
+    for key in sorted(snapshot.parties, key=lambda k: (ROLE_ORDER.get(snapshot.parties[k].role, 9), k)):
         party = snapshot.parties[key]
         if not party.active and key not in enforcement:
             continue

@@ -261,6 +261,20 @@ async def test_the_registry_exports_as_one_sheet_and_one_csv_per_table(seeded_cl
     assert [a["key"] for a in agreements] == [a["key"] for a in registry["agreements"]]
 
 
+def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REGISTRY_DATABASE_URL": database}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REGISTRY_DATABASE_URL": database}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
 async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manifest(
     seeded_client, seeded_database, guard_headers, writer_headers, tmp_path
 ):
@@ -271,14 +285,7 @@ async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manif
         headers={**writer_headers, "Content-Type": "application/pdf"},
     )
     out = tmp_path / "evidence.zip"
-    env = {**os.environ, "REGISTRY_DATABASE_URL": seeded_database}
-    done = subprocess.run(
-        [sys.executable, "-m", "registry", "evidence", "--from", WIDE["from"], "--to", WIDE["to"], str(out)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=120,
-    )
+    done = _cli(seeded_database, "evidence", "--from", WIDE["from"], "--to", WIDE["to"], str(out))
     assert done.returncode == 0, done.stderr
     archive = zipfile.ZipFile(out)
     names = set(archive.namelist())
