@@ -135,7 +135,12 @@ class AgreementService:
         agreement, party_key = await self._locked_at_version(key, data.version)
         before = agreement_document(agreement, party_key)
         party_id = await self._party_id(data)
+        on_file_size = agreement.document_size
         _apply(agreement, data, party_id)
+        # An edit that leaves the document as it was (a form has no size field) keeps the size of the copy on file.
+        kept = before["document"]
+        if data.document and data.document.size is None and kept and kept.get("sha256") == data.document.sha256:
+            agreement.document_size = on_file_size
         after = agreement_document(agreement, data.party)
         if after != before:
             agreement.version += 1

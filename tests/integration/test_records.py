@@ -314,3 +314,36 @@ async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manif
     assert next(r for r in record["recipients"] if r["key"] == "nordfrakt")["enforcement"]["shares_allowed"] == 3
     load_workbook(io.BytesIO(archive.read("article-30.xlsx")), read_only=True)
     assert seed_document()["controller"]["name"] in archive.read("registry.yaml").decode()
+
+
+async def test_an_agreement_edit_that_keeps_the_document_keeps_the_size_of_the_copy_on_file(
+    seeded_client, writer_headers
+):
+    stored = await seeded_client.put(
+        "/api/agreements/nordfrakt-dpa-2024/document",
+        content=PDF,
+        headers={**writer_headers, "Content-Type": "application/pdf"},
+    )
+    agreement = stored.json()
+    edit = {k: v for k, v in agreement.items() if k not in {"key", "created_at", "updated_at"}}
+    edit["document"] = {k: v for k, v in agreement["document"].items() if k != "size"}  # as the UI's form sends it
+    edit["owner_email"] = "legal@offix.example"
+    response = await seeded_client.put("/api/agreements/nordfrakt-dpa-2024", json=edit, headers=writer_headers)
+    assert response.status_code == 200, response.text
+    assert response.json()["document"]["size"] == len(PDF)
+
+
+async def test_a_formula_in_a_cell_stays_text_in_the_workbook():
+    from registry.services.exports import workbook
+
+    book = load_workbook(io.BytesIO(workbook([("s", ["name"], [['=HYPERLINK("http://x")']])])))
+    cell = book["s"]["A2"]
+    assert cell.value == '=HYPERLINK("http://x")'
+    assert cell.data_type == "s"
+
+
+async def test_registry_check_lists_a_dpa_without_its_signed_copy_and_fails(seeded_database):
+    done = _cli(seeded_database, "check")
+    assert done.returncode == 1
+    assert "nordfrakt: AGREEMENT_UNDOCUMENTED: Data processing agreement nordfrakt-dpa-2024" in done.stdout
+    assert "tibro-kontorsmobler: AGREEMENT_UNDOCUMENTED" not in done.stdout  # a data-sharing agreement

@@ -83,3 +83,11 @@ async def test_the_evidence_button_downloads_a_bundle_whose_manifest_matches(see
         digest, name = line.split("  ", 1)
         assert hashlib.sha256(archive.read(name)).hexdigest() == digest
     assert "article-30.json" in archive.namelist()
+
+
+async def test_a_party_page_shows_a_missing_signed_copy_as_an_evidence_gap_not_a_refusal(seeded_client: Any) -> None:
+    await as_user(seeded_client, "olle@offix.example")
+    page = await seeded_client.get("/ui/parties/nordfrakt")
+    assert page.status_code == 200
+    assert "Evidence missing from the registry" in page.text and "AGREEMENT_UNDOCUMENTED" in page.text
+    assert "The guard would refuse shares to this party" not in page.text
