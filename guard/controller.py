@@ -10,7 +10,7 @@ from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
-from litestar.response import Response
+from litestar.response import Response, Stream
 from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage, Receive, Scope, Send
 from sqlalchemy.exc import DBAPIError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -21,6 +21,7 @@ from guard.log import driver_connection, list_decisions
 from guard.service import MAX_BODY_BYTES, check_share_batch_body, check_share_body, unavailable
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
+from registry.controllers.exports import decision_csv_response
 from registry.errors import FieldError, NotFoundError, RegistryValidationError
 
 RecipientFilter = Annotated[
@@ -199,8 +200,11 @@ class GuardController(Controller):
         until: Until = None,
         limit: Limit = 50,
         offset: Offset = 0,
-    ) -> Page[dict[str, Any]]:
-        """The decision log, newest first."""
+        format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the whole period")] = "json",
+    ) -> Page[dict[str, Any]] | Stream:
+        """The decision log, newest first; `format=csv`: every decision of the period, oldest first, streamed."""
+        if format == "csv":
+            return decision_csv_response(db_session, _moment("from", since), _moment("to", until))
         items, total = await list_decisions(
             db_session,
             recipient=recipient,

@@ -99,8 +99,21 @@ def snapshot_findings(snapshot: Snapshot, today: date) -> list[dict[str, Any]]:
     ]
 
 
-def document_findings(doc: RegistryDocument, *, today: date | None = None) -> list[dict[str, Any]]:
-    return snapshot_findings(snapshot_from_document(doc), today or controller_today(doc.controller))
+def document_findings(
+    doc: RegistryDocument, *, today: date | None = None, on_file: set[str] | None = None
+) -> list[dict[str, Any]]:
+    """The rules' findings, then the evidence gaps (AGREEMENT_UNDOCUMENTED), by party key.
+
+    `on_file`: the agreements with a signed copy stored in the registry (None for a file checked alone). A dpa
+    without one is a finding, not a reason the guard refuses a share: Art. 28(9) asks for the contract in
+    writing (electronic form included), the registry records that and when it was signed, and a copy missing
+    from the registry is a gap in the evidence, not proof that there is no contract.
+    """
+    from registry.services.agreement_documents import undocumented_findings
+
+    day = today or controller_today(doc.controller)
+    found = snapshot_findings(snapshot_from_document(doc), day) + undocumented_findings(doc, on_file, day)
+    return sorted(found, key=lambda f: f["party"])  # stable: each party's findings stay in the rules' order
 
 
 async def registry_document(session: AsyncSession) -> RegistryDocument:
@@ -113,22 +126,26 @@ async def registry_document(session: AsyncSession) -> RegistryDocument:
     return parse_document(raw)
 
 
-async def _read_document(session: AsyncSession) -> RegistryDocument:
-    """Read in one transaction when the caller has not opened one, so all tables are seen at one moment."""
+async def _read_document(session: AsyncSession) -> tuple[RegistryDocument, set[str]]:
+    """Read in one transaction when the caller has not opened one, so all tables are seen at one moment;
+    with the keys of the agreements whose signed copy is on file."""
+    from registry.services.agreement_documents import documents_on_file
+
     if session.in_transaction():
-        return await registry_document(session)
+        return await registry_document(session), set(await documents_on_file(session))
     async with session.begin():
-        return await registry_document(session)
+        return await registry_document(session), set(await documents_on_file(session))
 
 
 async def registry_findings(session: AsyncSession, *, today: date | None = None) -> list[dict[str, Any]]:
     """Every finding in the registry database on `today` (default: the controller's calendar date)."""
-    return document_findings(await _read_document(session), today=today)
+    doc, on_file = await _read_document(session)
+    return document_findings(doc, today=today, on_file=on_file)
 
 
 async def registry_findings_report(session: AsyncSession, *, today: date | None = None) -> dict[str, Any]:
     """The answer of `GET /api/registry/findings`: the findings, their count and the day checked."""
-    doc = await _read_document(session)
+    doc, on_file = await _read_document(session)
     checked_on = today or controller_today(doc.controller)
-    findings = document_findings(doc, today=checked_on)
+    findings = document_findings(doc, today=checked_on, on_file=on_file)
     return {"findings": findings, "count": len(findings), "checked_on": checked_on.isoformat()}

@@ -848,14 +848,15 @@ def _sub_processor_transfer_reasons(sub: PartyView, snapshot: Snapshot, chain: t
     return held
 
 
-def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReason, ...]:
-    """Walk the sub-processor chain depth-first and return its reasons, an unapproved link's held until the
-    day its authorisation takes effect.
+def walk_chain(
+    recipient: PartyView, parties: Mapping[str, PartyView]
+) -> Iterator[tuple[tuple[str, ...], SubProcessorLinkView, PartyView | None, bool]]:
+    """Every link of the sub-processor chain below `recipient`, depth-first, as (chain, link, sub-processor
+    or None when it is not in the registry, whether this is the first time the walk reaches it).
 
-    Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it.
+    Iterative, with a visited set, so a malformed snapshot (a cycle, a very deep chain) cannot hang it: a
+    sub-processor reached again is reported, but the walk does not go below it a second time.
     """
-    parties = snapshot.parties
-    reasons: list[HeldReason] = []
     visited = {recipient.key}
     stack: list[tuple[tuple[str, ...], Iterator[SubProcessorLinkView]]] = [
         ((recipient.key,), iter(recipient.sub_processors))
@@ -868,11 +869,22 @@ def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReaso
             continue
         chain = (*path, link.party)
         sub = parties.get(link.party)
-        via = " → ".join(chain)
+        first = sub is not None and sub.key not in visited
+        yield chain, link, sub, first
+        if sub is not None and first:
+            visited.add(sub.key)
+            stack.append((chain, iter(sub.sub_processors)))
+
+
+def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReason, ...]:
+    """Walk the sub-processor chain and return its reasons, an unapproved link's held until the day its
+    authorisation takes effect."""
+    reasons: list[HeldReason] = []
+    for chain, link, sub, first in walk_chain(recipient, snapshot.parties):
         if sub is None:
             reason = Reason(
                 ReasonCode.SUBPROCESSOR_UNAPPROVED,
-                f"Sub-processor {link.party}, in the chain {via}, is not in the registry, "
+                f"Sub-processor {link.party}, in the chain {' → '.join(chain)}, is not in the registry, "
                 "so it cannot have been approved.",
                 party=link.party,
                 chain=chain,
@@ -881,12 +893,9 @@ def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReaso
             continue
         # Every link gets its authorisation reason, held until it takes effect (for ever when it never does).
         reasons.append(_link_reason(link, sub, chain))
-        if sub.key in visited:
-            continue
-        visited.add(sub.key)
-        reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
-        reasons.extend(_sub_processor_transfer_reasons(sub, snapshot, chain))
-        stack.append((chain, iter(sub.sub_processors)))
+        if first:
+            reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
+            reasons.extend(_sub_processor_transfer_reasons(sub, snapshot, chain))
     return tuple(reasons)
 
 

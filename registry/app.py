@@ -25,6 +25,7 @@ from registry.controllers.deps import provide_db_session
 from registry.controllers.findings import RegistryFindingsController
 from registry.controllers.health import HealthController
 from registry.controllers.parties import PartyController
+from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegistryDocumentController,
             RegistryFindingsController,
             ApiKeyController,
+            *records_handlers,
             *guard.controller.route_handlers,
             *jobs.route_handlers,
             *ui.route_handlers,

@@ -233,9 +233,10 @@ def _register_subsystem_commands() -> None:
     from guard.cli import commands as guard_commands
     from guard.findings_cli import commands as findings_commands
     from registry.jobs.cli import commands as job_commands
+    from registry.records_cli import commands as records_commands
     from registry.ui.cli import commands as ui_commands
 
-    for command in (*guard_commands, *findings_commands, *job_commands, *ui_commands):
+    for command in (*guard_commands, *findings_commands, *job_commands, *ui_commands, *records_commands):
         main.add_command(command)
 
 

@@ -220,6 +220,8 @@ class PartyUpdate(PartyFields):
 class Document(Strict):
     uri: Annotated[str, StringConstraints(min_length=1, max_length=2048)]
     sha256: Annotated[str, StringConstraints(pattern=r"^[0-9a-f]{64}$")] | None = None
+    # Set when the signed PDF is on file in the registry (PUT /api/agreements/{key}/document).
+    size: Annotated[int, Field(ge=0)] | None = None
 
 
 def agreement_term_problems(

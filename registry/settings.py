@@ -111,6 +111,7 @@ class Settings:
     reminder_retry_max_seconds: float = 21_600.0
     # Web UI
     session_secret: str | None = None
+    agreement_document_max_bytes: int = 20 * 1024 * 1024  # a signed PDF on file; past it, 413
     secure_cookies: bool = True
     extra: dict[str, str] = field(default_factory=dict)
 
@@ -151,4 +152,5 @@ class Settings:
             reminder_retry_max_seconds=_float("REGISTRY_REMINDER_RETRY_MAX_SECONDS", 21_600.0),
             session_secret=os.environ.get("REGISTRY_SESSION_SECRET") or None,
             secure_cookies=_bool("REGISTRY_SECURE_COOKIES", True),
+            agreement_document_max_bytes=_int("REGISTRY_AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
         )

@@ -2,7 +2,7 @@
 
 from datetime import date, datetime
 
-from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer
+from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
 from registry.models.base import text_array_column, timestamp_column, utcnow
@@ -31,6 +31,7 @@ class Agreement(SQLModel, table=True):
     owner_email: str = Field(max_length=254)
     document_uri: str | None = Field(default=None, max_length=2048)
     document_sha256: str | None = Field(default=None, max_length=64)
+    document_size: int | None = Field(default=None, sa_column=Column(BigInteger, nullable=True))
     data_categories: list[str] = Field(default_factory=list, sa_column=text_array_column())
     purposes: list[str] = Field(default_factory=list, sa_column=text_array_column())
     data_subjects: list[str] = Field(default_factory=list, sa_column=text_array_column())

@@ -53,6 +53,7 @@ def agreement_columns(data: AgreementFields, party_id: int) -> dict[str, Any]:
         "owner_email": data.owner_email,
         "document_uri": data.document.uri if data.document else None,
         "document_sha256": data.document.sha256 if data.document else None,
+        "document_size": data.document.size if data.document else None,
         "data_categories": list(data.data_categories),
         "purposes": list(data.purposes),
         "data_subjects": list(data.data_subjects),
@@ -134,7 +135,12 @@ class AgreementService:
         agreement, party_key = await self._locked_at_version(key, data.version)
         before = agreement_document(agreement, party_key)
         party_id = await self._party_id(data)
+        on_file_size = agreement.document_size
         _apply(agreement, data, party_id)
+        # An edit that leaves the document as it was (a form has no size field) keeps the size of the copy on file.
+        kept = before["document"]
+        if data.document and data.document.size is None and kept and kept.get("sha256") == data.document.sha256:
+            agreement.document_size = on_file_size
         after = agreement_document(agreement, data.party)
         if after != before:
             agreement.version += 1

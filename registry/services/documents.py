@@ -54,9 +54,11 @@ def link_columns(link: Any) -> dict[str, Any]:
 
 
 def agreement_document(agreement: Agreement, party_key: str) -> AgreementDoc:
-    document = None
+    document: dict[str, Any] | None = None
     if agreement.document_uri is not None:
         document = {"uri": agreement.document_uri, "sha256": agreement.document_sha256}
+        if agreement.document_size is not None:  # only a document on file has one (left out, not null, otherwise)
+            document["size"] = agreement.document_size
     return {
         "key": agreement.key,
         "party": party_key,

@@ -24,9 +24,10 @@ CSRF_COOKIE = "registry_csrf"
 def _route_handlers() -> list[Any]:
     from registry.ui.link_decisions import route_handlers as link_decisions
     from registry.ui.pages import route_handlers as pages
+    from registry.ui.records import route_handlers as records
 
     static = create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False)
-    return [*pages, *link_decisions, static]
+    return [*pages, *link_decisions, *records, static]
 
 
 route_handlers: list[Any] = _route_handlers()

@@ -58,3 +58,27 @@ def error_text(response: Any) -> str:
     return " ".join(
         [str(body.get("detail", ""))] + [f"{e.get('key')}: {e.get('message')}" for e in body.get("extra", [])]
     )
+
+
+# The smallest file the registry takes as a signed agreement: a PDF header and trailer.
+SIGNED_PDF = b"%PDF-1.4\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n"
+
+
+async def put_every_dpa_on_file(url: str) -> None:
+    """Store a signed copy of every dpa in the registry, so that AGREEMENT_UNDOCUMENTED (its own tests in
+    test_records.py) does not mix into tests of the guard's rule findings."""
+    from sqlalchemy import select
+    from sqlmodel import col
+
+    from registry.db import make_engine, make_sessionmaker
+    from registry.models import Agreement
+    from registry.services.agreement_documents import store_document
+
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            keys = (await session.execute(select(col(Agreement.key)).where(col(Agreement.kind) == "dpa"))).scalars()
+            for key in list(keys):
+                await store_document(session, key, SIGNED_PDF, f"{key}.pdf", "test")
+    finally:
+        await engine.dispose()

@@ -9,9 +9,11 @@ from pathlib import Path
 from typing import Any
 from zoneinfo import ZoneInfo
 
+import pytest
 import yaml
 
 from tests.conftest import seed_document
+from tests.integration.registry_fixtures import put_every_dpa_on_file
 
 CHECK_DAY = "2026-11-25"
 REGISTRY_COMMAND = str(Path(sys.executable).parent / "registry")
@@ -49,7 +51,29 @@ async def run_check(*args: str, database_url: str | None = None) -> tuple[int, s
     return process.returncode, out.decode(), err.decode()
 
 
+@pytest.fixture
+async def seeded_database(seeded_database: str) -> str:
+    """The seed with a signed copy of every dpa on file: these tests are about the guard's rules, and a dpa
+    without its copy (AGREEMENT_UNDOCUMENTED) has tests of its own below and in test_records.py."""
+    await put_every_dpa_on_file(seeded_database)
+    return seeded_database
+
+
 # --- API ----------------------------------------------------------------------------------------------
+
+
+async def test_a_seed_dpa_without_its_signed_copy_on_file_is_the_only_kind_of_finding(client, database, reader_headers):
+    from tests.conftest import load_document
+
+    await load_document(database, seed_document(), actor="seed")
+    response = await client.get("/api/registry/findings", params={"on": CHECK_DAY}, headers=reader_headers)
+
+    findings = response.json()["findings"]
+    dpas_in_force = {
+        a["key"] for a in seed_document()["agreements"] if a["kind"] == "dpa" and a["terminated_on"] is None
+    }
+    assert {f["code"] for f in findings} == {"AGREEMENT_UNDOCUMENTED"}
+    assert {f["agreement"] for f in findings} == dpas_in_force
 
 
 async def test_the_seed_registry_has_no_findings(client, seeded_database, reader_headers):

@@ -1,0 +1,231 @@
+"""Exports auditors take (issue 17, item 3): the registry as CSV (a zip of one file per table) and XLSX (one
+sheet per table), and the decision log for a period as CSV, streamed from a server-side cursor."""
+
+import csv
+import io
+import json
+import zipfile
+from collections.abc import AsyncIterator, Iterable, Sequence
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+from sqlmodel import col
+
+from guard.log import format_timestamp
+from registry.models.decision import GuardDecision
+
+Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
+DECISION_BATCH = 1_000
+
+# --- Workbooks ---------------------------------------------------------------------------------------------
+
+
+def _cell(value: Any) -> Any:
+    if isinstance(value, list | tuple):
+        return "; ".join(str(v) for v in value)
+    if isinstance(value, dict):
+        return json.dumps(value, ensure_ascii=False, sort_keys=True)
+    return value
+
+
+def workbook(sheets: Sequence[Sheet]) -> bytes:
+    """An XLSX file of the given sheets (name, header, rows). Text is always stored as text: a value that
+    starts with '=' (a party name, a caller) must not become a formula when an auditor opens the file."""
+    from openpyxl import Workbook
+
+    book = Workbook()
+    book.remove(book.active)
+    for name, header, rows in sheets:
+        sheet = book.create_sheet(title=name[:31])
+        sheet.append(list(header))
+        for row in rows:
+            sheet.append([_cell(v) for v in row])
+        for cells in sheet.iter_rows(min_row=2):
+            for cell in cells:
+                if isinstance(cell.value, str) and cell.value.startswith("="):
+                    cell.data_type = "s"
+        sheet.freeze_panes = "A2"
+    out = io.BytesIO()
+    book.save(out)
+    return out.getvalue()
+
+
+# --- The registry as tables -------------------------------------------------------------------------------
+
+PARTY_COLUMNS = ("key", "name", "role", "category", "org_number", "established_in", "active", "contact")
+LOCATION_COLUMNS = ("party", "territory", "kind")
+CHAIN_COLUMNS = ("processor", "sub_processor", "approved_on", "objection_deadline")
+AGREEMENT_COLUMNS = (
+    "key",
+    "party",
+    "kind",
+    "signed_on",
+    "effective_from",
+    "expires_on",
+    "terminated_on",
+    "renewal",
+    "notice_days",
+    "owner_email",
+    "document_uri",
+    "document_sha256",
+    "document_size",
+    "data_categories",
+    "purposes",
+    "data_subjects",
+    "clauses",
+    "transfers_outside_eea_permitted",
+)
+
+
+def _text(value: Any) -> Any:
+    if value is None:
+        return ""
+    if hasattr(value, "isoformat"):
+        return value.isoformat()
+    return _cell(value)
+
+
+def registry_tables(document: dict[str, Any]) -> list[Sheet]:
+    """The registry document (as `export_registry` gives it) as four tables: parties, locations, chains,
+    agreements."""
+    parties = document["parties"]
+    agreements = document["agreements"]
+    return [
+        ("parties", PARTY_COLUMNS, [[_text(p[c]) for c in PARTY_COLUMNS] for p in parties]),
+        (
+            "locations",
+            LOCATION_COLUMNS,
+            [[p["key"], loc["territory"], loc["kind"]] for p in parties for loc in p["locations"]],
+        ),
+        (
+            "chains",
+            CHAIN_COLUMNS,
+            [
+                [p["key"], s["party"], _text(s["approved_on"]), _text(s["objection_deadline"])]
+                for p in parties
+                for s in p["sub_processors"]
+            ],
+        ),
+        (
+            "agreements",
+            AGREEMENT_COLUMNS,
+            [
+                [
+                    *(_text(a[c]) for c in AGREEMENT_COLUMNS[:10]),
+                    (a["document"] or {}).get("uri", ""),
+                    (a["document"] or {}).get("sha256") or "",
+                    (a["document"] or {}).get("size", ""),
+                    *(_text(a[c]) for c in AGREEMENT_COLUMNS[13:]),
+                ]
+                for a in agreements
+            ],
+        ),
+    ]
+
+
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(header)
+    writer.writerows([[_text(v) for v in row] for row in rows])
+    return out.getvalue().encode("utf-8")
+
+
+def registry_csv_zip(document: dict[str, Any]) -> bytes:
+    out = io.BytesIO()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        for name, header, rows in registry_tables(document):
+            archive.writestr(f"{name}.csv", csv_bytes(header, rows))
+    return out.getvalue()
+
+
+def registry_xlsx(document: dict[str, Any]) -> bytes:
+    return workbook(registry_tables(document))
+
+
+# --- The decision log as CSV ------------------------------------------------------------------------------
+
+DECISION_COLUMNS = (
+    "seq",
+    "decision_id",
+    "decided_at",
+    "caller",
+    "recipient",
+    "outcome",
+    "purpose",
+    "data_categories",
+    "destination",
+    "data_subject",
+    "agreement",
+    "reason_codes",
+    "warning_codes",
+    "ruleset",
+    "request",
+    "reasons",
+    "warnings",
+    "prev_hash",
+    "hash",
+)
+
+
+def _decision_row(row: GuardDecision) -> list[Any]:
+    request = row.request if isinstance(row.request, dict) else {}
+    categories = request.get("data_categories")
+    return [
+        row.seq,
+        str(row.decision_id),
+        format_timestamp(row.decided_at),
+        row.caller,
+        row.recipient,
+        "allowed" if row.allowed else "denied",
+        request.get("purpose", ""),
+        "; ".join(str(c) for c in categories) if isinstance(categories, list) else "",
+        request.get("destination") or "",
+        request.get("data_subject") or "",
+        row.agreement or "",
+        "; ".join(str(r.get("code", "")) for r in row.reasons),
+        "; ".join(str(w.get("code", "")) for w in row.warnings),
+        row.ruleset,
+        json.dumps(row.request, ensure_ascii=False, sort_keys=True),
+        json.dumps(row.reasons, ensure_ascii=False, sort_keys=True),
+        json.dumps(row.warnings, ensure_ascii=False, sort_keys=True),
+        row.prev_hash,
+        row.hash,
+    ]
+
+
+def _csv_chunk(rows: Iterable[Sequence[Any]]) -> bytes:
+    out = io.StringIO()
+    csv.writer(out).writerows(rows)
+    return out.getvalue().encode("utf-8")
+
+
+async def decision_csv_rows(
+    session: AsyncSession, since: datetime | None, until: datetime | None
+) -> AsyncIterator[bytes]:
+    """The decisions taken in [since, until), oldest first, as CSV: the header, then one chunk per batch of
+    rows fetched from a server-side cursor, so memory holds one batch, not the period."""
+    yield _csv_chunk([DECISION_COLUMNS])
+    stmt = select(GuardDecision).order_by(col(GuardDecision.seq))
+    if since is not None:
+        stmt = stmt.where(col(GuardDecision.decided_at) >= since)
+    if until is not None:
+        stmt = stmt.where(col(GuardDecision.decided_at) < until)
+    result = await session.stream(stmt.execution_options(yield_per=DECISION_BATCH))
+    try:
+        async for batch in result.scalars().partitions(DECISION_BATCH):
+            yield _csv_chunk([_decision_row(row) for row in batch])
+    finally:
+        await result.close()
+
+
+async def stream_decision_csv(
+    sessionmaker: async_sessionmaker[AsyncSession], since: datetime | None, until: datetime | None
+) -> AsyncIterator[bytes]:
+    """`decision_csv_rows` in a session and read-only transaction of its own: the response is sent after the
+    handler (and its request session) has returned."""
+    async with sessionmaker() as session, session.begin():
+        async for chunk in decision_csv_rows(session, since, until):
+            yield chunk

@@ -1,0 +1,360 @@
+"""The Art. 30(1)(d)-(e) record (issue 17, item 1), built from the registry and from what the guard enforced.
+
+For each recipient: who it is, what it receives and why (from its agreements in force), every territory where
+it or its sub-processor chain stores, processes, backs up or reaches the data, its agreements with their dates
+and document digests, and the transfers to third countries — none, with the decision log for the period as the
+evidence: shares allowed and denied, the categories actually shared, the last share. The counts are aggregated
+in PostgreSQL over the logged requests, so a year of decisions is never loaded into the application.
+"""
+
+import csv
+import io
+from collections import defaultdict
+from datetime import UTC, date, datetime, time, timedelta
+from typing import Any
+from zoneinfo import ZoneInfo
+
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from guard.findings import DEFAULT_TIMEZONE, controller_today, registry_document, snapshot_from_document
+from guard.policy import AgreementView, PartyView, walk_chain
+from guard.territory import TerritoryStatus, classify_territory, territory_name
+from registry.errors import FieldError, RegistryValidationError
+from registry.services.agreement_documents import documents_on_file
+
+DEFAULT_PERIOD_DAYS = 365
+# Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
+ROLE_ORDER = {"processor": 0, "sub_processor": 1, "independent_controller": 2, "authority": 3}
+MAX_PERIOD_DAYS = 366 * 10
+
+_SHARES = text(
+    """
+    SELECT recipient,
+           count(*) FILTER (WHERE allowed) AS allowed,
+           count(*) FILTER (WHERE NOT allowed) AS denied,
+           max(decided_at) FILTER (WHERE allowed) AS last_share_at,
+           (array_agg(decision_id::text ORDER BY seq DESC) FILTER (WHERE allowed))[1] AS last_share_id,
+           array_remove(array_agg(DISTINCT request->>'destination') FILTER (WHERE allowed), NULL) AS destinations
+      FROM guard_decision
+     WHERE decided_at >= :start AND decided_at < :end
+     GROUP BY recipient
+    """
+)
+# The categories of the shares allowed, from each logged request's `data_categories` array.
+_CATEGORIES = text(
+    """
+    SELECT d.recipient, array_agg(DISTINCT c.category ORDER BY c.category) AS categories
+      FROM guard_decision AS d
+     CROSS JOIN LATERAL jsonb_array_elements_text(
+           CASE WHEN jsonb_typeof(d.request->'data_categories') = 'array'
+                THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)
+     WHERE d.allowed AND d.decided_at >= :start AND d.decided_at < :end
+     GROUP BY d.recipient
+    """
+)
+
+
+def period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
+    """The days asked (both included); by default the year up to today."""
+    end = end or today
+    start = start or end - timedelta(days=DEFAULT_PERIOD_DAYS - 1)
+    if start > end:
+        raise RegistryValidationError([FieldError("from", "from must not be after to")])
+    if (end - start).days > MAX_PERIOD_DAYS:
+        raise RegistryValidationError([FieldError("from", f"the period may span at most {MAX_PERIOD_DAYS} days")])
+    return start, end
+
+
+def period_bounds(start: date, end: date, zone: ZoneInfo) -> tuple[datetime, datetime]:
+    """The period's first and past-the-last moment, in UTC: the days are the controller's calendar days."""
+    first = datetime.combine(start, time(), tzinfo=zone).astimezone(UTC)
+    after = datetime.combine(end + timedelta(days=1), time(), tzinfo=zone).astimezone(UTC)
+    return first, after
+
+
+def _status(code: str) -> str:
+    return str(classify_territory(code))
+
+
+def _place(code: str, kind: str, party: str, chain: tuple[str, ...] | None) -> dict[str, Any]:
+    return {
+        "territory": code,
+        "name": territory_name(code),
+        "kind": kind,
+        "party": party,
+        "chain": list(chain) if chain else None,
+        "status": _status(code),
+    }
+
+
+def _places(party: PartyView, chain: tuple[str, ...] | None) -> list[dict[str, Any]]:
+    places = [_place(party.established_in, "establishment", party.key, chain)]
+    places += [_place(loc.territory, loc.kind, party.key, chain) for loc in party.locations]
+    return places
+
+
+def territories(party: PartyView, parties: Any) -> list[dict[str, Any]]:
+    """The party's own places, then every place of its sub-processor chain (the guard's walk), each with the
+    chain that reaches it. A sub-processor missing from the registry is listed with no territory."""
+    found = _places(party, None)
+    for chain, link, sub, first in walk_chain(party, parties):
+        if sub is None:
+            found.append({**_place("", "unknown", link.party, chain), "name": "not in the registry"})
+            found[-1]["status"] = str(TerritoryStatus.UNKNOWN)
+        elif first:
+            found += _places(sub, chain)
+    return found
+
+
+def _union(views: list[AgreementView], field: str) -> list[str]:
+    return sorted({entry for view in views for entry in getattr(view, field)})
+
+
+async def _enforcement(session: AsyncSession, first: datetime, after: datetime) -> dict[str, dict[str, Any]]:
+    bounds = {"start": first, "end": after}
+    shares = {row.recipient: row for row in await session.execute(_SHARES, bounds)}
+    categories = {row.recipient: list(row.categories) for row in await session.execute(_CATEGORIES, bounds)}
+    result: dict[str, dict[str, Any]] = {}
+    for recipient, row in shares.items():
+        result[recipient] = {
+            "shares_allowed": row.allowed,
+            "shares_denied": row.denied,
+            "categories_shared": categories.get(recipient, []),
+            "destinations": sorted(row.destinations or []),
+            "last_share": (
+                None
+                if row.last_share_at is None
+                else {"decided_at": row.last_share_at.astimezone(UTC).isoformat(), "decision_id": row.last_share_id}
+            ),
+        }
+    return result
+
+
+def _no_enforcement() -> dict[str, Any]:
+    return {"shares_allowed": 0, "shares_denied": 0, "categories_shared": [], "destinations": [], "last_share": None}
+
+
+async def article_30_record(
+    session: AsyncSession, start: date | None = None, end: date | None = None, *, now: datetime | None = None
+) -> dict[str, Any]:
+    """The record for the days `start`..`end` on the controller's calendar. Reads in one transaction when the
+    caller has none open, so the registry and the log are seen at one moment."""
+    if session.in_transaction():
+        return await _record(session, start, end, now)
+    async with session.begin():
+        return await _record(session, start, end, now)
+
+
+async def _record(session: AsyncSession, start: date | None, end: date | None, now: datetime | None) -> dict[str, Any]:
+    doc = await registry_document(session)
+    zone = ZoneInfo(doc.controller.timezone if doc.controller else DEFAULT_TIMEZONE)
+    today = controller_today(doc.controller, now)
+    start, end = period(start, end, today)
+    first, after = period_bounds(start, end, zone)
+    as_of = min(end, today)  # what was in force at the period's end (or today, for a period still running)
+    snapshot = snapshot_from_document(doc)
+    on_file = await documents_on_file(session)
+    enforcement = await _enforcement(session, first, after)
+    recipients: list[dict[str, Any]] = []
+    for key in sorted(snapshot.parties, key=lambda k: (ROLE_ORDER.get(snapshot.parties[k].role, 9), k)):
+        party = snapshot.parties[key]
+        if not party.active and key not in enforcement:
+            continue
+        agreements = snapshot.agreements_by_party.get(key, ())
+        in_force = [a for a in agreements if a.in_force_on(as_of)]
+        places = territories(party, snapshot.parties)
+        outside = [p for p in places if p["status"] != str(TerritoryStatus.INSIDE_EEA)]
+        documents = {a.key: a.document for a in doc.agreements if a.party == key}
+        recipients.append(
+            {
+                "key": key,
+                "name": party.name,
+                "role": party.role,
+                "category": party.category,
+                "established_in": party.established_in,
+                "active": party.active,
+                "data_categories": _union(in_force, "data_categories"),
+                "purposes": _union(in_force, "purposes"),
+                "data_subjects": _union(in_force, "data_subjects"),
+                "territories": places,
+                "agreements": [_agreement(a, documents.get(a.key), on_file, as_of) for a in agreements],
+                "third_country_transfers": outside,
+                "enforcement": enforcement.get(key, _no_enforcement()),
+            }
+        )
+    by_category: dict[str, list[str]] = defaultdict(list)
+    for r in recipients:
+        by_category[f"{r['role']}/{r['category']}"].append(r["key"])
+    unregistered = {k: v for k, v in enforcement.items() if k not in snapshot.parties}
+    transfers = [t for r in recipients for t in r["third_country_transfers"]]
+    return {
+        "record": "Article 30(1)(d)-(e) GDPR: recipients and transfers to third countries",
+        "controller": doc.controller.model_dump(mode="json") if doc.controller else None,
+        "generated_at": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
+        "as_of": as_of.isoformat(),
+        "period": {"from": start.isoformat(), "to": end.isoformat(), "timezone": zone.key},
+        "recipients": recipients,
+        "categories_of_recipients": [
+            {"role": group.split("/", 1)[0], "category": group.split("/", 1)[1], "recipients": keys}
+            for group, keys in sorted(by_category.items())
+        ],
+        "third_country_transfers": transfers,
+        "third_country_transfers_summary": "none" if not transfers else f"{len(transfers)} place(s) outside the EU/EEA",
+        "decision_log": {
+            "shares_allowed": sum(e["shares_allowed"] for e in enforcement.values()),
+            "shares_denied": sum(e["shares_denied"] for e in enforcement.values()),
+            "unregistered_recipients": [{"recipient": k, **v} for k, v in sorted(unregistered.items())],
+        },
+    }
+
+
+def _agreement(view: AgreementView, document: Any, on_file: dict[str, tuple[str, int]], as_of: date) -> dict[str, Any]:
+    stored = on_file.get(view.key)
+    return {
+        "key": view.key,
+        "kind": view.kind,
+        "signed_on": view.signed_on.isoformat() if view.signed_on else None,
+        "effective_from": view.effective_from.isoformat(),
+        "expires_on": view.expires_on.isoformat() if view.expires_on else None,
+        "terminated_on": view.terminated_on.isoformat() if view.terminated_on else None,
+        "in_force": view.in_force_on(as_of),
+        "document_sha256": document.sha256 if document is not None else None,
+        "document_on_file": stored is not None,
+        "document_on_file_sha256": stored[0] if stored else None,
+        "document_on_file_size": stored[1] if stored else None,
+    }
+
+
+# --- Flat forms: CSV and XLSX ------------------------------------------------------------------------------
+
+RECORD_COLUMNS = (
+    "key",
+    "name",
+    "role",
+    "category",
+    "established_in",
+    "data_categories",
+    "purposes",
+    "data_subjects",
+    "territories",
+    "agreements",
+    "third_country_transfers",
+    "shares_allowed",
+    "shares_denied",
+    "categories_shared",
+    "last_share",
+)
+
+
+def _joined(values: list[str]) -> str:
+    return "; ".join(values)
+
+
+def _territory_text(place: dict[str, Any]) -> str:
+    via = f" via {' > '.join(place['chain'])}" if place["chain"] else ""
+    return f"{place['territory']} {place['kind']} ({place['party']}{via})"
+
+
+def _agreement_text(a: dict[str, Any]) -> str:
+    ends = a["terminated_on"] or a["expires_on"] or "open-ended"
+    digest = a["document_on_file_sha256"] or a["document_sha256"] or "no document"
+    return (
+        f"{a['key']} {a['kind']} signed {a['signed_on'] or 'unsigned'}, {a['effective_from']}..{ends}, sha256 {digest}"
+    )
+
+
+def record_rows(record: dict[str, Any]) -> list[list[Any]]:
+    """One row per recipient, lists joined with '; ' (the header is RECORD_COLUMNS)."""
+    rows = []
+    for r in record["recipients"]:
+        e = r["enforcement"]
+        rows.append(
+            [
+                r["key"],
+                r["name"],
+                r["role"],
+                r["category"],
+                r["established_in"],
+                _joined(r["data_categories"]),
+                _joined(r["purposes"]),
+                _joined(r["data_subjects"]),
+                _joined([_territory_text(p) for p in r["territories"]]),
+                _joined([_agreement_text(a) for a in r["agreements"]]),
+                _joined([_territory_text(p) for p in r["third_country_transfers"]]) or "none",
+                e["shares_allowed"],
+                e["shares_denied"],
+                _joined(e["categories_shared"]),
+                e["last_share"]["decided_at"] if e["last_share"] else "",
+            ]
+        )
+    return rows
+
+
+def record_csv(record: dict[str, Any]) -> bytes:
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(RECORD_COLUMNS)
+    writer.writerows(record_rows(record))
+    return out.getvalue().encode("utf-8")
+
+
+def record_xlsx(record: dict[str, Any]) -> bytes:
+    """The record as a workbook: the recipients, their territories, their agreements, and the period."""
+    from registry.services.exports import workbook
+
+    territories_rows = [
+        [r["key"], p["territory"], p["name"] or "", p["kind"], p["party"], " > ".join(p["chain"] or []), p["status"]]
+        for r in record["recipients"]
+        for p in r["territories"]
+    ]
+    agreement_rows = [
+        [
+            r["key"],
+            a["key"],
+            a["kind"],
+            a["signed_on"],
+            a["effective_from"],
+            a["expires_on"],
+            a["terminated_on"],
+            a["in_force"],
+            a["document_sha256"],
+            a["document_on_file_sha256"],
+        ]
+        for r in record["recipients"]
+        for a in r["agreements"]
+    ]
+    about = [
+        ["record", record["record"]],
+        ["controller", (record["controller"] or {}).get("name", "")],
+        ["from", record["period"]["from"]],
+        ["to", record["period"]["to"]],
+        ["timezone", record["period"]["timezone"]],
+        ["generated_at", record["generated_at"]],
+        ["third_country_transfers", record["third_country_transfers_summary"]],
+        ["shares_allowed", record["decision_log"]["shares_allowed"]],
+        ["shares_denied", record["decision_log"]["shares_denied"]],
+    ]
+    return workbook(
+        [
+            ("Article 30", list(RECORD_COLUMNS), record_rows(record)),
+            ("Territories", ["recipient", "territory", "name", "kind", "party", "chain", "status"], territories_rows),
+            (
+                "Agreements",
+                [
+                    "recipient",
+                    "agreement",
+                    "kind",
+                    "signed_on",
+                    "effective_from",
+                    "expires_on",
+                    "terminated_on",
+                    "in_force",
+                    "document_sha256",
+                    "document_on_file_sha256",
+                ],
+                agreement_rows,
+            ),
+            ("Period", ["field", "value"], about),
+        ]
+    )
