@@ -31,6 +31,23 @@ class Context:
 
     @property
     def database_url(self) -> str:
+        """The registry every command but `serve` and `db upgrade` works on: it must exist already, so that a
+        command run from another folder never starts a second, empty registry there."""
+        if self._url is None:
+            from registry.embedded import embedded_registry_exists
+
+            if not embedded_registry_exists(self.settings.data_dir):
+                click.echo(
+                    f"error: no registry here: no REGISTRY_DATABASE_URL is set and {self.settings.data_dir.resolve()} "
+                    "holds no embedded database; set REGISTRY_DATA_DIR to the registry's data folder or "
+                    "REGISTRY_DATABASE_URL to its database (`registry serve` creates a new one)",
+                    err=True,
+                )
+                sys.exit(2)
+        return self.create_or_open_database()
+
+    def create_or_open_database(self) -> str:
+        """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`."""
         if self._url is None:
             from registry.embedded import start_embedded_postgres
 
@@ -90,7 +107,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     from registry.access_log import uvicorn_log_config
     from registry.bootstrap import prepare_database
 
-    url = context.database_url
+    url = context.create_or_open_database()
     with reported_errors():
         token = prepare_database(url, context.settings)
     if token:
@@ -125,7 +142,7 @@ def db() -> None:
 @pass_context
 def db_upgrade(context: Context) -> None:
     """Apply every pending migration."""
-    upgrade_schema(context.database_url)
+    upgrade_schema(context.create_or_open_database())
     click.echo("schema is at head")
 
 
