@@ -2,6 +2,7 @@
 rules that need the database (unknown keys, cycles, roles) live in registry/services."""
 
 import re
+import unicodedata
 from datetime import date
 from typing import Annotated, Any, Literal
 
@@ -110,6 +111,22 @@ def no_nul_characters(value: Any) -> Any:
     return value
 
 
+def no_control_characters(value: Any) -> Any:
+    """Every text of the registry is one line (names, contacts, e-mail addresses, keys, URIs): a line break or
+    other control character would end up in e-mail headers and break reminders, so it is refused here, on its
+    field."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            for i, char in enumerate(text):
+                if unicodedata.category(char) == "Cc":
+                    raise ValueError(
+                        f"must not contain control characters such as line breaks or tabs (found {char!r} at "
+                        f"position {i})"
+                    )
+    return value
+
+
 def could_be_key(text: str) -> bool:
     """Whether `text` has the shape of a party or agreement key; no other can be stored, so lookups of
     anything else (a path with NUL in it, say) answer 404 without asking the database."""
@@ -146,7 +163,7 @@ class Strict(BaseModel):
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
-        return no_nul_characters(value)
+        return no_control_characters(no_nul_characters(value))
 
 
 class LocationIn(Strict):
