@@ -244,7 +244,7 @@ async def send_one(
         message = compose(rid, due, today, settings.public_url)
         subject = message.subject
         await deliver(channel, recipient, message)
-    except Exception as exc:  # noqa: BLE001 - whatever breaks one reminder is recorded on its row; the run goes on
+    except Exception as exc:  # whatever breaks one reminder is recorded on its row, and the run goes on
         error = (str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:2000]
         await session.execute(
             text(

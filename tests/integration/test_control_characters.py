@@ -8,7 +8,9 @@ import pytest
 from tests.conftest import seed_document
 
 
-@pytest.mark.parametrize("name", ["Klarsignal\r\nBcc: x@evil.example", "Klar\nsignal", "Klar\tsignal", "Klar\x1bsignal"])
+@pytest.mark.parametrize(
+    "name", ["Klarsignal\r\nBcc: x@evil.example", "Klar\nsignal", "Klar\tsignal", "Klar\x1bsignal"]
+)
 async def test_a_party_name_with_a_control_character_is_a_400_naming_the_field(client, writer_headers, name):
     party = {"key": "klar", "name": name, "role": "processor", "category": "marketing", "established_in": "SE"}
     response = await client.post("/api/parties", json=party, headers=writer_headers)

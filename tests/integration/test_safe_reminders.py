@@ -19,8 +19,10 @@ from tests.integration.test_reminders import (
     mail_settings,
     reminder_document,
     rows,
-    smtp,  # noqa: F401 - the fixture
 )
+from tests.integration.test_reminders import smtp as smtp_fixture
+
+smtp = smtp_fixture  # the aiosmtpd server fixture, shared with test_reminders.py
 
 
 def _cli(database: str, smtp_port: int, *args: str) -> subprocess.CompletedProcess[str]:
