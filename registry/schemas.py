@@ -3,7 +3,7 @@ rules that need the database (unknown keys, cycles, roles) live in registry/serv
 
 import re
 import unicodedata
-from datetime import date
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -213,7 +213,16 @@ class PartyIn(PartyFields):
     key: Key
 
 
-class PartyUpdate(PartyFields):
+class ReadOnlyEcho(Strict):
+    """What GET answers can be PUT back: its read-only fields are accepted and ignored (the service refuses a
+    changed key, naming it); timestamps are the server's, the version guards against stale edits."""
+
+    key: Key | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class PartyUpdate(ReadOnlyEcho, PartyFields):
     """`PUT /api/parties/{key}`: the whole party, and the version the edit was based on."""
 
     version: Annotated[int, Field(ge=1)]
@@ -288,7 +297,7 @@ class AgreementIn(AgreementFields):
     key: Key
 
 
-class AgreementUpdate(AgreementFields):
+class AgreementUpdate(ReadOnlyEcho, AgreementFields):
     version: Annotated[int, Field(ge=1)]
 
 

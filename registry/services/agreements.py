@@ -131,6 +131,10 @@ class AgreementService:
 
     async def update(self, key: str, data: AgreementUpdate) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
+        if data.key is not None and data.key != key:
+            raise RegistryValidationError(
+                [FieldError("key", f"the key cannot be changed ({key!r} in the URL, {data.key!r} in the body)")]
+            )
         agreement, party_key = await self._locked_at_version(key, data.version)
         before = agreement_document(agreement, party_key)
         party_id = await self._party_id(data)

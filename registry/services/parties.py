@@ -192,6 +192,10 @@ class PartyService:
 
     async def update(self, key: str, data: PartyUpdate) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
+        if data.key is not None and data.key != key:
+            raise RegistryValidationError(
+                [FieldError("key", f"the key cannot be changed ({key!r} in the URL, {data.key!r} in the body)")]
+            )
         party = await self._locked_at_version(key, data.version)
         before = await self._document(party)
         await self._check(key, data, existing=party)

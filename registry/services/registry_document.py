@@ -123,8 +123,9 @@ def raw_reference_errors(raw: dict[str, Any]) -> list[FieldError]:
     def text(value: Any) -> str | None:
         return value.strip() if isinstance(value, str) else None
 
+    raw_parties, raw_agreements = raw.get("parties"), raw.get("agreements")
     parties: list[PartyRefs] = []
-    for entry in raw.get("parties") if isinstance(raw.get("parties"), list) else []:
+    for entry in raw_parties if isinstance(raw_parties, list) else []:
         key = text(entry.get("key")) if isinstance(entry, dict) else None
         if key is None:
             parties.append(None)
@@ -134,7 +135,7 @@ def raw_reference_errors(raw: dict[str, Any]) -> list[FieldError]:
         parties.append((key, text(entry.get("role")) or "", [t for t in targets if t is not None]))
     agreements: list[AgreementRefs] = []
     agreement_keys: list[str] = []
-    for i, entry in enumerate(raw.get("agreements") if isinstance(raw.get("agreements"), list) else []):
+    for i, entry in enumerate(raw_agreements if isinstance(raw_agreements, list) else []):
         party_key = text(entry.get("party")) if isinstance(entry, dict) else None
         kind = text(entry.get("kind")) if isinstance(entry, dict) else None
         agreements.append(None if party_key is None else (kind if kind in ROLE_FOR_AGREEMENT_KIND else None, party_key))

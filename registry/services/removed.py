@@ -68,8 +68,8 @@ async def _removed_state(session: AsyncSession, entity: str, key: str) -> dict[s
             .limit(1)
         )
     ).scalar_one_or_none()
-    model = Party if entity == "party" else Agreement
-    live = (await session.execute(select(model.id).where(model.key == key))).first()  # type: ignore[attr-defined]
+    key_column = col(Party.key) if entity == "party" else col(Agreement.key)
+    live = (await session.execute(select(key_column).where(key_column == key))).first()
     if live is not None:
         raise ConflictError(f"{entity} {key!r} exists; there is nothing to restore")
     if last is None or last.action != REMOVED or last.before is None:
