@@ -31,6 +31,23 @@ class Context:
 
     @property
     def database_url(self) -> str:
+        """The registry every command but `serve` and `db upgrade` works on: it must exist already, so that a
+        command run from another folder never starts a second, empty registry there."""
+        if self._url is None:
+            from registry.embedded import embedded_registry_exists
+
+            if not embedded_registry_exists(self.settings.data_dir):
+                click.echo(
+                    f"error: no registry here: no REGISTRY_DATABASE_URL is set and {self.settings.data_dir.resolve()} "
+                    "holds no embedded database; set REGISTRY_DATA_DIR to the registry's data folder or "
+                    "REGISTRY_DATABASE_URL to its database (`registry serve` creates a new one)",
+                    err=True,
+                )
+                sys.exit(2)
+        return self.create_or_open_database()
+
+    def create_or_open_database(self) -> str:
+        """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`."""
         if self._url is None:
             from registry.embedded import start_embedded_postgres
 
@@ -90,7 +107,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     from registry.access_log import uvicorn_log_config
     from registry.bootstrap import prepare_database
 
-    url = context.database_url
+    url = context.create_or_open_database()
     with reported_errors():
         token = prepare_database(url, context.settings)
     if token:
@@ -125,30 +142,29 @@ def db() -> None:
 @pass_context
 def db_upgrade(context: Context) -> None:
     """Apply every pending migration."""
-    upgrade_schema(context.database_url)
+    upgrade_schema(context.create_or_open_database())
     click.echo("schema is at head")
 
 
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="print what the import would change, and change nothing")
 @pass_context
-def import_command(context: Context, file: Path) -> None:
-    """Replace the registry with the document in FILE (YAML or JSON), all or nothing."""
-    from registry.services.registry_document import import_registry, parse_document
+def import_command(context: Context, file: Path, dry_run: bool) -> None:
+    """Replace the registry with the document in FILE (YAML or JSON), all or nothing; print the change set."""
+    from registry.services.registry_document import apply_document, load_document_text, parse_document, preview_document
 
     with reported_errors():
-        try:
-            raw = (
-                json.loads(file.read_text("utf-8"))
-                if file.suffix == ".json"
-                else yaml.safe_load(file.read_text("utf-8"))
-            )
-        except (ValueError, yaml.YAMLError) as exc:
-            click.echo(f"error: {file} is not valid {'JSON' if file.suffix == '.json' else 'YAML'}: {exc}", err=True)
-            sys.exit(2)
-        document = parse_document(raw)
-        counts = context.run(lambda s: import_registry(s, document, CLI_ACTOR))
-    click.echo(", ".join(f"{n} {what}" for what, n in counts.items()))
+        media_type = "application/json" if file.suffix == ".json" else "application/yaml"
+        document = parse_document(load_document_text(file.read_bytes(), media_type))
+        if dry_run:
+            changes = context.run(lambda s: preview_document(s, document, CLI_ACTOR))
+        else:
+            changes = context.run(lambda s: apply_document(s, document, CLI_ACTOR))
+    counts = ", ".join(f"{n} {what}" for what, n in changes.counts().items())
+    click.echo(f"{counts} (dry run: nothing was changed)" if dry_run else counts)
+    for line in changes.lines():
+        click.echo(f"  {line}")
 
 
 def dump_document(document: dict[str, Any], as_json: bool) -> str:

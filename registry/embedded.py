@@ -37,6 +37,11 @@ def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     return url, server
 
 
+def embedded_registry_exists(data_dir: Path) -> bool:
+    """Whether `data_dir` holds an embedded PostgreSQL cluster (initdb writes PG_VERSION first)."""
+    return (data_dir / "pgdata" / "PG_VERSION").is_file()
+
+
 def _forget_dead_handles(pgdata: Path) -> None:
     """pgserver stops the server when its last handle (a process id in .handle_pids.json) exits. A run that
     was killed never removes its id, so the server would outlive every later run; drop ids of dead

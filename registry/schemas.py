@@ -2,7 +2,8 @@
 rules that need the database (unknown keys, cycles, roles) live in registry/services."""
 
 import re
-from datetime import date
+import unicodedata
+from datetime import date, datetime
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -110,6 +111,22 @@ def no_nul_characters(value: Any) -> Any:
     return value
 
 
+def no_control_characters(value: Any) -> Any:
+    """Every text of the registry is one line (names, contacts, e-mail addresses, keys, URIs): a line break or
+    other control character would end up in e-mail headers and break reminders, so it is refused here, on its
+    field."""
+    texts = value if isinstance(value, list) else [value]
+    for text in texts:
+        if isinstance(text, str):
+            for i, char in enumerate(text):
+                if unicodedata.category(char) == "Cc":
+                    raise ValueError(
+                        f"must not contain control characters such as line breaks or tabs (found {char!r} at "
+                        f"position {i})"
+                    )
+    return value
+
+
 def could_be_key(text: str) -> bool:
     """Whether `text` has the shape of a party or agreement key; no other can be stored, so lookups of
     anything else (a path with NUL in it, say) answer 404 without asking the database."""
@@ -146,7 +163,7 @@ class Strict(BaseModel):
     @field_validator("*")
     @classmethod
     def _storable_text(cls, value: Any) -> Any:
-        return no_nul_characters(value)
+        return no_control_characters(no_nul_characters(value))
 
 
 class LocationIn(Strict):
@@ -211,7 +228,16 @@ class PartyIn(PartyFields):
     key: Key
 
 
-class PartyUpdate(PartyFields):
+class ReadOnlyEcho(Strict):
+    """What GET answers can be PUT back: its read-only fields are accepted and ignored (the service refuses a
+    changed key, naming it); timestamps are the server's, the version guards against stale edits."""
+
+    key: Key | None = None
+    created_at: datetime | None = None
+    updated_at: datetime | None = None
+
+
+class PartyUpdate(ReadOnlyEcho, PartyFields):
     """`PUT /api/parties/{key}`: the whole party, and the version the edit was based on."""
 
     version: Annotated[int, Field(ge=1)]
@@ -289,7 +315,7 @@ class AgreementIn(AgreementFields):
     key: Key
 
 
-class AgreementUpdate(AgreementFields):
+class AgreementUpdate(ReadOnlyEcho, AgreementFields):
     version: Annotated[int, Field(ge=1)]
 
 

@@ -83,6 +83,8 @@ class Settings:
     data_dir: Path = Path(".registry-data")
     seed_file: Path | None = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
     public_url: str = "http://127.0.0.1:8000"
+    # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
+    registry_import_max_bytes: int = 64 * 1024 * 1024
     # Guard
     expiring_warning_days: int = 30
     snapshot_max_age_seconds: float = 30.0
@@ -127,6 +129,7 @@ class Settings:
             data_dir=Path(os.environ.get("REGISTRY_DATA_DIR") or ".registry-data"),
             seed_file=(Path(seed) if seed else None) if seed is not None else cls.seed_file,
             public_url=os.environ.get("REGISTRY_PUBLIC_URL", cls.public_url).rstrip("/"),
+            registry_import_max_bytes=_int("REGISTRY_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1),
             expiring_warning_days=_int("REGISTRY_EXPIRING_WARNING_DAYS", 30),
             snapshot_max_age_seconds=_float("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", 30.0),
             snapshot_poll_seconds=_float("REGISTRY_SNAPSHOT_POLL_SECONDS", 5.0),

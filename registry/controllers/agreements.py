@@ -13,6 +13,7 @@ from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, SearchTe
 from registry.schemas import AgreementIn, AgreementKind, AgreementUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
 from registry.services.parties import history
+from registry.services.removed import has_history, restore_agreement
 
 Version = Annotated[int, QueryParameter(ge=1, description="the version your change is based on")]
 PartyKey = Annotated[str | None, QueryParameter(max_length=64, pattern=WITHOUT_NUL)]
@@ -80,6 +81,15 @@ class AgreementController(Controller):
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[dict[str, Any]]:
-        await AgreementService(db_session, "").get(key)
+        if not await has_history(db_session, "agreement", key):  # a removed agreement's history stays readable
+            await AgreementService(db_session, "").get(key)  # 404 for an unknown agreement
         items, total = await history(db_session, "agreement", key, limit, offset)
         return page(items, total, limit, offset)
+
+    @post("/{key:str}/restore", opt=requires("registry:write"), status_code=200)
+    async def restore_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> dict[str, Any]:
+        """Bring back a agreement an import removed, as it was then (listed at GET /api/registry/removed)."""
+        async with db_session.begin():
+            return await restore_agreement(db_session, key, request.user.name)

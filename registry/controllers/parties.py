@@ -11,6 +11,7 @@ from registry.auth import requires
 from registry.controllers.deps import Limit, Offset, Page, SearchText, page
 from registry.schemas import PartyCategory, PartyIn, PartyUpdate, Role
 from registry.services.parties import PartyFilter, PartyService, history
+from registry.services.removed import has_history, restore_party
 
 Version = Annotated[int, QueryParameter(ge=1, description="the version your change is based on")]
 
@@ -75,6 +76,15 @@ class PartyController(Controller):
         limit: Limit = 50,
         offset: Offset = 0,
     ) -> Page[dict[str, Any]]:
-        await PartyService(db_session, "").get(key)  # 404 for an unknown party
+        if not await has_history(db_session, "party", key):  # a removed party's history stays readable
+            await PartyService(db_session, "").get(key)  # 404 for an unknown party
         items, total = await history(db_session, "party", key, limit, offset)
         return page(items, total, limit, offset)
+
+    @post("/{key:str}/restore", opt=requires("registry:write"), status_code=200)
+    async def restore_party(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> dict[str, Any]:
+        """Bring back a party an import removed, as it was then (listed at GET /api/registry/removed)."""
+        async with db_session.begin():
+            return await restore_party(db_session, key, request.user.name)

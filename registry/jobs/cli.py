@@ -18,12 +18,17 @@ def reminders() -> None:
 
 
 @reminders.command("run")
-@click.option("--today", type=click.DateTime(["%Y-%m-%d"]), help="scan as of this date (default: controller's today)")
+@click.option(
+    "--today",
+    type=click.DateTime(["%Y-%m-%d"]),
+    help="scan as of this date (default: controller's today); another day is only a preview unless --send",
+)
+@click.option("--send", is_flag=True, help="really send and record reminders for a --today other than today")
 @click.pass_obj
-def reminders_run(context: "Context", today: datetime | None) -> None:
+def reminders_run(context: "Context", today: datetime | None, send: bool) -> None:
     """Scan for due reminders once and send every pending one; print what was sent."""
     from registry.db import make_engine, make_sessionmaker
-    from registry.jobs.reminders import run_reminders
+    from registry.jobs.reminders import preview_reminders, run_reminders
     from registry.jobs.renewals import controller_today
 
     async def main() -> None:
@@ -31,7 +36,21 @@ def reminders_run(context: "Context", today: datetime | None) -> None:
         try:
             sessionmaker = make_sessionmaker(engine)
             async with sessionmaker() as session:
-                day: date = today.date() if today else await controller_today(session)
+                real_today = await controller_today(session)
+                day: date = today.date() if today else real_today
+                if day != real_today and not send:
+                    # Reading only, and the transaction is rolled back: a preview writes nothing.
+                    due = await preview_reminders(session, context.settings, today=day)
+                    await session.rollback()
+                    click.echo(
+                        f"{day}: preview (the controller's today is {real_today}): {len(due)} reminder(s) would be "
+                        "due; nothing was sent or recorded (add --send to send them for this day)"
+                    )
+                    for d in due:
+                        click.echo(
+                            f"would send {d.kind:18} {d.agreement.key} {d.due_date} -> {d.agreement.owner_email}"
+                        )
+                    return
             result, outcomes = await run_reminders(sessionmaker, context.settings, today=day)
         finally:
             await engine.dispose()
@@ -41,6 +60,8 @@ def reminders_run(context: "Context", today: datetime | None) -> None:
             click.echo(line + (f" ({o.error})" if o.error else ""))
         if not outcomes:
             click.echo("nothing to send")
+        elif outcomes[-1].server_down:
+            click.echo("stopped early: the mail server cannot be reached; the rest stay pending for the next run")
 
     asyncio.run(main())
 

@@ -8,7 +8,7 @@ import time
 from dataclasses import dataclass
 from datetime import date
 from email.message import EmailMessage
-from email.utils import format_datetime, make_msgid
+from email.utils import format_datetime
 from typing import Any
 
 import aiosmtplib
@@ -25,6 +25,11 @@ REMINDER_ID_HEADER = "X-Registry-Reminder"
 
 class DeliveryError(Exception):
     """A send failed; the reminder stays pending and is retried later."""
+
+
+class ServerUnavailable(DeliveryError):
+    """The SMTP server cannot be reached: every other e-mail of this run would fail the same way, so the run
+    stops instead of trying each row."""
 
 
 @dataclass(frozen=True)
@@ -104,32 +109,91 @@ def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) ->
     return ReminderMessage(reminder_id, subject, "\n".join(lines), payload)
 
 
+def message_id(reminder_id: int, sender: str) -> str:
+    """Derived from the reminder row, not random: a copy re-sent after a crash (accepted by the server, not yet
+    marked sent) carries the same Message-ID, so receivers can recognise and drop it."""
+    domain = sender.rpartition("@")[2] or "registry.invalid"
+    return f"<reminder-{reminder_id}@{domain}>"
+
+
 def email_message(message: ReminderMessage, sender: str, recipient: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
     email["To"] = recipient
     email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = make_msgid(domain=sender.rpartition("@")[2] or None)
+    email["Message-ID"] = message_id(message.reminder_id, sender)
     email[REMINDER_ID_HEADER] = str(message.reminder_id)
     email.set_content(message.body)
     return email
 
 
-async def send_email(message: ReminderMessage, recipient: str, settings: Settings, smtp_timeout: float = 30.0) -> None:
-    try:
-        await aiosmtplib.send(
-            email_message(message, settings.smtp_from, recipient),
-            hostname=settings.smtp_host,
-            port=settings.smtp_port,
-            username=settings.smtp_username,
-            password=settings.smtp_password,
-            use_tls=settings.smtp_tls == "tls",
-            start_tls=settings.smtp_tls == "starttls",
-            timeout=smtp_timeout,
+class SmtpSession:
+    """One SMTP connection for a whole run, opened at the first e-mail and closed by `aclose`."""
+
+    def __init__(self, settings: Settings, smtp_timeout: float = 30.0) -> None:
+        self.settings = settings
+        self.smtp_timeout = smtp_timeout
+        self._client: aiosmtplib.SMTP | None = None
+        # One conversation at a time: a deliverer may be shared by concurrent runs (MAIL/RCPT/DATA must not
+        # interleave on one connection).
+        self._lock = asyncio.Lock()
+
+    def _where(self) -> str:
+        return f"SMTP {self.settings.smtp_host}:{self.settings.smtp_port}"
+
+    async def _connected(self) -> aiosmtplib.SMTP:
+        if self._client is not None and self._client.is_connected:
+            return self._client
+        s = self.settings
+        client = aiosmtplib.SMTP(
+            hostname=s.smtp_host,
+            port=s.smtp_port,
+            username=s.smtp_username,
+            password=s.smtp_password,
+            use_tls=s.smtp_tls == "tls",
+            start_tls=s.smtp_tls == "starttls",
+            timeout=self.smtp_timeout,
         )
-    except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
-        raise DeliveryError(f"SMTP {settings.smtp_host}:{settings.smtp_port}: {exc}") from exc
+        try:
+            await client.connect()
+        except (aiosmtplib.SMTPException, OSError, TimeoutError) as exc:
+            raise ServerUnavailable(f"{self._where()}: {exc}") from exc
+        self._client = client
+        return client
+
+    async def send(self, message: ReminderMessage, recipient: str) -> None:
+        email = email_message(message, self.settings.smtp_from, recipient)  # a bad header fails here, on its row
+        async with self._lock:
+            await self._send(email)
+
+    async def _send(self, email: EmailMessage) -> None:
+        client = await self._connected()
+        try:
+            await client.send_message(email)
+        except (aiosmtplib.SMTPServerDisconnected, aiosmtplib.SMTPConnectError, OSError, TimeoutError) as exc:
+            self._client = None  # reconnect for the next message
+            raise DeliveryError(f"{self._where()}: {exc}") from exc
+        except aiosmtplib.SMTPException as exc:
+            raise DeliveryError(f"{self._where()}: {exc}") from exc
+
+    async def aclose(self) -> None:
+        async with self._lock:
+            client, self._client = self._client, None
+            if client is not None and client.is_connected:
+                try:
+                    await client.quit()
+                except (aiosmtplib.SMTPException, OSError, TimeoutError):
+                    client.close()
+
+
+async def send_email(message: ReminderMessage, recipient: str, settings: Settings, smtp_timeout: float = 30.0) -> None:
+    """One e-mail on a connection of its own."""
+    session = SmtpSession(settings, smtp_timeout)
+    try:
+        await session.send(message, recipient)
+    finally:
+        await session.aclose()
 
 
 def signature(secret: str, timestamp: str, body: bytes) -> str:

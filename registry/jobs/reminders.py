@@ -16,7 +16,14 @@ from typing import Any
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.jobs.delivery import DeliveryError, ReminderMessage, compose, send_email, send_webhook
+from registry.jobs.delivery import (
+    DeliveryError,
+    ReminderMessage,
+    ServerUnavailable,
+    SmtpSession,
+    compose,
+    send_webhook,
+)
 from registry.jobs.schedule import (
     OBJECTION_DEADLINE,
     AgreementFacts,
@@ -128,21 +135,36 @@ class SendOutcome:
     status: str  # sent | failed | cancelled
     error: str | None = None
     subject: str = ""
+    server_down: bool = False  # the run stopped after this one: the mail server cannot be reached
 
 
 Deliver = Callable[[str, str, ReminderMessage], Awaitable[None]]
 
 
-def default_deliver(settings: Settings, *, webhook_backoff_seconds: float = 0.5) -> Deliver:
-    async def deliver(channel: str, recipient: str, message: ReminderMessage) -> None:
+class DefaultDeliver:
+    """E-mail over one SMTP session per run (closed by `aclose`), webhooks over HTTP."""
+
+    def __init__(self, settings: Settings, *, webhook_backoff_seconds: float = 0.5) -> None:
+        self.settings = settings
+        self.webhook_backoff_seconds = webhook_backoff_seconds
+        self.smtp = SmtpSession(settings)
+
+    async def __call__(self, channel: str, recipient: str, message: ReminderMessage) -> None:
         if channel == EMAIL:
-            await send_email(message, recipient, settings)
+            await self.smtp.send(message, recipient)
         elif channel == WEBHOOK:
-            await send_webhook(message, recipient, settings.webhook_secret, backoff_seconds=webhook_backoff_seconds)
+            await send_webhook(
+                message, recipient, self.settings.webhook_secret, backoff_seconds=self.webhook_backoff_seconds
+            )
         else:
             raise DeliveryError(f"unknown channel {channel!r}")
 
-    return deliver
+    async def aclose(self) -> None:
+        await self.smtp.aclose()
+
+
+def default_deliver(settings: Settings, *, webhook_backoff_seconds: float = 0.5) -> DefaultDeliver:
+    return DefaultDeliver(settings, webhook_backoff_seconds=webhook_backoff_seconds)
 
 
 def retry_delay(settings: Settings, attempts: int) -> timedelta:
@@ -217,11 +239,13 @@ async def send_one(
         change.sub_processor_key if change else None,
         change.sub_processor_name if change else None,
     )
-    message = compose(rid, due, today, settings.public_url)
+    subject = ""
     try:
+        message = compose(rid, due, today, settings.public_url)
+        subject = message.subject
         await deliver(channel, recipient, message)
-    except DeliveryError as exc:
-        error = str(exc)[:2000]
+    except Exception as exc:  # whatever breaks one reminder is recorded on its row, and the run goes on
+        error = (str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:2000]
         await session.execute(
             text(
                 """UPDATE reminder SET attempts = attempts + 1, last_error = :error, next_attempt_at = :next
@@ -230,12 +254,13 @@ async def send_one(
             {"error": error, "next": now + retry_delay(settings, attempts + 1), "id": rid},
         )
         log.warning("reminder %s (%s to %s) not delivered: %s", rid, channel, recipient, error)
-        return SendOutcome(rid, channel, recipient, kind, facts.key, due_date, "failed", error, message.subject)
+        down = isinstance(exc, ServerUnavailable)
+        return SendOutcome(rid, channel, recipient, kind, facts.key, due_date, "failed", error, subject, down)
     await session.execute(
         text("UPDATE reminder SET attempts = attempts + 1, sent_at = :now, last_error = NULL WHERE id = :id"),
         {"now": now, "id": rid},
     )
-    return SendOutcome(rid, channel, recipient, kind, facts.key, due_date, "sent", None, message.subject)
+    return SendOutcome(rid, channel, recipient, kind, facts.key, due_date, "sent", None, subject)
 
 
 async def send_pending(
@@ -246,16 +271,27 @@ async def send_pending(
     now: datetime | None = None,
     deliver: Deliver | None = None,
 ) -> list[SendOutcome]:
-    """Deliver every pending row whose time has come, one row per transaction."""
+    """Deliver every pending row whose time has come, one row per transaction, over one SMTP session.
+
+    When the mail server cannot be reached the run stops after that row (its outcome says `server_down`):
+    the rows left are untouched and go out on a later run."""
     now = now or utcnow()
     deliver = deliver or default_deliver(settings)
     outcomes: list[SendOutcome] = []
-    while True:
-        async with sessionmaker() as session, session.begin():
-            outcome = await send_one(session, settings, deliver, now=now, today=today)
-        if outcome is None:
-            return outcomes
-        outcomes.append(outcome)
+    try:
+        while True:
+            async with sessionmaker() as session, session.begin():
+                outcome = await send_one(session, settings, deliver, now=now, today=today)
+            if outcome is None:
+                return outcomes
+            outcomes.append(outcome)
+            if outcome.server_down:
+                log.warning("reminder run stopped early: %s", outcome.error)
+                return outcomes
+    finally:
+        close = getattr(deliver, "aclose", None)
+        if close is not None:
+            await close()
 
 
 async def run_reminders(
@@ -271,6 +307,14 @@ async def run_reminders(
     async with sessionmaker() as session, session.begin():
         result = await scan(session, settings, today=today, now=now)
     return result, await send_pending(sessionmaker, settings, today=today, now=now, deliver=deliver)
+
+
+async def preview_reminders(session: AsyncSession, settings: Settings, *, today: date) -> list[DueReminder]:
+    """What a run on `today` would find due, without writing a row: a run for another day than the
+    controller's today is a preview, so it can neither send, use up, nor cancel a real reminder."""
+    agreements = await load_agreement_facts(session, today, max(settings.reminder_days, default=0))
+    changes = await load_pending_changes(session, today)
+    return due_reminders(agreements, changes, today, settings.reminder_days, settings.reminder_lapsed_interval_days)
 
 
 async def list_reminders(

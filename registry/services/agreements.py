@@ -107,7 +107,7 @@ class AgreementService:
         assert party is not None and party.id is not None
         return party.id
 
-    async def create(self, data: AgreementIn) -> dict[str, Any]:
+    async def create(self, data: AgreementIn, *, action: str = "create") -> dict[str, Any]:
         await lock_registry_for_write(self.session)
         if (await self.session.execute(select(col(Agreement.id)).where(col(Agreement.key) == data.key))).first():
             raise ConflictError(f"an agreement with key {data.key!r} exists already")
@@ -116,7 +116,7 @@ class AgreementService:
         self.session.add(agreement)
         await self.session.flush()
         after = agreement_document(agreement, data.party)
-        self.session.add(change_record("agreement", data.key, "create", self.actor, None, after))
+        self.session.add(change_record("agreement", data.key, action, self.actor, None, after))
         await finish_write(self.session, f"agreement:{data.key}")
         return with_metadata(after, agreement)
 
@@ -132,6 +132,10 @@ class AgreementService:
 
     async def update(self, key: str, data: AgreementUpdate) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
+        if data.key is not None and data.key != key:
+            raise RegistryValidationError(
+                [FieldError("key", f"the key cannot be changed ({key!r} in the URL, {data.key!r} in the body)")]
+            )
         agreement, party_key = await self._locked_at_version(key, data.version)
         before = agreement_document(agreement, party_key)
         party_id = await self._party_id(data)

@@ -165,7 +165,7 @@ class PartyService:
         for name, value in party_columns(data).items():
             setattr(party, name, value)
 
-    async def create(self, data: PartyIn) -> dict[str, Any]:
+    async def create(self, data: PartyIn, *, action: str = "create") -> dict[str, Any]:
         await lock_registry_for_write(self.session)
         if (await self.session.execute(select(col(Party.id)).where(col(Party.key) == data.key))).first():
             raise ConflictError(f"a party with key {data.key!r} exists already")
@@ -176,7 +176,7 @@ class PartyService:
         assert party.id is not None
         await self._write_children(party.id, data)
         after = await self._document(party)
-        self.session.add(change_record("party", party.key, "create", self.actor, None, after))
+        self.session.add(change_record("party", party.key, action, self.actor, None, after))
         await finish_write(self.session, f"party:{party.key}")
         return with_metadata(after, party)
 
@@ -192,6 +192,10 @@ class PartyService:
 
     async def update(self, key: str, data: PartyUpdate) -> dict[str, Any]:
         await lock_registry_for_write(self.session)
+        if data.key is not None and data.key != key:
+            raise RegistryValidationError(
+                [FieldError("key", f"the key cannot be changed ({key!r} in the URL, {data.key!r} in the body)")]
+            )
         party = await self._locked_at_version(key, data.version)
         before = await self._document(party)
         await self._check(key, data, existing=party)

@@ -1,7 +1,10 @@
 """The whole registry as one document: export, and replace-all import in one transaction (DESIGN §3)."""
 
+import json
+from dataclasses import dataclass, field
 from typing import Any
 
+import yaml
 from pydantic import ValidationError
 from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -10,7 +13,7 @@ from sqlmodel import col
 from registry.errors import FieldError, RegistryValidationError
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
-from registry.schemas import AgreementIn, PartyIn, RegistryDocument
+from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
 from registry.services import integrity
 from registry.services.agreements import agreement_columns
 from registry.services.common import change_record, finish_write, lock_registry_for_write
@@ -30,49 +33,203 @@ def pydantic_field_errors(exc: ValidationError) -> list[FieldError]:
     return errors
 
 
+try:  # libyaml's loader is several times faster on a large document; PyYAML's own when it is not built in
+    from yaml import CSafeLoader as YamlLoader
+except ImportError:  # pragma: no cover - depends on how PyYAML was built
+    from yaml import SafeLoader as YamlLoader  # type: ignore[assignment]
+
+JSON_MEDIA_TYPES = frozenset({"application/json"})
+YAML_MEDIA_TYPES = frozenset({"application/yaml", "text/yaml", "application/x-yaml", "text/x-yaml"})
+
+
+def load_document_text(body: bytes, media_type: str | None) -> Any:
+    """A registry document's bytes, JSON or YAML (DESIGN §3), as plain data. Slow on a large document: call it
+    off the event loop."""
+    is_json = (media_type or "application/json") in JSON_MEDIA_TYPES
+    try:
+        text = body.decode("utf-8")
+        return json.loads(text) if is_json else yaml.load(text, Loader=YamlLoader)
+    except UnicodeDecodeError as exc:
+        raise RegistryValidationError([FieldError("(document)", f"the document is not UTF-8 ({exc.reason})")]) from None
+    except (ValueError, RecursionError, yaml.YAMLError) as exc:
+        what = "JSON" if is_json else "YAML"
+        raise RegistryValidationError([FieldError("(document)", f"the document is not valid {what}: {exc}")]) from None
+
+
 def parse_document(raw: Any) -> RegistryDocument:
+    """Validate a document; every problem comes back at once, field problems and reference problems (unknown
+    party, cycle, role/kind mismatch) together, each with its path."""
     if not isinstance(raw, dict):
         raise RegistryValidationError([FieldError("(document)", "the registry document must be a mapping")])
     try:
-        return RegistryDocument.model_validate(raw)
+        doc = RegistryDocument.model_validate(raw)
     except ValidationError as exc:
-        raise RegistryValidationError(pydantic_field_errors(exc)) from None
+        errors = pydantic_field_errors(exc)
+        seen = {(e.field, e.message) for e in errors}
+        errors += [e for e in raw_reference_errors(raw) if (e.field, e.message) not in seen]
+        raise RegistryValidationError(errors) from None
+    errors = reference_errors(doc)
+    if errors:
+        raise RegistryValidationError(errors)
+    return doc
 
 
-def reference_errors(doc: RegistryDocument) -> list[FieldError]:
-    """Every cross-reference problem in a document, each with its path."""
-    errors = integrity.duplicate_key_errors("parties", [p.key for p in doc.parties])
-    errors += integrity.duplicate_key_errors("agreements", [a.key for a in doc.agreements])
-    roles = {p.key: p.role for p in doc.parties}
-    links = {p.key: [s.party for s in p.sub_processors] for p in doc.parties}
+PartyRefs = tuple[str, str, list[str]] | None  # key, role, sub-processor keys; None: too broken to check
+AgreementRefs = tuple[str | None, str] | None  # kind (None if not a known kind), party key
+
+
+def _reference_problems(parties: list[PartyRefs], agreements: list[AgreementRefs]) -> list[FieldError]:
+    errors = integrity.duplicate_key_errors("parties", [p[0] if p else f"\0{i}" for i, p in enumerate(parties)])
+    roles = {p[0]: p[1] for p in parties if p}
+    links = {p[0]: p[2] for p in parties if p}
     reported_cycle: set[frozenset[str]] = set()
-    for i, party in enumerate(doc.parties):
+    for i, party in enumerate(parties):
+        if party is None:
+            continue
+        key, _, targets = party
         path = f"parties[{i}]"
-        errors += integrity.sub_processor_link_errors(path, party.key, links[party.key], roles)
-        cycle = integrity.find_cycle(links, party.key)
+        errors += integrity.sub_processor_link_errors(path, key, targets, roles)
+        cycle = integrity.find_cycle(links, key)
         if cycle and frozenset(cycle) not in reported_cycle:
             reported_cycle.add(frozenset(cycle))
             errors.append(
                 FieldError(f"{path}.sub_processors", "sub-processor links form a cycle: " + " → ".join(cycle))
             )
-    for i, agreement in enumerate(doc.agreements):
-        errors += integrity.agreement_party_errors(f"agreements[{i}]", agreement.kind, agreement.party, roles)
+    for i, agreement in enumerate(agreements):
+        if agreement is None:
+            continue
+        kind, party_key = agreement
+        if kind is None:
+            if party_key not in roles:
+                errors.append(FieldError(f"agreements[{i}].party", f"no party with key {party_key!r}"))
+        else:
+            errors += integrity.agreement_party_errors(f"agreements[{i}]", kind, party_key, roles)
     return errors
+
+
+def reference_errors(doc: RegistryDocument) -> list[FieldError]:
+    """Every cross-reference problem in a document, each with its path."""
+    errors = _reference_problems(
+        [(p.key, p.role, [s.party for s in p.sub_processors]) for p in doc.parties],
+        [(a.kind, a.party) for a in doc.agreements],
+    )
+    return errors + integrity.duplicate_key_errors("agreements", [a.key for a in doc.agreements])
+
+
+def raw_reference_errors(raw: dict[str, Any]) -> list[FieldError]:
+    """The reference problems of a document that failed validation, as far as its shape allows checking them,
+    so that one answer lists them with the field problems."""
+
+    def text(value: Any) -> str | None:
+        return value.strip() if isinstance(value, str) else None
+
+    raw_parties, raw_agreements = raw.get("parties"), raw.get("agreements")
+    parties: list[PartyRefs] = []
+    for entry in raw_parties if isinstance(raw_parties, list) else []:
+        key = text(entry.get("key")) if isinstance(entry, dict) else None
+        if key is None:
+            parties.append(None)
+            continue
+        links = entry.get("sub_processors")
+        targets = [text(s.get("party")) for s in links if isinstance(s, dict)] if isinstance(links, list) else []
+        parties.append((key, text(entry.get("role")) or "", [t for t in targets if t is not None]))
+    agreements: list[AgreementRefs] = []
+    agreement_keys: list[str] = []
+    for i, entry in enumerate(raw_agreements if isinstance(raw_agreements, list) else []):
+        party_key = text(entry.get("party")) if isinstance(entry, dict) else None
+        kind = text(entry.get("kind")) if isinstance(entry, dict) else None
+        agreements.append(None if party_key is None else (kind if kind in ROLE_FOR_AGREEMENT_KIND else None, party_key))
+        key = text(entry.get("key")) if isinstance(entry, dict) else None
+        agreement_keys.append(key if key is not None else f"\0{i}")
+    return _reference_problems(parties, agreements) + integrity.duplicate_key_errors("agreements", agreement_keys)
 
 
 async def export_registry(session: AsyncSession) -> dict[str, Any]:
     return (await load_registry(session)).document()
 
 
+def changed_fields(before: dict[str, Any], after: dict[str, Any]) -> list[str]:
+    return sorted(name for name in before.keys() | after.keys() if before.get(name) != after.get(name))
+
+
+@dataclass
+class SectionChanges:
+    """One section's changes: keys created, keys updated with the fields that changed, keys removed."""
+
+    created: list[str] = field(default_factory=list)
+    updated: dict[str, list[str]] = field(default_factory=dict)
+    removed: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "created": sorted(self.created),
+            "updated": dict(sorted(self.updated.items())),
+            "removed": sorted(self.removed),
+        }
+
+
+@dataclass
+class ChangeSet:
+    """What an import changes (or, as a preview, would change), per section."""
+
+    controller: list[str] = field(default_factory=list)  # the controller's changed fields
+    parties: SectionChanges = field(default_factory=SectionChanges)
+    agreements: SectionChanges = field(default_factory=SectionChanges)
+    unchanged: int = 0
+
+    def counts(self) -> dict[str, int]:
+        sections = (self.parties, self.agreements)
+        return {
+            "created": sum(len(s.created) for s in sections),
+            "updated": sum(len(s.updated) for s in sections),
+            "deleted": sum(len(s.removed) for s in sections),
+            "unchanged": self.unchanged,
+        }
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "controller": {"updated": self.controller},
+            "parties": self.parties.as_dict(),
+            "agreements": self.agreements.as_dict(),
+        }
+
+    def lines(self) -> list[str]:
+        """The change set for people, one line per record."""
+        out = [f"controller: updated {', '.join(self.controller)}"] if self.controller else []
+        for section, changes in (("parties", self.parties), ("agreements", self.agreements)):
+            out += [f"{section}: created {key}" for key in sorted(changes.created)]
+            out += [f"{section}: updated {key}: {', '.join(f)}" for key, f in sorted(changes.updated.items())]
+            out += [f"{section}: removed {key}" for key in sorted(changes.removed)]
+        return out
+
+
 async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: str) -> dict[str, int]:
+    """Replace the registry with `doc`; the counts of what changed."""
+    return (await apply_document(session, doc, actor)).counts()
+
+
+async def preview_document(session: AsyncSession, doc: RegistryDocument, actor: str) -> ChangeSet:
+    """What importing `doc` would change, with nothing written: the import runs in a savepoint that is rolled
+    back (its change notice with it), so the preview is exactly what the import would do."""
+    savepoint = await session.begin_nested()
+    try:
+        return await apply_document(session, doc, actor)
+    finally:
+        await savepoint.rollback()
+
+
+async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: str) -> ChangeSet:
     """Replace the registry with `doc`: parties and agreements are matched by key, so unchanged entries
-    keep their version and history; everything happens in the caller's transaction (all or nothing)."""
+    keep their version and history; everything happens in the caller's transaction (all or nothing).
+
+    A record the document no longer holds is removed with a "delete" entry as its last history entry, so its
+    history stays readable and it can be restored from there (registry/services/removed.py)."""
     errors = reference_errors(doc)
     if errors:
         raise RegistryValidationError(errors)
     await lock_registry_for_write(session)
     current = await load_registry(session)
-    counts = {"created": 0, "updated": 0, "deleted": 0, "unchanged": 0}
+    changes = ChangeSet()
     history: list[ChangeRecord] = []
     now = utcnow()
 
@@ -85,14 +242,14 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
         if key not in wanted_agreements:
             history.append(change_record("agreement", key, "delete", actor, current.agreement_docs[key], None))
             await session.delete(agreement_row)
-            counts["deleted"] += 1
+            changes.agreements.removed.append(key)
     await session.flush()
     wanted_parties = {p.key for p in doc.parties}
     for key, party_row in current.parties.items():
         if key not in wanted_parties:
             history.append(change_record("party", key, "delete", actor, current.party_docs[key], None))
             await session.delete(party_row)
-            counts["deleted"] += 1
+            changes.parties.removed.append(key)
     await session.flush()
 
     party_ids: dict[str, int] = {}
@@ -113,9 +270,9 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
             row.version += 1
             row.updated_at = now
             history.append(change_record("party", party.key, "update", actor, before, after))
-            counts["updated"] += 1
+            changes.parties.updated[party.key] = changed_fields(before, after)
         else:
-            counts["unchanged"] += 1
+            changes.unchanged += 1
     if new_parties:
         result = await session.execute(insert(Party).returning(col(Party.key), col(Party.id)), new_parties)
         for key, party_id in result.all():
@@ -124,7 +281,7 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
         for party in doc.parties:
             if party.key not in current.parties:
                 history.append(change_record("party", party.key, "create", actor, None, _party_doc(party)))
-                counts["created"] += 1
+                changes.parties.created.append(party.key)
     await session.flush()
 
     locations = [
@@ -155,7 +312,7 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
         if existing is None:
             new_agreements.append({"key": agreement.key, **fields, "version": 1, "created_at": now, "updated_at": now})
             history.append(change_record("agreement", agreement.key, "create", actor, None, doc_form))
-            counts["created"] += 1
+            changes.agreements.created.append(agreement.key)
         elif doc_form != current.agreement_docs[agreement.key]:
             for name, value in fields.items():
                 setattr(existing, name, value)
@@ -171,9 +328,9 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
                     doc_form,
                 )
             )
-            counts["updated"] += 1
+            changes.agreements.updated[agreement.key] = changed_fields(current.agreement_docs[agreement.key], doc_form)
         else:
-            counts["unchanged"] += 1
+            changes.unchanged += 1
     if new_agreements:
         await session.execute(insert(Agreement), new_agreements)
 
@@ -186,9 +343,10 @@ async def import_registry(session: AsyncSession, doc: RegistryDocument, actor: s
             setattr(profile, name, value)
     if current.controller != controller:
         history.append(change_record("controller", "controller", "update", actor, current.controller, controller))
+        changes.controller = changed_fields(current.controller or {}, controller)
     session.add_all(history)
     await finish_write(session, "registry:import")
-    return counts
+    return changes
 
 
 def _party_doc(party: PartyIn) -> dict[str, Any]:

@@ -35,8 +35,13 @@ class MailRecorder:
 
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
+        self.peers: list[Any] = []  # the client's address per accepted message: one per SMTP connection
+        self.refuse = False  # answer every message with a temporary failure, the server staying up
 
     async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
+        if self.refuse:
+            return "451 4.3.0 try again later"
+        self.peers.append(session.peer)
         self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
         return "250 Message accepted"
 
@@ -206,10 +211,18 @@ async def test_an_smtp_outage_delays_reminders_without_losing_them(
     smtp.stop()
     now = utcnow()
     _, outcomes = await run_reminders(a.sessionmaker, settings, today=TODAY, now=now)
-    assert [o.status for o in outcomes] == ["failed"] * 4
+    # The run stops at the first row once the server is found down, instead of trying every row.
+    assert [(o.status, o.server_down) for o in outcomes] == [("failed", True)]
     pending = await rows(a)
-    assert all(r["sent_at"] is None and r["attempts"] == 1 and "SMTP" in r["last_error"] for r in pending)
-    assert all(r["next_attempt_at"] >= now + timedelta(seconds=299) for r in pending)
+    first, rest = pending[0], pending[1:]
+    assert first["id"] == outcomes[0].reminder_id
+    assert first["sent_at"] is None and first["attempts"] == 1 and "SMTP" in first["last_error"]
+    assert first["next_attempt_at"] >= now + timedelta(seconds=299)
+    assert all(r["sent_at"] is None and r["attempts"] == 0 for r in rest)
+    assert len(rest) == 3
+    # The others wait for the next run; hold them back like the first so the backoff below is visible.
+    async with a.sessionmaker() as session, session.begin():
+        await session.execute(text("UPDATE reminder SET next_attempt_at = :t"), {"t": first["next_attempt_at"]})
 
     smtp.start()
     # Backoff: a retry before the next attempt time does not touch the rows.
@@ -219,7 +232,7 @@ async def test_an_smtp_outage_delays_reminders_without_losing_them(
     assert [o.status for o in delivered] == ["sent"] * 4
     assert await send_pending(a.sessionmaker, settings, today=TODAY, now=later + timedelta(hours=1)) == []
     assert sorted(smtp.recorder.reminder_ids()) == sorted(r["id"] for r in pending)
-    assert all(r["last_error"] is None and r["attempts"] == 2 for r in await rows(a))
+    assert [(r["last_error"], r["attempts"]) for r in await rows(a)] == [(None, 2), (None, 1), (None, 1), (None, 1)]
 
 
 async def test_a_failed_send_backs_off_exponentially(
@@ -227,7 +240,7 @@ async def test_a_failed_send_backs_off_exponentially(
 ) -> None:
     a, _ = instances
     settings = mail_settings(reminder_database, smtp, reminder_retry_seconds=100.0, reminder_retry_max_seconds=250.0)
-    smtp.stop()
+    smtp.recorder.refuse = True  # the server is up and refuses each message: every row fails on its own
     now = utcnow()
     await run_reminders(a.sessionmaker, settings, today=TODAY, now=now)
     await send_pending(a.sessionmaker, settings, today=TODAY, now=now + timedelta(seconds=100))
