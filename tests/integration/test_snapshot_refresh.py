@@ -263,3 +263,50 @@ async def test_a_change_whose_notice_was_lost_reaches_the_guard_through_the_peri
     finally:
         await refresher.stop()
         await engine.dispose()
+
+
+async def test_a_reload_held_up_by_a_lock_closes_the_guard_once_the_snapshot_passes_its_age_bound(
+    seeded_database, guard_headers
+):
+    """A change is committed and announced, but the reload it sets off waits on a lock on `agreement`: the
+    listener is up and no reload has failed yet, and still the old snapshot must not outlive its bound."""
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=2.0, snapshot_poll_seconds=5.0)
+    plain_url = seeded_database.replace("postgresql+asyncpg://", "postgresql://")
+    async with running(create_app(settings)) as client:
+        assert (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"] is True
+        locker = await asyncpg.connect(plain_url)
+        locking = locker.transaction()
+        await locking.start()
+        try:
+            await locker.execute("LOCK TABLE agreement IN ACCESS EXCLUSIVE MODE")
+            # Deactivating a party touches neither the locked table nor its lock: the change commits at once.
+            writer = await asyncpg.connect(plain_url)
+            try:
+                async with writer.transaction():
+                    await writer.execute("UPDATE party SET active = false WHERE key = 'kvarnberg'")
+                    await writer.execute("UPDATE registry_revision SET revision = revision + 1 WHERE id = 1")
+                    await writer.execute("SELECT pg_notify('registry_changed', 'kvarnberg deactivated')")
+            finally:
+                await writer.close()
+
+            async def refused():
+                response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+                return response if response.status_code == 503 else None
+
+            response = await poll_until(refused, within=20.0, every=0.1)
+            assert response is not None, "the guard kept deciding on a snapshot it could not refresh"
+            assert response.json()["allowed"] is False
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["guard"]["status"] == "unavailable"
+        finally:
+            await locking.rollback()
+            await locker.close()
+
+        async def denied_after_the_lock_is_gone():
+            response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+            return response.status_code == 200 and response.json()["allowed"] is False
+
+        # The refresher's statements give up on the lock and try again: it recovers once the lock is released.
+        assert await poll_until(denied_after_the_lock_is_gone, within=20.0, every=0.1)
+        assert (await client.get("/health/ready")).status_code == 200
