@@ -171,3 +171,42 @@ async def test_the_calendar_feed_secret_and_secret_query_parameters_never_reach_
     assert "query-secret-1" not in logged
     assert '"GET /calendar/[redacted].ics HTTP/1.1" 200' in logged, logged
     assert '"GET /health/live?token=[redacted]&limit=5 HTTP/1.1" 200' in logged, logged
+
+
+@pytest.mark.parametrize(
+    ("request_line", "content_type"),
+    [
+        ("POST /ui/login", "application/x-www-form-urlencoded"),
+        ("PUT /api/parties/nordfrakt", "application/json"),
+        ("POST /api/parties", "application/json"),
+    ],
+)
+async def test_a_client_gone_mid_body_is_a_400_with_no_traceback_on_any_route(
+    seeded_database, admin_headers, tmp_path, request_line, content_type
+):
+    stdout = tmp_path / "serve.out"
+    process, base = await _serve(seeded_database, stdout)
+    host, port = base.removeprefix("http://").split(":")
+    expected = f'"{request_line} HTTP/1.1" 400'
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"{request_line} HTTP/1.1\r\nHost: registry\r\nContent-Type: {content_type}\r\n".encode()
+            + f"Authorization: {admin_headers['Authorization']}\r\nContent-Length: 500\r\n\r\n".encode()
+            + b"email=someone%40offix.example&pass"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has the headers and part of the body when the client goes
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):  # up to 10 s for the server to notice and log it
+            if expected in stdout.read_text():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert expected in stdout.read_text(), stdout.read_text()
+    errors = stdout.with_suffix(".err").read_text()
+    assert "Traceback" not in errors, errors
+    assert "ERROR" not in errors, errors
