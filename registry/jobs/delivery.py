@@ -123,7 +123,7 @@ async def send_email(message: ReminderMessage, recipient: str, settings: Setting
             hostname=settings.smtp_host,
             port=settings.smtp_port,
             username=settings.smtp_username,
-            password=settings.smtp_password,
+            password=settings.smtp_password.get_secret_value() if settings.smtp_password else None,
             use_tls=settings.smtp_tls == "tls",
             start_tls=settings.smtp_tls == "starttls",
             timeout=smtp_timeout,

@@ -138,7 +138,12 @@ def default_deliver(settings: Settings, *, webhook_backoff_seconds: float = 0.5)
         if channel == EMAIL:
             await send_email(message, recipient, settings)
         elif channel == WEBHOOK:
-            await send_webhook(message, recipient, settings.webhook_secret, backoff_seconds=webhook_backoff_seconds)
+            await send_webhook(
+                message,
+                recipient,
+                settings.webhook_secret.get_secret_value() if settings.webhook_secret else None,
+                backoff_seconds=webhook_backoff_seconds,
+            )
         else:
             raise DeliveryError(f"unknown channel {channel!r}")
 
