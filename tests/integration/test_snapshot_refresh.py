@@ -117,7 +117,7 @@ async def test_a_registry_import_reaches_the_guard_without_a_restart(database, a
 async def test_the_guard_fails_closed_when_the_database_is_gone_and_the_snapshot_is_too_old(
     seeded_database, guard_headers
 ):
-    settings = settings_for(seeded_database, snapshot_max_age_seconds=0.5, snapshot_poll_seconds=0.2)
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=2.0, snapshot_poll_seconds=0.2)
     async with running(create_app(settings)) as client:
         assert (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"] is True
         await cut_off(seeded_database)
