@@ -4,6 +4,7 @@ import uuid
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
+import asyncpg
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
@@ -11,8 +12,9 @@ from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Stream
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
 from litestar.types import ASGIApp, ExceptionHandlersMap, HTTPReceiveMessage, Receive, Scope, Send
-from sqlalchemy.exc import DBAPIError
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -134,11 +136,29 @@ def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[s
     return Response(body, status_code=status)
 
 
-# Route-level handlers also catch what the authentication middleware raises before the handler runs.
+def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """Whatever else keeps a guard route from answering is a fail-closed 503 too (logged with its traceback
+    by the app's logging config, as any unexpected error)."""
+    status, body = unavailable(f"an unexpected error ({type(exc).__name__})")
+    return Response(body, status_code=status)
+
+
+# Route-level handlers also catch what the authentication middleware raises before the handler runs. Litestar
+# picks the handler of the first class in the exception's MRO found in the app's and the route's maps merged,
+# so every class the app maps to a plain 503 (ConnectionError before OSError, OperationalError and
+# InterfaceError before DBAPIError) is named here again, or the app's 503 without `"allowed": false` wins.
+# The status-code keys catch a 503 raised as an HTTP exception, and (500) any exception no class names.
 CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     DBAPIError: _cannot_decide,
+    OperationalError: _cannot_decide,
+    InterfaceError: _cannot_decide,
     PoolTimeoutError: _cannot_decide,
     OSError: _cannot_decide,
+    ConnectionError: _cannot_decide,
+    asyncpg.PostgresError: _cannot_decide,
+    asyncpg.InterfaceError: _cannot_decide,
+    HTTP_503_SERVICE_UNAVAILABLE: _cannot_decide,
+    HTTP_500_INTERNAL_SERVER_ERROR: _unexpected,
 }
 
 

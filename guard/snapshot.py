@@ -3,8 +3,9 @@
 Decisions never read the database: they read the snapshot an instance holds. Every registry write
 NOTIFYs `registry_changed` in its own transaction; each instance LISTENs on one dedicated connection and
 reloads on notice (bursts coalesce into one reload), and polls as a safety net in case a notice is lost.
-When the instance cannot confirm that its snapshot is current (the listener is gone, or reloads fail) and
-the snapshot is older than `snapshot_max_age_seconds`, the snapshot is unusable and the guard fails closed.
+A snapshot is usable only while it is younger than `snapshot_max_age_seconds`, counted from the last moment
+it was known to match the registry (a reload, or a currency check that found the revision unchanged); past
+that the guard fails closed, whatever holds the refresh up.
 
 The safety-net poll reads one number, the registry's revision (raised by every registry write in its own
 transaction), and reloads only when it moved: reloading a registry of tens of thousands of agreements every
@@ -48,6 +49,12 @@ POLICY_NAME = "eea-only"
 DEFAULT_TIMEZONE = "Europe/Stockholm"
 # Reconnect attempts while the database is away: often enough to recover fast, rarely enough to be quiet.
 LISTENER_RETRY_SECONDS = 0.5
+# The longest one statement of a reload or currency check may run (a read of a large registry takes well
+# under a second per fetch); past it the server ends the statement and the refresher tries again.
+STATEMENT_TIMEOUT_MS = 30_000
+# Currency checks run at least this many times per age bound, so an unchanged registry keeps its snapshot
+# usable however long the configured poll interval is.
+CHECKS_PER_AGE_BOUND = 3
 
 
 async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
@@ -310,18 +317,19 @@ class SnapshotRefresher:
     def usable(self) -> LoadedSnapshot:
         """The snapshot to decide on, or SnapshotUnavailable.
 
-        While the listener is up and the last reload worked, no change can have gone unseen, so the
-        snapshot is current whatever its age. Otherwise it is trusted only up to the configured age.
+        A snapshot is trusted only while it is younger than the bound, counted from the last moment it was
+        known to match the registry (`confirmed_at`: a reload, or a currency check that found the revision
+        unchanged). A connected listener is no proof of currency: a notice of a change the snapshot does not
+        hold, followed by a reload that hangs (a lock, DDL, a starved process), would otherwise keep an old
+        snapshot allowing shares forever. Nothing but a successful read of the registry moves `confirmed_at`.
         """
         loaded = self.current
         if loaded is None:
             raise SnapshotUnavailable("the guard has not loaded the registry yet")
-        if self.listening and not self._unconfirmed:
-            return loaded
         age = time.monotonic() - loaded.confirmed_at
         if age > self.max_age_seconds:
             raise SnapshotUnavailable(
-                f"the registry snapshot is {age:.1f} s old and the database cannot be reached to refresh it "
+                f"the registry snapshot is {age:.1f} s old and could not be confirmed as current since "
                 f"(bound: {self.max_age_seconds:g} s)"
             )
         return loaded
@@ -350,6 +358,7 @@ class SnapshotRefresher:
             async with self._sessionmaker() as session, session.begin():
                 # One repeatable-read transaction: the snapshot never mixes two registry states.
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+                await self._bound_statements(session)
                 with collector_paused():
                     snapshot = await load_snapshot(session, ruleset=self.ruleset)
                 timezone = await controller_timezone(session)
@@ -365,12 +374,22 @@ class SnapshotRefresher:
         """The periodic check: read the registry's revision, and reload only when it moved."""
         started = time.monotonic()
         with self._recording_failure():
-            async with self._sessionmaker() as session:
+            async with self._sessionmaker() as session, session.begin():
+                await self._bound_statements(session)
                 revision = await registry_revision(session)
         current = self.current
         if current is None or current.revision != revision:
             return await self.reload()
         return self._confirmed(dataclasses.replace(current, confirmed_at=started))
+
+    async def _bound_statements(self, session: AsyncSession) -> None:
+        """Time limits for this transaction's statements: a reload or check that waits on a lock or a stalled
+        server gives up and is tried again, instead of holding the refresher (and its retries) forever. The
+        snapshot goes unusable at its age bound whatever happens here; these limits only let it recover."""
+        lock_ms = max(100, int(self.max_age_seconds * 1000))
+        statement_ms = max(lock_ms, STATEMENT_TIMEOUT_MS)
+        await session.execute(text(f"SET LOCAL lock_timeout = {lock_ms}"))
+        await session.execute(text(f"SET LOCAL statement_timeout = {statement_ms}"))
 
     @contextlib.contextmanager
     def _recording_failure(self) -> Iterator[None]:
@@ -462,7 +481,8 @@ class SnapshotRefresher:
                 return
             # Notices sent while we were away are lost: reload now.
             self._changed.set()
-        wait = self.poll_seconds if not self._unconfirmed else min(self.poll_seconds, LISTENER_RETRY_SECONDS)
+        every = min(self.poll_seconds, self.max_age_seconds / CHECKS_PER_AGE_BOUND)
+        wait = every if not self._unconfirmed else min(every, LISTENER_RETRY_SECONDS)
         notified = False
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._changed.wait(), timeout=wait)

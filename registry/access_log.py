@@ -15,11 +15,13 @@ logging filter can drop it, and that record alone cost about a fifteenth of a gu
 
 import copy
 import logging
+import re
 from typing import Any, cast
+from urllib.parse import quote
 
 import uvicorn.config
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
-from uvicorn.protocols.utils import get_client_addr, get_path_with_query_string
+from uvicorn.protocols.utils import get_client_addr
 
 ACCESS_LOGGER_NAME = "registry.access"
 GUARD_ANSWER_PATHS = frozenset({"/api/guard/check", "/api/guard/check-batch"})
@@ -32,6 +34,28 @@ def is_answered_guard_check(method: str, path: str, status: int) -> bool:
     return status == 200 and method == "POST" and path in GUARD_ANSWER_PATHS
 
 
+# A path segment that is a credential (the calendar feed's secret token, its URL being all a calendar client
+# can send), and query parameters whose names say they carry one. Logs are read by more people, and kept
+# longer, than the secrets they would otherwise hold.
+_SECRET_PATH = re.compile(r"^(/calendar/)[^/]+?(\.ics)?$")
+_SECRET_QUERY_NAMES = re.compile(r"(?i)(token|key|secret|password|passwd|session|signature|csrf|credential)")
+REDACTED = "[redacted]"
+
+
+def redacted_path_with_query(scope: HTTPScope) -> str:
+    """The request's path and query string as the access log writes them: credentials replaced."""
+    path = quote(scope.get("root_path", "") + scope["path"])
+    path = _SECRET_PATH.sub(lambda m: m.group(1) + REDACTED + (m.group(2) or ""), path)
+    query = scope["query_string"].decode("ascii", errors="replace")
+    if not query:
+        return path
+    parts = []
+    for part in query.split("&"):
+        name, equals, _ = part.partition("=")
+        parts.append(f"{name}={REDACTED}" if equals and _SECRET_QUERY_NAMES.search(name) else part)
+    return f"{path}?{'&'.join(parts)}"
+
+
 def _log_response(scope: HTTPScope, status: int) -> None:
     method = scope["method"]
     if is_answered_guard_check(method, scope["path"], status) or not _access_log.isEnabledFor(logging.INFO):
@@ -41,7 +65,7 @@ def _log_response(scope: HTTPScope, status: int) -> None:
         '%s - "%s %s HTTP/%s" %d',
         get_client_addr(scope),  # type: ignore[arg-type]
         method,
-        get_path_with_query_string(scope),  # type: ignore[arg-type]
+        redacted_path_with_query(scope),
         scope["http_version"],
         status,
     )

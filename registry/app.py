@@ -1,13 +1,13 @@
 """The Litestar application factory."""
 
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncGenerator, AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
 
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
-from litestar.exceptions import SerializationException
+from litestar.exceptions import ClientException, InternalServerException, SerializationException
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from litestar.openapi.config import OpenAPIConfig
@@ -42,7 +42,19 @@ UNSTORABLE_TEXT_SQLSTATES = frozenset({"22021", "22P05"})
 class RegistryRequest(Request[Any, Any, Any]):
     """A request whose JSON body fails as a 400 whatever is wrong with it. Litestar turns msgspec's decode
     errors into 400s, but not the RecursionError of a deeply nested body or the UnicodeDecodeError of a string
-    that is not UTF-8: those would be 500s."""
+    that is not UTF-8: those would be 500s. Nor a client that goes away before its whole body arrived."""
+
+    async def stream(self) -> AsyncGenerator[bytes, None]:
+        # Litestar's reader raises an InternalServerException (a 500, logged with its traceback) when the client
+        # disconnects mid-body: the client's doing, not a server fault, and nobody is left to read the answer.
+        # Every body read (JSON, form, raw) goes through here, so every route answers it as a 400.
+        try:
+            async for chunk in super().stream():
+                yield chunk
+        except InternalServerException as exc:
+            if exc.detail != "client disconnected prematurely":  # "stream consumed": the server's own fault
+                raise
+            raise ClientException("the client disconnected before the whole body arrived") from None
 
     async def json(self) -> Any:
         try:

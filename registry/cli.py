@@ -80,7 +80,11 @@ def reported_errors() -> Any:
         for err in exc.errors:
             click.echo(f"error: {err.field}: {err.message}", err=True)
         sys.exit(2)
-    except (RegistryError, SettingsError) as exc:
+    except SettingsError as exc:
+        # A setting the service cannot run with: one line naming the variable, the usage-error status.
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+    except RegistryError as exc:
         click.echo(f"error: {exc}", err=True)
         sys.exit(1)
 

@@ -1,72 +1,25 @@
-"""Settings, read once from environment variables (documented in README.md)."""
+"""Settings, read once from environment variables REGISTRY_* (documented in README.md), with pydantic-settings.
 
-import os
-from dataclasses import dataclass, field
+A value the service cannot run with stops it at start with one line naming the variable and why: a number
+that bounds time must be finite and positive (`nan` or `inf` would switch the snapshot's age bound off, and a
+poll interval of 0 would busy-loop against the database). Secrets are SecretStr, so no repr or log shows them.
+"""
+
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+ENV_PREFIX = "REGISTRY_"
+DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
+
+# Seconds that bound a wait, a retry or an age: finite and above zero.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
-
-
-def _bool(name: str, default: bool) -> bool:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    value = raw.strip().lower()
-    if value in {"1", "true", "yes", "on"}:
-        return True
-    if value in {"0", "false", "no", "off"}:
-        return False
-    raise SettingsError(f"{name} must be true or false, not {raw!r}")
-
-
-def _int(name: str, default: int, minimum: int = 0) -> int:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a whole number, not {raw!r}") from None
-    if value < minimum:
-        raise SettingsError(f"{name} must be at least {minimum}, not {value}")
-    return value
-
-
-def _float(name: str, default: float) -> float:
-    raw = os.environ.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        return float(raw)
-    except ValueError:
-        raise SettingsError(f"{name} must be a number, not {raw!r}") from None
-
-
-def _int_list(name: str, default: tuple[int, ...]) -> tuple[int, ...]:
-    raw = os.environ.get(name)
-    if raw is None or raw.strip() == "":
-        return default
-    try:
-        values = tuple(sorted({int(part) for part in raw.split(",") if part.strip()}, reverse=True))
-    except ValueError:
-        raise SettingsError(f"{name} must be a comma-separated list of whole numbers, not {raw!r}") from None
-    if not values or any(v < 0 for v in values):
-        raise SettingsError(f"{name} must list non-negative whole numbers, not {raw!r}")
-    return values
-
-
-def _path(name: str) -> Path | None:
-    raw = os.environ.get(name)
-    return Path(raw) if raw else None
-
-
-def _log_origin(origin: str) -> str:
-    """The checkpoints' origin line, also the signing key's name: no whitespace, no plus sign (signed-note)."""
-    if not origin or any(c.isspace() or c == "+" for c in origin):
-        raise SettingsError(f"REGISTRY_LOG_ORIGIN must have no spaces or plus signs, not {origin!r}")
-    return origin
 
 
 def normalise_database_url(url: str) -> str:
@@ -77,83 +30,117 @@ def normalise_database_url(url: str) -> str:
     raise SettingsError("REGISTRY_DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
 
 
-@dataclass(frozen=True)
-class Settings:
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", validate_default=True
+    )
+
     database_url: str | None = None
     data_dir: Path = Path(".registry-data")
-    seed_file: Path | None = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
+    seed_file: Path | None = DEFAULT_SEED_FILE
     public_url: str = "http://127.0.0.1:8000"
     # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
-    registry_import_max_bytes: int = 64 * 1024 * 1024
+    registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     # Guard
-    expiring_warning_days: int = 30
-    snapshot_max_age_seconds: float = 30.0
-    snapshot_poll_seconds: float = 5.0
-    decision_log_batch_max: int = 500
+    expiring_warning_days: int = Field(30, ge=0)
+    snapshot_max_age_seconds: Seconds = 30.0
+    snapshot_poll_seconds: Seconds = 5.0
+    decision_log_batch_max: int = Field(500, ge=1)
     # Decision log checkpoints (guard/audit.py); the key file defaults to <data_dir>/log-signing.key
     log_signing_key_file: Path | None = None
     log_origin: str = "offix-registry/guard-decisions"
-    checkpoint_seconds: float = 300.0  # 0: none in the background (the CLI still writes them)
+    # 0: none in the background (the CLI still writes them)
+    checkpoint_seconds: float = Field(300.0, ge=0, allow_inf_nan=False)
     checkpoint_dir: Path | None = None
     checkpoint_witness_url: str | None = None
     # Reminders
     scheduler_enabled: bool = True
     reminder_scan_time: str = "07:00"
-    reminder_days: tuple[int, ...] = (90, 30, 7, 1)
+    reminder_days: Annotated[tuple[int, ...], NoDecode] = (90, 30, 7, 1)
     smtp_host: str = "127.0.0.1"
-    smtp_port: int = 25
+    smtp_port: int = Field(25, ge=1, le=65535)
     smtp_username: str | None = None
-    smtp_password: str | None = None
-    smtp_tls: str = "none"  # none | starttls | tls
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
     smtp_from: str = "registry@offix.example"
     webhook_url: str | None = None
-    webhook_secret: str | None = None
-    reminder_lapsed_interval_days: int = 7  # after expiry, remind this often while the party is active
-    reminder_retry_seconds: float = 300.0  # first retry of a failed send; doubles per attempt
-    reminder_retry_max_seconds: float = 21_600.0
+    webhook_secret: SecretStr | None = None
+    reminder_lapsed_interval_days: int = Field(7, ge=1)  # after expiry, remind this often while the party is active
+    reminder_retry_seconds: Seconds = 300.0  # first retry of a failed send; doubles per attempt
+    reminder_retry_max_seconds: Seconds = 21_600.0
     # Web UI
-    session_secret: str | None = None
-    agreement_document_max_bytes: int = 20 * 1024 * 1024  # a signed PDF on file; past it, 413
+    session_secret: SecretStr | None = None
+    agreement_document_max_bytes: int = Field(20 * 1024 * 1024, ge=1)  # a signed PDF on file; past it, 413
     secure_cookies: bool = True
-    extra: dict[str, str] = field(default_factory=dict)
+    extra: dict[str, str] = Field(default_factory=dict)
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return normalise_database_url(value)
+        except SettingsError:
+            raise ValueError("must start with postgresql:// or postgresql+asyncpg://") from None
+
+    @field_validator("log_origin")
+    @classmethod
+    def _log_origin(cls, value: str) -> str:
+        # The checkpoints' origin line, also the signing key's name (signed-note): no whitespace, no plus sign.
+        if not value or any(c.isspace() or c == "+" for c in value):
+            raise ValueError("must have no spaces or plus signs")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("seed_file", mode="before")
+    @classmethod
+    def _seed_file(cls, value: Any) -> Any:
+        # REGISTRY_SEED_FILE set but empty means "no seed" (env_ignore_empty would otherwise restore the default).
+        return None if value == "" else value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _smtp_tls(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError("must be a comma-separated list of whole numbers") from None
+        if isinstance(value, list | tuple | set):
+            if not value or any(isinstance(v, int) and v < 0 for v in value):
+                raise ValueError("must list non-negative whole numbers")
+            return tuple(sorted(set(value), reverse=True))
+        return value
 
     @classmethod
     def from_env(cls) -> "Settings":
-        raw_url = os.environ.get("REGISTRY_DATABASE_URL") or None
-        seed = os.environ.get("REGISTRY_SEED_FILE")
-        tls = os.environ.get("REGISTRY_SMTP_TLS", "none").strip().lower()
-        if tls not in {"none", "starttls", "tls"}:
-            raise SettingsError(f"REGISTRY_SMTP_TLS must be none, starttls or tls, not {tls!r}")
-        return cls(
-            database_url=normalise_database_url(raw_url) if raw_url else None,
-            data_dir=Path(os.environ.get("REGISTRY_DATA_DIR") or ".registry-data"),
-            seed_file=(Path(seed) if seed else None) if seed is not None else cls.seed_file,
-            public_url=os.environ.get("REGISTRY_PUBLIC_URL", cls.public_url).rstrip("/"),
-            registry_import_max_bytes=_int("REGISTRY_IMPORT_MAX_BYTES", 64 * 1024 * 1024, minimum=1),
-            expiring_warning_days=_int("REGISTRY_EXPIRING_WARNING_DAYS", 30),
-            snapshot_max_age_seconds=_float("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", 30.0),
-            snapshot_poll_seconds=_float("REGISTRY_SNAPSHOT_POLL_SECONDS", 5.0),
-            decision_log_batch_max=_int("REGISTRY_DECISION_LOG_BATCH_MAX", 500, minimum=1),
-            log_signing_key_file=_path("REGISTRY_LOG_SIGNING_KEY_FILE"),
-            log_origin=_log_origin(os.environ.get("REGISTRY_LOG_ORIGIN") or cls.log_origin),
-            checkpoint_seconds=_float("REGISTRY_CHECKPOINT_SECONDS", 300.0),
-            checkpoint_dir=_path("REGISTRY_CHECKPOINT_DIR"),
-            checkpoint_witness_url=os.environ.get("REGISTRY_CHECKPOINT_WITNESS_URL") or None,
-            scheduler_enabled=_bool("REGISTRY_SCHEDULER_ENABLED", True),
-            reminder_scan_time=os.environ.get("REGISTRY_REMINDER_SCAN_TIME", "07:00"),
-            reminder_days=_int_list("REGISTRY_REMINDER_DAYS", (90, 30, 7, 1)),
-            smtp_host=os.environ.get("REGISTRY_SMTP_HOST", "127.0.0.1"),
-            smtp_port=_int("REGISTRY_SMTP_PORT", 25, minimum=1),
-            smtp_username=os.environ.get("REGISTRY_SMTP_USERNAME") or None,
-            smtp_password=os.environ.get("REGISTRY_SMTP_PASSWORD") or None,
-            smtp_tls=tls,
-            smtp_from=os.environ.get("REGISTRY_SMTP_FROM", "registry@offix.example"),
-            webhook_url=os.environ.get("REGISTRY_WEBHOOK_URL") or None,
-            webhook_secret=os.environ.get("REGISTRY_WEBHOOK_SECRET") or None,
-            reminder_lapsed_interval_days=_int("REGISTRY_REMINDER_LAPSED_INTERVAL_DAYS", 7, minimum=1),
-            reminder_retry_seconds=_float("REGISTRY_REMINDER_RETRY_SECONDS", 300.0),
-            reminder_retry_max_seconds=_float("REGISTRY_REMINDER_RETRY_MAX_SECONDS", 21_600.0),
-            session_secret=os.environ.get("REGISTRY_SESSION_SECRET") or None,
-            secure_cookies=_bool("REGISTRY_SECURE_COOKIES", True),
-            agreement_document_max_bytes=_int("REGISTRY_AGREEMENT_DOCUMENT_MAX_BYTES", 20 * 1024 * 1024, minimum=1),
-        )
+        """The settings from the environment, or SettingsError naming the first bad variable and why."""
+        import os
+
+        # An empty REGISTRY_SEED_FILE means "no seed"; pydantic-settings drops empty values (env_ignore_empty).
+        overrides: dict[str, Any] = {"seed_file": None} if os.environ.get("REGISTRY_SEED_FILE") == "" else {}
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line: the variable, why, and the value refused (secrets never shown)."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    variable = ENV_PREFIX + field.upper()
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    shown = "" if "secret" in field or "password" in field else f", not {error.get('input')!r}"
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{variable} {reason[:1].lower()}{reason[1:]}{shown}{more}"

@@ -150,7 +150,7 @@ class SmtpSession:
             hostname=s.smtp_host,
             port=s.smtp_port,
             username=s.smtp_username,
-            password=s.smtp_password,
+            password=s.smtp_password.get_secret_value() if s.smtp_password else None,
             use_tls=s.smtp_tls == "tls",
             start_tls=s.smtp_tls == "starttls",
             timeout=self.smtp_timeout,

@@ -154,7 +154,10 @@ class DefaultDeliver:
             await self.smtp.send(message, recipient)
         elif channel == WEBHOOK:
             await send_webhook(
-                message, recipient, self.settings.webhook_secret, backoff_seconds=self.webhook_backoff_seconds
+                message,
+                recipient,
+                self.settings.webhook_secret.get_secret_value() if self.settings.webhook_secret else None,
+                backoff_seconds=self.webhook_backoff_seconds,
             )
         else:
             raise DeliveryError(f"unknown channel {channel!r}")

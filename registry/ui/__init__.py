@@ -57,7 +57,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     from registry.ui.users import principal_for_session, shared_secret
 
     settings = app.state.settings
-    secret = settings.session_secret
+    secret = settings.session_secret.get_secret_value() if settings.session_secret else None
     if not secret:
         async with session_scope(app.state.sessionmaker) as session:
             secret = await shared_secret(session, SECRET_NAME)

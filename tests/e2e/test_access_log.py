@@ -142,3 +142,71 @@ async def test_a_request_the_app_fails_before_answering_is_logged_as_a_500(caplo
     with caplog.at_level(logging.INFO, logger=ACCESS_LOGGER_NAME), pytest.raises(RuntimeError):
         await AccessLog(failing_app)(scope, None, None)
     assert [r.getMessage() for r in caplog.records] == ['127.0.0.1:5000 - "POST /api/guard/check?trace=1 HTTP/1.1" 500']
+
+
+async def test_the_calendar_feed_secret_and_secret_query_parameters_never_reach_the_access_log(
+    seeded_database, admin_headers, tmp_path
+):
+    stdout = tmp_path / "serve.out"
+    process, base = await _serve(seeded_database, stdout)
+    try:
+        async with httpx.AsyncClient(base_url=base, timeout=10) as http:
+            created = await http.post("/api/calendar-feeds", json={"name": "legal"}, headers=admin_headers)
+            assert created.status_code == 201, created.text
+            feed_path = httpx.URL(created.json()["url"]).path
+            secret = feed_path.removeprefix("/calendar/").removesuffix(".ics")
+            assert (await http.get(feed_path)).status_code == 200
+            await http.get("/calendar/ofxcal_guessed-wrong.ics")
+            await http.get("/health/live", params={"token": "query-secret-1", "limit": "5"})
+        for _ in range(50):  # the lines are written as the answers start; allow the stream to flush
+            if "/health/live" in stdout.read_text():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    logged = stdout.read_text() + stdout.with_suffix(".err").read_text()
+    assert secret not in logged
+    assert "ofxcal_guessed-wrong" not in logged
+    assert "query-secret-1" not in logged
+    assert '"GET /calendar/[redacted].ics HTTP/1.1" 200' in logged, logged
+    assert '"GET /health/live?token=[redacted]&limit=5 HTTP/1.1" 200' in logged, logged
+
+
+@pytest.mark.parametrize(
+    ("request_line", "content_type"),
+    [
+        ("POST /ui/login", "application/x-www-form-urlencoded"),
+        ("PUT /api/parties/nordfrakt", "application/json"),
+        ("POST /api/parties", "application/json"),
+    ],
+)
+async def test_a_client_gone_mid_body_is_a_400_with_no_traceback_on_any_route(
+    seeded_database, admin_headers, tmp_path, request_line, content_type
+):
+    stdout = tmp_path / "serve.out"
+    process, base = await _serve(seeded_database, stdout)
+    host, port = base.removeprefix("http://").split(":")
+    expected = f'"{request_line} HTTP/1.1" 400'
+    try:
+        _, writer = await asyncio.open_connection(host, int(port))
+        writer.write(
+            f"{request_line} HTTP/1.1\r\nHost: registry\r\nContent-Type: {content_type}\r\n".encode()
+            + f"Authorization: {admin_headers['Authorization']}\r\nContent-Length: 500\r\n\r\n".encode()
+            + b"email=someone%40offix.example&pass"
+        )
+        await writer.drain()
+        await asyncio.sleep(0.3)  # the server has the headers and part of the body when the client goes
+        writer.close()
+        await writer.wait_closed()
+        for _ in range(100):  # up to 10 s for the server to notice and log it
+            if expected in stdout.read_text():
+                break
+            await asyncio.sleep(0.1)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        process.wait(timeout=30)
+    assert expected in stdout.read_text(), stdout.read_text()
+    errors = stdout.with_suffix(".err").read_text()
+    assert "Traceback" not in errors, errors
+    assert "ERROR" not in errors, errors

@@ -117,7 +117,7 @@ async def test_a_registry_import_reaches_the_guard_without_a_restart(database, a
 async def test_the_guard_fails_closed_when_the_database_is_gone_and_the_snapshot_is_too_old(
     seeded_database, guard_headers
 ):
-    settings = settings_for(seeded_database, snapshot_max_age_seconds=0.5, snapshot_poll_seconds=0.2)
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=2.0, snapshot_poll_seconds=0.2)
     async with running(create_app(settings)) as client:
         assert (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"] is True
         await cut_off(seeded_database)
@@ -263,3 +263,103 @@ async def test_a_change_whose_notice_was_lost_reaches_the_guard_through_the_peri
     finally:
         await refresher.stop()
         await engine.dispose()
+
+
+async def test_a_reload_held_up_by_a_lock_closes_the_guard_once_the_snapshot_passes_its_age_bound(
+    seeded_database, guard_headers
+):
+    """A change is committed and announced, but the reload it sets off waits on a lock on `agreement`: the
+    listener is up and no reload has failed yet, and still the old snapshot must not outlive its bound."""
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=2.0, snapshot_poll_seconds=5.0)
+    plain_url = seeded_database.replace("postgresql+asyncpg://", "postgresql://")
+    async with running(create_app(settings)) as client:
+        assert (await client.post("/api/guard/check", json=SHARE, headers=guard_headers)).json()["allowed"] is True
+        locker = await asyncpg.connect(plain_url)
+        locking = locker.transaction()
+        await locking.start()
+        try:
+            await locker.execute("LOCK TABLE agreement IN ACCESS EXCLUSIVE MODE")
+            # Deactivating a party touches neither the locked table nor its lock: the change commits at once.
+            writer = await asyncpg.connect(plain_url)
+            try:
+                async with writer.transaction():
+                    await writer.execute("UPDATE party SET active = false WHERE key = 'kvarnberg'")
+                    await writer.execute("UPDATE registry_revision SET revision = revision + 1 WHERE id = 1")
+                    await writer.execute("SELECT pg_notify('registry_changed', 'kvarnberg deactivated')")
+            finally:
+                await writer.close()
+
+            async def refused():
+                response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+                return response if response.status_code == 503 else None
+
+            response = await poll_until(refused, within=20.0, every=0.1)
+            assert response is not None, "the guard kept deciding on a snapshot it could not refresh"
+            assert response.json()["allowed"] is False
+            ready = await client.get("/health/ready")
+            assert ready.status_code == 503, ready.text
+            assert ready.json()["guard"]["status"] == "unavailable"
+        finally:
+            await locking.rollback()
+            await locker.close()
+
+        async def denied_after_the_lock_is_gone():
+            response = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+            return response.status_code == 200 and response.json()["allowed"] is False
+
+        # The refresher's statements give up on the lock and try again: it recovers once the lock is released.
+        assert await poll_until(denied_after_the_lock_is_gone, within=20.0, every=0.1)
+        assert (await client.get("/health/ready")).status_code == 200
+
+
+async def test_every_503_of_a_guard_route_says_not_allowed_when_the_database_is_unreachable(
+    seeded_database, guard_headers
+):
+    """Failures from outside the guard's handler too: the API key lookup in the authentication middleware,
+    connections refused, a pool run dry by many callers at once."""
+    settings = settings_for(seeded_database, snapshot_max_age_seconds=2.0, snapshot_poll_seconds=0.2)
+    name = database_name(seeded_database)
+    async with running(create_app(settings)) as client:
+        first = await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
+        assert first.status_code == 200, first.text
+        await cut_off(seeded_database)
+        try:
+            answers = []
+            deadline = time.monotonic() + 4.0
+            round_number = 0
+            while time.monotonic() < deadline:
+                round_number += 1
+                # A key this instance has not cached: its lookup must reach the (unreachable) database.
+                unknown = {"Authorization": f"Bearer ofx_not-cached-{round_number}"}
+                answers += await asyncio.gather(
+                    *(client.post("/api/guard/check", json=SHARE, headers=guard_headers) for _ in range(10)),
+                    *(client.post("/api/guard/check-batch", json=[SHARE], headers=guard_headers) for _ in range(5)),
+                    *(client.post("/api/guard/check", json=SHARE, headers=unknown) for _ in range(10)),
+                    *(client.post("/api/guard/check-batch", json=[SHARE], headers=unknown) for _ in range(5)),
+                    # Connections ended while requests use them, as when the server goes down under load.
+                    admin_sql(f"SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = '{name}'"),
+                )
+        finally:
+            await restore(seeded_database)
+    answers = [a for a in answers if a is not None]
+    failures = [a for a in answers if a.status_code >= 500]
+    assert failures, "the database was unreachable and no guard request failed"
+    assert {a.status_code for a in failures} == {503}, {a.status_code for a in failures}
+    lacking = [a.text for a in failures if a.json().get("allowed") is not False]
+    assert not lacking, f"{len(lacking)} of {len(failures)} 503s lacked allowed: false, e.g. {lacking[:3]}"
+
+
+async def test_every_503_of_a_guard_route_says_not_allowed_when_the_database_server_refuses_connections():
+    """Nothing listens where the database should be: the connection attempt fails with the operating system's
+    ConnectionRefusedError, raised in the authentication middleware's key lookup, before the guard's handler."""
+    from tests.conftest import free_port
+
+    settings = settings_for(f"postgresql+asyncpg://postgres@127.0.0.1:{free_port()}/gone")
+    async with running(create_app(settings)) as client:
+        headers = {"Authorization": "Bearer ofx_any-key"}
+        answers = [
+            await client.post("/api/guard/check", json=SHARE, headers=headers),
+            await client.post("/api/guard/check-batch", json=[SHARE], headers=headers),
+        ]
+    assert [a.status_code for a in answers] == [503, 503], [a.text for a in answers]
+    assert [a.json().get("allowed") for a in answers] == [False, False], [a.text for a in answers]

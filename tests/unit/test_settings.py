@@ -1,0 +1,93 @@
+"""Settings that would switch safety off are refused at start, in one line, without a traceback."""
+
+import os
+import subprocess
+import sys
+
+import pytest
+from pydantic import ValidationError
+
+from registry.settings import Settings, SettingsError
+
+
+def _registry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
+    clean = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args],
+        env={**clean, "REGISTRY_DATABASE_URL": "postgresql://postgres@127.0.0.1:9/none", **env},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+
+
+@pytest.mark.parametrize(
+    ("variable", "value"),
+    [
+        ("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "nan"),
+        ("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "inf"),
+        ("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "-1"),
+        ("REGISTRY_SNAPSHOT_POLL_SECONDS", "0"),
+        ("REGISTRY_REMINDER_RETRY_SECONDS", "nan"),
+        ("REGISTRY_SMTP_TLS", "sometimes"),
+        ("REGISTRY_SCHEDULER_ENABLED", "maybe"),
+        ("REGISTRY_DATABASE_URL", "mysql://db/registry"),
+    ],
+)
+def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, variable, value):
+    monkeypatch.setenv(variable, value)
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    message = str(refused.value)
+    assert message.startswith(variable + " ") and "\n" not in message, message
+
+
+def test_a_bad_setting_stops_serve_and_a_cli_command_with_one_line_and_status_2():
+    """Each run starts a Python process (seconds on a busy machine): one for serve, one for another command."""
+    for command, variable, value in (
+        (["serve", "--port", "9"], "REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "nan"),
+        (["apikey", "list"], "REGISTRY_SNAPSHOT_POLL_SECONDS", "0"),
+    ):
+        result = _registry(*command, **{variable: value})
+        assert result.returncode == 2, (command, result.stderr)
+        assert "Traceback" not in result.stderr
+        lines = result.stderr.strip().splitlines()
+        assert len(lines) == 1 and variable in lines[0], result.stderr
+
+
+def test_secrets_never_show_in_the_settings_repr_nor_in_the_error_about_them():
+    settings = Settings(smtp_password="smtp-pw-1", webhook_secret="hook-secret-1", session_secret="session-1")
+    shown = repr(settings) + str(settings)
+    assert not {"smtp-pw-1", "hook-secret-1", "session-1"} & {s for s in shown.split("'")}
+    assert "smtp-pw-1" not in shown and "hook-secret-1" not in shown and "session-1" not in shown
+    assert settings.smtp_password is not None and settings.smtp_password.get_secret_value() == "smtp-pw-1"
+
+
+def test_time_bounds_refuse_nan_infinity_and_zero_when_constructed_directly():
+    for bad in (float("nan"), float("inf"), 0.0, -5.0):
+        with pytest.raises(ValidationError):
+            Settings(snapshot_max_age_seconds=bad)
+
+
+def test_the_environment_keeps_each_documented_variable_name_and_meaning(monkeypatch):
+    monkeypatch.setenv("REGISTRY_DATABASE_URL", "postgresql://u@h/db")
+    monkeypatch.setenv("REGISTRY_REMINDER_DAYS", "7, 30,1")
+    monkeypatch.setenv("REGISTRY_SEED_FILE", "")
+    monkeypatch.setenv("REGISTRY_PUBLIC_URL", "https://registry.example/")
+    monkeypatch.setenv("REGISTRY_SMTP_TLS", "STARTTLS")
+    monkeypatch.setenv("REGISTRY_SECURE_COOKIES", "off")
+    monkeypatch.setenv("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "2.5")
+    settings = Settings.from_env()
+    assert settings.database_url == "postgresql+asyncpg://u@h/db"
+    assert settings.reminder_days == (30, 7, 1)
+    assert settings.seed_file is None
+    assert settings.public_url == "https://registry.example"
+    assert settings.smtp_tls == "starttls"
+    assert settings.secure_cookies is False
+    assert settings.snapshot_max_age_seconds == 2.5
+
+
+def test_from_env_reports_a_bad_value_as_a_settings_error(monkeypatch):
+    monkeypatch.setenv("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "nan")
+    with pytest.raises(SettingsError, match="REGISTRY_SNAPSHOT_MAX_AGE_SECONDS"):
+        Settings.from_env()
