@@ -17,7 +17,12 @@ import pytest
 from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, is_answered_guard_check
 from tests.conftest import SERVER_URL, free_port
 
-SHARE = {"recipient": "nordfrakt", "purpose": "essential.service.operations", "data_categories": ["user.name"]}
+SHARE = {
+    "recipient": "nordfrakt",
+    "purpose": "essential.service.operations",
+    "data_categories": ["user.name"],
+    "data_subject": "customer",
+}
 
 
 def _start(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], str]:

@@ -462,5 +462,7 @@ async def test_the_command_line_check_prints_its_sequence(seeded_database, key_f
         "--purpose",
         SEED_ALLOWED_SHARE["purpose"],
         *[f"--category={c}" for c in SEED_ALLOWED_SHARE["data_categories"]],
+        "--data-subject",
+        SEED_ALLOWED_SHARE["data_subject"],
     )
     assert '"sequence": 1' in result.stdout

@@ -15,6 +15,7 @@ SHARE = {
     "purpose": "essential.service.operations",
     "data_categories": ["user.name", "user.contact.address"],
     "destination": "SE",
+    "data_subject": "customer",
 }
 DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
 NOT_UTF8 = b'{"key": "\xff\xfe"}'

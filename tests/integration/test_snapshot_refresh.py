@@ -21,6 +21,7 @@ SHARE = {
     "purpose": "essential.service.operations",
     "data_categories": ["user.name", "user.contact.address"],
     "destination": "SE",
+    "data_subject": "customer",
 }
 
 
