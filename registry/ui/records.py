@@ -17,6 +17,7 @@ from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.evidence import evidence_bytes
 from registry.services.records import article_30_record
+from registry.ui.pages import UiController, page
 
 # The labels of the printable record, per language. Swedish for the Swedish authority (IMY); a full
 # translation of the UI is another matter (the rest of the UI is in English).
@@ -139,6 +140,8 @@ def _day(text: str | None, field: str) -> date | None:
 class RecordsUiController(Controller):
     path = "/ui"
     include_in_schema = False
+    # As the other UI pages: no session is a redirect to the login page, a missing scope the UI's 403 page.
+    exception_handlers = UiController.exception_handlers
 
     @get("/records/article-30", opt=requires("registry:read"))
     async def article_30(
@@ -149,8 +152,6 @@ class RecordsUiController(Controller):
         end: FromQuery[str | None] = None,
         lang: FromQuery[str | None] = None,
     ) -> Template:
-        from registry.ui.pages import page
-
         record = await article_30_record(db_session, _day(start, "start"), _day(end, "end"))
         code = language(request, lang)
         return page(request, "records/article30.html", record=record, t=LABELS[code], lang=code)
