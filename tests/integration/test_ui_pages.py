@@ -388,6 +388,7 @@ async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(
         ("owner_email", "mine@offix.example"),
         *[("data_categories", c) for c in current["data_categories"]],
         *[("purposes", c) for c in current["purposes"]],
+        *[("data_subjects", c) for c in current["data_subjects"]],
         *[("clauses", c) for c in current["clauses"]],
         ("_csrf_token", token),
     ]
