@@ -1,7 +1,6 @@
 """The records a DPO is judged by (issue 17): the Art. 30 record, signed agreements on file, exports, evidence."""
 
 import csv
-import dataclasses
 import hashlib
 import io
 import json
@@ -198,7 +197,7 @@ async def test_anything_that_is_not_a_pdf_is_refused_with_415(seeded_client, wri
 async def test_a_document_past_the_configured_limit_is_refused_with_413(seeded_client, writer_headers):
     # The limit is read from the settings at each upload; this app's settings get a 100-byte limit.
     state = seeded_client.app.state
-    state.settings = dataclasses.replace(state.settings, agreement_document_max_bytes=100)
+    state.settings = state.settings.model_copy(update={"agreement_document_max_bytes": 100})
     response = await seeded_client.put(
         "/api/agreements/nordfrakt-dpa-2024/document",
         content=PDF + b"x" * 100,
