@@ -32,9 +32,13 @@ class Context:
     @property
     def database_url(self) -> str:
         if self._url is None:
-            from registry.embedded import start_embedded_postgres
+            from registry.embedded import EmbeddedDatabaseError, start_embedded_postgres
 
-            self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+            try:
+                self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+            except EmbeddedDatabaseError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
         return self._url
 
     def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
