@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -30,6 +31,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from guard.counters import COUNTERS
 from registry.models.decision import GuardDecision, GuardDecisionHead
 
 log = logging.getLogger(__name__)
@@ -382,6 +384,7 @@ class DecisionLogWriter:
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             # A request that went away meanwhile (its future cancelled) still has its entry written.
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.append_timeout):
                     await self._write([p.entry for p in batch])
@@ -389,6 +392,7 @@ class DecisionLogWriter:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
             except Exception as exc:
+                COUNTERS.failed_appends += 1
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
                 await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
                 _settle(batch, exc)
@@ -396,6 +400,8 @@ class DecisionLogWriter:
             self.commits += 1
             self.entries_written += len(batch)
             _settle(batch, None)
+            # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
+            COUNTERS.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
 
 
 # --- Reading -------------------------------------------------------------------------------------------

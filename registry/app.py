@@ -24,6 +24,7 @@ from registry.controllers.apikeys import ApiKeyController
 from registry.controllers.deps import provide_db_session
 from registry.controllers.findings import RegistryFindingsController
 from registry.controllers.health import HealthController
+from registry.controllers.metrics import MetricsController
 from registry.controllers.parties import PartyController
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import make_engine, make_sessionmaker
@@ -118,6 +119,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegistryDocumentController,
             RegistryFindingsController,
             ApiKeyController,
+            MetricsController,
             *guard.controller.route_handlers,
             *jobs.route_handlers,
             *ui.route_handlers,

@@ -189,7 +189,7 @@ def apikey() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="registry:read, registry:write, guard:check, admin",
+    help="registry:read, registry:write, guard:check, metrics:read, admin",
 )
 @pass_context
 def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
