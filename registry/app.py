@@ -10,7 +10,6 @@ from litestar.di import Provide
 from litestar.exceptions import SerializationException
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.openapi.config import OpenAPIConfig
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -29,6 +28,7 @@ from registry.controllers.parties import PartyController
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
+from registry.openapi import docs_assets_router, openapi_config
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -120,6 +120,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegistryFindingsController,
             ApiKeyController,
             MetricsController,
+            docs_assets_router(),
             *guard.controller.route_handlers,
             *jobs.route_handlers,
             *ui.route_handlers,
@@ -158,7 +159,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         ),
         request_class=RegistryRequest,
-        openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         **ui_options,
     )
 

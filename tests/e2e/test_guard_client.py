@@ -4,8 +4,7 @@ an exception — when the service is down, the port is closed, the answer is a 5
 
 import asyncio
 import threading
-import uuid
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
@@ -13,37 +12,13 @@ import pytest
 from registry_guard_client import GUARD_UNREACHABLE, AsyncGuardClient, Decision, GuardClient, GuardRequestError
 
 from tests.conftest import (
-    RUN_ID,
     SEED_ALLOWED_SHARE,
-    create_database,
-    database_url,
-    drop_database,
     free_port,
-    load_document,
     make_key,
-    seed_document,
 )
-from tests.e2e.running_service import RunningService, running_service
+from tests.e2e.running_service import running_service
 
 DENIED_SHARE = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
-
-
-@pytest.fixture(scope="module")
-async def seeded_service_database(template_database: str) -> AsyncIterator[str]:
-    name = f"registry_test_{RUN_ID}_client_{uuid.uuid4().hex[:6]}"
-    await create_database(name, template=template_database)
-    try:
-        url = database_url(name)
-        await load_document(url, seed_document(), actor="seed")
-        yield url
-    finally:
-        await drop_database(name)
-
-
-@pytest.fixture(scope="module")
-def service(seeded_service_database: str, tmp_path_factory: pytest.TempPathFactory) -> Iterator[RunningService]:
-    with running_service(seeded_service_database, tmp_path_factory.mktemp("serve")) as running:
-        yield running
 
 
 @pytest.fixture(scope="module")
