@@ -10,6 +10,7 @@ from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.openapi.datastructures import ResponseSpec
+from litestar.openapi.spec import Operation
 from litestar.params import FromPath, QueryParameter
 from litestar.response import Response, Stream
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR, HTTP_503_SERVICE_UNAVAILABLE
@@ -20,6 +21,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.audit import receipt
 from guard.log import driver_connection, list_decisions
+from guard.openapi import CheckBatchOperation, CheckOperation
+from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, check_share_batch_body, check_share_body, unavailable
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
@@ -61,7 +64,7 @@ async def _body(request: Request[Any, Any, Any]) -> bytes:
 
 
 class ReasonDocument(TypedDict):
-    code: str
+    code: ReasonCode
     message: str
     party: NotRequired[str]
     territory: NotRequired[str]
@@ -99,6 +102,8 @@ CHECK_RESPONSES = {
     400: ResponseSpec(
         ProblemDocument, description="A structurally bad request; `extra` names each field", generate_examples=False
     ),
+    401: ResponseSpec(ProblemDocument, description="No API key, or an unknown or revoked one", generate_examples=False),
+    403: ResponseSpec(ProblemDocument, description="The key lacks the guard:check scope", generate_examples=False),
     503: ResponseSpec(
         ProblemDocument, description='The guard cannot decide: `"allowed": false`', generate_examples=False
     ),
@@ -183,7 +188,7 @@ def _moment(parameter: str, text: str | None) -> datetime | None:
         raise RegistryValidationError([FieldError(parameter, f"{text!r} is out of range")]) from None
 
 
-def _check_route(path: str, responses: dict[int, ResponseSpec]) -> post:
+def _check_route(path: str, responses: dict[int, ResponseSpec], operation_class: type[Operation]) -> post:
     """A guard check route: POST with the `guard:check` scope, 200 for allow and deny alike, any database
     failure a fail-closed 503, and its answers described for the OpenAPI document."""
     return post(
@@ -192,6 +197,7 @@ def _check_route(path: str, responses: dict[int, ResponseSpec]) -> post:
         status_code=200,
         exception_handlers=CHECK_EXCEPTION_HANDLERS,
         responses=responses,
+        operation_class=operation_class,
     )
 
 
@@ -199,13 +205,13 @@ class GuardController(Controller):
     path = "/api/guard"
     tags = ["guard"]
 
-    @_check_route("/check", CHECK_RESPONSES)
+    @_check_route("/check", CHECK_RESPONSES, CheckOperation)
     async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
         return JsonAnswer(*await check_share_body(request.app.state, await _body(request), request.user.name))
 
-    @_check_route("/check-batch", CHECK_BATCH_RESPONSES)
+    @_check_route("/check-batch", CHECK_BATCH_RESPONSES, CheckBatchOperation)
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
         return JsonAnswer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))

@@ -21,6 +21,7 @@ import contextlib
 import hashlib
 import logging
 import os
+import time
 import uuid
 from collections.abc import Sequence
 from dataclasses import dataclass
@@ -34,6 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from guard.checkpoint import Checkpoint
+from guard.counters import COUNTERS
 from guard.merkle import CompactRange, leaf_hash
 from registry.models.decision import GuardDecision, GuardDecisionHead
 
@@ -404,6 +406,7 @@ class DecisionLogWriter:
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
             # A request that went away meanwhile (its future cancelled) still has its entry written.
+            started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.append_timeout):
                     head = await self._write([p.entry for p in batch])
@@ -411,6 +414,7 @@ class DecisionLogWriter:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
             except Exception as exc:
+                COUNTERS.failed_appends += 1
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
                 await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
                 _settle(batch, exc)
@@ -418,6 +422,8 @@ class DecisionLogWriter:
             self.commits += 1
             self.entries_written += len(batch)
             _settle(batch, None, head.seq)
+            # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
+            COUNTERS.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
 
 
 # --- Reading -------------------------------------------------------------------------------------------

@@ -14,6 +14,7 @@ import msgspec
 from litestar.datastructures import State
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from guard.counters import COUNTERS
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.policy import Decision, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
@@ -88,6 +89,7 @@ def bad_request(errors: list[FieldError]) -> tuple[int, dict[str, Any]]:
 
 
 def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
+    COUNTERS.unavailable += 1
     return 503, {"status_code": 503, "allowed": False, "detail": f"the guard cannot decide: {detail}"}
 
 

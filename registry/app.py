@@ -10,7 +10,6 @@ from litestar.di import Provide
 from litestar.exceptions import ClientException, InternalServerException, SerializationException
 from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
-from litestar.openapi.config import OpenAPIConfig
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
@@ -24,11 +23,13 @@ from registry.controllers.apikeys import ApiKeyController
 from registry.controllers.deps import provide_db_session
 from registry.controllers.findings import RegistryFindingsController
 from registry.controllers.health import HealthController
+from registry.controllers.metrics import MetricsController
 from registry.controllers.parties import PartyController
 from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
+from registry.openapi import docs_assets_router, openapi_config
 from registry.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -132,6 +133,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegistryFindingsController,
             ApiKeyController,
             *records_handlers,
+            MetricsController,
+            docs_assets_router(),
             *guard.controller.route_handlers,
             *jobs.route_handlers,
             *ui.route_handlers,
@@ -170,7 +173,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         ),
         request_class=RegistryRequest,
-        openapi_config=OpenAPIConfig(title="Offix processor and recipient registry", version="0.1.0", path="/schema"),
+        openapi_config=openapi_config(),
         **ui_options,
     )
 

@@ -19,7 +19,7 @@ from sqlmodel import col
 
 from registry.models import ApiKey
 
-SCOPES = ("registry:read", "registry:write", "guard:check", "admin")
+SCOPES = ("registry:read", "registry:write", "guard:check", "metrics:read", "admin")
 REQUIRED_SCOPE = "required_scope"  # the key of a route's opt that names the scope it needs
 TOKEN_PREFIX = "ofx_"
 # Paths anyone may call: health probes for load balancers, and the renewals calendar feed, whose secret

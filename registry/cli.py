@@ -49,9 +49,13 @@ class Context:
     def create_or_open_database(self) -> str:
         """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`."""
         if self._url is None:
-            from registry.embedded import start_embedded_postgres
+            from registry.embedded import EmbeddedDatabaseError, start_embedded_postgres
 
-            self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+            try:
+                self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+            except EmbeddedDatabaseError as exc:
+                click.echo(f"error: {exc}", err=True)
+                sys.exit(2)
         return self._url
 
     def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
@@ -71,6 +75,13 @@ class Context:
 pass_context = click.make_pass_decorator(Context)
 
 
+# Exit codes every command keeps, so that CI and operators can tell an outage from a finding.
+EXIT_OK = 0
+EXIT_FINDINGS = 1  # findings, a denied share, a broken decision log
+EXIT_BAD_INPUT = 2  # bad arguments, a bad document, a bad setting, an unknown or conflicting record
+EXIT_DATABASE_UNAVAILABLE = 3
+
+
 @contextmanager
 def reported_errors() -> Any:
     """Turn domain errors into a message on stderr and a non-zero exit, never a traceback."""
@@ -79,17 +90,66 @@ def reported_errors() -> Any:
     except RegistryValidationError as exc:
         for err in exc.errors:
             click.echo(f"error: {err.field}: {err.message}", err=True)
-        sys.exit(2)
-    except SettingsError as exc:
-        # A setting the service cannot run with: one line naming the variable, the usage-error status.
+        sys.exit(EXIT_BAD_INPUT)
+    except (RegistryError, SettingsError) as exc:
         click.echo(f"error: {exc}", err=True)
-        sys.exit(2)
-    except RegistryError as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(1)
+        sys.exit(EXIT_BAD_INPUT)
 
 
-@click.group()
+def _database_unavailable(exc: BaseException) -> str | None:
+    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used."""
+    import asyncpg
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    unreachable = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, unreachable):
+            original = getattr(current, "orig", None) or current
+            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+            return f"{type(original).__name__}: {text}" if text else type(original).__name__
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class RegistryGroup(click.Group):
+    """The top-level group: an expected failure anywhere below is one line on stderr and its exit code."""
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except RegistryValidationError as exc:
+            for err in exc.errors:
+                click.echo(f"error: {err.field}: {err.message}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except (RegistryError, SettingsError) as exc:
+            click.echo(f"error: {exc}", err=True)
+            ctx.exit(EXIT_BAD_INPUT)
+        except Exception as exc:
+            reason = _database_unavailable(exc)
+            if reason is None:
+                raise  # a bug: the traceback is what its report needs
+            click.echo(f"error: the registry database is unavailable ({reason})", err=True)
+            ctx.exit(EXIT_DATABASE_UNAVAILABLE)
+
+
+@click.group(cls=RegistryGroup)
+@click.version_option(package_name="offix-registry", prog_name="registry")
 @click.pass_context
 def main(ctx: click.Context) -> None:
     """Offix processor and recipient registry."""
@@ -205,7 +265,7 @@ def apikey() -> None:
     "scopes",
     multiple=True,
     required=True,
-    help="registry:read, registry:write, guard:check, admin",
+    help="registry:read, registry:write, guard:check, metrics:read, admin",
 )
 @pass_context
 def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:

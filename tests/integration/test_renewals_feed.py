@@ -182,7 +182,7 @@ def test_the_cli_creates_lists_and_revokes_feeds_and_runs_reminders(seeded_datab
     assert runner.invoke(main, ["feed", "revoke", "ops-calendar"], env=env).exit_code == 0
     assert "revoked" in runner.invoke(main, ["feed", "list"], env=env).output
     missing = runner.invoke(main, ["feed", "revoke", "nope"], env=env)
-    assert missing.exit_code == 1 and "no active calendar feed" in missing.output
+    assert missing.exit_code == 2 and "no active calendar feed" in missing.output
     run = runner.invoke(main, ["reminders", "run", "--today", "2026-12-01", "--send"], env=env)
     assert run.exit_code == 0, run.output
     assert "2026-12-01: 2 reminder(s) due, 2 new" in run.output  # klarsignal at 30 days, nordfrakt at 90

@@ -1,0 +1,19 @@
+"""Ask the Offix registry guard before every personal-data share.
+
+The client fails closed: when the guard cannot be asked or gives no trustworthy answer (timeout, refused
+connection, 5xx, a body that is not a well-formed decision) `check` returns a *denied* `Decision` whose reason
+code is `GUARD_UNREACHABLE`; it never raises on those paths, so no exception handler can turn into an allow.
+A request the guard refuses as malformed or unauthorised (a 4xx answer) raises `GuardRequestError`: that is a
+bug or a configuration error in the integration, and retrying would not help.
+"""
+
+from registry_guard_client._client import (
+    GUARD_UNREACHABLE,
+    AsyncGuardClient,
+    Decision,
+    GuardClient,
+    GuardRequestError,
+    Reason,
+)
+
+__all__ = ["GUARD_UNREACHABLE", "AsyncGuardClient", "Decision", "GuardClient", "GuardRequestError", "Reason"]

@@ -1,0 +1,172 @@
+"""The hand-written client (clients/python, `registry_guard_client`) against the running service: it relays
+allow and deny with their reasons, batches in order, and fails closed — a denial with GUARD_UNREACHABLE, never
+an exception — when the service is down, the port is closed, the answer is a 5xx, late or not a decision."""
+
+import asyncio
+import threading
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+
+import pytest
+from registry_guard_client import GUARD_UNREACHABLE, AsyncGuardClient, Decision, GuardClient, GuardRequestError
+
+from tests.conftest import (
+    SEED_ALLOWED_SHARE,
+    free_port,
+    make_key,
+)
+from tests.e2e.running_service import running_service
+
+DENIED_SHARE = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
+
+
+@pytest.fixture(scope="module")
+async def guard_key(seeded_service_database: str) -> str:
+    return await make_key(seeded_service_database, "client-test", "guard:check")
+
+
+def test_the_client_relays_an_allow_from_the_running_service(service, guard_key):
+    with GuardClient(service.url, guard_key) as guard:
+        decision = guard.check(**SEED_ALLOWED_SHARE)
+    assert decision.allowed is True
+    assert decision.reasons == ()
+    assert decision.decision_id
+    assert decision.agreement
+
+
+def test_the_client_relays_a_denial_with_its_typed_reasons(service, guard_key):
+    with GuardClient(service.url, guard_key) as guard:
+        decision = guard.check(**DENIED_SHARE)
+    assert decision.allowed is False
+    assert decision.reason_codes == ("RECIPIENT_UNKNOWN",)
+    assert decision.reasons[0].message
+    assert decision.decision_id, "a denial the service decided is logged and carries its id"
+
+
+def test_a_batch_comes_back_in_the_order_sent_over_one_connection(service, guard_key):
+    with GuardClient(service.url, guard_key) as guard:
+        decisions = guard.check_batch([SEED_ALLOWED_SHARE, DENIED_SHARE, SEED_ALLOWED_SHARE])
+        again = guard.check(**SEED_ALLOWED_SHARE)
+    assert [d.allowed for d in decisions] == [True, False, True]
+    assert again.allowed is True
+
+
+async def test_the_async_client_checks_and_batches_concurrently(service, guard_key):
+    async with AsyncGuardClient(service.url, guard_key) as guard:
+        one, many = await asyncio.gather(
+            guard.check(**DENIED_SHARE), guard.check_batch([SEED_ALLOWED_SHARE, DENIED_SHARE])
+        )
+    assert one.reason_codes == ("RECIPIENT_UNKNOWN",)
+    assert [d.allowed for d in many] == [True, False]
+
+
+def test_a_malformed_request_raises_a_clear_error_instead_of_a_decision(service, guard_key):
+    with GuardClient(service.url, guard_key) as guard, pytest.raises(GuardRequestError) as refused:
+        guard.check(recipient="nordfrakt", purpose="essential.service.operations", data_categories=[])
+    assert refused.value.status_code == 400
+    assert "data_categories" in str(refused.value)
+
+
+def test_a_key_without_the_guard_scope_raises_instead_of_a_decision(service):
+    with GuardClient(service.url, "ofx_not-a-key") as guard, pytest.raises(GuardRequestError) as refused:
+        guard.check(**SEED_ALLOWED_SHARE)
+    assert refused.value.status_code == 401
+
+
+def _assert_unreachable(decision: Decision) -> None:
+    assert decision.allowed is False
+    assert decision.reason_codes == (GUARD_UNREACHABLE,)
+    assert decision.decision_id is None
+
+
+async def test_the_client_denies_once_the_service_is_down(seeded_service_database, guard_key, tmp_path):
+    with running_service(seeded_service_database, tmp_path) as running:
+        with GuardClient(running.url, guard_key, timeout=5) as guard:
+            assert guard.check(**SEED_ALLOWED_SHARE).allowed is True
+            running.stop()
+            _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+            assert [d.reason_codes for d in guard.check_batch([SEED_ALLOWED_SHARE] * 2)] == [(GUARD_UNREACHABLE,)] * 2
+        async with AsyncGuardClient(running.url, guard_key, timeout=5) as async_guard:
+            _assert_unreachable(await async_guard.check(**SEED_ALLOWED_SHARE))
+
+
+def test_the_client_denies_when_nothing_listens_on_the_port():
+    with GuardClient(f"http://127.0.0.1:{free_port()}", "ofx_any", timeout=5) as guard:
+        _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+
+
+class _Scripted(BaseHTTPRequestHandler):
+    """Answers every POST with the status and body for its path; /slow answers after the client gave up."""
+
+    answers: dict[str, tuple[int, bytes]] = {
+        "/503/api/guard/check": (503, b'{"status_code": 503, "allowed": false, "detail": "the guard cannot decide"}'),
+        "/html/api/guard/check": (200, b"<html>proxy error</html>"),
+        "/allow-with-reasons/api/guard/check": (
+            200,
+            b'{"decision_id": "x", "allowed": true, "reasons": [{"code": "NO_AGREEMENT", "message": "m"}]}',
+        ),
+        "/no-id/api/guard/check": (200, b'{"allowed": true, "reasons": []}'),
+        "/short-batch/api/guard/check-batch": (200, b'[{"decision_id": "x", "allowed": true, "reasons": []}]'),
+    }
+    release = threading.Event()
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        if self.path.startswith("/slow/"):
+            self.release.wait(10)
+        status, body = self.answers.get(self.path, (404, b"{}"))
+        try:
+            self.send_response(status)
+            self.send_header("content-type", "application/json")
+            self.send_header("content-length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+        except OSError:
+            pass  # the client timed out and left
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def scripted_server() -> Iterator[str]:
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Scripted)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        _Scripted.release.set()
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+        _Scripted.release.clear()
+
+
+@pytest.mark.parametrize("prefix", ["503", "html", "allow-with-reasons", "no-id", "slow"])
+def test_the_client_denies_on_a_5xx_a_late_or_an_untrustworthy_answer(scripted_server, prefix):
+    with GuardClient(f"{scripted_server}/{prefix}", "ofx_any", timeout=0.5) as guard:
+        _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+
+
+def test_a_batch_answer_of_the_wrong_length_denies_every_request(scripted_server):
+    with GuardClient(f"{scripted_server}/short-batch", "ofx_any", timeout=5) as guard:
+        decisions = guard.check_batch([SEED_ALLOWED_SHARE, SEED_ALLOWED_SHARE])
+    assert [d.reason_codes for d in decisions] == [(GUARD_UNREACHABLE,)] * 2
+
+
+async def test_the_async_client_denies_on_a_503(scripted_server):
+    async with AsyncGuardClient(f"{scripted_server}/503", "ofx_any", timeout=5) as guard:
+        _assert_unreachable(await guard.check(**SEED_ALLOWED_SHARE))
+
+
+def test_the_client_package_sits_in_clients_python():
+    import registry_guard_client
+
+    assert Path(registry_guard_client.__file__).parent.parts[-4:] == (
+        "clients",
+        "python",
+        "src",
+        "registry_guard_client",
+    )
