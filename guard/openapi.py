@@ -33,7 +33,7 @@ SHARE_REQUEST = Schema(
     title="ShareRequest",
     type=OpenAPIType.OBJECT,
     description="One share about to be made. Unknown references are a logged denial, not a 400.",
-    required=["recipient", "purpose", "data_categories"],
+    required=["recipient", "purpose", "data_categories", "data_subject"],
     additional_properties=False,
     properties={
         "recipient": _reference("the recipient party's key"),

@@ -63,7 +63,9 @@ async def test_the_async_client_checks_and_batches_concurrently(service, guard_k
 
 def test_a_malformed_request_raises_a_clear_error_instead_of_a_decision(service, guard_key):
     with GuardClient(service.url, guard_key) as guard, pytest.raises(GuardRequestError) as refused:
-        guard.check(recipient="nordfrakt", purpose="essential.service.operations", data_categories=[])
+        guard.check(
+            recipient="nordfrakt", purpose="essential.service.operations", data_categories=[], data_subject="customer"
+        )
     assert refused.value.status_code == 400
     assert "data_categories" in str(refused.value)
 

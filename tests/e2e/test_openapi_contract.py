@@ -96,7 +96,10 @@ def test_a_client_generated_from_the_live_document_makes_a_check(service, docume
             denied = check_module.sync(
                 client=client,
                 body=models.ApiGuardCheckCheckShareRequest(
-                    recipient="no-such-party", purpose="essential.service.operations", data_categories=["user.name"]
+                    recipient="no-such-party",
+                    purpose="essential.service.operations",
+                    data_categories=["user.name"],
+                    data_subject="customer",
                 ),
             )
     finally:

@@ -75,14 +75,17 @@ def _request_document(
     recipient: str,
     purpose: str,
     data_categories: Iterable[str],
-    data_subject: str | None,
+    data_subject: str,
     destination: str | None,
 ) -> dict[str, Any]:
     if isinstance(data_categories, str):  # a lone string would otherwise be sent as a list of characters
         raise TypeError("data_categories must be a list of category names, not one string")
-    document: dict[str, Any] = {"recipient": recipient, "purpose": purpose, "data_categories": list(data_categories)}
-    if data_subject is not None:
-        document["data_subject"] = data_subject
+    document: dict[str, Any] = {
+        "recipient": recipient,
+        "purpose": purpose,
+        "data_categories": list(data_categories),
+        "data_subject": data_subject,
+    }
     if destination is not None:
         document["destination"] = destination
     return document
@@ -99,7 +102,7 @@ def _batch_documents(requests: Iterable[Mapping[str, Any]]) -> list[dict[str, An
                 request["recipient"],
                 request["purpose"],
                 request["data_categories"],
-                request.get("data_subject"),
+                request["data_subject"],
                 request.get("destination"),
             )
         )
@@ -227,7 +230,7 @@ class GuardClient:
         recipient: str,
         purpose: str,
         data_categories: Iterable[str],
-        data_subject: str | None = None,
+        data_subject: str,
         destination: str | None = None,
     ) -> Decision:
         """Ask whether `recipient` may receive `data_categories` for `purpose` (to `destination`, a country
@@ -273,7 +276,7 @@ class AsyncGuardClient:
         recipient: str,
         purpose: str,
         data_categories: Iterable[str],
-        data_subject: str | None = None,
+        data_subject: str,
         destination: str | None = None,
     ) -> Decision:
         document = _request_document(recipient, purpose, data_categories, data_subject, destination)
