@@ -48,7 +48,7 @@ def test_the_document_declares_the_bearer_scheme_and_the_check_bodies(document):
     assert document["security"] == [{"bearerAuth": []}]
     check = document["paths"]["/api/guard/check"]["post"]
     body = check["requestBody"]["content"]["application/json"]["schema"]
-    assert body["required"] == ["recipient", "purpose", "data_categories"]
+    assert body["required"] == ["recipient", "purpose", "data_categories", "data_subject"]
     assert body["additionalProperties"] is False
     assert body["properties"]["data_categories"]["maxItems"] == 100
     batch = document["paths"]["/api/guard/check-batch"]["post"]["requestBody"]["content"]["application/json"]
