@@ -24,6 +24,7 @@ import httpx
 from guard.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
 from guard.log import ENTRIES_FROM, GENESIS_HASH, KnownCheckpoint, content_hash, record_content
 from guard.merkle import CompactRange, inclusion_proof, leaf_hash
+from guard.tasks import cancel_and_wait
 
 log = logging.getLogger(__name__)
 
@@ -198,11 +199,8 @@ class CheckpointPublisher:
         self._task = asyncio.create_task(self._run(), name="guard-checkpoint-publisher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
 
     async def publish_once(self) -> WrittenCheckpoint:
         signer = await asyncio.to_thread(signer_for, self._settings)

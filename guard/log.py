@@ -17,7 +17,6 @@ PostgreSQL advisory lock with the head row locked, reading the head inside that 
 """
 
 import asyncio
-import contextlib
 import hashlib
 import logging
 import os
@@ -37,6 +36,7 @@ from sqlmodel import col
 from guard.checkpoint import Checkpoint
 from guard.counters import COUNTERS
 from guard.merkle import CompactRange, leaf_hash
+from guard.tasks import cancel_and_wait
 from registry.models.decision import GuardDecision, GuardDecisionHead
 
 log = logging.getLogger(__name__)
@@ -345,11 +345,8 @@ class DecisionLogWriter:
         _settle(waiting, RuntimeError("the decision log writer stopped"))
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         self._fail_waiting(None)
         await self._disconnect()
         if self.commits:

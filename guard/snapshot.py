@@ -40,6 +40,7 @@ from guard.policy import (
     SubProcessorLinkView,
     ruleset_name,
 )
+from guard.tasks import cancel_and_wait
 from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
@@ -453,11 +454,8 @@ class SnapshotRefresher:
         self._task = asyncio.create_task(self._run(), name="guard-snapshot-refresher")
 
     async def stop(self) -> None:
-        if self._task is not None:
-            self._task.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
-                await self._task
-            self._task = None
+        await cancel_and_wait(self._task)
+        self._task = None
         await self._close_listener()
 
     async def _run(self) -> None:
