@@ -130,16 +130,10 @@ class RegistryGroup(click.Group):
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
-            return super().invoke(ctx)
+            with reported_errors():
+                return super().invoke(ctx)
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
-        except RegistryValidationError as exc:
-            for err in exc.errors:
-                click.echo(f"error: {err.field}: {err.message}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
-        except (RegistryError, SettingsError) as exc:
-            click.echo(f"error: {exc}", err=True)
-            ctx.exit(EXIT_BAD_INPUT)
         except Exception as exc:
             reason = _database_unavailable(exc)
             if reason is None:
