@@ -106,6 +106,11 @@ def local_time(value: Any, zone: ZoneInfo, *, seconds: bool = False) -> str:
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
 
 
+def _expiring_days(request: Request[Any, Any, Any]) -> int:
+    """The one "expiring" window: the guard's AGREEMENT_EXPIRING setting."""
+    return int(request.app.state.settings.expiring_warning_days)
+
+
 def _safe_next(target: str | None) -> str:
     """Only our own pages: an open redirect after login would help phishing."""
     if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
@@ -214,7 +219,11 @@ class UiController(Controller):
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
         today, state = await _today(db_session)
         findings = await _registry_findings(db_session, today)
-        expiring = [a for a in state.agreement_docs.values() if views.agreement_state(a, today) == "expiring"]
+        expiring = [
+            a
+            for a in state.agreement_docs.values()
+            if views.agreement_state(a, today, _expiring_days(request)) == "expiring"
+        ]
         expiring.sort(key=lambda a: a["expires_on"])
         unapproved = views.unapproved_links(state.party_docs, today)
         denied = await _decisions(db_session, outcome="denied", since=_start_of(today, state.controller), limit=50)
@@ -251,7 +260,9 @@ class UiController(Controller):
         rows = []
         needle = (q or "").strip().lower()
         for party in state.party_docs.values():
-            agreement_status = views.party_agreement_status(party, by_party.get(party["key"], []), today)
+            agreement_status = views.party_agreement_status(
+                party, by_party.get(party["key"], []), today, _expiring_days(request)
+            )
             inside = views.party_inside_eea(party)
             if needle and needle not in party["key"] and needle not in party["name"].lower():
                 continue
@@ -319,7 +330,7 @@ class UiController(Controller):
         today, state = await _today(db_session)
         agreements = [a for a in state.agreement_docs.values() if a["party"] == key]
         for a in agreements:
-            a["state"] = views.agreement_state(a, today)
+            a["state"] = views.agreement_state(a, today, _expiring_days(request))
         changes, _ = await history(db_session, "party", key, 20, 0)
         decisions = await _decisions(db_session, recipient=key, limit=10)
         findings = [f for f in (await _registry_findings(db_session, today) or []) if f.get("party") == key]
@@ -332,7 +343,7 @@ class UiController(Controller):
             places=views.places_by_territory(party),
             chain=views.sub_processor_chain(key, state.party_docs, today),
             agreements=agreements,
-            status=views.party_agreement_status(party, agreements, today),
+            status=views.party_agreement_status(party, agreements, today, _expiring_days(request)),
             changes=changes,
             decisions=decisions,
             findings=findings,
@@ -430,7 +441,7 @@ class UiController(Controller):
         today, registry = await _today(db_session)
         rows = []
         for a in registry.agreement_docs.values():
-            a_state = views.agreement_state(a, today)
+            a_state = views.agreement_state(a, today, _expiring_days(request))
             needle = (q or "").strip().lower()
             if needle and needle not in a["key"] and needle not in a["party"]:
                 continue
@@ -503,7 +514,7 @@ class UiController(Controller):
             "agreement.html",
             agreement=agreement,
             party=state.party_docs.get(agreement["party"]),
-            state=views.agreement_state(agreement, today),
+            state=views.agreement_state(agreement, today, _expiring_days(request)),
             clauses=forms.CLAUSE_CHOICES,
             changes=changes,
             today=today,

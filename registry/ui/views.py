@@ -11,8 +11,6 @@ from zoneinfo import ZoneInfo
 from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView, SubProcessorLinkView
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
 
-EXPIRING_WITHIN_DAYS = 90
-
 
 def controller_today(controller: dict[str, Any] | None, now: datetime | None = None) -> date:
     """The controller's calendar date (DESIGN §4.3): agreements start and end on its days, not UTC's."""
@@ -50,16 +48,24 @@ AGREEMENT_BADGES = {
     "in_force": Badge("agreement in force", "ok"),
     "expiring": Badge("agreement expiring", "warn"),
     "lapsed": Badge("agreement lapsed", "bad"),
+    "refused": Badge("agreement the guard refuses", "bad"),
     "none": Badge("no agreement", "bad"),
     "not_needed": Badge("no agreement needed", "none"),
 }
 
 
-def agreement_state(doc: dict[str, Any], today: date) -> str:
-    """in_force | expiring | lapsed | pending, for one agreement on the controller's date."""
+def agreement_state(doc: dict[str, Any], today: date, expiring_within_days: int) -> str:
+    """in_force | expiring | refused | lapsed | pending, for one agreement on the controller's date.
+
+    "In force" only when the guard would accept it: a dpa missing Art. 28(3) clauses, or any agreement that
+    permits transfers outside the EEA, is in force by its dates but refused by the guard, and says so.
+    "Expiring" uses the guard's own window (REGISTRY_EXPIRING_WARNING_DAYS), so the UI and the
+    AGREEMENT_EXPIRING warning agree."""
     view = agreement_view(doc)
     if view.in_force_on(today):
-        if view.expires_on is not None and view.expires_on <= today + timedelta(days=EXPIRING_WITHIN_DAYS):
+        if view.missing_clauses or view.transfers_outside_eea_permitted:
+            return "refused"
+        if view.expires_on is not None and view.expires_on <= today + timedelta(days=expiring_within_days):
             return "expiring"
         return "in_force"
     if view.effective_from > today and view.terminated_on is None:
@@ -67,13 +73,15 @@ def agreement_state(doc: dict[str, Any], today: date) -> str:
     return "lapsed"
 
 
-def party_agreement_status(party: dict[str, Any], agreements: list[dict[str, Any]], today: date) -> str:
+def party_agreement_status(
+    party: dict[str, Any], agreements: list[dict[str, Any]], today: date, expiring_within_days: int
+) -> str:
     """The best state among the agreements of the kind the party's role needs."""
     needed = REQUIRED_AGREEMENT_KIND.get(party["role"])
     if needed is None:
         return "not_needed" if party["role"] == "authority" else "none"
-    states = {agreement_state(a, today) for a in agreements if a["kind"] == needed}
-    for state in ("in_force", "expiring", "lapsed"):
+    states = {agreement_state(a, today, expiring_within_days) for a in agreements if a["kind"] == needed}
+    for state in ("in_force", "expiring", "refused", "lapsed"):
         if state in states:
             return state
     return "none"

@@ -551,3 +551,19 @@ async def test_the_stylesheet_and_script_are_served_by_the_app(seeded_client: An
     js = await seeded_client.get("/ui/static/registry.js")
     assert css.status_code == 200 and "--accent" in css.text
     assert js.status_code == 200
+
+
+async def test_an_agreement_the_guard_refuses_never_shows_as_in_force(seeded_client, writer_headers):
+    """One truth: a dpa in force by its dates but missing clause (h) is shown as refused, as the guard treats it."""
+    current = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    edited = {k: v for k, v in current.items() if k not in {"created_at", "updated_at"}}
+    edited["clauses"] = [c for c in current["clauses"] if c != "audits"]
+    put = await seeded_client.put("/api/agreements/kvarnberg-dpa-2023", json=edited, headers=writer_headers)
+    assert put.status_code == 200, put.text
+    await as_user(seeded_client, "olle@offix.example")
+    html = (await seeded_client.get("/ui/agreements/kvarnberg-dpa-2023")).text
+    assert "the guard refuses it" in html
+    assert '<span class="badge ok">in force</span>' not in html
+    listed = (await seeded_client.get("/ui/agreements?state=refused")).text
+    assert "kvarnberg-dpa-2023" in listed
+    assert "kvarnberg-dpa-2023" not in (await seeded_client.get("/ui/agreements?state=in_force")).text
