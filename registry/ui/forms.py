@@ -285,6 +285,29 @@ def party_from_form(form: FormMultiDict) -> dict[str, Any]:
     return doc
 
 
+def guard_refusals(doc: dict[str, Any]) -> dict[str, list[str]]:
+    """What in this agreement makes the guard refuse every share under it, in plain words, by field: asked
+    before saving, so that legal staff save such an agreement only knowingly ("save anyway")."""
+    refusals: dict[str, list[str]] = {}
+    if doc.get("kind") == "dpa":
+        missing = [c for c in ART28_CLAUSES if c not in (doc.get("clauses") or [])]
+        if missing:
+            named = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {c.replace('_', ' ')}" for c in missing)
+            refusals["clauses"] = [
+                f"The guard will refuse every share under this agreement: it lacks Art. 28(3) {named}."
+            ]
+    if doc.get("transfers_outside_eea_permitted"):
+        refusals["transfers_outside_eea_permitted"] = [
+            "The guard will refuse every share under this agreement: it permits transfers outside the EEA."
+        ]
+    return refusals
+
+
+def save_anyway(form: FormMultiDict) -> bool:
+    """The user has seen the guard's refusals and saves the agreement all the same."""
+    return form.get("save_anyway") == "on"
+
+
 def agreement_from_form(form: FormMultiDict) -> dict[str, Any]:
     uri = _optional(form, "document_uri")
     notice = _text(form, "notice_days")

@@ -402,6 +402,7 @@ class UiController(Controller):
         errors: dict[str, list[str]] | None = None,
         conflict: dict[str, Any] | None = None,
         status_code: int = 200,
+        refused: bool = False,
     ) -> Template:
         state = await load_registry(session)
         sub_processors = [p for p in state.party_docs.values() if p["role"] == "sub_processor"]
@@ -477,9 +478,14 @@ class UiController(Controller):
 
     @post("/agreements/new", opt=requires("registry:write"), status_code=200)
     async def create_agreement(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
-        submitted = forms.agreement_from_form(await _form(request))
+        form = await _form(request)
+        submitted = forms.agreement_from_form(form)
         try:
             data = AgreementIn.model_validate(submitted)
+            if (refusals := forms.guard_refusals(submitted)) and not forms.save_anyway(form):
+                return await self._agreement_form(
+                    request, db_session, submitted, creating=True, errors=refusals, refused=True
+                )
             async with db_session.begin():
                 await AgreementService(db_session, _user(request).name).create(data)
         except ValidationError as exc:
@@ -539,6 +545,10 @@ class UiController(Controller):
         shown = {**submitted, "key": key}
         try:
             data = AgreementUpdate.model_validate(submitted)
+            if (refusals := forms.guard_refusals(submitted)) and not forms.save_anyway(form):
+                return await self._agreement_form(
+                    request, db_session, shown, creating=False, errors=refusals, refused=True
+                )
             async with db_session.begin():
                 await AgreementService(db_session, _user(request).name).update(key, data)
         except ValidationError as exc:
@@ -573,6 +583,7 @@ class UiController(Controller):
         errors: dict[str, list[str]] | None = None,
         conflict: dict[str, Any] | None = None,
         status_code: int = 200,
+        refused: bool = False,
     ) -> Template:
         state = await load_registry(session)
         return page(
@@ -587,6 +598,7 @@ class UiController(Controller):
             taxonomy=forms.TAXONOMY,
             errors=errors or {},
             conflict=conflict,
+            refused=refused,
         )
 
     # Try a share --------------------------------------------------------------------------------------------

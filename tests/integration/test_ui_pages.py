@@ -567,3 +567,43 @@ async def test_an_agreement_the_guard_refuses_never_shows_as_in_force(seeded_cli
     listed = (await seeded_client.get("/ui/agreements?state=refused")).text
     assert "kvarnberg-dpa-2023" in listed
     assert "kvarnberg-dpa-2023" not in (await seeded_client.get("/ui/agreements?state=in_force")).text
+
+
+async def test_the_agreement_form_warns_before_saving_what_the_guard_would_refuse(seeded_client, writer_headers):
+    await as_user(seeded_client, "lena@offix.example")
+    form_page = await seeded_client.get("/ui/agreements/kvarnberg-dpa-2023/edit")
+    version = re.search(r'name="version" value="(\d+)"', form_page.text)
+    assert version
+    current = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    fields = [
+        ("version", version.group(1)),
+        ("party", "kvarnberg"),
+        ("kind", "dpa"),
+        ("signed_on", str(current["signed_on"])),
+        ("effective_from", str(current["effective_from"])),
+        ("renewal", current["renewal"]),
+        ("notice_days", str(current["notice_days"])),
+        ("owner_email", current["owner_email"]),
+        ("document_uri", current["document"]["uri"]),
+        ("document_sha256", current["document"]["sha256"]),
+        *[("data_categories", c) for c in current["data_categories"]],
+        *[("purposes", c) for c in current["purposes"]],
+        *[("data_subjects", c) for c in current["data_subjects"]],
+        *[("clauses", c) for c in current["clauses"] if c != "audits"],
+        ("_csrf_token", csrf_token(form_page.text)),
+    ]
+    warned = await seeded_client.post(
+        "/ui/agreements/kvarnberg-dpa-2023/edit", data=as_form(fields), follow_redirects=False
+    )
+    assert warned.status_code == 200
+    assert "the guard will refuse every share" in warned.text.lower() and "(h) audits" in warned.text
+    unchanged = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    assert "audits" in unchanged["clauses"] and unchanged["version"] == current["version"]
+    confirmed = await seeded_client.post(
+        "/ui/agreements/kvarnberg-dpa-2023/edit",
+        data=as_form([*fields, ("save_anyway", "on")]),
+        follow_redirects=False,
+    )
+    assert confirmed.status_code == 303, confirmed.text
+    saved = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    assert "audits" not in saved["clauses"]
