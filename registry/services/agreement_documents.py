@@ -18,10 +18,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from registry.errors import NotFoundError
-from registry.models import Agreement, Party
+from registry.models import Agreement
 from registry.models.agreement_document import AgreementDocument
 from registry.models.base import utcnow
-from registry.schemas import could_be_key
+from registry.services.agreements import agreement_row
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, with_metadata
 
@@ -83,29 +83,13 @@ async def read_limited(chunks: AsyncIterator[bytes], limit: int) -> bytes:
     return b"".join(parts)
 
 
-async def _agreement_row(session: AsyncSession, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
-    if not could_be_key(key):
-        raise NotFoundError(f"no agreement with key {key!r}")
-    stmt = (
-        select(Agreement, col(Party.key))
-        .join(Party, col(Party.id) == col(Agreement.party_id))
-        .where(col(Agreement.key) == key)
-    )
-    if for_update:
-        stmt = stmt.with_for_update(of=Agreement)
-    row = (await session.execute(stmt)).first()
-    if row is None:
-        raise NotFoundError(f"no agreement with key {key!r}")
-    return row[0], row[1]
-
-
 async def store_document(
     session: AsyncSession, key: str, content: bytes, filename: str | None, actor: str
 ) -> dict[str, Any]:
     """Put the signed PDF on file for agreement `key` (replacing any earlier copy); the agreement as answered."""
     check_pdf(content)
     await lock_registry_for_write(session)
-    agreement, party_key = await _agreement_row(session, key, for_update=True)
+    agreement, party_key = await agreement_row(session, key, for_update=True)
     assert agreement.id is not None
     digest = hashlib.sha256(content).hexdigest()
     values = {
@@ -132,7 +116,7 @@ async def store_document(
 
 
 async def read_document(session: AsyncSession, key: str) -> StoredDocument:
-    agreement, _ = await _agreement_row(session, key)
+    agreement, _ = await agreement_row(session, key)
     row = await session.get(AgreementDocument, agreement.id)
     if row is None:
         raise NotFoundError(f"agreement {key!r} has no signed document on file")

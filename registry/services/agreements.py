@@ -67,25 +67,30 @@ def _apply(agreement: Agreement, data: AgreementFields, party_id: int) -> None:
         setattr(agreement, name, value)
 
 
+async def agreement_row(session: AsyncSession, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
+    """The agreement stored under `key` and its party's key, or NotFoundError."""
+    if not could_be_key(key):
+        raise NotFoundError(f"no agreement with key {key!r}")
+    stmt = (
+        select(Agreement, col(Party.key))
+        .join(Party, col(Party.id) == col(Agreement.party_id))
+        .where(col(Agreement.key) == key)
+    )
+    if for_update:
+        stmt = stmt.with_for_update(of=Agreement)
+    row = (await session.execute(stmt)).first()
+    if row is None:
+        raise NotFoundError(f"no agreement with key {key!r}")
+    return row[0], row[1]
+
+
 class AgreementService:
     def __init__(self, session: AsyncSession, actor: str) -> None:
         self.session = session
         self.actor = actor
 
     async def _row(self, key: str, *, for_update: bool = False) -> tuple[Agreement, str]:
-        if not could_be_key(key):
-            raise NotFoundError(f"no agreement with key {key!r}")
-        stmt = (
-            select(Agreement, col(Party.key))
-            .join(Party, col(Party.id) == col(Agreement.party_id))
-            .where(col(Agreement.key) == key)
-        )
-        if for_update:
-            stmt = stmt.with_for_update(of=Agreement)
-        row = (await self.session.execute(stmt)).first()
-        if row is None:
-            raise NotFoundError(f"no agreement with key {key!r}")
-        return row
+        return await agreement_row(self.session, key, for_update=for_update)
 
     async def get(self, key: str) -> dict[str, Any]:
         agreement, party_key = await self._row(key)
