@@ -15,7 +15,7 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 import guard.controller
 import guard.runtime
-from registry import jobs, ui
+from registry import jobs
 from registry.access_log import AccessLog
 from registry.auth import PUBLIC_PATH_PATTERNS, ApiKeyCache, RegistryAuthenticationMiddleware
 from registry.controllers.agreements import AgreementController
@@ -31,6 +31,7 @@ from registry.db import make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.openapi import docs_assets_router, openapi_config
 from registry.settings import Settings
+from registry.ui import setup as ui
 
 log = logging.getLogger(__name__)
 

@@ -6,7 +6,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.cli import CLI_ACTOR, Context, pass_context, reported_errors
-from registry.ui.users import ROLES, create_user, disable_user, list_users
+from registry.services.users import ROLES, create_user, disable_user, list_users
 
 
 @click.group("user")

@@ -141,7 +141,7 @@ class ChainNode:
 
 
 def link_in_effect(link: dict[str, Any], today: date) -> bool:
-    """Whether a link's authorisation is in effect today, by the guard's own rule (Art. 28(2), issue 21)."""
+    """Whether a link's authorisation is in effect today, by the guard's own rule (Art. 28(2))."""
     starts = SubProcessorLinkView(
         party=link["party"],
         approved_on=link.get("approved_on"),

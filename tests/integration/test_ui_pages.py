@@ -10,7 +10,7 @@ from litestar.testing import AsyncTestClient
 
 from registry.app import create_app
 from registry.db import make_engine, make_sessionmaker
-from registry.ui.users import create_user
+from registry.services.users import create_user
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES
 

@@ -9,6 +9,7 @@ from typing import Any
 from argon2 import PasswordHasher
 from argon2.exceptions import InvalidHashError, VerificationError
 from sqlalchemy import delete, select, update
+from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -167,8 +168,6 @@ async def role_of(session: AsyncSession, email: str) -> str | None:
 
 async def shared_secret(session: AsyncSession, name: str) -> str:
     """The named secret, generated once; concurrent first starts agree on the row that won."""
-    from sqlalchemy.dialects.postgresql import insert
-
     await session.execute(
         insert(UiSecret)
         .values(name=name, value=secrets.token_urlsafe(48), created_at=utcnow())

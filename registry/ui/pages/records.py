@@ -1,10 +1,10 @@
-"""The UI's records (issue 17): the printable Art. 30 record (English or Swedish), the evidence bundle download,
+"""The UI's records: the printable Art. 30 record (English or Swedish), the evidence bundle download,
 and the signed agreement's upload and download on the agreement page."""
 
 from datetime import date
 from typing import Any
 
-from litestar import Controller, Request, get, post
+from litestar import Request, get, post
 from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
@@ -17,7 +17,7 @@ from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.evidence import evidence_bytes
 from registry.services.records import article_30_record
-from registry.ui.pages import UiController, page
+from registry.ui.pages.common import UiPages, page
 
 # The labels of the printable record, per language. Swedish for the Swedish authority (IMY); a full
 # translation of the UI is another matter (the rest of the UI is in English).
@@ -137,12 +137,7 @@ def _day(text: str | None, field: str) -> date | None:
         raise RegistryValidationError([FieldError(field, f"{text!r} is not a date (YYYY-MM-DD)")]) from None
 
 
-class RecordsUiController(Controller):
-    path = "/ui"
-    include_in_schema = False
-    # As the other UI pages: no session is a redirect to the login page, a missing scope the UI's 403 page.
-    exception_handlers = UiController.exception_handlers
-
+class RecordsUiController(UiPages):
     @get("/records/article-30", opt=requires("registry:read"))
     async def article_30(
         self,

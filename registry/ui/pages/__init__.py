@@ -1,0 +1,30 @@
+"""The web UI's pages, one module per resource. Handlers stay thin: registry services do the writes, the guard
+decides, and registry/ui/forms.py moves values between forms and documents; common.py holds what they share."""
+
+from typing import Any
+
+from registry.ui.pages import (
+    admin,
+    agreements,
+    dashboard,
+    guard,
+    link_decisions,
+    login,
+    parties,
+    records,
+    registry_document,
+    renewals,
+)
+
+route_handlers: list[Any] = [
+    *login.route_handlers,
+    *dashboard.route_handlers,
+    *parties.route_handlers,
+    *link_decisions.route_handlers,
+    *agreements.route_handlers,
+    *guard.route_handlers,
+    *renewals.route_handlers,
+    *registry_document.route_handlers,
+    *admin.route_handlers,
+    *records.route_handlers,
+]

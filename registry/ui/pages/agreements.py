@@ -1,0 +1,205 @@
+"""Agreements: the list with its filters, an agreement's page, and the create and edit forms (which warn before
+saving what the guard would refuse)."""
+
+from typing import Annotated, Any
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery, QueryParameter
+from litestar.response import Redirect, Template
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import requires
+from registry.errors import ConflictError, RegistryValidationError
+from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
+from registry.services.agreements import AgreementService
+from registry.services.documents import load_registry
+from registry.services.parties import history
+from registry.ui import forms, views
+from registry.ui.pages.common import (
+    UiPages,
+    conflict_details,
+    current_user,
+    expiring_days,
+    page,
+    read_form,
+    registry_today,
+)
+
+
+class AgreementPages(UiPages):
+    @get("/agreements", opt=requires("registry:read"))
+    async def agreements(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        q: FromQuery[str | None] = None,
+        kind: FromQuery[str | None] = None,
+        state_: Annotated[str | None, QueryParameter(name="state", max_length=20)] = None,
+    ) -> Template:
+        state = state_
+        today, registry = await registry_today(db_session)
+        rows = []
+        for a in registry.agreement_docs.values():
+            a_state = views.agreement_state(a, today, expiring_days(request))
+            needle = (q or "").strip().lower()
+            if needle and needle not in a["key"] and needle not in a["party"]:
+                continue
+            if (kind and a["kind"] != kind) or (state and a_state != state):
+                continue
+            rows.append({**a, "state": a_state, "party_name": registry.party_docs[a["party"]]["name"]})
+        filters = {"q": q or "", "kind": kind, "state": state}
+        return page(request, "agreements.html", rows=rows, filters=filters, kinds=AGREEMENT_KINDS, today=today)
+
+    @get("/agreements/new", opt=requires("registry:write"))
+    async def new_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], party: FromQuery[str | None] = None
+    ) -> Template:
+        blank: dict[str, Any] = {
+            "key": "",
+            "party": party or "",
+            "kind": "dpa",
+            "signed_on": None,
+            "effective_from": None,
+            "expires_on": None,
+            "terminated_on": None,
+            "renewal": "fixed",
+            "notice_days": None,
+            "owner_email": "",
+            "document": None,
+            "data_categories": [],
+            "purposes": [],
+            "data_subjects": [],
+            "clauses": [],
+            "transfers_outside_eea_permitted": False,
+        }
+        return await self._agreement_form(request, db_session, blank, creating=True)
+
+    @post("/agreements/new", opt=requires("registry:write"), status_code=200)
+    async def create_agreement(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        form = await read_form(request)
+        submitted = forms.agreement_from_form(form)
+        try:
+            data = AgreementIn.model_validate(submitted)
+            if (refusals := forms.guard_refusals(submitted)) and not forms.save_anyway(form):
+                return await self._agreement_form(
+                    request, db_session, submitted, creating=True, errors=refusals, refused=True
+                )
+            async with db_session.begin():
+                await AgreementService(db_session, current_user(request).name).create(data)
+        except ValidationError as exc:
+            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
+            return await self._agreement_form(
+                request, db_session, submitted, creating=True, errors=errors, status_code=400
+            )
+        except RegistryValidationError as exc:
+            return await self._agreement_form(
+                request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
+            )
+        except ConflictError:
+            errors = {"key": [f"An agreement with the key “{submitted.get('key')}” exists already; choose another."]}
+            return await self._agreement_form(
+                request, db_session, submitted, creating=True, errors=errors, status_code=409
+            )
+        return Redirect(f"/ui/agreements/{data.key}?saved=1", status_code=303)
+
+    @get("/agreements/{key:str}", opt=requires("registry:read"))
+    async def agreement(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        saved: FromQuery[str | None] = None,
+    ) -> Template:
+        agreement = await AgreementService(db_session, "").get(key)
+        today, state = await registry_today(db_session)
+        changes, _ = await history(db_session, "agreement", key, 20, 0)
+        return page(
+            request,
+            "agreement.html",
+            agreement=agreement,
+            party=state.party_docs.get(agreement["party"]),
+            state=views.agreement_state(agreement, today, expiring_days(request)),
+            clauses=forms.CLAUSE_CHOICES,
+            changes=changes,
+            today=today,
+            saved=bool(saved),
+            controller=state.controller,
+        )
+
+    @get("/agreements/{key:str}/edit", opt=requires("registry:write"))
+    async def edit_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> Template:
+        agreement = await AgreementService(db_session, "").get(key)
+        return await self._agreement_form(request, db_session, agreement, creating=False)
+
+    @post("/agreements/{key:str}/edit", opt=requires("registry:write"), status_code=200)
+    async def update_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> Response[Any]:
+        form = await read_form(request)
+        submitted = forms.agreement_from_form(form)
+        submitted["version"] = forms.form_version(form)
+        shown = {**submitted, "key": key}
+        try:
+            data = AgreementUpdate.model_validate(submitted)
+            if (refusals := forms.guard_refusals(submitted)) and not forms.save_anyway(form):
+                return await self._agreement_form(
+                    request, db_session, shown, creating=False, errors=refusals, refused=True
+                )
+            async with db_session.begin():
+                await AgreementService(db_session, current_user(request).name).update(key, data)
+        except ValidationError as exc:
+            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
+            return await self._agreement_form(
+                request, db_session, shown, creating=False, errors=errors, status_code=400
+            )
+        except RegistryValidationError as exc:
+            return await self._agreement_form(
+                request, db_session, shown, creating=False, errors=forms.field_messages(exc.errors), status_code=400
+            )
+        except ConflictError as exc:
+            saved = await AgreementService(db_session, "").get(key)
+            conflict = await conflict_details(db_session, "agreement", key, exc, saved, submitted)
+            return await self._agreement_form(
+                request,
+                db_session,
+                {**shown, "version": saved["version"]},
+                creating=False,
+                conflict=conflict,
+                status_code=409,
+            )
+        return Redirect(f"/ui/agreements/{key}?saved=1", status_code=303)
+
+    async def _agreement_form(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        agreement: dict[str, Any],
+        *,
+        creating: bool,
+        errors: dict[str, list[str]] | None = None,
+        conflict: dict[str, Any] | None = None,
+        status_code: int = 200,
+        refused: bool = False,
+    ) -> Template:
+        state = await load_registry(session)
+        return page(
+            request,
+            "agreement_form.html",
+            status_code=status_code,
+            agreement=agreement,
+            creating=creating,
+            parties=list(state.party_docs.values()),
+            kinds=AGREEMENT_KINDS,
+            clauses=forms.CLAUSE_CHOICES,
+            taxonomy=forms.TAXONOMY,
+            errors=errors or {},
+            conflict=conflict,
+            refused=refused,
+        )
+
+
+route_handlers = [AgreementPages]

@@ -1,0 +1,181 @@
+"""What every UI page module shares: rendering a page with its frame's context, the signed-in user, the
+controller's clock, the UI's error pages, and the small readers of forms and filters."""
+
+from datetime import UTC, date, datetime, time
+from functools import partial
+from typing import Any
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+from litestar import Controller, Request, Response
+from litestar.datastructures import FormMultiDict
+from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.response import Redirect, Template
+from litestar.types import ExceptionHandlersMap
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from guard.findings import registry_findings
+from guard.log import list_decisions
+from registry.auth import Principal
+from registry.errors import ConflictError, NotFoundError
+from registry.services.documents import RegistryState, load_registry
+from registry.services.parties import history
+from registry.ui import forms, views
+
+SESSION_COOKIE = "registry_session"
+# PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
+MAX_PAGE_OFFSET = 1_000_000_000
+DEFAULT_ZONE = "Europe/Stockholm"
+
+
+def current_user(request: Request[Any, Any, Any]) -> Principal:
+    principal = request.user
+    assert isinstance(principal, Principal)
+    return principal
+
+
+def role_of(principal: Principal) -> str:
+    if "admin" in principal.scopes:
+        return "admin"
+    return "legal" if principal.may("registry:write") else "ops"
+
+
+def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
+    principal = request.user if isinstance(request.scope.get("user"), Principal) else None
+    context.update(
+        user=principal,
+        role=role_of(principal) if principal else None,
+        may_write=bool(principal and principal.may("registry:write")),
+        may_check=bool(principal and principal.may("guard:check")),
+        is_admin=bool(principal and "admin" in principal.scopes),
+        path=request.url.path,
+        badges=views.AGREEMENT_BADGES,
+        eea_badge=views.eea_badge,
+        territory_label=views.territory_label,
+        labels=forms.LABELS,
+        show=forms.display_value,
+        taxonomy_names=forms.TAXONOMY_NAMES,
+        kind_labels=forms.KIND_LABELS,
+        renewal_labels=forms.RENEWAL_LABELS,
+        when=partial(local_time, zone=zone_of(context.pop("controller", None))),
+    )
+    context.setdefault("errors", {})
+    return Template(template_name=name, context=context, status_code=status_code)
+
+
+def zone_of(controller: dict[str, Any] | None) -> ZoneInfo:
+    try:
+        return ZoneInfo((controller or {}).get("timezone") or DEFAULT_ZONE)
+    except (ZoneInfoNotFoundError, ValueError):
+        return ZoneInfo(DEFAULT_ZONE)
+
+
+def local_time(value: Any, zone: ZoneInfo, *, seconds: bool = False) -> str:
+    """A stored moment (UTC) on the controller's clock, with the zone named: '2026-11-25 15:13 CET'."""
+    if isinstance(value, str):
+        try:
+            value = datetime.fromisoformat(value.replace("Z", "+00:00"))
+        except ValueError:
+            return value
+    if not isinstance(value, datetime):
+        return "" if value is None else str(value)
+    if value.tzinfo is None:
+        value = value.replace(tzinfo=UTC)
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S %Z" if seconds else "%Y-%m-%d %H:%M %Z")
+
+
+def start_of(day: date, controller: dict[str, Any] | None) -> datetime:
+    """Midnight of `day` on the controller's clock."""
+    return datetime.combine(day, time.min, tzinfo=zone_of(controller))
+
+
+def expiring_days(request: Request[Any, Any, Any]) -> int:
+    """The one "expiring" window: the guard's AGREEMENT_EXPIRING setting."""
+    return int(request.app.state.settings.expiring_warning_days)
+
+
+def safe_next(target: str | None) -> str:
+    """Only our own pages: an open redirect after login would help phishing."""
+    if target and target.startswith("/ui/") and not target.startswith("//") and "\\" not in target:
+        return target
+    return "/ui/"
+
+
+async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
+    return await request.form()
+
+
+async def registry_today(session: AsyncSession) -> tuple[date, RegistryState]:
+    state = await load_registry(session)
+    return views.controller_today(state.controller), state
+
+
+def parse_day(raw: str | None, name: str, errors: dict[str, list[str]]) -> date | None:
+    if not raw:
+        return None
+    try:
+        return date.fromisoformat(raw)
+    except ValueError:
+        errors[name] = ["Enter a date as year-month-day, for example 2026-01-31."]
+        return None
+
+
+async def findings_of(session: AsyncSession, today: date) -> list[dict[str, Any]]:
+    return await registry_findings(session, today=today)
+
+
+async def decisions_of(session: AsyncSession, **filters: Any) -> list[dict[str, Any]]:
+    rows, _ = await list_decisions(session, **filters)
+    return rows
+
+
+async def conflict_details(
+    session: AsyncSession,
+    entity: str,
+    key: str,
+    exc: ConflictError,
+    saved: dict[str, Any],
+    submitted: dict[str, Any],
+) -> dict[str, Any]:
+    """What an edit form shows when someone else saved first: their version, what differs, and who it was."""
+    changes, _ = await history(session, entity, key, 1, 0)
+    return {
+        "version": exc.current_version,
+        "changes": forms.differences(saved, submitted),
+        "by": changes[0]["actor"] if changes else None,
+    }
+
+
+# --- error pages -----------------------------------------------------------------------------------------
+
+
+def redirect_to_login(request: Request[Any, Any, Any], _: NotAuthorizedException) -> Response[Any]:
+    target = request.url.path + (f"?{request.url.query}" if request.url.query else "")
+    return Redirect(f"/ui/login?next={quote(target, safe='/')}", status_code=303)
+
+
+def forbidden_page(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
+    csrf = "csrf" in str(exc.detail).lower()
+    return page(request, "error.html", status_code=403, title="Not allowed", csrf=csrf, message=exc.detail)
+
+
+def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    return page(request, "error.html", status_code=404, title="Not found", csrf=False, message=str(exc))
+
+
+# Every UI controller answers with these: no session is a redirect to the login page, a missing scope or a
+# failed CSRF check the UI's 403 page, an unknown record its 404 page.
+UI_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
+    NotAuthorizedException: redirect_to_login,
+    PermissionDeniedException: forbidden_page,
+    NotFoundError: not_found_page,
+    NotFoundException: not_found_page,
+}
+
+
+class UiPages(Controller):
+    """The base of every UI page controller: under /ui, out of the API schema, answering with HTML pages."""
+
+    path = "/ui"
+    include_in_schema = False
+    exception_handlers = UI_EXCEPTION_HANDLERS

@@ -1,0 +1,44 @@
+"""The dashboard: what needs attention today."""
+
+from litestar import Request, get
+from litestar.di import NamedDependency
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import requires
+from registry.ui import views
+from registry.ui.pages.common import (
+    UiPages,
+    decisions_of,
+    expiring_days,
+    findings_of,
+    page,
+    registry_today,
+    start_of,
+)
+
+
+class DashboardPages(UiPages):
+    @get("/", opt=requires("registry:read"))
+    async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
+        today, state = await registry_today(db_session)
+        findings = await findings_of(db_session, today)
+        window = expiring_days(request)
+        expiring = [a for a in state.agreement_docs.values() if views.agreement_state(a, today, window) == "expiring"]
+        expiring.sort(key=lambda a: a["expires_on"])
+        unapproved = views.unapproved_links(state.party_docs, today)
+        denied = await decisions_of(db_session, outcome="denied", since=start_of(today, state.controller), limit=50)
+        return page(
+            request,
+            "dashboard.html",
+            today=today,
+            findings=findings,
+            expiring=expiring,
+            unapproved=unapproved,
+            denied=denied,
+            parties=state.party_docs,
+            controller=state.controller,
+        )
+
+
+route_handlers = [DashboardPages]

@@ -1,0 +1,136 @@
+"""The guard from the UI: try a share and read the decision log."""
+
+from datetime import timedelta
+from typing import Any
+
+from litestar import Request, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromQuery
+from litestar.response import Template
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from guard.log import list_decisions
+from guard.service import check_share
+from registry.auth import requires
+from registry.errors import FieldError
+from registry.services.documents import load_registry
+from registry.ui import forms
+from registry.ui.pages.common import (
+    MAX_PAGE_OFFSET,
+    UiPages,
+    current_user,
+    page,
+    parse_day,
+    read_form,
+    start_of,
+)
+
+DECISIONS_PER_PAGE = 50
+# A share's required fields, with what the form says when one is missing.
+REQUIRED_SHARE_FIELDS = (
+    ("recipient", "Choose the recipient."),
+    ("purpose", "Choose the purpose of the share."),
+    ("data_categories", "Choose at least one data category."),
+    ("data_subject", "Choose the data subject."),
+)
+
+
+class GuardPages(UiPages):
+    @get("/guard", opt=requires("guard:check"))
+    async def try_share_form(
+        self, request: Request, db_session: NamedDependency[AsyncSession], recipient: FromQuery[str | None] = None
+    ) -> Template:
+        state = await load_registry(db_session)
+        share = {
+            "recipient": recipient or "",
+            "purpose": "",
+            "data_categories": [],
+            "destination": "",
+            "data_subject": "",
+        }
+        return page(
+            request,
+            "guard.html",
+            share=share,
+            parties=list(state.party_docs.values()),
+            taxonomy=forms.TAXONOMY,
+            result=None,
+        )
+
+    @post("/guard", opt=requires("guard:check"), status_code=200)
+    async def try_share(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
+        form = await read_form(request)
+        share: dict[str, Any] = {
+            "recipient": str(form.get("recipient") or "").strip(),
+            "purpose": str(form.get("purpose") or "").strip(),
+            "data_categories": [str(v) for v in form.getall("data_categories", [])],
+            "destination": str(form.get("destination") or "").strip().upper(),
+            "data_subject": str(form.get("data_subject") or "").strip(),
+        }
+        errors: dict[str, list[str]] = {name: [message] for name, message in REQUIRED_SHARE_FIELDS if not share[name]}
+        state = await load_registry(db_session)
+        context = {
+            "share": share,
+            "parties": list(state.party_docs.values()),
+            "taxonomy": forms.TAXONOMY,
+            "controller": state.controller,
+        }
+        if errors:
+            return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
+        payload = {k: v for k, v in share.items() if v not in ("", None)}
+        status, body = await check_share(request.app.state, payload, current_user(request).name)
+        if status == 400:
+            extra = body.get("extra") or []
+            errors = forms.field_messages(
+                [FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in extra if isinstance(e, dict)]
+            ) or {"": [str(body.get("detail", "The request is not valid."))]}
+            return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
+        return page(request, "guard.html", status_code=status, result=body, result_status=status, **context)
+
+    @get("/decisions", opt=requires("registry:read"))
+    async def decisions(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        recipient: FromQuery[str | None] = None,
+        outcome: FromQuery[str | None] = None,
+        since: FromQuery[str | None] = None,
+        until: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
+    ) -> Template:
+        errors: dict[str, list[str]] = {}
+        if outcome and outcome not in {"allowed", "denied"}:
+            errors["outcome"] = ["Choose allowed or denied."]
+        since_day = parse_day(since, "since", errors)
+        until_day = parse_day(until, "until", errors)
+        state = await load_registry(db_session)
+        offset = min(max(0, offset), MAX_PAGE_OFFSET)
+        rows: list[dict[str, Any]] = []
+        total = 0
+        if not errors:
+            rows, total = await list_decisions(
+                db_session,
+                recipient=recipient or None,
+                outcome=outcome or None,
+                since=start_of(since_day, state.controller) if since_day else None,
+                until=start_of(until_day + timedelta(days=1), state.controller) if until_day else None,
+                limit=DECISIONS_PER_PAGE,
+                offset=offset,
+            )
+        filters = {"recipient": recipient or "", "outcome": outcome or "", "since": since or "", "until": until or ""}
+        return page(
+            request,
+            "decisions.html",
+            status_code=400 if errors else 200,
+            rows=rows,
+            total=total,
+            offset=offset,
+            limit=DECISIONS_PER_PAGE,
+            filters=filters,
+            errors=errors,
+            parties=list(state.party_docs.values()),
+            controller=state.controller,
+        )
+
+
+route_handlers = [GuardPages]

@@ -1,0 +1,226 @@
+"""Parties: the list with its filters, a party's page, and the create and edit forms."""
+
+from typing import Any
+
+from litestar import Request, Response, get, post
+from litestar.di import NamedDependency
+from litestar.params import FromPath, FromQuery
+from litestar.response import Redirect, Template
+from pydantic import ValidationError
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.auth import requires
+from registry.errors import ConflictError, RegistryValidationError
+from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
+from registry.services.agreements import AgreementFilter, AgreementService
+from registry.services.documents import load_registry
+from registry.services.parties import PartyService, history
+from registry.ui import forms, views
+from registry.ui.pages.common import (
+    UiPages,
+    conflict_details,
+    current_user,
+    decisions_of,
+    expiring_days,
+    findings_of,
+    page,
+    read_form,
+    registry_today,
+)
+
+SPARE_LOCATION_ROWS = 3
+SPARE_LINK_ROWS = 2
+# A party's agreements on its page: more than any party has; the list is not paged.
+MAX_AGREEMENTS_PER_PARTY = 1000
+
+
+class PartyPages(UiPages):
+    @get("/parties", opt=requires("registry:read"))
+    async def parties(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        q: FromQuery[str | None] = None,
+        role: FromQuery[str | None] = None,
+        category: FromQuery[str | None] = None,
+        status: FromQuery[str | None] = None,
+        eea: FromQuery[str | None] = None,
+        active: FromQuery[str | None] = None,
+    ) -> Template:
+        today, state = await registry_today(db_session)
+        by_party: dict[str, list[dict[str, Any]]] = {}
+        for a in state.agreement_docs.values():
+            by_party.setdefault(a["party"], []).append(a)
+        rows = []
+        needle = (q or "").strip().lower()
+        for party in state.party_docs.values():
+            agreement_status = views.party_agreement_status(
+                party, by_party.get(party["key"], []), today, expiring_days(request)
+            )
+            inside = views.party_inside_eea(party)
+            if needle and needle not in party["key"] and needle not in party["name"].lower():
+                continue
+            if role and party["role"] != role:
+                continue
+            if category and party["category"] != category:
+                continue
+            if status and agreement_status != status:
+                continue
+            if (eea == "inside" and not inside) or (eea == "outside" and inside):
+                continue
+            if (active == "yes" and not party["active"]) or (active == "no" and party["active"]):
+                continue
+            rows.append({"party": party, "status": agreement_status, "inside": inside})
+        filters = {"q": q or "", "role": role, "category": category, "status": status, "eea": eea, "active": active}
+        return page(
+            request, "parties.html", rows=rows, filters=filters, roles=ROLES, categories=CATEGORIES, today=today
+        )
+
+    @get("/parties/new", opt=requires("registry:write"))
+    async def new_party(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
+        blank: dict[str, Any] = {
+            "key": "",
+            "name": "",
+            "role": "processor",
+            "category": "other",
+            "org_number": None,
+            "established_in": "",
+            "locations": [],
+            "sub_processors": [],
+            "active": True,
+            "contact": None,
+        }
+        return await self._party_form(request, db_session, blank, creating=True)
+
+    @post("/parties/new", opt=requires("registry:write"), status_code=200)
+    async def create_party(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Response[Any]:
+        submitted = forms.party_from_form(await read_form(request))
+        try:
+            data = PartyIn.model_validate(submitted)
+            async with db_session.begin():
+                await PartyService(db_session, current_user(request).name).create(data)
+        except ValidationError as exc:
+            return await self._party_form(
+                request, db_session, submitted, creating=True, errors=forms.validation_messages(exc), status_code=400
+            )
+        except RegistryValidationError as exc:
+            return await self._party_form(
+                request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
+            )
+        except ConflictError:
+            errors = {"key": [f"A party with the key “{submitted.get('key')}” exists already; choose another key."]}
+            return await self._party_form(request, db_session, submitted, creating=True, errors=errors, status_code=409)
+        return Redirect(f"/ui/parties/{data.key}?saved=1", status_code=303)
+
+    @get("/parties/{key:str}", opt=requires("registry:read"))
+    async def party(
+        self,
+        request: Request,
+        db_session: NamedDependency[AsyncSession],
+        key: FromPath[str],
+        saved: FromQuery[str | None] = None,
+    ) -> Template:
+        party = await PartyService(db_session, "").get(key)
+        today, state = await registry_today(db_session)
+        agreements, _ = await AgreementService(db_session, "").search(
+            AgreementFilter(party=key), MAX_AGREEMENTS_PER_PARTY, 0
+        )
+        for a in agreements:
+            a["state"] = views.agreement_state(a, today, expiring_days(request))
+        changes, _ = await history(db_session, "party", key, 20, 0)
+        decisions = await decisions_of(db_session, recipient=key, limit=10)
+        findings = [f for f in await findings_of(db_session, today) if f.get("party") == key]
+        used_by = [p for p in state.party_docs.values() if any(s["party"] == key for s in p["sub_processors"])]
+        return page(
+            request,
+            "party.html",
+            party=party,
+            today=today,
+            places=views.places_by_territory(party),
+            chain=views.sub_processor_chain(key, state.party_docs, today),
+            agreements=agreements,
+            status=views.party_agreement_status(party, agreements, today, expiring_days(request)),
+            changes=changes,
+            decisions=decisions,
+            findings=findings,
+            used_by=used_by,
+            saved=bool(saved),
+            controller=state.controller,
+        )
+
+    @get("/parties/{key:str}/edit", opt=requires("registry:write"))
+    async def edit_party(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> Template:
+        party = await PartyService(db_session, "").get(key)
+        return await self._party_form(request, db_session, party, creating=False)
+
+    @post("/parties/{key:str}/edit", opt=requires("registry:write"), status_code=200)
+    async def update_party(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> Response[Any]:
+        form = await read_form(request)
+        submitted = forms.party_from_form(form)
+        submitted["version"] = forms.form_version(form)
+        shown = {**submitted, "key": key}
+        try:
+            data = PartyUpdate.model_validate(submitted)
+            async with db_session.begin():
+                await PartyService(db_session, current_user(request).name).update(key, data)
+        except ValidationError as exc:
+            return await self._party_form(
+                request, db_session, shown, creating=False, errors=forms.validation_messages(exc), status_code=400
+            )
+        except RegistryValidationError as exc:
+            return await self._party_form(
+                request, db_session, shown, creating=False, errors=forms.field_messages(exc.errors), status_code=400
+            )
+        except ConflictError as exc:
+            saved = await PartyService(db_session, "").get(key)
+            conflict = await conflict_details(db_session, "party", key, exc, saved, submitted)
+            return await self._party_form(
+                request,
+                db_session,
+                {**shown, "version": saved["version"]},
+                creating=False,
+                conflict=conflict,
+                status_code=409,
+            )
+        return Redirect(f"/ui/parties/{key}?saved=1", status_code=303)
+
+    async def _party_form(
+        self,
+        request: Request[Any, Any, Any],
+        session: AsyncSession,
+        party: dict[str, Any],
+        *,
+        creating: bool,
+        errors: dict[str, list[str]] | None = None,
+        conflict: dict[str, Any] | None = None,
+        status_code: int = 200,
+    ) -> Template:
+        state = await load_registry(session)
+        sub_processors = [p for p in state.party_docs.values() if p["role"] == "sub_processor"]
+        locations = list(party.get("locations") or []) + [{"territory": "", "kind": ""}] * SPARE_LOCATION_ROWS
+        links = (
+            list(party.get("sub_processors") or [])
+            + [{"party": "", "approved_on": None, "objection_deadline": None}] * SPARE_LINK_ROWS
+        )
+        return page(
+            request,
+            "party_form.html",
+            status_code=status_code,
+            party=party,
+            creating=creating,
+            location_rows=locations,
+            link_rows=links,
+            sub_processor_choices=sub_processors,
+            roles=ROLES,
+            categories=CATEGORIES,
+            location_kinds=LOCATION_KINDS,
+            errors=errors or {},
+            conflict=conflict,
+        )
+
+
+route_handlers = [PartyPages]

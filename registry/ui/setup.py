@@ -1,0 +1,70 @@
+"""The web UI's place in the app: its routes, the paths it serves without a login, its template and CSRF
+configuration, and the lifespan step that sets the session secret and the session resolver."""
+
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+from litestar import Litestar
+from litestar.config.csrf import CSRFConfig
+from litestar.connection import ASGIConnection
+from litestar.plugins.jinja import JinjaTemplateEngine
+from litestar.static_files import create_static_files_router
+from litestar.template.config import TemplateConfig
+
+from registry.auth import Principal
+from registry.db import session_scope
+from registry.services.users import principal_for_session, shared_secret
+from registry.ui import pages
+from registry.ui.pages.common import SESSION_COOKIE
+
+HERE = Path(__file__).resolve().parent
+SECRET_NAME = "ui_session_secret"
+CSRF_COOKIE = "registry_csrf"
+
+route_handlers: list[Any] = [
+    *pages.route_handlers,
+    create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False),
+]
+# Paths the UI serves without a login (its login page and its own static files).
+public_path_patterns: list[str] = ["^/$", "^/ui/login$", "^/ui/static/"]
+
+
+def app_options() -> dict[str, Any]:
+    """Extra Litestar arguments the UI needs. The CSRF secret is a placeholder until the lifespan sets the
+    configured or database-stored one (the middleware reads it per request)."""
+    return {
+        "template_config": TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        "csrf_config": CSRFConfig(
+            secret=secrets.token_urlsafe(32),
+            cookie_name=CSRF_COOKIE,
+            cookie_httponly=True,
+            cookie_samesite="lax",
+            # Bearer- and token-authenticated endpoints: a browser cannot be tricked into sending those.
+            exclude=["^/api/", "^/health/", "^/calendar/", "^/schema"],
+        ),
+    }
+
+
+@asynccontextmanager
+async def lifespan(app: Litestar) -> AsyncIterator[None]:
+    settings = app.state.settings
+    secret = settings.session_secret.get_secret_value() if settings.session_secret else None
+    if not secret:
+        async with session_scope(app.state.sessionmaker) as session:
+            secret = await shared_secret(session, SECRET_NAME)
+    if app.csrf_config is not None:
+        app.csrf_config.secret = secret
+        app.csrf_config.cookie_secure = settings.secure_cookies
+
+    async def resolve_session(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+        token = connection.cookies.get(SESSION_COOKIE)
+        if not token or len(token) > 200:
+            return None
+        async with app.state.sessionmaker() as session:
+            return await principal_for_session(session, token)
+
+    app.state.session_resolver = resolve_session
+    yield
