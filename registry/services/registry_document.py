@@ -6,11 +6,11 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select
+from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import FieldError, RegistryValidationError
+from registry.errors import ConflictError, FieldError, RegistryValidationError
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
@@ -216,6 +216,43 @@ async def preview_document(session: AsyncSession, doc: RegistryDocument, actor: 
         return await apply_document(session, doc, actor)
     finally:
         await savepoint.rollback()
+
+
+@dataclass(frozen=True)
+class Preview:
+    """A previewed import: its change set, and the registry revision it was computed against."""
+
+    changes: ChangeSet
+    revision: int
+
+
+class RegistryChangedSincePreview(ConflictError):
+    """The registry moved on after a person looked at a preview: what they approved is not what would happen."""
+
+
+async def registry_revision(session: AsyncSession) -> int:
+    return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
+
+
+async def preview_at_revision(session: AsyncSession, doc: RegistryDocument, actor: str) -> Preview:
+    """A preview with the revision it holds for, so that a later confirm can insist on exactly this change set."""
+    revision = await registry_revision(session)
+    return Preview(await preview_document(session, doc, actor), revision)
+
+
+async def apply_previewed_document(
+    session: AsyncSession, doc: RegistryDocument, actor: str, previewed_revision: int
+) -> ChangeSet:
+    """Import `doc` only if the registry is still at the revision its preview was computed against (every
+    registry write holds the write lock while it moves the revision, so the check and the import see the same
+    registry); otherwise raise RegistryChangedSincePreview and write nothing."""
+    await lock_registry_for_write(session)
+    current = await registry_revision(session)
+    if current != previewed_revision:
+        raise RegistryChangedSincePreview(
+            f"The registry changed since the preview (revision {previewed_revision}, now {current})."
+        )
+    return await apply_document(session, doc, actor)
 
 
 async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: str) -> ChangeSet:

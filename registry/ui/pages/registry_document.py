@@ -1,5 +1,8 @@
 """The whole registry as one document: export it, or import one in its place."""
 
+import asyncio
+import hashlib
+import hmac
 import json
 from datetime import UTC, datetime
 from typing import Annotated, Any
@@ -15,7 +18,15 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.auth import requires
 from registry.errors import RegistryValidationError
 from registry.services.documents import json_ready
-from registry.services.registry_document import export_registry, import_registry, parse_document
+from registry.services.registry_document import (
+    Preview,
+    RegistryChangedSincePreview,
+    apply_previewed_document,
+    export_registry,
+    load_document_text,
+    parse_document,
+    preview_at_revision,
+)
 from registry.ui import forms
 from registry.ui.pages.common import UiPages, current_user, page, read_form
 
@@ -46,6 +57,9 @@ class RegistryDocumentPages(UiPages):
 
     @post("/registry/import", opt=requires("registry:write"), status_code=200)
     async def import_document(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
+        """Two steps: a document is first previewed (its change set, nothing written); only the confirm of that
+        preview imports it, and only while the registry is still at the revision the preview was computed
+        against, so what the person approved is exactly what happens."""
         form = await read_form(request)
         upload = form.get("file")
         text = str(form.get("text") or "")
@@ -54,23 +68,62 @@ class RegistryDocumentPages(UiPages):
             if len(raw) > MAX_IMPORT_BYTES:
                 return import_failed(request, [("file", "The file is larger than 20 MB.")])
             text = raw.decode("utf-8", errors="replace")
+        # A browser sends a textarea's lines back with CR LF: one spelling, so a preview's digest matches its confirm.
+        text = text.replace("\r\n", "\n").replace("\r", "\n")
         if not text.strip():
             return import_failed(request, [("file", "Choose a YAML or JSON file, or paste the document.")])
-        if form.get("confirm") != "on":
-            return import_failed(
-                request, [("confirm", "Tick the box to confirm that the import replaces the whole registry.")]
-            )
         try:
-            raw_doc = yaml.safe_load(text)
-        except yaml.YAMLError as exc:
-            return import_failed(request, [("(document)", f"This is not valid YAML or JSON: {exc}")])
-        try:
-            document = parse_document(raw_doc)
-            async with db_session.begin():
-                counts = await import_registry(db_session, document, current_user(request).name)
+            document = parse_document(await asyncio.to_thread(load_document_text, text.encode(), "application/yaml"))
         except RegistryValidationError as exc:
             return import_failed(request, [(e.field, forms.plain_words(e.message)) for e in exc.errors])
-        return page(request, "registry.html", result=counts, import_errors=[])
+        token = preview_token(form.get("preview"), text)
+        actor = current_user(request).name
+        if token is None or form.get("confirm") != "on":
+            async with db_session.begin():
+                preview = await preview_at_revision(db_session, document, actor)
+            unconfirmed = token is not None  # they saw the preview but did not tick the box
+            return preview_page(request, preview, text, unconfirmed=unconfirmed)
+        try:
+            async with db_session.begin():
+                changes = await apply_previewed_document(db_session, document, actor, token)
+        except RegistryChangedSincePreview:
+            async with db_session.begin():
+                preview = await preview_at_revision(db_session, document, actor)
+            return preview_page(request, preview, text, outdated=True)
+        return page(request, "registry.html", result=changes.counts(), changes=changes, import_errors=[])
+
+
+def document_digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def preview_token(raw: Any, text: str) -> int | None:
+    """The revision a preview of exactly this text was computed against; None when there was no preview of it
+    (no token, a malformed one, or a document edited after its preview)."""
+    revision, _, digest = str(raw or "").partition(":")
+    if not revision.isdigit() or len(revision) > 18 or not hmac.compare_digest(digest, document_digest(text)):
+        return None
+    return int(revision)
+
+
+def preview_page(
+    request: Request[Any, Any, Any], preview: Preview, text: str, *, unconfirmed: bool = False, outdated: bool = False
+) -> Template:
+    return page(
+        request,
+        "registry.html",
+        status_code=409 if outdated else 200,
+        result=None,
+        import_errors=[("confirm", CONFIRM_PROBLEM)] if unconfirmed else [],
+        preview=preview.changes,
+        preview_counts=preview.changes.counts(),
+        preview_token=f"{preview.revision}:{document_digest(text)}",
+        document_text=text,
+        outdated=outdated,
+    )
+
+
+CONFIRM_PROBLEM = "Tick the box to confirm that the import replaces the whole registry."
 
 
 def import_failed(request: Request[Any, Any, Any], problems: list[tuple[str, str]]) -> Template:
