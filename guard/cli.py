@@ -5,9 +5,8 @@ import getpass
 import json
 import sys
 from collections.abc import Awaitable, Callable
-from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import Any, TypeVar
 
 import asyncpg
 import click
@@ -26,15 +25,11 @@ from guard.audit import (
 from guard.checkpoint import CheckpointError, Verifier
 from guard.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
 from guard.service import decide_and_record, parse_share_request
-from guard.snapshot import POLICY_NAME, controller_timezone, load_snapshot
+from guard.snapshot import POLICY_NAME, load_snapshot
+from registry.calendar import controller_today
+from registry.cli_context import Context, pass_context
 from registry.db import asyncpg_dsn
 
-if TYPE_CHECKING:
-    from registry.cli import Context
-
-# registry/cli.py imports this module to add its commands; taking the Context through click's `obj` (set
-# by the `registry` group) instead of importing registry.cli here keeps the import one-way.
-pass_context = click.pass_obj
 T = TypeVar("T")
 
 
@@ -43,7 +38,7 @@ def guard_group() -> None:
     """The transfer guard: check a share, verify the decision log."""
 
 
-def _on_connection(context: "Context", work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+def _on_connection(context: Context, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
     """Run `work` on a plain asyncpg connection to the registry database (autocommit; `work` opens its own
     transactions)."""
 
@@ -57,7 +52,7 @@ def _on_connection(context: "Context", work: Callable[[asyncpg.Connection], Awai
     return asyncio.run(main())
 
 
-def _verifier(context: "Context", public_key: str | None) -> Verifier | None:
+def _verifier(context: Context, public_key: str | None) -> Verifier | None:
     """The log's public key: as given, else from the signing key file if there is one."""
     if public_key is not None:
         return Verifier.parse(public_key)
@@ -75,7 +70,7 @@ def _verifier(context: "Context", public_key: str | None) -> Verifier | None:
 @click.option("--since-checkpoint", is_flag=True, help="verify only what came after the last checkpoint")
 @click.option("--public-key", default=None, help="the log's verifier key; default: from the signing key file")
 @pass_context
-def verify_log_command(context: "Context", folder: Path | None, since_checkpoint: bool, public_key: str | None) -> None:
+def verify_log_command(context: Context, folder: Path | None, since_checkpoint: bool, public_key: str | None) -> None:
     """Walk the hash chain and hold it to the signed checkpoints; exit 1 naming the first edited, deleted or
     inserted entry, or the first checkpoint the log contradicts (truncated, or rewritten at or before N)."""
     try:
@@ -122,7 +117,7 @@ def verify_log_command(context: "Context", folder: Path | None, since_checkpoint
     help="write the checkpoint file here (default: REGISTRY_CHECKPOINT_DIR)",
 )
 @pass_context
-def checkpoint_command(context: "Context", folder: Path | None) -> None:
+def checkpoint_command(context: Context, folder: Path | None) -> None:
     """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
     settings = context.settings
     signer = signer_for(settings)
@@ -142,7 +137,7 @@ def checkpoint_command(context: "Context", folder: Path | None) -> None:
 
 @guard_group.command("public-key")
 @pass_context
-def public_key_command(context: "Context") -> None:
+def public_key_command(context: Context) -> None:
     """Print the log's verifier key (C2SP signed-note form), creating the signing key on first use."""
     click.echo(signer_for(context.settings).verifier.text())
 
@@ -162,7 +157,7 @@ def _caller() -> str:
 @click.option("--data-subject", required=True, help="data subject key, e.g. customer")
 @pass_context
 def check_command(
-    context: "Context",
+    context: Context,
     recipient: str,
     purpose: str,
     categories: tuple[str, ...],
@@ -191,7 +186,7 @@ def check_command(
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         snapshot = await load_snapshot(session, ruleset=POLICY_NAME)
-        today = datetime.now(await controller_timezone(session)).date()
+        today = await controller_today(session)
         answers, entries = decide_and_record(
             [parsed], snapshot, today, caller, expiring_within_days=context.settings.expiring_warning_days
         )

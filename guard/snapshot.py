@@ -24,7 +24,7 @@ from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 import asyncpg
 from sqlalchemy import Executable, select, text
@@ -41,13 +41,13 @@ from guard.policy import (
     ruleset_name,
 )
 from guard.tasks import cancel_and_wait
+from registry.calendar import controller_timezone
 from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
 log = logging.getLogger(__name__)
 
 POLICY_NAME = "eea-only"
-DEFAULT_TIMEZONE = "Europe/Stockholm"
 # Reconnect attempts while the database is away: often enough to recover fast, rarely enough to be quiet.
 LISTENER_RETRY_SECONDS = 0.5
 # The longest one statement of a reload or currency check may run (a read of a large registry takes well
@@ -209,29 +209,9 @@ def collector_paused() -> Iterator[None]:
             gc.enable()
 
 
-def zone_or_default(name: str | None) -> ZoneInfo:
-    try:
-        return ZoneInfo(name or DEFAULT_TIMEZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        log.warning("unknown controller timezone %r; using %s", name, DEFAULT_TIMEZONE)
-        return ZoneInfo(DEFAULT_TIMEZONE)
-
-
-async def controller_timezone(session: AsyncSession) -> ZoneInfo:
-    """The controller's timezone (DESIGN §4.3: 'today' is its calendar date); Europe/Stockholm if unset."""
-    name = (
-        await session.execute(select(col(ControllerProfile.timezone)).where(col(ControllerProfile.id) == 1))
-    ).scalar()
-    return zone_or_default(name)
-
-
 async def registry_revision(session: AsyncSession) -> int:
     """The registry's revision (0 before the first write)."""
     return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
-
-
-async def controller_today(session: AsyncSession) -> date:
-    return datetime.now(await controller_timezone(session)).date()
 
 
 class ControllerCalendar:

@@ -1,99 +1,17 @@
 """The `registry` command line."""
 
-import asyncio
 import json
 import signal
 import sys
-from collections.abc import Awaitable, Callable
-from contextlib import contextmanager
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any
 
 import click
 import yaml
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
-from registry.errors import RegistryError, RegistryValidationError
-from registry.settings import Settings, SettingsError
-
-T = TypeVar("T")
-CLI_ACTOR = "cli"
-
-
-class Context:
-    """Resolves the database once per command: the configured URL, or the embedded server."""
-
-    def __init__(self) -> None:
-        self.settings = Settings.from_env()
-        self._url: str | None = self.settings.database_url
-        self._server: Any = None
-
-    @property
-    def database_url(self) -> str:
-        """The registry every command but `serve` and `db upgrade` works on: it must exist already, so that a
-        command run from another folder never starts a second, empty registry there."""
-        if self._url is None:
-            from registry.embedded import embedded_registry_exists
-
-            if not embedded_registry_exists(self.settings.data_dir):
-                click.echo(
-                    f"error: no registry here: no REGISTRY_DATABASE_URL is set and {self.settings.data_dir.resolve()} "
-                    "holds no embedded database; set REGISTRY_DATA_DIR to the registry's data folder or "
-                    "REGISTRY_DATABASE_URL to its database (`registry serve` creates a new one)",
-                    err=True,
-                )
-                sys.exit(2)
-        return self.create_or_open_database()
-
-    def create_or_open_database(self) -> str:
-        """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`."""
-        if self._url is None:
-            from registry.embedded import EmbeddedDatabaseError, start_embedded_postgres
-
-            try:
-                self._url, self._server = start_embedded_postgres(self.settings.data_dir)
-            except EmbeddedDatabaseError as exc:
-                click.echo(f"error: {exc}", err=True)
-                sys.exit(2)
-        return self._url
-
-    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
-        """Run `work` in one transaction on the registry database."""
-
-        async def main() -> T:
-            engine = make_engine(self.database_url, pool_size=2)
-            try:
-                async with make_sessionmaker(engine)() as session, session.begin():
-                    return await work(session)
-            finally:
-                await engine.dispose()
-
-        return asyncio.run(main())
-
-
-pass_context = click.make_pass_decorator(Context)
-
-
-# Exit codes every command keeps, so that CI and operators can tell an outage from a finding.
-EXIT_OK = 0
-EXIT_FINDINGS = 1  # findings, a denied share, a broken decision log
-EXIT_BAD_INPUT = 2  # bad arguments, a bad document, a bad setting, an unknown or conflicting record
-EXIT_DATABASE_UNAVAILABLE = 3
-
-
-@contextmanager
-def reported_errors() -> Any:
-    """Turn domain errors into a message on stderr and a non-zero exit, never a traceback."""
-    try:
-        yield
-    except RegistryValidationError as exc:
-        for err in exc.errors:
-            click.echo(f"error: {err.field}: {err.message}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
-    except (RegistryError, SettingsError) as exc:
-        click.echo(f"error: {exc}", err=True)
-        sys.exit(EXIT_BAD_INPUT)
+from registry.cli_context import CLI_ACTOR, EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
+from registry.db import upgrade_schema
+from registry.errors import RegistryValidationError
 
 
 def _database_unavailable(exc: BaseException) -> str | None:
@@ -305,7 +223,7 @@ def apikey_revoke(context: Context, name: str) -> None:
 def _register_subsystem_commands() -> None:
     """Guard, reminders and UI commands live with their sub-systems."""
     from guard.cli import commands as guard_commands
-    from guard.findings_cli import commands as findings_commands
+    from registry.findings_cli import commands as findings_commands
     from registry.jobs.cli import commands as job_commands
     from registry.records_cli import commands as records_commands
     from registry.ui.cli import commands as ui_commands

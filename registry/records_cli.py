@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from registry.cli import Context, pass_context, reported_errors
+from registry.cli_context import Context, pass_context, reported_errors
 
 
 @click.command("evidence")

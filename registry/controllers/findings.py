@@ -1,4 +1,4 @@
-"""`GET /api/registry/findings`: what in the registry would block shares today (issue 3, item 6)."""
+"""`GET /api/registry/findings`: what in the registry would block shares today."""
 
 from datetime import date
 from typing import Annotated, Any
@@ -8,8 +8,8 @@ from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.findings import registry_findings_report
 from registry.auth import requires
+from registry.services.findings import registry_findings_report
 
 CheckedOn = Annotated[
     date | None,

@@ -2,12 +2,10 @@
 
 import asyncio
 from datetime import date, datetime
-from typing import TYPE_CHECKING
 
 import click
 
-if TYPE_CHECKING:
-    from registry.cli import Context  # imported lazily at run time: registry.cli imports this module
+from registry.cli_context import CLI_ACTOR, Context, reported_errors
 
 commands: list[click.Command] = []
 
@@ -25,11 +23,11 @@ def reminders() -> None:
 )
 @click.option("--send", is_flag=True, help="really send and record reminders for a --today other than today")
 @click.pass_obj
-def reminders_run(context: "Context", today: datetime | None, send: bool) -> None:
+def reminders_run(context: Context, today: datetime | None, send: bool) -> None:
     """Scan for due reminders once and send every pending one; print what was sent."""
+    from registry.calendar import controller_today
     from registry.db import make_engine, make_sessionmaker
     from registry.jobs.reminders import preview_reminders, run_reminders
-    from registry.jobs.renewals import controller_today
 
     async def main() -> None:
         engine = make_engine(context.database_url, pool_size=2)
@@ -69,7 +67,7 @@ def reminders_run(context: "Context", today: datetime | None, send: bool) -> Non
 @reminders.command("list")
 @click.option("--pending", is_flag=True, help="only reminders not sent yet")
 @click.pass_obj
-def reminders_list(context: "Context", pending: bool) -> None:
+def reminders_list(context: Context, pending: bool) -> None:
     """List reminder rows, newest first."""
     from registry.jobs.reminders import list_reminders
 
@@ -95,9 +93,8 @@ def feed() -> None:
 @feed.command("create")
 @click.argument("name")
 @click.pass_obj
-def feed_create(context: "Context", name: str) -> None:
+def feed_create(context: Context, name: str) -> None:
     """Create a feed; its secret URL is the only line printed on stdout, shown this once."""
-    from registry.cli import CLI_ACTOR, reported_errors
     from registry.jobs.calendar import create_feed, feed_url
 
     with reported_errors():
@@ -107,7 +104,7 @@ def feed_create(context: "Context", name: str) -> None:
 
 @feed.command("list")
 @click.pass_obj
-def feed_list(context: "Context") -> None:
+def feed_list(context: Context) -> None:
     """List feeds (never their URLs)."""
     from registry.jobs.calendar import list_feeds
 
@@ -119,9 +116,8 @@ def feed_list(context: "Context") -> None:
 @feed.command("revoke")
 @click.argument("name")
 @click.pass_obj
-def feed_revoke(context: "Context", name: str) -> None:
+def feed_revoke(context: Context, name: str) -> None:
     """Revoke a feed: its URL answers 404 from now on."""
-    from registry.cli import reported_errors
     from registry.jobs.calendar import revoke_feed
 
     with reported_errors():

@@ -10,6 +10,7 @@ from pydantic import BaseModel, ConfigDict, Field
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.calendar import controller_today
 from registry.jobs.calendar import (
     FEED_NAME,
     create_feed,
@@ -19,7 +20,7 @@ from registry.jobs.calendar import (
     renewals_calendar,
     revoke_feed,
 )
-from registry.jobs.renewals import controller_today, upcoming_renewals
+from registry.jobs.renewals import upcoming_renewals
 
 Within = Annotated[int, QueryParameter(ge=1, le=3650, description="days ahead to look, 1..3650")]
 

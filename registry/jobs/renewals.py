@@ -1,29 +1,12 @@
 """Upcoming expiries and notice deadlines: what operations need to renew, soonest first."""
 
-from datetime import date, datetime, timedelta
+from datetime import date, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.jobs.schedule import EXPIRY, NOTICE_DEADLINE, AgreementFacts
-
-DEFAULT_TIMEZONE = "Europe/Stockholm"
-
-
-async def controller_timezone(session: AsyncSession) -> ZoneInfo:
-    """The controller's timezone: its calendar decides when an agreement lapses (DESIGN §4.3)."""
-    name = (await session.execute(text("SELECT timezone FROM controller_profile WHERE id = 1"))).scalar()
-    try:
-        return ZoneInfo(name or DEFAULT_TIMEZONE)
-    except (ValueError, KeyError):
-        return ZoneInfo(DEFAULT_TIMEZONE)
-
-
-async def controller_today(session: AsyncSession, now: datetime | None = None) -> date:
-    zone = await controller_timezone(session)
-    return (now or datetime.now(tz=zone)).astimezone(zone).date()
 
 
 async def renewal_agreements(session: AsyncSession) -> list[AgreementFacts]:

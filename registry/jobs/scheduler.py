@@ -11,8 +11,8 @@ from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
 from litestar import Litestar
 
+from registry.calendar import controller_timezone, controller_today
 from registry.jobs.reminders import run_reminders, send_pending
-from registry.jobs.renewals import controller_timezone, controller_today
 from registry.settings import SettingsError
 
 log = logging.getLogger(__name__)

@@ -17,11 +17,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.findings import DEFAULT_TIMEZONE, controller_today, registry_document, snapshot_from_document
+from guard.findings import snapshot_from_document
 from guard.policy import AgreementView, PartyView, walk_chain
 from guard.territory import TerritoryStatus, classify_territory, territory_name
+from registry.calendar import calendar_today, zone_or_default
 from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import documents_on_file
+from registry.services.findings import registry_document
 
 DEFAULT_PERIOD_DAYS = 365
 # Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
@@ -148,8 +150,8 @@ async def article_30_record(
 
 async def _record(session: AsyncSession, start: date | None, end: date | None, now: datetime | None) -> dict[str, Any]:
     doc = await registry_document(session)
-    zone = ZoneInfo(doc.controller.timezone if doc.controller else DEFAULT_TIMEZONE)
-    today = controller_today(doc.controller, now)
+    zone = zone_or_default(doc.controller.timezone if doc.controller else None)
+    today = calendar_today(zone, now)
     start, end = period(start, end, today)
     first, after = period_bounds(start, end, zone)
     as_of = min(end, today)  # what was in force at the period's end (or today, for a period still running)

@@ -5,7 +5,7 @@ import sys
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.cli import CLI_ACTOR, Context, pass_context, reported_errors
+from registry.cli_context import CLI_ACTOR, Context, pass_context, reported_errors
 from registry.services.users import ROLES, create_user, disable_user, list_users
 
 

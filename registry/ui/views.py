@@ -6,16 +6,15 @@ Rules stay in the guard: agreement in force is `AgreementView.in_force_on`, insi
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
-from zoneinfo import ZoneInfo
 
 from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView, SubProcessorLinkView
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
+from registry.calendar import calendar_today
 
 
 def controller_today(controller: dict[str, Any] | None, now: datetime | None = None) -> date:
     """The controller's calendar date (DESIGN §4.3): agreements start and end on its days, not UTC's."""
-    zone = ZoneInfo((controller or {}).get("timezone") or "Europe/Stockholm")
-    return (now or datetime.now(zone)).astimezone(zone).date()
+    return calendar_today((controller or {}).get("timezone"), now)
 
 
 def agreement_view(doc: dict[str, Any]) -> AgreementView:

@@ -7,8 +7,10 @@ from typing import Any
 import pytest
 import yaml
 
-from guard.findings import controller_today, document_findings, snapshot_from_document
+from guard.findings import snapshot_from_document
+from registry.calendar import calendar_today
 from registry.schemas import ControllerIn
+from registry.services.findings import document_findings
 from registry.services.registry_document import parse_document
 from tests.conftest import SEED_FILE
 
@@ -185,4 +187,4 @@ def test_today_is_the_controllers_calendar_date(timezone: str, expected: date) -
     late_evening_utc = datetime(2026, 11, 25, 23, 30, tzinfo=UTC)
     controller = ControllerIn(name="Offix AB", established_in="SE", timezone=timezone)
 
-    assert controller_today(controller, now=late_evening_utc) == expected
+    assert calendar_today(controller.timezone, now=late_evening_utc) == expected

@@ -5,7 +5,6 @@ from datetime import date, timedelta
 
 import pytest
 
-from guard.findings import document_findings
 from guard.policy import (
     ART28_CLAUSES,
     RULES_VERSION,
@@ -24,6 +23,7 @@ from guard.territory import (
     territory_enclosures,
 )
 from registry.schemas import RegistryDocument
+from registry.services.findings import document_findings
 from tests.unit.test_policy import (
     FAR_AHEAD,
     LONG_AGO,

@@ -14,11 +14,11 @@ from litestar.response import Redirect, Template
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.findings import registry_findings
 from guard.log import list_decisions
 from registry.auth import Principal
 from registry.errors import ConflictError, NotFoundError
 from registry.services.documents import RegistryState, load_registry
+from registry.services.findings import registry_findings
 from registry.services.parties import history
 from registry.ui import forms, views
 

@@ -12,8 +12,8 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.snapshot import controller_today
 from registry.auth import requires
+from registry.calendar import controller_today
 from registry.errors import ConflictError, RegistryValidationError
 from registry.services.parties import PartyService
 from registry.ui.pages.common import UiPages, current_user, page, read_form

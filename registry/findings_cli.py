@@ -1,4 +1,4 @@
-"""`registry check`: the registry-wide findings as a CI gate (issue 3, item 6).
+"""`registry check`: the registry-wide findings as a CI gate.
 
 Exit status: 0 and "no findings" when the registry is clean, 1 with one line per finding otherwise,
 2 when the document given with --file is not a valid registry document.
@@ -13,9 +13,10 @@ from typing import Any
 import click
 import yaml
 
-from guard.findings import document_findings, registry_findings_report
-from registry.cli import Context, pass_context, reported_errors
+from registry.cli_context import Context, pass_context, reported_errors
 from registry.errors import RegistryValidationError
+from registry.services.findings import controller_day, document_findings, registry_findings_report
+from registry.services.registry_document import parse_document, reference_errors
 
 
 def _read_document_file(file: Path) -> Any:
@@ -29,14 +30,11 @@ def _read_document_file(file: Path) -> Any:
 
 def _file_findings(file: Path, today: date | None) -> tuple[list[dict[str, Any]], date]:
     """Validate the document as `registry import` would, then check it in memory: no database needed."""
-    from guard.findings import controller_today
-    from registry.services.registry_document import parse_document, reference_errors
-
     doc = parse_document(_read_document_file(file))
     errors = reference_errors(doc)
     if errors:
         raise RegistryValidationError(errors)
-    checked_on = today or controller_today(doc.controller)
+    checked_on = today or controller_day(doc)
     return document_findings(doc, today=checked_on), checked_on
 
 
