@@ -1,6 +1,7 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 import uuid
+from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
@@ -23,7 +24,7 @@ from guard.audit import receipt
 from guard.log import driver_connection, list_decisions
 from guard.openapi import CheckBatchOperation, CheckOperation
 from guard.policy import ReasonCode
-from guard.service import MAX_BODY_BYTES, check_share_batch_body, check_share_body, unavailable
+from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from registry.controllers.exports import decision_csv_response
@@ -135,6 +136,32 @@ class JsonAnswer:
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
 
+def bad_request(errors: list[FieldError]) -> tuple[int, dict[str, Any]]:
+    """A structurally bad guard request: 400, naming each field."""
+    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
+    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
+    return 400, {
+        "status_code": 400,
+        "detail": f"invalid guard request: {summary}{more}",
+        "extra": [e.as_dict() for e in errors],
+    }
+
+
+def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
+    """The guard cannot decide: a fail-closed 503 with `"allowed": false`."""
+    return 503, {"status_code": 503, **cannot_decide(detail)}
+
+
+async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
+    """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503."""
+    try:
+        return JsonAnswer(200, await check(raw, caller))
+    except RegistryValidationError as exc:
+        return JsonAnswer(*bad_request(exc.errors))
+    except GuardUnavailable as exc:
+        return JsonAnswer(*unavailable(str(exc)))
+
+
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
     """Any database failure on the way to a decision (the API key lookup included) is a fail-closed 503."""
     status, body = unavailable(f"the registry database is unavailable ({type(exc).__name__})")
@@ -209,12 +236,14 @@ class GuardController(Controller):
     async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
         # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
-        return JsonAnswer(*await check_share_body(request.app.state, await _body(request), request.user.name))
+        runtime: GuardRuntime = request.app.state.guard
+        return await _answer(runtime.check_body, await _body(request), request.user.name)
 
     @_check_route("/check-batch", CHECK_BATCH_RESPONSES, CheckBatchOperation)
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
-        return JsonAnswer(*await check_share_batch_body(request.app.state, await _body(request), request.user.name))
+        runtime: GuardRuntime = request.app.state.guard
+        return await _answer(runtime.check_batch_body, await _body(request), request.user.name)
 
     @get("/decisions", opt=requires("registry:read"))
     async def decisions(

@@ -8,6 +8,7 @@ from litestar import Litestar
 
 from guard.audit import CheckpointPublisher
 from guard.log import DecisionLogWriter
+from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from registry.db import asyncpg_dsn
 
@@ -32,9 +33,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     await refresher.start()
     if publisher is not None:
         publisher.start()
-    app.state.guard_log = writer
+    app.state.guard = GuardRuntime(snapshots=refresher, log=writer, settings=settings)
+    # Health and metrics read the refresher's state here.
     app.state.guard_snapshots = refresher
-    app.state.guard_checkpoints = publisher
     try:
         yield
     finally:

@@ -1,26 +1,28 @@
 """One path for every guard check (API, batch, web UI, CLI): validate, decide on the snapshot, log, answer.
 
 The answer is returned only after its log entry is durable. Anything that keeps the guard from deciding on
-a trusted snapshot, or from logging, is a 503 with ``"allowed": false``: the guard never allows by default.
+a trusted snapshot, or from logging, raises `GuardUnavailable`, which every entry point answers with
+``"allowed": false`` (the HTTP API as a 503): the guard never allows by default. A structurally bad request
+raises `RegistryValidationError` naming each field. No HTTP types here: the entry points map both.
 """
 
 import json
 import logging
 from collections.abc import Sequence
+from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Annotated, Any
 
 import msgspec
-from litestar.datastructures import State
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guard.counters import COUNTERS
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.policy import Decision, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
-from registry.errors import FieldError
+from registry.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from registry.schemas import no_nul_characters
-from registry.services.registry_document import pydantic_field_errors
+from registry.settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -40,7 +42,7 @@ class ShareRequestIn(BaseModel):
     recipient: Reference
     purpose: Reference
     data_categories: Annotated[list[Reference], Field(min_length=1, max_length=100)]
-    data_subject: Reference  # required (issue 21): a share of unknown subjects cannot be checked against Art. 28(3)
+    data_subject: Reference  # required: a share of unknown subjects cannot be checked against Art. 28(3)
     destination: Reference | None = None
 
 
@@ -78,19 +80,10 @@ class GuardUnavailable(Exception):
     """The guard cannot give a trustworthy answer now."""
 
 
-def bad_request(errors: list[FieldError]) -> tuple[int, dict[str, Any]]:
-    summary = "; ".join(f"{e.field}: {e.message}" for e in errors[:5])
-    more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
-    return 400, {
-        "status_code": 400,
-        "detail": f"invalid guard request: {summary}{more}",
-        "extra": [e.as_dict() for e in errors],
-    }
-
-
-def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
+def cannot_decide(detail: str) -> dict[str, Any]:
+    """The fail-closed answer when the guard cannot decide, counted (every entry point answers with it)."""
     COUNTERS.unavailable += 1
-    return 503, {"status_code": 503, "allowed": False, "detail": f"the guard cannot decide: {detail}"}
+    return {"allowed": False, "detail": f"the guard cannot decide: {detail}"}
 
 
 def decode_body(raw: bytes) -> tuple[Any, list[FieldError]]:
@@ -216,61 +209,57 @@ def decide_and_record(
     return answers, entries
 
 
-async def _decide_logged(state: State, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
-    refresher: SnapshotRefresher = state.guard_snapshots
-    writer: DecisionLogWriter = state.guard_log
-    try:
-        loaded = refresher.usable()
-    except SnapshotUnavailable as exc:
-        raise GuardUnavailable(str(exc)) from None
-    answers, entries = decide_and_record(
-        requests,
-        loaded.snapshot,
-        loaded.today(),
-        caller,
-        expiring_within_days=state.settings.expiring_warning_days,
-    )
-    try:
-        sequences = await writer.append(entries)
-    except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
-        log.warning("decision log unavailable, answering 503: %s", exc)
-        raise GuardUnavailable("the decision log cannot be written") from None
-    for body, sequence in zip(answers, sequences, strict=True):  # the receipt: where the entry is in the log
-        body["sequence"] = sequence
-    return answers
+@dataclass(frozen=True, slots=True)
+class GuardRuntime:
+    """One guard instance's running parts: the snapshot it decides on, the log it records in, its settings.
 
+    Built and stopped by guard/runtime.py's lifespan; every check in the app goes through `check`,
+    `check_body` or `check_batch_body`."""
 
-async def _answer(state: State, requests: Sequence[ShareRequest], caller: str) -> tuple[int, Any]:
-    """(HTTP status, the answers in order) for requests that have parsed."""
-    try:
-        return 200, await _decide_logged(state, requests, caller)
-    except GuardUnavailable as exc:
-        return unavailable(str(exc))
+    snapshots: SnapshotRefresher
+    log: DecisionLogWriter
+    settings: Settings
 
+    async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
+        """The answers to requests that have parsed, in order, each logged durably before it is returned."""
+        try:
+            loaded = self.snapshots.usable()
+        except SnapshotUnavailable as exc:
+            raise GuardUnavailable(str(exc)) from None
+        answers, entries = decide_and_record(
+            requests,
+            loaded.snapshot,
+            loaded.today(),
+            caller,
+            expiring_within_days=self.settings.expiring_warning_days,
+        )
+        try:
+            sequences = await self.log.append(entries)
+        except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
+            log.warning("decision log unavailable, failing closed: %s", exc)
+            raise GuardUnavailable("the decision log cannot be written") from None
+        for body, sequence in zip(answers, sequences, strict=True):  # the receipt: where the entry is in the log
+            body["sequence"] = sequence
+        return answers
 
-async def _check_one(state: State, parsed: ShareRequest | list[FieldError], caller: str) -> tuple[int, Any]:
-    if isinstance(parsed, list):
-        return bad_request(parsed)
-    status, body = await _answer(state, [parsed], caller)
-    return status, body[0] if status == 200 else body
+    async def _decide_one(self, parsed: ShareRequest | list[FieldError], caller: str) -> dict[str, Any]:
+        if isinstance(parsed, list):
+            raise RegistryValidationError(parsed)
+        return (await self.decide([parsed], caller))[0]
 
+    async def check(self, payload: Any, caller: str) -> dict[str, Any]:
+        """One share request already decoded (as the web UI builds it) → its logged answer."""
+        return await self._decide_one(parse_share_request(payload), caller)
 
-async def check_share(state: State, payload: Any, caller: str) -> tuple[int, dict[str, Any]]:
-    """One share request already decoded (as the web UI builds it) → (HTTP status, answer body)."""
-    return await _check_one(state, parse_share_request(payload), caller)
+    async def check_body(self, raw: bytes, caller: str) -> dict[str, Any]:
+        """One share request as the API receives it (JSON bytes) → its logged answer."""
+        return await self._decide_one(parse_share_request_body(raw), caller)
 
+    async def check_batch_body(self, raw: bytes, caller: str) -> list[dict[str, Any]]:
+        """A JSON array of 1…1000 share requests as received → the answers in the same order.
 
-async def check_share_body(state: State, raw: bytes, caller: str) -> tuple[int, dict[str, Any]]:
-    """One share request as the API receives it (JSON bytes) → (HTTP status, answer body)."""
-    return await _check_one(state, parse_share_request_body(raw), caller)
-
-
-async def check_share_batch_body(state: State, raw: bytes, caller: str) -> tuple[int, Any]:
-    """A JSON array of 1…1000 share requests as received → (HTTP status, array of answers in the same order).
-
-    A structural error anywhere rejects the whole batch (400), so no integration acts on half an answer.
-    """
-    parsed = parse_batch_body(raw)
-    if parsed and isinstance(parsed[0], FieldError):
-        return bad_request([e for e in parsed if isinstance(e, FieldError)])
-    return await _answer(state, [r for r in parsed if isinstance(r, ShareRequest)], caller)
+        A structural error anywhere rejects the whole batch, so no integration acts on half an answer."""
+        parsed = parse_batch_body(raw)
+        if parsed and isinstance(parsed[0], FieldError):
+            raise RegistryValidationError([e for e in parsed if isinstance(e, FieldError)])
+        return await self.decide([r for r in parsed if isinstance(r, ShareRequest)], caller)

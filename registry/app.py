@@ -27,7 +27,7 @@ from registry.controllers.metrics import MetricsController
 from registry.controllers.parties import PartyController
 from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
-from registry.db import make_engine, make_sessionmaker
+from registry.db import dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.openapi import docs_assets_router, openapi_config
 from registry.settings import Settings
@@ -116,13 +116,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
     async def database(app: Litestar) -> AsyncIterator[None]:
         engine = make_engine(database_url)
         app.state.settings = settings
-        app.state.engine = engine
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.api_keys = ApiKeyCache()
         try:
             yield
         finally:
-            await engine.dispose()
+            await dispose_within(engine)
 
     ui_options = ui.app_options()
     return Litestar(

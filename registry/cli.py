@@ -184,9 +184,9 @@ def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
     """Create a key; its secret token is the only line printed on stdout."""
     from pydantic import ValidationError
 
+    from registry.errors import pydantic_field_errors
     from registry.schemas import ApiKeyIn
     from registry.services.apikeys import create_api_key
-    from registry.services.registry_document import pydantic_field_errors
 
     with reported_errors():
         try:

@@ -81,10 +81,19 @@ def downgrade_schema(url: str, revision: str = "base") -> None:
     command.downgrade(alembic_config(url), revision)  # type: ignore[arg-type]
 
 
-def run_upgrade_blocking(url: str) -> None:
-    """Entry point for sync callers (CLI): the migration env runs its own event loop."""
-    upgrade_schema(url)
+# How long an app's shutdown waits for its pool's connections to close.
+DISPOSE_TIMEOUT_SECONDS = 10.0
 
 
-async def upgrade_schema_async(url: str) -> None:
-    await asyncio.to_thread(upgrade_schema, url)
+async def dispose_within(engine: AsyncEngine, within_seconds: float = DISPOSE_TIMEOUT_SECONDS) -> None:
+    """Close the engine's pooled connections, waiting at most `within_seconds`.
+
+    Closing an asyncpg connection waits, without a bound of its own, for the server to end it; a server that
+    stopped answering (a network cut, a stopped or locked PostgreSQL) would otherwise hold the app's shutdown,
+    and a test client's teardown, forever. Past the bound the connections are left to the operating system."""
+    task = asyncio.create_task(engine.dispose(), name="engine-dispose")
+    # asyncio.wait, unlike wait_for, does not itself wait for a cancellation that never completes.
+    done, _ = await asyncio.wait({task}, timeout=within_seconds)
+    if not done:
+        task.cancel()
+        log.warning("the database pool did not close within %.0f s; leaving its connections behind", within_seconds)

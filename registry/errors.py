@@ -2,6 +2,8 @@
 
 from dataclasses import dataclass
 
+from pydantic import ValidationError
+
 
 @dataclass(frozen=True)
 class FieldError:
@@ -12,6 +14,18 @@ class FieldError:
 
     def as_dict(self) -> dict[str, str]:
         return {"key": self.field, "message": self.message}
+
+
+def pydantic_field_errors(exc: ValidationError) -> list[FieldError]:
+    """`('parties', 3, 'locations', 0, 'territory')` → `parties[3].locations[0].territory`."""
+    errors = []
+    for err in exc.errors():
+        path = ""
+        for part in err["loc"]:
+            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
+        message = err["msg"].removeprefix("Value error, ")
+        errors.append(FieldError(path or "(document)", message))
+    return errors
 
 
 class RegistryError(Exception):

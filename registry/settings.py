@@ -72,7 +72,6 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     agreement_document_max_bytes: int = Field(20 * 1024 * 1024, ge=1)  # a signed PDF on file; past it, 413
     secure_cookies: bool = True
-    extra: dict[str, str] = Field(default_factory=dict)
 
     @field_validator("database_url")
     @classmethod

@@ -10,7 +10,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import ConflictError, FieldError, RegistryValidationError
+from registry.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
@@ -19,19 +19,6 @@ from registry.services.agreements import agreement_columns
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, link_columns, load_registry, party_document
 from registry.services.parties import party_columns
-
-
-def pydantic_field_errors(exc: ValidationError) -> list[FieldError]:
-    """`('parties', 3, 'locations', 0, 'territory')` → `parties[3].locations[0].territory`."""
-    errors = []
-    for err in exc.errors():
-        path = ""
-        for part in err["loc"]:
-            path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
-        message = err["msg"].removeprefix("Value error, ")
-        errors.append(FieldError(path or "(document)", message))
-    return errors
-
 
 try:  # libyaml's loader is several times faster on a large document; PyYAML's own when it is not built in
     from yaml import CSafeLoader as YamlLoader

@@ -8,13 +8,12 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import ConflictError, NotFoundError, RegistryValidationError
+from registry.errors import ConflictError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, Party
 from registry.schemas import AgreementIn, PartyIn, could_be_key
 from registry.services.agreements import AgreementService
 from registry.services.common import lock_registry_for_write
 from registry.services.parties import PartyService
-from registry.services.registry_document import pydantic_field_errors
 
 REMOVED = "delete"  # the action an import records when it removes a record
 

@@ -10,9 +10,9 @@ from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
-from guard.service import check_share
+from guard.service import GuardUnavailable, cannot_decide
 from registry.auth import requires
-from registry.errors import FieldError
+from registry.errors import RegistryValidationError
 from registry.services.documents import load_registry
 from registry.ui import forms
 from registry.ui.pages.common import (
@@ -78,13 +78,13 @@ class GuardPages(UiPages):
         if errors:
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
-        status, body = await check_share(request.app.state, payload, current_user(request).name)
-        if status == 400:
-            extra = body.get("extra") or []
-            errors = forms.field_messages(
-                [FieldError(str(e.get("key", "")), str(e.get("message", ""))) for e in extra if isinstance(e, dict)]
-            ) or {"": [str(body.get("detail", "The request is not valid."))]}
+        try:
+            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name)
+        except RegistryValidationError as exc:
+            errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
+        except GuardUnavailable as exc:
+            status, body = 503, {"status_code": 503, **cannot_decide(str(exc))}
         return page(request, "guard.html", status_code=status, result=body, result_status=status, **context)
 
     @get("/decisions", opt=requires("registry:read"))
