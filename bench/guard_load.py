@@ -1,4 +1,4 @@
-"""Guard load benchmark (issue 3, item 8): throughput and latency of `POST /api/guard/check`.
+"""Guard load benchmark: throughput and latency of `POST /api/guard/check`.
 
 Run from the repository root:
 

@@ -1,4 +1,4 @@
-"""Reminder scan benchmark (issue 4, item 7): one daily scan over 100,000 agreements.
+"""Reminder scan benchmark: one daily scan over 100,000 agreements.
 
 Run from the repository root:
 

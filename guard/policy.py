@@ -29,7 +29,7 @@ Choices made where the design is silent (each one fails closed):
 - ``evaluate_party`` does not ask a sub-processor for its own agreement with the controller (Art. 28(4)
   binds it through its processor), but a dpa it does have is still checked for its clauses.
 
-Choices the legal review of issue 21 confirmed (each defensible under the GDPR and Offix's promise that no
+Choices a legal review confirmed (each defensible under the GDPR and Offix's promise that no
 personal data leaves the EU/EEA):
 
 - Svalbard is outside: the EEA Agreement does not apply to it (Protocol 40), and ``SJ`` names Svalbard and Jan
@@ -144,6 +144,9 @@ SPECIAL_CATEGORY_ROOTS: tuple[str, ...] = (
 # categories (a request may name 100 categories of 200 characters: memoizing those could hold hundreds of MB).
 DECISION_MEMO_SIZE = 2048
 DECISION_MEMO_MAX_CATEGORIES = 20
+# An agreement that lapses within this many days makes an allowed share carry a warning (the setting
+# REGISTRY_EXPIRING_WARNING_DAYS overrides it; the web UI's "expiring" badge uses the same window).
+DEFAULT_EXPIRING_WITHIN_DAYS = 30
 
 _TERRITORY_HINTS: Mapping[str, str] = MappingProxyType({"UK": "GB", "EL": "GR"})
 
@@ -364,7 +367,9 @@ class Snapshot:
             verdict = self._places[party.key] = _places_verdict(party, self)
         return verdict
 
-    def decision(self, request: "ShareRequest", today: date, *, expiring_within_days: int = 30) -> "Decision":
+    def decision(
+        self, request: "ShareRequest", today: date, *, expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS
+    ) -> "Decision":
         """`decide(request, self, today, ...)`, taken once per distinct request and day."""
         if len(request.data_categories) > DECISION_MEMO_MAX_CATEGORIES:
             return decide(request, self, today, expiring_within_days=expiring_within_days)
@@ -526,8 +531,8 @@ def _label(party: PartyView) -> str:
 
 
 def is_authority(party: PartyView) -> bool:
-    """An authority by role or by category: a row filed as category authority with another role (refused when
-    written since issue 21, but possibly stored before) must not fail open."""
+    """An authority by role or by category: a row filed as category authority with another role (refused on
+    write now, but possibly stored before that check existed) must not fail open."""
     return party.role == "authority" or party.category == "authority"
 
 
@@ -992,7 +997,9 @@ def _request_findings(
 # --- Entry points -----------------------------------------------------------------------------------
 
 
-def decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int = 30) -> Decision:
+def decide(
+    request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS
+) -> Decision:
     """The guard's answer to one share: every reason that applies, and allowed only when there is none."""
     categories = tuple(dict.fromkeys(request.data_categories))
     recipient = snapshot.parties.get(request.recipient)

@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
 from registry.models import ApiKey
+from registry.schemas import SCOPES
 
-SCOPES = ("registry:read", "registry:write", "guard:check", "metrics:read", "admin")
 REQUIRED_SCOPE = "required_scope"  # the key of a route's opt that names the scope it needs
 TOKEN_PREFIX = "ofx_"
 # Paths anyone may call: health probes for load balancers, and the renewals calendar feed, whose secret

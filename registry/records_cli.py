@@ -1,4 +1,4 @@
-"""`registry evidence`: the evidence bundle an inspection takes (issue 17, item 4)."""
+"""`registry evidence`: the evidence bundle an inspection takes."""
 
 from datetime import datetime
 from pathlib import Path

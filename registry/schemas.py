@@ -4,7 +4,7 @@ rules that need the database (unknown keys, cycles, roles) live in registry/serv
 import re
 import unicodedata
 from datetime import date, datetime
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
     AfterValidator,
@@ -18,22 +18,6 @@ from pydantic import (
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.territory import is_iso_territory
-
-ROLES = ("processor", "sub_processor", "independent_controller", "authority")
-CATEGORIES = (
-    "transport",
-    "marketing",
-    "it_services",
-    "web_platform_payments",
-    "manufacturer",
-    "supplier",
-    "reseller",
-    "authority",
-    "other",
-)
-LOCATION_KINDS = ("storage", "processing", "support_access", "backup")
-AGREEMENT_KINDS = ("dpa", "data_sharing")
-ROLE_FOR_AGREEMENT_KIND = {"dpa": ("processor", "sub_processor"), "data_sharing": ("independent_controller",)}
 
 Role = Literal["processor", "sub_processor", "independent_controller", "authority"]
 PartyCategory = Literal[
@@ -49,6 +33,12 @@ PartyCategory = Literal[
 ]
 LocationKind = Literal["storage", "processing", "support_access", "backup"]
 AgreementKind = Literal["dpa", "data_sharing"]
+# Each vocabulary once: the tuples (for choices and checks) are read off the types that validate input.
+ROLES: tuple[str, ...] = get_args(Role)
+CATEGORIES: tuple[str, ...] = get_args(PartyCategory)
+LOCATION_KINDS: tuple[str, ...] = get_args(LocationKind)
+AGREEMENT_KINDS: tuple[str, ...] = get_args(AgreementKind)
+ROLE_FOR_AGREEMENT_KIND = {"dpa": ("processor", "sub_processor"), "data_sharing": ("independent_controller",)}
 Renewal = Literal["fixed", "auto"]
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
@@ -203,7 +193,7 @@ class PartyFields(Strict):
     @classmethod
     def _authority_category_needs_authority_role(cls, category: str, info: ValidationInfo) -> str:
         """An authority filed with another role would be asked for an agreement and could be auto-allowed; the
-        guard treats it as an authority anyway, and the registry refuses the contradiction (issue 21)."""
+        guard treats it as an authority anyway, and the registry refuses the contradiction."""
         role = info.data.get("role")
         if category == "authority" and role is not None and role != "authority":
             raise ValueError(f"category 'authority' requires role 'authority' (role is {role!r})")
@@ -350,6 +340,7 @@ class RegistryDocument(Strict):
 
 
 Scope = Literal["registry:read", "registry:write", "guard:check", "metrics:read", "admin"]
+SCOPES: tuple[str, ...] = get_args(Scope)
 
 
 class ApiKeyIn(Strict):

@@ -11,6 +11,8 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
+from guard.policy import DEFAULT_EXPIRING_WITHIN_DAYS
+
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
 
@@ -42,7 +44,7 @@ class Settings(BaseSettings):
     # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
     registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     # Guard
-    expiring_warning_days: int = Field(30, ge=0)
+    expiring_warning_days: int = Field(DEFAULT_EXPIRING_WITHIN_DAYS, ge=0)
     snapshot_max_age_seconds: Seconds = 30.0
     snapshot_poll_seconds: Seconds = 5.0
     decision_log_batch_max: int = Field(500, ge=1)

@@ -1,4 +1,4 @@
-"""`/api/agreements/{key}/document`: the signed agreement on file (issue 17, item 2)."""
+"""`/api/agreements/{key}/document`: the signed agreement on file."""
 
 from typing import Any
 

@@ -1,4 +1,4 @@
-"""Exports auditors take (issue 17, item 3): the registry as CSV/XLSX, the decision log as streamed CSV."""
+"""Exports auditors take: the registry as CSV/XLSX, the decision log as streamed CSV."""
 
 from datetime import datetime
 

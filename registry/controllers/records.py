@@ -1,4 +1,4 @@
-"""`/api/records/article-30`: the Art. 30(1)(d)-(e) record as JSON, CSV or XLSX (issue 17, item 1)."""
+"""`/api/records/article-30`: the Art. 30(1)(d)-(e) record as JSON, CSV or XLSX."""
 
 from datetime import date
 from typing import Annotated, Any, Literal

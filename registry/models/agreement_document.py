@@ -1,4 +1,4 @@
-"""Signed agreement documents on file (issue 17): the PDF itself, kept in PostgreSQL next to the agreement.
+"""Signed agreement documents on file: the PDF itself, kept in PostgreSQL next to the agreement.
 
 One current document per agreement. Replacing it keeps the old digest in the agreement's history (the change
 record of its `document` field), not the old bytes: the registry keeps the contract in force, and an auditor

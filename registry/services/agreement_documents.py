@@ -1,4 +1,4 @@
-"""Signed agreements on file (issue 17, item 2): the PDF kept in PostgreSQL, its digest in the agreement.
+"""Signed agreements on file: the PDF kept in PostgreSQL, its digest in the agreement.
 
 Storing a document records its SHA-256 and size in the agreement's `document` field, raises the agreement's
 version and writes a change record, so the agreement's history shows which copy was on file when. The bytes

@@ -1,4 +1,4 @@
-"""The evidence bundle (issue 17, item 4): one zip an inspection can take away.
+"""The evidence bundle: one zip an inspection can take away.
 
 It holds the Art. 30 record (JSON, CSV, XLSX), the registry document (YAML), every signed agreement on file,
 the decision-log export for the period (CSV), the result of verifying the log's hash chain, and a manifest of

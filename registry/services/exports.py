@@ -1,4 +1,4 @@
-"""Exports auditors take (issue 17, item 3): the registry as CSV (a zip of one file per table) and XLSX (one
+"""Exports auditors take: the registry as CSV (a zip of one file per table) and XLSX (one
 sheet per table), and the decision log for a period as CSV, streamed from a server-side cursor."""
 
 import csv

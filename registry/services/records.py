@@ -1,4 +1,4 @@
-"""The Art. 30(1)(d)-(e) record (issue 17, item 1), built from the registry and from what the guard enforced.
+"""The Art. 30(1)(d)-(e) record, built from the registry and from what the guard enforced.
 
 For each recipient: who it is, what it receives and why (from its agreements in force), every territory where
 it or its sub-processor chain stores, processes, backs up or reaches the data, its agreements with their dates
