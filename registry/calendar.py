@@ -9,11 +9,8 @@ import logging
 from datetime import date, datetime
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from sqlalchemy import select
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
-from sqlmodel import col
-
-from registry.models import ControllerProfile
 
 log = logging.getLogger(__name__)
 
@@ -38,9 +35,8 @@ def calendar_today(zone: str | ZoneInfo | None, now: datetime | None = None) -> 
 
 async def controller_timezone(session: AsyncSession) -> ZoneInfo:
     """The controller's zone as the registry holds it; the default if unset."""
-    name = (
-        await session.execute(select(col(ControllerProfile.timezone)).where(col(ControllerProfile.id) == 1))
-    ).scalar()
+    # Plain SQL: the tables' model and the input schemas take their default zone from this module.
+    name = (await session.execute(text("SELECT timezone FROM controller_profile WHERE id = 1"))).scalar()
     return zone_or_default(name)
 
 

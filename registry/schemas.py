@@ -18,6 +18,7 @@ from pydantic import (
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.territory import is_iso_territory
+from registry.calendar import DEFAULT_TIMEZONE
 
 Role = Literal["processor", "sub_processor", "independent_controller", "authority"]
 PartyCategory = Literal[
@@ -312,7 +313,7 @@ class AgreementUpdate(ReadOnlyEcho, AgreementFields):
 class ControllerIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     established_in: Territory
-    timezone: Annotated[str, StringConstraints(max_length=64)] = "Europe/Stockholm"
+    timezone: Annotated[str, StringConstraints(max_length=64)] = DEFAULT_TIMEZONE
     # The purposes the privacy policy publishes (taxonomy keys); left out (null): not set, not checked. An empty
     # list is refused rather than read as "publishes nothing", which would silently block every share.
     published_purposes: (

@@ -4,6 +4,8 @@ from sqlalchemy import Column, Text
 from sqlalchemy.dialects.postgresql import ARRAY
 from sqlmodel import Field, SQLModel
 
+from registry.calendar import DEFAULT_TIMEZONE
+
 
 class ControllerProfile(SQLModel, table=True):
     __tablename__ = "controller_profile"
@@ -11,6 +13,6 @@ class ControllerProfile(SQLModel, table=True):
     id: int = Field(default=1, primary_key=True)
     name: str = Field(max_length=200)
     established_in: str = Field(max_length=8)
-    timezone: str = Field(default="Europe/Stockholm", max_length=64)
+    timezone: str = Field(default=DEFAULT_TIMEZONE, max_length=64)
     # The purposes (taxonomy keys) the privacy policy publishes; NULL: not set, so the guard does not check them.
     published_purposes: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text), nullable=True))
