@@ -3,10 +3,10 @@
 A module that imports only when another was imported first hides an import cycle: the CLI would work
 and a new entry point, a tool or a test importing that module alone would fail.
 
-Starting a new interpreter per module costs a few seconds each, nearly all of it importing the same
-third-party libraries. So one fresh interpreter imports those libraries (none of ours), then forks one
-child per module: each child starts with none of `guard` or `registry` imported, as a fresh interpreter
-would, and imports its one module.
+Starting a new interpreter per module costs seconds each, nearly all of it importing the same third-party
+libraries. So one fresh interpreter learns which libraries our modules use (in a child that imports them
+all), imports those libraries and none of ours, then forks one child per module: each child starts with
+nothing of `guard` or `registry` imported, as a fresh interpreter would, and imports its one module.
 """
 
 import json
@@ -18,57 +18,62 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 PACKAGES = ("guard", "registry")
 
-# Libraries only: importing them first changes nothing about the order our own modules import in.
-THIRD_PARTY = (
-    "asyncpg",
-    "click",
-    "cryptography",
-    "fideslang",
-    "httpx",
-    "jinja2",
-    "litestar",
-    "msgspec",
-    "pycountry",
-    "pydantic",
-    "sqlalchemy",
-    "sqlmodel",
-    "yaml",
-)
-
 FORK_EACH = r"""
 import importlib, json, os, sys, traceback
-for library in sys.argv[2].split(","):
-    importlib.import_module(library)
-assert not any(name.split(".")[0] in ("guard", "registry") for name in sys.modules)
-at_once = int(sys.argv[3])
-failures, running = {}, {}
+modules, at_once = sys.argv[1].split(","), int(sys.argv[2])
+ours = lambda name: name.split(".")[0] in ("guard", "registry")
 
-def reap():
-    child, status = os.wait()
-    module, read = running.pop(child)
-    with os.fdopen(read, "rb") as pipe:  # a traceback fits in the pipe's buffer: the child never blocks on it
-        message = pipe.read().decode()
-    if status != 0:
-        failures[module] = message or f"exit status {status}"
-
-for module in sys.argv[1].split(","):
-    while len(running) >= at_once:
-        reap()
+def in_child(work):
+    # Runs `work` in a forked child; returns (exit status, what it wrote).
     read, write = os.pipe()
     child = os.fork()
     if child == 0:
         os.close(read)
         code = 0
         try:
-            importlib.import_module(module)
+            out = work()
         except BaseException:
-            os.write(write, traceback.format_exc()[-8000:].encode())
-            code = 1
+            out, code = traceback.format_exc()[-8000:], 1
+        with os.fdopen(write, "w") as pipe:
+            pipe.write(out)
         os._exit(code)
     os.close(write)
-    running[child] = (module, read)
-while running:
-    reap()
+    return child, read
+
+def collect(child, read):
+    with os.fdopen(read) as pipe:  # read before waiting: the child may write more than a pipe holds
+        out = pipe.read()
+    _, status = os.waitpid(child, 0)
+    return status, out
+
+def libraries():
+    for module in modules:
+        try:
+            importlib.import_module(module)
+        except BaseException:
+            pass  # reported below, in that module's own child
+    return "\n".join(name for name in list(sys.modules) if not ours(name))
+
+_, names = collect(*in_child(libraries))
+for name in names.splitlines():
+    try:
+        importlib.import_module(name)
+    except BaseException:
+        pass  # a library's optional part; whoever needs it imports it again in its child
+assert not any(ours(name) for name in sys.modules), "a library imported one of our modules"
+
+failures, running = {}, []
+for module in modules:
+    if len(running) >= at_once:
+        done_module, child, read = running.pop(0)
+        status, out = collect(child, read)
+        if status != 0:
+            failures[done_module] = out or f"exit status {status}"
+    running.append((module, *in_child(lambda: importlib.import_module(module) and "")))
+for done_module, child, read in running:
+    status, out = collect(child, read)
+    if status != 0:
+        failures[done_module] = out or f"exit status {status}"
 print(json.dumps(failures))
 """
 
@@ -88,7 +93,7 @@ def test_every_module_of_the_guard_and_the_registry_imports_on_its_own_in_a_fres
     modules = every_module()
     assert "guard.policy" in modules and "registry.cli" in modules
     done = subprocess.run(
-        [sys.executable, "-c", FORK_EACH, ",".join(modules), ",".join(THIRD_PARTY), str(max(2, os.cpu_count() or 2))],
+        [sys.executable, "-c", FORK_EACH, ",".join(modules), str(max(2, os.cpu_count() or 2))],
         cwd=ROOT,
         capture_output=True,
         text=True,
