@@ -5,7 +5,7 @@ from datetime import UTC, date, datetime, time
 from functools import partial
 from typing import Any
 from urllib.parse import quote
-from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response
 from litestar.datastructures import FormMultiDict
@@ -16,6 +16,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
 from registry.auth import Principal
+from registry.calendar import zone_or_default
 from registry.errors import ConflictError, NotFoundError
 from registry.services.documents import RegistryState, load_registry
 from registry.services.findings import registry_findings
@@ -25,7 +26,6 @@ from registry.ui import forms, views
 SESSION_COOKIE = "registry_session"
 # PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
 MAX_PAGE_OFFSET = 1_000_000_000
-DEFAULT_ZONE = "Europe/Stockholm"
 
 
 def current_user(request: Request[Any, Any, Any]) -> Principal:
@@ -64,10 +64,7 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
 
 
 def zone_of(controller: dict[str, Any] | None) -> ZoneInfo:
-    try:
-        return ZoneInfo((controller or {}).get("timezone") or DEFAULT_ZONE)
-    except (ZoneInfoNotFoundError, ValueError):
-        return ZoneInfo(DEFAULT_ZONE)
+    return zone_or_default((controller or {}).get("timezone"))
 
 
 def local_time(value: Any, zone: ZoneInfo, *, seconds: bool = False) -> str:
