@@ -68,6 +68,7 @@ from typing import Any, Protocol
 
 from fideslang import DEFAULT_TAXONOMY
 
+from guard.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 from guard.territory import (
     TABLE_CHECKED_ON,
     TerritoryStatus,
@@ -144,9 +145,6 @@ SPECIAL_CATEGORY_ROOTS: tuple[str, ...] = (
 # categories (a request may name 100 categories of 200 characters: memoizing those could hold hundreds of MB).
 DECISION_MEMO_SIZE = 2048
 DECISION_MEMO_MAX_CATEGORIES = 20
-# An agreement that lapses within this many days makes an allowed share carry a warning (the setting
-# REGISTRY_EXPIRING_WARNING_DAYS overrides it; the web UI's "expiring" badge uses the same window).
-DEFAULT_EXPIRING_WITHIN_DAYS = 30
 
 _TERRITORY_HINTS: Mapping[str, str] = MappingProxyType({"UK": "GB", "EL": "GR"})
 

@@ -1,5 +1,6 @@
 """The `registry` command line."""
 
+import importlib
 import json
 import signal
 import sys
@@ -7,10 +8,8 @@ from pathlib import Path
 from typing import Any
 
 import click
-import yaml
 
 from registry.cli_context import CLI_ACTOR, EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
-from registry.db import upgrade_schema
 from registry.errors import RegistryValidationError
 
 
@@ -44,7 +43,33 @@ def _database_unavailable(exc: BaseException) -> str | None:
 
 
 class RegistryGroup(click.Group):
-    """The top-level group: an expected failure anywhere below is one line on stderr and its exit code."""
+    """The top-level group: an expected failure anywhere below is one line on stderr and its exit code; the
+    sub-systems' commands are imported only when one of them runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBSYSTEM_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBSYSTEM_COMMANDS and cmd_name not in self.commands:
+            module_name, attribute, _ = SUBSYSTEM_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing from the table above for the lazy commands, so that `--help` imports none of them."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SUBSYSTEM_COMMANDS and name not in self.commands:
+                rows.append((name, SUBSYSTEM_COMMANDS[name][2]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
 
     def invoke(self, ctx: click.Context) -> Any:
         try:
@@ -118,6 +143,8 @@ def db() -> None:
 @pass_context
 def db_upgrade(context: Context) -> None:
     """Apply every pending migration."""
+    from registry.db import upgrade_schema
+
     upgrade_schema(context.create_or_open_database())
     click.echo("schema is at head")
 
@@ -146,6 +173,8 @@ def import_command(context: Context, file: Path, dry_run: bool) -> None:
 def dump_document(document: dict[str, Any], as_json: bool) -> str:
     if as_json:
         return json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n"
+    import yaml
+
     return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
 
 
@@ -220,16 +249,21 @@ def apikey_revoke(context: Context, name: str) -> None:
     click.echo(f"revoked {name}")
 
 
-def _register_subsystem_commands() -> None:
-    """Guard, reminders and UI commands live with their sub-systems."""
-    from guard.cli import commands as guard_commands
-    from registry.findings_cli import commands as findings_commands
-    from registry.jobs.cli import commands as job_commands
-    from registry.records_cli import commands as records_commands
-    from registry.ui.cli import commands as ui_commands
-
-    for command in (*guard_commands, *findings_commands, *job_commands, *ui_commands, *records_commands):
-        main.add_command(command)
-
-
-_register_subsystem_commands()
+# Sub-systems' commands, loaded only when run (or asked for their own help): `registry --help` and every command
+# import just what they use (bench/cli_startup.py). name → (module, attribute, one-line help for the listing).
+SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "guard": ("guard.cli", "guard_group", "The transfer guard: check a share, verify the decision log."),
+    "check": (
+        "registry.findings_cli",
+        "check",
+        "List what would block shares: exit 1 when there is any finding (a CI gate for the registry).",
+    ),
+    "reminders": ("registry.jobs.cli", "reminders", "Agreement renewal reminders."),
+    "feed": ("registry.jobs.cli", "feed", "Secret calendar feed URLs of agreement renewals."),
+    "user": (
+        "registry.ui.cli",
+        "user",
+        "Web UI users: legal (edit), ops (read, try shares), admin (users and API keys).",
+    ),
+    "evidence": ("registry.records_cli", "evidence", "Write the evidence bundle for an auditor to OUT.zip."),
+}

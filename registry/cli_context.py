@@ -8,14 +8,18 @@ import asyncio
 import sys
 from collections.abc import Awaitable, Callable, Iterator
 from contextlib import contextmanager
-from typing import Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar
 
 import click
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.db import make_engine, make_sessionmaker
 from registry.errors import RegistryError, RegistryValidationError
-from registry.settings import Settings, SettingsError
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+# The database layer and the settings are imported where a command first needs them, not here: this module is
+# loaded by `registry --help` and by every sub-command's module, and SQLAlchemy and pydantic-settings cost
+# most of a second of start-up that `--help` never uses (bench/cli_startup.py).
 
 T = TypeVar("T")
 CLI_ACTOR = "cli"
@@ -25,6 +29,8 @@ class Context:
     """Resolves the database once per command: the configured URL, or the embedded server."""
 
     def __init__(self) -> None:
+        from registry.settings import Settings
+
         self.settings = Settings.from_env()
         self._url: str | None = self.settings.database_url
         self._server: Any = None
@@ -58,8 +64,9 @@ class Context:
                 sys.exit(2)
         return self._url
 
-    def run(self, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    def run(self, work: "Callable[[AsyncSession], Awaitable[T]]") -> T:
         """Run `work` in one transaction on the registry database."""
+        from registry.db import make_engine, make_sessionmaker
 
         async def main() -> T:
             engine = make_engine(self.database_url, pool_size=2)
@@ -85,6 +92,8 @@ EXIT_DATABASE_UNAVAILABLE = 3
 @contextmanager
 def reported_errors() -> Iterator[None]:
     """Turn domain errors into a message on stderr and a non-zero exit, never a traceback."""
+    from registry.settings import SettingsError
+
     try:
         yield
     except RegistryValidationError as exc:

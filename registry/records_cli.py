@@ -8,7 +8,7 @@ import click
 from registry.cli_context import Context, pass_context, reported_errors
 
 
-@click.command("evidence")
+@click.command("evidence", short_help="Write the evidence bundle for an auditor to OUT.zip.")
 @click.option(
     "--from", "start", type=click.DateTime(["%Y-%m-%d"]), default=None, help="first day (default: a year ago)"
 )

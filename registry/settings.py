@@ -11,7 +11,7 @@ from typing import Annotated, Any, Literal
 from pydantic import Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
-from guard.policy import DEFAULT_EXPIRING_WITHIN_DAYS
+from guard.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
