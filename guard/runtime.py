@@ -7,6 +7,7 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 
 from guard.audit import CheckpointPublisher
+from guard.fairness import BatchAdmission
 from guard.log import DecisionLogWriter
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
@@ -36,6 +37,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     app.state.guard = GuardRuntime(snapshots=refresher, log=writer, settings=settings)
     # Health and metrics read the refresher's state here.
     app.state.guard_snapshots = refresher
+    app.state.guard_batches = BatchAdmission(settings.guard_batches_per_key)
     try:
         yield
     finally:

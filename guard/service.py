@@ -6,6 +6,7 @@ a trusted snapshot, or from logging, raises `GuardUnavailable`, which every entr
 raises `RegistryValidationError` naming each field. No HTTP types here: the entry points map both.
 """
 
+import asyncio
 import json
 import logging
 from collections.abc import Sequence
@@ -17,6 +18,7 @@ import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guard.counters import COUNTERS
+from guard.fairness import SLICE
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.policy import Decision, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
@@ -209,6 +211,11 @@ def decide_and_record(
     return answers, entries
 
 
+def _log_unavailable(exc: BaseException) -> GuardUnavailable:
+    log.warning("decision log unavailable, failing closed: %s", exc)
+    return GuardUnavailable("the decision log cannot be written")
+
+
 @dataclass(frozen=True, slots=True)
 class GuardRuntime:
     """One guard instance's running parts: the snapshot it decides on, the log it records in, its settings.
@@ -220,25 +227,63 @@ class GuardRuntime:
     log: DecisionLogWriter
     settings: Settings
 
-    async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
-        """The answers to requests that have parsed, in order, each logged durably before it is returned."""
+    def _decided(
+        self, requests: Sequence[ShareRequest], caller: str
+    ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
+        """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
         try:
             loaded = self.snapshots.usable()
         except SnapshotUnavailable as exc:
             raise GuardUnavailable(str(exc)) from None
-        answers, entries = decide_and_record(
+        return decide_and_record(
             requests,
             loaded.snapshot,
             loaded.today(),
             caller,
             expiring_within_days=self.settings.expiring_warning_days,
         )
+
+    async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
+        """The answers to requests that have parsed, in order, each logged durably before it is returned."""
+        if len(requests) > SLICE:
+            return await self._decide_in_slices(requests, caller)
+        answers, entries = self._decided(requests, caller)
         try:
             sequences = await self.log.append(entries)
         except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
-            log.warning("decision log unavailable, failing closed: %s", exc)
-            raise GuardUnavailable("the decision log cannot be written") from None
+            raise _log_unavailable(exc) from None
         for body, sequence in zip(answers, sequences, strict=True):  # the receipt: where the entry is in the log
+            body["sequence"] = sequence
+        return answers
+
+    async def _decide_in_slices(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
+        """A big batch, decided and queued for the log SLICE requests at a time, each slice queued once the one
+        before is written, so that single checks are decided and logged in between (guard/fairness.py).
+        Each slice is decided on the snapshot usable at that moment; the answer is the same as at once: every
+        request decided and durably logged before any answer, and GuardUnavailable if any slice could not be."""
+        answers: list[dict[str, Any]] = []
+        appends: list[asyncio.Task[list[int]]] = []
+        try:
+            for start in range(0, len(requests), SLICE):
+                slice_answers, entries = self._decided(requests[start : start + SLICE], caller)
+                answers += slice_answers
+                if appends:
+                    # Paced by the log: the next slice is queued once the one before is durable, so the group
+                    # commits that single checks wait on carry one slice of a batch at most, not all of it.
+                    await asyncio.wait([appends[-1]])
+                    if appends[-1].exception() is not None:
+                        break  # the answer fails closed now: no more decisions to log for it
+                appends.append(asyncio.ensure_future(self.log.append(entries)))
+        finally:
+            # Slices already queued are written whatever happens to the rest: wait for them, so that no task is
+            # left behind and a failure is never answered while its log entries may still be in flight.
+            outcomes = await asyncio.gather(*appends, return_exceptions=True)
+        sequences: list[int] = []
+        for outcome in outcomes:
+            if isinstance(outcome, BaseException):
+                raise _log_unavailable(outcome) from None
+            sequences += outcome
+        for body, sequence in zip(answers, sequences, strict=True):
             body["sequence"] = sequence
         return answers
 
