@@ -3,15 +3,18 @@
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Controller, Request, delete, get, post, put
+from litestar import Controller, Request, delete, get, patch, post, put
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.contract import AgreementAnswer, AgreementPage, ChangePage, answers
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, SearchText, page
+from registry.controllers.merge_patch import merge_patch_body, merge_patch_operation
 from registry.schemas import AgreementIn, AgreementKind, AgreementUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
+from registry.services.merge_patch import patched
 from registry.services.parties import history
 from registry.services.removed import has_history, restore_agreement
 
@@ -23,7 +26,9 @@ class AgreementController(Controller):
     path = "/api/agreements"
     tags = ["agreements"]
 
-    @get("/", opt=requires("registry:read"))
+    @get(
+        "/", opt=requires("registry:read"), responses=answers(200, AgreementPage, "A page of agreements", 400, 401, 403)
+    )
     async def list_agreements(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -38,18 +43,28 @@ class AgreementController(Controller):
         items, total = await AgreementService(db_session, "").search(f, limit, offset)
         return page(items, total, limit, offset)
 
-    @post("/", opt=requires("registry:write"))
+    @post(
+        "/", opt=requires("registry:write"), responses=answers(201, AgreementAnswer, "Created", 400, 401, 403, 409, 413)
+    )
     async def create_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[AgreementIn]
     ) -> dict[str, Any]:
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).create(data)
 
-    @get("/{key:str}", opt=requires("registry:read"))
+    @get(
+        "/{key:str}",
+        opt=requires("registry:read"),
+        responses=answers(200, AgreementAnswer, "The agreement", 401, 403, 404),
+    )
     async def get_agreement(self, db_session: NamedDependency[AsyncSession], key: FromPath[str]) -> dict[str, Any]:
         return await AgreementService(db_session, "").get(key)
 
-    @put("/{key:str}", opt=requires("registry:write"))
+    @put(
+        "/{key:str}",
+        opt=requires("registry:write"),
+        responses=answers(200, AgreementAnswer, "Updated", 400, 401, 403, 404, 409, 413),
+    )
     async def update_agreement(
         self,
         request: Request,
@@ -60,7 +75,29 @@ class AgreementController(Controller):
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).update(key, data)
 
-    @delete("/{key:str}", opt=requires("registry:write"), status_code=200)
+    @patch(
+        "/{key:str}",
+        opt=requires("registry:write"),
+        operation_class=merge_patch_operation("agreement"),
+        responses=answers(200, AgreementAnswer, "Patched", 400, 401, 403, 404, 409, 413, 415),
+    )
+    async def patch_agreement(
+        self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
+    ) -> dict[str, Any]:
+        """JSON Merge Patch (RFC 7396, `application/merge-patch+json`) with the `version` it is based on."""
+        changes = await merge_patch_body(request)
+        async with db_session.begin():
+            service = AgreementService(db_session, request.user.name)
+            return await service.update(
+                key, patched("agreement", key, await service.get(key), changes, AgreementUpdate)
+            )
+
+    @delete(
+        "/{key:str}",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, AgreementAnswer, "Terminated", 400, 401, 403, 404, 409),
+    )
     async def terminate_agreement(
         self,
         request: Request,
@@ -73,7 +110,11 @@ class AgreementController(Controller):
         async with db_session.begin():
             return await AgreementService(db_session, request.user.name).terminate(key, version, terminated_on)
 
-    @get("/{key:str}/history", opt=requires("registry:read"))
+    @get(
+        "/{key:str}/history",
+        opt=requires("registry:read"),
+        responses=answers(200, ChangePage, "Its changes, newest first", 400, 401, 403, 404),
+    )
     async def agreement_history(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -86,7 +127,12 @@ class AgreementController(Controller):
         items, total = await history(db_session, "agreement", key, limit, offset)
         return page(items, total, limit, offset)
 
-    @post("/{key:str}/restore", opt=requires("registry:write"), status_code=200)
+    @post(
+        "/{key:str}/restore",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, AgreementAnswer, "Restored", 401, 403, 404, 409),
+    )
     async def restore_agreement(
         self, request: Request, db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> dict[str, Any]:
