@@ -10,16 +10,15 @@ failed (4xx, 5xx: not in the decision log), is logged.
 uvicorn's own access log cannot leave a line out cheaply: it builds a log record for every response before a
 logging filter can drop it, and that record alone cost about a fifteenth of a guard check's CPU time. So
 `registry serve` turns uvicorn's access log off and wraps the app in `AccessLog`, which writes uvicorn's line
-(same format, same formatter, same stream) itself, and builds no record for an answered guard check.
+(in the format of every other line, registry/logs.py, on the same stream) itself, and builds no record for an
+answered guard check.
 """
 
-import copy
 import logging
 import re
-from typing import Any, cast
+from typing import cast
 from urllib.parse import quote
 
-import uvicorn.config
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from uvicorn.protocols.utils import get_client_addr
 
@@ -99,11 +98,3 @@ class AccessLog:
             if not started:
                 _log_response(http_scope, 500)
             raise
-
-
-def uvicorn_log_config() -> dict[str, Any]:
-    """uvicorn's own logging configuration, with `AccessLog`'s logger writing through uvicorn's access handler
-    (run uvicorn with `access_log=False`: it would log every request a second time)."""
-    config = copy.deepcopy(uvicorn.config.LOGGING_CONFIG)
-    config["loggers"][ACCESS_LOGGER_NAME] = {"handlers": ["access"], "level": "INFO", "propagate": False}
-    return config

@@ -8,7 +8,6 @@ from typing import Any
 from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import ClientException, InternalServerException, SerializationException
-from litestar.logging.config import LoggingConfig
 from litestar.middleware import DefineMiddleware
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
@@ -29,7 +28,8 @@ from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
-from registry.openapi import docs_assets_router, openapi_config
+from registry.logs import RequestIds, litestar_logging_config
+from registry.openapi import contract_on_startup, docs_assets_router, openapi_config
 from registry.settings import Settings
 from registry.ui import setup as ui
 
@@ -140,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *ui.route_handlers,
         ],
         lifespan=[database, guard.runtime.lifespan, jobs.lifespan, ui.lifespan],
+        on_startup=[contract_on_startup(PUBLIC_PATH_PATTERNS)],
         dependencies={"db_session": Provide(provide_db_session)},
         middleware=[
             DefineMiddleware(
@@ -163,7 +164,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
         },
         # Unexpected errors are logged with their traceback (the client sees only a generic 500); a client's own
         # mistake (a 4xx) is answered, not logged, or a scan of bad requests would bury the real faults.
-        logging_config=LoggingConfig(
+        logging_config=litestar_logging_config(
+            settings.log_format,
             log_exceptions="always",
             disable_stack_trace={
                 *EXPECTED_CLIENT_ERROR_STATUSES,
@@ -178,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
     )
 
 
-def create_served_app() -> AccessLog:
-    """The app as `registry serve` runs it: behind its access log (registry/access_log.py), uvicorn's own off."""
-    return AccessLog(create_app())
+def create_served_app() -> RequestIds:
+    """The app as `registry serve` runs it: behind its access log (registry/access_log.py), uvicorn's own off,
+    and with a request id on every log line and answer (registry/logs.py)."""
+    return RequestIds(AccessLog(create_app()))

@@ -41,6 +41,8 @@ class Settings(BaseSettings):
     data_dir: Path = Path(".registry-data")
     seed_file: Path | None = DEFAULT_SEED_FILE
     public_url: str = "http://127.0.0.1:8000"
+    # Every log line in one format: text, or one JSON object a line (registry/logs.py)
+    log_format: Literal["text", "json"] = "text"
     # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
     registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     # Guard
@@ -48,6 +50,8 @@ class Settings(BaseSettings):
     snapshot_max_age_seconds: Seconds = 30.0
     snapshot_poll_seconds: Seconds = 5.0
     decision_log_batch_max: int = Field(500, ge=1)
+    # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
+    guard_batches_per_key: int = Field(1, ge=1, le=1000)
     # Decision log checkpoints (guard/audit.py); the key file defaults to <data_dir>/log-signing.key
     log_signing_key_file: Path | None = None
     log_origin: str = "offix-registry/guard-decisions"
@@ -103,6 +107,11 @@ class Settings(BaseSettings):
     def _seed_file(cls, value: Any) -> Any:
         # REGISTRY_SEED_FILE set but empty means "no seed" (env_ignore_empty would otherwise restore the default).
         return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
 
     @field_validator("smtp_tls", mode="before")
     @classmethod
