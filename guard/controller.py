@@ -21,11 +21,13 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.audit import receipt
+from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
 from guard.log import driver_connection, list_decisions
 from guard.openapi import CheckBatchOperation, CheckOperation
 from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from registry.auth import requires
+from registry.contract import DecisionPage, answers
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from registry.controllers.exports import decision_csv_response
 from registry.errors import FieldError, NotFoundError, RegistryValidationError
@@ -111,12 +113,19 @@ CHECK_RESPONSES = {
 }
 CHECK_BATCH_RESPONSES = {
     **CHECK_RESPONSES,
+    429: ResponseSpec(
+        ProblemDocument,
+        description='The key has its fair share of batches in flight already: `"allowed": false`; retry after '
+        "the `Retry-After` header's seconds",
+        generate_examples=False,
+    ),
     200: ResponseSpec(
         list[AnswerDocument], description="One decision per request, in the order sent", generate_examples=False
     ),
 }
 
 _ENCODER = msgspec.json.Encoder()
+_RETRY_AFTER = ((b"retry-after", b"%d" % RETRY_AFTER_SECONDS),)
 
 
 class JsonAnswer:
@@ -124,14 +133,17 @@ class JsonAnswer:
     encoders for every answer, and even its plain `ASGIResponse` builds a mutable header set: on the guard's
     hot path each cost more than the decision itself."""
 
-    __slots__ = ("body", "status")
+    __slots__ = ("body", "extra_headers", "status")
 
-    def __init__(self, status: int, content: Any) -> None:
+    def __init__(self, status: int, content: Any, extra_headers: tuple[tuple[bytes, bytes], ...] = ()) -> None:
         self.status = status
         self.body = _ENCODER.encode(content)
+        self.extra_headers = extra_headers
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         headers = [(b"content-type", b"application/json"), (b"content-length", b"%d" % len(self.body))]
+        if self.extra_headers:
+            headers += self.extra_headers
         await send({"type": "http.response.start", "status": self.status, "headers": headers})
         await send({"type": "http.response.body", "body": self.body, "more_body": False})
 
@@ -241,11 +253,24 @@ class GuardController(Controller):
 
     @_check_route("/check-batch", CHECK_BATCH_RESPONSES, CheckBatchOperation)
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
-        """A JSON array of up to 1,000 requests; the answers come back as an array in the same order."""
-        runtime: GuardRuntime = request.app.state.guard
-        return await _answer(runtime.check_batch_body, await _body(request), request.user.name)
+        """A JSON array of up to 1,000 requests; the answers come back as an array in the same order. Each key
+        has a fair share of batches in flight (REGISTRY_GUARD_BATCHES_PER_KEY); past it, 429 with Retry-After."""
+        state = request.app.state
+        caller = request.user.name
+        admission: BatchAdmission = state.guard_batches
+        if not admission.admit(caller):
+            return JsonAnswer(429, too_many_batches(admission.per_key), _RETRY_AFTER)
+        try:
+            runtime: GuardRuntime = state.guard
+            return await _answer(runtime.check_batch_body, await _body(request), caller)
+        finally:
+            admission.release(caller)
 
-    @get("/decisions", opt=requires("registry:read"))
+    @get(
+        "/decisions",
+        opt=requires("registry:read"),
+        responses=answers(200, DecisionPage, "A page of logged decisions (format=json)", 400, 401, 403),
+    )
     async def decisions(
         self,
         db_session: NamedDependency[AsyncSession],
@@ -271,7 +296,11 @@ class GuardController(Controller):
         )
         return page(items, total, limit, offset)
 
-    @get("/decisions/{decision_id:str}", opt=requires("registry:read"))
+    @get(
+        "/decisions/{decision_id:str}",
+        opt=requires("registry:read"),
+        responses=answers(200, dict[str, Any], "The logged decision with its proof", 400, 401, 403, 404),
+    )
     async def decision_receipt(
         self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]
     ) -> dict[str, Any]:

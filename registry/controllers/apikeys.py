@@ -8,6 +8,7 @@ from litestar.params import FromPath, JSONBody
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.contract import ApiKeyAnswer, CreatedApiKey, RevokedApiKey, answers
 from registry.schemas import ApiKeyIn
 from registry.services.apikeys import create_api_key, list_api_keys, revoke_api_key
 
@@ -17,11 +18,11 @@ class ApiKeyController(Controller):
     tags = ["api keys"]
     opt = requires("admin")
 
-    @get("/")
+    @get("/", responses=answers(200, list[ApiKeyAnswer], "Every key, never its secret", 401, 403))
     async def list_keys(self, db_session: NamedDependency[AsyncSession]) -> list[dict[str, Any]]:
         return await list_api_keys(db_session)
 
-    @post("/")
+    @post("/", responses=answers(201, CreatedApiKey, "The new key with its token", 400, 401, 403, 409))
     async def create_key(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[ApiKeyIn]
     ) -> dict[str, Any]:
@@ -30,7 +31,7 @@ class ApiKeyController(Controller):
             token = await create_api_key(db_session, data.name, list(data.scopes), request.user.name)
         return {"name": data.name, "scopes": sorted(set(data.scopes)), "token": token}
 
-    @delete("/{name:str}", status_code=200)
+    @delete("/{name:str}", status_code=200, responses=answers(200, RevokedApiKey, "Revoked", 401, 403, 404))
     async def revoke_key(
         self, request: Request, db_session: NamedDependency[AsyncSession], name: FromPath[str]
     ) -> dict[str, str]:

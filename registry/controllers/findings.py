@@ -9,6 +9,7 @@ from litestar.params import QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.contract import FindingsAnswer, answers
 from registry.services.findings import registry_findings_report
 
 CheckedOn = Annotated[
@@ -22,6 +23,6 @@ class RegistryFindingsController(Controller):
     path = "/api/registry/findings"
     tags = ["registry"]
 
-    @get("/", opt=requires("registry:read"))
+    @get("/", opt=requires("registry:read"), responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403))
     async def list_findings(self, db_session: NamedDependency[AsyncSession], on: CheckedOn = None) -> dict[str, Any]:
         return await registry_findings_report(db_session, today=on)

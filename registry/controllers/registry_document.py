@@ -11,6 +11,7 @@ from litestar.params import FromQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.contract import ImportAnswer, RemovedList, answers
 from registry.errors import FieldError, RegistryValidationError
 from registry.services.registry_document import (
     JSON_MEDIA_TYPES,
@@ -58,7 +59,12 @@ class RegistryDocumentController(Controller):
         async with db_session.begin():  # one snapshot of every table
             return await export_registry(db_session)
 
-    @put("/", opt=requires("registry:write"), request_max_body_size=None)
+    @put(
+        "/",
+        opt=requires("registry:write"),
+        request_max_body_size=None,
+        responses=answers(200, ImportAnswer, "The change set (a preview with dry_run=true)", 400, 401, 403, 413),
+    )
     async def replace_document(
         self, request: Request, db_session: NamedDependency[AsyncSession], dry_run: FromQuery[bool] = False
     ) -> dict[str, Any]:
@@ -84,7 +90,7 @@ class RegistryDocumentController(Controller):
                 changes = await apply_document(db_session, document, request.user.name)
         return {"status": "preview" if dry_run else "imported", **changes.counts(), "changes": changes.as_dict()}
 
-    @get("/removed", opt=requires("registry:read"))
+    @get("/removed", opt=requires("registry:read"), responses=answers(200, RemovedList, "Removed records", 401, 403))
     async def removed(self, db_session: NamedDependency[AsyncSession]) -> dict[str, Any]:
         """Parties and agreements an import removed, with when, by whom, and their URLs to restore them."""
         return {"items": await removed_records(db_session)}

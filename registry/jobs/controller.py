@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.calendar import controller_today
+from registry.contract import RenewalsAnswer, answers
 from registry.jobs.calendar import (
     FEED_NAME,
     create_feed,
@@ -35,7 +36,7 @@ class RenewalController(Controller):
     path = "/api/renewals"
     tags = ["renewals"]
 
-    @get("/", opt=requires("registry:read"))
+    @get("/", opt=requires("registry:read"), responses=answers(200, RenewalsAnswer, "Upcoming dates", 400, 401, 403))
     async def upcoming(self, db_session: NamedDependency[AsyncSession], within: Within = 90) -> dict[str, Any]:
         """Expiries and notice deadlines in the next `within` days, soonest first."""
         today = await controller_today(db_session)

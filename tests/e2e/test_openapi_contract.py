@@ -110,3 +110,102 @@ def test_a_client_generated_from_the_live_document_makes_a_check(service, docume
     assert allowed.parsed.allowed is True
     assert denied.allowed is False
     assert [reason.code.value for reason in denied.reasons] == ["RECIPIENT_UNKNOWN"]
+
+
+TYPED_ANSWERS = {
+    ("/api/parties", "get", "200"): "PartyPage",
+    ("/api/parties", "post", "201"): "PartyAnswer",
+    ("/api/parties/{key}", "get", "200"): "PartyAnswer",
+    ("/api/parties/{key}", "patch", "200"): "PartyAnswer",
+    ("/api/parties/{key}/history", "get", "200"): "ChangePage",
+    ("/api/agreements", "get", "200"): "AgreementPage",
+    ("/api/agreements/{key}", "put", "200"): "AgreementAnswer",
+    ("/api/guard/decisions", "get", "200"): "DecisionPage",
+    ("/api/renewals", "get", "200"): "RenewalsAnswer",
+    ("/api/registry/findings", "get", "200"): "FindingsAnswer",
+    ("/api/registry", "put", "200"): "ImportAnswer",
+    ("/api/registry/removed", "get", "200"): "RemovedList",
+    ("/api/keys", "post", "201"): "CreatedApiKey",
+}
+
+
+def _schema_of(document: dict, path: str, method: str, status: str) -> dict:
+    return document["paths"][path][method]["responses"][status]["content"]["application/json"]["schema"]
+
+
+@pytest.mark.parametrize(("path", "method", "status"), list(TYPED_ANSWERS))
+def test_answers_are_typed_not_bare_objects(document, path, method, status):
+    assert _schema_of(document, path, method, status) == {
+        "$ref": f"#/components/schemas/{TYPED_ANSWERS[path, method, status]}"
+    }
+
+
+def test_party_and_agreement_answers_name_every_field_with_its_type(document):
+    schemas = document["components"]["schemas"]
+    party = schemas["PartyAnswer"]
+    assert {"key", "name", "role", "category", "locations", "version", "created_at", "updated_at"} <= set(
+        party["required"]
+    )
+    assert set(party["properties"]["role"]["enum"]) == {
+        "processor",
+        "sub_processor",
+        "independent_controller",
+        "authority",
+    }
+    assert party["properties"]["version"]["type"] == "integer"
+    agreement = schemas["AgreementAnswer"]
+    assert agreement["properties"]["effective_from"] == {"type": "string", "format": "date"}
+    assert set(agreement["properties"]["kind"]["enum"]) == {"dpa", "data_sharing"}
+    decision = schemas["DecisionAnswer"]
+    assert decision["properties"]["reasons"]["items"] == {"$ref": "#/components/schemas/ReasonAnswer"}
+    assert schemas["ReasonAnswer"]["properties"]["code"] == {"$ref": "#/components/schemas/ReasonCode"}
+    assert {"status_code", "detail"} <= set(schemas["ErrorAnswer"]["required"])
+    assert schemas["ErrorAnswer"]["properties"]["extra"]["items"] == {"$ref": "#/components/schemas/FieldProblem"}
+
+
+def test_every_route_that_needs_a_key_documents_401_and_403_and_its_other_errors(document):
+    missing = []
+    for path, item in document["paths"].items():
+        for method, operation in item.items():
+            statuses = set(operation["responses"])
+            expected = set()
+            if operation.get("security") != []:
+                expected |= {"401", "403"}
+            if "{" in path:
+                expected.add("404")
+            if operation.get("parameters") or operation.get("requestBody"):
+                expected.add("400")
+            if not expected <= statuses:
+                missing.append((method.upper(), path, sorted(expected - statuses)))
+            for status in statuses & set(ERROR_STATUSES):
+                schema = operation["responses"][status]["content"]["application/json"]["schema"]
+                if path.startswith("/api/guard/check"):
+                    continue  # the guard's own problem document, with `allowed`
+                assert schema == {"$ref": "#/components/schemas/ErrorAnswer"}, (method, path, status)
+    assert not missing, missing
+
+
+ERROR_STATUSES = ["400", "401", "403", "404", "409", "413", "415", "422", "429"]
+
+
+@pytest.mark.parametrize(
+    ("path", "method", "statuses"),
+    [
+        ("/api/parties/{key}", "put", {"400", "404", "409", "413"}),
+        ("/api/parties/{key}", "patch", {"400", "404", "409", "413", "415"}),
+        ("/api/agreements/{key}", "delete", {"400", "404", "409"}),
+        ("/api/parties", "post", {"400", "409", "413"}),
+        ("/api/registry", "put", {"400", "413", "415"}),
+        ("/api/guard/check-batch", "post", {"400", "429"}),
+        ("/api/keys", "post", {"400", "409"}),
+    ],
+)
+def test_the_errors_a_route_gives_are_documented(document, path, method, statuses):
+    assert statuses <= set(document["paths"][path][method]["responses"])
+
+
+@pytest.mark.parametrize("path", ["/health/live", "/health/ready"])
+def test_health_routes_are_public_in_the_document_as_they_are_in_the_service(service, document, path):
+    assert document["paths"][path]["get"]["security"] == []
+    assert not {"401", "403"} & set(document["paths"][path]["get"]["responses"])
+    assert httpx.get(service.url + path, timeout=10).status_code == 200
