@@ -1,6 +1,7 @@
 """`registry guard …`: the decision log's verification and a guard check for operations."""
 
 import asyncio
+import dataclasses
 import getpass
 import json
 import sys
@@ -28,6 +29,7 @@ from guard.service import decide_and_record, parse_share_request
 from guard.snapshot import POLICY_NAME, load_snapshot
 from registry.calendar import controller_today
 from registry.cli_context import Context, pass_context
+from registry.cli_output import echo_json, json_option, stages
 from registry.db import asyncpg_dsn
 
 T = TypeVar("T")
@@ -69,8 +71,11 @@ def _verifier(context: Context, public_key: str | None) -> Verifier | None:
 )
 @click.option("--since-checkpoint", is_flag=True, help="verify only what came after the last checkpoint")
 @click.option("--public-key", default=None, help="the log's verifier key; default: from the signing key file")
+@json_option
 @pass_context
-def verify_log_command(context: Context, folder: Path | None, since_checkpoint: bool, public_key: str | None) -> None:
+def verify_log_command(
+    context: Context, folder: Path | None, since_checkpoint: bool, public_key: str | None, as_json: bool
+) -> None:
     """Walk the hash chain and hold it to the signed checkpoints; exit 1 naming the first edited, deleted or
     inserted entry, or the first checkpoint the log contradicts (truncated, or rewritten at or before N)."""
     try:
@@ -97,10 +102,17 @@ def verify_log_command(context: Context, folder: Path | None, since_checkpoint: 
         return await verify_log(session, known, since=since)
 
     try:
-        result: VerifyResult = context.run(work)
+        with stages("verify-log", ["verifying"]) as progress:
+            progress.begin("walking the hash chain")
+            result: VerifyResult = context.run(work)
     except CheckpointError as exc:
+        if as_json:
+            echo_json({"ok": False, "problem": f"log not verified: {exc}"})
         click.echo(f"log not verified: {exc}", err=True)
         sys.exit(1)
+    if as_json:  # the same exit status as without: 0 intact, 1 broken
+        echo_json({**dataclasses.asdict(result), "description": result.describe()})
+        sys.exit(0 if result.ok else 1)
     if result.ok:
         click.echo(result.describe())
         return

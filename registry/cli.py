@@ -10,6 +10,7 @@ from typing import Any
 import click
 
 from registry.cli_context import CLI_ACTOR, EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
+from registry.cli_output import echo_json, json_option, stages
 from registry.errors import RegistryValidationError
 
 
@@ -105,8 +106,8 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
 
     import uvicorn
 
-    from registry.access_log import uvicorn_log_config
     from registry.bootstrap import prepare_database
+    from registry.logs import logging_dict
 
     url = context.create_or_open_database()
     with reported_errors():
@@ -129,7 +130,7 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
         port=port,
         workers=workers,
         log_level="info",
-        log_config=uvicorn_log_config(),
+        log_config=logging_dict(context.settings.log_format),  # one format for every line (registry/logs.py)
         access_log=False,  # the app writes its own (registry/access_log.py)
     )
 
@@ -152,18 +153,27 @@ def db_upgrade(context: Context) -> None:
 @main.command("import")
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option("--dry-run", is_flag=True, help="print what the import would change, and change nothing")
+@json_option
 @pass_context
-def import_command(context: Context, file: Path, dry_run: bool) -> None:
+def import_command(context: Context, file: Path, dry_run: bool, as_json: bool) -> None:
     """Replace the registry with the document in FILE (YAML or JSON), all or nothing; print the change set."""
     from registry.services.registry_document import apply_document, load_document_text, parse_document, preview_document
 
-    with reported_errors():
+    steps = ["reading", "validating", "comparing" if dry_run else "writing"]
+    with reported_errors(), stages(f"import {file.name}", steps) as progress:
         media_type = "application/json" if file.suffix == ".json" else "application/yaml"
-        document = parse_document(load_document_text(file.read_bytes(), media_type))
+        progress.begin("reading")
+        raw = load_document_text(file.read_bytes(), media_type)
+        progress.begin("validating")
+        document = parse_document(raw)
+        progress.begin(steps[-1])
         if dry_run:
             changes = context.run(lambda s: preview_document(s, document, CLI_ACTOR))
         else:
             changes = context.run(lambda s: apply_document(s, document, CLI_ACTOR))
+    if as_json:  # the answer of PUT /api/registry (?dry_run=true)
+        echo_json({"status": "preview" if dry_run else "imported", **changes.counts(), "changes": changes.as_dict()})
+        return
     counts = ", ".join(f"{n} {what}" for what, n in changes.counts().items())
     click.echo(f"{counts} (dry run: nothing was changed)" if dry_run else counts)
     for line in changes.lines():
@@ -186,8 +196,11 @@ def export_command(context: Context, file: Path | None, as_json: bool) -> None:
     """Write the registry document to FILE, or to standard output."""
     from registry.services.registry_document import export_registry
 
-    document = context.run(export_registry)
-    text = dump_document(document, as_json or (file is not None and file.suffix == ".json"))
+    with stages("export", ["reading", "formatting"]) as progress:
+        progress.begin("reading the registry")
+        document = context.run(export_registry)
+        progress.begin("formatting")
+        text = dump_document(document, as_json or (file is not None and file.suffix == ".json"))
     if file is None:
         click.echo(text, nl=False)
     else:
@@ -227,12 +240,17 @@ def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
 
 
 @apikey.command("list")
+@json_option
 @pass_context
-def apikey_list(context: Context) -> None:
+def apikey_list(context: Context, as_json: bool) -> None:
     """List keys (never their secrets)."""
     from registry.services.apikeys import list_api_keys
 
-    for key in context.run(list_api_keys):
+    keys = context.run(list_api_keys)
+    if as_json:
+        echo_json(keys)
+        return
+    for key in keys:
         state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
         click.echo(f"{key['name']}\t{','.join(key['scopes'])}\t{state}")
 

@@ -14,6 +14,7 @@ import click
 import yaml
 
 from registry.cli_context import Context, pass_context, reported_errors
+from registry.cli_output import echo_json, json_option, stages
 from registry.errors import RegistryValidationError
 from registry.services.findings import controller_day, document_findings, registry_findings_report
 from registry.services.registry_document import parse_document, reference_errors
@@ -55,16 +56,21 @@ def format_finding(finding: dict[str, Any]) -> str:
     type=click.DateTime(formats=["%Y-%m-%d"]),
     help="the day to check (YYYY-MM-DD); default: today on the controller's calendar",
 )
+@json_option
 @pass_context
-def check(context: Context, file: Path | None, on: datetime | None) -> None:
+def check(context: Context, file: Path | None, on: datetime | None, as_json: bool) -> None:
     """List what would block shares: exit 1 when there is any finding (a CI gate for the registry)."""
     today = on.date() if on is not None else None
-    with reported_errors():
+    with reported_errors(), stages("registry check", ["checking"]) as progress:
+        progress.begin(f"checking {file}" if file is not None else "checking the registry")
         if file is not None:
             findings, checked_on = _file_findings(file, today)
         else:
             report = context.run(lambda s: registry_findings_report(s, today=today))
             findings, checked_on = report["findings"], date.fromisoformat(report["checked_on"])
+    if as_json:  # the API's answer (GET /api/registry/findings); the exit status says the same as without
+        echo_json({"findings": findings, "count": len(findings), "checked_on": checked_on})
+        sys.exit(1 if findings else 0)
     for finding in findings:
         click.echo(format_finding(finding))
     if findings:

@@ -1,11 +1,13 @@
 """Command-line commands of this sub-system, added to `registry` by registry/cli.py."""
 
 import asyncio
+import dataclasses
 from datetime import date, datetime
 
 import click
 
 from registry.cli_context import CLI_ACTOR, Context, reported_errors
+from registry.cli_output import echo_json, json_option, stages
 
 commands: list[click.Command] = []
 
@@ -22,8 +24,9 @@ def reminders() -> None:
     help="scan as of this date (default: controller's today); another day is only a preview unless --send",
 )
 @click.option("--send", is_flag=True, help="really send and record reminders for a --today other than today")
+@json_option
 @click.pass_obj
-def reminders_run(context: Context, today: datetime | None, send: bool) -> None:
+def reminders_run(context: Context, today: datetime | None, send: bool, as_json: bool) -> None:
     """Scan for due reminders once and send every pending one; print what was sent."""
     from registry.calendar import controller_today
     from registry.db import make_engine, make_sessionmaker
@@ -40,6 +43,27 @@ def reminders_run(context: Context, today: datetime | None, send: bool) -> None:
                     # Reading only, and the transaction is rolled back: a preview writes nothing.
                     due = await preview_reminders(session, context.settings, today=day)
                     await session.rollback()
+                    if as_json:
+                        echo_json(
+                            {
+                                "day": day,
+                                "controller_today": real_today,
+                                "preview": True,
+                                "due": [
+                                    {
+                                        "kind": d.kind,
+                                        "agreement": d.agreement.key,
+                                        "due_date": d.due_date,
+                                        "threshold_date": d.threshold_date,
+                                        "days_before": d.days_before,
+                                        "recipient": d.agreement.owner_email,
+                                        "sub_processor": d.sub_processor_key,
+                                    }
+                                    for d in due
+                                ],
+                            }
+                        )
+                        return
                     click.echo(
                         f"{day}: preview (the controller's today is {real_today}): {len(due)} reminder(s) would be "
                         "due; nothing was sent or recorded (add --send to send them for this day)"
@@ -49,9 +73,23 @@ def reminders_run(context: Context, today: datetime | None, send: bool) -> None:
                             f"would send {d.kind:18} {d.agreement.key} {d.due_date} -> {d.agreement.owner_email}"
                         )
                     return
-            result, outcomes = await run_reminders(sessionmaker, context.settings, today=day)
+            with stages("reminders", ["run"]) as progress:
+                progress.begin("scanning and sending")
+                result, outcomes = await run_reminders(sessionmaker, context.settings, today=day)
         finally:
             await engine.dispose()
+        if as_json:
+            echo_json(
+                {
+                    "day": day,
+                    "preview": False,
+                    "due": len(result.due),
+                    "written": result.written,
+                    "outcomes": [dataclasses.asdict(o) for o in outcomes],
+                    "stopped_early": bool(outcomes) and outcomes[-1].server_down,
+                }
+            )
+            return
         click.echo(f"{day}: {len(result.due)} reminder(s) due, {result.written} new")
         for o in outcomes:
             line = f"{o.status:9} #{o.reminder_id} {o.kind:18} {o.agreement} {o.due_date} -> {o.channel} {o.recipient}"
@@ -66,12 +104,17 @@ def reminders_run(context: Context, today: datetime | None, send: bool) -> None:
 
 @reminders.command("list")
 @click.option("--pending", is_flag=True, help="only reminders not sent yet")
+@json_option
 @click.pass_obj
-def reminders_list(context: Context, pending: bool) -> None:
+def reminders_list(context: Context, pending: bool, as_json: bool) -> None:
     """List reminder rows, newest first."""
     from registry.jobs.reminders import list_reminders
 
-    for r in context.run(lambda s: list_reminders(s, pending_only=pending)):
+    rows = context.run(lambda s: list_reminders(s, pending_only=pending))
+    if as_json:
+        echo_json(rows)
+        return
+    for r in rows:
         state = (
             f"sent {r['sent_at']:%Y-%m-%d %H:%M}"
             if r["sent_at"]

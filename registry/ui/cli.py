@@ -6,6 +6,7 @@ import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.cli_context import CLI_ACTOR, Context, pass_context, reported_errors
+from registry.cli_output import echo_json, json_option
 from registry.services.users import ROLES, create_user, disable_user, list_users
 
 
@@ -35,11 +36,15 @@ def create(ctx: Context, email: str, role: str, password_stdin: bool) -> None:
 
 
 @user.command("list")
+@json_option
 @pass_context
-def list_(ctx: Context) -> None:
+def list_(ctx: Context, as_json: bool) -> None:
     """List users with their role and whether they may sign in."""
     with reported_errors():
         users = ctx.run(list_users)
+    if as_json:
+        echo_json(users)
+        return
     for u in users:
         click.echo(f"{u['email']}\t{u['role']}\t{'active' if u['active'] else 'disabled'}")
 
