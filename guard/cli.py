@@ -25,8 +25,10 @@ from guard.audit import (
 )
 from guard.checkpoint import CheckpointError, Verifier
 from guard.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
-from guard.service import decide_and_record, parse_share_request
+from guard.objections import objections_of
+from guard.service import decide_and_record, parse_share_request, pseudonymised
 from guard.snapshot import POLICY_NAME, load_snapshot
+from guard.subjects import subject_key_for
 from registry.calendar import controller_today
 from registry.cli_context import Context, pass_context
 from registry.cli_output import echo_json, json_option, stages
@@ -167,6 +169,9 @@ def _caller() -> str:
 @click.option("--category", "categories", multiple=True, required=True, help="data category key (repeatable)")
 @click.option("--destination", default=None, help="territory the data is sent to, e.g. SE")
 @click.option("--data-subject", required=True, help="data subject key, e.g. customer")
+@click.option(
+    "--subject-ref", default=None, help="the person's identifier (e-mail, customer number); needed for marketing"
+)
 @pass_context
 def check_command(
     context: Context,
@@ -175,6 +180,7 @@ def check_command(
     categories: tuple[str, ...],
     destination: str | None,
     data_subject: str,
+    subject_ref: str | None,
 ) -> None:
     """Ask the guard as an integration would; prints the decision JSON, exit 0 allowed, 1 denied.
 
@@ -189,6 +195,8 @@ def check_command(
     }
     if destination is not None:
         payload["destination"] = destination
+    if subject_ref is not None:
+        payload["subject_ref"] = subject_ref
     parsed = parse_share_request(payload)
     if isinstance(parsed, list):
         for error in parsed:
@@ -196,11 +204,19 @@ def check_command(
         sys.exit(2)
     caller = _caller()
 
+    requests = pseudonymised([parsed], subject_key_for(context.settings))
+
     async def work(session: AsyncSession) -> dict[str, Any]:
         snapshot = await load_snapshot(session, ruleset=POLICY_NAME)
         today = await controller_today(session)
+        objections = await objections_of(session, requests[0].subject_ref)
         answers, entries = decide_and_record(
-            [parsed], snapshot, today, caller, expiring_within_days=context.settings.expiring_warning_days
+            requests,
+            snapshot,
+            today,
+            caller,
+            expiring_within_days=context.settings.expiring_warning_days,
+            objections=objections,
         )
         (answers[0]["sequence"],) = await append_decisions(session, entries)
         return answers[0]

@@ -164,7 +164,7 @@ def record_content(record: asyncpg.Record) -> dict[str, Any]:
 
 _COLUMNS = (
     "seq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement, ruleset,"
-    " prev_hash, hash"
+    " prev_hash, hash, subject_digest"
 )
 # A batch travels as one JSON array of rows (objects keyed by column) in one parameter. Thirteen array
 # parameters, one per column, cost the writer three times the CPU to encode, on the guard's hot path.
@@ -172,7 +172,8 @@ _BATCH_ROWS = f"""
 SELECT {_COLUMNS}
 FROM json_to_recordset($1::json) AS batch(
     seq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text, allowed boolean,
-    request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text, hash text
+    request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text, hash text,
+    subject_digest text
 )
 """
 _INSERT_BATCH = f"INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}"
@@ -234,6 +235,8 @@ def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[st
         )
         digest = content_hash(row, prev_hash)
         row["prev_hash"], row["hash"] = prev_hash, digest
+        # Indexed beside the request, outside the hash: the hashed request holds the same digest.
+        row["subject_digest"] = entry.request.get("subject_ref_digest")
         rows.append(row)
         prev_hash = digest
     return _ROWS.encode(rows).decode(), ChainHead(seq, prev_hash)

@@ -55,8 +55,14 @@ personal data leaves the EU/EEA):
   finding). The check is a property of the request, so it is made even for an unknown recipient.
 - A territory and its ISO alias (``RE`` and ``FR-974``) are one place in every rule: the table gives both the
   same status, and a recipient declaring either declares both (see ``territory_enclosures``).
+- Data subjects' objections (Art. 21): an objection of scope ``direct_marketing`` covers every purpose under
+  ``marketing`` (Art. 21(3) makes it absolute), one of scope ``all`` every purpose; a covered share is
+  ``SUBJECT_OBJECTED``. A share for a purpose under ``marketing`` that names no subject (``subject_ref``) cannot
+  be checked against objections and is ``SUBJECT_REF_MISSING``. The objections come in as data (subject
+  reference → scopes); the policy never sees an identifier, only the keyed digest the service made of it.
 """
 
+import dataclasses
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import date, timedelta
@@ -83,7 +89,7 @@ from guard.territory import (
 # The rules' own version: raised whenever a rule here changes an answer, so that the decision log tells decisions
 # before and after a rule change apart. The ruleset a decision carries is the policy's name, this, the territory
 # table's date and the taxonomy's version, then the registry revision the snapshot was built from.
-POLICY_VERSION = "rules-2026-11-28"
+POLICY_VERSION = "rules-2026-11-28-objections"
 FIDESLANG_VERSION = version("fideslang")
 RULES_VERSION = f"{POLICY_VERSION}.t{TABLE_CHECKED_ON}.fides{FIDESLANG_VERSION}"
 
@@ -192,6 +198,8 @@ class ReasonCode(StrEnum):
     AGREEMENT_PERMITS_TRANSFER = "AGREEMENT_PERMITS_TRANSFER"
     SUBPROCESSOR_OBJECTED = "SUBPROCESSOR_OBJECTED"
     PURPOSE_NOT_PUBLISHED = "PURPOSE_NOT_PUBLISHED"
+    SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
+    SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
     # Warnings: never block.
     AGREEMENT_EXPIRING = "AGREEMENT_EXPIRING"
 
@@ -339,6 +347,18 @@ class AgreementView:
         )
 
 
+# Objections as the policy takes them: subject reference → the scopes of that subject's objections in force
+# (one entry per objection, so a scope may repeat).
+Objections = Mapping[str, Sequence[str]]
+NO_OBJECTIONS: Objections = MappingProxyType({})
+OBJECTION_SCOPE_ALL = "all"
+OBJECTION_SCOPE_DIRECT_MARKETING = "direct_marketing"
+MARKETING = "marketing"
+# Stands in for a subject reference in the decision memo: whether a subject was named changes the answer,
+# which subject it was only through `objection_reasons`, applied after the memo.
+_SOME_SUBJECT = ""
+
+
 @dataclass(frozen=True, slots=True)
 class Snapshot:
     parties: Mapping[str, PartyView]
@@ -366,9 +386,19 @@ class Snapshot:
         return verdict
 
     def decision(
-        self, request: "ShareRequest", today: date, *, expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS
+        self,
+        request: "ShareRequest",
+        today: date,
+        *,
+        expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS,
+        objections: Objections = NO_OBJECTIONS,
     ) -> "Decision":
-        """`decide(request, self, today, ...)`, taken once per distinct request and day."""
+        """`decide(request, self, today, ...)`, taken once per distinct request and day; a subject's objections
+        are applied to the memoized answer, so that one memo entry serves every person."""
+        if request.subject_ref is not None and request.subject_ref != _SOME_SUBJECT:
+            anyone = dataclasses.replace(request, subject_ref=_SOME_SUBJECT)
+            general = self.decision(anyone, today, expiring_within_days=expiring_within_days)
+            return with_objections(general, request, objections)
         if len(request.data_categories) > DECISION_MEMO_MAX_CATEGORIES:
             return decide(request, self, today, expiring_within_days=expiring_within_days)
         key = (request, today, expiring_within_days)
@@ -387,6 +417,9 @@ class ShareRequest:
     data_categories: tuple[str, ...]
     destination: str | None = None
     data_subject: str | None = None
+    # The one person whose data is shared: their keyed digest once the service has pseudonymised the request
+    # (guard/service.py), the key objections are looked up by. None: the request names no one.
+    subject_ref: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -995,10 +1028,62 @@ def _request_findings(
 # --- Entry points -----------------------------------------------------------------------------------
 
 
+def is_marketing(purpose: str) -> bool:
+    return covers(MARKETING, purpose)
+
+
+def objection_covers(scope: str, purpose: str) -> bool:
+    """Whether an objection of `scope` covers a share for `purpose` (an unknown scope covers everything: fail
+    closed)."""
+    return scope != OBJECTION_SCOPE_DIRECT_MARKETING or is_marketing(purpose)
+
+
+def objection_reasons(request: ShareRequest, objections: Objections) -> tuple[Reason, ...]:
+    """SUBJECT_OBJECTED when an objection of the request's subject covers its purpose."""
+    if request.subject_ref is None:
+        return ()
+    scopes = objections.get(request.subject_ref)
+    if not scopes:
+        return ()
+    covering = sorted({scope for scope in scopes if objection_covers(scope, request.purpose)})
+    if not covering:
+        return ()
+    return (
+        Reason(
+            ReasonCode.SUBJECT_OBJECTED,
+            f"The data subject has objected ({', '.join(covering)}) to processing for '{request.purpose}'.",
+        ),
+    )
+
+
+def with_objections(decision: Decision, request: ShareRequest, objections: Objections) -> Decision:
+    """`decision` (taken for any subject) with the request's own subject's objections added."""
+    extra = objection_reasons(request, objections)
+    if not extra:
+        return decision
+    return Decision(
+        allowed=False,
+        reasons=(*decision.reasons, *extra),
+        warnings=decision.warnings,
+        agreement=decision.agreement,
+        ruleset=decision.ruleset,
+    )
+
+
 def decide(
-    request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS
+    request: ShareRequest,
+    snapshot: Snapshot,
+    today: date,
+    *,
+    expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS,
+    objections: Objections = NO_OBJECTIONS,
 ) -> Decision:
     """The guard's answer to one share: every reason that applies, and allowed only when there is none."""
+    decision = _decide(request, snapshot, today, expiring_within_days=expiring_within_days)
+    return with_objections(decision, request, objections)
+
+
+def _decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int) -> Decision:
     categories = tuple(dict.fromkeys(request.data_categories))
     recipient = snapshot.parties.get(request.recipient)
     reasons: list[Reason] = []
@@ -1035,6 +1120,14 @@ def decide(
             )
 
     reasons.extend(_request_findings(request, categories, snapshot.published_purposes))
+    if request.subject_ref is None and is_marketing(request.purpose):
+        reasons.append(
+            Reason(
+                ReasonCode.SUBJECT_REF_MISSING,
+                f"'{request.purpose}' is marketing: name the person (subject_ref) so that their objections can be "
+                "checked; send a marketing list through check-batch, one request per person.",
+            )
+        )
 
     if recipient is not None:
         agreement_reasons, chosen = _agreement_findings(

@@ -7,8 +7,10 @@ raises `RegistryValidationError` naming each field. No HTTP types here: the entr
 """
 
 import asyncio
+import dataclasses
 import json
 import logging
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -20,8 +22,10 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 from guard.counters import COUNTERS
 from guard.fairness import SLICE
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
-from guard.policy import Decision, ShareRequest, Snapshot
+from guard.objections import ObjectionIndex, ObjectionsUnavailable
+from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
+from guard.subjects import SUBJECT_MAX_LENGTH, SubjectError, SubjectKey, normalise_subject
 from registry.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from registry.schemas import no_nul_characters
 from registry.settings import Settings
@@ -36,6 +40,18 @@ MAX_BODY_BYTES = 2 * 1024 * 1024
 Reference = Annotated[str, StringConstraints(min_length=1, max_length=200), AfterValidator(no_nul_characters)]
 
 
+def _subject(value: str) -> str:
+    try:
+        return normalise_subject(value)
+    except SubjectError as exc:
+        raise ValueError(f"the subject reference {exc}") from None
+
+
+# The person's identifier (an e-mail address, a customer number), normalised here and digested before the
+# policy or the log sees it (`pseudonymised`).
+SubjectRef = Annotated[str, StringConstraints(max_length=SUBJECT_MAX_LENGTH), AfterValidator(_subject)]
+
+
 class ShareRequestIn(BaseModel):
     """DESIGN §4.1. Only the structure is checked here; unknown references are a logged deny, not a 400."""
 
@@ -46,6 +62,7 @@ class ShareRequestIn(BaseModel):
     data_categories: Annotated[list[Reference], Field(min_length=1, max_length=100)]
     data_subject: Reference  # required: a share of unknown subjects cannot be checked against Art. 28(3)
     destination: Reference | None = None
+    subject_ref: SubjectRef | None = None
 
 
 # The same rules as ShareRequestIn, for msgspec: it decodes and validates a well-formed body straight from its
@@ -53,6 +70,9 @@ class ShareRequestIn(BaseModel):
 # ShareRequestIn, which decides and names every problem (tests/unit/test_share_request_parsing.py holds the
 # two to the same verdicts).
 _FastReference = Annotated[str, msgspec.Meta(min_length=1, max_length=200, pattern="^[^\x00]*$")]
+# Printable ASCII with at least one non-space: the fast path's subset of what `normalise_subject` accepts;
+# anything else (Unicode, spaces only) takes the slow path, which accepts it or names the problem.
+_FastSubjectRef = Annotated[str, msgspec.Meta(min_length=1, max_length=SUBJECT_MAX_LENGTH, pattern="^ *[!-~][ -~]*$")]
 
 
 class _FastShareRequest(msgspec.Struct, forbid_unknown_fields=True):
@@ -61,6 +81,7 @@ class _FastShareRequest(msgspec.Struct, forbid_unknown_fields=True):
     data_categories: Annotated[list[_FastReference], msgspec.Meta(min_length=1, max_length=100)]
     data_subject: _FastReference
     destination: _FastReference | None = None
+    subject_ref: _FastSubjectRef | None = None
 
 
 _fast_one = msgspec.json.Decoder(_FastShareRequest)
@@ -68,14 +89,30 @@ _fast_batch = msgspec.json.Decoder(Annotated[list[_FastShareRequest], msgspec.Me
 
 
 def _share_request(parsed: ShareRequestIn | _FastShareRequest) -> ShareRequest:
-    """The policy's request from either parse (the two have the same fields)."""
+    """The policy's request from either parse (the two have the same fields). Its `subject_ref` is the
+    normalised identifier until `pseudonymised` replaces it with its digest, before anything decides or logs."""
+    subject = parsed.subject_ref
+    if subject is not None and isinstance(parsed, _FastShareRequest):
+        subject = normalise_subject(subject)  # (the slow path's validator has done it already)
     return ShareRequest(
         recipient=parsed.recipient,
         purpose=parsed.purpose,
         data_categories=tuple(parsed.data_categories),
         destination=parsed.destination,
         data_subject=parsed.data_subject,
+        subject_ref=subject,
     )
+
+
+_DIGEST = re.compile(r"[0-9a-f]{64}")
+
+
+def pseudonymised(requests: Sequence[ShareRequest], key: SubjectKey) -> list[ShareRequest]:
+    """The requests with each subject's identifier replaced by its keyed digest: what is decided and logged."""
+    return [
+        r if r.subject_ref is None else dataclasses.replace(r, subject_ref=key.digest_normalised(r.subject_ref))
+        for r in requests
+    ]
 
 
 class GuardUnavailable(Exception):
@@ -161,6 +198,11 @@ def logged_request(request: ShareRequest) -> dict[str, Any]:
         document["destination"] = request.destination
     if request.data_subject is not None:
         document["data_subject"] = request.data_subject
+    if request.subject_ref is not None:
+        # The log is append-only: an identifier written by mistake could never be taken out again.
+        if not _DIGEST.fullmatch(request.subject_ref):
+            raise ValueError("a subject reference must be pseudonymised before it is logged")
+        document["subject_ref_digest"] = request.subject_ref
     return document
 
 
@@ -183,12 +225,14 @@ def decide_and_record(
     caller: str,
     *,
     expiring_within_days: int,
+    objections: Objections = NO_OBJECTIONS,
 ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
-    """Pure apart from ids and the clock: the answers and the log entries that must be written first."""
+    """Pure apart from ids and the clock: the answers and the log entries that must be written first.
+    The requests' subjects are digests already (`pseudonymised`)."""
     answers: list[dict[str, Any]] = []
     entries: list[DecisionEntry] = []
     for request in requests:
-        decision = snapshot.decision(request, today, expiring_within_days=expiring_within_days)
+        decision = snapshot.decision(request, today, expiring_within_days=expiring_within_days, objections=objections)
         decision_id = new_decision_id()
         decided_at = datetime.now(UTC)
         stamp = format_timestamp(decided_at)
@@ -226,6 +270,9 @@ class GuardRuntime:
     snapshots: SnapshotRefresher
     log: DecisionLogWriter
     settings: Settings
+    # Data subjects: the objections decided on, and the key identifiers are digested with.
+    objections: ObjectionIndex
+    subject_key: SubjectKey
 
     def _decided(
         self, requests: Sequence[ShareRequest], caller: str
@@ -235,12 +282,21 @@ class GuardRuntime:
             loaded = self.snapshots.usable()
         except SnapshotUnavailable as exc:
             raise GuardUnavailable(str(exc)) from None
+        objections: Objections = NO_OBJECTIONS
+        if any(r.subject_ref is not None for r in requests):
+            # Only a check that names someone needs the objections; one that cannot be sure of them fails closed.
+            try:
+                objections = self.objections.usable()
+            except ObjectionsUnavailable as exc:
+                raise GuardUnavailable(str(exc)) from None
+            requests = pseudonymised(requests, self.subject_key)
         return decide_and_record(
             requests,
             loaded.snapshot,
             loaded.today(),
             caller,
             expiring_within_days=self.settings.expiring_warning_days,
+            objections=objections,
         )
 
     async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:

@@ -34,10 +34,10 @@ def is_answered_guard_check(method: str, path: str, status: int) -> bool:
 
 
 # A path segment that is a credential (the calendar feed's secret token, its URL being all a calendar client
-# can send), and query parameters whose names say they carry one. Logs are read by more people, and kept
-# longer, than the secrets they would otherwise hold.
+# can send), and query parameters whose names say they carry one, or a data subject's identifier. Logs are read
+# by more people, and kept longer, than the secrets they would otherwise hold.
 _SECRET_PATH = re.compile(r"^(/calendar/)[^/]+?(\.ics)?$")
-_SECRET_QUERY_NAMES = re.compile(r"(?i)(token|key|secret|password|passwd|session|signature|csrf|credential)")
+_SECRET_QUERY_NAMES = re.compile(r"(?i)(token|key|secret|password|passwd|session|signature|csrf|credential|subject)")
 REDACTED = "[redacted]"
 
 

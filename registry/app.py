@@ -23,6 +23,7 @@ from registry.controllers.deps import provide_db_session
 from registry.controllers.findings import RegistryFindingsController
 from registry.controllers.health import HealthController
 from registry.controllers.metrics import MetricsController
+from registry.controllers.objections import route_handlers as objection_handlers
 from registry.controllers.parties import PartyController
 from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
@@ -133,6 +134,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             RegistryFindingsController,
             ApiKeyController,
             *records_handlers,
+            *objection_handlers,
             MetricsController,
             docs_assets_router(),
             *guard.controller.route_handlers,

@@ -3,7 +3,7 @@ rules that need the database (unknown keys, cycles, roles) live in registry/serv
 
 import re
 import unicodedata
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Annotated, Any, Literal, get_args
 
 from pydantic import (
@@ -17,6 +17,7 @@ from pydantic import (
 )
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
+from guard.subjects import SubjectError, normalise_subject
 from guard.territory import is_iso_territory
 from registry.calendar import DEFAULT_TIMEZONE
 
@@ -347,3 +348,31 @@ SCOPES: tuple[str, ...] = get_args(Scope)
 class ApiKeyIn(Strict):
     name: Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9][A-Za-z0-9_.@-]{0,99}$")]
     scopes: Annotated[list[Scope], Field(min_length=1)]
+
+
+def _subject_identifier(value: str) -> str:
+    try:
+        return normalise_subject(value)
+    except SubjectError as exc:
+        raise ValueError(f"the identifier {exc}") from None
+
+
+def _not_after_tomorrow(day: date) -> date:
+    # (Tomorrow: a request received late in the evening abroad may be dated a day ahead of Stockholm.)
+    if day > date.today() + timedelta(days=1):
+        raise ValueError(f"{day.isoformat()} is in the future: the date the objection was received")
+    return day
+
+
+# A data subject's identifier (an e-mail address, a customer number), held only until it is digested.
+SubjectIdentifier = Annotated[str, StringConstraints(max_length=320), AfterValidator(_subject_identifier)]
+ObjectionScope = Literal["direct_marketing", "all"]
+
+
+class ObjectionIn(Strict):
+    """An objection or unsubscribe as received: `subject` is digested before anything stores it."""
+
+    subject: SubjectIdentifier
+    scope: ObjectionScope
+    received_on: Annotated[Day, AfterValidator(_not_after_tomorrow)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200)]

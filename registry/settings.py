@@ -59,6 +59,10 @@ class Settings(BaseSettings):
     checkpoint_seconds: float = Field(300.0, ge=0, allow_inf_nan=False)
     checkpoint_dir: Path | None = None
     checkpoint_witness_url: str | None = None
+    # Data subjects' identifiers are stored only as HMAC-SHA256 digests under this key (guard/subjects.py);
+    # unset: a key file, <data_dir>/subject.key unless subject_key_file names another, created on first use.
+    subject_key: SecretStr | None = Field(None, min_length=16)
+    subject_key_file: Path | None = None
     # Reminders
     scheduler_enabled: bool = True
     reminder_scan_time: str = "07:00"
@@ -151,6 +155,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     field = str(error["loc"][0]) if error["loc"] else "?"
     variable = ENV_PREFIX + field.upper()
     reason = str(error["msg"]).removeprefix("Value error, ")
-    shown = "" if "secret" in field or "password" in field else f", not {error.get('input')!r}"
+    shown = (
+        "" if "secret" in field or "password" in field or field == "subject_key" else f", not {error.get('input')!r}"
+    )
     more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
     return f"{variable} {reason[:1].lower()}{reason[1:]}{shown}{more}"

@@ -10,7 +10,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, String, Text
+from sqlalchemy import BigInteger, Column, Index, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -22,6 +22,13 @@ class GuardDecision(SQLModel, table=True):
     __table_args__ = (
         Index("guard_decision_recipient", "recipient", "seq"),
         Index("guard_decision_decided_at", "decided_at"),
+        # One person's recipients (GET /api/subjects/recipients): only entries naming a subject are indexed.
+        Index(
+            "guard_decision_subject",
+            "subject_digest",
+            "seq",
+            postgresql_where=text("subject_digest IS NOT NULL"),
+        ),
     )
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
@@ -37,6 +44,9 @@ class GuardDecision(SQLModel, table=True):
     ruleset: str = Field(max_length=200)
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The keyed digest of the request's `subject_ref` (never the identifier): the same value the hashed
+    # `request` holds as `subject_ref_digest`, in a column of its own so that it can be indexed.
+    subject_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
 class GuardDecisionHead(SQLModel, table=True):

@@ -1,0 +1,240 @@
+"""The guard's in-memory index of data subjects' objections: subject digest → scopes in force.
+
+Kept apart from the registry snapshot (guard/snapshot.py): objections arrive by the thousand (a mail tool's
+unsubscribe list) and must not reload the registry. Each write takes `change_seq` from a sequence under one
+advisory lock (registry/services/objections.py), so change numbers are handed out in commit order and the index
+catches up by reading only the rows changed since the last number it saw. A write NOTIFYs `objections_changed`
+in its transaction; each instance LISTENs on a connection of its own and catches up on notice, and checks the
+newest change number as a safety net. Like the snapshot, the index is usable only while it is younger than
+`snapshot_max_age_seconds`, counted from the last read that found it current: past that, a check that names a
+subject fails closed (503).
+"""
+
+import asyncio
+import contextlib
+import logging
+import time
+from collections.abc import Sequence
+from typing import Any
+
+import asyncpg
+from sqlalchemy import text
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from guard.tasks import cancel_and_wait
+
+log = logging.getLogger(__name__)
+
+OBJECTIONS_CHANGED_CHANNEL = "objections_changed"
+# Shared with registry/services/objections.py: objection writes take turns, so `change_seq` follows commit order.
+OBJECTION_WRITE_LOCK_ID = 7_411_028_019
+RETRY_SECONDS = 0.5
+CHECKS_PER_AGE_BOUND = 3
+ROWS_PER_FETCH = 5000
+
+_CHANGES_SINCE = (
+    "SELECT id, subject_digest, scope, withdrawn_at IS NULL AS active, change_seq FROM objection"
+    " WHERE change_seq > $1 ORDER BY change_seq"
+)
+_NEWEST_CHANGE = "SELECT coalesce(max(change_seq), 0) FROM objection"
+
+
+async def objections_of(session: AsyncSession, digest: str | None) -> dict[str, list[str]]:
+    """One subject's objections in force, read straight from the table (for a one-off check, such as the
+    CLI's, that holds no index)."""
+    if digest is None:
+        return {}
+    rows = await session.execute(
+        text("SELECT scope FROM objection WHERE subject_digest = :digest AND withdrawn_at IS NULL"),
+        {"digest": digest},
+    )
+    scopes = [row[0] for row in rows]
+    return {digest: scopes} if scopes else {}
+
+
+class ObjectionsUnavailable(Exception):
+    """The index cannot be trusted to hold every objection now."""
+
+
+class ObjectionIndex:
+    """This instance's objections by subject digest; `scopes` is what the policy reads (guard/policy.py
+    `Objections`). Changes are applied in place between awaits, so a check never sees half a change."""
+
+    def __init__(self, dsn: str, *, max_age_seconds: float, poll_seconds: float) -> None:
+        self._dsn = dsn
+        self.max_age_seconds = max_age_seconds
+        self.poll_seconds = poll_seconds
+        self.scopes: dict[str, list[str]] = {}
+        self._active: set[int] = set()
+        self.last_change = 0
+        self.confirmed_at: float | None = None
+        self.last_error: str | None = None
+        self.loads = 0
+        self._connection: asyncpg.Connection | None = None
+        self._changed = asyncio.Event()
+        self._lost = False
+        self._task: asyncio.Task[None] | None = None
+        self._reading = asyncio.Lock()  # one read at a time on the listening connection
+
+    # --- State ---------------------------------------------------------------------------------------
+
+    def __len__(self) -> int:
+        return len(self._active)
+
+    def usable(self) -> dict[str, list[str]]:
+        """The objections to decide on, or ObjectionsUnavailable when they may be missing some."""
+        if self.confirmed_at is None:
+            raise ObjectionsUnavailable("the guard has not loaded the objections yet")
+        age = time.monotonic() - self.confirmed_at
+        if age > self.max_age_seconds:
+            raise ObjectionsUnavailable(
+                f"the objections index is {age:.1f} s old and could not be confirmed as current since "
+                f"(bound: {self.max_age_seconds:g} s)"
+            )
+        return self.scopes
+
+    def describe(self) -> dict[str, Any]:
+        try:
+            self.usable()
+            state = "ok"
+        except ObjectionsUnavailable:
+            state = "unavailable"
+        return {"status": state, "objections": len(self), "last_change": self.last_change}
+
+    # --- Applying changes ------------------------------------------------------------------------------
+
+    def apply(self, rows: Sequence[Any]) -> None:
+        """Apply changed rows (id, subject_digest, scope, active, change_seq), in change order. A row read twice
+        (a full load after an incremental one) changes nothing the second time."""
+        for row in rows:
+            objection_id, digest, scope, active = row[0], row[1], row[2], row[3]
+            if active and objection_id not in self._active:
+                self._active.add(objection_id)
+                self.scopes.setdefault(digest, []).append(scope)
+            elif not active and objection_id in self._active:
+                self._active.discard(objection_id)
+                scopes = self.scopes.get(digest)
+                if scopes is not None:
+                    scopes.remove(scope)
+                    if not scopes:
+                        del self.scopes[digest]
+            self.last_change = max(self.last_change, row[4])
+
+    async def catch_up(self, connection: asyncpg.Connection | None = None) -> None:
+        """Read and apply every change since the last one seen; the index is then current as of the start."""
+        async with self._reading:
+            await self._catch_up(connection)
+
+    async def refresh_now(self) -> None:
+        """Catch up at once (after this instance wrote an objection, so that it is obeyed before the write is
+        answered); a failure is logged, and the background loop catches up within the bound."""
+        try:
+            connection = self._connection
+            await self.catch_up(connection if connection is not None and not connection.is_closed() else None)
+        except Exception as exc:
+            log.warning("objection index could not catch up after a write: %s", exc)
+
+    async def _catch_up(self, connection: asyncpg.Connection | None) -> None:
+        started = time.monotonic()
+        try:
+            if connection is None:
+                connection = await asyncpg.connect(self._dsn, timeout=5)
+                try:
+                    await self._read_changes(connection)
+                finally:
+                    await connection.close()
+            else:
+                await self._read_changes(connection)
+        except Exception as exc:
+            self.last_error = f"{type(exc).__name__}: {exc}"
+            raise
+        self.confirmed_at = started
+        self.last_error = None
+        self.loads += 1
+
+    async def _read_changes(self, connection: asyncpg.Connection) -> None:
+        async with connection.transaction(readonly=True):
+            newest = await connection.fetchval(_NEWEST_CHANGE)
+            if newest == self.last_change:
+                return
+            if newest < self.last_change:  # the table was emptied (restored, truncated): start over
+                self.scopes, self._active, self.last_change = {}, set(), 0
+            cursor = await connection.cursor(_CHANGES_SINCE, self.last_change)
+            while True:
+                rows = await cursor.fetch(ROWS_PER_FETCH)
+                if not rows:
+                    break
+                self.apply([tuple(row) for row in rows])
+
+    # --- Listening -------------------------------------------------------------------------------------
+
+    def _on_notice(self, *_: Any) -> None:
+        self._changed.set()
+
+    def _on_termination(self, *_: Any) -> None:
+        log.warning("objection change listener lost its connection")
+        self._lost = True
+        self._changed.set()
+
+    async def _connect(self) -> None:
+        connection = await asyncpg.connect(
+            self._dsn, timeout=5, server_settings={"application_name": "guard-objections", "statement_timeout": "30000"}
+        )
+        try:
+            await connection.add_listener(OBJECTIONS_CHANGED_CHANNEL, self._on_notice)
+            connection.add_termination_listener(self._on_termination)
+        except BaseException:
+            await connection.close()
+            raise
+        self._connection = connection
+        self._lost = False
+
+    async def _disconnect(self) -> None:
+        connection, self._connection = self._connection, None
+        if connection is not None:
+            connection.remove_termination_listener(self._on_termination)
+            if not connection.is_closed():
+                with contextlib.suppress(Exception):
+                    await asyncio.wait_for(connection.close(), timeout=2)
+                if not connection.is_closed():
+                    connection.terminate()
+
+    async def start(self) -> None:
+        """Listen, then load every objection in force before serving; the loop keeps trying if that fails."""
+        with contextlib.suppress(Exception):
+            await self._connect()
+        try:
+            await self.catch_up(self._connection)
+        except Exception:
+            log.exception("could not load the objections at start-up; checks naming a subject answer 503")
+        self._task = asyncio.create_task(self._run(), name="guard-objection-index")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        await self._disconnect()
+
+    async def _run(self) -> None:
+        while True:
+            try:
+                await self._step()
+            except asyncio.CancelledError:
+                raise
+            except Exception as exc:  # never let the index die: it would silently go stale
+                log.warning("objection index refresh failed: %s", exc)
+                await asyncio.sleep(RETRY_SECONDS)
+
+    async def _step(self) -> None:
+        if self._connection is None or self._connection.is_closed() or self._lost:
+            await self._disconnect()
+            await self._connect()  # (raises to `_run`, which retries after a pause)
+            self._changed.set()  # notices sent while no one listened are lost: catch up now
+        every = min(self.poll_seconds, self.max_age_seconds / CHECKS_PER_AGE_BOUND)
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._changed.wait(), timeout=every)
+        # Cleared before reading: a notice during the read causes one more, so the last write is always seen.
+        self._changed.clear()
+        if self._lost:
+            return
+        # The listening connection serves the reads too: it is idle between notices.
+        await self.catch_up(self._connection)

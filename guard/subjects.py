@@ -1,0 +1,106 @@
+"""Data subjects by keyed digest only: an identifier (an e-mail address, a customer number) is normalised and
+replaced by HMAC-SHA256 under the subject key before anything stores or indexes it.
+
+The key lives outside the database (REGISTRY_SUBJECT_KEY, or a key file created on first use beside the log's
+signing key), so a copy of the database alone cannot tell whose digest a row holds, nor test a guessed
+address against it. Rotating the key changes every digest: objections recorded under the old key no longer
+match (re-import them from their sources) and the recipients of a person's data logged before the rotation
+can no longer be found by the identifier (docs/guard-contract.md).
+
+Pure apart from the key file; no web framework here.
+"""
+
+import hashlib
+import hmac
+import os
+import secrets
+import unicodedata
+from pathlib import Path
+from typing import Any
+
+# Longer than any e-mail address (RFC 5321: 254) or customer number; past it the input is no identifier.
+SUBJECT_MAX_LENGTH = 320
+KEY_FILE_NAME = "subject.key"
+KEY_BYTES = 32
+
+
+class SubjectError(ValueError):
+    """An identifier that cannot name a data subject (empty, too long, control characters)."""
+
+
+def _is_control(character: str) -> bool:
+    return unicodedata.category(character) in ("Cc", "Cf", "Zl", "Zp")
+
+
+def normalise_subject(identifier: str) -> str:
+    """The one spelling of an identifier that is digested: surrounding spaces stripped, Unicode NFC, and an
+    e-mail address (anything with an @) case-folded, since mail tools and shops spell addresses in any case.
+    A customer number keeps its case: it is the shop's own, exact key."""
+    if not isinstance(identifier, str):
+        raise SubjectError("must be text")
+    if len(identifier) > SUBJECT_MAX_LENGTH:
+        raise SubjectError(f"is longer than {SUBJECT_MAX_LENGTH} characters")
+    if any(_is_control(c) for c in identifier):
+        raise SubjectError("holds control characters")
+    text = unicodedata.normalize("NFC", identifier.strip())
+    if not text:
+        raise SubjectError("is empty")
+    return text.casefold() if "@" in text else text
+
+
+class SubjectKey:
+    """The HMAC key digests are made with. Its repr never shows the key."""
+
+    __slots__ = ("_key",)
+
+    def __init__(self, key: bytes) -> None:
+        if len(key) < 16:
+            raise ValueError("a subject key has at least 16 bytes")
+        self._key = key
+
+    def __repr__(self) -> str:
+        return "SubjectKey(…)"
+
+    def digest_normalised(self, normalised: str) -> str:
+        """The hex digest of an identifier already normalised (`normalise_subject`)."""
+        return hmac.new(self._key, normalised.encode(), hashlib.sha256).hexdigest()
+
+    def digest(self, identifier: str) -> str:
+        """The hex digest of an identifier as given (normalised first); SubjectError if it names no one."""
+        return self.digest_normalised(normalise_subject(identifier))
+
+
+def subject_key_file(settings: Any) -> Path:
+    return settings.subject_key_file or settings.data_dir / KEY_FILE_NAME
+
+
+def load_or_create_key_file(path: Path) -> bytes:
+    """The key in `path` (hex), created there with mode 0600 if there is none yet."""
+    try:
+        text = path.read_text(encoding="ascii")
+    except FileNotFoundError:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        text = secrets.token_hex(KEY_BYTES) + "\n"
+        try:
+            # O_EXCL: two processes starting at once must not each write a key of their own.
+            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        except FileExistsError:
+            text = path.read_text(encoding="ascii")
+        else:
+            with os.fdopen(descriptor, "w", encoding="ascii") as file:
+                file.write(text)
+    try:
+        key = bytes.fromhex(text.strip())
+    except ValueError:
+        raise ValueError(f"{path} does not hold a hex subject key") from None
+    if len(key) < 16:
+        raise ValueError(f"{path} holds a subject key shorter than 16 bytes")
+    return key
+
+
+def subject_key_for(settings: Any) -> SubjectKey:
+    """REGISTRY_SUBJECT_KEY when set (every instance of one registry must share it), else the key file."""
+    secret = settings.subject_key
+    if secret is not None:
+        return SubjectKey(secret.get_secret_value().encode())
+    return SubjectKey(load_or_create_key_file(subject_key_file(settings)))
