@@ -30,6 +30,7 @@ from guard.policy import (
     decide,
     evaluate_party,
     is_special_category,
+    objection_covers,
 )
 
 TODAY = date(2026, 11, 25)
@@ -117,6 +118,7 @@ def request(
     categories: tuple[str, ...] = ("user.name", "user.contact.address"),
     destination: str | None = None,
     data_subject: str | None = None,
+    subject_ref: str | None = None,
 ) -> ShareRequest:
     return ShareRequest(
         recipient=recipient,
@@ -124,7 +126,14 @@ def request(
         data_categories=categories,
         destination=destination,
         data_subject=data_subject,
+        subject_ref=subject_ref,
     )
+
+
+# Subject references as the policy sees them: keyed digests (any text serves; the policy only looks them up).
+OBJECTOR = "a" * 64
+SOMEONE = "b" * 64
+OBJECTIONS = {OBJECTOR: ("all",)}
 
 
 def nordfrakt(**changes) -> PartyView:
@@ -159,7 +168,7 @@ def test_the_reason_codes_are_exactly_those_of_the_design_plus_the_expiry_warnin
         "CATEGORY_UNKNOWN", "PURPOSE_UNKNOWN", "SPECIAL_CATEGORY", "LOCATION_OUTSIDE_EEA",
         "SUBPROCESSOR_OUTSIDE_EEA", "SUBPROCESSOR_UNAPPROVED", "DESTINATION_OUTSIDE_EEA",
         "DESTINATION_UNDECLARED", "TERRITORY_UNKNOWN", "AGREEMENT_PERMITS_TRANSFER", "SUBPROCESSOR_OBJECTED",
-        "PURPOSE_NOT_PUBLISHED", "AGREEMENT_EXPIRING",
+        "PURPOSE_NOT_PUBLISHED", "SUBJECT_OBJECTED", "SUBJECT_REF_MISSING", "AGREEMENT_EXPIRING",
     }  # fmt: skip
 
 
@@ -278,11 +287,18 @@ SINGLE_REASON_CASES = [
         id="category not covered",
     ),
     pytest.param(
-        request(purpose="marketing.communications.email"),
+        request(purpose="marketing.communications.email", subject_ref=SOMEONE),
         clean_snapshot(),
         {"PURPOSE_NOT_COVERED"},
         id="purpose not covered",
     ),
+    pytest.param(
+        request(purpose="marketing.communications.email"),
+        clean_snapshot(agreements=(agreement(purposes=("essential", "marketing")),)),
+        {"SUBJECT_REF_MISSING"},
+        id="marketing names no subject",
+    ),
+    pytest.param(request(subject_ref=OBJECTOR), clean_snapshot(), {"SUBJECT_OBJECTED"}, id="subject objected"),
     pytest.param(request(data_subject="employee"), clean_snapshot(), {"SUBJECT_NOT_COVERED"}, id="subject not covered"),
     pytest.param(request(data_subject="robot"), clean_snapshot(), {"SUBJECT_NOT_COVERED"}, id="subject unknown"),
     pytest.param(
@@ -371,7 +387,7 @@ SINGLE_REASON_CASES = [
 
 @pytest.mark.parametrize(("share", "registry", "expected"), SINGLE_REASON_CASES)
 def test_a_single_problem_denies_with_exactly_its_reason(share, registry, expected):
-    decision = decide(share, registry, TODAY)
+    decision = decide(share, registry, TODAY, objections=OBJECTIONS)
     assert codes(decision) == expected
     assert decision.allowed is False
     assert all(reason.message.endswith(".") for reason in decision.reasons)
@@ -414,7 +430,7 @@ def test_a_deny_lists_every_reason_that_applies_not_just_the_first():
         "RECIPIENT_INACTIVE", "CATEGORY_UNKNOWN", "SPECIAL_CATEGORY", "CATEGORY_NOT_COVERED",
         "PURPOSE_NOT_COVERED", "SUBJECT_NOT_COVERED", "AGREEMENT_INCOMPLETE", "LOCATION_OUTSIDE_EEA",
         "TERRITORY_UNKNOWN", "SUBPROCESSOR_UNAPPROVED", "SUBPROCESSOR_OUTSIDE_EEA",
-        "DESTINATION_OUTSIDE_EEA", "DESTINATION_UNDECLARED",
+        "DESTINATION_OUTSIDE_EEA", "DESTINATION_UNDECLARED", "SUBJECT_REF_MISSING",
     }  # fmt: skip
     assert {r.category for r in reasons_with(decision, "CATEGORY_NOT_COVERED")} == {
         "user.financial",
@@ -588,7 +604,7 @@ def test_a_category_is_covered_by_itself_or_an_ancestor_in_the_agreement(on_file
 )
 def test_a_purpose_is_covered_by_itself_or_an_ancestor_in_the_agreement(on_file, requested, covered):
     registry = clean_snapshot(agreements=(agreement(purposes=on_file),))
-    decision = decide(request(purpose=requested), registry, TODAY)
+    decision = decide(request(purpose=requested, subject_ref=SOMEONE), registry, TODAY)
     assert codes(decision) == (set() if covered else {"PURPOSE_NOT_COVERED"})
 
 
@@ -1341,3 +1357,54 @@ def test_the_memo_is_bounded_and_leaves_requests_naming_many_categories_out(monk
     many = request(categories=tuple(sorted(KNOWN_DATA_CATEGORIES)[:21]))
     assert registry.decision(many, TODAY) == decide(many, registry, TODAY)
     assert registry.decision(many, TODAY) is not registry.decision(many, TODAY)
+
+
+# --- Data subjects' objections ------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize(
+    ("scope", "purpose", "blocked"),
+    [
+        ("direct_marketing", "marketing.communications.email", True),
+        ("direct_marketing", "marketing", True),
+        ("direct_marketing", "essential.service.operations", False),
+        ("direct_marketing", "marketingish", False),
+        ("all", "essential.service.operations", True),
+        ("all", "marketing.advertising", True),
+        ("some_future_scope", "essential.service.operations", True),  # unknown: fail closed
+    ],
+)
+def test_an_objection_covers_marketing_or_every_purpose_by_its_scope(scope, purpose, blocked):
+    assert objection_covers(scope, purpose) is blocked
+
+
+def test_an_objection_denies_only_its_own_subject_and_keeps_the_other_reasons():
+    registry = clean_snapshot(agreements=(agreement(purposes=("essential", "marketing")),))
+    objections = {OBJECTOR: ("direct_marketing",)}
+    marketing = request(purpose="marketing.communications.email", subject_ref=OBJECTOR)
+    assert codes(decide(marketing, registry, TODAY, objections=objections)) == {"SUBJECT_OBJECTED"}
+    assert decide(replace(marketing, subject_ref=SOMEONE), registry, TODAY, objections=objections).allowed
+    assert decide(request(subject_ref=OBJECTOR), registry, TODAY, objections=objections).allowed
+    unknown = request("nobody", purpose="marketing.communications.email", subject_ref=OBJECTOR)
+    assert codes(decide(unknown, registry, TODAY, objections=objections)) == {"RECIPIENT_UNKNOWN", "SUBJECT_OBJECTED"}
+
+
+def test_a_withdrawn_objection_leaves_its_other_objections_in_force():
+    registry = clean_snapshot(agreements=(agreement(purposes=("essential", "marketing")),))
+    both = {OBJECTOR: ("direct_marketing", "all")}
+    after_withdrawal = {OBJECTOR: ("direct_marketing",)}
+    assert not decide(request(subject_ref=OBJECTOR), registry, TODAY, objections=both).allowed
+    assert decide(request(subject_ref=OBJECTOR), registry, TODAY, objections=after_withdrawal).allowed
+
+
+def test_the_memo_serves_every_person_with_their_own_objections():
+    registry = clean_snapshot(agreements=(agreement(purposes=("essential", "marketing")),))
+    objections = {OBJECTOR: ("direct_marketing",)}
+    marketing = request(purpose="marketing.communications.email")
+    for _ in range(2):  # the second pass answers from the memo
+        for subject, allowed in ((SOMEONE, True), (OBJECTOR, False), (None, False)):
+            share = replace(marketing, subject_ref=subject)
+            memoized = registry.decision(share, TODAY, objections=objections)
+            assert memoized == decide(share, registry, TODAY, objections=objections)
+            assert memoized.allowed is allowed
+    assert len(registry._decisions) == 2  # one entry for "someone named", one for "no one": not one per person

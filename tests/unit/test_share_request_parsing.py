@@ -18,7 +18,7 @@ from guard.service import (
 from registry.errors import FieldError
 from tests.conftest import SEED_ALLOWED_SHARE
 
-FIELDS = (*SEED_ALLOWED_SHARE, "extra")
+FIELDS = (*SEED_ALLOWED_SHARE, "subject_ref", "extra")
 REQUIRED = ("recipient", "purpose", "data_categories", "data_subject")
 
 
@@ -37,10 +37,20 @@ def categories(rng: random.Random) -> object:
     return [text(rng) if rng.random() < 0.05 else "user.name" for _ in range(size)]
 
 
+# Identifiers: e-mail addresses in any case and spacing (normalised alike on both paths), and ones refused.
+SUBJECT_REFS = (
+    "Anna@Example.SE", " anna@example.se ", "Kund-0042", "Ålund@exempel.se", "x" * 320, "   ", "x" * 321,
+    "a\x01b", "a\u2028b", "", 5,
+)  # fmt: skip
+
+
 def random_document(rng: random.Random) -> dict[str, object]:
     document: dict[str, object] = {}
     for name in FIELDS:
-        if rng.random() < (0.75 if name != "extra" else 0.03):
+        if name == "subject_ref":
+            if rng.random() < 0.5:
+                document[name] = rng.choice(SUBJECT_REFS)
+        elif rng.random() < (0.75 if name != "extra" else 0.03):
             document[name] = categories(rng) if name == "data_categories" else text(rng)
         elif name in REQUIRED and rng.random() < 0.9:
             document[name] = SEED_ALLOWED_SHARE[name]
