@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 
 from guard.policy import RULES_VERSION, ReasonCode
 from registry.app import create_app
-from tests.conftest import load_document
+from tests.conftest import bearer, load_document, make_key
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES
 
@@ -111,6 +111,7 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             ),
             party("objected-host", "sub_processor", established_in="DE"),
             party("analytics-proc"),
+            party("newsletter-proc"),
         ],
         "agreements": [
             dpa("good-dpa", "good-proc"),
@@ -122,6 +123,7 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             dpa("open-dpa", "open-proc", transfers_outside_eea_permitted=True),
             dpa("objected-dpa", "objected-proc"),
             dpa("general-dpa", "general-proc"),
+            dpa("newsletter-dpa", "newsletter-proc", purposes=["marketing.advertising"]),
             dpa("analytics-dpa", "analytics-proc", purposes=["analytics.reporting"]),
         ],
     }
@@ -144,7 +146,7 @@ CASES = [
         {"recipient": "good-proc", "data_categories": ["user.name", "user.financial.bank_account"]},
         {"CATEGORY_NOT_COVERED"},
     ),
-    ({"recipient": "good-proc", "purpose": "marketing.advertising"}, {"PURPOSE_NOT_COVERED"}),
+    ({"recipient": "good-proc", "purpose": "marketing.advertising", "subject_ref": "kund-7"}, {"PURPOSE_NOT_COVERED"}),
     ({"recipient": "good-proc", "data_subject": "employee"}, {"SUBJECT_NOT_COVERED"}),
     ({"recipient": "good-proc", "data_categories": ["user.name", "user.shoe_size"]}, {"CATEGORY_UNKNOWN"}),
     ({"recipient": "good-proc", "purpose": "world.domination"}, {"PURPOSE_UNKNOWN"}),
@@ -160,7 +162,11 @@ CASES = [
     ({"recipient": "open-proc"}, {"AGREEMENT_PERMITS_TRANSFER"}),
     ({"recipient": "objected-proc"}, {"SUBPROCESSOR_OBJECTED"}),
     ({"recipient": "analytics-proc", "purpose": "analytics.reporting"}, {"PURPOSE_NOT_PUBLISHED"}),
+    ({"recipient": "newsletter-proc", "purpose": "marketing.advertising"}, {"SUBJECT_REF_MISSING"}),
+    ({"recipient": "good-proc", "subject_ref": "Objector@Example.SE"}, {"SUBJECT_OBJECTED"}),
 ]
+# The person who objected to all processing (recorded through the API once the service runs).
+OBJECTION = {"subject": "objector@example.se", "scope": "all", "received_on": "2026-11-01", "source": "letter"}
 
 
 @asynccontextmanager
@@ -174,6 +180,9 @@ async def service_on(database: str, document: dict) -> AsyncIterator[AsyncTestCl
 @pytest.fixture
 async def guard_client(database):
     async with service_on(database, registry_document()) as client:
+        writer = bearer(await make_key(database, "legal", "registry:write"))
+        recorded = await client.post("/api/objections", json=OBJECTION, headers=writer)
+        assert recorded.status_code == 201, recorded.text
         yield client
 
 
