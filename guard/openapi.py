@@ -19,6 +19,7 @@ from litestar.openapi.spec import (
 )
 
 from guard.service import BATCH_MAX
+from guard.subjects import SUBJECT_MAX_LENGTH
 
 BEARER = "bearerAuth"
 
@@ -46,6 +47,16 @@ SHARE_REQUEST = Schema(
         ),
         "destination": _reference("ISO 3166-1 alpha-2 country the data goes to, when not the recipient's own"),
         "data_subject": _reference("a fideslang data subject, e.g. customer"),
+        "subject_ref": Schema(
+            type=OpenAPIType.STRING,
+            min_length=1,
+            max_length=SUBJECT_MAX_LENGTH,
+            description=(
+                "the one person whose data is shared (an e-mail address, a customer number): checked against their "
+                "objections (SUBJECT_OBJECTED), needed for purposes under `marketing` (SUBJECT_REF_MISSING). "
+                "Normalised (trimmed; e-mail addresses case-folded) and logged only as a keyed digest."
+            ),
+        ),
     },
 )
 SHARE_REQUEST_BATCH = Schema(

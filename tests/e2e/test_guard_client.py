@@ -8,8 +8,17 @@ from collections.abc import Iterator
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
+import httpx
 import pytest
-from registry_guard_client import GUARD_UNREACHABLE, AsyncGuardClient, Decision, GuardClient, GuardRequestError
+from registry_guard_client import (
+    GUARD_UNREACHABLE,
+    SUBJECT_OBJECTED,
+    SUBJECT_REF_MISSING,
+    AsyncGuardClient,
+    Decision,
+    GuardClient,
+    GuardRequestError,
+)
 
 from tests.conftest import (
     SEED_ALLOWED_SHARE,
@@ -172,3 +181,31 @@ def test_the_client_package_sits_in_clients_python():
         "src",
         "registry_guard_client",
     )
+
+
+MARKETING_SHARE = {
+    "recipient": "kvarnberg",
+    "purpose": "marketing.communications.email",
+    "data_categories": ["user.name", "user.contact.email"],
+    "data_subject": "customer",
+    "destination": "SE",
+}
+
+
+async def test_the_client_names_the_person_and_relays_their_objection(service, guard_key, seeded_service_database):
+    writer = await make_key(seeded_service_database, "client-legal", "registry:write")
+    objection = {"subject": "kim@example.se", "scope": "direct_marketing", "received_on": "2026-11-02", "source": "web"}
+    async with httpx.AsyncClient() as http:
+        recorded = await http.post(
+            f"{service.url}/api/objections", json=objection, headers={"Authorization": f"Bearer {writer}"}
+        )
+    assert recorded.status_code == 201, recorded.text
+    async with AsyncGuardClient(service.url, guard_key) as guard:
+        unnamed = await guard.check(**MARKETING_SHARE)
+        objected = await guard.check(**MARKETING_SHARE, subject_ref="Kim@Example.se")
+        batch = await guard.check_batch(
+            [{**MARKETING_SHARE, "subject_ref": "kim@example.se"}, {**MARKETING_SHARE, "subject_ref": "lo@example.se"}]
+        )
+    assert unnamed.reason_codes == (SUBJECT_REF_MISSING,)
+    assert objected.reason_codes == (SUBJECT_OBJECTED,)
+    assert [d.reason_codes for d in batch] == [(SUBJECT_OBJECTED,), ()]

@@ -58,6 +58,15 @@ def test_the_document_declares_the_bearer_scheme_and_the_check_bodies(document):
 
 def test_reason_codes_are_an_enum_of_every_code_the_policy_gives(document):
     assert set(document["components"]["schemas"]["ReasonCode"]["enum"]) == {code.value for code in ReasonCode}
+    assert {"SUBJECT_OBJECTED", "SUBJECT_REF_MISSING"} <= {code.value for code in ReasonCode}
+
+
+def test_the_check_body_takes_an_optional_subject_reference(document):
+    body = document["paths"]["/api/guard/check"]["post"]["requestBody"]["content"]["application/json"]["schema"]
+    subject_ref = body["properties"]["subject_ref"]
+    assert subject_ref["type"] == "string" and subject_ref["maxLength"] == 320
+    assert "subject_ref" not in body["required"]
+    assert {"/api/objections", "/api/objections/{objection_id}", "/api/subjects/recipients"} <= set(document["paths"])
 
 
 def test_the_docs_ui_is_served_by_the_app_itself(service, admin_key):

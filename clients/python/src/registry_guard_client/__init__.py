@@ -9,6 +9,8 @@ bug or a configuration error in the integration, and retrying would not help.
 
 from registry_guard_client._client import (
     GUARD_UNREACHABLE,
+    SUBJECT_OBJECTED,
+    SUBJECT_REF_MISSING,
     AsyncGuardClient,
     Decision,
     GuardClient,
@@ -16,4 +18,13 @@ from registry_guard_client._client import (
     Reason,
 )
 
-__all__ = ["GUARD_UNREACHABLE", "AsyncGuardClient", "Decision", "GuardClient", "GuardRequestError", "Reason"]
+__all__ = [
+    "GUARD_UNREACHABLE",
+    "SUBJECT_OBJECTED",
+    "SUBJECT_REF_MISSING",
+    "AsyncGuardClient",
+    "Decision",
+    "GuardClient",
+    "GuardRequestError",
+    "Reason",
+]

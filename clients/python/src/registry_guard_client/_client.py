@@ -13,7 +13,10 @@ import httpx
 GUARD_UNREACHABLE = "GUARD_UNREACHABLE"
 CHECK_PATH = "/api/guard/check"
 BATCH_PATH = "/api/guard/check-batch"
-_REQUEST_FIELDS = ("recipient", "purpose", "data_categories", "data_subject", "destination")
+_REQUEST_FIELDS = ("recipient", "purpose", "data_categories", "data_subject", "destination", "subject_ref")
+# Reason codes an integration meets when it names (or fails to name) the person whose data it shares.
+SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
+SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
 # 408 and 429 say "not now", not "your request is wrong": they deny like an outage instead of raising.
 _TRANSIENT_4XX = frozenset({408, 429})
 
@@ -77,6 +80,7 @@ def _request_document(
     data_categories: Iterable[str],
     data_subject: str,
     destination: str | None,
+    subject_ref: str | None = None,
 ) -> dict[str, Any]:
     if isinstance(data_categories, str):  # a lone string would otherwise be sent as a list of characters
         raise TypeError("data_categories must be a list of category names, not one string")
@@ -88,6 +92,8 @@ def _request_document(
     }
     if destination is not None:
         document["destination"] = destination
+    if subject_ref is not None:
+        document["subject_ref"] = subject_ref
     return document
 
 
@@ -104,6 +110,7 @@ def _batch_documents(requests: Iterable[Mapping[str, Any]]) -> list[dict[str, An
                 request["data_categories"],
                 request["data_subject"],
                 request.get("destination"),
+                request.get("subject_ref"),
             )
         )
     return documents
@@ -232,10 +239,13 @@ class GuardClient:
         data_categories: Iterable[str],
         data_subject: str,
         destination: str | None = None,
+        subject_ref: str | None = None,
     ) -> Decision:
         """Ask whether `recipient` may receive `data_categories` for `purpose` (to `destination`, a country
-        code, when the data goes somewhere else than the recipient's declared locations)."""
-        document = _request_document(recipient, purpose, data_categories, data_subject, destination)
+        code, when the data goes somewhere else than the recipient's declared locations). `subject_ref` names
+        the one person whose data it is (an e-mail address, a customer number): needed for marketing, and
+        checked against that person's objections; the guard keeps only a keyed digest of it."""
+        document = _request_document(recipient, purpose, data_categories, data_subject, destination, subject_ref)
         return self._post(CHECK_PATH, document, None)[0]
 
     def check_batch(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
@@ -278,8 +288,9 @@ class AsyncGuardClient:
         data_categories: Iterable[str],
         data_subject: str,
         destination: str | None = None,
+        subject_ref: str | None = None,
     ) -> Decision:
-        document = _request_document(recipient, purpose, data_categories, data_subject, destination)
+        document = _request_document(recipient, purpose, data_categories, data_subject, destination, subject_ref)
         return (await self._post(CHECK_PATH, document, None))[0]
 
     async def check_batch(self, requests: Iterable[Mapping[str, Any]]) -> list[Decision]:
