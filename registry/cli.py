@@ -284,4 +284,9 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "Web UI users: legal (edit), ops (read, try shares), admin (users and API keys).",
     ),
     "evidence": ("registry.records_cli", "evidence", "Write the evidence bundle for an auditor to OUT.zip."),
+    "objections": (
+        "registry.objections_cli",
+        "objections",
+        "Data subjects' objections and unsubscribes: import a mail tool's unsubscribe list.",
+    ),
 }

@@ -3,6 +3,9 @@ share time on every instance, withdrawn, imported from a mail tool's unsubscribe
 recipients listed from the decision log; no identifier ever stored in clear."""
 
 import asyncio
+import os
+import subprocess
+import sys
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -327,3 +330,40 @@ async def test_a_check_naming_a_subject_fails_closed_when_the_objections_are_sta
 
 def test_today_is_a_plausible_received_on():
     assert date.today().isoformat() >= "2026-01-01"
+
+
+def registry_cli(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", **environment}
+    return subprocess.run(
+        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
+    )
+
+
+async def test_the_cli_imports_an_unsubscribe_list_that_running_guards_obey(seeded_database, guard, tmp_path):
+    listing = tmp_path / "unsubscribed.csv"
+    listing.write_text("email;unsubscribed_on\nkim@example.se;2026-10-01\n", encoding="utf-8")
+    key = "k" * 40  # one key for the service and the CLI, as every instance of a registry shares it
+    async with AsyncTestClient(create_app(settings_for(seeded_database, subject_key=key))) as client:
+        assert (await check(client, guard, MARKETING, "KIM@example.se"))["allowed"] is True
+        result = await asyncio.to_thread(
+            registry_cli,
+            "objections",
+            "import",
+            str(listing),
+            "--source",
+            "newsletter tool",
+            REGISTRY_DATABASE_URL=seeded_database,
+            REGISTRY_SUBJECT_KEY=key,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1 rows: 1 objections recorded, 0 already in force"
+        answer = await answer_within(client, guard, "KIM@example.se", allowed=False, seconds=30.0)
+        assert codes(answer) == {"SUBJECT_OBJECTED"}
+
+
+def test_the_cli_refuses_a_bad_list_with_exit_2_naming_the_row(database, tmp_path):
+    listing = tmp_path / "bad.csv"
+    listing.write_text("email\nkim\x07@example.se\n", encoding="utf-8")
+    result = registry_cli("objections", "import", str(listing), REGISTRY_DATABASE_URL=database)
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.startswith("error: row 2.email:")
