@@ -10,6 +10,7 @@ from registry.ui.pages import (
     guard,
     link_decisions,
     login,
+    objections,
     parties,
     records,
     registry_document,
@@ -27,4 +28,5 @@ route_handlers: list[Any] = [
     *registry_document.route_handlers,
     *admin.route_handlers,
     *records.route_handlers,
+    *objections.route_handlers,
 ]
