@@ -112,22 +112,20 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     (what its agreement describes), and the denials integrations meet in practice."""
     roles = {p["key"]: p for p in seed["parties"]}
     mix: list[tuple[dict[str, Any], bool]] = []
-    for agreement in seed["agreements"]:
+    for number, agreement in enumerate(seed["agreements"]):
         party = roles[agreement["party"]]
         if party["role"] not in ("processor", "independent_controller"):
             continue
-        mix.append(
-            (
-                {
-                    "recipient": party["key"],
-                    "purpose": agreement["purposes"][0],
-                    "data_categories": agreement["data_categories"][:3],
-                    "destination": party["established_in"],
-                    "data_subject": agreement["data_subjects"][0],
-                },
-                True,
-            )
-        )
+        body = {
+            "recipient": party["key"],
+            "purpose": agreement["purposes"][0],
+            "data_categories": agreement["data_categories"][:3],
+            "destination": party["established_in"],
+            "data_subject": agreement["data_subjects"][0],
+        }
+        if body["purpose"].startswith("marketing"):  # a marketing share names its person (SUBJECT_REF_MISSING)
+            body["subject_ref"] = f"customer-{number}@example.se"
+        mix.append((body, True))
     mix += [
         (
             {
