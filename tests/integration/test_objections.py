@@ -361,6 +361,39 @@ async def test_the_cli_imports_an_unsubscribe_list_that_running_guards_obey(seed
         assert codes(answer) == {"SUBJECT_OBJECTED"}
 
 
+@pytest.mark.parametrize(
+    ("params", "field"),
+    [({"received_on": "31/12/2026"}, "received_on"), ({"scope": "sometimes"}, "scope"), ({"source": "a\nb"}, "source")],
+)
+async def test_a_bad_import_parameter_is_a_400_naming_it(seeded_client, writer_headers, params, field):
+    response = await seeded_client.post(
+        "/api/objections/import",
+        content=UNSUBSCRIBES.encode(),
+        params=params,
+        headers={**writer_headers, "Content-Type": "text/csv"},
+    )
+    assert response.status_code == 400, response.text
+    assert field in response.text
+
+
+async def test_the_cli_guard_check_names_a_person_and_obeys_their_objection(
+    seeded_database, seeded_client, writer_headers
+):
+    key = "c" * 32
+    async with AsyncTestClient(create_app(settings_for(seeded_database, subject_key=key))) as client:
+        assert (
+            await client.post("/api/objections", json=objection(scope="all"), headers=writer_headers)
+        ).status_code == 201
+    arguments = ["guard", "check", "--recipient", "kvarnberg", "--purpose", "essential.service.operations",
+                 "--category", "user.name", "--data-subject", "customer"]  # fmt: skip
+    environment = {"REGISTRY_DATABASE_URL": seeded_database, "REGISTRY_SUBJECT_KEY": key}
+    objected = await asyncio.to_thread(registry_cli, *arguments, "--subject-ref", PERSON, **environment)
+    assert objected.returncode == 1, objected.stderr
+    assert '"SUBJECT_OBJECTED"' in objected.stdout
+    other = await asyncio.to_thread(registry_cli, *arguments, "--subject-ref", OTHER, **environment)
+    assert other.returncode == 0, other.stdout + other.stderr
+
+
 def test_the_cli_refuses_a_bad_list_with_exit_2_naming_the_row(database, tmp_path):
     listing = tmp_path / "bad.csv"
     listing.write_text("email\nkim\x07@example.se\n", encoding="utf-8")

@@ -1,0 +1,63 @@
+"""Data subjects' identifiers: normalised one way, digested under a key kept outside the database."""
+
+import hashlib
+import hmac
+import os
+import stat
+
+import pytest
+
+from guard.subjects import SubjectError, SubjectKey, load_or_create_key_file, normalise_subject, subject_key_for
+from registry.settings import Settings, SettingsError
+
+
+@pytest.mark.parametrize(
+    ("given", "normalised"),
+    [
+        ("  Anna.Berg@Example.SE ", "anna.berg@example.se"),
+        ("ANNA.BERG@EXAMPLE.SE", "anna.berg@example.se"),
+        ("Straße@Example.de", "strasse@example.de"),  # case-folded, not only lower-cased
+        ("Kund-0042", "Kund-0042"),  # a customer number keeps its case
+        (" 42 ", "42"),
+        ("A\u030angström@example.se", "ångström@example.se"),  # NFC: one spelling of the same letters
+    ],
+)
+def test_an_identifier_is_normalised_before_it_is_digested(given, normalised):
+    assert normalise_subject(given) == normalised
+    key = SubjectKey(b"k" * 32)
+    assert key.digest(given) == hmac.new(b"k" * 32, normalised.encode(), hashlib.sha256).hexdigest()
+
+
+@pytest.mark.parametrize("bad", ["", "   ", "x" * 321, "a\nb@example.se", "a\x00b", "a\u2028b", "a\u200bb", "\x7f"])
+def test_an_identifier_that_names_no_one_is_refused(bad):
+    with pytest.raises(SubjectError):
+        normalise_subject(bad)
+
+
+def test_two_keys_give_unrelated_digests_and_no_repr_shows_a_key():
+    first, second = SubjectKey(b"a" * 32), SubjectKey(b"b" * 32)
+    assert first.digest("anna@example.se") != second.digest("anna@example.se")
+    assert "a" * 16 not in repr(first)
+    with pytest.raises(ValueError):
+        SubjectKey(b"short")
+
+
+def test_the_key_file_is_created_once_with_mode_0600_and_read_back(tmp_path):
+    path = tmp_path / "keys" / "subject.key"
+    created = load_or_create_key_file(path)
+    assert stat.S_IMODE(os.stat(path).st_mode) == 0o600
+    assert load_or_create_key_file(path) == created and len(created) == 32
+    path.write_text("not hex\n")
+    with pytest.raises(ValueError, match="hex"):
+        load_or_create_key_file(path)
+
+
+def test_the_configured_key_wins_over_the_file_and_a_bad_one_is_refused_without_showing_it(tmp_path, monkeypatch):
+    settings = Settings(data_dir=tmp_path, subject_key="s" * 20)
+    assert subject_key_for(settings).digest("x@y.z") == SubjectKey(b"s" * 20).digest("x@y.z")
+    assert not (tmp_path / "subject.key").exists()
+    assert "s" * 20 not in repr(settings)
+    monkeypatch.setenv("REGISTRY_SUBJECT_KEY", "too-short")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert "REGISTRY_SUBJECT_KEY" in str(refused.value) and "too-short" not in str(refused.value)
