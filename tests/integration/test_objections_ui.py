@@ -87,3 +87,22 @@ async def test_one_persons_recipients_print_in_english_and_swedish(seeded_client
     assert "Ingen mottagare har fått" in nobody.text
     hostile = await seeded_client.get("/ui/subjects/recipients", params={"subject": "a\x01b"})
     assert hostile.status_code == 400 and 'id="subject-error"' in hostile.text
+
+
+async def test_try_a_share_names_the_person_for_marketing(seeded_client: Any) -> None:
+    await as_user(seeded_client, "lena@offix.example")
+    page = await seeded_client.get("/ui/guard")
+    assert 'id="subject_ref"' in page.text
+    form = {
+        "_csrf_token": csrf_token(page.text),
+        "recipient": "kvarnberg",
+        "purpose": "marketing.communications.email",
+        "data_subject": "customer",
+        "data_categories": ["user.name", "user.contact.email"],
+    }
+    unnamed = await seeded_client.post("/ui/guard", data=form)
+    assert unnamed.status_code == 200 and "SUBJECT_REF_MISSING" in unnamed.text
+    named = await seeded_client.post("/ui/guard", data={**form, "subject_ref": PERSON})
+    assert named.status_code == 200 and "SUBJECT_REF_MISSING" not in named.text, named.text
+    hostile = await seeded_client.post("/ui/guard", data={**form, "subject_ref": "a\x01b"})
+    assert hostile.status_code == 400 and 'id="subject_ref-error"' in hostile.text

@@ -47,6 +47,7 @@ class GuardPages(UiPages):
             "data_categories": [],
             "destination": "",
             "data_subject": "",
+            "subject_ref": "",
         }
         return page(
             request,
@@ -66,6 +67,8 @@ class GuardPages(UiPages):
             "data_categories": [str(v) for v in form.getall("data_categories", [])],
             "destination": str(form.get("destination") or "").strip().upper(),
             "data_subject": str(form.get("data_subject") or "").strip(),
+            # The person, for marketing and objections; digested by the guard, never stored in clear.
+            "subject_ref": str(form.get("subject_ref") or ""),
         }
         errors: dict[str, list[str]] = {name: [message] for name, message in REQUIRED_SHARE_FIELDS if not share[name]}
         state = await load_registry(db_session)
