@@ -21,6 +21,10 @@ class HealthController(Controller):
         # An instance whose guard cannot decide is not ready: the load balancer should send checks elsewhere.
         snapshots = getattr(state, "guard_snapshots", None)
         guard = snapshots.describe() if snapshots is not None else {"status": "not started"}
+        objections = getattr(state, "guard_objections", None)
+        if objections is not None:
+            # Shown, not counted in the status: only checks naming a person need it (they answer 503 without).
+            guard["objections"] = objections.describe()
         try:
             async with state.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))
