@@ -7,6 +7,8 @@ import stat
 
 import pytest
 
+from guard.policy import ShareRequest
+from guard.service import logged_request, pseudonymised
 from guard.subjects import SubjectError, SubjectKey, load_or_create_key_file, normalise_subject, subject_key_for
 from registry.settings import Settings, SettingsError
 
@@ -61,3 +63,11 @@ def test_the_configured_key_wins_over_the_file_and_a_bad_one_is_refused_without_
     with pytest.raises(SettingsError) as refused:
         Settings.from_env()
     assert "REGISTRY_SUBJECT_KEY" in str(refused.value) and "too-short" not in str(refused.value)
+
+
+def test_a_request_naming_a_person_in_clear_is_never_logged():
+    request = ShareRequest("kvarnberg", "marketing", ("user.name",), subject_ref="anna@example.se")
+    with pytest.raises(ValueError, match="pseudonymised"):
+        logged_request(request)
+    (digested,) = pseudonymised([request], SubjectKey(b"k" * 32))
+    assert logged_request(digested)["subject_ref_digest"] == SubjectKey(b"k" * 32).digest("anna@example.se")
