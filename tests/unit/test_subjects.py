@@ -10,6 +10,7 @@ import pytest
 from guard.policy import ShareRequest
 from guard.service import logged_request, pseudonymised
 from guard.subjects import SubjectError, SubjectKey, load_or_create_key_file, normalise_subject, subject_key_for
+from registry.access_log import redacted_path_with_query
 from registry.settings import Settings, SettingsError
 
 
@@ -71,3 +72,8 @@ def test_a_request_naming_a_person_in_clear_is_never_logged():
         logged_request(request)
     (digested,) = pseudonymised([request], SubjectKey(b"k" * 32))
     assert logged_request(digested)["subject_ref_digest"] == SubjectKey(b"k" * 32).digest("anna@example.se")
+
+
+def test_the_access_log_never_shows_a_persons_identifier():
+    scope = {"path": "/api/subjects/recipients", "root_path": "", "query_string": b"subject=anna%40example.se&x=1"}
+    assert redacted_path_with_query(scope) == "/api/subjects/recipients?subject=[redacted]&x=1"  # type: ignore[arg-type]
