@@ -5,7 +5,9 @@ from pathlib import Path
 
 import click
 
-from registry.cli import CLI_ACTOR, Context, pass_context, reported_errors
+from guard.subjects import subject_key_for
+from registry.cli_context import CLI_ACTOR, Context, pass_context, reported_errors
+from registry.services.objections import import_unsubscribes, parse_unsubscribes
 
 
 @click.group("objections")
@@ -33,9 +35,6 @@ def objections() -> None:
 def import_objections(context: Context, file: Path, scope: str, source: str, received_on: datetime | None) -> None:
     """Record an objection for every address in FILE (a CSV with a header row naming an address column, such as
     a mail tool's unsubscribe export); all rows or none. Running guards obey them within their snapshot bound."""
-    from guard.subjects import subject_key_for
-    from registry.services.objections import import_unsubscribes, parse_unsubscribes
-
     day = received_on.date() if received_on is not None else date.today()
     with reported_errors():
         rows = parse_unsubscribes(file.read_bytes(), subject_key_for(context.settings), default_day=day, scope=scope)

@@ -21,13 +21,12 @@ from sqlmodel import col
 from guard.log import format_timestamp
 from guard.objections import OBJECTION_WRITE_LOCK_ID, OBJECTIONS_CHANGED_CHANNEL
 from guard.subjects import SubjectError, SubjectKey
-from registry.errors import FieldError, NotFoundError, RegistryValidationError
+from registry.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from registry.models.decision import GuardDecision
 from registry.models.objection import Objection
 from registry.models.party import Party
 from registry.schemas import ObjectionIn
 from registry.services.common import change_record
-from registry.services.registry_document import pydantic_field_errors
 
 # A mail tool's unsubscribe export: the largest file and the most rows one import takes.
 IMPORT_MAX_BYTES = 32 * 1024 * 1024

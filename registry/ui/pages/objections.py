@@ -16,10 +16,9 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
-from registry.errors import RegistryValidationError
+from registry.errors import RegistryValidationError, pydantic_field_errors
 from registry.schemas import ObjectionIn
 from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
-from registry.services.registry_document import pydantic_field_errors
 from registry.ui.pages.common import UiPages, page
 from registry.ui.pages.records import language
 
