@@ -287,6 +287,6 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
     "objections": (
         "registry.objections_cli",
         "objections",
-        "Data subjects' objections and unsubscribes: import a mail tool's unsubscribe list.",
+        "Data subjects' objections and unsubscribes (stored by keyed digest only).",
     ),
 }
