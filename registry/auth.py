@@ -39,6 +39,7 @@ class Principal:
     name: str
     scopes: frozenset[str]
     kind: str = "api_key"
+    language: str | None = None  # a signed-in user's remembered UI language
 
     def may(self, scope: str) -> bool:
         return scope in self.scopes or "admin" in self.scopes

@@ -1,6 +1,8 @@
 """Domain errors raised by services; the app maps them to HTTP answers (registry/app.py)."""
 
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
+from typing import Any
 
 from pydantic import ValidationError
 
@@ -11,6 +13,10 @@ class FieldError:
 
     field: str
     message: str
+    # What kind of problem, for readers that word it themselves (the UI, in the reader's language): pydantic's
+    # error type (`missing`, `string_too_long`, ...) or the registry's own (`territory_code`, `unknown_party`).
+    code: str = ""
+    params: dict[str, Any] = dataclass_field(default_factory=dict, compare=False, hash=False)
 
     def as_dict(self) -> dict[str, str]:
         return {"key": self.field, "message": self.message}
@@ -24,7 +30,7 @@ def pydantic_field_errors(exc: ValidationError) -> list[FieldError]:
         for part in err["loc"]:
             path += f"[{part}]" if isinstance(part, int) else (f".{part}" if path else str(part))
         message = err["msg"].removeprefix("Value error, ")
-        errors.append(FieldError(path or "(document)", message))
+        errors.append(FieldError(path or "(document)", message, err["type"], dict(err.get("ctx") or {})))
     return errors
 
 

@@ -15,6 +15,7 @@ from pydantic import (
     ValidationInfo,
     field_validator,
 )
+from pydantic_core import PydanticCustomError
 
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.subjects import SubjectError, normalise_subject
@@ -48,10 +49,14 @@ KEY_RE = re.compile(KEY_PATTERN)
 EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
+# The registry's own checks raise typed errors (PydanticCustomError): callers that word messages themselves (the
+# UI, in Swedish or English) read the type and its context, never the English text.
 def _territory(code: str) -> str:
     if not is_iso_territory(code):
-        raise ValueError(
-            f"{code!r} is not an ISO 3166 territory code; use upper-case ISO 3166-1 alpha-2 (SE) or ISO 3166-2 (ES-CN)"
+        raise PydanticCustomError(
+            "territory_code",
+            "{quoted} is not an ISO 3166 territory code; use upper-case ISO 3166-1 alpha-2 (SE) or ISO 3166-2 (ES-CN)",
+            {"quoted": repr(code), "value": code},
         )
     return code
 
@@ -59,7 +64,9 @@ def _territory(code: str) -> str:
 def _member_of(known: frozenset[str], what: str) -> Any:
     def check(key: str) -> str:
         if key not in known:
-            raise ValueError(f"{key!r} is not a {what} of the Fides taxonomy")
+            raise PydanticCustomError(
+                "taxonomy_key", "{quoted} is not a {what} of the Fides taxonomy", {"quoted": repr(key), "what": what}
+            )
         return key
 
     return check
@@ -67,7 +74,7 @@ def _member_of(known: frozenset[str], what: str) -> Any:
 
 def _email(value: str) -> str:
     if not EMAIL_PATTERN.match(value):
-        raise ValueError(f"{value!r} is not an e-mail address")
+        raise PydanticCustomError("email", "{quoted} is not an e-mail address", {"quoted": repr(value), "value": value})
     return value
 
 
@@ -75,7 +82,9 @@ def _unique(values: list[Any]) -> list[Any]:
     seen: set[Any] = set()
     for value in values:
         if value in seen:
-            raise ValueError(f"{value!r} is listed twice")
+            raise PydanticCustomError(
+                "listed_twice", "{quoted} is listed twice", {"quoted": repr(value), "value": str(value)}
+            )
         seen.add(value)
     return values
 
@@ -88,9 +97,11 @@ LATEST_DAY = date(2999, 12, 31)
 
 def plausible_day(day: date) -> date:
     if not EARLIEST_DAY <= day <= LATEST_DAY:
-        raise ValueError(
-            f"{day.isoformat()} is not a plausible date: use one from {EARLIEST_DAY} to {LATEST_DAY} "
-            "(leave an end date empty for an agreement without one)"
+        raise PydanticCustomError(
+            "implausible_date",
+            "{day} is not a plausible date: use one from {earliest} to {latest} "
+            "(leave an end date empty for an agreement without one)",
+            {"day": day.isoformat(), "earliest": EARLIEST_DAY.isoformat(), "latest": LATEST_DAY.isoformat()},
         )
     return day
 
@@ -299,7 +310,7 @@ class AgreementFields(Strict):
         )
         for field, message in problems:
             if field == name:
-                raise ValueError(message)
+                raise PydanticCustomError("term_problem", message, {"field": field})
         return value
 
 
@@ -311,6 +322,19 @@ class AgreementUpdate(ReadOnlyEcho, AgreementFields):
     version: Annotated[int, Field(ge=1)]
 
 
+class Label(Strict):
+    """A taxonomy key in the controller's own words, in Swedish and English (either may be left out)."""
+
+    sv: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+    en: Annotated[str, StringConstraints(min_length=1, max_length=200)] | None = None
+
+
+KNOWN_TAXONOMY_KEYS = KNOWN_DATA_CATEGORIES | KNOWN_PURPOSES | KNOWN_DATA_SUBJECTS
+TaxonomyKey = Annotated[
+    str, StringConstraints(max_length=200), AfterValidator(_member_of(KNOWN_TAXONOMY_KEYS, "taxonomy key"))
+]
+
+
 class ControllerIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     established_in: Territory
@@ -320,6 +344,8 @@ class ControllerIn(Strict):
     published_purposes: (
         Annotated[list[Purpose], Field(min_length=1, max_length=100), AfterValidator(_unique)] | None
     ) = None
+    # The controller's vocabulary: labels for the taxonomy keys it uses, shown before the keys in the UI.
+    vocabulary: Annotated[dict[TaxonomyKey, Label], Field(max_length=2000)] | None = None
 
     @field_validator("timezone")
     @classmethod

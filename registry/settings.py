@@ -82,6 +82,9 @@ class Settings(BaseSettings):
     session_secret: SecretStr | None = None
     agreement_document_max_bytes: int = Field(20 * 1024 * 1024, ge=1)  # a signed PDF on file; past it, 413
     secure_cookies: bool = True
+    # The language of pages without a browser preference, of e-mails to owners without one, and of the calendar.
+    # Offix works in Swedish; tests choose English explicitly.
+    default_language: Literal["sv", "en"] = "sv"
 
     @field_validator("database_url")
     @classmethod

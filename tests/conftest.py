@@ -123,6 +123,8 @@ def test_settings(url: str, **overrides: Any) -> Settings:
         "scheduler_enabled": False,
         "secure_cookies": False,
         "session_secret": "test-session-secret-" + RUN_ID,
+        # Tests name their language; the ones written in English read English pages and e-mails.
+        "default_language": "en",
     }
     values.update(overrides)
     return Settings(**values)

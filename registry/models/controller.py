@@ -1,7 +1,9 @@
 """The data controller whose registry this is (one row)."""
 
+from typing import Any
+
 from sqlalchemy import Column, Text
-from sqlalchemy.dialects.postgresql import ARRAY
+from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
 from registry.calendar import DEFAULT_TIMEZONE
@@ -16,3 +18,5 @@ class ControllerProfile(SQLModel, table=True):
     timezone: str = Field(default=DEFAULT_TIMEZONE, max_length=64)
     # The purposes (taxonomy keys) the privacy policy publishes; NULL: not set, so the guard does not check them.
     published_purposes: list[str] | None = Field(default=None, sa_column=Column(ARRAY(Text), nullable=True))
+    # The controller's own words for taxonomy keys: {key: {"sv": label, "en": label}}; NULL: none given.
+    vocabulary: dict[str, Any] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))

@@ -19,6 +19,7 @@ class UiUser(SQLModel, table=True):
     role: str = Field(max_length=16)  # legal | ops | admin
     active: bool = True
     failed_logins: int = 0
+    language: str | None = Field(default=None, max_length=8)  # sv | en, chosen with the UI's switch
     locked_until: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))
 

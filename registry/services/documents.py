@@ -141,6 +141,8 @@ async def load_registry(session: AsyncSession) -> RegistryState:
                 "published_purposes": (
                     None if controller.published_purposes is None else list(controller.published_purposes)
                 ),
+                # Only when given, so that a registry without one exports exactly as it did before.
+                **({"vocabulary": controller.vocabulary} if controller.vocabulary is not None else {}),
             }
             if controller
             else None

@@ -16,7 +16,7 @@ def sub_processor_link_errors(
         if target == processor_key:
             errors.append(FieldError(field, "a party cannot be its own sub-processor"))
         elif target not in roles:
-            errors.append(FieldError(field, f"no party with key {target!r}"))
+            errors.append(FieldError(field, f"no party with key {target!r}", "unknown_party", {"key": target}))
         elif roles[target] != "sub_processor":
             errors.append(
                 FieldError(field, f"{target!r} has role {roles[target]}; only sub_processor parties can be linked")
@@ -49,7 +49,7 @@ def cycle_error(path: str, links: Mapping[str, Iterable[str]], key: str) -> Fiel
 def agreement_party_errors(path: str, kind: str, party_key: str, roles: Mapping[str, str]) -> list[FieldError]:
     role = roles.get(party_key)
     if role is None:
-        return [FieldError(f"{path}.party", f"no party with key {party_key!r}")]
+        return [FieldError(f"{path}.party", f"no party with key {party_key!r}", "unknown_party", {"key": party_key})]
     allowed = ROLE_FOR_AGREEMENT_KIND[kind]
     if role not in allowed:
         return [

@@ -88,7 +88,14 @@ def _reference_problems(parties: list[PartyRefs], agreements: list[AgreementRefs
         kind, party_key = agreement
         if kind is None:
             if party_key not in roles:
-                errors.append(FieldError(f"agreements[{i}].party", f"no party with key {party_key!r}"))
+                errors.append(
+                    FieldError(
+                        f"agreements[{i}].party",
+                        f"no party with key {party_key!r}",
+                        "unknown_party",
+                        {"key": party_key},
+                    )
+                )
         else:
             errors += integrity.agreement_party_errors(f"agreements[{i}]", kind, party_key, roles)
     return errors
@@ -359,12 +366,16 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
         await session.execute(insert(Agreement), new_agreements)
 
     controller = doc.controller.model_dump()
+    if controller["vocabulary"] is None:
+        # A document without a vocabulary reads back without one (what GET returns can be PUT back).
+        del controller["vocabulary"]
     profile = await session.get(ControllerProfile, 1)
     if profile is None:
         session.add(ControllerProfile(id=1, **controller))
     elif current.controller != controller:
         for name, value in controller.items():
             setattr(profile, name, value)
+        profile.vocabulary = controller.get("vocabulary")
     if current.controller != controller:
         history.append(change_record("controller", "controller", "update", actor, current.controller, controller))
         changes.controller = changed_fields(current.controller or {}, controller)

@@ -51,9 +51,20 @@ def normalise_email(email: str) -> str:
 
 def password_errors(password: str) -> list[FieldError]:
     if len(password) < MIN_PASSWORD_LENGTH:
-        return [FieldError("password", f"the password must have at least {MIN_PASSWORD_LENGTH} characters")]
+        return [
+            FieldError(
+                "password",
+                f"the password must have at least {MIN_PASSWORD_LENGTH} characters",
+                "string_too_short",
+                {"min_length": MIN_PASSWORD_LENGTH},
+            )
+        ]
     if len(password) > 1024:
-        return [FieldError("password", "the password must have at most 1024 characters")]
+        return [
+            FieldError(
+                "password", "the password must have at most 1024 characters", "string_too_long", {"max_length": 1024}
+            )
+        ]
     return []
 
 
@@ -61,9 +72,9 @@ async def create_user(session: AsyncSession, email: str, role: str, password: st
     email = normalise_email(email)
     errors: list[FieldError] = []
     if not EMAIL_PATTERN.match(email) or len(email) > 254:
-        errors.append(FieldError("email", f"{email!r} is not an e-mail address"))
+        errors.append(FieldError("email", f"{email!r} is not an e-mail address", "email", {"value": email}))
     if role not in ROLES:
-        errors.append(FieldError("role", f"the role must be one of {', '.join(ROLES)}"))
+        errors.append(FieldError("role", f"the role must be one of {', '.join(ROLES)}", "literal_error"))
     errors += password_errors(password)
     if errors:
         raise RegistryValidationError(errors)
@@ -147,7 +158,7 @@ async def principal_for_session(session: AsyncSession, token: str, *, now: datet
     now = now or utcnow()
     row = (
         await session.execute(
-            select(col(UiUser.email), col(UiUser.role))
+            select(col(UiUser.email), col(UiUser.role), col(UiUser.language))
             .join(UiSession, col(UiSession.user_id) == col(UiUser.id))
             .where(
                 col(UiSession.token_sha256) == _digest(token),
@@ -158,8 +169,8 @@ async def principal_for_session(session: AsyncSession, token: str, *, now: datet
     ).first()
     if row is None:
         return None
-    email, role = row
-    return Principal(name=email, scopes=SCOPES_BY_ROLE.get(role, frozenset()), kind="user")
+    email, role, language = row
+    return Principal(name=email, scopes=SCOPES_BY_ROLE.get(role, frozenset()), kind="user", language=language)
 
 
 async def role_of(session: AsyncSession, email: str) -> str | None:
@@ -180,3 +191,9 @@ async def reset_lockout(session: AsyncSession, email: str) -> None:
     await session.execute(
         update(UiUser).where(col(UiUser.email) == normalise_email(email)).values(failed_logins=0, locked_until=None)
     )
+
+
+async def remember_language(session: AsyncSession, email: str, language: str) -> None:
+    """The user's UI language, used on their next pages and in e-mails to them as an agreement's owner."""
+    await session.execute(update(UiUser).where(col(UiUser.email) == email).values(language=language))
+

@@ -3,7 +3,6 @@
 The schemas and services keep every rule; this module only moves values between form fields and
 documents, and rewords the errors they report so each one can sit next to its field."""
 
-import re
 from dataclasses import dataclass, field
 from datetime import date
 from typing import Any
@@ -13,152 +12,188 @@ from litestar.datastructures import FormMultiDict
 from pydantic import ValidationError
 
 from guard.policy import ART28_CLAUSE_LETTERS, ART28_CLAUSES, SPECIAL_CATEGORY_ROOTS, covers
-from registry.errors import FieldError
+from registry.errors import FieldError, pydantic_field_errors
+from registry.i18n import N_, _
 from registry.schemas import agreement_term_problems
-from registry.services.registry_document import pydantic_field_errors
+from registry.ui.words import category_label, location_kind, role_label
 
 LABELS = {
-    "key": "Key",
-    "name": "Name",
-    "role": "Role",
-    "category": "Category",
-    "org_number": "Organisation number",
-    "established_in": "Established in",
-    "locations": "Locations",
-    "sub_processors": "Sub-processors",
-    "active": "Active",
-    "contact": "Contact",
-    "party": "Party",
-    "kind": "Kind",
-    "territory": "Territory",
-    "signed_on": "Signed on",
-    "effective_from": "Effective from",
-    "expires_on": "Expires on",
-    "terminated_on": "Terminated on",
-    "renewal": "Renewal",
-    "notice_days": "Notice period (days)",
-    "owner_email": "Owner e-mail",
-    "document": "Document",
-    "uri": "Document address",
-    "sha256": "Document SHA-256",
-    "data_categories": "Data categories",
-    "purposes": "Purposes",
-    "data_subjects": "Data subjects",
-    "clauses": "Art. 28(3) clauses",
-    "transfers_outside_eea_permitted": "Transfers outside the EEA permitted",
-    "approved_on": "Approved on",
-    "objection_deadline": "Objection deadline",
-    "email": "E-mail",
-    "phone": "Phone",
-    "version": "Version",
+    "key": N_("Key"),
+    "name": N_("Name"),
+    "role": N_("Role"),
+    "category": N_("Category"),
+    "org_number": N_("Organisation number"),
+    "established_in": N_("Established in"),
+    "locations": N_("Locations"),
+    "sub_processors": N_("Sub-processors"),
+    "active": N_("Active"),
+    "contact": N_("Contact"),
+    "party": N_("Party"),
+    "kind": N_("Kind"),
+    "territory": N_("Territory"),
+    "signed_on": N_("Signed on"),
+    "effective_from": N_("Effective from"),
+    "expires_on": N_("Expires on"),
+    "terminated_on": N_("Terminated on"),
+    "renewal": N_("Renewal"),
+    "notice_days": N_("Notice period (days)"),
+    "owner_email": N_("Owner e-mail"),
+    "document": N_("Document"),
+    "uri": N_("Document address"),
+    "sha256": N_("Document SHA-256"),
+    "data_categories": N_("Data categories"),
+    "purposes": N_("Purposes"),
+    "data_subjects": N_("Data subjects"),
+    "clauses": N_("Art. 28(3) clauses"),
+    "transfers_outside_eea_permitted": N_("Transfers outside the EEA permitted"),
+    "approved_on": N_("Approved on"),
+    "objection_deadline": N_("Objection deadline"),
+    "email": N_("E-mail"),
+    "phone": N_("Phone"),
+    "version": N_("Version"),
 }
 
 CLAUSE_DESCRIPTIONS = {
-    "instructions": "processes only on documented instructions",
-    "confidentiality": "people with access are bound to confidentiality",
-    "security": "takes the security measures of Art. 32",
-    "sub_processing": "engages sub-processors only with authorisation, on the same terms",
-    "data_subject_rights": "helps answer data subjects' requests",
-    "compliance_assistance": "helps with security, breach notices and impact assessments",
-    "deletion_or_return": "deletes or returns the data when the service ends",
-    "audits": "allows and contributes to audits and inspections",
+    "instructions": N_("processes only on documented instructions"),
+    "confidentiality": N_("people with access are bound to confidentiality"),
+    "security": N_("takes the security measures of Art. 32"),
+    "sub_processing": N_("engages sub-processors only with authorisation, on the same terms"),
+    "data_subject_rights": N_("helps answer data subjects' requests"),
+    "compliance_assistance": N_("helps with security, breach notices and impact assessments"),
+    "deletion_or_return": N_("deletes or returns the data when the service ends"),
+    "audits": N_("allows and contributes to audits and inspections"),
 }
 CLAUSE_CHOICES = [(c, ART28_CLAUSE_LETTERS[c], CLAUSE_DESCRIPTIONS[c]) for c in ART28_CLAUSES]
 
-# Model-wide checks name the field first ("expires_on must not be …"); that field gets the message.
-_LEADING_FIELD = re.compile(r"^([a-z_]+) (must|is required)")
-# Each pattern matches the whole message (pydantic appends details such as the pattern or "after validation,
-# not 0"); what it matched is replaced, so nothing technical is left over.
-_KEY_ADVICE = (
+# Validation errors are worded from their type (pydantic's `missing`, `string_too_long`, ... and the schema's own
+# `territory_code`, `email`, ...) and its context, never from pydantic's English text, so each can be said in the
+# reader's language. Each entry: the message in English (the catalogue's key) and the context values it uses.
+_REQUIRED = N_("This is required.")
+_BY_TYPE: dict[str, str] = {
+    "missing": _REQUIRED,
+    "string_too_short": _REQUIRED,
+    "date_parsing": N_("Enter a date as year-month-day, for example 2026-01-31."),
+    "date_from_datetime_parsing": N_("Enter a date as year-month-day, for example 2026-01-31."),
+    "date_from_datetime_inexact": N_("Enter a date as year-month-day, for example 2026-01-31."),
+    "date_type": N_("Enter a date as year-month-day, for example 2026-01-31."),
+    "implausible_date": N_("Use a date from %(earliest)s to %(latest)s (leave an end date empty if there is none)."),
+    "int_parsing": N_("Enter a whole number."),
+    "int_type": N_("Enter a whole number."),
+    "int_from_float": N_("Enter a whole number."),
+    "greater_than_equal": N_("Enter a number of at least %(ge)s."),
+    "greater_than": N_("Enter a number greater than %(gt)s."),
+    "less_than_equal": N_("Enter a number of at most %(le)s."),
+    "literal_error": N_("Choose one of the options offered."),
+    "enum": N_("Choose one of the options offered."),
+    "bool_parsing": N_("Choose yes or no."),
+    "bool_type": N_("Choose yes or no."),
+    "too_short": N_("Choose at least one."),
+    "too_long": N_("Choose at most %(max_length)s."),
+    "string_too_long": N_("This is too long: at most %(max_length)s characters."),
+    "string_type": N_("Enter text."),
+    "extra_forbidden": N_("This field is not part of the form."),
+    "email": N_("“%(value)s” is not an e-mail address."),
+    "listed_twice": N_("“%(value)s” is listed twice."),
+    "unknown_party": N_("There is no party with the key “%(key)s” in the registry."),
+    "taxonomy_key": N_("This is not one of the taxonomy's entries; choose one from the list."),
+}
+_KEY_ADVICE = N_(
     "Use lower-case letters, digits, - and _ only, starting with a letter or digit "
     "(for example nordfrakt or nordfrakt-dpa-2026)."
 )
-_TERRITORY_ADVICE = "Use the two-letter ISO code of the country, such as SE, DE or US, or of a region, such as ES-CN."
-_REWORDED: list[tuple[re.Pattern[str], str]] = [
-    (re.compile(r"^Field required$"), "This is required."),
-    (re.compile(r"^Input should be a valid date.*$", re.S), "Enter a date as year-month-day, for example 2026-01-31."),
-    (re.compile(r"^Input should be a valid integer.*$", re.S), "Enter a whole number."),
-    (re.compile(r"^Input should be greater than or equal to (\d+).*$", re.S), r"Enter a number of at least \1."),
-    (re.compile(r"^Input should be less than or equal to (\d+).*$", re.S), r"Enter a number of at most \1."),
-    (re.compile(r"^Input should be .*'.*$", re.S), "Choose one of the options offered."),
-    (re.compile(r"^String should match pattern '\^\[a-z0-9\].*$", re.S), _KEY_ADVICE),
-    (
-        re.compile(r"^String should match pattern '\^\[0-9a-f\]\{64\}.*$", re.S),
-        "A SHA-256 checksum is 64 characters 0-9 and a-f.",
-    ),
-    (re.compile(r"^String should have at least 1 character.*$", re.S), "This is required."),
-    (
-        re.compile(r"^String should have at most (\d+) characters?.*$", re.S),
-        r"This is too long: at most \1 characters.",
-    ),
-    (re.compile(r"^List should have at least 1 item.*$", re.S), "Choose at least one."),
-    (re.compile(r"^List should have at most (\d+) items?.*$", re.S), r"Choose at most \1."),
-    (re.compile(r"^'' is not an ISO 3166 territory code.*$", re.S), "Enter a territory code, such as SE."),
-    # Codes people often type for a place that ISO spells otherwise.
-    (
-        re.compile(r"^'(UK)' is not an ISO 3166 territory code.*$", re.S),
-        r"“\1” is not a territory code we know. For the United Kingdom use GB.",
-    ),
-    (
-        re.compile(r"^'(EL)' is not an ISO 3166 territory code.*$", re.S),
-        r"“\1” is not a territory code we know. For Greece use GR.",
-    ),
-    (
-        re.compile(r"^'(EU|EEA|EEE)' is not an ISO 3166 territory code.*$", re.S),
-        r"“\1” is not a territory: name the country, such as SE or DE.",
-    ),
-    (
-        re.compile(r"^'([^']*)' is not an ISO 3166 territory code.*$", re.S),
-        r"“\1” is not a territory code we know. " + _TERRITORY_ADVICE,
-    ),
-    (re.compile(r"^'([^']*)' is not an e-mail address.*$", re.S), r"“\1” is not an e-mail address."),
-    (re.compile(r"^'([^']*)' is listed twice.*$", re.S), r"“\1” is listed twice."),
-    (re.compile(r"^no party with key '([^']*)'.*$", re.S), r"There is no party with the key “\1” in the registry."),
-    (
-        re.compile(r"^expires_on must not be before effective_from.*$", re.S),
-        "The expiry date cannot be before the date the agreement takes effect.",
-    ),
-    (
-        re.compile(r"^terminated_on must not be before effective_from.*$", re.S),
-        "The termination date cannot be before the date the agreement takes effect.",
-    ),
-    (
-        re.compile(r"^notice_days is required when renewal is auto.*$", re.S),
-        "An agreement that renews automatically needs a notice period in days.",
-    ),
-    (re.compile(r"^Extra inputs are not permitted.*$", re.S), "This field is not part of the form."),
-]
-# A choice left empty fails the key pattern or the list of options; say what to choose instead.
-_EMPTY_CHOICE = re.compile(
-    r"^(Field required|String should (match pattern|have at least 1 character)|Input should be '|'' is not an ISO).*$",
-    re.S,
+_SHA256_ADVICE = N_("A SHA-256 checksum is 64 characters 0-9 and a-f.")
+_PATTERN_ADVICE = N_("This is not in the expected form.")
+_TERRITORY_ADVICE = N_(
+    "“%(value)s” is not a territory code we know. Use the two-letter ISO code of the country, such as SE, DE or US, "
+    "or of a region, such as ES-CN."
 )
-_EMPTY_LIST = re.compile(r"^List should have at least 1 item.*$", re.S)
-_FIELD_ADVICE: list[tuple[re.Pattern[str], re.Pattern[str], str]] = [
-    (re.compile(r"^party$"), _EMPTY_CHOICE, "Choose the party the agreement is with."),
-    (re.compile(r"^sub_processors\[\d+\]\.party$"), _EMPTY_CHOICE, "Choose the sub-processor, or empty the whole row."),
-    (
-        re.compile(r"^locations\[\d+\]\.kind$"),
-        _EMPTY_CHOICE,
-        "Choose what happens there: storage, processing, backup or support access.",
-    ),
-    (re.compile(r"^locations\[\d+\]\.territory$"), _EMPTY_CHOICE, "Enter the territory code, or empty the whole row."),
-    (re.compile(r"^data_categories$"), _EMPTY_LIST, "Choose at least one data category."),
-    (re.compile(r"^purposes$"), _EMPTY_LIST, "Choose at least one purpose."),
-    (re.compile(r"^data_subjects$"), _EMPTY_LIST, "Choose at least one data subject (Art. 28(3) names them)."),
-]
+# Codes people often type for a place that ISO spells otherwise.
+_TERRITORY_MISTAKES = {
+    "": N_("Enter a territory code, such as SE."),
+    "UK": N_("“UK” is not a territory code we know. For the United Kingdom use GB."),
+    "EL": N_("“EL” is not a territory code we know. For Greece use GR."),
+    "EU": N_("“%(value)s” is not a territory: name the country, such as SE or DE."),
+    "EEA": N_("“%(value)s” is not a territory: name the country, such as SE or DE."),
+    "EEE": N_("“%(value)s” is not a territory: name the country, such as SE or DE."),
+}
+# The registry's own cross-field rules (registry.schemas.agreement_term_problems), by field.
+_TERM_PROBLEMS = {
+    "expires_on": N_("The expiry date cannot be before the date the agreement takes effect."),
+    "terminated_on": N_("The termination date cannot be before the date the agreement takes effect."),
+    "notice_days": N_("An agreement that renews automatically needs a notice period in days."),
+}
+# A choice left empty: say what to choose instead. Keyed by the field's path with row numbers taken out.
+_EMPTY_CHOICE_TYPES = frozenset({"missing", "string_pattern_mismatch", "string_too_short", "literal_error"})
+_CHOICE_ADVICE = {
+    "party": N_("Choose the party the agreement is with."),
+    "sub_processors[].party": N_("Choose the sub-processor, or empty the whole row."),
+    "locations[].kind": N_("Choose what happens there: storage, processing, backup or support access."),
+    "locations[].territory": N_("Enter the territory code, or empty the whole row."),
+}
+_LIST_ADVICE = {
+    "data_categories": N_("Choose at least one data category."),
+    "purposes": N_("Choose at least one purpose."),
+    "data_subjects": N_("Choose at least one data subject (Art. 28(3) names them)."),
+}
 
 
-def plain_words(message: str, field: str = "") -> str:
-    """One validation message in words a lawyer understands; `field` (a form path) sharpens some of them."""
-    for field_pattern, message_pattern, advice in _FIELD_ADVICE:
-        if field_pattern.match(field) and message_pattern.match(message):
-            return advice
-    for pattern, replacement in _REWORDED:
-        if pattern.search(message):
-            return pattern.sub(replacement, message)
-    for name, label in LABELS.items():
-        message = re.sub(rf"\b{name}\b", label.lower(), message)
+def _row_free(field: str) -> str:
+    """`locations[2].territory` → `locations[].territory`: advice is per column, not per row."""
+    out, skipping = [], False
+    for char in field:
+        if char == "[":
+            skipping = True
+            out.append("[")
+        elif char == "]":
+            skipping = False
+            out.append("]")
+        elif not skipping:
+            out.append(char)
+    return "".join(out)
+
+
+def _format(message: str, params: dict[str, Any]) -> str:
+    translated = _(message)
+    try:
+        return translated % {k: v for k, v in params.items()} if "%(" in translated else translated
+    except (KeyError, TypeError, ValueError):
+        return translated
+
+
+def field_label(name: str) -> str:
+    return _(LABELS[name]) if name in LABELS else name
+
+
+def plain_words(error: FieldError | str, field: str | None = None) -> str:
+    """One problem in words a lawyer understands, in the reader's language; `field` (a form path) sharpens some.
+    A bare message (no type known) is shown as it is, with field names as their labels."""
+    if isinstance(error, str):
+        error = FieldError(field or "", error)
+    field = error.field if field is None else field
+    code, params = error.code, error.params
+    column = _row_free(field)
+    if column in _CHOICE_ADVICE and (
+        code in _EMPTY_CHOICE_TYPES or (code == "territory_code" and not params.get("value"))
+    ):
+        return _(_CHOICE_ADVICE[column])
+    if column in _LIST_ADVICE and code == "too_short":
+        return _(_LIST_ADVICE[column])
+    if code == "territory_code":
+        value = str(params.get("value") or "")
+        return _format(_TERRITORY_MISTAKES.get(value, _TERRITORY_ADVICE), {"value": value})
+    if code == "string_pattern_mismatch":
+        pattern = str(params.get("pattern") or "")
+        if pattern.startswith("^[a-z0-9]"):
+            return _(_KEY_ADVICE)
+        return _(_SHA256_ADVICE) if pattern.startswith("^[0-9a-f]{64}") else _(_PATTERN_ADVICE)
+    if code == "term_problem" and column in _TERM_PROBLEMS:
+        return _(_TERM_PROBLEMS[column])
+    if code in _BY_TYPE:
+        return _format(_BY_TYPE[code], params)
+    # A problem without a known type (a service's own sentence): its text, with field names as their labels.
+    message = error.message
+    for name in LABELS:
+        message = message.replace(name, field_label(name).lower())
     return message[:1].upper() + message[1:] + ("" if message.endswith(".") else ".")
 
 
@@ -180,7 +215,7 @@ def agreement_cross_checks(doc: dict[str, Any]) -> dict[str, list[str]]:
     problems = agreement_term_problems(
         day("effective_from"), day("expires_on"), day("terminated_on"), doc.get("renewal"), notice_days
     )
-    return {field: [plain_words(message, field)] for field, message in problems}
+    return {field: [plain_words(FieldError(field, message, "term_problem"))] for field, message in problems}
 
 
 def field_messages(errors: list[FieldError], *, prefix: str = "") -> dict[str, list[str]]:
@@ -195,10 +230,9 @@ def field_messages(errors: list[FieldError], *, prefix: str = "") -> dict[str, l
             path = ""
         if path in {"(document)"}:
             path = ""
-        leading = _LEADING_FIELD.match(err.message)
-        if not path and leading:
-            path = leading.group(1)
-        out.setdefault(path, []).append(plain_words(err.message, path))
+        if not path and err.code == "term_problem":
+            path = err.params.get("field", "")
+        out.setdefault(path, []).append(plain_words(err, path))
     return out
 
 
@@ -292,13 +326,14 @@ def guard_refusals(doc: dict[str, Any]) -> dict[str, list[str]]:
     if doc.get("kind") == "dpa":
         missing = [c for c in ART28_CLAUSES if c not in (doc.get("clauses") or [])]
         if missing:
-            named = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {c.replace('_', ' ')}" for c in missing)
+            named = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {_(CLAUSE_DESCRIPTIONS[c])}" for c in missing)
             refusals["clauses"] = [
-                f"The guard will refuse every share under this agreement: it lacks Art. 28(3) {named}."
+                _("The guard will refuse every share under this agreement: it lacks Art. 28(3) %(clauses)s.")
+                % {"clauses": named}
             ]
     if doc.get("transfers_outside_eea_permitted"):
         refusals["transfers_outside_eea_permitted"] = [
-            "The guard will refuse every share under this agreement: it permits transfers outside the EEA."
+            _("The guard will refuse every share under this agreement: it permits transfers outside the EEA.")
         ]
     return refusals
 
@@ -372,8 +407,8 @@ TAXONOMY = {
 }
 TAXONOMY_NAMES = {o.key: o.name for options in TAXONOMY.values() for o in options}
 
-KIND_LABELS = {"dpa": "processing agreement (Art. 28)", "data_sharing": "data-sharing agreement"}
-RENEWAL_LABELS = {"fixed": "fixed term", "auto": "renews automatically"}
+KIND_LABELS = {"dpa": N_("processing agreement (Art. 28)"), "data_sharing": N_("data-sharing agreement")}
+RENEWAL_LABELS = {"fixed": N_("fixed term"), "auto": N_("renews automatically")}
 
 
 @dataclass
@@ -390,32 +425,35 @@ def display_value(value: Any, name: str = "") -> str:
     if value is None or value == [] or value == "" or value == {}:
         return "—"
     if isinstance(value, bool):
-        return "yes" if value else "no"
+        return _("yes") if value else _("no")
     if name == "locations" and isinstance(value, list):
         return ", ".join(
-            f"{v.get('territory')} ({str(v.get('kind') or '').replace('_', ' ')})" if isinstance(v, dict) else str(v)
+            f"{v.get('territory')} ({location_kind(str(v.get('kind') or ''))})" if isinstance(v, dict) else str(v)
             for v in value
         )
     if name == "sub_processors" and isinstance(value, list):
         return ", ".join(_link_text(v) if isinstance(v, dict) else str(v) for v in value)
     if name in {"kind"} and isinstance(value, str):
-        return KIND_LABELS.get(value, value)
+        return _(KIND_LABELS[value]) if value in KIND_LABELS else value
     if name in {"renewal"} and isinstance(value, str):
-        return RENEWAL_LABELS.get(value, value)
+        return _(RENEWAL_LABELS[value]) if value in RENEWAL_LABELS else value
     if isinstance(value, list):
         return ", ".join(display_value(v) for v in value)
     if isinstance(value, dict):
         return "; ".join(
-            f"{LABELS.get(str(k), str(k)).lower()}: {display_value(v)}" for k, v in value.items() if v not in (None, "")
+            f"{field_label(str(k)).lower()}: {display_value(v)}" for k, v in value.items() if v not in (None, "")
         )
-    return str(value).replace("_", " ") if name in {"role", "category"} else str(value)
+    if name == "role":
+        return role_label(str(value))
+    return category_label(str(value)) if name == "category" else str(value)
 
 
 def _link_text(link: dict[str, Any]) -> str:
     if link.get("approved_on"):
-        return f"{link.get('party')} (approved {link['approved_on']})"
+        return f"{link.get('party')} ({_('approved %(day)s') % {'day': link['approved_on']}})"
     deadline = link.get("objection_deadline")
-    return f"{link.get('party')} (not approved{f'; objection deadline {deadline}' if deadline else ''})"
+    objection = f"; {_('objection deadline %(day)s') % {'day': deadline}}" if deadline else ""
+    return f"{link.get('party')} ({_('not approved')}{objection})"
 
 
 @dataclass

@@ -14,10 +14,11 @@ from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
 
+from registry import i18n
 from registry.auth import Principal
 from registry.db import session_scope
 from registry.services.users import principal_for_session, shared_secret
-from registry.ui import pages
+from registry.ui import language, pages, words
 from registry.ui.pages.common import SESSION_COOKIE
 
 HERE = Path(__file__).resolve().parent
@@ -26,17 +27,39 @@ CSRF_COOKIE = "registry_csrf"
 
 route_handlers: list[Any] = [
     *pages.route_handlers,
+    *language.route_handlers,
     create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False),
 ]
 # Paths the UI serves without a login (its login page and its own static files).
-public_path_patterns: list[str] = ["^/$", "^/ui/login$", "^/ui/static/"]
+# The language switch is public too: the login page has it, before anyone is signed in.
+public_path_patterns: list[str] = ["^/$", "^/ui/login$", "^/ui/static/", "^/ui/language$"]
+
+
+def template_engine() -> JinjaTemplateEngine:
+    """Jinja with its i18n extension: `{% trans %}` and `_()` in templates go through registry.i18n, whose
+    locale is the request's, so templates and Python code (form errors, badges) speak the same language."""
+    engine = JinjaTemplateEngine(directory=HERE / "templates")
+    env = engine.engine
+    env.add_extension("jinja2.ext.i18n")
+    env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
+    env.filters["location_kind"] = words.location_kind
+    env.globals.update(words.template_globals())
+    env.globals.update(
+        current_language=i18n.current,
+        language_names=i18n.LANGUAGE_NAMES,
+        day=i18n.day,
+        number=i18n.number,
+    )
+    return engine
 
 
 def app_options() -> dict[str, Any]:
     """Extra Litestar arguments the UI needs. The CSRF secret is a placeholder until the lifespan sets the
     configured or database-stored one (the middleware reads it per request)."""
     return {
-        "template_config": TemplateConfig(directory=HERE / "templates", engine=JinjaTemplateEngine),
+        # The locale of the UI's pages, form errors and badges, set before each request's handler runs.
+        "before_request": language.apply_language,
+        "template_config": TemplateConfig(instance=template_engine()),
         "csrf_config": CSRFConfig(
             secret=secrets.token_urlsafe(32),
             cookie_name=CSRF_COOKIE,

@@ -7,9 +7,17 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from guard.policy import REQUIRED_AGREEMENT_KIND, AgreementView, SubProcessorLinkView
+from guard.policy import (
+    REQUIRED_AGREEMENT_KIND,
+    AgreementView,
+    LocationView,
+    PartyView,
+    SubProcessorLinkView,
+    walk_chain,
+)
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
 from registry.calendar import calendar_today
+from registry.i18n import N_, country_name
 
 
 def controller_today(controller: dict[str, Any] | None, now: datetime | None = None) -> date:
@@ -43,13 +51,14 @@ class Badge:
     tone: str  # ok | warn | bad | none (CSS classes)
 
 
+# Labels are English message ids; templates translate them (`translate`) for the reader.
 AGREEMENT_BADGES = {
-    "in_force": Badge("agreement in force", "ok"),
-    "expiring": Badge("agreement expiring", "warn"),
-    "lapsed": Badge("agreement lapsed", "bad"),
-    "refused": Badge("agreement the guard refuses", "bad"),
-    "none": Badge("no agreement", "bad"),
-    "not_needed": Badge("no agreement needed", "none"),
+    "in_force": Badge(N_("agreement in force"), "ok"),
+    "expiring": Badge(N_("agreement expiring"), "warn"),
+    "lapsed": Badge(N_("agreement lapsed"), "bad"),
+    "refused": Badge(N_("agreement the guard refuses"), "bad"),
+    "none": Badge(N_("no agreement"), "bad"),
+    "not_needed": Badge(N_("no agreement needed"), "none"),
 }
 
 
@@ -88,13 +97,14 @@ def party_agreement_status(
 
 def eea_badge(code: str) -> Badge:
     if not is_iso_territory(code):
-        return Badge("unknown territory", "bad")
-    return Badge("inside EEA", "ok") if is_inside_eea(code) else Badge("outside EEA", "bad")
+        return Badge(N_("unknown territory"), "bad")
+    return Badge(N_("inside EEA"), "ok") if is_inside_eea(code) else Badge(N_("outside EEA"), "bad")
 
 
 def territory_label(code: str) -> str:
+    """'Sverige (SE)' in Swedish, 'Sweden (SE)' in English: pycountry's own translations of ISO names."""
     name = territory_name(code) if is_iso_territory(code) else None
-    return f"{name} ({code})" if name else code
+    return f"{country_name(name)} ({code})" if name else code
 
 
 @dataclass
@@ -120,8 +130,121 @@ def places_by_territory(party: dict[str, Any]) -> list[Place]:
     return sorted(places.values(), key=lambda p: (p.badge.tone == "ok", p.territory))
 
 
-def party_inside_eea(party: dict[str, Any]) -> bool:
-    return all(p.badge.tone == "ok" for p in places_by_territory(party))
+def party_view(doc: dict[str, Any]) -> PartyView:
+    """The guard's view of a party document, so that chains are walked by the guard's own walk."""
+    return PartyView(
+        key=doc["key"],
+        name=doc["name"],
+        role=doc["role"],
+        category=doc["category"],
+        established_in=doc["established_in"],
+        active=doc["active"],
+        locations=tuple(LocationView(territory=loc["territory"], kind=loc["kind"]) for loc in doc["locations"]),
+        sub_processors=tuple(
+            SubProcessorLinkView(
+                party=link["party"],
+                approved_on=link.get("approved_on"),
+                objection_deadline=link.get("objection_deadline"),
+                authorisation=link.get("authorisation") or "specific",
+                notified_on=link.get("notified_on"),
+                objected_on=link.get("objected_on"),
+            )
+            for link in doc["sub_processors"]
+        ),
+    )
+
+
+def party_views(parties: dict[str, dict[str, Any]]) -> dict[str, PartyView]:
+    return {key: party_view(doc) for key, doc in parties.items()}
+
+
+@dataclass(frozen=True)
+class Holding:
+    """One party holding a recipient's data in one territory: the recipient itself (chain of one) or a
+    sub-processor reached through `chain` (keys, recipient first)."""
+
+    territory: str
+    party: str
+    chain: tuple[str, ...]
+    kinds: tuple[str, ...]
+
+
+def _own_places(view: PartyView) -> dict[str, list[str]]:
+    places: dict[str, list[str]] = {view.established_in: ["establishment"]}
+    for loc in view.locations:
+        kinds = places.setdefault(loc.territory, [])
+        if loc.kind not in kinds:
+            kinds.append(loc.kind)
+    return places
+
+
+def holdings(key: str, views: dict[str, PartyView]) -> list[Holding]:
+    """Every place the party's data is held: its own places and those of every sub-processor in its chain,
+    walked with the guard's walk_chain. A sub-processor missing from the registry is held at an unknown place
+    ("?"), which no one may call inside the EEA."""
+    recipient = views.get(key)
+    if recipient is None:
+        return []
+    out = [Holding(t, key, (key,), tuple(kinds)) for t, kinds in _own_places(recipient).items()]
+    for chain, link, sub, first in walk_chain(recipient, views):
+        if sub is None:
+            out.append(Holding("?", link.party, chain, ()))
+        elif first:
+            out.extend(Holding(t, sub.key, chain, tuple(kinds)) for t, kinds in _own_places(sub).items())
+    return out
+
+
+def _inside(territory: str) -> bool:
+    return is_iso_territory(territory) and is_inside_eea(territory)
+
+
+def outside_through(key: str, views: dict[str, PartyView]) -> list[str]:
+    """The parties (the party itself or its sub-processors) that hold its data outside the EEA or at an
+    unknown place; empty when the whole chain is inside."""
+    out: list[str] = []
+    for holding in holdings(key, views):
+        if not _inside(holding.territory) and holding.party not in out:
+            out.append(holding.party)
+    return out
+
+
+def party_inside_eea(party: dict[str, Any], views: dict[str, PartyView] | None = None) -> bool:
+    """Inside the EEA only when every place of the party and of its whole sub-processor chain is."""
+    if views is None:
+        return all(p.badge.tone == "ok" for p in places_by_territory(party))
+    return not outside_through(party["key"], views)
+
+
+@dataclass
+class TerritoryHolders:
+    territory: str
+    label: str
+    badge: Badge
+    # recipient key → the chains through which it reaches this territory (a chain of one: it holds it itself)
+    recipients: dict[str, list[tuple[str, ...]]] = field(default_factory=dict)
+
+
+def data_map(parties: dict[str, dict[str, Any]]) -> list[TerritoryHolders]:
+    """Where our data goes: every territory with the recipients whose data is held there, directly or through
+    their chains. Sub-processors appear through the recipients that engage them. Outside the EEA first."""
+    views = party_views(parties)
+    territories: dict[str, TerritoryHolders] = {}
+    for key, doc in parties.items():
+        if doc["role"] == "sub_processor":
+            continue
+        for holding in holdings(key, views):
+            entry = territories.setdefault(
+                holding.territory,
+                TerritoryHolders(
+                    holding.territory,
+                    territory_label(holding.territory) if holding.territory != "?" else "?",
+                    eea_badge(holding.territory),
+                ),
+            )
+            chains = entry.recipients.setdefault(key, [])
+            if holding.chain not in chains:
+                chains.append(holding.chain)
+    return sorted(territories.values(), key=lambda t: (t.badge.tone == "ok", t.territory))
 
 
 @dataclass
