@@ -326,7 +326,7 @@ def guard_refusals(doc: dict[str, Any]) -> dict[str, list[str]]:
     if doc.get("kind") == "dpa":
         missing = [c for c in ART28_CLAUSES if c not in (doc.get("clauses") or [])]
         if missing:
-            named = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {_(CLAUSE_DESCRIPTIONS[c])}" for c in missing)
+            named = ", ".join(f"{ART28_CLAUSE_LETTERS[c]} {c.replace('_', ' ')}" for c in missing)
             refusals["clauses"] = [
                 _("The guard will refuse every share under this agreement: it lacks Art. 28(3) %(clauses)s.")
                 % {"clauses": named}

@@ -1,0 +1,114 @@
+"""Swedish and English: the catalogues are complete, the locale is chosen in the documented order, and
+dates, numbers, country names and form errors follow it."""
+
+from datetime import date
+from pathlib import Path
+
+from babel.messages.extract import extract_from_dir
+from babel.messages.pofile import read_po
+from pydantic import ValidationError
+
+from registry import i18n
+from registry.errors import FieldError
+from registry.schemas import AgreementIn, LocationIn, PartyIn
+from registry.services.registry_document import pydantic_field_errors
+from registry.ui import forms, views
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+def _extracted() -> set[str | tuple[str, str]]:
+    method_map = [("registry/**.py", "python"), ("registry/ui/templates/**.html", "jinja2")]
+    options = {"registry/ui/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
+    found: set[str | tuple[str, str]] = set()
+    for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map, options_map=options, keywords=keywords):
+        found.add(message if isinstance(message, str) else (message[0], message[1]))
+    return found
+
+
+def test_every_message_the_code_uses_has_a_swedish_translation():
+    with (i18n.LOCALE_DIR / "sv" / "LC_MESSAGES" / "messages.po").open("rb") as handle:
+        catalog = read_po(handle, locale="sv")
+    translated = {(m.id if isinstance(m.id, str) else tuple(m.id)): m.string for m in catalog if m.id and not m.fuzzy}
+    missing = [m for m in _extracted() if not translated.get(m) or translated[m] in ("", ("", ""))]
+    assert not missing, f"run the update commands in README (Translations) and translate: {sorted(map(str, missing))}"
+
+
+def test_the_language_is_the_remembered_choice_then_the_switch_then_the_browser_then_the_default():
+    assert i18n.negotiate("en", "sv", "sv", "sv") == "en"
+    assert i18n.negotiate(None, "en", "sv", "sv") == "en"
+    assert i18n.negotiate(None, None, "de-DE, sv;q=0.8, en;q=0.5", "en") == "sv"
+    assert i18n.negotiate(None, None, "en;q=0.2, sv-SE;q=0.9", "en") == "sv"
+    assert i18n.negotiate(None, "xx", "de, fr", "sv") == "sv"
+    assert i18n.negotiate(None, None, "garbage;q=zz, ;;", "en") == "en"
+
+
+def test_dates_numbers_and_country_names_follow_the_locale():
+    with i18n.use_locale("sv"):
+        assert i18n.day(date(2026, 11, 28)) == "28 nov. 2026"
+        assert i18n.number(314) == "314"
+        assert i18n.number(1234).replace("\xa0", " ") == "1 234"
+        assert views.territory_label("SE") == "Sverige (SE)"
+        assert views.territory_label("DE") == "Tyskland (DE)"
+    with i18n.use_locale("en"):
+        assert i18n.day(date(2026, 11, 28)) == "Nov 28, 2026"
+        assert i18n.number(1234) == "1,234"
+        assert views.territory_label("SE") == "Sweden (SE)"
+
+
+def _errors(model: type, document: dict) -> dict[str, list[str]]:
+    try:
+        model.model_validate(document)
+    except ValidationError as exc:
+        return forms.field_messages(pydantic_field_errors(exc))
+    raise AssertionError("the document was valid")
+
+
+def test_form_errors_are_worded_from_their_type_in_either_language():
+    party = {
+        "key": "Bad Key",
+        "name": "",
+        "role": "processor",
+        "category": "transport",
+        "established_in": "UK",
+        "locations": [{"territory": "", "kind": "storage"}],
+        "sub_processors": [],
+    }
+    with i18n.use_locale("en"):
+        english = _errors(PartyIn, party)
+    with i18n.use_locale("sv"):
+        swedish = _errors(PartyIn, party)
+    assert english["established_in"] == ["“UK” is not a territory code we know. For the United Kingdom use GB."]
+    assert swedish["established_in"] == ["”UK” är ingen landskod vi känner till. För Storbritannien, använd GB."]
+    assert english["key"][0].startswith("Use lower-case letters")
+    assert swedish["key"][0].startswith("Använd bara gemener")
+    assert swedish["name"] == ["Detta är obligatoriskt."]
+    assert swedish["locations[0].territory"] == ["Ange landskoden, eller töm hela raden."]
+
+
+def test_cross_field_rules_and_unknown_types_are_placed_on_their_field():
+    agreement = {
+        "key": "a-1",
+        "party": "p",
+        "kind": "dpa",
+        "effective_from": "2026-01-01",
+        "expires_on": "2025-01-01",
+        "renewal": "fixed",
+        "owner_email": "x@offix.example",
+        "data_categories": ["user.name"],
+        "purposes": ["essential.service"],
+        "data_subjects": ["customer"],
+        "clauses": [],
+    }
+    with i18n.use_locale("sv"):
+        errors = _errors(AgreementIn, agreement)
+        assert errors["expires_on"] == ["Slutdatumet kan inte ligga före den dag avtalet börjar gälla."]
+        # A service's own sentence without a type is shown as it is, never dropped.
+        assert forms.plain_words(FieldError("x", "something odd")) == "Something odd."
+
+
+def test_a_location_error_names_what_to_choose():
+    with i18n.use_locale("en"):
+        errors = _errors(LocationIn, {"territory": "SE", "kind": ""})
+    assert errors["kind"] == ["Choose one of the options offered."]
