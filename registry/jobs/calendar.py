@@ -14,6 +14,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import token_digest
 from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.i18n import _, use_locale
 from registry.jobs.renewals import renewal_agreements, renewal_dates
 from registry.jobs.schedule import EXPIRY
 from registry.models.base import utcnow
@@ -76,16 +77,23 @@ def event_uid(kind: str, agreement_key: str) -> str:
     return f"{kind}-{agreement_key}@{UID_DOMAIN}"
 
 
-async def renewals_calendar(session: AsyncSession, *, public_url: str, now: datetime | None = None) -> bytes:
-    """One all-day event per expiry and per notice deadline of every agreement that can lapse."""
-    stamp = now or utcnow()
+async def renewals_calendar(
+    session: AsyncSession, *, public_url: str, now: datetime | None = None, language: str = "en"
+) -> bytes:
+    """One all-day event per expiry and per notice deadline of every agreement that can lapse; its words in
+    `language` (a feed has no browser: REGISTRY_DEFAULT_LANGUAGE)."""
+    with use_locale(language):
+        return _calendar(await renewal_agreements(session), public_url, now or utcnow())
+
+
+def _calendar(agreements: Any, public_url: str, stamp: datetime) -> bytes:
     calendar = Calendar()
     calendar.add("prodid", "-//Offix AB//Processor and recipient registry//EN")
     calendar.add("version", "2.0")
     calendar.add("calscale", "GREGORIAN")
     calendar.add("method", "PUBLISH")
-    calendar.add("x-wr-calname", "Agreement renewals")
-    for kind, day, a in renewal_dates(await renewal_agreements(session)):
+    calendar.add("x-wr-calname", _("Agreement renewals"))
+    for kind, day, a in renewal_dates(agreements):
         event = Event()
         event.add("uid", event_uid(kind, a.key))
         event.add("dtstamp", stamp)
@@ -93,12 +101,16 @@ async def renewals_calendar(session: AsyncSession, *, public_url: str, now: date
         event.add("dtend", day + timedelta(days=1))
         event.add("transp", "TRANSPARENT")
         if kind == EXPIRY:
-            event.add("summary", f"Expires: {a.key} ({a.party_name})")
-            what = "The agreement expires at the end of this day; after it the guard denies shares with the party."
+            event.add("summary", _("Expires: %(key)s (%(party)s)") % {"key": a.key, "party": a.party_name})
+            what = _("The agreement expires at the end of this day; after it the guard denies shares with the party.")
         else:
-            event.add("summary", f"Notice deadline: {a.key} ({a.party_name})")
-            what = f"Last day to give notice; otherwise the agreement renews automatically at {a.expires_on}."
-        event.add("description", f"{what}\nParty: {a.party_name} ({a.party_key})\nOwner: {a.owner_email}")
+            event.add("summary", _("Notice deadline: %(key)s (%(party)s)") % {"key": a.key, "party": a.party_name})
+            what = _("Last day to give notice; otherwise the agreement renews automatically at %(day)s.") % {
+                "day": a.expires_on
+            }
+        party = _("Party: %(name)s (%(key)s)") % {"name": a.party_name, "key": a.party_key}
+        owner = _("Owner: %(email)s") % {"email": a.owner_email}
+        event.add("description", f"{what}\n{party}\n{owner}")
         event.add("url", f"{public_url}/ui/agreements/{a.key}")
         event.add("categories", ["agreement-" + kind.replace("_", "-")])
         calendar.add_component(event)

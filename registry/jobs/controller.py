@@ -86,7 +86,8 @@ class CalendarFeedFile(Controller):
         # Unknown, revoked and malformed tokens all get the same 404: the answer tells nothing about which.
         if token == filename or len(token) > 200 or await feed_for_token(db_session, token) is None:
             raise NotFoundException()
-        body = await renewals_calendar(db_session, public_url=request.app.state.settings.public_url)
+        settings = request.app.state.settings
+        body = await renewals_calendar(db_session, public_url=settings.public_url, language=settings.default_language)
         return Response(
             body,
             media_type="text/calendar; charset=utf-8",

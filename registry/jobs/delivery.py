@@ -12,6 +12,7 @@ from typing import Any
 import aiosmtplib
 import httpx
 
+from registry.i18n import _, ngettext
 from registry.jobs.schedule import EXPIRY, LAPSED, NOTICE_DEADLINE, OBJECTION_DEADLINE, DueReminder
 from registry.jobs.webhook_signing import WebhookSecretError, standard_webhook_headers, webhook_keys
 from registry.models.base import utcnow
@@ -39,56 +40,77 @@ class ReminderMessage:
 
 
 def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) -> ReminderMessage:
-    """Subject and body say who, which agreement, which date, and what happens if nobody acts."""
+    """Subject and body say who, which agreement, which date, and what happens if nobody acts; in the current
+    locale (the caller chooses the owner's language with registry.i18n.use_locale). Dates stay ISO 8601, the
+    Swedish way of writing them and unambiguous in English; the webhook payload is language-neutral."""
     a = due.agreement
     days_left = (due.due_date - today).days
-    when = "today" if days_left == 0 else f"in {days_left} day{'s' if days_left != 1 else ''}"
+    when = (
+        _("today") if days_left == 0 else ngettext("in %(num)d day", "in %(num)d days", days_left) % {"num": days_left}
+    )
     agreement_url = f"{public_url}/ui/agreements/{a.key}"
     party_url = f"{public_url}/ui/parties/{a.party_key}"
+    facts = {
+        "key": a.key,
+        "party": a.party_name,
+        "date": due.due_date.isoformat(),
+        "when": when,
+        "expires": a.expires_on.isoformat() if a.expires_on else "",
+        "sub_processor": due.sub_processor_name or "",
+    }
     lapse = (
-        f"When the agreement lapses, the transfer guard denies every share of personal data with {a.party_name}: "
-        "deliveries, campaigns and every other integration that asks the guard stop for this party."
+        _(
+            "When the agreement lapses, the transfer guard denies every share of personal data with %(party)s: "
+            "deliveries, campaigns and every other integration that asks the guard stop for this party."
+        )
+        % facts
     )
     if due.kind == EXPIRY:
-        subject = f"Agreement {a.key} with {a.party_name} expires on {due.due_date} ({when})"
-        action = "Renew the agreement and record the new expiry date in the registry before it lapses."
+        subject = _("Agreement %(key)s with %(party)s expires on %(date)s (%(when)s)") % facts
+        action = _("Renew the agreement and record the new expiry date in the registry before it lapses.")
     elif due.kind == NOTICE_DEADLINE:
-        subject = f"Notice deadline {due.due_date} ({when}) for auto-renewing agreement {a.key} with {a.party_name}"
+        subject = _("Notice deadline %(date)s (%(when)s) for auto-renewing agreement %(key)s with %(party)s") % facts
         action = (
-            f"The agreement renews automatically at {a.expires_on} unless notice is given by {due.due_date}. "
-            "Decide now whether to keep it; after the deadline the renewal is binding."
+            _(
+                "The agreement renews automatically at %(expires)s unless notice is given by %(date)s. "
+                "Decide now whether to keep it; after the deadline the renewal is binding."
+            )
+            % facts
         )
     elif due.kind == LAPSED:
-        subject = f"LAPSED: agreement {a.key} with {a.party_name} expired on {due.due_date}; shares are blocked"
-        action = (
+        subject = _("LAPSED: agreement %(key)s with %(party)s expired on %(date)s; shares are blocked") % facts
+        action = _(
             "The agreement has lapsed and the party is still active. Renew it and record the new dates, or "
             "deactivate the party. This reminder repeats weekly until then."
         )
-        lapse = f"The transfer guard is now denying every share of personal data with {a.party_name}."
+        lapse = _("The transfer guard is now denying every share of personal data with %(party)s.") % facts
     elif due.kind == OBJECTION_DEADLINE:
         subject = (
-            f"Objection deadline {due.due_date} ({when}): {due.sub_processor_name} proposed as sub-processor of "
-            f"{a.party_name}"
+            _("Objection deadline %(date)s (%(when)s): %(sub_processor)s proposed as sub-processor of %(party)s")
+            % facts
         )
         action = (
-            f"{a.party_name} notified a new sub-processor, {due.sub_processor_name}. Approve it in the registry or "
-            f"object before {due.due_date}. Until it is approved, the guard denies shares with {a.party_name}."
+            _(
+                "%(party)s notified a new sub-processor, %(sub_processor)s. Approve it in the registry or "
+                "object before %(date)s. Until it is approved, the guard denies shares with %(party)s."
+            )
+            % facts
         )
         lapse = ""
     else:  # pragma: no cover - the kinds are fixed in schedule.py
         raise ValueError(f"unknown reminder kind {due.kind!r}")
-    lines = [
-        subject,
-        "",
-        f"Party:      {a.party_name} ({a.party_key})",
-        f"Agreement:  {a.key} ({a.kind}, renewal {a.renewal})",
-        f"Date:       {due.due_date} ({when})" if days_left >= 0 else f"Date:       {due.due_date}",
-        "",
-        action,
+    rows = [
+        (_("Party:"), f"{a.party_name} ({a.party_key})"),
+        (_("Agreement:"), f"{a.key} ({a.kind}, {_('renewal')} {a.renewal})"),
+        (_("Date:"), f"{due.due_date} ({when})" if days_left >= 0 else f"{due.due_date}"),
     ]
+    width = max(len(label) for label, _value in rows) + 1
+    lines = [subject, "", *(f"{label.ljust(width)} {value}" for label, value in rows), "", action]
     if lapse:
         lines += ["", lapse]
-    lines += ["", f"Agreement in the registry: {agreement_url}", f"Party in the registry:     {party_url}", ""]
+    links = [(_("Agreement in the registry:"), agreement_url), (_("Party in the registry:"), party_url)]
+    width = max(len(label) for label, _value in links)
+    lines += ["", *(f"{label.ljust(width)} {url}" for label, url in links), ""]
     payload = {
         "event": "agreement.reminder",
         "reminder_id": reminder_id,

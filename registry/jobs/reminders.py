@@ -13,9 +13,10 @@ from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from registry.i18n import use_locale
 from registry.jobs.delivery import (
     DeliveryError,
     ReminderMessage,
@@ -204,6 +205,18 @@ async def _current_facts(
     return facts, change
 
 
+async def owner_language(session: AsyncSession, email: str) -> str | None:
+    """The UI language a user with this e-mail address chose, if any."""
+    from sqlmodel import col
+
+    from registry.models.user import UiUser
+
+    result = await session.execute(
+        select(col(UiUser.language)).where(col(UiUser.email) == email.strip().lower(), col(UiUser.active).is_(True))
+    )
+    return result.scalar_one_or_none()
+
+
 async def send_one(
     session: AsyncSession, settings: Settings, deliver: Deliver, *, now: datetime, today: date
 ) -> SendOutcome | None:
@@ -244,7 +257,10 @@ async def send_one(
     )
     subject = ""
     try:
-        message = compose(rid, due, today, settings.public_url)
+        # In the owner's UI language when they are a user who chose one, else the registry's default language.
+        language = await owner_language(session, recipient) if channel == EMAIL else None
+        with use_locale(language or settings.default_language):
+            message = compose(rid, due, today, settings.public_url)
         subject = message.subject
         await deliver(channel, recipient, message)
     except Exception as exc:  # whatever breaks one reminder is recorded on its row, and the run goes on

@@ -112,3 +112,33 @@ def test_a_location_error_names_what_to_choose():
     with i18n.use_locale("en"):
         errors = _errors(LocationIn, {"territory": "SE", "kind": ""})
     assert errors["kind"] == ["Choose one of the options offered."]
+
+
+def test_a_reminder_is_written_in_the_language_it_is_composed_in():
+    from registry.jobs.delivery import compose
+    from registry.jobs.schedule import EXPIRY, AgreementFacts, DueReminder
+
+    facts = AgreementFacts(
+        agreement_id=1,
+        key="nordfrakt-dpa-2024",
+        kind="dpa",
+        party_key="nordfrakt",
+        party_name="Nordfrakt Logistik AB",
+        party_active=True,
+        expires_on=date(2026, 12, 31),
+        terminated_on=None,
+        renewal="fixed",
+        notice_days=None,
+        owner_email="ops@offix.example",
+    )
+    due = DueReminder(facts, EXPIRY, date(2026, 12, 31), date(2026, 12, 1), 30)
+    with i18n.use_locale("sv"):
+        swedish = compose(1, due, date(2026, 12, 1), "https://registry.offix.example")
+    with i18n.use_locale("en"):
+        english = compose(1, due, date(2026, 12, 1), "https://registry.offix.example")
+    assert swedish.subject == "Avtal nordfrakt-dpa-2024 med Nordfrakt Logistik AB löper ut den 2026-12-31 (om 30 dagar)"
+    assert "Förnya avtalet" in swedish.body and "Parten i registret:" in swedish.body
+    assert (
+        english.subject == "Agreement nordfrakt-dpa-2024 with Nordfrakt Logistik AB expires on 2026-12-31 (in 30 days)"
+    )
+    assert swedish.payload == english.payload  # the webhook's JSON speaks codes, not prose
