@@ -118,14 +118,14 @@ LABELS: dict[str, dict[str, str]] = {
 
 
 def language(request: Request[Any, Any, Any], lang: str | None) -> str:
-    """`?lang=sv|en`, else the browser's first choice of the two (Accept-Language), else English."""
+    """`?lang=sv|en` (a record for the authority in another language than the page), else the page's language
+    (the user's choice, the switch, Accept-Language, REGISTRY_DEFAULT_LANGUAGE: registry.ui.language)."""
     if lang in LABELS:
         return lang
-    for part in request.headers.get("accept-language", "").split(","):
-        code = part.split(";", 1)[0].strip().lower()[:2]
-        if code in LABELS:
-            return code
-    return "en"
+    from registry.ui.language import request_language
+
+    code = request_language(request)
+    return code if code in LABELS else "en"
 
 
 def _day(text: str | None, field: str) -> date | None:
