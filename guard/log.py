@@ -453,14 +453,18 @@ async def list_decisions(
     outcome: str | None = None,
     since: datetime | None = None,
     until: datetime | None = None,
+    reason: str | None = None,
     limit: int = 50,
     offset: int = 0,
 ) -> tuple[list[dict[str, Any]], int]:
-    """Decisions newest first, filtered; `outcome` is 'allowed' or 'denied'; `since` ≤ decided_at < `until`.
+    """Decisions newest first, filtered; `outcome` is 'allowed' or 'denied'; `since` ≤ decided_at < `until`;
+    `reason` a reason code the decision gave.
 
     Returns the page and the total number of matching decisions.
     """
     conditions: list[Any] = []
+    if reason is not None:
+        conditions.append(col(GuardDecision.reasons).contains([{"code": reason}]))
     if recipient is not None:
         conditions.append(GuardDecision.recipient == recipient)
     if outcome is not None:
@@ -482,6 +486,35 @@ async def list_decisions(
         )
     ).scalars()
     return [decision_document(row) for row in rows], int(total)
+
+
+@dataclass(frozen=True, slots=True)
+class DenialGroup:
+    recipient: str
+    reason: str
+    count: int
+
+
+async def denial_summary(
+    session: AsyncSession, *, since: datetime, until: datetime | None = None
+) -> tuple[list[DenialGroup], int]:
+    """Denials since `since`, counted in SQL by recipient and reason code (a denial with two reasons counts
+    in both of its groups), most frequent first; and the number of denials."""
+    conditions: list[Any] = [col(GuardDecision.allowed).is_(False), col(GuardDecision.decided_at) >= since]
+    if until is not None:
+        conditions.append(col(GuardDecision.decided_at) < until)
+    total = (await session.execute(select(func.count()).select_from(GuardDecision).where(*conditions))).scalar_one()
+    reason = func.jsonb_array_elements(col(GuardDecision.reasons)).table_valued("value").render_derived("r")
+    code = func.coalesce(reason.c.value.op("->>")("code"), "").label("reason")
+    rows = await session.execute(
+        select(col(GuardDecision.recipient), code, func.count().label("n"))
+        .select_from(GuardDecision)
+        .join(reason, text("true"), isouter=True)
+        .where(*conditions)
+        .group_by(col(GuardDecision.recipient), code)
+        .order_by(func.count().desc(), col(GuardDecision.recipient), code)
+    )
+    return [DenialGroup(r[0], r[1], int(r[2])) for r in rows], int(total)
 
 
 # --- Verifying -------------------------------------------------------------------------------------------

@@ -25,6 +25,17 @@ class AgreementFilter:
     q: str | None = None
 
 
+# The list's sortable columns: what a reader may ask for → the agreement table's column ("party": its name).
+AGREEMENT_SORT_COLUMNS = {
+    "key": "key",
+    "party": "party",
+    "kind": "kind",
+    "effective_from": "effective_from",
+    "expires_on": "expires_on",
+    "owner_email": "owner_email",
+}
+
+
 def _filtered(stmt: Select[*Columns], f: AgreementFilter) -> Select[*Columns]:
     stmt = stmt.join(Party, col(Party.id) == col(Agreement.party_id))
     if f.party:
@@ -102,6 +113,19 @@ class AgreementService:
             _filtered(select(Agreement, col(Party.key)), f).order_by(col(Agreement.key)).limit(limit).offset(offset)
         )
         return [with_metadata(agreement_document(a, k), a) for a, k in rows], total
+
+    async def ordered_keys(
+        self, f: AgreementFilter, *, sort: str, descending: bool, limit: int | None, offset: int = 0
+    ) -> tuple[list[str], int]:
+        """The keys of the agreements that match, sorted and paged by the database (key breaks ties), and how
+        many match; `limit` None: all of them (a caller that filters further)."""
+        column = col(Party.name) if sort == "party" else col(getattr(Agreement, AGREEMENT_SORT_COLUMNS[sort]))
+        order = column.desc().nulls_last() if descending else column.asc().nulls_last()
+        total = (await self.session.execute(_filtered(select(func.count(col(Agreement.id))), f))).scalar_one()
+        stmt = _filtered(select(col(Agreement.key)), f).order_by(order, col(Agreement.key)).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars()), int(total)
 
     async def _party_id(self, data: AgreementFields) -> int:
         party = (await self.session.execute(select(Party).where(col(Party.key) == data.party))).scalar_one_or_none()

@@ -25,6 +25,16 @@ class PartyFilter:
     q: str | None = None
 
 
+# The list's sortable columns: what a reader may ask for → the party table's column.
+PARTY_SORT_COLUMNS = {
+    "name": "name",
+    "key": "key",
+    "role": "role",
+    "category": "category",
+    "established_in": "established_in",
+}
+
+
 def _filtered(stmt: Select[*Columns], f: PartyFilter) -> Select[*Columns]:
     if f.role:
         stmt = stmt.where(col(Party.role) == f.role)
@@ -97,6 +107,19 @@ class PartyService:
             await self.session.execute(_filtered(select(Party), f).order_by(col(Party.key)).limit(limit).offset(offset))
         ).scalars()
         return [with_metadata(await self._document(p), p) for p in rows], total
+
+    async def ordered_keys(
+        self, f: PartyFilter, *, sort: str, descending: bool, limit: int | None, offset: int = 0
+    ) -> tuple[list[str], int]:
+        """The keys of the parties that match, sorted and paged by the database (key breaks ties, so pages
+        never overlap), and how many match; `limit` None: all of them (a caller that filters further)."""
+        column = col(getattr(Party, PARTY_SORT_COLUMNS[sort]))
+        order = column.desc() if descending else column.asc()
+        total = (await self.session.execute(_filtered(select(func.count()).select_from(Party), f))).scalar_one()
+        stmt = _filtered(select(col(Party.key)), f).order_by(order, col(Party.key)).offset(offset)
+        if limit is not None:
+            stmt = stmt.limit(limit)
+        return list((await self.session.execute(stmt)).scalars()), int(total)
 
     async def _graph(self) -> tuple[dict[str, str], dict[str, list[str]]]:
         """Every party's role, and the sub-processor links as key → [key]."""

@@ -196,4 +196,3 @@ async def reset_lockout(session: AsyncSession, email: str) -> None:
 async def remember_language(session: AsyncSession, email: str, language: str) -> None:
     """The user's UI language, used on their next pages and in e-mails to them as an agreement's owner."""
     await session.execute(update(UiUser).where(col(UiUser.email) == email).values(language=language))
-

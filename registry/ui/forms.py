@@ -3,7 +3,7 @@
 The schemas and services keep every rule; this module only moves values between form fields and
 documents, and rewords the errors they report so each one can sit next to its field."""
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date
 from typing import Any
 
@@ -379,6 +379,8 @@ class TaxonomyOption:
     name: str
     depth: int
     special: str = ""  # "special" (Art. 9/10 data), "includes" (an entry above such data) or ""
+    published: bool = False  # a purpose the controller's privacy policy publishes
+    own: bool = False  # a key the controller's vocabulary labels (a key it uses)
 
 
 def _special(key: str) -> str:
@@ -406,6 +408,25 @@ TAXONOMY = {
     "data_subjects": _options(DEFAULT_TAXONOMY.data_subject),
 }
 TAXONOMY_NAMES = {o.key: o.name for options in TAXONOMY.values() for o in options}
+
+
+def taxonomy_for(controller: dict[str, Any] | None) -> dict[str, list[TaxonomyOption]]:
+    """The pickers' options for this controller: its published purposes first (in the order it publishes
+    them), then the keys its vocabulary labels (the ones it uses), then the rest of the taxonomy."""
+    published = list((controller or {}).get("published_purposes") or [])
+    vocabulary = (controller or {}).get("vocabulary") or {}
+    out: dict[str, list[TaxonomyOption]] = {}
+    for name, options in TAXONOMY.items():
+        marked = [
+            replace(o, published=name == "purposes" and o.key in published, own=o.key in vocabulary) for o in options
+        ]
+        rank = {key: i for i, key in enumerate(published)}
+        out[name] = sorted(
+            marked,
+            key=lambda o: (not o.published, rank.get(o.key, 0), not o.own, o.key),
+        )
+    return out
+
 
 KIND_LABELS = {"dpa": N_("processing agreement (Art. 28)"), "data_sharing": N_("data-sharing agreement")}
 RENEWAL_LABELS = {"fixed": N_("fixed term"), "auto": N_("renews automatically")}

@@ -9,6 +9,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import SCOPES, requires
 from registry.errors import ConflictError, FieldError, RegistryValidationError
+from registry.i18n import gettext
 from registry.services.apikeys import create_api_key, list_api_keys, revoke_api_key
 from registry.services.users import ROLES, create_user, disable_user, list_users
 from registry.ui import forms
@@ -32,7 +33,7 @@ class AdminPages(UiPages):
             errors = forms.field_messages(exc.errors)
             return await admin_page(request, db_session, 400, errors=errors, new_user=new_user)
         except ConflictError:
-            errors = {"email": ["This user exists already."]}
+            errors = {"email": [gettext("This user exists already.")]}
             return await admin_page(request, db_session, 409, errors=errors, new_user=new_user)
         return Redirect("/ui/admin?done=user", status_code=303)
 
@@ -52,13 +53,13 @@ class AdminPages(UiPages):
         token = None
         try:
             if not name:
-                raise RegistryValidationError([FieldError("name", "Give the key a name, such as webshop.")])
+                raise RegistryValidationError([FieldError("name", gettext("Give the key a name, such as webshop."))])
             async with db_session.begin():
                 token = await create_api_key(db_session, name, scopes, current_user(request).name)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors)
         except ConflictError:
-            errors = {"name": ["An API key with this name exists already."]}
+            errors = {"name": [gettext("An API key with this name exists already.")]}
         return await admin_page(
             request, db_session, 400 if errors else 200, errors=errors, new_token=token, new_token_name=name
         )

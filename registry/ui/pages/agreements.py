@@ -12,17 +12,21 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import ConflictError, RegistryValidationError
+from registry.i18n import gettext
 from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
-from registry.services.agreements import AgreementService
+from registry.services.agreements import AGREEMENT_SORT_COLUMNS, AgreementFilter, AgreementService
 from registry.services.documents import load_registry
 from registry.services.parties import history
 from registry.ui import forms, views
 from registry.ui.pages.common import (
+    PAGE_SIZE,
     UiPages,
     conflict_details,
     current_user,
     expiring_days,
+    list_order,
     page,
+    page_offset,
     read_form,
     registry_today,
 )
@@ -37,20 +41,48 @@ class AgreementPages(UiPages):
         q: FromQuery[str | None] = None,
         kind: FromQuery[str | None] = None,
         state_: Annotated[str | None, QueryParameter(name="state", max_length=20)] = None,
+        sort: FromQuery[str | None] = None,
+        order: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
     ) -> Template:
-        state = state_
+        """The database filters, sorts, counts and pages; an agreement's state is the guard's rule
+        (views.agreement_state), so a filter on it is applied to the database's ordered list."""
         today, registry = await registry_today(db_session)
+        window = expiring_days(request)
+        sorting = list_order(sort, order, AGREEMENT_SORT_COLUMNS, "key")
+        offset = page_offset(offset)
+        keys, total = await AgreementService(db_session, "").ordered_keys(
+            AgreementFilter(kind=kind or None, q=(q or "").strip() or None),
+            sort=sorting["column"],
+            descending=sorting["order"] == "desc",
+            limit=None if state_ else PAGE_SIZE,
+            offset=0 if state_ else offset,
+        )
         rows = []
-        for a in registry.agreement_docs.values():
-            a_state = views.agreement_state(a, today, expiring_days(request))
-            needle = (q or "").strip().lower()
-            if needle and needle not in a["key"] and needle not in a["party"]:
+        for key in keys:
+            a = registry.agreement_docs.get(key)
+            if a is None:
                 continue
-            if (kind and a["kind"] != kind) or (state and a_state != state):
+            a_state = views.agreement_state(a, today, window)
+            if state_ and a_state != state_:
                 continue
             rows.append({**a, "state": a_state, "party_name": registry.party_docs[a["party"]]["name"]})
-        filters = {"q": q or "", "kind": kind, "state": state}
-        return page(request, "agreements.html", rows=rows, filters=filters, kinds=AGREEMENT_KINDS, today=today)
+        if state_:
+            total, rows = len(rows), rows[offset : offset + PAGE_SIZE]
+        filters = {"q": q or "", "kind": kind or "", "state": state_ or "", "sort": sort or "", "order": order or ""}
+        return page(
+            request,
+            "agreements.html",
+            rows=rows,
+            total=total,
+            offset=offset,
+            limit=PAGE_SIZE,
+            sort=sorting,
+            filters=filters,
+            kinds=AGREEMENT_KINDS,
+            today=today,
+            controller=registry.controller,
+        )
 
     @get("/agreements/new", opt=requires("registry:write"))
     async def new_agreement(
@@ -98,7 +130,12 @@ class AgreementPages(UiPages):
                 request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
             )
         except ConflictError:
-            errors = {"key": [f"An agreement with the key “{submitted.get('key')}” exists already; choose another."]}
+            errors = {
+                "key": [
+                    gettext("An agreement with the key “%(key)s” exists already; choose another.")
+                    % {"key": submitted.get("key")}
+                ]
+            }
             return await self._agreement_form(
                 request, db_session, submitted, creating=True, errors=errors, status_code=409
             )
@@ -195,10 +232,11 @@ class AgreementPages(UiPages):
             parties=list(state.party_docs.values()),
             kinds=AGREEMENT_KINDS,
             clauses=forms.CLAUSE_CHOICES,
-            taxonomy=forms.TAXONOMY,
+            taxonomy=forms.taxonomy_for(state.controller),
             errors=errors or {},
             conflict=conflict,
             refused=refused,
+            controller=state.controller,
         )
 
 

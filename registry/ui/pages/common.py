@@ -15,6 +15,7 @@ from litestar.types import ExceptionHandlersMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
+from registry import i18n
 from registry.auth import Principal
 from registry.calendar import zone_or_default
 from registry.errors import ConflictError, NotFoundError
@@ -22,10 +23,23 @@ from registry.services.documents import RegistryState, load_registry
 from registry.services.findings import registry_findings
 from registry.services.parties import history
 from registry.ui import forms, views
+from registry.ui.language import request_language
 
 SESSION_COOKIE = "registry_session"
 # PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
 MAX_PAGE_OFFSET = 1_000_000_000
+# Rows on one page of a list (parties, agreements).
+PAGE_SIZE = 50
+
+
+def list_order(sort: str | None, order: str | None, columns: Any, default: str) -> dict[str, str]:
+    """The list's sort column (one of `columns`, else `default`) and direction ('asc' unless 'desc')."""
+    column = sort if sort is not None and sort in columns else default
+    return {"column": column, "order": "desc" if order == "desc" else "asc"}
+
+
+def page_offset(offset: int) -> int:
+    return min(max(0, offset), MAX_PAGE_OFFSET)
 
 
 def current_user(request: Request[Any, Any, Any]) -> Principal:
@@ -42,6 +56,11 @@ def role_of(principal: Principal) -> str:
 
 def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
     principal = request.user if isinstance(request.scope.get("user"), Principal) else None
+    # Error pages are rendered by exception handlers, which run without the before_request step.
+    i18n.set_locale(request_language(request))
+    controller = context.pop("controller", None)
+    # The controller's own words for taxonomy keys (term_label in the templates).
+    context.setdefault("vocabulary", (controller or {}).get("vocabulary"))
     context.update(
         user=principal,
         role=role_of(principal) if principal else None,
@@ -57,7 +76,7 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
         taxonomy_names=forms.TAXONOMY_NAMES,
         kind_labels=forms.KIND_LABELS,
         renewal_labels=forms.RENEWAL_LABELS,
-        when=partial(local_time, zone=zone_of(context.pop("controller", None))),
+        when=partial(local_time, zone=zone_of(controller)),
     )
     context.setdefault("errors", {})
     return Template(template_name=name, context=context, status_code=status_code)
@@ -113,7 +132,7 @@ def parse_day(raw: str | None, name: str, errors: dict[str, list[str]]) -> date 
     try:
         return date.fromisoformat(raw)
     except ValueError:
-        errors[name] = ["Enter a date as year-month-day, for example 2026-01-31."]
+        errors[name] = [i18n.gettext("Enter a date as year-month-day, for example 2026-01-31.")]
         return None
 
 
@@ -153,11 +172,11 @@ def redirect_to_login(request: Request[Any, Any, Any], _: NotAuthorizedException
 
 def forbidden_page(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
     csrf = "csrf" in str(exc.detail).lower()
-    return page(request, "error.html", status_code=403, title="Not allowed", csrf=csrf, message=exc.detail)
+    return page(request, "error.html", status_code=403, title=i18n.N_("Not allowed"), csrf=csrf, message=exc.detail)
 
 
 def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return page(request, "error.html", status_code=404, title="Not found", csrf=False, message=str(exc))
+    return page(request, "error.html", status_code=404, title=i18n.N_("Not found"), csrf=False, message=str(exc))
 
 
 # Every UI controller answers with these: no session is a redirect to the login page, a missing scope or a

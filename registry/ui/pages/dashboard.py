@@ -5,11 +5,11 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.log import denial_summary
 from registry.auth import requires
 from registry.ui import views
 from registry.ui.pages.common import (
     UiPages,
-    decisions_of,
     expiring_days,
     findings_of,
     page,
@@ -27,7 +27,7 @@ class DashboardPages(UiPages):
         expiring = [a for a in state.agreement_docs.values() if views.agreement_state(a, today, window) == "expiring"]
         expiring.sort(key=lambda a: a["expires_on"])
         unapproved = views.unapproved_links(state.party_docs, today)
-        denied = await decisions_of(db_session, outcome="denied", since=start_of(today, state.controller), limit=50)
+        groups, denied_total = await denial_summary(db_session, since=start_of(today, state.controller))
         return page(
             request,
             "dashboard.html",
@@ -35,7 +35,9 @@ class DashboardPages(UiPages):
             findings=findings,
             expiring=expiring,
             unapproved=unapproved,
-            denied=denied,
+            denied_groups=groups,
+            denied_total=denied_total,
+            expiring_days=window,
             parties=state.party_docs,
             controller=state.controller,
         )

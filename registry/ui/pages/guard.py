@@ -1,11 +1,11 @@
 """The guard from the UI: try a share and read the decision log."""
 
 from datetime import timedelta
-from typing import Any
+from typing import Annotated, Any
 
 from litestar import Request, get, post
 from litestar.di import NamedDependency
-from litestar.params import FromQuery
+from litestar.params import FromQuery, QueryParameter
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -13,6 +13,7 @@ from guard.log import list_decisions
 from guard.service import GuardUnavailable, cannot_decide
 from registry.auth import requires
 from registry.errors import RegistryValidationError
+from registry.i18n import N_, gettext
 from registry.services.documents import load_registry
 from registry.ui import forms
 from registry.ui.pages.common import (
@@ -28,10 +29,10 @@ from registry.ui.pages.common import (
 DECISIONS_PER_PAGE = 50
 # A share's required fields, with what the form says when one is missing.
 REQUIRED_SHARE_FIELDS = (
-    ("recipient", "Choose the recipient."),
-    ("purpose", "Choose the purpose of the share."),
-    ("data_categories", "Choose at least one data category."),
-    ("data_subject", "Choose the data subject."),
+    ("recipient", N_("Choose the recipient.")),
+    ("purpose", N_("Choose the purpose of the share.")),
+    ("data_categories", N_("Choose at least one data category.")),
+    ("data_subject", N_("Choose the data subject.")),
 )
 
 
@@ -54,8 +55,9 @@ class GuardPages(UiPages):
             "guard.html",
             share=share,
             parties=list(state.party_docs.values()),
-            taxonomy=forms.TAXONOMY,
+            taxonomy=forms.taxonomy_for(state.controller),
             result=None,
+            controller=state.controller,
         )
 
     @post("/guard", opt=requires("guard:check"), status_code=200)
@@ -70,12 +72,14 @@ class GuardPages(UiPages):
             # The person, for marketing and objections; digested by the guard, never stored in clear.
             "subject_ref": str(form.get("subject_ref") or ""),
         }
-        errors: dict[str, list[str]] = {name: [message] for name, message in REQUIRED_SHARE_FIELDS if not share[name]}
+        errors: dict[str, list[str]] = {
+            name: [gettext(message)] for name, message in REQUIRED_SHARE_FIELDS if not share[name]
+        }
         state = await load_registry(db_session)
         context = {
             "share": share,
             "parties": list(state.party_docs.values()),
-            "taxonomy": forms.TAXONOMY,
+            "taxonomy": forms.taxonomy_for(state.controller),
             "controller": state.controller,
         }
         if errors:
@@ -99,11 +103,12 @@ class GuardPages(UiPages):
         outcome: FromQuery[str | None] = None,
         since: FromQuery[str | None] = None,
         until: FromQuery[str | None] = None,
+        reason: Annotated[str | None, QueryParameter(max_length=64)] = None,
         offset: FromQuery[int] = 0,
     ) -> Template:
         errors: dict[str, list[str]] = {}
         if outcome and outcome not in {"allowed", "denied"}:
-            errors["outcome"] = ["Choose allowed or denied."]
+            errors["outcome"] = [gettext("Choose allowed or denied.")]
         since_day = parse_day(since, "since", errors)
         until_day = parse_day(until, "until", errors)
         state = await load_registry(db_session)
@@ -117,10 +122,17 @@ class GuardPages(UiPages):
                 outcome=outcome or None,
                 since=start_of(since_day, state.controller) if since_day else None,
                 until=start_of(until_day + timedelta(days=1), state.controller) if until_day else None,
+                reason=reason or None,
                 limit=DECISIONS_PER_PAGE,
                 offset=offset,
             )
-        filters = {"recipient": recipient or "", "outcome": outcome or "", "since": since or "", "until": until or ""}
+        filters = {
+            "recipient": recipient or "",
+            "outcome": outcome or "",
+            "since": since or "",
+            "until": until or "",
+            "reason": reason or "",
+        }
         return page(
             request,
             "decisions.html",

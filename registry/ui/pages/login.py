@@ -9,6 +9,7 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry.i18n import N_, gettext
 from registry.services.users import log_in, log_out
 from registry.ui.pages.common import SESSION_COOKIE, UiPages, page, read_form, safe_next
 
@@ -33,18 +34,18 @@ class LoginPages(UiPages):
         target = safe_next(str(form.get("next") or ""))
         errors: dict[str, list[str]] = {}
         if not email:
-            errors["email"] = ["Enter your e-mail address."]
+            errors["email"] = [gettext("Enter your e-mail address.")]
         if not password:
-            errors["password"] = ["Enter your password."]
+            errors["password"] = [gettext("Enter your password.")]
         if errors:
             return page(request, "login.html", status_code=400, next=target, email=email, errors=errors, message=None)
         async with db_session.begin():
             result = await log_in(db_session, email, password)
         if result.token is None:
             message = (
-                "Too many wrong passwords: this account is locked for 15 minutes."
+                N_("Too many wrong passwords: this account is locked for 15 minutes.")
                 if result.locked
-                else "The e-mail address or the password is not right."
+                else N_("The e-mail address or the password is not right.")
             )
             return page(request, "login.html", status_code=401, next=target, email=email, message=message)
         settings = request.app.state.settings

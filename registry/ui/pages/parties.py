@@ -11,19 +11,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import ConflictError, RegistryValidationError
+from registry.i18n import gettext
 from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
 from registry.services.documents import load_registry
-from registry.services.parties import PartyService, history
+from registry.services.parties import PARTY_SORT_COLUMNS, PartyFilter, PartyService, history
 from registry.ui import forms, views
 from registry.ui.pages.common import (
+    PAGE_SIZE,
     UiPages,
     conflict_details,
     current_user,
     decisions_of,
     expiring_days,
     findings_of,
+    list_order,
     page,
+    page_offset,
     read_form,
     registry_today,
 )
@@ -46,34 +50,107 @@ class PartyPages(UiPages):
         status: FromQuery[str | None] = None,
         eea: FromQuery[str | None] = None,
         active: FromQuery[str | None] = None,
+        sort: FromQuery[str | None] = None,
+        order: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
     ) -> Template:
+        """The database filters, sorts, counts and pages; the agreement status and the places (the whole
+        sub-processor chain, walked by the guard's walk_chain) come from the guard's rules, so a filter on them
+        is applied to the database's ordered list, and its count is of what is left."""
         today, state = await registry_today(db_session)
+        window = expiring_days(request)
+        chains = views.party_views(state.party_docs)
         by_party: dict[str, list[dict[str, Any]]] = {}
         for a in state.agreement_docs.values():
             by_party.setdefault(a["party"], []).append(a)
-        rows = []
-        needle = (q or "").strip().lower()
-        for party in state.party_docs.values():
-            agreement_status = views.party_agreement_status(
-                party, by_party.get(party["key"], []), today, expiring_days(request)
-            )
-            inside = views.party_inside_eea(party)
-            if needle and needle not in party["key"] and needle not in party["name"].lower():
-                continue
-            if role and party["role"] != role:
-                continue
-            if category and party["category"] != category:
-                continue
-            if status and agreement_status != status:
-                continue
-            if (eea == "inside" and not inside) or (eea == "outside" and inside):
-                continue
-            if (active == "yes" and not party["active"]) or (active == "no" and party["active"]):
-                continue
-            rows.append({"party": party, "status": agreement_status, "inside": inside})
-        filters = {"q": q or "", "role": role, "category": category, "status": status, "eea": eea, "active": active}
+
+        def row(key: str) -> dict[str, Any]:
+            party = state.party_docs[key]
+            outside = views.outside_through(key, chains)
+            return {
+                "party": party,
+                "status": views.party_agreement_status(party, by_party.get(key, []), today, window),
+                "inside": not outside,
+                "outside_through": [state.party_docs[k]["name"] if k in state.party_docs else k for k in outside],
+            }
+
+        sorting = list_order(sort, order, PARTY_SORT_COLUMNS, "name")
+        offset = page_offset(offset)
+        wanted = PartyFilter(
+            role=role or None,
+            category=category or None,
+            active={"yes": True, "no": False}.get(active or ""),
+            q=(q or "").strip() or None,
+        )
+        service = PartyService(db_session, "")
+        by_rules = bool(status or eea in {"inside", "outside"})
+        keys, total = await service.ordered_keys(
+            wanted,
+            sort=sorting["column"],
+            descending=sorting["order"] == "desc",
+            limit=None if by_rules else PAGE_SIZE,
+            offset=0 if by_rules else offset,
+        )
+        rows = [row(key) for key in keys if key in state.party_docs]
+        if by_rules:
+            rows = [
+                r
+                for r in rows
+                if (not status or r["status"] == status)
+                and not (eea == "inside" and not r["inside"])
+                and not (eea == "outside" and r["inside"])
+            ]
+            total, rows = len(rows), rows[offset : offset + PAGE_SIZE]
+        filters = {
+            "q": q or "",
+            "role": role or "",
+            "category": category or "",
+            "status": status or "",
+            "eea": eea or "",
+            "active": active or "",
+            "sort": sort or "",
+            "order": order or "",
+        }
         return page(
-            request, "parties.html", rows=rows, filters=filters, roles=ROLES, categories=CATEGORIES, today=today
+            request,
+            "parties.html",
+            rows=rows,
+            total=total,
+            offset=offset,
+            limit=PAGE_SIZE,
+            sort=sorting,
+            filters=filters,
+            roles=ROLES,
+            categories=CATEGORIES,
+            today=today,
+            controller=state.controller,
+        )
+
+    @get("/data-map", opt=requires("registry:read"))
+    async def data_map(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
+        """Where our data goes: every territory with the parties holding data there, directly or through a
+        chain, and each recipient's chain as a tree."""
+        today, state = await registry_today(db_session)
+        chains = views.party_views(state.party_docs)
+        active = {k: p for k, p in state.party_docs.items() if p["active"]}
+        recipients = [
+            {
+                "key": key,
+                "name": party["name"],
+                "inside": not views.outside_through(key, chains),
+                "chain": views.sub_processor_chain(key, state.party_docs, today),
+            }
+            for key, party in sorted(active.items(), key=lambda kv: kv[1]["name"].lower())
+            if party["role"] != "sub_processor"
+        ]
+        return page(
+            request,
+            "data_map.html",
+            territories=views.data_map(active),
+            recipients=recipients,
+            parties=state.party_docs,
+            today=today,
+            controller=state.controller,
         )
 
     @get("/parties/new", opt=requires("registry:write"))
@@ -108,7 +185,12 @@ class PartyPages(UiPages):
                 request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
             )
         except ConflictError:
-            errors = {"key": [f"A party with the key “{submitted.get('key')}” exists already; choose another key."]}
+            errors = {
+                "key": [
+                    gettext("A party with the key “%(key)s” exists already; choose another key.")
+                    % {"key": submitted.get("key")}
+                ]
+            }
             return await self._party_form(request, db_session, submitted, creating=True, errors=errors, status_code=409)
         return Redirect(f"/ui/parties/{data.key}?saved=1", status_code=303)
 

@@ -17,6 +17,7 @@ from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.evidence import evidence_bytes
 from registry.services.records import article_30_record
+from registry.ui.language import request_language
 from registry.ui.pages.common import UiPages, page
 
 # The labels of the printable record, per language. Swedish for the Swedish authority (IMY); a full
@@ -122,8 +123,6 @@ def language(request: Request[Any, Any, Any], lang: str | None) -> str:
     (the user's choice, the switch, Accept-Language, REGISTRY_DEFAULT_LANGUAGE: registry.ui.language)."""
     if lang in LABELS:
         return lang
-    from registry.ui.language import request_language
-
     code = request_language(request)
     return code if code in LABELS else "en"
 

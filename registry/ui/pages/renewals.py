@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import ConflictError, RegistryValidationError
+from registry.i18n import gettext
 from registry.jobs.calendar import create_feed, feed_url, list_feeds
 from registry.jobs.renewals import upcoming_renewals
 from registry.ui import forms
@@ -43,7 +44,7 @@ class RenewalPages(UiPages):
         except RegistryValidationError as exc:
             errors = {"feed_name": [forms.plain_words(e.message) for e in exc.errors]}
         except ConflictError:
-            errors = {"feed_name": ["A feed with this name exists already; choose another name."]}
+            errors = {"feed_name": [gettext("A feed with this name exists already; choose another name.")]}
         today, _ = await registry_today(db_session)
         rows = await upcoming_renewals(db_session, today=today, within_days=DEFAULT_WINDOW_DAYS)
         return await renewals_page(
