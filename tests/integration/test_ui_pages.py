@@ -333,7 +333,8 @@ async def test_the_agreement_form_shows_what_is_ticked_and_the_page_names_the_ta
     assert chosen and "user.contact.phone_number" in chosen.group(1)
     assert "special category" in form, "Art. 9 categories are marked in the picker"
     page = (await seeded_client.get("/ui/agreements/nordfrakt-dpa-2024")).text
-    assert "User Contact Address" in page and "fixed term" in page
+    # Offix's own word for the key (the seed's vocabulary) comes first, the key after it.
+    assert "Address <code>user.contact.address</code>" in page and "fixed term" in page
     assert 'href="https://docs.offix.example/agreements/nordfrakt-dpa-2024.pdf"' in page
 
 
