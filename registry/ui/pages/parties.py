@@ -71,7 +71,10 @@ class PartyPages(UiPages):
                 "party": party,
                 "status": views.party_agreement_status(party, by_party.get(key, []), today, window),
                 "inside": not outside,
-                "outside_through": [state.party_docs[k]["name"] if k in state.party_docs else k for k in outside],
+                # The sub-processors that take the data outside (the party's own places speak for themselves).
+                "outside_through": [
+                    state.party_docs[k]["name"] if k in state.party_docs else k for k in outside if k != key
+                ],
             }
 
         sorting = list_order(sort, order, PARTY_SORT_COLUMNS, "name")
