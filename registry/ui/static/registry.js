@@ -11,7 +11,7 @@
     function showChosen() {
       if (!chosen) { return; }
       var keys = boxes.filter(function (b) { return b.checked; }).map(function (b) { return b.value; });
-      chosen.textContent = keys.length ? keys.join(", ") : "none";
+      chosen.textContent = keys.length ? keys.join(", ") : (chosen.getAttribute("data-none") || "none");
     }
     picker.addEventListener("change", showChosen);
     if (filter && filterRow) {
