@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import RegistryValidationError
+from registry.i18n import N_
 from registry.services.documents import json_ready
 from registry.services.registry_document import (
     Preview,
@@ -66,16 +67,16 @@ class RegistryDocumentPages(UiPages):
         if isinstance(upload, UploadFile) and upload.filename:
             raw = await upload.read(MAX_IMPORT_BYTES + 1)
             if len(raw) > MAX_IMPORT_BYTES:
-                return import_failed(request, [("file", "The file is larger than 20 MB.")])
+                return import_failed(request, [("file", N_("The file is larger than 20 MB."))])
             text = raw.decode("utf-8", errors="replace")
         # A browser sends a textarea's lines back with CR LF: one spelling, so a preview's digest matches its confirm.
         text = text.replace("\r\n", "\n").replace("\r", "\n")
         if not text.strip():
-            return import_failed(request, [("file", "Choose a YAML or JSON file, or paste the document.")])
+            return import_failed(request, [("file", N_("Choose a YAML or JSON file, or paste the document."))])
         try:
             document = parse_document(await asyncio.to_thread(load_document_text, text.encode(), "application/yaml"))
         except RegistryValidationError as exc:
-            return import_failed(request, [(e.field, forms.plain_words(e.message)) for e in exc.errors])
+            return import_failed(request, [(e.field, forms.plain_words(e)) for e in exc.errors])
         token = preview_token(form.get("preview"), text)
         actor = current_user(request).name
         if token is None or form.get("confirm") != "on":
@@ -123,7 +124,7 @@ def preview_page(
     )
 
 
-CONFIRM_PROBLEM = "Tick the box to confirm that the import replaces the whole registry."
+CONFIRM_PROBLEM = N_("Tick the box to confirm that the import replaces the whole registry.")
 
 
 def import_failed(request: Request[Any, Any, Any], problems: list[tuple[str, str]]) -> Template:

@@ -42,7 +42,7 @@ class RenewalPages(UiPages):
                 token = await create_feed(db_session, name, current_user(request).name)
             feed_address = feed_url(request.app.state.settings.public_url, token)
         except RegistryValidationError as exc:
-            errors = {"feed_name": [forms.plain_words(e.message) for e in exc.errors]}
+            errors = {"feed_name": [forms.plain_words(e) for e in exc.errors]}
         except ConflictError:
             errors = {"feed_name": [gettext("A feed with this name exists already; choose another name.")]}
         today, _ = await registry_today(db_session)
