@@ -103,7 +103,7 @@ async def measure(url: str, denials: int) -> None:
         purposes = form.split('id="purposes"', 1)[1].split("</fieldset>", 1)[0]
         published = purposes.count("in our privacy policy")
         print(f"denials counted on the dashboard: {counted.group(1) if counted else '?'}  (target {denials:,})")
-        print(f"rows in its denials table:        {rows}  (target: one per recipient and reason code, not one per denial; was {denials})")
+        print(f"rows in its denials table:        {rows}  (target: one per recipient and reason; was {denials})")
         print(f"purposes offered first:           {published}  (target 4, the purposes Offix publishes; was 0 of 57)")
         for language in ("sv", "en"):
             times = []
