@@ -9,13 +9,15 @@ from litestar import Litestar
 from registry.auth import SCOPES, required_scope
 from tests.conftest import bearer, make_key
 
-# Paths anyone may call: health probes, the UI's login page and static files, the root redirect, and the
-# calendar feed (its secret token is the credential).
+# Paths anyone may call: health probes, the UI's login page, its language switch (it sets a cookie, and stores
+# the choice only for a valid session) and static files, the root redirect, and the calendar feed (its secret
+# token is the credential).
 PUBLIC_PATHS = {
     "/health/live",
     "/health/ready",
     "/",
     "/ui/login",
+    "/ui/language",
     "/ui/static/{file_path:path}",
     "/calendar/{filename:str}",
 }
