@@ -293,6 +293,10 @@ async def log_in(
     now = now or utcnow()
     email = normalise_email(email)
     keys = {address_key(address): ADDRESS_MAX_DELAY, account_key(email): ACCOUNT_MAX_DELAY}
+    # Tries on one address or one account take turns (until the transaction ends), so that a burst of concurrent
+    # guesses cannot all pass the check before the first of them is counted. Taken in one order: no deadlock.
+    for key in sorted(keys):
+        await session.execute(select(func.pg_advisory_xact_lock(func.hashtext(key))))
     next_try = (
         await session.execute(
             select(func.max(col(UiLoginThrottle.next_try_at))).where(col(UiLoginThrottle.key).in_(list(keys)))

@@ -2,6 +2,7 @@
 the same answer for unknown and known e-mails), and administration without a developer (password reset, role,
 disable and enable, unlock, revoking feeds and keys, all of it in a history; changing one's own password)."""
 
+import asyncio
 import os
 import subprocess
 import sys
@@ -93,6 +94,14 @@ async def test_the_right_password_is_not_even_checked_while_the_account_must_wai
     assert early.token is None and early.wait_seconds == 1
 
 
+async def test_a_burst_of_concurrent_guesses_is_counted_one_by_one(accounts: str) -> None:
+    burst = await asyncio.gather(
+        *(attempt(accounts, "lena@offix.example", "wrong", f"10.5.0.{n}", 0) for n in range(FREE_FAILURES + 5))
+    )
+    assert sum(1 for r in burst if r.wait_seconds == 0) == FREE_FAILURES
+    assert all(r.token is None for r in burst)
+
+
 async def test_an_unknown_e_mail_is_answered_exactly_like_a_known_one(accounts: str) -> None:
     def answers(email: str, prefix: str) -> Any:
         async def run() -> list[Any]:
@@ -140,8 +149,6 @@ def test_registry_user_unlock_lifts_the_throttle_from_the_command_line(accounts:
                 ),
                 {"key": account_key("lena@offix.example")},
             )
-
-    import asyncio
 
     asyncio.run(throttle())
     env = {**os.environ, "REGISTRY_DATABASE_URL": accounts, "REGISTRY_SCHEDULER_ENABLED": "false"}
