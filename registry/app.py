@@ -151,7 +151,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
                 # Litestar lets OPTIONS through by default (for CORS preflights, which this app does not serve):
                 # the answer would skip the key check, and a route guard would find no caller (a 500).
                 exclude_http_methods=[],
-            )
+            ),
+            *ui.middleware,
         ],
         exception_handlers={
             RegistryValidationError: _validation_error,
@@ -163,6 +164,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             InterfaceError: _database_unavailable,
             PoolTimeoutError: _database_unavailable,
             ConnectionError: _database_unavailable,
+            **ui.exception_handlers,
         },
         # Unexpected errors are logged with their traceback (the client sees only a generic 500); a client's own
         # mistake (a 4xx) is answered, not logged, or a scan of bad requests would bury the real faults.

@@ -143,6 +143,8 @@ class RegistryAuthenticationMiddleware(AbstractAuthenticationMiddleware):
         result = await self._caller(connection)
         scope = required_scope(connection.route_handler)
         if scope is not None and not result.user.may(scope):
+            # Known even when refused: the refusal's page shows who is signed in (and where they must go first).
+            connection.scope["user"] = result.user
             raise PermissionDeniedException(f"this needs the {scope!r} scope")
         return result
 

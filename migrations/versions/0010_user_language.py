@@ -1,7 +1,7 @@
 """UI in Swedish and English: a user's remembered language, and the controller's own words for taxonomy keys
 
 Revision ID: 0010_user_language
-Revises: 0011_objections
+Revises: 0009_objections
 Create Date: 2026-11-28
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0010_user_language"
-down_revision: str | None = "0011_objections"
+down_revision: str | None = "0009_objections"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

@@ -19,6 +19,7 @@ from registry.jobs.renewals import renewal_agreements, renewal_dates
 from registry.jobs.schedule import EXPIRY
 from registry.models.base import utcnow
 from registry.models.reminder import CalendarFeed
+from registry.services.common import change_record
 
 FEED_TOKEN_PREFIX = "ofxcal_"
 FEED_NAME = re.compile(r"^[a-z0-9][a-z0-9_.-]{0,63}$")
@@ -39,6 +40,7 @@ async def create_feed(session: AsyncSession, name: str, actor: str) -> str:
         raise ConflictError(f"a calendar feed named {name!r} exists already (revoked feeds keep their name)")
     token = FEED_TOKEN_PREFIX + secrets.token_urlsafe(32)
     session.add(CalendarFeed(name=name, token_sha256=token_digest(token), created_by=actor))
+    session.add(change_record("calendar_feed", name, "create", actor, None, {"name": name}))
     await session.flush()
     return token
 
@@ -50,7 +52,7 @@ async def list_feeds(session: AsyncSession) -> list[dict[str, Any]]:
     return [dict(r._mapping) for r in rows]
 
 
-async def revoke_feed(session: AsyncSession, name: str) -> None:
+async def revoke_feed(session: AsyncSession, name: str, actor: str) -> None:
     if not FEED_NAME.fullmatch(name):  # feeds are created with such names only
         raise NotFoundError(f"no active calendar feed named {name!r}")
     result = await session.execute(
@@ -59,6 +61,8 @@ async def revoke_feed(session: AsyncSession, name: str) -> None:
     )
     if not result.rowcount:  # type: ignore[attr-defined]
         raise NotFoundError(f"no active calendar feed named {name!r}")
+    session.add(change_record("calendar_feed", name, "revoke", actor, {"revoked": False}, {"revoked": True}))
+    await session.flush()
 
 
 async def feed_for_token(session: AsyncSession, token: str) -> str | None:

@@ -164,7 +164,7 @@ def feed_revoke(context: Context, name: str) -> None:
     from registry.jobs.calendar import revoke_feed
 
     with reported_errors():
-        context.run(lambda s: revoke_feed(s, name))
+        context.run(lambda s: revoke_feed(s, name, CLI_ACTOR))
     click.echo(f"revoked {name}")
 
 

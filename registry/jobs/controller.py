@@ -66,10 +66,10 @@ class CalendarFeedController(Controller):
 
     @delete("/{name:str}", status_code=200)
     async def revoke_calendar_feed(
-        self, db_session: NamedDependency[AsyncSession], name: FromPath[str]
+        self, request: Request, db_session: NamedDependency[AsyncSession], name: FromPath[str]
     ) -> dict[str, str]:
         async with db_session.begin():
-            await revoke_feed(db_session, name)
+            await revoke_feed(db_session, name, request.user.name)
         return {"name": name, "status": "revoked"}
 
 

@@ -18,9 +18,9 @@ class UiUser(SQLModel, table=True):
     password_hash: str = Field(max_length=200)  # argon2id, PHC string
     role: str = Field(max_length=16)  # legal | ops | admin
     active: bool = True
-    failed_logins: int = 0
     language: str | None = Field(default=None, max_length=8)  # sv | en, chosen with the UI's switch
-    locked_until: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    # Set when an admin resets the password: the user may do nothing but choose a new one.
+    must_change_password: bool = False
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))
 
 
@@ -42,3 +42,15 @@ class UiSecret(SQLModel, table=True):
     name: str = Field(max_length=64, primary_key=True)
     value: str = Field(max_length=200)
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))
+
+
+class UiLoginThrottle(SQLModel, table=True):
+    """Wrong passwords in a row, per client address and per account (keyed by a digest of the e-mail, known or
+    not, so that the throttle answers alike for both), and when the next try may be made."""
+
+    __tablename__ = "ui_login_throttle"
+
+    key: str = Field(max_length=80, primary_key=True)  # "address:<ip>" or "account:<sha256 of the e-mail>"
+    failures: int = 0
+    next_try_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    last_failure_at: datetime = Field(sa_column=timestamp_column(nullable=False))

@@ -7,7 +7,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.cli_context import CLI_ACTOR, Context, pass_context, reported_errors
 from registry.cli_output import echo_json, json_option
-from registry.services.users import ROLES, create_user, disable_user, list_users
+from registry.services.users import ROLES, create_user, disable_user, enable_user, list_users, unlock_user
 
 
 @click.group("user")
@@ -61,6 +61,34 @@ def disable(ctx: Context, email: str) -> None:
     with reported_errors():
         ctx.run(work)
     click.echo(f"disabled {email}")
+
+
+@user.command("enable")
+@click.argument("email")
+@pass_context
+def enable(ctx: Context, email: str) -> None:
+    """Enable a disabled user again (with the role and password they had)."""
+
+    async def work(session: AsyncSession) -> None:
+        await enable_user(session, email, CLI_ACTOR)
+
+    with reported_errors():
+        ctx.run(work)
+    click.echo(f"enabled {email}")
+
+
+@user.command("unlock")
+@click.argument("email")
+@pass_context
+def unlock(ctx: Context, email: str) -> None:
+    """Lift the throttle on a user's sign-ins after wrong passwords."""
+
+    async def work(session: AsyncSession) -> None:
+        await unlock_user(session, email, CLI_ACTOR)
+
+    with reported_errors():
+        ctx.run(work)
+    click.echo(f"unlocked {email}")
 
 
 commands: list[click.Command] = [user]

@@ -1,33 +1,32 @@
-"""The web UI's place in the app: its routes, the paths it serves without a login, its template and CSRF
-configuration, and the lifespan step that sets the session secret and the session resolver."""
+"""The web UI's place in the app: its routes, the paths it serves without a login, its templates, its CSRF
+middleware and security headers, and the lifespan step that sets the session secret and the session resolver."""
 
-import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
 from litestar import Litestar
-from litestar.config.csrf import CSRFConfig
 from litestar.connection import ASGIConnection
+from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
 from litestar.template.config import TemplateConfig
+from litestar.types import ExceptionHandlersMap
 
 from registry import i18n
 from registry.auth import Principal
 from registry.db import session_scope
 from registry.services.users import principal_for_session, shared_secret
 from registry.ui import language, pages, words
-from registry.ui.pages.common import SESSION_COOKIE
+from registry.ui.pages.common import SESSION_COOKIE, http_error_page_or_json
+from registry.ui.security import SessionBoundCsrfMiddleware, add_security_headers
 
 HERE = Path(__file__).resolve().parent
 SECRET_NAME = "ui_session_secret"
-CSRF_COOKIE = "registry_csrf"
 
 route_handlers: list[Any] = [
     *pages.route_handlers,
-    *language.route_handlers,
     create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False),
 ]
 # Paths the UI serves without a login (its login page and its own static files).
@@ -54,21 +53,23 @@ def template_engine() -> JinjaTemplateEngine:
 
 
 def app_options() -> dict[str, Any]:
-    """Extra Litestar arguments the UI needs. The CSRF secret is a placeholder until the lifespan sets the
-    configured or database-stored one (the middleware reads it per request)."""
+    """Extra Litestar arguments the UI needs: its templates, the security headers on every UI answer, and the
+    HTML error pages for UI addresses no route serves."""
     return {
         # The locale of the UI's pages, form errors and badges, set before each request's handler runs.
         "before_request": language.apply_language,
         "template_config": TemplateConfig(instance=template_engine()),
-        "csrf_config": CSRFConfig(
-            secret=secrets.token_urlsafe(32),
-            cookie_name=CSRF_COOKIE,
-            cookie_httponly=True,
-            cookie_samesite="lax",
-            # Bearer- and token-authenticated endpoints: a browser cannot be tricked into sending those.
-            exclude=["^/api/", "^/health/", "^/calendar/", "^/schema"],
-        ),
+        "before_send": [add_security_headers],
     }
+
+
+# Answers no route gives: HTML pages under /ui/, JSON elsewhere.
+exception_handlers: ExceptionHandlersMap = {
+    NotFoundException: http_error_page_or_json,
+    MethodNotAllowedException: http_error_page_or_json,
+}
+# After the authentication middleware: an anonymous form post is sent to the login page, not refused.
+middleware: list[Any] = [SessionBoundCsrfMiddleware()]
 
 
 @asynccontextmanager
@@ -78,9 +79,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     if not secret:
         async with session_scope(app.state.sessionmaker) as session:
             secret = await shared_secret(session, SECRET_NAME)
-    if app.csrf_config is not None:
-        app.csrf_config.secret = secret
-        app.csrf_config.cookie_secure = settings.secure_cookies
+    app.state.csrf_secret = secret
 
     async def resolve_session(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         token = connection.cookies.get(SESSION_COOKIE)

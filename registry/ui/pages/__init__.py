@@ -4,6 +4,7 @@ decides, and registry/ui/forms.py moves values between forms and documents; comm
 from typing import Any
 
 from registry.ui.pages import (
+    account,
     admin,
     agreements,
     dashboard,
@@ -19,6 +20,7 @@ from registry.ui.pages import (
 
 route_handlers: list[Any] = [
     *login.route_handlers,
+    *account.route_handlers,
     *dashboard.route_handlers,
     *parties.route_handlers,
     *link_decisions.route_handlers,

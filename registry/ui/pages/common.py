@@ -9,8 +9,9 @@ from zoneinfo import ZoneInfo
 
 from litestar import Controller, Request, Response
 from litestar.datastructures import FormMultiDict
-from litestar.exceptions import NotAuthorizedException, NotFoundException, PermissionDeniedException
+from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundException, PermissionDeniedException
 from litestar.response import Redirect, Template
+from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from sqlalchemy.ext.asyncio import AsyncSession
 
@@ -22,6 +23,7 @@ from registry.errors import ConflictError, NotFoundError
 from registry.services.documents import RegistryState, load_registry
 from registry.services.findings import registry_findings
 from registry.services.parties import history
+from registry.services.users import PASSWORD_EXPIRED
 from registry.ui import forms, views
 from registry.ui.language import request_language
 
@@ -40,6 +42,20 @@ def list_order(sort: str | None, order: str | None, columns: Any, default: str) 
 
 def page_offset(offset: int) -> int:
     return min(max(0, offset), MAX_PAGE_OFFSET)
+
+
+# The UI's own messages from Python code, in one place (the templates hold the rest); marked for the
+# catalogues here, translated where they are shown.
+MESSAGES = {
+    "server_error": i18n.N_("The registry could not answer this request. Nothing was changed; try again in a moment."),
+    "no_such_page": i18n.N_("There is no page at this address."),
+    "wrong_method": i18n.N_("This address does not take that kind of request."),
+    "login_failed": i18n.N_("The e-mail address or the password is not right."),
+    "login_throttled": i18n.N_("Too many failed sign-ins. Wait {seconds} seconds, then try again."),
+    "not_a_user": i18n.N_("Only a signed-in user has a password to change."),
+}
+# Where a user whose password an admin reset is sent, whatever page they asked for.
+PASSWORD_PAGE = "/ui/account/password"
 
 
 def current_user(request: Request[Any, Any, Any]) -> Principal:
@@ -172,11 +188,42 @@ def redirect_to_login(request: Request[Any, Any, Any], _: NotAuthorizedException
 
 def forbidden_page(request: Request[Any, Any, Any], exc: PermissionDeniedException) -> Response[Any]:
     csrf = "csrf" in str(exc.detail).lower()
+    principal = request.scope.get("user")
+    if not csrf and isinstance(principal, Principal) and principal.kind == PASSWORD_EXPIRED:
+        return Redirect(PASSWORD_PAGE, status_code=303)
     return page(request, "error.html", status_code=403, title=i18n.N_("Not allowed"), csrf=csrf, message=exc.detail)
 
 
 def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
     return page(request, "error.html", status_code=404, title=i18n.N_("Not found"), csrf=False, message=str(exc))
+
+
+def server_error_page(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    """The fault is logged with its traceback before this runs; the page says only that it happened."""
+    return page(
+        request,
+        "error.html",
+        status_code=500,
+        title=i18n.N_("Something went wrong"),
+        csrf=False,
+        message=MESSAGES["server_error"],
+    )
+
+
+def http_error_page_or_json(request: Request[Any, Any, Any], exc: HTTPException) -> Response[Any]:
+    """App-wide, for answers no UI route gives (an unknown /ui/ address, a method a page does not take): an HTML
+    page under /ui/, Litestar's usual JSON body elsewhere."""
+    if request.url.path == "/ui" or request.url.path.startswith("/ui/"):
+        messages = {
+            404: (i18n.N_("Not found"), MESSAGES["no_such_page"]),
+            405: (i18n.N_("Not allowed"), MESSAGES["wrong_method"]),
+        }
+        title, message = messages.get(exc.status_code, (i18n.N_("Something went wrong"), str(exc.detail)))
+        return page(request, "error.html", status_code=exc.status_code, title=title, csrf=False, message=message)
+    body: dict[str, Any] = {"status_code": exc.status_code, "detail": exc.detail}
+    if exc.extra:
+        body["extra"] = exc.extra
+    return Response(body, status_code=exc.status_code, headers=exc.headers)
 
 
 # Every UI controller answers with these: no session is a redirect to the login page, a missing scope or a
@@ -186,6 +233,7 @@ UI_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     PermissionDeniedException: forbidden_page,
     NotFoundError: not_found_page,
     NotFoundException: not_found_page,
+    HTTP_500_INTERNAL_SERVER_ERROR: server_error_page,
 }
 
 

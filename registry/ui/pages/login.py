@@ -9,9 +9,9 @@ from litestar.params import QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.i18n import N_, gettext
+from registry.i18n import gettext
 from registry.services.users import log_in, log_out
-from registry.ui.pages.common import SESSION_COOKIE, UiPages, page, read_form, safe_next
+from registry.ui.pages.common import MESSAGES, PASSWORD_PAGE, SESSION_COOKIE, UiPages, page, read_form, safe_next
 
 
 @get("/", include_in_schema=False)
@@ -39,15 +39,19 @@ class LoginPages(UiPages):
             errors["password"] = [gettext("Enter your password.")]
         if errors:
             return page(request, "login.html", status_code=400, next=target, email=email, errors=errors, message=None)
+        address = request.client.host if request.client else "unknown"
         async with db_session.begin():
-            result = await log_in(db_session, email, password)
+            result = await log_in(db_session, email, password, address)
+        if result.wait_seconds:
+            message = gettext(MESSAGES["login_throttled"]).format(seconds=result.wait_seconds)
+            response = page(request, "login.html", status_code=429, next=target, email=email, message=message)
+            response.headers["Retry-After"] = str(result.wait_seconds)
+            return response
         if result.token is None:
-            message = (
-                N_("Too many wrong passwords: this account is locked for 15 minutes.")
-                if result.locked
-                else N_("The e-mail address or the password is not right.")
-            )
+            message = MESSAGES["login_failed"]
             return page(request, "login.html", status_code=401, next=target, email=email, message=message)
+        if result.must_change_password:
+            target = PASSWORD_PAGE
         settings = request.app.state.settings
         cookie = Cookie(
             key=SESSION_COOKIE,

@@ -58,6 +58,11 @@
   document.addEventListener("DOMContentLoaded", function () {
     document.querySelectorAll("[data-picker]").forEach(setUpPicker);
     document.querySelectorAll("[data-add-row]").forEach(setUpAddRow);
+    // The printable record's button (an inline onclick would need the CSP to allow inline script).
+    document.querySelectorAll("[data-print]").forEach(function (button) {
+      button.hidden = false;
+      button.addEventListener("click", function () { window.print(); });
+    });
     // Put keyboard focus on the first field with an error, so it is announced and can be fixed at once.
     var invalid = document.querySelector("[aria-invalid='true'], fieldset.picker.invalid");
     if (invalid) { invalid.focus(); return; }

@@ -1,6 +1,6 @@
 """objections by keyed subject digest; the decision log's subject digest and its index
 
-Revision ID: 0011_objections
+Revision ID: 0009_objections
 Revises: 0008_agreement_documents
 Create Date: 2026-11-28
 """
@@ -10,7 +10,7 @@ from collections.abc import Sequence
 import sqlalchemy as sa
 from alembic import op
 
-revision: str = "0011_objections"
+revision: str = "0009_objections"
 down_revision: str | None = "0008_agreement_documents"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
