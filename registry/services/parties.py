@@ -200,7 +200,7 @@ class PartyService:
         await self._write_children(party.id, data)
         after = await self._document(party)
         self.session.add(change_record("party", party.key, action, self.actor, None, after))
-        await finish_write(self.session, f"party:{party.key}")
+        await finish_write(self.session, f"party:{party.key}", parties=[party.key])
         return with_metadata(after, party)
 
     async def _locked_at_version(self, key: str, version: int) -> Party:
@@ -230,7 +230,7 @@ class PartyService:
             party.version += 1
             party.updated_at = utcnow()
             self.session.add(change_record("party", key, "update", self.actor, before, after))
-            await finish_write(self.session, f"party:{key}")
+            await finish_write(self.session, f"party:{key}", parties=[key])
         return with_metadata(after, party)
 
     async def decide_link(self, key: str, sub_processor: str, action: str, day: date, version: int) -> dict[str, Any]:
@@ -261,7 +261,7 @@ class PartyService:
             party.updated_at = utcnow()
             after = {**before, "active": False}
             self.session.add(change_record("party", key, "deactivate", self.actor, before, after))
-            await finish_write(self.session, f"party:{key}")
+            await finish_write(self.session, f"party:{key}", parties=[key])
         return with_metadata({**before, "active": party.active}, party)
 
 

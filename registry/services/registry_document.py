@@ -249,6 +249,11 @@ async def apply_previewed_document(
     return await apply_document(session, doc, actor)
 
 
+# An import that touches more records than this is announced as a change of everything: reloading the whole
+# snapshot once is then cheaper than reading that many records by key.
+IMPORT_CHANGE_MAX_KEYS = 500
+
+
 async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: str) -> ChangeSet:
     """Replace the registry with `doc`: parties and agreements are matched by key, so unchanged entries
     keep their version and history; everything happens in the caller's transaction (all or nothing).
@@ -380,7 +385,16 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
         history.append(change_record("controller", "controller", "update", actor, current.controller, controller))
         changes.controller = changed_fields(current.controller or {}, controller)
     session.add_all(history)
-    await finish_write(session, "registry:import")
+    changed_parties = [*changes.parties.created, *changes.parties.updated, *changes.parties.removed]
+    changed_agreements = [*changes.agreements.created, *changes.agreements.updated, *changes.agreements.removed]
+    await finish_write(
+        session,
+        "registry:import",
+        parties=changed_parties,
+        agreements=changed_agreements,
+        # The controller's profile (published purposes, timezone) and large imports: the guard reloads it all.
+        everything=bool(changes.controller) or len(changed_parties) + len(changed_agreements) > IMPORT_CHANGE_MAX_KEYS,
+    )
     return changes
 
 
