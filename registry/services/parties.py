@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select
+from sqlalchemy import Select, delete, func, insert, or_, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -121,27 +121,38 @@ class PartyService:
             stmt = stmt.limit(limit)
         return list((await self.session.execute(stmt)).scalars()), int(total)
 
-    async def _graph(self) -> tuple[dict[str, str], dict[str, list[str]]]:
-        """Every party's role, and the sub-processor links as key → [key]."""
-        roles = dict((await self.session.execute(select(col(Party.key), col(Party.role)))).all())
-        proc = Party.__table__.alias("proc")  # type: ignore[attr-defined]
-        sub = Party.__table__.alias("sub")  # type: ignore[attr-defined]
+    async def _chains_below(self, targets: list[str]) -> dict[str, list[str]]:
+        """The sub-processor links reachable from `targets`, as key → [key]: all a cycle through the edited
+        party can use (it closes only if the party is reachable from its new sub-processors). One recursive
+        query over the chains below, never the whole registry: a write stays O(its chains)."""
+        if not targets:
+            return {}
         rows = await self.session.execute(
-            select(proc.c.key, sub.c.key)
-            .select_from(SubProcessorLink)
-            .join(proc, proc.c.id == col(SubProcessorLink.processor_id))
-            .join(sub, sub.c.id == col(SubProcessorLink.sub_processor_id))
+            text(
+                """WITH RECURSIVE reach(id) AS (
+                    SELECT id FROM party WHERE key = ANY(:targets)
+                    UNION
+                    SELECT l.sub_processor_id FROM sub_processor_link l JOIN reach r ON l.processor_id = r.id)
+                SELECT p.key, s.key FROM reach r
+                JOIN sub_processor_link l ON l.processor_id = r.id
+                JOIN party p ON p.id = l.processor_id
+                JOIN party s ON s.id = l.sub_processor_id
+                ORDER BY l.processor_id, l.position, l.id"""
+            ),
+            {"targets": targets},
         )
         links: dict[str, list[str]] = {}
         for parent, child in rows:
             links.setdefault(parent, []).append(child)
-        return roles, links
+        return links
 
     async def _check(self, key: str, data: PartyFields, *, existing: Party | None) -> None:
-        roles, links = await self._graph()
-        roles[key] = data.role
         targets = [link.party for link in data.sub_processors]
+        rows = await self.session.execute(select(col(Party.key), col(Party.role)).where(col(Party.key).in_(targets)))
+        roles = {target: role for target, role in rows}
+        roles[key] = data.role
         errors: list[FieldError] = integrity.sub_processor_link_errors("party", key, targets, roles)
+        links = await self._chains_below(targets)
         links[key] = targets
         cycle = integrity.cycle_error("party", links, key)
         if cycle:
@@ -150,7 +161,13 @@ class PartyService:
             kinds = (
                 await self.session.execute(select(col(Agreement.kind)).where(col(Agreement.party_id) == existing.id))
             ).scalars()
-            parents = [parent for parent, children in links.items() if key in children and parent != key]
+            parents = (
+                await self.session.execute(
+                    select(col(Party.key))
+                    .join(SubProcessorLink, col(SubProcessorLink.processor_id) == col(Party.id))
+                    .where(col(SubProcessorLink.sub_processor_id) == existing.id, col(Party.id) != existing.id)
+                )
+            ).scalars()
             errors += integrity.role_change_errors("party", key, data.role, kinds, parents)
         if errors:
             raise RegistryValidationError(errors)
