@@ -33,6 +33,7 @@ from registry.logs import RequestIds, litestar_logging_config
 from registry.openapi import contract_on_startup, docs_assets_router, openapi_config
 from registry.settings import Settings
 from registry.ui import setup as ui
+from registry.visibility import wait_until_the_guard_obeys
 
 log = logging.getLogger(__name__)
 
@@ -177,6 +178,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         ),
         request_class=RegistryRequest,
+        before_send=[wait_until_the_guard_obeys],
         openapi_config=openapi_config(),
         **ui_options,
     )

@@ -6,9 +6,10 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -48,8 +49,22 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
 # the whole registry anyway. Pruned every PRUNE_EVERY revisions by the write that reaches one.
 CHANGES_KEPT = 1000
 PRUNE_EVERY = 100
-# The info key of a session's last written registry revision (read-your-writes waits for it: registry/visibility.py).
+# Session info keys: the registry revision a session's open transaction raised, and the last one it committed
+# (read-your-writes waits for that one: registry/visibility.py).
+PENDING_REVISION = "registry_pending_revision"
 WRITTEN_REVISION = "registry_written_revision"
+
+
+@event.listens_for(Session, "after_commit")
+def _revision_committed(session: Session) -> None:
+    pending = session.info.pop(PENDING_REVISION, None)
+    if pending is not None:
+        session.info[WRITTEN_REVISION] = pending
+
+
+@event.listens_for(Session, "after_rollback")
+def _revision_rolled_back(session: Session) -> None:
+    session.info.pop(PENDING_REVISION, None)
 
 
 async def notify_registry_changed(
@@ -86,7 +101,7 @@ async def notify_registry_changed(
         text("SELECT pg_notify(:channel, :payload)"),
         {"channel": REGISTRY_CHANGED_CHANNEL, "payload": f"r{revision} {what}"[:1000]},
     )
-    session.info[WRITTEN_REVISION] = revision
+    session.info[PENDING_REVISION] = revision
     return int(revision)
 
 

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from registry.db import PENDING_REVISION
 from registry.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
@@ -210,6 +211,7 @@ async def preview_document(session: AsyncSession, doc: RegistryDocument, actor: 
         return await apply_document(session, doc, actor)
     finally:
         await savepoint.rollback()
+        session.info.pop(PENDING_REVISION, None)  # the revision it raised went with the savepoint
 
 
 @dataclass(frozen=True)
