@@ -5,7 +5,6 @@ the writing instance's guard obeys it (registry/visibility.py)."""
 from typing import Any
 
 import asyncpg
-
 from litestar.testing import AsyncTestClient
 
 from guard.snapshot import SnapshotRefresher, load_snapshot
@@ -117,9 +116,7 @@ async def test_changes_applied_one_by_one_leave_the_snapshot_a_full_reload_would
         nordfrakt = (await client.get("/api/parties/nordfrakt", headers=writer_headers)).json()
         relinked = await client.put(
             "/api/parties/nordfrakt",
-            json=update_body(
-                nordfrakt, sub_processors=[*nordfrakt["sub_processors"], {"party": "ny-underleverantor"}]
-            ),
+            json=update_body(nordfrakt, sub_processors=[*nordfrakt["sub_processors"], {"party": "ny-underleverantor"}]),
             headers=writer_headers,
         )
         assert relinked.status_code == 200, relinked.text
@@ -168,9 +165,7 @@ async def test_an_import_of_a_few_records_is_applied_as_a_change_and_a_removed_p
         assert [r["code"] for r in answer["reasons"]][:1] == ["RECIPIENT_UNKNOWN"]
 
 
-async def test_a_write_the_guard_has_not_caught_up_with_is_still_answered_and_says_so(
-    seeded_database, writer_headers
-):
+async def test_a_write_the_guard_has_not_caught_up_with_is_still_answered_and_says_so(seeded_database, writer_headers):
     app = create_app(settings_for(seeded_database, snapshot_poll_seconds=300.0, write_visibility_timeout_seconds=0.2))
     async with AsyncTestClient(app) as client:
         party = (await client.get("/api/parties/kvarnberg", headers=writer_headers)).json()
