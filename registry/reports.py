@@ -1,0 +1,102 @@
+"""Reports that walk the whole registry (findings, exports) run in a worker process, never on the server's
+event loop: there they held the loop for seconds at 10,000 parties and every guard check waited behind them.
+
+A thread would not do: building these reports is pure Python, and a thread holding the interpreter lock
+delays each of the loop's turns by up to the interpreter's switch interval, several times per check. The
+worker process has its own interpreter, its own event loop and its own database connection; it is started on
+first use, kept for the next report, and its answers come back as plain data (or bytes, already encoded).
+"""
+
+import asyncio
+import logging
+import multiprocessing
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+from typing import Any, TypeVar
+
+import msgspec
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ReportWorker:
+    """One worker process per server process, for one report at a time (others queue behind it)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._turn = asyncio.Lock()
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        async with self._turn:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
+            except BrokenProcessPool:
+                # The worker died (killed, out of memory): start a new one for this report and the next.
+                log.warning("the report worker process died; starting another")
+                self.close()
+                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the server has threads and open connections a forked child must not inherit.
+            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+        return self._pool
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+# --- What runs in the worker ------------------------------------------------------------------------
+
+
+def _in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def findings_report(database_url: str, today: date | None) -> dict[str, Any]:
+    from registry.services.findings import registry_findings_report
+
+    return _in_registry(database_url, lambda session: registry_findings_report(session, today=today))
+
+
+def _document(database_url: str) -> dict[str, Any]:
+    from registry.services.registry_document import export_registry
+
+    async def read(session: AsyncSession) -> dict[str, Any]:
+        async with session.begin():
+            return await export_registry(session)
+
+    return _in_registry(database_url, read)
+
+
+def registry_json(database_url: str) -> bytes:
+    """The registry document as JSON, encoded in the worker (10 MB at 10,000 parties)."""
+    return msgspec.json.encode(_document(database_url))
+
+
+def registry_xlsx(database_url: str) -> bytes:
+    from registry.services import exports
+
+    return exports.registry_xlsx(_document(database_url))
+
+
+def registry_csv_zip(database_url: str) -> bytes:
+    from registry.services import exports
+
+    return exports.registry_csv_zip(_document(database_url))
