@@ -8,8 +8,10 @@ first use, kept for the next report, and its answers come back as plain data (or
 """
 
 import asyncio
+import contextlib
 import logging
 import multiprocessing
+import os
 from collections.abc import Awaitable, Callable
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures.process import BrokenProcessPool
@@ -45,7 +47,12 @@ class ReportWorker:
     def _executor(self) -> ProcessPoolExecutor:
         if self._pool is None:
             # spawn, not fork: the server has threads and open connections a forked child must not inherit.
-            self._pool = ProcessPoolExecutor(max_workers=1, mp_context=multiprocessing.get_context("spawn"))
+            # Niced: where CPUs are short, the server's guard checks get them before a report does.
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
+            )
         return self._pool
 
     def close(self) -> None:
@@ -55,6 +62,13 @@ class ReportWorker:
 
 
 # --- What runs in the worker ------------------------------------------------------------------------
+
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
 
 
 def _in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
