@@ -1,9 +1,9 @@
 """`GET /api/registry/findings`: what in the registry would block shares today."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated
 
-from litestar import Controller, get
+from litestar import Controller, MediaType, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
@@ -22,7 +22,13 @@ class RegistryFindingsController(Controller):
     path = "/api/registry/findings"
     tags = ["registry"]
 
-    @get("/", opt=requires("registry:read"), responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403))
-    async def list_findings(self, state: State, on: CheckedOn = None) -> dict[str, Any]:
-        # Walks the whole registry: in the report worker, off the event loop the guard answers on.
-        return await state.reports.run(findings_report, state.settings.database_url, on)
+    @get(
+        "/",
+        opt=requires("registry:read"),
+        media_type=MediaType.JSON,
+        responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403),
+    )
+    async def list_findings(self, state: State, on: CheckedOn = None) -> Response[bytes]:
+        """Every finding, their count and the day checked. Walks the whole registry: built and encoded in the
+        report worker, off the event loop the guard answers on."""
+        return Response(await state.reports.run(findings_report, state.settings.database_url, on))
