@@ -690,7 +690,7 @@ class SnapshotRefresher:
                 self.last_error = f"listener: {type(exc).__name__}: {exc}"
                 await asyncio.sleep(LISTENER_RETRY_SECONDS)
                 return
-            # Notices sent while we were away are lost: reload now.
+            # Notices sent while we were away are lost: catch up now (through the change rows, or in full).
             self._changed.set()
         every = min(self.poll_seconds, self.max_age_seconds / CHECKS_PER_AGE_BOUND)
         wait = every if not self._unconfirmed else min(every, LISTENER_RETRY_SECONDS)
