@@ -1,15 +1,15 @@
 """`GET /api/registry/findings`: what in the registry would block shares today."""
 
 from datetime import date
-from typing import Annotated
+from typing import Annotated, Any
 
-from litestar import Controller, MediaType, Response, get
+from litestar import Controller, Response, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 
 from registry.auth import requires
 from registry.contract import FindingsAnswer, answers
-from registry.reports import findings_report
+from registry.reports import findings_report, json_response
 
 CheckedOn = Annotated[
     date | None,
@@ -22,13 +22,8 @@ class RegistryFindingsController(Controller):
     path = "/api/registry/findings"
     tags = ["registry"]
 
-    @get(
-        "/",
-        opt=requires("registry:read"),
-        media_type=MediaType.JSON,
-        responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403),
-    )
-    async def list_findings(self, state: State, on: CheckedOn = None) -> Response[bytes]:
+    @get("/", opt=requires("registry:read"), responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403))
+    async def list_findings(self, state: State, on: CheckedOn = None) -> Response[dict[str, Any]]:
         """Every finding, their count and the day checked. Walks the whole registry: built and encoded in the
         report worker, off the event loop the guard answers on."""
-        return Response(await state.reports.run(findings_report, state.settings.database_url, on))
+        return json_response(await state.reports.run(findings_report, state.settings.database_url, on))

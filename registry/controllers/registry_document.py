@@ -4,7 +4,7 @@ records imports removed (listed, to be restored)."""
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, MediaType, Request, Response, get, put
+from litestar import Controller, Request, Response, get, put
 from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
@@ -55,11 +55,11 @@ class RegistryDocumentController(Controller):
     path = "/api/registry"
     tags = ["registry"]
 
-    @get("/", opt=requires("registry:read"), media_type=MediaType.JSON)
-    async def export_document(self, state: State) -> Response[bytes]:
+    @get("/", opt=requires("registry:read"))
+    async def export_document(self, state: State) -> Response[dict[str, Any]]:
         """The whole registry as one document, read in one transaction (one snapshot of every table) and encoded
         in the report worker, off the event loop the guard answers on."""
-        return Response(await state.reports.run(reports.registry_json, state.settings.database_url))
+        return reports.json_response(await state.reports.run(reports.registry_json, state.settings.database_url))
 
     @put(
         "/",
