@@ -13,6 +13,10 @@ from registry.db import make_engine, make_sessionmaker
 from tests.conftest import SEED_ALLOWED_SHARE, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import poll_until
+from tests.integration.test_ui_import_preview import confirm, preview, seed_with_one_party_removed_and_one_renamed
+from tests.integration.test_ui_pages import as_user, seeded_client
+
+__all__ = ["seeded_client"]  # the UI fixture
 
 # Both processors reach fjordvault through molnhall: nordfrakt → molnhall → fjordvault, kvarnberg → molnhall →
 # fjordvault.
@@ -204,3 +208,18 @@ def _json_ready(document: dict[str, Any]) -> Any:
     import json
 
     return json.loads(json.dumps(document, default=str))
+
+
+async def test_an_import_confirmed_in_the_ui_is_obeyed_by_the_guard_when_the_page_answers(seeded_client, guard_headers):
+    await as_user(seeded_client, "lena@offix.example")
+    previewed = await preview(seeded_client, await seed_with_one_party_removed_and_one_renamed(seeded_client))
+    assert previewed.status_code == 200, previewed.text
+
+    confirmed = await confirm(seeded_client, previewed)
+
+    assert confirmed.status_code in (200, 303), confirmed.text
+    assert confirmed.headers["Registry-Guard-Revision"] == confirmed.headers["Registry-Revision"]
+    answer = (
+        await seeded_client.post("/api/guard/check", json=share_to("uppbordsverket"), headers=guard_headers)
+    ).json()
+    assert [r["code"] for r in answer["reasons"]][:1] == ["RECIPIENT_UNKNOWN"]
