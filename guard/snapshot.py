@@ -254,10 +254,12 @@ def apply_delta(
     # memo is stale when its party changed or its chain (as it was) reached a changed party. A chain that
     # reached none is made of unchanged parties, whose links are unchanged, so it is the same chain after.
     stale = dependents(index.users, {*delta.parties, *delta.agreements})
+    # Copied with dict(): CPython copies a dict without deleted slots as one block, ten times faster than entry
+    # by entry; so a changed entry is overwritten in place, and only a party that is gone leaves a slot.
     parties = dict(snapshot.parties)
     users = index.users
     for key, after in delta.parties.items():
-        before = parties.pop(key, None)
+        before = parties.get(key)
         if before is not None:
             for link in before.sub_processors:
                 remaining = users.get(link.party, frozenset()) - {key}
@@ -265,20 +267,24 @@ def apply_delta(
                     users[link.party] = remaining
                 else:
                     users.pop(link.party, None)
-        if after is not None:
+        if after is None:
+            parties.pop(key, None)
+        else:
             parties[key] = after
             for link in after.sub_processors:
                 users[link.party] = users.get(link.party, frozenset()) | {key}
     agreements_by_party = dict(snapshot.agreements_by_party)
     agreement_party = index.agreement_party
     for key, views in delta.agreements.items():
-        for old in agreements_by_party.pop(key, ()):
+        for old in agreements_by_party.get(key, ()):
             if agreement_party.get(old.key) == key:
                 del agreement_party[old.key]
         if views and key in parties:
             agreements_by_party[key] = views
             for view in views:
                 agreement_party[view.key] = key
+        else:
+            agreements_by_party.pop(key, None)
     return snapshot.changed(parties, agreements_by_party, ruleset, stale), index
 
 

@@ -4,7 +4,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import Any
 
-from sqlalchemy import Select, delete, func, insert, or_, select, text
+from sqlalchemy import Select, delete, func, insert, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -123,27 +123,29 @@ class PartyService:
 
     async def _chains_below(self, targets: list[str]) -> dict[str, list[str]]:
         """The sub-processor links reachable from `targets`, as key → [key]: all a cycle through the edited
-        party can use (it closes only if the party is reachable from its new sub-processors). One recursive
-        query over the chains below, never the whole registry: a write stays O(its chains)."""
-        if not targets:
-            return {}
-        rows = await self.session.execute(
-            text(
-                """WITH RECURSIVE reach(id) AS (
-                    SELECT id FROM party WHERE key = ANY(:targets)
-                    UNION
-                    SELECT l.sub_processor_id FROM sub_processor_link l JOIN reach r ON l.processor_id = r.id)
-                SELECT p.key, s.key FROM reach r
-                JOIN sub_processor_link l ON l.processor_id = r.id
-                JOIN party p ON p.id = l.processor_id
-                JOIN party s ON s.id = l.sub_processor_id
-                ORDER BY l.processor_id, l.position, l.id"""
-            ),
-            {"targets": targets},
-        )
+        party can use (it closes only if the party is reachable from its new sub-processors). Read level by
+        level, one indexed query per level of the chains below, never the whole registry: a write stays
+        O(its chains). (One recursive query was planned badly on a large registry: half a second at 50,000.)"""
+        proc = Party.__table__.alias("proc")  # type: ignore[attr-defined]
+        sub = Party.__table__.alias("sub")  # type: ignore[attr-defined]
         links: dict[str, list[str]] = {}
-        for parent, child in rows:
-            links.setdefault(parent, []).append(child)
+        seen: set[str] = set()
+        frontier = set(targets)
+        while frontier:
+            seen |= frontier
+            rows = await self.session.execute(
+                select(proc.c.key, sub.c.key)
+                .select_from(SubProcessorLink)
+                .join(proc, proc.c.id == col(SubProcessorLink.processor_id))
+                .join(sub, sub.c.id == col(SubProcessorLink.sub_processor_id))
+                .where(proc.c.key.in_(sorted(frontier)))
+                .order_by(col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id))
+            )
+            frontier = set()
+            for parent, child in rows:
+                links.setdefault(parent, []).append(child)
+                if child not in seen:
+                    frontier.add(child)
         return links
 
     async def _check(self, key: str, data: PartyFields, *, existing: Party | None) -> None:
