@@ -63,8 +63,8 @@ personal data leaves the EU/EEA):
 """
 
 import dataclasses
-from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field, replace
 from datetime import date, timedelta
 from enum import StrEnum
 from functools import lru_cache
@@ -384,6 +384,20 @@ class Snapshot:
         if verdict is None:
             verdict = self._places[party.key] = _places_verdict(party, self)
         return verdict
+
+    def changed(
+        self,
+        parties: Mapping[str, PartyView],
+        agreements_by_party: Mapping[str, tuple[AgreementView, ...]],
+        ruleset: str,
+        stale: Collection[str],
+    ) -> "Snapshot":
+        """This snapshot after a registry change: new contents, and the memo of places and chains kept for every
+        party not in `stale` (the caller names every party whose places or chain the change may alter: the
+        changed parties and every processor whose chain reaches one). Decisions are taken afresh."""
+        after = replace(self, parties=parties, agreements_by_party=agreements_by_party, ruleset=ruleset)
+        after._places.update((key, verdict) for key, verdict in self._places.items() if key not in stale)
+        return after
 
     def decision(
         self,

@@ -25,6 +25,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         settings.database_url,
         max_age_seconds=settings.snapshot_max_age_seconds,
         poll_seconds=settings.snapshot_poll_seconds,
+        full_reload_seconds=settings.snapshot_full_reload_seconds,
     )
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     publisher = (

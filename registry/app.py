@@ -31,8 +31,10 @@ from registry.db import dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.logs import RequestIds, litestar_logging_config
 from registry.openapi import contract_on_startup, docs_assets_router, openapi_config
+from registry.reports import ReportWorker
 from registry.settings import Settings
 from registry.ui import setup as ui
+from registry.visibility import wait_until_the_guard_obeys
 
 log = logging.getLogger(__name__)
 
@@ -119,9 +121,11 @@ def create_app(settings: Settings | None = None) -> Litestar:
         app.state.settings = settings
         app.state.sessionmaker = make_sessionmaker(engine)
         app.state.api_keys = ApiKeyCache()
+        app.state.reports = ReportWorker()
         try:
             yield
         finally:
+            app.state.reports.close()
             await dispose_within(engine)
 
     ui_options = ui.app_options()
@@ -179,6 +183,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         ),
         request_class=RegistryRequest,
+        before_send=[wait_until_the_guard_obeys],
         openapi_config=openapi_config(),
         **ui_options,
     )

@@ -2,13 +2,14 @@
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session
 
 log = logging.getLogger(__name__)
 
@@ -44,19 +45,64 @@ async def session_scope(sessionmaker: async_sessionmaker[AsyncSession]) -> Async
             raise
 
 
-async def notify_registry_changed(session: AsyncSession, what: str) -> None:
-    """Tell every instance (and this one) that the registry changed. NOTIFY is delivered at commit, so a
-    rolled-back write never announces itself. The revision moves in the same transaction: it is how a
-    snapshot's periodic check sees a change whose notice was lost, without reloading the registry."""
-    await session.execute(
-        text(
-            "INSERT INTO registry_revision (id, revision) VALUES (1, 1)"
-            " ON CONFLICT (id) DO UPDATE SET revision = registry_revision.revision + 1"
+# How many revisions' change rows stay in `registry_change`: an instance further behind than this reloads
+# the whole registry anyway. Pruned every PRUNE_EVERY revisions by the write that reaches one.
+CHANGES_KEPT = 1000
+PRUNE_EVERY = 100
+# Session info keys: the registry revision a session's open transaction raised, and the last one it committed
+# (read-your-writes waits for that one: registry/visibility.py).
+PENDING_REVISION = "registry_pending_revision"
+WRITTEN_REVISION = "registry_written_revision"
+
+
+@event.listens_for(Session, "after_commit")
+def _revision_committed(session: Session) -> None:
+    pending = session.info.pop(PENDING_REVISION, None)
+    if pending is not None:
+        session.info[WRITTEN_REVISION] = pending
+
+
+@event.listens_for(Session, "after_rollback")
+def _revision_rolled_back(session: Session) -> None:
+    session.info.pop(PENDING_REVISION, None)
+
+
+async def notify_registry_changed(
+    session: AsyncSession,
+    what: str,
+    *,
+    parties: Iterable[str] = (),
+    agreements: Iterable[str] = (),
+    everything: bool = False,
+) -> int:
+    """Tell every instance (and this one) that the registry changed; the new revision.
+
+    NOTIFY is delivered at commit, so a rolled-back write never announces itself. The revision moves in the
+    same transaction, and `registry_change` records which parties and agreements it touched: each instance's
+    guard reads only those rows (guard/snapshot.py), and a revision it finds no change row for (a notice lost,
+    rows pruned) makes it reload everything. The notice carries the revision first (``r<n> <what>``): a notice
+    without one (sent by hand) asks for a full reload."""
+    revision = (
+        await session.execute(
+            text(
+                "WITH bumped AS (INSERT INTO registry_revision (id, revision) VALUES (1, 1)"
+                " ON CONFLICT (id) DO UPDATE SET revision = registry_revision.revision + 1 RETURNING revision)"
+                " INSERT INTO registry_change (revision, parties, agreements, everything)"
+                " SELECT revision, :parties, :agreements, :everything FROM bumped RETURNING revision"
+            ),
+            {"parties": sorted(set(parties)), "agreements": sorted(set(agreements)), "everything": everything},
         )
-    )
+    ).scalar_one()
+    if revision % PRUNE_EVERY == 0:
+        await session.execute(
+            text("DELETE FROM registry_change WHERE revision <= :oldest"), {"oldest": revision - CHANGES_KEPT}
+        )
     await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"), {"channel": REGISTRY_CHANGED_CHANNEL, "payload": what}
+        text("SELECT pg_notify(:channel, :payload)"),
+        {"channel": REGISTRY_CHANGED_CHANNEL, "payload": f"r{revision} {what}"[:1000]},
     )
+    session.info[PENDING_REVISION] = revision
+    return int(revision)
 
 
 def alembic_config(url: str) -> "object":

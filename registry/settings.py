@@ -49,6 +49,10 @@ class Settings(BaseSettings):
     expiring_warning_days: int = Field(DEFAULT_EXPIRING_WITHIN_DAYS, ge=0)
     snapshot_max_age_seconds: Seconds = 30.0
     snapshot_poll_seconds: Seconds = 5.0
+    # The whole registry is read again this often, under the changes applied one by one (a safety net).
+    snapshot_full_reload_seconds: Seconds = 3600.0
+    # A registry write is answered once this instance's guard obeys it, or after this long (registry/visibility.py).
+    write_visibility_timeout_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
     decision_log_batch_max: int = Field(500, ge=1)
     # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
     guard_batches_per_key: int = Field(1, ge=1, le=1000)

@@ -6,7 +6,10 @@ from typing import Annotated, Any, Generic, TypeVar
 
 from litestar.datastructures import State
 from litestar.params import QueryParameter
+from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession
+
+from registry.visibility import track_writes
 
 T = TypeVar("T")
 
@@ -20,9 +23,11 @@ SearchText = Annotated[
 ]
 
 
-async def provide_db_session(state: State) -> AsyncIterator[AsyncSession]:
-    """A session per request; handlers open their own transaction with `async with db_session.begin()`."""
+async def provide_db_session(state: State, scope: Scope) -> AsyncIterator[AsyncSession]:
+    """A session per request; handlers open their own transaction with `async with db_session.begin()`. A
+    registry write it commits is answered once this instance's guard obeys it (registry/visibility.py)."""
     async with state.sessionmaker() as session:
+        track_writes(scope, session)
         yield session
 
 

@@ -3,13 +3,13 @@
 from datetime import datetime
 
 from litestar import Controller, get
-from litestar.di import NamedDependency
+from litestar.datastructures import State
 from litestar.response import Response, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
+from registry import reports
 from registry.auth import requires
-from registry.services.exports import registry_csv_zip, registry_xlsx, stream_decision_csv
-from registry.services.registry_document import export_registry
+from registry.services.exports import stream_decision_csv
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -36,14 +36,13 @@ class RegistryExportController(Controller):
     path = "/api/records"
     tags = ["records"]
 
+    # Both walk the whole registry: built in the report worker, off the event loop the guard answers on.
     @get("/registry.xlsx", opt=requires("registry:read"), media_type=XLSX)
-    async def registry_xlsx(self, db_session: NamedDependency[AsyncSession]) -> Response[bytes]:
-        async with db_session.begin():
-            document = await export_registry(db_session)
-        return attachment(registry_xlsx(document), XLSX, "registry.xlsx")
+    async def registry_xlsx(self, state: State) -> Response[bytes]:
+        body = await state.reports.run(reports.registry_xlsx, state.settings.database_url)
+        return attachment(body, XLSX, "registry.xlsx")
 
     @get("/registry-csv.zip", opt=requires("registry:read"), media_type="application/zip")
-    async def registry_csv(self, db_session: NamedDependency[AsyncSession]) -> Response[bytes]:
-        async with db_session.begin():
-            document = await export_registry(db_session)
-        return attachment(registry_csv_zip(document), "application/zip", "registry-csv.zip")
+    async def registry_csv(self, state: State) -> Response[bytes]:
+        body = await state.reports.run(reports.registry_csv_zip, state.settings.database_url)
+        return attachment(body, "application/zip", "registry-csv.zip")

@@ -3,14 +3,13 @@
 from datetime import date
 from typing import Annotated, Any
 
-from litestar import Controller, get
-from litestar.di import NamedDependency
+from litestar import Controller, Response, get
+from litestar.datastructures import State
 from litestar.params import QueryParameter
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.contract import FindingsAnswer, answers
-from registry.services.findings import registry_findings_report
+from registry.reports import findings_report, json_response
 
 CheckedOn = Annotated[
     date | None,
@@ -24,5 +23,7 @@ class RegistryFindingsController(Controller):
     tags = ["registry"]
 
     @get("/", opt=requires("registry:read"), responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403))
-    async def list_findings(self, db_session: NamedDependency[AsyncSession], on: CheckedOn = None) -> dict[str, Any]:
-        return await registry_findings_report(db_session, today=on)
+    async def list_findings(self, state: State, on: CheckedOn = None) -> Response[dict[str, Any]]:
+        """Every finding, their count and the day checked. Walks the whole registry: built and encoded in the
+        report worker, off the event loop the guard answers on."""
+        return json_response(await state.reports.run(findings_report, state.settings.database_url, on))

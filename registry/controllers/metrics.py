@@ -84,7 +84,12 @@ class RegistryCollector(Collector):
                 "guard_snapshot_revision", "Registry revision the guard decides on", value=loaded.revision
             )
             yield CounterMetricFamily(
-                "guard_snapshot_reloads", "Snapshot reloads by this process", value=refresher.reloads
+                "guard_snapshot_reloads", "Full snapshot reloads by this process", value=refresher.reloads
+            )
+            yield CounterMetricFamily(
+                "guard_snapshot_changes_applied",
+                "Runs of registry changes applied to the snapshot without a full reload",
+                value=refresher.applied,
             )
         yield GaugeMetricFamily(
             "guard_snapshot_loaded", "1 while the guard holds a snapshot", value=0 if loaded is None else 1

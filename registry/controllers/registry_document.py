@@ -4,12 +4,14 @@ records imports removed (listed, to be restored)."""
 from typing import Any
 
 import anyio.to_thread
-from litestar import Controller, Request, get, put
+from litestar import Controller, Request, Response, get, put
+from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry import reports
 from registry.auth import requires
 from registry.contract import ImportAnswer, RemovedList, answers
 from registry.errors import FieldError, RegistryValidationError
@@ -17,7 +19,6 @@ from registry.services.registry_document import (
     JSON_MEDIA_TYPES,
     YAML_MEDIA_TYPES,
     apply_document,
-    export_registry,
     load_document_text,
     parse_document,
     preview_document,
@@ -55,9 +56,10 @@ class RegistryDocumentController(Controller):
     tags = ["registry"]
 
     @get("/", opt=requires("registry:read"))
-    async def export_document(self, db_session: NamedDependency[AsyncSession]) -> dict[str, Any]:
-        async with db_session.begin():  # one snapshot of every table
-            return await export_registry(db_session)
+    async def export_document(self, state: State) -> Response[dict[str, Any]]:
+        """The whole registry as one document, read in one transaction (one snapshot of every table) and encoded
+        in the report worker, off the event loop the guard answers on."""
+        return reports.json_response(await state.reports.run(reports.registry_json, state.settings.database_url))
 
     @put(
         "/",

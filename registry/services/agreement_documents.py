@@ -111,7 +111,7 @@ async def store_document(
         agreement.version += 1
         agreement.updated_at = utcnow()
         session.add(change_record("agreement", key, "document", actor, before, after))
-        await finish_write(session, f"agreement:{key}")
+        await finish_write(session, f"agreement:{key}", agreements=[key])
     return with_metadata(after, agreement)
 
 

@@ -146,7 +146,7 @@ class AgreementService:
         await self.session.flush()
         after = agreement_document(agreement, data.party)
         self.session.add(change_record("agreement", data.key, action, self.actor, None, after))
-        await finish_write(self.session, f"agreement:{data.key}")
+        await finish_write(self.session, f"agreement:{data.key}", agreements=[data.key])
         return with_metadata(after, agreement)
 
     async def _locked_at_version(self, key: str, version: int) -> tuple[Agreement, str]:
@@ -179,7 +179,7 @@ class AgreementService:
             agreement.version += 1
             agreement.updated_at = utcnow()
             self.session.add(change_record("agreement", key, "update", self.actor, before, after))
-            await finish_write(self.session, f"agreement:{key}")
+            await finish_write(self.session, f"agreement:{key}", agreements=[key])
         return with_metadata(after, agreement)
 
     async def terminate(self, key: str, version: int, on: date) -> dict[str, Any]:
@@ -201,5 +201,5 @@ class AgreementService:
             agreement.updated_at = utcnow()
             after = agreement_document(agreement, party_key)
             self.session.add(change_record("agreement", key, "deactivate", self.actor, before, after))
-            await finish_write(self.session, f"agreement:{key}")
+            await finish_write(self.session, f"agreement:{key}", agreements=[key])
         return with_metadata(agreement_document(agreement, party_key), agreement)

@@ -1,5 +1,6 @@
 """Helpers every registry write uses: the write lock, history records, and the change notice."""
 
+from collections.abc import Iterable
 from typing import Any, TypeVarTuple
 
 from sqlalchemy import text
@@ -39,6 +40,14 @@ def change_record(
     )
 
 
-async def finish_write(session: AsyncSession, what: str) -> None:
+async def finish_write(
+    session: AsyncSession,
+    what: str,
+    *,
+    parties: Iterable[str] = (),
+    agreements: Iterable[str] = (),
+    everything: bool = False,
+) -> int:
+    """Flush, raise the revision and announce which records changed (registry.db.notify_registry_changed)."""
     await session.flush()
-    await notify_registry_changed(session, what)
+    return await notify_registry_changed(session, what, parties=parties, agreements=agreements, everything=everything)

@@ -10,6 +10,7 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from registry.db import PENDING_REVISION
 from registry.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.models.base import utcnow
@@ -210,6 +211,7 @@ async def preview_document(session: AsyncSession, doc: RegistryDocument, actor: 
         return await apply_document(session, doc, actor)
     finally:
         await savepoint.rollback()
+        session.info.pop(PENDING_REVISION, None)  # the revision it raised went with the savepoint
 
 
 @dataclass(frozen=True)
@@ -247,6 +249,11 @@ async def apply_previewed_document(
             f"The registry changed since the preview (revision {previewed_revision}, now {current})."
         )
     return await apply_document(session, doc, actor)
+
+
+# An import that touches more records than this is announced as a change of everything: reloading the whole
+# snapshot once is then cheaper than reading that many records by key.
+IMPORT_CHANGE_MAX_KEYS = 500
 
 
 async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: str) -> ChangeSet:
@@ -380,7 +387,16 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
         history.append(change_record("controller", "controller", "update", actor, current.controller, controller))
         changes.controller = changed_fields(current.controller or {}, controller)
     session.add_all(history)
-    await finish_write(session, "registry:import")
+    changed_parties = [*changes.parties.created, *changes.parties.updated, *changes.parties.removed]
+    changed_agreements = [*changes.agreements.created, *changes.agreements.updated, *changes.agreements.removed]
+    await finish_write(
+        session,
+        "registry:import",
+        parties=changed_parties,
+        agreements=changed_agreements,
+        # The controller's profile (published purposes, timezone) and large imports: the guard reloads it all.
+        everything=bool(changes.controller) or len(changed_parties) + len(changed_agreements) > IMPORT_CHANGE_MAX_KEYS,
+    )
     return changes
 
 

@@ -1,0 +1,127 @@
+"""Reports that walk the whole registry (findings, exports) run in a worker process, never on the server's
+event loop: there they held the loop for seconds at 10,000 parties and every guard check waited behind them.
+
+A thread would not do: building these reports is pure Python, and a thread holding the interpreter lock
+delays each of the loop's turns by up to the interpreter's switch interval, several times per check. The
+worker process has its own interpreter, its own event loop and its own database connection; it is started on
+first use, kept for the next report, and its answers come back as plain data (or bytes, already encoded).
+"""
+
+import asyncio
+import contextlib
+import logging
+import multiprocessing
+import os
+from collections.abc import Awaitable, Callable
+from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures.process import BrokenProcessPool
+from datetime import date
+from typing import Any, TypeVar
+
+import msgspec
+from litestar import MediaType, Response
+from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
+from sqlalchemy.pool import NullPool
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class ReportWorker:
+    """One worker process per server process, for one report at a time (others queue behind it)."""
+
+    def __init__(self) -> None:
+        self._pool: ProcessPoolExecutor | None = None
+        self._turn = asyncio.Lock()
+
+    async def run(self, function: Callable[..., T], *args: Any) -> T:
+        async with self._turn:
+            try:
+                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
+            except BrokenProcessPool:
+                # The worker died (killed, out of memory): start a new one for this report and the next.
+                log.warning("the report worker process died; starting another")
+                self.close()
+                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
+
+    def _executor(self) -> ProcessPoolExecutor:
+        if self._pool is None:
+            # spawn, not fork: the server has threads and open connections a forked child must not inherit.
+            # Niced: where CPUs are short, the server's guard checks get them before a report does.
+            self._pool = ProcessPoolExecutor(
+                max_workers=1,
+                mp_context=multiprocessing.get_context("spawn"),
+                initializer=_lower_priority,
+            )
+        return self._pool
+
+    def close(self) -> None:
+        pool, self._pool = self._pool, None
+        if pool is not None:
+            pool.shutdown(wait=False, cancel_futures=True)
+
+
+def json_response(body: bytes) -> Response[Any]:
+    """A JSON answer already encoded by the worker (Litestar sends bytes as they are). Typed Any so that a
+    handler declares the document's real shape (`Response[dict[str, Any]]`) for the OpenAPI document."""
+    return Response(body, media_type=MediaType.JSON)
+
+
+# --- What runs in the worker ------------------------------------------------------------------------
+
+WORKER_NICENESS = 10
+
+
+def _lower_priority() -> None:
+    with contextlib.suppress(OSError):
+        os.nice(WORKER_NICENESS)
+
+
+def _in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+    async def main() -> T:
+        engine = create_async_engine(database_url, poolclass=NullPool)
+        try:
+            async with AsyncSession(engine, expire_on_commit=False) as session:
+                return await work(session)
+        finally:
+            await engine.dispose()
+
+    return asyncio.run(main())
+
+
+def findings_report(database_url: str, today: date | None) -> bytes:
+    """`GET /api/registry/findings` as JSON, encoded in the worker: thousands of findings at 10,000 parties, whose
+    encoding on the loop would hold it as long as a guard check's whole budget."""
+    from registry.services.findings import registry_findings_report
+
+    return msgspec.json.encode(
+        _in_registry(database_url, lambda session: registry_findings_report(session, today=today))
+    )
+
+
+def _document(database_url: str) -> dict[str, Any]:
+    from registry.services.registry_document import export_registry
+
+    async def read(session: AsyncSession) -> dict[str, Any]:
+        async with session.begin():
+            return await export_registry(session)
+
+    return _in_registry(database_url, read)
+
+
+def registry_json(database_url: str) -> bytes:
+    """The registry document as JSON, encoded in the worker (10 MB at 10,000 parties)."""
+    return msgspec.json.encode(_document(database_url))
+
+
+def registry_xlsx(database_url: str) -> bytes:
+    from registry.services import exports
+
+    return exports.registry_xlsx(_document(database_url))
+
+
+def registry_csv_zip(database_url: str) -> bytes:
+    from registry.services import exports
+
+    return exports.registry_csv_zip(_document(database_url))
