@@ -1,7 +1,7 @@
 """snapshot changes: which parties and agreements each registry revision touched
 
 Revision ID: 0012_snapshot_changes
-Revises: 0010_user_language
+Revises: 0011_ui_accounts
 Create Date: 2026-11-28
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0012_snapshot_changes"
-down_revision: str | None = "0010_user_language"
+down_revision: str | None = "0011_ui_accounts"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
