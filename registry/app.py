@@ -183,7 +183,8 @@ def create_app(settings: Settings | None = None) -> Litestar:
             },
         ),
         request_class=RegistryRequest,
-        before_send=[wait_until_the_guard_obeys],
+        # A committed write's answer waits for this instance's guard; the UI adds its security headers.
+        before_send=[wait_until_the_guard_obeys, *ui_options.pop("before_send", [])],
         openapi_config=openapi_config(),
         **ui_options,
     )

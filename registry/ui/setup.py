@@ -27,6 +27,7 @@ SECRET_NAME = "ui_session_secret"
 
 route_handlers: list[Any] = [
     *pages.route_handlers,
+    *language.route_handlers,
     create_static_files_router(path="/ui/static", directories=[HERE / "static"], include_in_schema=False),
 ]
 # Paths the UI serves without a login (its login page and its own static files).
