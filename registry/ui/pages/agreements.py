@@ -1,17 +1,16 @@
 """Agreements: the list with its filters, an agreement's page, and the create and edit forms (which warn before
 saving what the guard would refuse)."""
 
+from functools import partial
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
-from registry.errors import ConflictError, RegistryValidationError
 from registry.i18n import gettext
 from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
 from registry.services.agreements import AGREEMENT_SORT_COLUMNS, AgreementFilter, AgreementService
@@ -20,10 +19,11 @@ from registry.services.parties import history
 from registry.ui import forms, views
 from registry.ui.pages.common import (
     PAGE_SIZE,
+    SAVE_FAILURES,
     UiPages,
-    conflict_details,
     current_user,
     expiring_days,
+    failed_save,
     list_order,
     page,
     page_offset,
@@ -120,24 +120,15 @@ class AgreementPages(UiPages):
                 )
             async with db_session.begin():
                 await AgreementService(db_session, current_user(request).name).create(data)
-        except ValidationError as exc:
-            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
-            return await self._agreement_form(
-                request, db_session, submitted, creating=True, errors=errors, status_code=400
-            )
-        except RegistryValidationError as exc:
-            return await self._agreement_form(
-                request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
-            )
-        except ConflictError:
-            errors = {
-                "key": [
-                    gettext("An agreement with the key “%(key)s” exists already; choose another.")
-                    % {"key": submitted.get("key")}
-                ]
-            }
-            return await self._agreement_form(
-                request, db_session, submitted, creating=True, errors=errors, status_code=409
+        except SAVE_FAILURES as exc:
+            taken = gettext("An agreement with the key “%(key)s” exists already; choose another.")
+            return await failed_save(
+                exc,
+                partial(self._agreement_form, request, db_session),
+                submitted,
+                creating=True,
+                also=forms.agreement_cross_checks(submitted),
+                key_taken=taken % {"key": submitted.get("key")},
             )
         return Redirect(f"/ui/agreements/{data.key}?saved=1", status_code=303)
 
@@ -188,25 +179,16 @@ class AgreementPages(UiPages):
                 )
             async with db_session.begin():
                 await AgreementService(db_session, current_user(request).name).update(key, data)
-        except ValidationError as exc:
-            errors = forms.validation_messages(exc, also=forms.agreement_cross_checks(submitted))
-            return await self._agreement_form(
-                request, db_session, shown, creating=False, errors=errors, status_code=400
-            )
-        except RegistryValidationError as exc:
-            return await self._agreement_form(
-                request, db_session, shown, creating=False, errors=forms.field_messages(exc.errors), status_code=400
-            )
-        except ConflictError as exc:
-            saved = await AgreementService(db_session, "").get(key)
-            conflict = await conflict_details(db_session, "agreement", key, exc, saved, submitted)
-            return await self._agreement_form(
-                request,
-                db_session,
-                {**shown, "version": saved["version"]},
+        except SAVE_FAILURES as exc:
+            return await failed_save(
+                exc,
+                partial(self._agreement_form, request, db_session),
+                shown,
                 creating=False,
-                conflict=conflict,
-                status_code=409,
+                also=forms.agreement_cross_checks(submitted),
+                saved_now=partial(AgreementService(db_session, "").get, key),
+                session=db_session,
+                entity="agreement",
             )
         return Redirect(f"/ui/agreements/{key}?saved=1", status_code=303)
 

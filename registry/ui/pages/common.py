@@ -1,6 +1,7 @@
 """What every UI page module shares: rendering a page with its frame's context, the signed-in user, the
 controller's clock, the UI's error pages, and the small readers of forms and filters."""
 
+from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from functools import partial
 from typing import Any
@@ -13,13 +14,14 @@ from litestar.exceptions import HTTPException, NotAuthorizedException, NotFoundE
 from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
+from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import list_decisions
 from registry import i18n
 from registry.auth import Principal
 from registry.calendar import zone_or_default
-from registry.errors import ConflictError, NotFoundError
+from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.services.documents import RegistryState, load_registry
 from registry.services.findings import registry_findings
 from registry.services.parties import history
@@ -176,6 +178,40 @@ async def conflict_details(
         "changes": forms.differences(saved, submitted),
         "by": changes[0]["actor"] if changes else None,
     }
+
+
+FormPage = Callable[..., Awaitable[Template]]  # a resource's form page: (record shown, creating=…, errors=…, …)
+
+
+async def failed_save(
+    exc: Exception,
+    show_form: FormPage,
+    shown: dict[str, Any],
+    *,
+    creating: bool,
+    also: dict[str, list[str]] | None = None,
+    key_taken: str = "",
+    saved_now: Callable[[], Awaitable[dict[str, Any]]] | None = None,
+    session: AsyncSession | None = None,
+    entity: str = "",
+) -> Template:
+    """The form again, saying why its save failed: the fields' problems (400); on a create, a key that is taken
+    (409, `key_taken`); on an edit, someone else's save first (409: their version, what differs and who)."""
+    if isinstance(exc, ValidationError):
+        errors = forms.validation_messages(exc, also=also)
+        return await show_form(shown, creating=creating, errors=errors, status_code=400)
+    if isinstance(exc, RegistryValidationError):
+        return await show_form(shown, creating=creating, errors=forms.field_messages(exc.errors), status_code=400)
+    if not isinstance(exc, ConflictError):
+        raise exc
+    if creating or saved_now is None or session is None:
+        return await show_form(shown, creating=creating, errors={"key": [key_taken]}, status_code=409)
+    saved = await saved_now()
+    conflict = await conflict_details(session, entity, str(shown["key"]), exc, saved, shown)
+    return await show_form({**shown, "version": saved["version"]}, creating=False, conflict=conflict, status_code=409)
+
+
+SAVE_FAILURES = (ValidationError, RegistryValidationError, ConflictError)
 
 
 # --- error pages -----------------------------------------------------------------------------------------

@@ -1,16 +1,15 @@
 """Parties: the list with its filters, a party's page, and the create and edit forms."""
 
+from functools import partial
 from typing import Any
 
 from litestar import Request, Response, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
-from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
-from registry.errors import ConflictError, RegistryValidationError
 from registry.i18n import gettext
 from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
@@ -19,11 +18,12 @@ from registry.services.parties import PARTY_SORT_COLUMNS, PartyFilter, PartyServ
 from registry.ui import forms, views
 from registry.ui.pages.common import (
     PAGE_SIZE,
+    SAVE_FAILURES,
     UiPages,
-    conflict_details,
     current_user,
     decisions_of,
     expiring_days,
+    failed_save,
     findings_of,
     list_order,
     page,
@@ -179,22 +179,15 @@ class PartyPages(UiPages):
             data = PartyIn.model_validate(submitted)
             async with db_session.begin():
                 await PartyService(db_session, current_user(request).name).create(data)
-        except ValidationError as exc:
-            return await self._party_form(
-                request, db_session, submitted, creating=True, errors=forms.validation_messages(exc), status_code=400
+        except SAVE_FAILURES as exc:
+            taken = gettext("A party with the key “%(key)s” exists already; choose another key.")
+            return await failed_save(
+                exc,
+                partial(self._party_form, request, db_session),
+                submitted,
+                creating=True,
+                key_taken=taken % {"key": submitted.get("key")},
             )
-        except RegistryValidationError as exc:
-            return await self._party_form(
-                request, db_session, submitted, creating=True, errors=forms.field_messages(exc.errors), status_code=400
-            )
-        except ConflictError:
-            errors = {
-                "key": [
-                    gettext("A party with the key “%(key)s” exists already; choose another key.")
-                    % {"key": submitted.get("key")}
-                ]
-            }
-            return await self._party_form(request, db_session, submitted, creating=True, errors=errors, status_code=409)
         return Redirect(f"/ui/parties/{data.key}?saved=1", status_code=303)
 
     @get("/parties/{key:str}", opt=requires("registry:read"))
@@ -252,24 +245,15 @@ class PartyPages(UiPages):
             data = PartyUpdate.model_validate(submitted)
             async with db_session.begin():
                 await PartyService(db_session, current_user(request).name).update(key, data)
-        except ValidationError as exc:
-            return await self._party_form(
-                request, db_session, shown, creating=False, errors=forms.validation_messages(exc), status_code=400
-            )
-        except RegistryValidationError as exc:
-            return await self._party_form(
-                request, db_session, shown, creating=False, errors=forms.field_messages(exc.errors), status_code=400
-            )
-        except ConflictError as exc:
-            saved = await PartyService(db_session, "").get(key)
-            conflict = await conflict_details(db_session, "party", key, exc, saved, submitted)
-            return await self._party_form(
-                request,
-                db_session,
-                {**shown, "version": saved["version"]},
+        except SAVE_FAILURES as exc:
+            return await failed_save(
+                exc,
+                partial(self._party_form, request, db_session),
+                shown,
                 creating=False,
-                conflict=conflict,
-                status_code=409,
+                saved_now=partial(PartyService(db_session, "").get, key),
+                session=db_session,
+                entity="party",
             )
         return Redirect(f"/ui/parties/{key}?saved=1", status_code=303)
 
