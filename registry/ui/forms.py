@@ -470,11 +470,15 @@ def display_value(value: Any, name: str = "") -> str:
 
 
 def _link_text(link: dict[str, Any]) -> str:
+    # The messages stay outside f-strings: Python 3.11's tokenizer hides calls inside one from the extractor.
+    party = link.get("party")
     if link.get("approved_on"):
-        return f"{link.get('party')} ({_('approved %(day)s') % {'day': link['approved_on']}})"
+        approved = _("approved %(day)s") % {"day": link["approved_on"]}
+        return f"{party} ({approved})"
     deadline = link.get("objection_deadline")
-    objection = f"; {_('objection deadline %(day)s') % {'day': deadline}}" if deadline else ""
-    return f"{link.get('party')} ({_('not approved')}{objection})"
+    objection = "; " + _("objection deadline %(day)s") % {"day": deadline} if deadline else ""
+    not_approved = _("not approved")
+    return f"{party} ({not_approved}{objection})"
 
 
 @dataclass
