@@ -1,8 +1,8 @@
 """Swedish and English: the catalogues are complete, the locale is chosen in the documented order, and
 dates, numbers, country names and form errors follow it."""
 
-from datetime import date
 import re
+from datetime import date
 from pathlib import Path
 
 from babel.messages.extract import extract_from_dir
