@@ -2,6 +2,7 @@
 
 import uuid
 from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
 
@@ -28,7 +29,7 @@ from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from registry.auth import requires
 from registry.contract import DecisionPage, answers
-from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
+from registry.controllers.deps import WITHOUT_NUL, Limit
 from registry.controllers.exports import decision_csv_response
 from registry.errors import FieldError, NotFoundError, RegistryValidationError
 
@@ -44,6 +45,42 @@ Since = Annotated[
 Until = Annotated[
     str | None, QueryParameter(name="to", max_length=64, description="decided before (ISO 8601 date or date and time)")
 ]
+# Taken as text too, so that a bad cursor is a 400 naming `cursor`.
+Cursor = Annotated[
+    str | None,
+    QueryParameter(max_length=20, description="the `next_cursor` of the page before: continues after its last entry"),
+]
+DeprecatedOffset = Annotated[
+    int,
+    QueryParameter(
+        ge=0,
+        le=10_000_000,
+        description="entries to skip (deprecated: it reads what it skips; follow `next_cursor` instead)",
+    ),
+]
+
+
+@dataclass(frozen=True)
+class DecisionLogPage:
+    """A page of the decision log, newest first. `total` counts the matching entries exactly when
+    `total_exact`; past 1,000 matches of a filter it is PostgreSQL's estimate (no count over the whole log)."""
+
+    items: list[dict[str, Any]]
+    total: int
+    total_exact: bool
+    limit: int
+    offset: int
+    next_cursor: str | None
+
+
+def _cursor(text: str | None) -> int | None:
+    if text is None:
+        return None
+    if not text.isascii() or not text.isdigit() or int(text) < 1:
+        raise RegistryValidationError(
+            [FieldError("cursor", f"{text!r} is not a cursor (pass a page's next_cursor as it was given)")]
+        )
+    return int(text)
 
 
 async def _body(request: Request[Any, Any, Any]) -> bytes:
@@ -279,13 +316,18 @@ class GuardController(Controller):
         since: Since = None,
         until: Until = None,
         limit: Limit = 50,
-        offset: Offset = 0,
+        offset: DeprecatedOffset = 0,
+        cursor: Cursor = None,
         format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the whole period")] = "json",
-    ) -> Page[dict[str, Any]] | Stream:
-        """The decision log, newest first; `format=csv`: every decision of the period, oldest first, streamed."""
+    ) -> DecisionLogPage | Stream:
+        """The decision log, newest first, a page at a time: follow `next_cursor` (as `cursor`) to the older
+        entries; `format=csv`: every decision of the period, oldest first, streamed."""
         if format == "csv":
             return decision_csv_response(db_session, _moment("from", since), _moment("to", until))
-        items, total = await list_decisions(
+        before = _cursor(cursor)
+        if before is not None and offset:
+            raise RegistryValidationError([FieldError("offset", "give cursor or offset, not both")])
+        found = await list_decisions(
             db_session,
             recipient=recipient,
             outcome=outcome,
@@ -293,8 +335,9 @@ class GuardController(Controller):
             until=_moment("to", until),
             limit=limit,
             offset=offset,
+            before=before,
         )
-        return page(items, total, limit, offset)
+        return DecisionLogPage(found.items, found.total, found.total_exact, limit, offset, found.next_cursor)
 
     @get(
         "/decisions/{decision_id:str}",

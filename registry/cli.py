@@ -96,11 +96,11 @@ def main(ctx: click.Context) -> None:
 
 
 @main.command()
-@click.option("--host", default="127.0.0.1", show_default=True)
-@click.option("--port", default=8000, show_default=True, type=int)
+@click.option("--host", default=None, help="[default: REGISTRY_HOST, else 127.0.0.1]")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: REGISTRY_PORT, else 8000]")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @pass_context
-def serve(context: Context, host: str, port: int, workers: int) -> None:
+def serve(context: Context, host: str | None, port: int | None, workers: int) -> None:
     """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
     import os
 
@@ -126,9 +126,11 @@ def serve(context: Context, host: str, port: int, workers: int) -> None:
     uvicorn.run(
         "registry.app:create_served_app",
         factory=True,
-        host=host,
-        port=port,
+        host=host if host is not None else context.settings.host,
+        port=port if port is not None else context.settings.port,
         workers=workers,
+        # Every worker gets this long to import the app and start (uvicorn's 5 s killed some at start).
+        timeout_worker_healthcheck=context.settings.worker_healthcheck_seconds,
         log_level="info",
         log_config=logging_dict(context.settings.log_format),  # one format for every line (registry/logs.py)
         access_log=False,  # the app writes its own (registry/access_log.py)

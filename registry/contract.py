@@ -146,9 +146,11 @@ class DecisionAnswer(TypedDict):
 
 class DecisionPage(TypedDict):
     items: list[DecisionAnswer]
-    total: int
+    total: int  # exact when total_exact; past 1,000 matches of a filter, PostgreSQL's estimate
+    total_exact: bool
     limit: int
     offset: int
+    next_cursor: str | None  # pass as `cursor` for the next (older) page; None on the last
 
 
 class RenewalAnswer(TypedDict):

@@ -43,6 +43,13 @@ class Settings(BaseSettings):
     public_url: str = "http://127.0.0.1:8000"
     # Every log line in one format: text, or one JSON object a line (registry/logs.py)
     log_format: Literal["text", "json"] = "text"
+    # Where `registry serve` listens (its --host and --port override them)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # How long `registry serve --workers N` waits for a worker to answer its health check before killing it (at
+    # start the answer waits for the app's import and start-up, seconds on a busy machine; uvicorn's default 5 s
+    # killed workers that were only starting). Also how long a hung worker lives before it is replaced.
+    worker_healthcheck_seconds: int = Field(60, ge=1)
     # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
     registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     # Guard

@@ -21,7 +21,6 @@ class GuardDecision(SQLModel, table=True):
     __tablename__ = "guard_decision"
     __table_args__ = (
         Index("guard_decision_recipient", "recipient", "seq"),
-        Index("guard_decision_decided_at", "decided_at"),
         # One person's recipients (GET /api/subjects/recipients): only entries naming a subject are indexed.
         Index(
             "guard_decision_subject",
@@ -29,6 +28,10 @@ class GuardDecision(SQLModel, table=True):
             "seq",
             postgresql_where=text("subject_digest IS NOT NULL"),
         ),
+        Index("guard_decision_decided_at_seq", "decided_at", "seq"),
+        # Only the denials (the rare outcome, the one looked for): nothing more to maintain for an allowed one.
+        Index("guard_decision_denied", "seq", postgresql_where=text("NOT allowed")),
+        Index("guard_decision_denied_recipient", "recipient", "seq", postgresql_where=text("NOT allowed")),
     )
 
     seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))

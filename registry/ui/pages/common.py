@@ -159,8 +159,7 @@ async def findings_of(session: AsyncSession, today: date) -> list[dict[str, Any]
 
 
 async def decisions_of(session: AsyncSession, **filters: Any) -> list[dict[str, Any]]:
-    rows, _ = await list_decisions(session, **filters)
-    return rows
+    return (await list_decisions(session, **filters)).items
 
 
 async def conflict_details(

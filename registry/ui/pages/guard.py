@@ -105,8 +105,12 @@ class GuardPages(UiPages):
         until: FromQuery[str | None] = None,
         reason: Annotated[str | None, QueryParameter(max_length=64)] = None,
         offset: FromQuery[int] = 0,
+        cursor: FromQuery[str | None] = None,
     ) -> Template:
         errors: dict[str, list[str]] = {}
+        before = int(cursor) if cursor and cursor.isascii() and cursor.isdigit() and len(cursor) <= 19 else None
+        if cursor and before is None:
+            errors["cursor"] = [gettext("This link to older decisions is not valid; start from the newest.")]
         if outcome and outcome not in {"allowed", "denied"}:
             errors["outcome"] = [gettext("Choose allowed or denied.")]
         since_day = parse_day(since, "since", errors)
@@ -114,9 +118,10 @@ class GuardPages(UiPages):
         state = await load_registry(db_session)
         offset = min(max(0, offset), MAX_PAGE_OFFSET)
         rows: list[dict[str, Any]] = []
-        total = 0
+        total, total_exact, next_cursor = 0, True, None
         if not errors:
-            rows, total = await list_decisions(
+            # Older pages by cursor (keyset: as fast at any depth); an offset in an old link still works.
+            found = await list_decisions(
                 db_session,
                 recipient=recipient or None,
                 outcome=outcome or None,
@@ -124,8 +129,10 @@ class GuardPages(UiPages):
                 until=start_of(until_day + timedelta(days=1), state.controller) if until_day else None,
                 reason=reason or None,
                 limit=DECISIONS_PER_PAGE,
-                offset=offset,
+                offset=0 if before is not None else offset,
+                before=before,
             )
+            rows, total, total_exact, next_cursor = found.items, found.total, found.total_exact, found.next_cursor
         filters = {
             "recipient": recipient or "",
             "outcome": outcome or "",
@@ -139,6 +146,9 @@ class GuardPages(UiPages):
             status_code=400 if errors else 200,
             rows=rows,
             total=total,
+            total_exact=total_exact,
+            next_cursor=next_cursor,
+            paged=before is not None or offset > 0,
             offset=offset,
             limit=DECISIONS_PER_PAGE,
             filters=filters,

@@ -1,0 +1,86 @@
+"""`registry serve --workers 2` on a busy machine: every worker starts and stays up (uvicorn's health check
+waits REGISTRY_WORKER_HEALTHCHECK_SECONDS for a worker that is still importing the app), both take
+connections, and the port comes from REGISTRY_PORT when no --port is given."""
+
+import os
+import re
+import signal
+import socket
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import httpx
+import psutil
+
+from tests.conftest import free_port
+
+
+def _worker_pids(log: str) -> set[int]:
+    # uvicorn logs "Started server process [pid]" in each worker, and "Started parent process [pid]" once.
+    return {int(pid) for pid in re.findall(r"Started server process \[(\d+)\]", log)}
+
+
+def _holders_of_connections(pids: set[int], port: int) -> set[int]:
+    """Which of the workers hold an established connection on the server's port."""
+    holders = set()
+    for pid in pids:
+        for connection in psutil.Process(pid).net_connections(kind="tcp"):
+            if connection.status == psutil.CONN_ESTABLISHED and connection.laddr and connection.laddr.port == port:
+                holders.add(pid)
+    return holders
+
+
+def test_serve_with_two_workers_starts_both_and_each_takes_connections(seeded_service_database, tmp_path: Path):
+    port = free_port()
+    log_path = tmp_path / "serve.err"
+    env = {
+        **os.environ,
+        "REGISTRY_DATABASE_URL": seeded_service_database,
+        "REGISTRY_SCHEDULER_ENABLED": "false",
+        "REGISTRY_PORT": str(port),  # no --port: the setting says where to listen
+    }
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "registry", "serve", "--workers", "2"], env=env, stdout=log, stderr=log
+        )
+    sockets: list[socket.socket] = []
+    try:
+        deadline = time.monotonic() + 240  # generous: two app imports at once on a shared, busy machine
+        while time.monotonic() < deadline:
+            assert server.poll() is None, "the server exited:\n" + log_path.read_text()
+            text = log_path.read_text()
+            if text.count("Application startup complete.") >= 2:
+                break
+            time.sleep(0.5)
+        else:
+            raise AssertionError("two workers did not both start:\n" + log_path.read_text())
+        workers = _worker_pids(log_path.read_text())
+        assert len(workers) == 2, log_path.read_text()
+        assert workers <= {child.pid for child in psutil.Process(server.pid).children()}  # (and a resource tracker)
+        assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).status_code == 200
+
+        # Connections kept open until both workers hold one: each worker accepts from the shared socket.
+        for _ in range(200):
+            held = socket.create_connection(("127.0.0.1", port), timeout=10)
+            held.sendall(b"GET /health/live HTTP/1.1\r\nHost: test\r\n\r\n")
+            assert b" 200 " in held.recv(4096).split(b"\r\n", 1)[0] + b" "
+            sockets.append(held)
+            if _holders_of_connections(workers, port) == workers:
+                break
+        assert _holders_of_connections(workers, port) == workers
+
+        text = log_path.read_text()
+        assert "died" not in text and "failed to start" not in text, text
+        assert all(psutil.pid_exists(pid) for pid in workers)
+    finally:
+        for held in sockets:
+            held.close()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
