@@ -400,7 +400,8 @@ async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(s
         async with make_sessionmaker(engine)() as session:
             from guard.log import list_decisions
 
-            items, total = await list_decisions(session)
+            found = await list_decisions(session)
+            items, total = found.items, found.total
     finally:
         await engine.dispose()
     assert total == 2
