@@ -83,7 +83,7 @@ async def make_reader(url: str) -> str:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            return await create_api_key(session, "bench-reader", ["registry:read"], "bench")
+            return await create_api_key(session, f"bench-reader-{uuid.uuid4().hex[:6]}", ["registry:read"], "bench")
     finally:
         await engine.dispose()
 

@@ -7,6 +7,7 @@ Run from the repository root:
 It creates a scratch database on the local PostgreSQL, loads the seed registry, starts `registry serve
 --workers 1` on a free port, and drives it with `wrk` on 127.0.0.1:
 
+0. the framework floor: a minimal Litestar app (bench/floor_app.py, one JSON GET) under the same uvicorn settings;
 1. the bare JSON endpoint of the same app (`GET /health/live`: routing, middleware, JSON, no guard);
 2. `POST /api/guard/check` with a rotating mix of allowed and denied shares built from the seed;
 3. the same guard mix once the registry has grown to 10,000 parties and 30,000 agreements.
@@ -52,6 +53,7 @@ SEED_FILE = ROOT / "seed" / "offix.yaml"
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 
 TARGET_GUARD_OVER_BARE = 0.5
+TARGET_GUARD_OVER_FLOOR = 0.7
 TARGET_GUARD_P99_MS = 10.0
 TARGET_LARGE_OVER_SMALL = 0.9
 
@@ -336,6 +338,33 @@ def start_server(url: str, port: int, log_file: Path) -> subprocess.Popen[bytes]
         )
 
 
+def start_floor(port: int, log_file: Path) -> subprocess.Popen[bytes]:
+    """bench/floor_app.py under uvicorn as `registry serve --workers 1` runs the registry: same loop, same HTTP
+    parser, no uvicorn access log."""
+    with log_file.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "floor_app:app", "--app-dir", str(ROOT / "bench"), "--host", "127.0.0.1",
+             "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "info"],
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )  # fmt: skip
+
+
+def wait_live(url: str, server: subprocess.Popen[bytes], log_file: Path, timeout: float = 60.0) -> None:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if server.poll() is not None:
+            sys.exit(f"the floor app exited with {server.returncode}; its log:\n{log_file.read_text()}")
+        try:
+            if httpx.get(url, timeout=1.0).status_code == 200:
+                return
+        except httpx.HTTPError:
+            pass
+        time.sleep(0.2)
+    sys.exit(f"the floor app did not answer within {timeout:.0f} s; its log:\n{log_file.read_text()}")
+
+
 def wait_ready(base: str, server: subprocess.Popen[bytes], log_file: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -447,26 +476,36 @@ def paired_ratio(numerator: Series, denominator: Series) -> float:
     )
 
 
-def measure_pair(
-    args: argparse.Namespace, bare: tuple[str, str], guard: tuple[str, str, Path]
-) -> tuple[Series, Series]:
-    """`args.rounds` rounds of a bare slice then a guard slice, `args.duration` seconds each, after a warm-up."""
-    (bare_label, bare_url), (guard_label, guard_url, script) = bare, guard
+def measure_rounds(
+    args: argparse.Namespace, floor: tuple[str, str], bare: tuple[str, str], guard: tuple[str, str, Path]
+) -> tuple[Series, Series, Series]:
+    """`args.rounds` rounds of a floor slice, a bare slice and a guard slice, `args.duration` seconds each,
+    after a warm-up of each."""
+    (floor_label, floor_url), (bare_label, bare_url), (guard_label, guard_url, script) = floor, bare, guard
+    run_wrk(args, floor_url, None, args.warmup)
     run_wrk(args, bare_url, None, args.warmup)
     run_wrk(args, guard_url, script, args.warmup)
+    floor_slices: list[Measurement] = []
     bare_slices: list[Measurement] = []
     guard_slices: list[Measurement] = []
     for round_number in range(1, args.rounds + 1):
+        floor_slices.append(parse_wrk(floor_label, run_wrk(args, floor_url, None, args.duration)))
         bare_slices.append(parse_wrk(bare_label, run_wrk(args, bare_url, None, args.duration)))
         guard_slices.append(parse_wrk(guard_label, run_wrk(args, guard_url, script, args.duration)))
-        b, g = bare_slices[-1], guard_slices[-1]
+        f, b, g = floor_slices[-1], bare_slices[-1], guard_slices[-1]
         print(
-            f"  round {round_number}: bare {b.requests_per_second:>6.0f} req/s (p99 {b.p99_ms:5.2f} ms)   "
+            f"  round {round_number}: floor {f.requests_per_second:>6.0f} req/s   "
+            f"bare {b.requests_per_second:>6.0f} req/s (p99 {b.p99_ms:5.2f} ms)   "
             f"guard {g.requests_per_second:>6.0f} req/s (p50 {g.p50_ms:5.2f} ms, p99 {g.p99_ms:5.2f} ms)   "
-            f"guard/bare {g.requests_per_second / b.requests_per_second:4.2f}",
+            f"guard/bare {g.requests_per_second / b.requests_per_second:4.2f}   "
+            f"guard/floor {g.requests_per_second / f.requests_per_second:4.2f}",
             flush=True,
         )
-    return Series(bare_label, tuple(bare_slices)), Series(guard_label, tuple(guard_slices))
+    return (
+        Series(floor_label, tuple(floor_slices)),
+        Series(bare_label, tuple(bare_slices)),
+        Series(guard_label, tuple(guard_slices)),
+    )
 
 
 def profile(args: argparse.Namespace, name: str, server_pid: int, url: str, script: Path) -> None:
@@ -526,10 +565,10 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(bare: Series, small: Series, bare_large: Series, large: Series) -> bool:
+def report(floor: Series, bare: Series, small: Series, floor_large: Series, bare_large: Series, large: Series) -> bool:
     print()
     print(f"{'endpoint':<50} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'worst p99':>9} {'requests':>9} {'errors':>6}")
-    for m in (bare, small, bare_large, large):
+    for m in (floor, bare, small, floor_large, bare_large, large):
         print(
             f"{m.label:<50} {m.requests_per_second:>7.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f} {m.worst_p99_ms:>9.2f} "
             f"{m.requests:>9} {m.errors:>6}"
@@ -537,6 +576,15 @@ def report(bare: Series, small: Series, bare_large: Series, large: Series) -> bo
     print("(req/s: mean of the rounds; p50 and p99: median of the rounds' own percentiles; worst p99: the highest)")
     guard_over_bare = paired_ratio(small, bare)
     large_guard_over_bare = paired_ratio(large, bare_large)
+    # Against the framework floor, both phases' rounds together (the floor does not grow with the registry).
+    guard_over_floor = statistics.median(
+        g.requests_per_second / f.requests_per_second
+        for g, f in zip((*small.slices, *large.slices), (*floor.slices, *floor_large.slices), strict=True)
+    )
+    bare_over_floor = statistics.median(
+        b.requests_per_second / f.requests_per_second
+        for b, f in zip((*bare.slices, *bare_large.slices), (*floor.slices, *floor_large.slices), strict=True)
+    )
     # Each registry size against the bare endpoint of its own rounds, so that the machine's drift between the
     # two phases (a minute or more apart) cancels out; the raw ratio is printed beside it.
     large_over_small = large_guard_over_bare / guard_over_bare
@@ -546,6 +594,11 @@ def report(bare: Series, small: Series, bare_large: Series, large: Series) -> bo
             f"guard/bare throughput   {guard_over_bare:6.2f}",
             f">= {TARGET_GUARD_OVER_BARE}",
             guard_over_bare >= TARGET_GUARD_OVER_BARE,
+        ),
+        (
+            f"guard/floor throughput  {guard_over_floor:6.2f}",
+            f">= {TARGET_GUARD_OVER_FLOOR}",
+            guard_over_floor >= TARGET_GUARD_OVER_FLOOR,
         ),
         (
             f"guard p99 (seed)        {small.p99_ms:6.2f} ms",
@@ -562,12 +615,18 @@ def report(bare: Series, small: Series, bare_large: Series, large: Series) -> bo
             f">= {TARGET_LARGE_OVER_SMALL}",
             large_over_small >= TARGET_LARGE_OVER_SMALL,
         ),
-        ("errors (non-2xx, socket)", "== 0", bare.errors + small.errors + bare_large.errors + large.errors == 0),
+        (
+            "errors (non-2xx, socket)",
+            "== 0",
+            sum(m.errors for m in (floor, bare, small, floor_large, bare_large, large)) == 0,
+        ),
     ]
     print()
     print(f"guard/bare, large registry: {large_guard_over_bare:.2f}; large/small without that correction: "
           f"{raw_large_over_small:.2f}; bare p99 itself: {bare.p99_ms:.2f} ms (seed phase), "
           f"{bare_large.p99_ms:.2f} ms (large phase)")  # fmt: skip
+    print(f"/health/live over the framework floor (its access line and middleware): {bare_over_floor:.2f}"
+          " (near 1 is the goal)")  # fmt: skip
     for figure, target, ok in checks:
         print(f"{figure:<34} target {target:<10} {verdict(ok)}")
     return all(ok for _, _, ok in checks)
@@ -602,6 +661,7 @@ def main() -> int:
     url = scratch_url(name)
     asyncio.run(create_scratch(name))
     server: subprocess.Popen[bytes] | None = None
+    floor_server: subprocess.Popen[bytes] | None = None
     workdir = Path(tempfile.mkdtemp(prefix="guard-bench-"))
     try:
         print(f"scratch database {name}; loading the seed registry", flush=True)
@@ -610,6 +670,11 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         log_file = workdir / "server.log"
         server = start_server(url, port, log_file)
+        floor_port = free_port()
+        floor_log = workdir / "floor.log"
+        floor_server = start_floor(floor_port, floor_log)
+        floor_url = f"http://127.0.0.1:{floor_port}/live"
+        wait_live(floor_url, floor_server, floor_log)
         wait_ready(base, server, log_file)
         print(f"registry serve --workers 1 on {base} (pid {server.pid}); server log {log_file}", flush=True)
 
@@ -623,11 +688,12 @@ def main() -> int:
 
         print(
             f"wrk -t{args.threads} -c{args.connections} -d{args.duration}s --latency, {args.rounds} rounds of "
-            f"bare then guard (after {args.warmup} s warm-up of each)"
+            f"floor, bare, then guard (after {args.warmup} s warm-up of each)"
         )
         bare_url = f"{base}/health/live"
-        bare, small = measure_pair(
+        floor, bare, small = measure_rounds(
             args,
+            ("GET /live of a minimal Litestar app (floor)", floor_url),
             ("GET /health/live (bare JSON), seed phase", bare_url),
             (f"POST /api/guard/check, seed ({len(seed['parties'])} parties)", check_url, script),
         )
@@ -647,18 +713,21 @@ def main() -> int:
         reload_seconds = wait_for_ruleset_change(base, guard_key, mix[0][0], ruleset, timeout=120)
         print(f"the guard answered with the new ruleset {reload_seconds:.2f} s after the import committed")
         verify_mix(base, guard_key, mix)
-        bare_large, large = measure_pair(
+        floor_large, bare_large, large = measure_rounds(
             args,
+            ("GET /live of a minimal Litestar app, large phase", floor_url),
             ("GET /health/live (bare JSON), large phase", bare_url),
             (f"POST /api/guard/check, large ({len(document['parties'])} parties)", check_url, script),
         )
         verify_mix(base, guard_key, mix)
         if args.profile:
             profile(args, "guard-large", server.pid, check_url, script)
-        return 0 if report(bare, small, bare_large, large) else 1
+        return 0 if report(floor, bare, small, floor_large, bare_large, large) else 1
     finally:
         if server is not None:
             stop_server(server)
+        if floor_server is not None:
+            stop_server(floor_server)
         asyncio.run(drop_scratch(name))
         shutil.rmtree(workdir, ignore_errors=True)
 
