@@ -84,9 +84,9 @@ async def test_following_next_cursor_lists_every_matching_entry_once_while_new_o
     rng = random.Random(7)
     for hour in range(6):
         await append(database, mixed(20, rng, START + timedelta(hours=hour)))
-    everything = (
-        await client.get("/api/guard/decisions", params={"limit": 500}, headers=reader_headers)
-    ).json()["items"]
+    everything = (await client.get("/api/guard/decisions", params={"limit": 500}, headers=reader_headers)).json()[
+        "items"
+    ]
     expected = [item["seq"] for item in everything if matches(item, params)]
     assert expected, "the filter should match some of the entries"
 
