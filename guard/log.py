@@ -491,12 +491,17 @@ def decision_filters(
     return conditions
 
 
-async def _total(session: AsyncSession, conditions: list[Any]) -> tuple[int, bool]:
+async def _total(session: AsyncSession, conditions: list[Any], period: bool) -> tuple[int, bool]:
     """(matching entries, exact?) without counting the whole table."""
     if not conditions:
         # The log is gapless from 1 to the head's seq (verify-log proves it): its size is one row read.
         return await _last_seq(session), True
-    bounded = select(col(GuardDecision.seq)).where(*conditions).limit(COUNT_EXACTLY_UP_TO + 1).subquery()
+    bounded_rows = select(col(GuardDecision.seq)).where(*conditions).limit(COUNT_EXACTLY_UP_TO + 1)
+    if period:
+        # Through the period's index: left to itself, PostgreSQL may read the table from its oldest rows on,
+        # looking for a recent period's first matches.
+        bounded_rows = bounded_rows.order_by(col(GuardDecision.decided_at).desc())
+    bounded = bounded_rows.subquery()
     counted = int((await session.execute(select(func.count()).select_from(bounded))).scalar_one())
     if counted <= COUNT_EXACTLY_UP_TO:
         return counted, True
@@ -570,7 +575,7 @@ async def list_decisions(
     rows = list((await session.execute(query.order_by(seq.desc()))).scalars())
     more = len(rows) > limit
     rows = rows[:limit]
-    total, exact = await _total(session, conditions)
+    total, exact = await _total(session, conditions, since is not None or until is not None)
     return DecisionPage(
         items=[decision_document(row) for row in rows],
         total=total,
