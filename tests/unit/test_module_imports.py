@@ -20,6 +20,10 @@ PACKAGES = ("guard", "registry")
 
 FORK_EACH = r"""
 import importlib, json, os, sys, traceback
+# Our packages by their absolute folder: `-c` puts "" (the working folder) first on sys.path, and whatever
+# changes the working folder while the children import (seen once on Python 3.12: every module after some
+# point failed with "No module named 'registry'") would make each later import of ours fail.
+sys.path.insert(0, sys.argv[3])
 modules, at_once = sys.argv[1].split(","), int(sys.argv[2])
 ours = lambda name: name.split(".")[0] in ("guard", "registry")
 
@@ -93,7 +97,7 @@ def test_every_module_of_the_guard_and_the_registry_imports_on_its_own_in_a_fres
     modules = every_module()
     assert "guard.policy" in modules and "registry.cli" in modules
     done = subprocess.run(
-        [sys.executable, "-c", FORK_EACH, ",".join(modules), str(max(2, os.cpu_count() or 2))],
+        [sys.executable, "-c", FORK_EACH, ",".join(modules), str(max(2, os.cpu_count() or 2)), str(ROOT)],
         cwd=ROOT,
         capture_output=True,
         text=True,
