@@ -30,25 +30,10 @@ DOCUMENT_RULESET = "registry-document"
 
 
 def _party_view(party: PartyIn) -> PartyView:
-    return PartyView(
-        key=party.key,
-        name=party.name,
-        role=party.role,
-        category=party.category,
-        established_in=party.established_in,
-        active=party.active,
-        locations=tuple(LocationView(territory=loc.territory, kind=loc.kind) for loc in party.locations),
-        sub_processors=tuple(
-            SubProcessorLinkView(
-                party=s.party,
-                approved_on=s.approved_on,
-                objection_deadline=s.objection_deadline,
-                authorisation=s.authorisation,
-                notified_on=s.notified_on,
-                objected_on=s.objected_on,
-            )
-            for s in party.sub_processors
-        ),
+    return PartyView.of(
+        party,
+        (LocationView(territory=loc.territory, kind=loc.kind) for loc in party.locations),
+        (SubProcessorLinkView.of(link, link.party) for link in party.sub_processors),
     )
 
 

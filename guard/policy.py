@@ -222,6 +222,18 @@ class SubProcessorLinkView:
     notified_on: date | None = None
     objected_on: date | None = None
 
+    @classmethod
+    def of(cls, record: Any, party: str) -> "SubProcessorLinkView":
+        """The view of a document's link or a table row; `party` is the sub-processor's key (a row holds its id)."""
+        return cls(
+            party=party,
+            approved_on=record.approved_on,
+            objection_deadline=record.objection_deadline,
+            authorisation=record.authorisation or "specific",
+            notified_on=record.notified_on,
+            objected_on=record.objected_on,
+        )
+
     def in_effect_from(self) -> date | None:
         """The first day the authorisation is in effect; None if it never is (yet). Objected: never."""
         if self.objected_on is not None:
@@ -244,6 +256,22 @@ class PartyView:
     active: bool
     locations: tuple[LocationView, ...]
     sub_processors: tuple[SubProcessorLinkView, ...]
+
+    @classmethod
+    def of(
+        cls, record: Any, locations: Iterable[LocationView], sub_processors: Iterable[SubProcessorLinkView]
+    ) -> "PartyView":
+        """The view of a document entry or a table row, with the views of its locations and links."""
+        return cls(
+            key=record.key,
+            name=record.name,
+            role=record.role,
+            category=record.category,
+            established_in=record.established_in,
+            active=record.active,
+            locations=tuple(locations),
+            sub_processors=tuple(sub_processors),
+        )
 
 
 class AgreementRecord(Protocol):

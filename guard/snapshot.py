@@ -144,30 +144,6 @@ _AGREEMENT_COLUMNS = (
 )
 
 
-def _link_view(link: Any, sub_processor: str) -> SubProcessorLinkView:
-    return SubProcessorLinkView(
-        party=sub_processor,
-        approved_on=link.approved_on,
-        objection_deadline=link.objection_deadline,
-        authorisation=link.authorisation,
-        notified_on=link.notified_on,
-        objected_on=link.objected_on,
-    )
-
-
-def _party_view(p: Any, locations: Sequence[LocationView], sub_processors: Sequence[SubProcessorLinkView]) -> PartyView:
-    return PartyView(
-        key=p.key,
-        name=p.name,
-        role=p.role,
-        category=p.category,
-        established_in=p.established_in,
-        active=p.active,
-        locations=tuple(locations),
-        sub_processors=tuple(sub_processors),
-    )
-
-
 def _build_snapshot(
     parties: Sequence[Any],
     location_rows: Sequence[Any],
@@ -183,8 +159,8 @@ def _build_snapshot(
         locations[loc.party_id].append(LocationView(territory=loc.territory, kind=loc.kind))
     links: dict[int, list[SubProcessorLinkView]] = defaultdict(list)
     for link in link_rows:
-        links[link.processor_id].append(_link_view(link, key_by_id[link.sub_processor_id]))
-    party_views = {p.key: _party_view(p, locations.get(p.id, ()), links.get(p.id, ())) for p in parties}
+        links[link.processor_id].append(SubProcessorLinkView.of(link, key_by_id[link.sub_processor_id]))
+    party_views = {p.key: PartyView.of(p, locations.get(p.id, ()), links.get(p.id, ())) for p in parties}
     agreements: dict[str, list[AgreementView]] = defaultdict(list)
     for row in agreement_rows:
         party_key = key_by_id[row.party_id]
@@ -327,10 +303,10 @@ async def load_delta(
             .where(col(SubProcessorLink.processor_id).in_(ids))
             .order_by(col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id))
         ):
-            links[link.processor_id].append(_link_view(link, link.sub_key))
+            links[link.processor_id].append(SubProcessorLinkView.of(link, link.sub_key))
     found: dict[str, PartyView | None] = {key: None for key in party_keys}
     for p in parties:
-        found[p.key] = _party_view(p, locations.get(p.id, ()), links.get(p.id, ()))
+        found[p.key] = PartyView.of(p, locations.get(p.id, ()), links.get(p.id, ()))
 
     agreements: dict[str, list[AgreementView]] = {key: [] for key in holders}
     if holders:

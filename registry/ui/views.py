@@ -25,24 +25,21 @@ def controller_today(controller: dict[str, Any] | None, now: datetime | None = N
     return calendar_today((controller or {}).get("timezone"), now)
 
 
+class _Fields:
+    """A document (a dict, as the registry's services return them) read by attribute, so that the policy's own
+    view builders (`AgreementView.of`, `PartyView.of`, `SubProcessorLinkView.of`) serve the UI too."""
+
+    __slots__ = ("_doc",)
+
+    def __init__(self, doc: dict[str, Any]) -> None:
+        self._doc = doc
+
+    def __getattr__(self, name: str) -> Any:
+        return self._doc.get(name)
+
+
 def agreement_view(doc: dict[str, Any]) -> AgreementView:
-    return AgreementView(
-        key=doc["key"],
-        party=doc["party"],
-        kind=doc["kind"],
-        signed_on=doc["signed_on"],
-        effective_from=doc["effective_from"],
-        expires_on=doc["expires_on"],
-        terminated_on=doc["terminated_on"],
-        renewal=doc["renewal"],
-        notice_days=doc["notice_days"],
-        owner_email=doc["owner_email"],
-        data_categories=tuple(doc["data_categories"]),
-        purposes=tuple(doc["purposes"]),
-        data_subjects=tuple(doc["data_subjects"]),
-        clauses=frozenset(doc["clauses"]),
-        transfers_outside_eea_permitted=doc["transfers_outside_eea_permitted"],
-    )
+    return AgreementView.of(_Fields(doc), doc["party"])
 
 
 @dataclass(frozen=True)
@@ -132,25 +129,10 @@ def places_by_territory(party: dict[str, Any]) -> list[Place]:
 
 def party_view(doc: dict[str, Any]) -> PartyView:
     """The guard's view of a party document, so that chains are walked by the guard's own walk."""
-    return PartyView(
-        key=doc["key"],
-        name=doc["name"],
-        role=doc["role"],
-        category=doc["category"],
-        established_in=doc["established_in"],
-        active=doc["active"],
-        locations=tuple(LocationView(territory=loc["territory"], kind=loc["kind"]) for loc in doc["locations"]),
-        sub_processors=tuple(
-            SubProcessorLinkView(
-                party=link["party"],
-                approved_on=link.get("approved_on"),
-                objection_deadline=link.get("objection_deadline"),
-                authorisation=link.get("authorisation") or "specific",
-                notified_on=link.get("notified_on"),
-                objected_on=link.get("objected_on"),
-            )
-            for link in doc["sub_processors"]
-        ),
+    return PartyView.of(
+        _Fields(doc),
+        (LocationView(territory=loc["territory"], kind=loc["kind"]) for loc in doc["locations"]),
+        (SubProcessorLinkView.of(_Fields(link), link["party"]) for link in doc["sub_processors"]),
     )
 
 
