@@ -13,10 +13,11 @@ from pathlib import Path
 import httpx
 import pytest
 from axe_playwright_python.async_playwright import Axe
-from playwright.async_api import Browser, BrowserContext, Page, async_playwright, expect
+from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import bearer, make_key
-from tests.e2e.test_ui_browser import CHROMIUM_ARGS, SCREENSHOTS, ServiceThread
+from tests.e2e.test_ui_browser import SCREENSHOTS, ServiceThread
+from tests.e2e.test_ui_browser import browser as browser  # the shared Chromium fixture
 from tests.integration.test_ui_pages import PASSWORD, add_user
 
 MAIN_PAGES = {
@@ -51,16 +52,6 @@ async def service(seeded_database: str) -> AsyncIterator[ServiceThread]:
                 response = await api.post("/api/parties", json=party)
                 assert response.status_code == 201, response.text
         yield running
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
 
 
 @pytest.fixture
