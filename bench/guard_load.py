@@ -643,13 +643,18 @@ async def drop_scratch(name: str) -> None:
     await admin_sql(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
-def main() -> int:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+def add_load_options(parser: argparse.ArgumentParser) -> None:
+    """The wrk load's options, shared by the benchmarks that run this one's rounds."""
     parser.add_argument("--rounds", type=int, default=5, help="rounds of bare then guard per phase (default 5)")
     parser.add_argument("--duration", type=int, default=4, help="seconds per slice of a round (default 4)")
     parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up of each endpoint (default 3)")
     parser.add_argument("--connections", type=int, default=32)
     parser.add_argument("--threads", type=int, default=2)
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    add_load_options(parser)
     parser.add_argument("--parties", type=int, default=LARGE_PARTIES)
     parser.add_argument("--agreements", type=int, default=LARGE_AGREEMENTS)
     parser.add_argument("--profile", type=Path, help="record a py-spy flame graph (SVG) of each guard run here")

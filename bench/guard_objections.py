@@ -115,11 +115,7 @@ def report(
 
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--rounds", type=int, default=5, help="rounds of bare then guard per phase (default 5)")
-    parser.add_argument("--duration", type=int, default=4, help="seconds per slice of a round (default 4)")
-    parser.add_argument("--warmup", type=int, default=3, help="seconds of warm-up of each endpoint (default 3)")
-    parser.add_argument("--connections", type=int, default=32)
-    parser.add_argument("--threads", type=int, default=2)
+    load.add_load_options(parser)
     parser.add_argument("--objections", type=int, default=OBJECTIONS)
     args = parser.parse_args()
     if shutil.which("wrk") is None:
