@@ -8,6 +8,7 @@ or the CLI, and receipts are read on request.
 import asyncio
 import base64
 import contextlib
+import heapq
 import json
 import logging
 import os
@@ -22,7 +23,20 @@ import asyncpg
 import httpx
 
 from guard.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
-from guard.log import ENTRIES_FROM, GENESIS_HASH, KnownCheckpoint, content_hash, record_content
+from guard.log import (
+    EMPTY_CHAIN,
+    ENTRY_COLUMNS,
+    WRITER_ENTRIES_BETWEEN,
+    BrokenChain,
+    ChainHead,
+    Heads,
+    KnownCheckpoint,
+    extend_chain,
+    heads_at,
+    record_content,
+    signed_heads,
+    walk_leaves,
+)
 from guard.merkle import CompactRange, inclusion_proof, leaf_hash
 from guard.tasks import cancel_and_wait
 
@@ -57,22 +71,24 @@ def verifier_for(settings: Any) -> Verifier:
 # --- Writing ---------------------------------------------------------------------------------------------
 
 
-async def _starting_point(connection: asyncpg.Connection, verifier: Verifier) -> tuple[CompactRange, str]:
-    """The tree and chain hash at the last stored checkpoint, when its subtrees reproduce its signed root;
-    else the empty log's (the next checkpoint then rehashes everything)."""
+async def _starting_point(connection: asyncpg.Connection, verifier: Verifier) -> tuple[CompactRange, Heads]:
+    """The tree and the writers' heads at the last stored checkpoint, when its subtrees reproduce its signed
+    root and its stored heads its signed digest; else the empty log's (the next checkpoint then rehashes
+    everything)."""
     row = await connection.fetchrow("SELECT size, subtrees, note FROM guard_checkpoint ORDER BY size DESC LIMIT 1")
     if row is None:
-        return CompactRange(), GENESIS_HASH
+        return CompactRange(), {}
     try:
         signed = open_checkpoint(row["note"], verifier)
         compact = CompactRange(signed.size, [bytes.fromhex(h) for h in json.loads(row["subtrees"])])
     except (CheckpointError, ValueError) as exc:
         log.warning("the last stored checkpoint cannot be extended (%s): rehashing the whole log", exc)
-        return CompactRange(), GENESIS_HASH
-    if compact.root() != signed.root_hash:
-        log.warning("the last stored checkpoint's subtrees do not give its root: rehashing the whole log")
-        return CompactRange(), GENESIS_HASH
-    return compact, signed.chain_hash
+        return CompactRange(), {}
+    heads = await heads_at(connection, KnownCheckpoint(signed, "the last stored checkpoint"))
+    if compact.root() != signed.root_hash or heads is None:
+        log.warning("the last stored checkpoint's subtrees or heads do not match it: rehashing the whole log")
+        return CompactRange(), {}
+    return compact, heads
 
 
 @dataclass(frozen=True)
@@ -82,50 +98,81 @@ class WrittenCheckpoint:
     new: bool  # False when the log had not grown since the last one (that one is returned)
 
 
+async def _seal(connection: asyncpg.Connection, heads: Heads) -> list[tuple[int, str]]:
+    """Every writer's entries committed since its sealed head (`heads`, moved to the new heads), checked as the
+    next of its chain, in the log's new order: by `seq`, each writer's entries in their chain's order.
+    CheckpointRefused when a chain does not extend what was sealed."""
+    recorded = await connection.fetch("SELECT writer, last_wseq, last_hash FROM guard_log_writer ORDER BY writer")
+    chains: list[list[tuple[int, str]]] = []
+    for row in recorded:
+        writer, last = row["writer"], ChainHead(int(row["last_wseq"]), str(row["last_hash"]))
+        sealed = heads.get(writer, EMPTY_CHAIN)
+        if last.wseq < sealed.wseq or (last.wseq == sealed.wseq and last != sealed):
+            raise CheckpointRefused(f"writer {writer}'s head is behind the last checkpoint's (cut back)")
+        if last.wseq == sealed.wseq:
+            continue
+        chain: list[tuple[int, str]] = []
+        async with connection.transaction():  # (a cursor needs one; this is a savepoint)
+            async for record in connection.cursor(
+                WRITER_ENTRIES_BETWEEN, writer, sealed.wseq + 1, last.wseq, prefetch=2000
+            ):
+                chain.append((int(record["seq"]), extend_chain(heads, record)))
+        if heads.get(writer) != last:
+            raise CheckpointRefused(f"writer {writer}'s chain does not end at its head (entry {last.wseq})")
+        chains.append(chain)
+    # A merge keeps each writer's entries in their chain's order, whatever order the sequence gave them.
+    return list(heapq.merge(*chains))
+
+
 async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> WrittenCheckpoint:
-    """Sign and store a checkpoint at the log's head, after checking that the entries since the last
-    checkpoint extend it (links and hashes); CheckpointRefused if they do not."""
+    """Seal the entries committed since the last checkpoint into the log's order, after checking that each
+    extends its writer's chain (links and hashes), and sign and store a checkpoint over them; CheckpointRefused
+    if the log does not extend the last checkpoint."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", CHECKPOINT_LOCK_ID)
-        head = await connection.fetchrow("SELECT last_seq, last_hash FROM guard_decision_head WHERE id = 1")
-        size, head_hash = (int(head["last_seq"]), str(head["last_hash"])) if head is not None else (0, GENESIS_HASH)
-        compact, chain_hash = await _starting_point(connection, signer.verifier)
-        if compact.size > size:
-            raise CheckpointRefused(f"the log has {size} entries, fewer than its last checkpoint's {compact.size}")
-        if compact.size == size:
-            if chain_hash != head_hash:
-                raise CheckpointRefused(f"the log's head at {size} is not the last checkpoint's")
+        compact, heads = await _starting_point(connection, signer.verifier)
+        leaves = int(await connection.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM guard_log_leaf"))
+        if leaves < compact.size:
+            raise CheckpointRefused(
+                f"the log's order has {leaves} leaves, fewer than its last checkpoint's {compact.size}"
+            )
+        try:
+            # Leaves past the starting point (none, unless the last checkpoint could not be extended) are re-walked.
+            await walk_leaves(
+                connection, heads, compact.size, lambda _, digest: compact.append(leaf_hash(bytes.fromhex(digest)))
+            )
+            new_leaves = await _seal(connection, heads)
+        except BrokenChain as broken:
+            raise CheckpointRefused(broken.result(0).describe()) from None
+        for _, digest in new_leaves:
+            compact.append(leaf_hash(bytes.fromhex(digest)))
+        size = compact.size
+        if not new_leaves:
             latest = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
             if latest is not None:
                 return WrittenCheckpoint(open_checkpoint(latest, signer.verifier), latest, new=False)
-        expected = compact.size + 1
-        async with connection.transaction():  # (a cursor needs one; this is a savepoint)
-            async for record in connection.cursor(ENTRIES_FROM, compact.size + 1, size, prefetch=2000):
-                if record["seq"] != expected or record["prev_hash"] != chain_hash:
-                    raise CheckpointRefused(f"entry {expected} does not extend the chain (deleted or inserted)")
-                if content_hash(record_content(record), chain_hash) != record["hash"]:
-                    raise CheckpointRefused(f"entry {expected} does not match its hash (edited)")
-                chain_hash = record["hash"]
-                compact.append(leaf_hash(bytes.fromhex(chain_hash)))
-                expected += 1
-        if compact.size != size or chain_hash != head_hash:
-            raise CheckpointRefused(f"the log does not end at its head (entry {size})")
-        checkpoint = Checkpoint(signer.name, size, compact.root(), chain_hash)
+        checkpoint = Checkpoint(signer.name, size, compact.root(), signed_heads(heads))
         stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
         if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
             try:
-                if open_checkpoint(stored, signer.verifier) == checkpoint:
-                    return WrittenCheckpoint(checkpoint, stored, new=False)
+                if open_checkpoint(stored, signer.verifier).root_hash == checkpoint.root_hash:
+                    return WrittenCheckpoint(open_checkpoint(stored, signer.verifier), stored, new=False)
             except CheckpointError:
                 pass
             raise CheckpointRefused(f"another checkpoint at size {size} is stored, not this key's or not this log's")
+        if new_leaves:
+            await connection.execute(
+                "INSERT INTO guard_log_leaf (leaf_index, seq) SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+                list(range(size - len(new_leaves), size)),
+                [seq for seq, _ in new_leaves],
+            )
         note = signer.sign(checkpoint.body())
         await connection.execute(
-            "INSERT INTO guard_checkpoint (size, root_hash, chain_hash, subtrees, note, created_at)"
-            " VALUES ($1, $2, $3, $4::jsonb, $5, $6)",
+            "INSERT INTO guard_checkpoint (size, root_hash, heads, subtrees, note, created_at)"
+            " VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)",
             size,
             checkpoint.root_hash.hex(),
-            chain_hash,
+            json.dumps({writer: [head.wseq, head.hash] for writer, head in sorted(heads.items())}),
             json.dumps([s.hex() for s in compact.subtrees]),
             note,
             datetime.now(UTC),
@@ -256,32 +303,45 @@ async def stored_checkpoints(connection: asyncpg.Connection, verifier: Verifier)
 
 
 async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:
-    """A logged decision with what a third party needs to check it: the content its hash covers, the
-    previous hash and its own, its sequence number, and, once a checkpoint covers it, that signed
-    checkpoint and the RFC 6962 inclusion proof of the entry's leaf (leaf index = sequence - 1).
+    """A logged decision with what a third party needs to check it: the content its hash covers (naming its
+    writer and its place in that writer's chain), the previous hash and its own, its `seq`, and, once a
+    checkpoint covers it, its leaf index, that signed checkpoint and the RFC 6962 inclusion proof of its leaf.
 
-    Building the proof reads the chain hashes up to the checkpoint's size (32 bytes an entry)."""
-    record = await connection.fetchrow(ENTRIES_FROM.replace("seq >= $1 AND seq <= $2", "decision_id = $1"), decision_id)
+    Building the proof reads the leaves' hashes up to the checkpoint's size (32 bytes an entry)."""
+    record = await connection.fetchrow(
+        f"SELECT {ENTRY_COLUMNS}, (SELECT leaf_index FROM guard_log_leaf l WHERE l.seq = d.seq) AS leaf_index"
+        " FROM guard_decision d WHERE decision_id = $1",
+        decision_id,
+    )
     if record is None:
         return None
-    seq = int(record["seq"])
-    content = record_content(record)
+    leaf_index = record["leaf_index"]
     document: dict[str, Any] = {
-        "sequence": seq,
-        "content": content,
+        "sequence": int(record["seq"]),
+        "writer": record["writer"],
+        "wseq": int(record["wseq"]),
+        "content": record_content(record),
         "prev_hash": record["prev_hash"],
         "hash": record["hash"],
-        "leaf_index": seq - 1,
+        "leaf_index": leaf_index,
         "checkpoint": None,
         "inclusion_proof": None,
     }
-    checkpoint = await connection.fetchrow(
-        "SELECT size, note FROM guard_checkpoint WHERE size >= $1 ORDER BY size DESC LIMIT 1", seq
+    checkpoint = (
+        await connection.fetchrow(
+            "SELECT size, note FROM guard_checkpoint WHERE size > $1 ORDER BY size DESC LIMIT 1", leaf_index
+        )
+        if leaf_index is not None
+        else None
     )
     if checkpoint is not None:
         size = int(checkpoint["size"])
-        hashes = await connection.fetch("SELECT hash FROM guard_decision WHERE seq <= $1 ORDER BY seq", size)
+        hashes = await connection.fetch(
+            "SELECT d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
+            " WHERE l.leaf_index < $1 ORDER BY l.leaf_index",
+            size,
+        )
         leaves = [leaf_hash(bytes.fromhex(row["hash"])) for row in hashes]
         document["checkpoint"] = checkpoint["note"]
-        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_proof(seq - 1, leaves)]
+        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_proof(leaf_index, leaves)]
     return document

@@ -1,9 +1,11 @@
 """Signed checkpoints of the decision log: C2SP tlog-checkpoint bodies in C2SP signed-note form, Ed25519.
 
 A checkpoint commits to the log at a size: its body is the origin line, the tree size in decimal, the base64
-RFC 6962 Merkle root over the entries' chain hashes (guard/merkle.py), and one extension line
-``chain <hex>`` holding the hash chain's value at that size, so that a verifier can check the chain from
-that entry onwards without rebuilding the tree (`verify-log --since-checkpoint`). The note is signed with a
+RFC 6962 Merkle root over the first `size` leaves (the entries' hashes, in the log's sealed order;
+guard/merkle.py), and one extension line ``heads <hex>``, the digest of every writer's chain head at that
+size, so that a verifier can check the chains from there on without rebuilding the tree
+(`verify-log --since-checkpoint`). Checkpoints of the single chain before migration 0014 carry
+``chain <hex>``, that chain's hash, instead. The note is signed with a
 key kept outside the database; copies handed to witnesses are what a database editor cannot reach.
 
 Pure apart from the key file: parsing and verifying need only the text and the verifier key.
@@ -14,6 +16,7 @@ import binascii
 import hashlib
 import os
 import re
+from collections.abc import Mapping
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -141,22 +144,45 @@ def open_note(note: str, verifier: Verifier) -> str:
     raise CheckpointError(f"it carries no signature by the log's key {verifier.name}")
 
 
+# The writer of the entries logged before migration 0014: one chain whose entries' hashes cover their `seq`.
+LEGACY_WRITER = "legacy"
+
+
+def heads_digest(heads: Mapping[str, tuple[int, str]]) -> str:
+    """SHA-256 (hex) of the writers' heads, a line ``<writer> <wseq> <hash>`` each, sorted by writer: what a
+    checkpoint signs of the hash chains (guard/log.py). Writers with no sealed entry are not listed."""
+    lines = "".join(f"{writer} {wseq} {digest}\n" for writer, (wseq, digest) in sorted(heads.items()))
+    return hashlib.sha256(lines.encode()).hexdigest()
+
+
 @dataclass(frozen=True)
 class Checkpoint:
+    """The log at `size` leaves: the Merkle root over their hashes and a digest of every writer's head there.
+
+    A checkpoint of the single chain before migration 0014 signed that chain's hash instead (`chain_hash`):
+    it reads as the digest of the one writer LEGACY_WRITER at `size`, so both kinds are checked alike."""
+
     origin: str
     size: int
-    root_hash: bytes  # the RFC 6962 Merkle root over the first `size` entries' chain hashes
-    chain_hash: str  # the hash chain's value at `size` (entry `size`'s hash, hex), the genesis hash at 0
+    root_hash: bytes  # the RFC 6962 Merkle root over the first `size` leaves (the entries' hashes)
+    heads_digest: str  # `heads_digest` of the writers' heads at `size`
+    chain_hash: str | None = None  # (a checkpoint of the single chain: its hash at `size`)
+
+    @classmethod
+    def of_chain(cls, origin: str, size: int, root_hash: bytes, chain_hash: str) -> "Checkpoint":
+        heads = {LEGACY_WRITER: (size, chain_hash)} if size else {}
+        return cls(origin, size, root_hash, heads_digest(heads), chain_hash)
 
     def body(self) -> str:
         root = base64.b64encode(self.root_hash).decode()
-        return f"{self.origin}\n{self.size}\n{root}\nchain {self.chain_hash}\n"
+        extension = f"chain {self.chain_hash}" if self.chain_hash is not None else f"heads {self.heads_digest}"
+        return f"{self.origin}\n{self.size}\n{root}\n{extension}\n"
 
     @classmethod
     def parse_body(cls, text: str, origin: str) -> "Checkpoint":
         lines = text.split("\n")
         if len(lines) != 5 or lines[-1] != "":
-            raise CheckpointError("a checkpoint body has four lines: origin, size, root hash, chain hash")
+            raise CheckpointError("a checkpoint body has four lines: origin, size, root hash, writers' heads")
         if lines[0] != origin:
             raise CheckpointError(f"it is a checkpoint of another log ({lines[0]!r}, not {origin!r})")
         if not re.fullmatch(r"0|[1-9][0-9]{0,18}", lines[1]):
@@ -165,10 +191,12 @@ class Checkpoint:
             root = base64.b64decode(lines[2], validate=True)
         except binascii.Error:
             raise CheckpointError("its root hash is not base64") from None
-        chain = lines[3].removeprefix("chain ")
-        if len(root) != 32 or not re.fullmatch(r"[0-9a-f]{64}", chain) or not lines[3].startswith("chain "):
-            raise CheckpointError("its root hash or chain hash is malformed")
-        return cls(lines[0], int(lines[1]), root, chain)
+        kind, _, digest = lines[3].partition(" ")
+        if len(root) != 32 or kind not in {"chain", "heads"} or not re.fullmatch(r"[0-9a-f]{64}", digest):
+            raise CheckpointError("its root hash or its writers' heads are malformed")
+        if kind == "chain":
+            return cls.of_chain(lines[0], int(lines[1]), root, digest)
+        return cls(lines[0], int(lines[1]), root, digest)
 
 
 def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:

@@ -1,28 +1,36 @@
-"""The guard's decision log (DESIGN §4.4): append-only, hash-chained, group-committed.
+"""The guard's decision log (DESIGN §4.4): append-only, hash-chained per writer, group-committed, sealed into
+one order that signed checkpoints cover.
 
-Every answer is stored before it is returned. Entry n stores ``prev_hash`` (entry n-1's hash, or 64 zeros
-for the first) and ``hash = sha256(canonical JSON of its content + prev_hash)``; ``seq`` numbers the
-entries 1, 2, 3… without gaps, and ``guard_decision_head`` records the last ``seq`` and hash. Editing a
-row breaks its hash, deleting one leaves a gap (or a head that points past the end), inserting one
-breaks the sequence or the links: ``verify_log`` walks the chain in order and names the first bad entry.
-The database refuses UPDATE, DELETE and TRUNCATE of the log and any move of the head backwards (migration
-0007); what a superuser could still rewrite consistently, signed checkpoints kept outside the database catch
-(guard/checkpoint.py, guard/audit.py): ``verify_log`` holds the chain to each one's size, chain hash and root.
+Every answer is stored before it is returned. Each writer (an instance's writer task, a new one each start,
+or one CLI command) keeps a chain of its own: its entry n (``wseq``) stores ``prev_hash`` (its entry n-1's
+hash, or 64 zeros for the first) and ``hash = sha256(canonical JSON of its content + prev_hash)``, the content
+naming the writer and n; ``guard_log_writer`` records each writer's last ``wseq`` and hash. Editing a row
+breaks its hash, deleting one leaves a gap in its writer's chain (or a head that points past the end),
+inserting one breaks the numbering or the links. ``seq`` (from a sequence, unique and rising, not hashed)
+locates an entry in the whole log.
 
-Several instances append to the one chain. Within an instance, one writer task gathers the entries of
-concurrent requests and appends them together (group commit), so durability costs one commit per batch, not
-per request. The writer remembers the head it last wrote and appends in one statement that moves the head
-only if it is still there; when another instance (or the CLI) has appended since, it appends under a
-PostgreSQL advisory lock with the head row locked, reading the head inside that transaction.
+Writers share no row, so instances append side by side without waiting for each other (bench/instances.py).
+The order the RFC 6962 tree needs is assigned off the hot path: the checkpoint writer (guard/audit.py) seals
+the entries committed since the last checkpoint into ``guard_log_leaf`` (in each writer's order) and signs
+the tree's size and root and a digest of every writer's head. ``verify_log`` walks the leaves in order, each
+entry checked as the next of its writer's chain, then the chains' unsealed tails up to their head rows, and
+holds the log to each checkpoint's size, writers' heads and root. The database refuses UPDATE, DELETE and
+TRUNCATE of the log and its leaves and any move of a head backwards (migrations 0007, 0014); what a superuser
+could still rewrite consistently, signed checkpoints kept outside the database catch.
+
+Within an instance, one writer task gathers the entries of concurrent requests and appends them together
+(group commit), so durability costs one commit per batch, not per request: one statement that moves the
+writer's head only if it is still where the writer left it, and inserts the entries.
 """
 
 import asyncio
 import hashlib
 import logging
 import os
+import socket
 import time
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, NamedTuple
@@ -33,17 +41,15 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.checkpoint import Checkpoint
+from guard.checkpoint import LEGACY_WRITER, Checkpoint, heads_digest
 from guard.counters import COUNTERS
 from guard.merkle import CompactRange, leaf_hash
 from guard.tasks import cancel_and_wait
-from registry.models.decision import GuardDecision, GuardDecisionHead
+from registry.models.decision import GuardDecision, GuardLogWriter
 
 log = logging.getLogger(__name__)
 
-# Arbitrary, fixed advisory-lock id (registry/db.py and registry/services/common.py use ...001, ...002).
-DECISION_LOG_LOCK_ID = 7_411_028_003
-GENESIS_HASH = "0" * 64
+GENESIS_HASH = "0" * 64  # what a chain's first entry links to
 # A group commit may take at most this long; past it its requests are answered 503.
 APPEND_TIMEOUT_SECONDS = 10.0
 
@@ -98,7 +104,8 @@ def canonical_json(value: Any) -> bytes:
 
 def entry_content(
     *,
-    seq: int,
+    writer: str,
+    wseq: int,
     decision_id: uuid.UUID | str,
     decided_at: datetime | str,
     caller: str,
@@ -110,11 +117,12 @@ def entry_content(
     agreement: str | None,
     ruleset: str,
 ) -> dict[str, Any]:
-    """What an entry's hash covers, by column name. `request`, `reasons` and `warnings` may come already in
-    canonical JSON (as msgspec.Raw, written out as they are), and `decided_at` as `format_timestamp` gives it,
-    so that the writer formats each only once."""
-    return {
-        "seq": seq,
+    """What an entry's hash covers, by column name: entry `wseq` of `writer`'s chain. (The single chain before
+    migration 0014, the writer LEGACY_WRITER, named its entries by `seq` alone, and their hashes cover that.)
+
+    `request`, `reasons` and `warnings` may come already in canonical JSON (as msgspec.Raw, written out as they
+    are), and `decided_at` as `format_timestamp` gives it, so that the writer formats each only once."""
+    content: dict[str, Any] = {
         "decision_id": str(decision_id),
         "decided_at": decided_at if isinstance(decided_at, str) else format_timestamp(decided_at),
         "caller": caller,
@@ -126,6 +134,11 @@ def entry_content(
         "agreement": agreement,
         "ruleset": ruleset,
     }
+    if writer == LEGACY_WRITER:
+        content["seq"] = wseq
+    else:
+        content["writer"], content["wseq"] = writer, wseq
+    return content
 
 
 def content_hash(content: dict[str, Any], prev_hash: str) -> str:
@@ -135,18 +148,22 @@ def content_hash(content: dict[str, Any], prev_hash: str) -> str:
 
 _decode = msgspec.json.decode
 
-# The walk reads rows with asyncpg, JSON columns as text: building ORM objects cost ten times the hashing.
-ENTRIES_FROM = (
-    "SELECT seq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
+# The walks read rows with asyncpg, JSON columns as text: building ORM objects cost ten times the hashing.
+ENTRY_COLUMNS = (
+    "seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
     " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash"
-    " FROM guard_decision WHERE seq >= $1 AND seq <= $2 ORDER BY seq"
+)
+# A writer's entries from `wseq` $2 on, in its chain's order.
+WRITER_ENTRIES_BETWEEN = (
+    f"SELECT {ENTRY_COLUMNS} FROM guard_decision WHERE writer = $1 AND wseq BETWEEN $2 AND $3 ORDER BY wseq"
 )
 
 
 def record_content(record: asyncpg.Record) -> dict[str, Any]:
-    """What an entry's hash covers, from its row as `ENTRIES_FROM` reads it."""
+    """What an entry's hash covers, from its row as `ENTRY_COLUMNS` reads it."""
     return entry_content(
-        seq=record["seq"],
+        writer=record["writer"],
+        wseq=record["wseq"],
         decision_id=record["decision_id"],
         decided_at=record["decided_at"],
         caller=record["caller"],
@@ -162,66 +179,84 @@ def record_content(record: asyncpg.Record) -> dict[str, Any]:
 
 # --- Appending ---------------------------------------------------------------------------------------
 
+# `seq` is left to its default (the sequence): taken in the INSERT, it costs no round trip and no lock.
 _COLUMNS = (
-    "seq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement, ruleset,"
-    " prev_hash, hash, subject_digest"
+    "writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement,"
+    " ruleset, prev_hash, hash, subject_digest"
 )
 # A batch travels as one JSON array of rows (objects keyed by column) in one parameter. Thirteen array
 # parameters, one per column, cost the writer three times the CPU to encode, on the guard's hot path.
 _BATCH_ROWS = f"""
 SELECT {_COLUMNS}
 FROM json_to_recordset($1::json) AS batch(
-    seq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text, allowed boolean,
-    request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text, hash text,
-    subject_digest text
+    writer text, wseq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text,
+    allowed boolean, request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text,
+    hash text, subject_digest text
 )
 """
-_INSERT_BATCH = f"INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}"
-_MOVE_HEAD = (
-    "INSERT INTO guard_decision_head (id, last_seq, last_hash) VALUES (1, $1, $2)"
-    " ON CONFLICT (id) DO UPDATE SET last_seq = excluded.last_seq, last_hash = excluded.last_hash"
-)
-# The head row is locked, not only read: the writer's one-statement append below moves it without the
-# advisory lock, and must wait for (and then see) whatever a locked append committed.
-_LOCK_HEAD = "SELECT last_seq, last_hash FROM guard_decision_head WHERE id = 1 FOR UPDATE"
-# A whole group commit in one statement, so one round trip (autocommitted): the head moves only if it still
-# is where this writer last left it, and the entries go in only if it moved. When another instance has
-# appended since, nothing is written and the writer falls back to a locked append. Under READ COMMITTED a
-# concurrent UPDATE of the head makes this one wait, then re-check `last_seq` against the committed row.
-_APPEND_AFTER_KNOWN_HEAD = f"""
+_INSERTED = "RETURNING wseq, seq"
+# A group commit in one statement, so one round trip (autocommitted): the writer's own head moves only if it
+# still is where this writer last left it, and the entries go in only if it moved. No other writer touches
+# this row, so it always has unless a lost COMMIT answer left the writer unsure (it then re-reads its head).
+_APPEND_AFTER_OWN_HEAD = f"""
 WITH moved AS (
-    UPDATE guard_decision_head SET last_seq = $2, last_hash = $3
-    WHERE id = 1 AND last_seq = $4 AND last_hash = $5
-    RETURNING id
+    UPDATE guard_log_writer SET last_wseq = $3, last_hash = $4
+    WHERE writer = $2 AND last_wseq = $5 AND last_hash = $6
+    RETURNING writer
 )
 INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}
 WHERE EXISTS (SELECT FROM moved)
+{_INSERTED}
 """
+# A writer's first append registers it, in the same statement.
+_START_CHAIN = f"""
+WITH started AS (
+    INSERT INTO guard_log_writer (writer, last_wseq, last_hash, started_at, started_by)
+    VALUES ($2, $3, $4, now(), $5)
+    ON CONFLICT (writer) DO NOTHING
+    RETURNING writer
+)
+INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}
+WHERE EXISTS (SELECT FROM started)
+{_INSERTED}
+"""
+_OWN_HEAD = "SELECT last_wseq, last_hash FROM guard_log_writer WHERE writer = $1"
 
 
 @dataclass(frozen=True, slots=True)
 class ChainHead:
-    """The last entry of the chain: its sequence number and hash (0 and the genesis hash when empty)."""
+    """The last entry of a writer's chain: its `wseq` and hash (0 and the genesis hash when empty)."""
 
-    seq: int
+    wseq: int
     hash: str
 
 
 EMPTY_CHAIN = ChainHead(0, GENESIS_HASH)
 
 
+def new_writer_id() -> str:
+    """A writer's name in the log: random, so that no two writers (instances, restarts, CLI runs) share one."""
+    return os.urandom(8).hex()
+
+
+def writer_origin(role: str) -> str:
+    """Who started a writer, for the auditor reading `guard_log_writer`: the role, host and process."""
+    return f"{role} on {socket.gethostname()} pid {os.getpid()}"[:200]
+
+
 _ROWS = msgspec.json.Encoder()
 
 
-def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[str, ChainHead]:
-    """The table rows that extend the chain from `head` by `entries`, as the JSON array `_BATCH_ROWS` reads,
-    and the head after them."""
-    seq, prev_hash = head.seq, head.hash
+def chained_rows(writer: str, entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[str, ChainHead]:
+    """The table rows that extend `writer`'s chain from `head` by `entries`, as the JSON array `_BATCH_ROWS`
+    reads, and the head after them."""
+    wseq, prev_hash = head.wseq, head.hash
     rows: list[dict[str, Any]] = []
     for entry in entries:
-        seq += 1
+        wseq += 1
         row = entry_content(
-            seq=seq,
+            writer=writer,
+            wseq=wseq,
             decision_id=entry.decision_id,
             decided_at=entry.decided_at_text or entry.decided_at,
             caller=entry.caller,
@@ -239,36 +274,37 @@ def _chained_rows(entries: Sequence[DecisionEntry], head: ChainHead) -> tuple[st
         row["subject_digest"] = entry.request.get("subject_ref_digest")
         rows.append(row)
         prev_hash = digest
-    return _ROWS.encode(rows).decode(), ChainHead(seq, prev_hash)
+    return _ROWS.encode(rows).decode(), ChainHead(wseq, prev_hash)
 
 
-async def _append_holding_lock(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> ChainHead:
-    """Extend the chain; the caller's transaction holds the decision-log lock. Returns the new head.
+class ChainMoved(RuntimeError):
+    """A writer's head is not where the writer left it: nothing was written (see `append_to_chain`)."""
+
+
+async def append_to_chain(
+    connection: asyncpg.Connection, writer: str, entries: Sequence[DecisionEntry], head: ChainHead, origin: str
+) -> tuple[ChainHead, list[int]]:
+    """Extend `writer`'s chain, which ends at `head` (EMPTY_CHAIN: the writer's first append registers it), in
+    one statement; the new head and the entries' `seq`, in order. ChainMoved (nothing written) if the chain
+    does not end at `head`.
 
     Plain asyncpg rather than the ORM: the ORM's per-statement overhead would be most of the cost of an append.
     """
-    row = await connection.fetchrow(_LOCK_HEAD)
-    head = ChainHead(int(row["last_seq"]), str(row["last_hash"])) if row is not None else EMPTY_CHAIN
-    rows, new_head = _chained_rows(entries, head)
-    await connection.execute(_INSERT_BATCH, rows)
-    await connection.execute(_MOVE_HEAD, new_head.seq, new_head.hash)
-    return new_head
+    rows, new_head = chained_rows(writer, entries, head)
+    if head.wseq == 0:
+        inserted = await connection.fetch(_START_CHAIN, rows, writer, new_head.wseq, new_head.hash, origin)
+    else:
+        inserted = await connection.fetch(
+            _APPEND_AFTER_OWN_HEAD, rows, writer, new_head.wseq, new_head.hash, head.wseq, head.hash
+        )
+    if len(inserted) != len(entries):
+        raise ChainMoved(f"the chain of writer {writer} does not end at entry {head.wseq}")
+    return new_head, [seq for _, seq in sorted((int(r["wseq"]), int(r["seq"])) for r in inserted)]
 
 
-async def _append_locked(connection: asyncpg.Connection, entries: Sequence[DecisionEntry]) -> ChainHead:
-    """Append in a transaction of its own on `connection`, taking the decision-log lock; committed on return."""
-    async with connection.transaction():
-        await connection.execute("SELECT pg_advisory_xact_lock($1)", DECISION_LOG_LOCK_ID)
-        return await _append_holding_lock(connection, entries)
-
-
-async def _append_after(
-    connection: asyncpg.Connection, entries: Sequence[DecisionEntry], head: ChainHead
-) -> ChainHead | None:
-    """Append in one autocommitted statement if the chain still ends at `head`; None (nothing written) if not."""
-    rows, new_head = _chained_rows(entries, head)
-    status = await connection.execute(_APPEND_AFTER_KNOWN_HEAD, rows, new_head.seq, new_head.hash, head.seq, head.hash)
-    return new_head if status == f"INSERT 0 {len(entries)}" else None
+async def own_head(connection: asyncpg.Connection, writer: str) -> ChainHead:
+    row = await connection.fetchrow(_OWN_HEAD, writer)
+    return ChainHead(int(row["last_wseq"]), str(row["last_hash"])) if row is not None else EMPTY_CHAIN
 
 
 async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
@@ -277,45 +313,45 @@ async def driver_connection(session: AsyncSession) -> asyncpg.Connection:
     return raw.driver_connection
 
 
-async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry]) -> list[int]:
-    """Append entries to the chain inside the caller's transaction; durable when it commits. Returns their
-    sequence numbers, in order."""
+async def append_decisions(session: AsyncSession, entries: Sequence[DecisionEntry], *, role: str = "cli") -> list[int]:
+    """Append entries inside the caller's transaction, as a writer of their own; durable when it commits.
+    Returns their `seq`, in order."""
     if not entries:
         return []
-    # Through the session first: this also opens the session's transaction on the connection.
-    await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": DECISION_LOG_LOCK_ID})
-    head = await _append_holding_lock(await driver_connection(session), entries)
-    return list(range(head.seq - len(entries) + 1, head.seq + 1))
+    await session.connection()  # (opens the session's transaction on the connection)
+    _, sequences = await append_to_chain(
+        await driver_connection(session), new_writer_id(), entries, EMPTY_CHAIN, writer_origin(role)
+    )
+    return sequences
 
 
 class _Pending(NamedTuple):
     entry: DecisionEntry
-    # Settled with the entry's sequence number once it is durable, or with the error that kept it from being.
+    # Settled with the entry's `seq` once it is durable, or with the error that kept it from being.
     done: asyncio.Future[int]
 
 
-def _settle(pendings: Sequence[_Pending], error: BaseException | None, last_seq: int = 0) -> None:
-    """Tell each request still waiting that its entry is durable (error None; the batch's entries end at
-    `last_seq`) or that it is not."""
-    seq = last_seq - len(pendings)
-    for pending in pendings:
-        seq += 1
+def _settle(pendings: Sequence[_Pending], error: BaseException | None, sequences: Sequence[int] = ()) -> None:
+    """Tell each request still waiting that its entry is durable (error None; `sequences` are the batch's
+    entries' `seq`, in order) or that it is not."""
+    for index, pending in enumerate(pendings):
         if pending.done.done():
             continue
         if error is None:
-            pending.done.set_result(seq)
+            pending.done.set_result(sequences[index])
         else:
             pending.done.set_exception(error)
 
 
 class DecisionLogWriter:
-    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit.
+    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit, to a
+    chain of its own (a new writer id each start): appends of several instances touch no common row, so none
+    waits for another (bench/instances.py).
 
     It holds one connection of its own (not a pooled session: a group commit is then a single round trip,
-    see `_APPEND_AFTER_KNOWN_HEAD`) and remembers the head it last wrote. When another writer has moved the
-    head since, or the writer has just (re)connected, it appends under the lock instead and learns the head.
-    A failed append is never retried: it may have committed (a lost COMMIT answer), and a retry could log
-    the same decisions twice. Its requests get an error (503); the next batch starts on a fresh connection.
+    see `_APPEND_AFTER_OWN_HEAD`) and remembers the head it last wrote. A failed append is never retried: it
+    may have committed (a lost COMMIT answer), and a retry could log the same decisions twice. Its requests get
+    an error (503); the next batch starts on a fresh connection and re-reads the writer's head first.
     """
 
     def __init__(
@@ -330,13 +366,15 @@ class DecisionLogWriter:
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
         self.append_timeout = append_timeout
+        self.writer = new_writer_id()
+        self._origin = writer_origin("guard")
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None
-        self._head: ChainHead | None = None  # the head this writer last wrote, if it is still the last writer
+        self._head: ChainHead | None = None  # the head this writer last wrote; None: read it before appending
         self.commits = 0
         self.entries_written = 0
-        self.locked_appends = 0
+        self.head_reads = 0
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guard-decision-log-writer")
@@ -354,16 +392,16 @@ class DecisionLogWriter:
         await self._disconnect()
         if self.commits:
             log.info(
-                "decision log writer stopped: %d entries in %d group commits (%.1f a commit), %d under the lock",
+                "decision log writer %s stopped: %d entries in %d group commits (%.1f a commit)",
+                self.writer,
                 self.entries_written,
                 self.commits,
                 self.entries_written / self.commits,
-                self.locked_appends,
             )
 
     async def append(self, entries: Sequence[DecisionEntry]) -> list[int]:
-        """Return the entries' sequence numbers once every one is committed; raise if the log could not be
-        written. The writer learns them at commit, so answers carry them (receipts) at no extra round trip."""
+        """Return the entries' `seq` once every one is committed; raise if the log could not be written. The
+        writer learns them at commit, so answers carry them (receipts) at no extra round trip."""
         if self._task is None or self._task.done():
             raise RuntimeError("the decision log writer is not running")
         loop = asyncio.get_running_loop()
@@ -390,14 +428,13 @@ class DecisionLogWriter:
         if connection is not None:
             connection.terminate()
 
-    async def _write(self, entries: Sequence[DecisionEntry]) -> ChainHead:
+    async def _write(self, entries: Sequence[DecisionEntry]) -> list[int]:
         connection = await self._connected()
-        head = await _append_after(connection, entries, self._head) if self._head is not None else None
-        if head is None:
-            head = await _append_locked(connection, entries)
-            self.locked_appends += 1
-        self._head = head
-        return head
+        if self._head is None:  # (a fresh writer, or one whose last append's outcome is unknown)
+            self._head = await own_head(connection, self.writer)
+            self.head_reads += 1
+        self._head, sequences = await append_to_chain(connection, self.writer, entries, self._head, self._origin)
+        return sequences
 
     async def _run(self) -> None:
         while True:
@@ -409,7 +446,7 @@ class DecisionLogWriter:
             started = time.perf_counter()
             try:
                 async with asyncio.timeout(self.append_timeout):
-                    head = await self._write([p.entry for p in batch])
+                    sequences = await self._write([p.entry for p in batch])
             except asyncio.CancelledError:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
@@ -421,7 +458,7 @@ class DecisionLogWriter:
                 continue
             self.commits += 1
             self.entries_written += len(batch)
-            _settle(batch, None, head.seq)
+            _settle(batch, None, sequences)
             # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
             COUNTERS.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
 
@@ -494,8 +531,10 @@ def decision_filters(
 async def _total(session: AsyncSession, conditions: list[Any], period: bool) -> tuple[int, bool]:
     """(matching entries, exact?) without counting the whole table."""
     if not conditions:
-        # The log is gapless from 1 to the head's seq (verify-log proves it): its size is one row read.
-        return await _last_seq(session), True
+        # Every writer's chain is gapless from 1 to its head's wseq (verify-log proves it): the log's size is
+        # the sum of the heads, one row a writer.
+        size = (await session.execute(select(func.coalesce(func.sum(col(GuardLogWriter.last_wseq)), 0)))).scalar_one()
+        return int(size), True
     bounded_rows = select(col(GuardDecision.seq)).where(*conditions).limit(COUNT_EXACTLY_UP_TO + 1)
     if period:
         # Through the period's index: left to itself, PostgreSQL may read the table from its oldest rows on,
@@ -520,9 +559,7 @@ PERIOD_PROBE_ROWS = 2000
 
 
 async def _last_seq(session: AsyncSession) -> int:
-    last = (
-        await session.execute(select(col(GuardDecisionHead.last_seq)).where(col(GuardDecisionHead.id) == 1))
-    ).scalar_one_or_none()
+    last = (await session.execute(select(func.max(col(GuardDecision.seq))))).scalar_one_or_none()
     return int(last or 0)
 
 
@@ -531,8 +568,8 @@ async def _period_page(session: AsyncSession, conditions: list[Any], before: int
 
     decided_at rises with seq only roughly (answers logged in batches, instances' clocks), so a period is not a
     range of seq, and PostgreSQL, walking the primary key backwards until enough entries match, would read every
-    entry after the period first. Instead: seq is gapless, so the PERIOD_PROBE_ROWS entries just below the
-    cursor are one short primary-key range; when they hold the whole page (any page after the first, inside the
+    entry after the period first. Instead: the PERIOD_PROBE_ROWS values of seq just below the cursor (seq rises
+    with few gaps) are one short primary-key range; when they hold the whole page (any page after the first, inside the
     period), it is exact, as every other match lies below them. Otherwise the rest comes from the period's
     (decided_at, seq) index alone, the page's highest seq picked from it (index-only: no rows read)."""
     seq = col(GuardDecision.seq)
@@ -620,17 +657,23 @@ async def denial_summary(
 class VerifyResult:
     ok: bool
     entries: int
-    first_bad_seq: int | None = None
+    first_bad_seq: int | None = None  # the bad entry's `seq`, when it is there to have one
     first_bad_decision_id: str | None = None
     problem: str | None = None
+    writer: str | None = None  # the chain the problem is in, and the entry's place in it
+    wseq: int | None = None
 
     def describe(self) -> str:
         if self.ok:
             return f"log intact: {self.entries} entries"
-        where = f"entry {self.first_bad_seq}"
+        where = []
+        if self.writer is not None:
+            where.append(f"entry {self.wseq} of writer {self.writer}")
+        if self.first_bad_seq is not None:
+            where.append(f"log entry {self.first_bad_seq}")
         if self.first_bad_decision_id:
-            where += f" (decision {self.first_bad_decision_id})"
-        return f"log broken at {where}: {self.problem}"
+            where.append(f"decision {self.first_bad_decision_id}")
+        return f"log broken at {', '.join(where)}: {self.problem}" if where else f"log broken: {self.problem}"
 
 
 @dataclass(frozen=True, slots=True)
@@ -641,17 +684,163 @@ class KnownCheckpoint:
     source: str
 
 
+Heads = dict[str, ChainHead]
+
+
+def signed_heads(heads: Heads) -> str:
+    """The digest a checkpoint signs of the writers' heads (guard/checkpoint.py `heads_digest`)."""
+    return heads_digest({writer: (head.wseq, head.hash) for writer, head in heads.items()})
+
+
 def _checkpoint_contradiction(
-    known: KnownCheckpoint, chain_hash: str, compact: CompactRange | None, entries: int
+    known: KnownCheckpoint, heads: Heads, compact: CompactRange | None, entries: int
 ) -> VerifyResult | None:
     """The log at the checkpoint's size against the checkpoint: None when they agree."""
     size = known.checkpoint.size
-    rewritten = f"rewritten at or before entry {size}: "
-    if chain_hash != known.checkpoint.chain_hash:
-        return VerifyResult(False, entries, size, None, rewritten + f"its chain hash differs from {known.source}'s")
+    rewritten = f"rewritten at or before leaf {size}: "
+    if signed_heads(heads) != known.checkpoint.heads_digest:
+        return VerifyResult(False, entries, None, None, rewritten + f"its writers' heads differ from {known.source}'s")
     if compact is not None and compact.root() != known.checkpoint.root_hash:
-        return VerifyResult(False, entries, size, None, rewritten + f"its Merkle root differs from {known.source}'s")
+        return VerifyResult(False, entries, None, None, rewritten + f"its Merkle root differs from {known.source}'s")
     return None
+
+
+class BrokenChain(Exception):
+    """Where a walk found the log broken (the entry's row, when there is one) and how."""
+
+    def __init__(self, row: Any, problem: str, *, writer: str | None = None, wseq: int | None = None) -> None:
+        self.row, self.problem = row, problem
+        self.writer = writer if writer is not None else (row["writer"] if row is not None else None)
+        self.wseq = wseq if wseq is not None else (row["wseq"] if row is not None else None)
+
+    def result(self, entries: int) -> VerifyResult:
+        row = self.row
+        return VerifyResult(
+            False,
+            entries,
+            row["seq"] if row is not None else None,
+            str(row["decision_id"]) if row is not None else None,
+            self.problem,
+            self.writer,
+            self.wseq,
+        )
+
+
+def extend_chain(heads: Heads, row: Any) -> str:
+    """Check that `row` is the next entry of its writer's chain (as far as `heads` has walked it), and move
+    the writer's head to it; its hash. BrokenChain naming what is wrong otherwise."""
+    writer, wseq = row["writer"], row["wseq"]
+    head = heads.get(writer, EMPTY_CHAIN)
+    if wseq != head.wseq + 1:
+        if wseq > head.wseq + 1:
+            missing = f"entries {head.wseq + 1}…{wseq - 1}" if wseq - 1 > head.wseq + 1 else f"entry {head.wseq + 1}"
+            raise BrokenChain(
+                None,
+                f"{missing} of writer {writer} are missing (deleted); its chain resumes at {wseq}",
+                writer=writer,
+                wseq=head.wseq + 1,
+            )
+        raise BrokenChain(row, "out of its writer's order (inserted, or placed in the log twice)")
+    if row["prev_hash"] != head.hash:
+        raise BrokenChain(
+            row, "its link to its writer's previous entry is broken (an entry was inserted, deleted or replaced)"
+        )
+    if content_hash(record_content(row), head.hash) != row["hash"]:
+        raise BrokenChain(row, "its content does not match its hash (edited)")
+    heads[writer] = ChainHead(wseq, row["hash"])
+    return str(row["hash"])
+
+
+class _Contradiction(Exception):
+    def __init__(self, result: VerifyResult) -> None:
+        self.result = result
+
+
+def _entry_columns(alias: str) -> str:
+    return ", ".join(f"{alias}.{column.strip()}" for column in ENTRY_COLUMNS.split(","))
+
+
+# The log in its global order: each leaf with its entry (NULL columns when the entry is gone).
+LEAVES_FROM = (
+    f"SELECT l.leaf_index, l.seq AS leaf_seq, {_entry_columns('d')} FROM guard_log_leaf l"
+    " LEFT JOIN guard_decision d ON d.seq = l.seq WHERE l.leaf_index >= $1 ORDER BY l.leaf_index"
+)
+
+
+async def walk_leaves(
+    connection: asyncpg.Connection, heads: Heads, start: int, on_leaf: Callable[[int, str], None]
+) -> int:
+    """Walk the sealed log from leaf `start` on, each entry checked as the next of its writer's chain
+    (`extend_chain`, moving `heads`); `on_leaf(leaves so far, entry hash)` after each. Returns the number of
+    leaves; BrokenChain at the first bad one."""
+    leaves = start
+    async with connection.transaction():  # (a cursor needs one; a savepoint inside the caller's)
+        async for row in connection.cursor(LEAVES_FROM, start, prefetch=2000):
+            if row["leaf_index"] != leaves:
+                raise BrokenChain(
+                    None, f"leaves {leaves}…{row['leaf_index'] - 1} of the log's order are missing (deleted)"
+                )
+            if row["seq"] is None:
+                problem = f"the entry sealed as leaf {leaves} is missing (deleted)"
+                raise BrokenChain({"seq": row["leaf_seq"], "decision_id": None, "writer": None, "wseq": None}, problem)
+            digest = extend_chain(heads, row)
+            leaves += 1
+            on_leaf(leaves, digest)
+    return leaves
+
+
+async def walk_unsealed(connection: asyncpg.Connection, heads: Heads) -> int:
+    """Walk every writer's entries after its sealed ones (`heads`) up to its head row, and check that the head
+    rows and the chains agree; the number of entries walked. BrokenChain at the first problem."""
+    walked = 0
+    recorded = {
+        row["writer"]: ChainHead(int(row["last_wseq"]), str(row["last_hash"]))
+        for row in await connection.fetch("SELECT writer, last_wseq, last_hash FROM guard_log_writer")
+    }
+    for writer in sorted(set(heads) - set(recorded)):
+        raise BrokenChain(
+            None, f"writer {writer} has entries but no head (its head was deleted)", writer=writer, wseq=1
+        )
+    for writer, head in sorted(recorded.items()):
+        start = heads.get(writer, EMPTY_CHAIN).wseq + 1
+        async with connection.transaction():
+            # (up to the head read above: what the writer appends meanwhile is for the next walk)
+            async for row in connection.cursor(WRITER_ENTRIES_BETWEEN, writer, start, head.wseq, prefetch=2000):
+                extend_chain(heads, row)
+                walked += 1
+        reached = heads.get(writer, EMPTY_CHAIN)
+        if reached.wseq < head.wseq:
+            missing = (
+                f"entries {reached.wseq + 1}…{head.wseq}" if head.wseq > reached.wseq + 1 else f"entry {head.wseq}"
+            )
+            raise BrokenChain(
+                None,
+                f"{missing} of writer {writer}, at its end, are missing (deleted)",
+                writer=writer,
+                wseq=reached.wseq + 1,
+            )
+        if reached != head:
+            raise BrokenChain(
+                None,
+                f"writer {writer}'s chain does not end where its head records"
+                " (an entry was inserted or the head altered)",
+                writer=writer,
+                wseq=head.wseq,
+            )
+    return walked
+
+
+async def heads_at(connection: asyncpg.Connection, known: KnownCheckpoint) -> Heads | None:
+    """The writers' heads a checkpoint signed: read off a checkpoint of the single chain itself, else stored
+    beside it (and held to its signed digest). None when they are not to be had."""
+    checkpoint = known.checkpoint
+    if checkpoint.chain_hash is not None:
+        return {LEGACY_WRITER: ChainHead(checkpoint.size, checkpoint.chain_hash)} if checkpoint.size else {}
+    stored = await connection.fetchval("SELECT heads::text FROM guard_checkpoint WHERE size = $1", checkpoint.size)
+    if stored is None:
+        return None
+    heads = {writer: ChainHead(int(wseq), str(digest)) for writer, (wseq, digest) in _decode(stored).items()}
+    return heads if signed_heads(heads) == checkpoint.heads_digest else None
 
 
 async def verify_log(
@@ -660,16 +849,19 @@ async def verify_log(
     *,
     since: KnownCheckpoint | None = None,
 ) -> VerifyResult:
-    """Walk the chain in order and report the first entry that is edited, missing, or out of place, or the
-    first checkpoint (already signature-checked) the log contradicts: shorter than it (truncated) or with
-    another chain hash or Merkle root at its size (rewritten).
+    """Walk the log and report the first entry that is edited, missing, or out of place, or the first
+    checkpoint (already signature-checked) the log contradicts: shorter than it (truncated) or with other
+    writers' heads or another Merkle root at its size (rewritten).
 
-    With `since`, only what follows that checkpoint is walked: the entry at its size must carry its chain
-    hash, and the chain continues from there (Merkle roots are then not recomputed; the chain hash binds).
+    The sealed log is walked in its global order (the Merkle leaves), each entry checked as the next of its
+    writer's chain; then each writer's entries not sealed yet, up to the head its row records; then that no
+    entry stands outside every chain. With `since`, only what follows that checkpoint is walked: each
+    writer's entry at the checkpoint must carry the hash it signed, and the chains continue from there (Merkle
+    roots are then not recomputed; the heads bind).
     """
-    expected_seq = 1
-    prev_hash = GENESIS_HASH
-    checked = 0
+    connection = await driver_connection(session)
+    heads: Heads = {}
+    start = 0
     # Full walks rebuild the Merkle tree as they go, to check each checkpoint's root too.
     compact: CompactRange | None = CompactRange() if since is None else None
     # Incremental walks hold the log only to checkpoints from `since` on (at its size, they must agree with it).
@@ -678,94 +870,93 @@ async def verify_log(
         key=lambda k: k.checkpoint.size,
     )
     if since is not None:
-        size = since.checkpoint.size
-        if size > 0:
-            anchor = (
-                await session.execute(select(col(GuardDecision.hash)).where(col(GuardDecision.seq) == size))
-            ).scalar_one_or_none()
-            if anchor is None:
-                last = (await session.execute(select(func.max(col(GuardDecision.seq))))).scalar_one_or_none() or 0
-                return _truncated(since, int(last))
-            bad = _checkpoint_contradiction(since, anchor, None, size)
-            if bad is not None:
-                return bad
-        expected_seq, prev_hash, checked = size + 1, since.checkpoint.chain_hash, size
-    while pending and pending[0].checkpoint.size == checked:  # checkpoints of the empty log (or at `since`)
-        bad = _checkpoint_contradiction(pending.pop(0), prev_hash, compact, checked)
-        if bad is not None:
-            return bad
-    connection = await driver_connection(session)
-    async with connection.transaction():  # (a cursor needs one; a savepoint inside the session's)
-        async for row in connection.cursor(ENTRIES_FROM, expected_seq, 2**63 - 1, prefetch=2000):
-            seq = row["seq"]
-            if seq != expected_seq:
-                if seq > expected_seq:
-                    problem = (
-                        f"entries {expected_seq}…{seq - 1} are missing (deleted)"
-                        if seq - 1 > expected_seq
-                        else f"entry {expected_seq} is missing (deleted)"
-                    )
-                    return VerifyResult(False, checked, expected_seq, None, problem + f"; the chain resumes at {seq}")
-                return VerifyResult(
-                    False, checked, seq, str(row["decision_id"]), "sequence number out of order (inserted)"
-                )
-            if row["prev_hash"] != prev_hash:
-                return VerifyResult(
-                    False,
-                    checked,
-                    seq,
-                    str(row["decision_id"]),
-                    "its link to the previous entry is broken (an entry was inserted, deleted or replaced)",
-                )
-            if content_hash(record_content(row), prev_hash) != row["hash"]:
-                return VerifyResult(
-                    False, checked, seq, str(row["decision_id"]), "its content does not match its hash (edited)"
-                )
-            prev_hash = row["hash"]
-            expected_seq += 1
-            checked += 1
-            if compact is not None:
-                compact.append(leaf_hash(bytes.fromhex(prev_hash)))
-            while pending and pending[0].checkpoint.size == checked:
-                bad = _checkpoint_contradiction(pending.pop(0), prev_hash, compact, checked)
-                if bad is not None:
-                    return bad
-    if pending:  # the log ends before a size a checkpoint signed: entries were cut off its end
-        return _truncated(pending[0], checked)
-    head = (
-        await session.execute(
-            select(col(GuardDecisionHead.last_seq), col(GuardDecisionHead.last_hash)).where(
-                col(GuardDecisionHead.id) == 1
-            )
-        )
-    ).first()
-    last_seq, last_hash = (head[0], head[1]) if head is not None else (0, GENESIS_HASH)
-    if last_seq != checked or last_hash != prev_hash:
-        if last_seq > checked:
+        signed = await heads_at(connection, since)
+        if signed is None:
+            leaves = int(await connection.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM guard_log_leaf"))
+            if leaves < since.checkpoint.size:
+                return _truncated(since, leaves)
             return VerifyResult(
                 False,
-                checked,
-                checked + 1,
+                0,
                 None,
-                f"entries {checked + 1}…{last_seq} at the end of the log are missing (deleted)"
-                if last_seq > checked + 1
-                else f"entry {checked + 1}, the last one, is missing (deleted)",
+                None,
+                f"cannot start at {since.source}: the writers' heads it signed are not stored (the stored checkpoint"
+                " is gone or altered); verify the whole log",
             )
+        truncated = await _missing_heads(connection, since, signed)
+        if truncated is not None:
+            return truncated
+        heads, start = dict(signed), since.checkpoint.size
+
+    def check_checkpoints(leaves: int, digest: str | None) -> None:
+        if compact is not None and digest is not None:
+            compact.append(leaf_hash(bytes.fromhex(digest)))
+        while pending and pending[0].checkpoint.size == leaves:
+            bad = _checkpoint_contradiction(pending.pop(0), heads, compact, leaves)
+            if bad is not None:
+                raise _Contradiction(bad)
+
+    leaves = start
+    try:
+        check_checkpoints(start, None)  # checkpoints of the empty log (or at `since`)
+        leaves = await walk_leaves(connection, heads, start, check_checkpoints)
+        if pending:  # the log's order ends before a size a checkpoint signed: leaves were cut off its end
+            return _truncated(pending[0], leaves)
+        unsealed = await walk_unsealed(connection, heads)
+    except _Contradiction as contradiction:
+        return contradiction.result
+    except BrokenChain as broken:
+        return broken.result(leaves)
+    entries = leaves + unsealed
+    # One statement, one snapshot, in which every committed entry is within its writer's head (both move in the
+    # same transaction), however the guard appends meanwhile: what is not, stands in no chain.
+    outside = await connection.fetchrow(
+        "SELECT count(*) AS n, min(d.seq) AS first FROM guard_decision d"
+        " LEFT JOIN guard_log_writer w ON w.writer = d.writer"
+        " WHERE w.writer IS NULL OR d.wseq NOT BETWEEN 1 AND w.last_wseq"
+    )
+    if outside["n"]:
         return VerifyResult(
-            False,
-            checked,
-            last_seq + 1 if last_seq < checked else checked,
-            None,
-            "the log does not end where its head records (an entry was inserted or the head altered)",
+            False, entries, outside["first"], None, f"{outside['n']} entries stand in no writer's chain (inserted)"
         )
-    return VerifyResult(True, checked)
+    return VerifyResult(True, entries)
 
 
-def _truncated(known: KnownCheckpoint, entries: int) -> VerifyResult:
+async def _missing_heads(connection: asyncpg.Connection, since: KnownCheckpoint, heads: Heads) -> VerifyResult | None:
+    """Each writer's entry at `since` must be there with the hash it signed: None when they all are."""
+    if not heads:
+        return None
+    writers = sorted(heads)
+    rows = await connection.fetch(
+        "SELECT h.writer, d.hash FROM unnest($1::text[], $2::bigint[]) AS h(writer, wseq)"
+        " LEFT JOIN guard_decision d ON d.writer = h.writer AND d.wseq = h.wseq",
+        writers,
+        [heads[w].wseq for w in writers],
+    )
+    for row in sorted(rows, key=lambda r: r["writer"]):
+        head = heads[row["writer"]]
+        if row["hash"] is None:
+            return _truncated(since, None, f"entry {head.wseq} of writer {row['writer']} is gone")
+        if row["hash"] != head.hash:
+            return VerifyResult(
+                False,
+                0,
+                None,
+                None,
+                f"rewritten at or before leaf {since.checkpoint.size}: entry {head.wseq} of writer {row['writer']}"
+                f" differs from {since.source}'s",
+                row["writer"],
+                head.wseq,
+            )
+    return None
+
+
+def _truncated(known: KnownCheckpoint, leaves: int | None, what: str | None = None) -> VerifyResult:
+    what = what or f"the log's order ends at leaf {leaves}"
     return VerifyResult(
         False,
-        entries,
-        entries + 1,
+        leaves or 0,
         None,
-        f"truncated: the log ends at entry {entries}, but {known.source} was signed at size {known.checkpoint.size}",
+        None,
+        f"truncated: {what}, but {known.source} was signed at size {known.checkpoint.size}",
     )

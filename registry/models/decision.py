@@ -1,9 +1,10 @@
 """Guard decision log tables (owned by the guard work; see guard/log.py).
 
-The log is append-only and hash-chained: each entry's `hash` is sha256 over its canonical content and the
-previous entry's hash, and `seq` numbers entries without gaps. `guard_decision_head` holds the chain's
-last sequence number and hash, so that deleting the newest entries is detected too, and so that writers
-find the end of the chain in one row read.
+The log is append-only and hash-chained per writer: each entry's `hash` is sha256 over its canonical content
+and the hash of the same writer's previous entry, and `wseq` numbers a writer's entries without gaps.
+`guard_log_writer` holds each writer's last `wseq` and hash, so that deleting a writer's newest entries is
+detected too. `seq` locates an entry in the whole log (taken from a sequence: unique, rising, not gapless);
+`guard_log_leaf` is the log's global order, the leaves of the Merkle tree that checkpoints sign.
 """
 
 import uuid
@@ -32,9 +33,16 @@ class GuardDecision(SQLModel, table=True):
         # Only the denials (the rare outcome, the one looked for): nothing more to maintain for an allowed one.
         Index("guard_decision_denied", "seq", postgresql_where=text("NOT allowed")),
         Index("guard_decision_denied_recipient", "recipient", "seq", postgresql_where=text("NOT allowed")),
+        Index("guard_decision_writer_wseq", "writer", "wseq", unique=True),
     )
 
-    seq: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(
+        sa_column=Column(
+            BigInteger, primary_key=True, autoincrement=False, server_default=text("nextval('guard_decision_seq')")
+        )
+    )
+    writer: str = Field(max_length=64)
+    wseq: int = Field(sa_column=Column(BigInteger, nullable=False))
     decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
     decided_at: datetime = Field(sa_column=timestamp_column(nullable=False))
     caller: str = Field(max_length=200)
@@ -52,12 +60,26 @@ class GuardDecision(SQLModel, table=True):
     subject_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
 
 
-class GuardDecisionHead(SQLModel, table=True):
-    __tablename__ = "guard_decision_head"
+class GuardLogWriter(SQLModel, table=True):
+    """A writer's chain head: its last `wseq` and that entry's hash (only ever moved forward, by a trigger)."""
 
-    id: int = Field(default=1, primary_key=True)
-    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    __tablename__ = "guard_log_writer"
+
+    writer: str = Field(max_length=64, primary_key=True)
+    last_wseq: int = Field(sa_column=Column(BigInteger, nullable=False))
     last_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    started_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    started_by: str = Field(max_length=200)
+
+
+class GuardLogLeaf(SQLModel, table=True):
+    """The log's global order: leaf `leaf_index` of the Merkle tree is entry `seq` (assigned when sealed)."""
+
+    __tablename__ = "guard_log_leaf"
+    __table_args__ = (Index("guard_log_leaf_seq", "seq", unique=True),)
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class GuardCheckpoint(SQLModel, table=True):
@@ -71,7 +93,10 @@ class GuardCheckpoint(SQLModel, table=True):
 
     size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     root_hash: str = Field(sa_column=Column(String(64), nullable=False))
-    chain_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # A checkpoint of the single chain before migration 0014 signed its chain hash; later ones sign every
+    # writer's head ({writer: [wseq, hash]}, kept here so that `verify-log --since-checkpoint` can start there).
+    chain_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    heads: dict[str, list[Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
     subtrees: list[str] = Field(sa_column=Column(JSONB, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=timestamp_column(nullable=False))

@@ -75,7 +75,7 @@ async def sql(url: str, statement: str) -> None:
         await connection.close()
 
 
-LOG_TABLES = ("guard_decision", "guard_decision_head", "guard_checkpoint")
+LOG_TABLES = ("guard_decision", "guard_log_writer", "guard_log_leaf", "guard_checkpoint")
 
 
 async def tamper(url: str, *statements: str) -> None:
@@ -121,13 +121,12 @@ async def assert_intact(database: str, entries: int) -> None:
 
 
 @asynccontextmanager
-async def head_row_locked(database: str) -> AsyncIterator[None]:
-    """Another transaction holds the chain's head: no append can finish until it ends."""
-    await write_entries(database, 1)  # the head row exists: it can be locked
+async def log_locked(database: str) -> AsyncIterator[None]:
+    """Another transaction holds the log's table locked against inserts: no append can finish until it ends."""
     blocker = await asyncpg.connect(plain_url(database))
     try:
         async with blocker.transaction():
-            await blocker.execute("SELECT * FROM guard_decision_head WHERE id = 1 FOR UPDATE")
+            await blocker.execute("LOCK TABLE guard_decision IN SHARE MODE")
             yield
     finally:
         await blocker.close()
@@ -141,22 +140,48 @@ async def test_concurrent_appends_share_commits_and_keep_one_intact_chain(databa
     await assert_intact(database, 200)
 
 
-async def test_two_instances_appending_at_once_extend_one_chain(database):
+async def test_two_instances_appending_at_once_keep_a_chain_each_and_the_log_verifies_whole(database):
     async with running_writers(database, 2, batch_max=7) as writers:
-        await asyncio.gather(*(writers[i % 2].append([entry()]) for i in range(120)))
+        sequences = await asyncio.gather(*(writers[i % 2].append([entry()]) for i in range(120)))
     await assert_intact(database, 120)
+    assert len({s for (s,) in sequences}) == 120  # every entry its own place in the whole log
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        heads = await connection.fetch("SELECT writer, last_wseq FROM guard_log_writer ORDER BY writer")
+    finally:
+        await connection.close()
+    assert sorted((r["writer"], r["last_wseq"]) for r in heads) == sorted((w.writer, 60) for w in writers)
 
 
-async def test_a_writer_whose_head_was_moved_by_another_append_continues_the_chain_after_it(database):
+async def test_one_writer_appends_while_another_writers_head_is_held_locked(database):
+    """Writers share no row: a transaction holding one writer's head does not hold up another's appends."""
+    async with running_writers(database, 2, append_timeout=5.0) as (held, free):
+        await held.append([entry()])
+        blocker = await asyncpg.connect(plain_url(database))
+        try:
+            async with blocker.transaction():
+                await blocker.execute("SELECT * FROM guard_log_writer WHERE writer = $1 FOR UPDATE", held.writer)
+                waiting = asyncio.ensure_future(held.append([entry()]))
+                assert len(await free.append([entry(), entry()])) == 2
+                assert not waiting.done()  # (the held one waits for the lock, as it must)
+        finally:
+            await blocker.close()
+        await waiting
+    await assert_intact(database, 4)
+
+
+async def test_a_writer_that_reconnects_rereads_its_own_head_and_continues_its_chain(database):
     async with running_writers(database) as (writer,):
-        await writer.append([entry() for _ in range(3)])  # the first append is locked: it learns the head
-        await writer.append([entry() for _ in range(2)])  # the head is where it left it: one statement
-        assert writer.locked_appends == 1
-        await write_entries(database, 4)  # the CLI's path moves the head behind the writer's back
+        await writer.append([entry() for _ in range(3)])
+        await writer.append([entry() for _ in range(2)])  # the head is where it left it: no read
+        assert writer.head_reads == 1
+        await writer._disconnect()  # as after a failed append, whose outcome is unknown
         await writer.append([entry() for _ in range(2)])
-        assert writer.locked_appends == 2
-    assert writer.entries_written == 7
-    await assert_intact(database, 11)
+        assert writer.head_reads == 2
+        await write_entries(database, 4)  # the CLI appends as a writer of its own meanwhile
+        await writer.append([entry()])
+    assert writer.entries_written == 8
+    await assert_intact(database, 12)
 
 
 AWKWARD_TEXT = 'quote " backslash \\ slash / tab \t newline \n åäö 中文 🚚 \u2028'
@@ -178,9 +203,8 @@ async def test_entries_are_stored_exactly_as_given_whatever_their_text_holds(dat
         ruleset="eea-only@test",
     )
     async with running_writers(database) as (writer,):
-        await writer.append([awkward, entry()])  # the locked append (a new writer)
+        await writer.append([awkward, entry()])  # the first append registers the writer
         await writer.append([replace(awkward, decision_id=uuid.uuid4())])  # the one statement after a known head
-    assert writer.locked_appends == 1
     await assert_intact(database, 3)
     connection = await asyncpg.connect(plain_url(database))
     try:
@@ -217,15 +241,15 @@ async def test_a_writer_whose_connection_was_cut_reconnects_for_the_next_batch(d
 
 async def test_a_group_commit_that_cannot_finish_in_time_fails_its_requests_and_the_next_one_succeeds(database):
     async with running_writers(database, append_timeout=0.5) as (writer,):
-        async with head_row_locked(database):
+        async with log_locked(database):
             with pytest.raises(TimeoutError):
                 await asyncio.wait_for(writer.append([entry(), entry()]), timeout=5.0)
         await writer.append([entry()])
-    await assert_intact(database, 2)
+    await assert_intact(database, 1)  # the batch that timed out was never committed
 
 
 async def test_a_request_waiting_when_the_writer_stops_is_failed_not_left_waiting(database):
-    async with head_row_locked(database):
+    async with log_locked(database):
         async with running_writers(database) as (writer,):
             waiting = asyncio.ensure_future(writer.append([entry()]))
             await asyncio.sleep(0.3)  # its batch is stuck on the locked head
@@ -268,7 +292,7 @@ async def test_a_deleted_entry_is_named_as_the_first_bad_one(database):
     await tamper(database, "DELETE FROM guard_decision WHERE seq = 4")
     result = await verify(database)
     assert not result.ok
-    assert result.first_bad_seq == 4
+    assert (result.wseq, result.first_bad_seq) == (4, None)  # (gone: it has no seq left to name)
     assert "missing" in result.problem
 
 
@@ -277,21 +301,23 @@ async def test_deleting_the_newest_entries_is_detected(database):
     await tamper(database, "DELETE FROM guard_decision WHERE seq >= 5")
     result = await verify(database)
     assert not result.ok
-    assert result.first_bad_seq == 5
+    assert result.wseq == 5
+    assert "at its end, are missing" in result.problem
 
 
 async def test_an_inserted_entry_is_named_as_the_first_bad_one(database):
     await write_entries(database, 5)
     await sql(
         database,
-        "INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons,"
-        " warnings, agreement, ruleset, prev_hash, hash)"
-        " SELECT 6, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
+        "INSERT INTO guard_decision (seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request,"
+        " reasons, warnings, agreement, ruleset, prev_hash, hash)"
+        " SELECT 6, writer, 6, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
         " ruleset, hash, repeat('a', 64) FROM guard_decision WHERE seq = 5",
     )
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 6
+    assert "no writer's chain" in result.problem
 
 
 async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_next_link(database):
@@ -306,7 +332,8 @@ async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_ne
 
             row = (await session.execute(select(GuardDecision).where(GuardDecision.seq == 2))).scalar_one()
             forged_content = entry_content(
-                seq=2,
+                writer=row.writer,
+                wseq=row.wseq,
                 decision_id=row.decision_id,
                 decided_at=row.decided_at,
                 caller=row.caller,

@@ -17,13 +17,15 @@ from click.testing import CliRunner
 
 from guard.audit import CheckpointPublisher, checkpoint_file_name
 from guard.checkpoint import CheckpointError, Verifier, load_or_create_signer, open_checkpoint
-from guard.log import _INSERT_BATCH, EMPTY_CHAIN, DecisionEntry, _chained_rows
+from guard.log import EMPTY_CHAIN, DecisionEntry, append_to_chain, own_head
 from guard.receipt import verify_receipt
 from registry.cli import main
 from tests.conftest import SEED_ALLOWED_SHARE, free_port, test_settings
 from tests.integration.test_decision_log import entry, plain_url, write_entries
 
-LOG_TABLES = ("guard_decision", "guard_decision_head", "guard_checkpoint")
+LOG_TABLES = ("guard_decision", "guard_log_writer", "guard_log_leaf", "guard_checkpoint")
+# The one writer `logged` and `rebuild` write as (a careful forger keeps the writers' names).
+WRITER = "test-writer"
 
 
 @pytest.fixture
@@ -71,27 +73,36 @@ async def as_superuser(database: str) -> AsyncIterator[asyncpg.Connection]:
 
 
 async def rebuild(database: str, entries: list[DecisionEntry]) -> None:
-    """Replace the whole log with a correctly chained one of `entries` (and drop the stored checkpoints, as a
-    careful forger would): every hash and the head recomputed."""
-    rows, head = _chained_rows(entries, EMPTY_CHAIN)
+    """Replace the whole log with a correctly chained one of `entries` by WRITER, sealed in that order (and drop
+    the stored checkpoints, as a careful forger would): every hash, the head and the leaves recomputed."""
     async with as_superuser(database) as connection:
-        await connection.execute("DELETE FROM guard_decision")
-        await connection.execute("DELETE FROM guard_checkpoint")
-        await connection.execute(_INSERT_BATCH, rows)
-        await connection.execute("UPDATE guard_decision_head SET last_seq = $1, last_hash = $2", head.seq, head.hash)
+        for table in ("guard_log_leaf", "guard_checkpoint", "guard_decision", "guard_log_writer"):
+            await connection.execute(f"DELETE FROM {table}")
+        await append_to_chain(connection, WRITER, entries, EMPTY_CHAIN, "forger")
+        await connection.execute(
+            "INSERT INTO guard_log_leaf (leaf_index, seq) SELECT wseq - 1, seq FROM guard_decision"
+        )
 
 
 async def logged(database: str, entries: list[DecisionEntry]) -> None:
-    from registry.db import make_engine, make_sessionmaker
-
-    engine = make_engine(database, pool_size=1)
+    """Append `entries` to WRITER's chain."""
+    connection = await asyncpg.connect(plain_url(database))
     try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            from guard.log import append_decisions
-
-            await append_decisions(session, entries)
+        await append_to_chain(connection, WRITER, entries, await own_head(connection, WRITER), "test")
     finally:
-        await engine.dispose()
+        await connection.close()
+
+
+async def cut_back_to(connection: asyncpg.Connection, seq: int) -> None:
+    """Cut the log after entry `seq`: the entries, their leaves, and their writers' heads moved back (the test
+    logs have one writer at a time)."""
+    await connection.execute("DELETE FROM guard_log_leaf WHERE seq > $1", seq)
+    await connection.execute("DELETE FROM guard_decision WHERE seq > $1", seq)
+    await connection.execute(
+        "UPDATE guard_log_writer w SET last_wseq = d.wseq, last_hash = d.hash FROM guard_decision d"
+        " WHERE d.seq = $1 AND w.writer = d.writer",
+        seq,
+    )
 
 
 # --- The triggers ---------------------------------------------------------------------------------------------
@@ -104,10 +115,14 @@ async def logged(database: str, entries: list[DecisionEntry]) -> None:
         "DELETE FROM guard_decision WHERE seq = 3",
         "TRUNCATE guard_decision",
         "TRUNCATE guard_decision CASCADE",
-        "DELETE FROM guard_decision_head",
-        "TRUNCATE guard_decision_head",
-        "UPDATE guard_decision_head SET last_seq = 2, last_hash = (SELECT hash FROM guard_decision WHERE seq = 2)",
-        "UPDATE guard_decision_head SET last_hash = repeat('0', 64)",
+        "DELETE FROM guard_log_writer",
+        "TRUNCATE guard_log_writer",
+        "UPDATE guard_log_writer SET last_wseq = 2, last_hash = (SELECT hash FROM guard_decision WHERE seq = 2)",
+        "UPDATE guard_log_writer SET last_hash = repeat('0', 64)",
+        "UPDATE guard_log_writer SET writer = 'someone-else'",
+        "UPDATE guard_log_leaf SET seq = 1 WHERE leaf_index = 2",
+        "DELETE FROM guard_log_leaf",
+        "TRUNCATE guard_log_leaf",
         "UPDATE guard_checkpoint SET size = 1",
         "DELETE FROM guard_checkpoint",
         "TRUNCATE guard_checkpoint",
@@ -123,7 +138,8 @@ async def test_plain_sql_cannot_change_delete_or_truncate_the_log_or_move_its_he
         with pytest.raises(asyncpg.InsufficientPrivilegeError, match=r"append-only|only moves forward"):
             await connection.execute(statement)
         assert await connection.fetchval("SELECT count(*) FROM guard_decision") == 4
-        assert await connection.fetchval("SELECT last_seq FROM guard_decision_head") == 4
+        assert await connection.fetchval("SELECT last_wseq FROM guard_log_writer") == 4
+        assert await connection.fetchval("SELECT count(*) FROM guard_log_leaf") == 4
         assert await connection.fetchval("SELECT count(*) FROM guard_checkpoint") == 1
     finally:
         await connection.close()
@@ -175,10 +191,7 @@ async def test_no_checkpoint_is_signed_over_a_log_cut_back_since_the_last_one(da
     await write_entries(database, 5)
     await checkpoint(database, key_file, witness)
     async with as_superuser(database) as connection:
-        await connection.execute("DELETE FROM guard_decision WHERE seq > 3")
-        await connection.execute(
-            "UPDATE guard_decision_head SET last_seq = 3, last_hash = (SELECT hash FROM guard_decision WHERE seq = 3)"
-        )
+        await cut_back_to(connection, 3)
     refused = await run(database, key_file, "guard", "checkpoint", "--dir", str(witness))
     assert refused.exit_code == 1
     assert "checkpoint refused" in refused.stderr
@@ -259,11 +272,8 @@ async def test_the_service_writes_checkpoints_in_the_background_and_hands_them_t
 
 async def cut_the_end_and_move_the_head_back(database: str, entries: list[DecisionEntry]) -> None:
     async with as_superuser(database) as connection:
-        await connection.execute("DELETE FROM guard_decision WHERE seq > 4")
+        await cut_back_to(connection, 4)
         await connection.execute("DELETE FROM guard_checkpoint WHERE size > 4")
-        await connection.execute(
-            "UPDATE guard_decision_head SET last_seq = 4, last_hash = (SELECT hash FROM guard_decision WHERE seq = 4)"
-        )
 
 
 async def insert_a_forged_entry_with_recomputed_hashes(database: str, entries: list[DecisionEntry]) -> None:
@@ -277,14 +287,14 @@ async def rewrite_the_whole_history(database: str, entries: list[DecisionEntry])
 
 async def wipe_the_log(database: str, entries: list[DecisionEntry]) -> None:
     async with as_superuser(database) as connection:
-        await connection.execute("TRUNCATE guard_decision, guard_decision_head, guard_checkpoint")
+        await connection.execute("TRUNCATE guard_decision, guard_log_writer, guard_log_leaf, guard_checkpoint")
 
 
 ATTACKS: list[tuple[Callable[[str, list[DecisionEntry]], Awaitable[None]], str]] = [
-    (cut_the_end_and_move_the_head_back, "truncated: the log ends at entry 4, but checkpoint file"),
-    (insert_a_forged_entry_with_recomputed_hashes, "rewritten at or before entry 6"),
-    (rewrite_the_whole_history, "rewritten at or before entry 2"),
-    (wipe_the_log, "truncated: the log ends at entry 0"),
+    (cut_the_end_and_move_the_head_back, "truncated: the log's order ends at leaf 4, but checkpoint file"),
+    (insert_a_forged_entry_with_recomputed_hashes, "rewritten at or before leaf 6"),
+    (rewrite_the_whole_history, "rewritten at or before leaf 2"),
+    (wipe_the_log, "truncated: the log's order ends at leaf 0"),
 ]
 
 
@@ -310,23 +320,20 @@ async def test_verify_log_also_holds_the_log_to_its_stored_checkpoints(database,
     await write_entries(database, 5)
     await checkpoint(database, key_file, witness)
     async with as_superuser(database) as connection:  # the end cut off, the stored checkpoint left alone
-        await connection.execute("DELETE FROM guard_decision WHERE seq > 3")
-        await connection.execute(
-            "UPDATE guard_decision_head SET last_seq = 3, last_hash = (SELECT hash FROM guard_decision WHERE seq = 3)"
-        )
+        await cut_back_to(connection, 3)
     result = await run(database, key_file, "guard", "verify-log")
     assert result.exit_code == 1
-    assert "truncated: the log ends at entry 3, but the stored checkpoint at size 5" in result.stderr
+    assert "truncated: the log's order ends at leaf 3, but the stored checkpoint at size 5" in result.stderr
 
 
 @pytest.mark.parametrize(
     "edit",
     [
         lambda note: note.replace("\n6\n", "\n4\n", 1),  # the size
-        lambda note: note.replace("chain ", "chain 0", 1)[:-1],  # the chain hash
+        lambda note: note.replace("heads ", "heads 0", 1)[:-1],  # the writers' heads
         lambda note: note.replace(note.split("\n")[2], "A" * 43 + "=", 1),  # the root
     ],
-    ids=["size", "chain hash", "root"],
+    ids=["size", "heads", "root"],
 )
 async def test_an_edited_checkpoint_file_is_refused(database, key_file, witness, edit):
     await write_entries(database, 6)
@@ -388,7 +395,24 @@ async def test_since_checkpoint_catches_a_history_rewritten_before_the_checkpoin
     await rewrite_the_whole_history(database, entries)
     result = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness), "--since-checkpoint")
     assert result.exit_code == 1
-    assert "rewritten at or before entry 5" in result.stderr
+    # The forger dropped the stored checkpoints too: the heads the witness's copy signed are gone with them.
+    assert "the writers' heads it signed are not stored" in result.stderr
+    whole = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness))
+    assert whole.exit_code == 1
+    assert "rewritten at or before leaf 5" in whole.stderr
+
+
+async def test_since_checkpoint_catches_an_entry_rewritten_before_the_checkpoint_with_the_store_left_alone(
+    database, key_file, witness
+):
+    await write_entries(database, 5)
+    await checkpoint(database, key_file, witness)
+    async with as_superuser(database) as connection:  # the last entry edited, its hash and its head recomputed
+        await connection.execute("UPDATE guard_decision SET hash = repeat('b', 64) WHERE seq = 5")
+        await connection.execute("UPDATE guard_log_writer SET last_hash = repeat('b', 64)")
+    result = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness), "--since-checkpoint")
+    assert result.exit_code == 1
+    assert "rewritten at or before leaf 5: entry 5 of writer" in result.stderr
 
 
 async def test_since_checkpoint_catches_a_log_cut_back_before_the_checkpoint(database, key_file, witness):

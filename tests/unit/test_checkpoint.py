@@ -5,9 +5,11 @@ import stat
 import pytest
 
 from guard.checkpoint import (
+    LEGACY_WRITER,
     Checkpoint,
     CheckpointError,
     Verifier,
+    heads_digest,
     load_or_create_signer,
     open_checkpoint,
     open_note,
@@ -48,9 +50,25 @@ def test_a_checkpoint_round_trips_through_its_signed_note(tmp_path):
     signer = load_or_create_signer(tmp_path / "key", "example.com/log")
     checkpoint = Checkpoint("example.com/log", 7, EMPTY_ROOT, "ab" * 32)
     note = signer.sign(checkpoint.body())
-    assert note.startswith("example.com/log\n7\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nchain abab")
+    assert note.startswith("example.com/log\n7\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nheads abab")
     assert "\n\n\u2014 example.com/log " in note
     assert open_checkpoint(note, signer.verifier) == checkpoint
+
+
+def test_a_checkpoint_of_the_single_chain_reads_as_the_digest_of_its_one_writer(tmp_path):
+    """Checkpoints signed before the log had a chain per writer name the chain's hash: they still verify, and
+    hold the legacy writer's head to it."""
+    signer = load_or_create_signer(tmp_path / "key", "example.com/log")
+    old = Checkpoint.of_chain("example.com/log", 7, EMPTY_ROOT, "cd" * 32)
+    note = signer.sign(old.body())
+    assert note.startswith("example.com/log\n7\n47DEQpj8HBSa+/TImW+5JCeuQeRkm5NMpJWZG3hSuFU=\nchain cdcd")
+    opened = open_checkpoint(note, signer.verifier)
+    assert opened == old
+    assert opened.heads_digest == heads_digest({LEGACY_WRITER: (7, "cd" * 32)})
+    assert opened.heads_digest != heads_digest({LEGACY_WRITER: (6, "cd" * 32)})
+    assert heads_digest({"a": (1, "ab" * 32), "b": (2, "cd" * 32)}) == heads_digest(
+        {"b": (2, "cd" * 32), "a": (1, "ab" * 32)}
+    )
 
 
 def test_a_checkpoint_with_its_size_changed_or_signed_by_another_key_is_refused(tmp_path):

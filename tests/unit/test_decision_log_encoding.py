@@ -10,6 +10,7 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
+from guard.checkpoint import LEGACY_WRITER
 from guard.log import canonical_json, content_hash, entry_content, format_timestamp, new_decision_id
 
 # Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
@@ -30,6 +31,9 @@ AWKWARD_TEXT = [
 def reference_hash(prev_hash: str, **fields) -> str:
     """How the hash was first defined: the whole entry through json.dumps."""
     content = {**fields, "decision_id": str(fields["decision_id"])}
+    if content["writer"] == LEGACY_WRITER:  # (the single chain before migration 0014 named its entries by seq)
+        content["seq"] = content.pop("wseq")
+        del content["writer"]
     content["decided_at"] = fields["decided_at"].strftime("%Y-%m-%dT%H:%M:%S.%fZ")
     text = json.dumps(content, sort_keys=True, separators=(",", ":"), ensure_ascii=False)
     return hashlib.sha256(text.encode() + prev_hash.encode()).hexdigest()
@@ -53,7 +57,8 @@ def random_entry(rng: random.Random) -> dict:
     if rng.random() < 0.5:
         request["destination"] = text()
     return {
-        "seq": rng.randint(1, 10**12),
+        "writer": rng.choice([LEGACY_WRITER, f"{rng.getrandbits(64):016x}"]),
+        "wseq": rng.randint(1, 10**12),
         "decision_id": uuid.UUID(int=rng.getrandbits(128)),
         "decided_at": datetime(2026, 1, 1, tzinfo=UTC) + timedelta(microseconds=rng.randint(0, 10**14)),
         "caller": text(),
@@ -84,11 +89,35 @@ def test_entry_hashes_are_the_ones_json_dumps_gave():
         assert content_hash(entry_content(**fields), prev_hash) == reference_hash(prev_hash, **fields)
 
 
+def test_an_entry_of_a_writer_hashes_its_writer_and_place_in_that_writers_chain():
+    fields = {
+        "decision_id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
+        "decided_at": datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC),
+        "caller": "webshop",
+        "recipient": "nordfrakt",
+        "request": {"recipient": "nordfrakt"},
+        "allowed": True,
+        "reasons": [],
+        "warnings": [],
+        "agreement": None,
+        "ruleset": "eea-only@abc",
+    }
+    content = entry_content(writer="0123456789abcdef", wseq=7, **fields)
+    assert (content["writer"], content["wseq"], "seq" in content) == ("0123456789abcdef", 7, False)
+    moved = [
+        entry_content(writer="fedcba9876543210", wseq=7, **fields),
+        entry_content(writer="0123456789abcdef", wseq=8, **fields),
+        entry_content(writer=LEGACY_WRITER, wseq=7, **fields),
+    ]
+    assert len({content_hash(c, "0" * 64) for c in [content, *moved]}) == 4
+
+
 def test_a_known_entry_keeps_the_hash_it_was_logged_with():
     """Pinned to the hash the first implementation gave this entry: a change of the canonical form shows here
     before it breaks a real log."""
     fields = {
-        "seq": 1,
+        "writer": LEGACY_WRITER,
+        "wseq": 1,
         "decision_id": uuid.UUID("00000000-0000-4000-8000-000000000001"),
         "decided_at": datetime(2026, 11, 25, 12, 0, 0, 123456, tzinfo=UTC),
         "caller": "webshop",
