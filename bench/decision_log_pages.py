@@ -41,9 +41,9 @@ RECIPIENTS = 500
 # One in ten denied; recipients skewed (the first ones far more often); decided_at rising with seq over DAYS
 # days, each a few seconds out of order (several instances, batches committed late), as in a real log.
 FILL = f"""
-INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings,
-                            agreement, ruleset, prev_hash, hash)
-SELECT g, gen_random_uuid(),
+INSERT INTO guard_decision (seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons,
+                            warnings, agreement, ruleset, prev_hash, hash)
+SELECT g, 'bench', g, gen_random_uuid(),
        now() - make_interval(secs => ($2 - g)::float8 * {DAYS} * 86400 / $2 + random() * 5),
        'integration-' || (g % 7), r, NOT denied,
        jsonb_build_object('recipient', r, 'purpose', 'essential.service.operations',
@@ -71,7 +71,8 @@ async def fill(url: str, entries: int) -> float:
             await connection.execute(FILL, first, entries)
             print(f"  {min(first + CHUNK - 1, entries):>9} entries", flush=True)
         await connection.execute(
-            "INSERT INTO guard_decision_head (id, last_seq, last_hash) SELECT 1, max(seq), '0' FROM guard_decision"
+            "INSERT INTO guard_log_writer (writer, last_wseq, last_hash, started_at, started_by)"
+            " SELECT 'bench', max(wseq), '0', now(), 'bench/decision_log_pages.py' FROM guard_decision"
         )
         await connection.execute("VACUUM ANALYZE guard_decision")
     finally:

@@ -5,8 +5,8 @@
 Creates a scratch database with the seed registry, starts three instances (`--workers 1` each, on free ports),
 and in each round measures the guard with 1, then 2, then 3 of them under load: one wrk per instance, the 32
 connections split among them, the request mix of bench/guard_load.py. Prints the total checks/s, its ratio to
-one instance of the same round, the CPU per check of the servers (from /proc/<pid>/stat), and how many of the
-decision log's appends had to take the lock (another instance had moved the chain's head). See bench/README.md.
+one instance of the same round, the CPU per check of the servers (from /proc/<pid>/stat), and each instance's
+decision-log writer summary (entries, group commits, entries a commit). See bench/README.md.
 """
 
 import argparse

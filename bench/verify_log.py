@@ -1,11 +1,12 @@
 """How long `registry guard verify-log` takes over a large decision log, in full and since the last checkpoint.
 
-Creates a scratch database, fills its decision log with correctly chained synthetic entries (hashed here
-exactly as the writer hashes them, inserted in large server-side batches), signs a checkpoint a little before
-the end, appends the rest, and times: the first checkpoint (it hashes every entry), a full verification
-against the stored checkpoint, and an incremental one (`--since-checkpoint`). See bench/README.md.
+Creates a scratch database, fills its decision log with correctly chained synthetic entries of several writers
+(hashed and inserted exactly as the guard's writer does, in large batches), signs a checkpoint (sealing them
+into the log's order) a little before the end, appends the rest, and times: the first checkpoint (it hashes
+every entry), a full verification against the stored checkpoint, and an incremental one
+(`--since-checkpoint`). See bench/README.md.
 
-    uv run python bench/verify_log.py [--entries 1000000] [--after 10000]
+    uv run python bench/verify_log.py [--entries 1000000] [--after 10000] [--writers 3]
 """
 
 import argparse
@@ -24,16 +25,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
 from guard.audit import stored_checkpoints, write_checkpoint
 from guard.checkpoint import Verifier, load_or_create_signer
-from guard.log import (
-    _INSERT_BATCH,
-    _MOVE_HEAD,
-    EMPTY_CHAIN,
-    ChainHead,
-    DecisionEntry,
-    _chained_rows,
-    driver_connection,
-    verify_log,
-)
+from guard.log import EMPTY_CHAIN, ChainHead, DecisionEntry, append_to_chain, driver_connection, verify_log
 from registry.db import make_engine, make_sessionmaker, upgrade_schema
 
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
@@ -62,16 +54,18 @@ def synthetic(index: int) -> DecisionEntry:
     )
 
 
-async def append(connection: asyncpg.Connection, head: ChainHead, count: int) -> ChainHead:
-    """`count` more entries chained after `head`, in batches of CHUNK (one statement each); the new head."""
-    end = head.seq + count
-    while head.seq < end:
-        entries = [synthetic(i) for i in range(head.seq, min(head.seq + CHUNK, end))]
-        rows, head = _chained_rows(entries, head)
-        async with connection.transaction():
-            await connection.execute(_INSERT_BATCH, rows)
-            await connection.execute(_MOVE_HEAD, head.seq, head.hash)
-    return head
+async def append(connection: asyncpg.Connection, heads: list[ChainHead], count: int) -> list[ChainHead]:
+    """`count` more entries, round-robin over the writers whose chains end at `heads`, in batches of CHUNK (one
+    statement each, as the guard's writer appends them); the new heads."""
+    heads = list(heads)
+    done = sum(head.wseq for head in heads)
+    end = done + count
+    while done < end:
+        index = (done // CHUNK) % len(heads)
+        entries = [synthetic(i) for i in range(done, min(done + CHUNK, end))]
+        heads[index], _ = await append_to_chain(connection, f"bench-{index}", entries, heads[index], "bench")
+        done += len(entries)
+    return heads
 
 
 async def timed_verify(url: str, verifier: Verifier, *, incremental: bool) -> tuple[float, str]:
@@ -87,7 +81,7 @@ async def timed_verify(url: str, verifier: Verifier, *, incremental: bool) -> tu
         await engine.dispose()
 
 
-async def main(entries: int, after: int) -> None:
+async def main(entries: int, after: int, writers: int) -> None:
     name = f"registry_bench_verify_{uuid.uuid4().hex[:8]}"
     admin = await asyncpg.connect(SERVER)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -99,13 +93,13 @@ async def main(entries: int, after: int) -> None:
         connection = await asyncpg.connect(url)
         try:
             began = time.perf_counter()
-            head = await append(connection, EMPTY_CHAIN, entries - after)
-            print(f"filled {head.seq:,} entries: {time.perf_counter() - began:.1f} s", flush=True)
+            heads = await append(connection, [EMPTY_CHAIN] * writers, entries - after)
+            print(f"filled {entries - after:,} entries by {writers} writers: {time.perf_counter() - began:.1f} s")
             began = time.perf_counter()
             written = await write_checkpoint(connection, signer)
             print(f"first checkpoint (size {written.checkpoint.size:,}): {time.perf_counter() - began:.1f} s")
-            head = await append(connection, head, after)
-            print(f"then {after:,} entries after it: {head.seq:,} in all", flush=True)
+            heads = await append(connection, heads, after)
+            print(f"then {after:,} entries after it: {sum(h.wseq for h in heads):,} in all", flush=True)
         finally:
             await connection.close()
         full, described = await timed_verify(async_url, signer.verifier, incremental=False)
@@ -128,5 +122,6 @@ if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--after", type=int, default=10_000, help="entries after the last checkpoint")
+    parser.add_argument("--writers", type=int, default=3, help="writers (chains) the entries are spread over")
     arguments = parser.parse_args()
-    asyncio.run(main(arguments.entries, arguments.after))
+    asyncio.run(main(arguments.entries, arguments.after, arguments.writers))

@@ -3,6 +3,7 @@ witnesses, `verify-log --checkpoints`, and receipts with inclusion proofs, on th
 
 import asyncio
 import http.server
+import json
 import stat
 import threading
 import uuid
@@ -15,11 +16,20 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
-from guard.audit import CheckpointPublisher, checkpoint_file_name
-from guard.checkpoint import CheckpointError, Verifier, load_or_create_signer, open_checkpoint
-from guard.log import EMPTY_CHAIN, DecisionEntry, append_to_chain, own_head
+from guard.audit import CheckpointPublisher, checkpoint_file_name, receipt
+from guard.checkpoint import (
+    LEGACY_WRITER,
+    Checkpoint,
+    CheckpointError,
+    Verifier,
+    load_or_create_signer,
+    open_checkpoint,
+)
+from guard.log import EMPTY_CHAIN, DecisionEntry, append_to_chain, chained_rows, own_head
+from guard.merkle import CompactRange, leaf_hash
 from guard.receipt import verify_receipt
 from registry.cli import main
+from registry.db import downgrade_schema, upgrade_schema
 from tests.conftest import SEED_ALLOWED_SHARE, free_port, test_settings
 from tests.integration.test_decision_log import entry, plain_url, write_entries
 
@@ -490,3 +500,82 @@ async def test_the_command_line_check_prints_its_sequence(seeded_database, key_f
         SEED_ALLOWED_SHARE["data_subject"],
     )
     assert '"sequence": 1' in result.stdout
+
+
+# --- The single chain before migration 0014 ------------------------------------------------------------------
+
+_LEGACY_INSERT = """
+INSERT INTO guard_decision (seq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings,
+                            agreement, ruleset, prev_hash, hash, subject_digest)
+SELECT * FROM json_to_recordset($1::json) AS b(
+    seq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text, allowed boolean,
+    request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text, hash text,
+    subject_digest text)
+"""
+
+
+async def test_a_log_and_checkpoints_from_before_chains_per_writer_still_verify_and_grow_after_the_upgrade(
+    private_database, key_file, witness
+):
+    """A log as migration 0013 left it (one chain, its head row, a checkpoint signing the chain hash) is
+    upgraded: its hashes still verify, the witness's old checkpoint still holds, and new writers' entries
+    and new checkpoints extend it."""
+    database = private_database
+    await asyncio.to_thread(downgrade_schema, database, "0013_decision_log_indexes")
+    old_entries = [entry() for _ in range(5)]
+    rows, head = chained_rows(LEGACY_WRITER, old_entries, EMPTY_CHAIN)  # (the legacy writer hashes as the old one)
+    hashes = [row["hash"] for row in json.loads(rows)]
+    compact = CompactRange()
+    for digest in hashes[:3]:
+        compact.append(leaf_hash(bytes.fromhex(digest)))
+    signer = load_or_create_signer(key_file, "offix-registry/guard-decisions")
+    old_note = signer.sign(Checkpoint.of_chain(signer.name, 3, compact.root(), hashes[2]).body())
+    witness.mkdir()
+    (witness / "checkpoint-000000000003.txt").write_text(old_note)
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        await connection.execute(_LEGACY_INSERT, rows)
+        await connection.execute(
+            "INSERT INTO guard_decision_head (id, last_seq, last_hash) VALUES (1, $1, $2)", head.wseq, head.hash
+        )
+        await connection.execute(
+            "INSERT INTO guard_checkpoint (size, root_hash, chain_hash, subtrees, note, created_at)"
+            " VALUES (3, $1, $2, $3::jsonb, $4, now())",
+            compact.root().hex(),
+            hashes[2],
+            json.dumps([s.hex() for s in compact.subtrees]),
+            old_note,
+        )
+    finally:
+        await connection.close()
+
+    await asyncio.to_thread(upgrade_schema, database)
+    upgraded = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness))
+    assert upgraded.exit_code == 0, upgraded.output
+    assert "log intact: 5 entries" in upgraded.stdout
+
+    await write_entries(database, 2)  # a writer of the new kind
+    await checkpoint(database, key_file, witness)  # seals the old chain's last two entries and the new ones
+    grown = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness))
+    assert grown.exit_code == 0, grown.output
+    assert "log intact: 7 entries" in grown.stdout
+    since = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness), "--since-checkpoint")
+    assert since.exit_code == 0, since.output
+
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        old_receipt = await receipt(connection, uuid.UUID(str(old_entries[1].decision_id)))
+        writers = await connection.fetch("SELECT writer, last_wseq FROM guard_log_writer ORDER BY started_at")
+    finally:
+        await connection.close()
+    assert old_receipt is not None
+    assert (old_receipt["writer"], old_receipt["wseq"], old_receipt["leaf_index"]) == (LEGACY_WRITER, 2, 1)
+    assert verify_receipt(old_receipt, signer.verifier).size == 7
+    assert [r["last_wseq"] for r in writers if r["writer"] == LEGACY_WRITER] == [5]
+    assert len(writers) == 2
+
+
+async def test_a_log_of_several_writers_does_not_go_back_to_one_chain(private_database):
+    await write_entries(private_database, 2)
+    with pytest.raises(Exception, match="several writers"):
+        await asyncio.to_thread(downgrade_schema, private_database, "0013_decision_log_indexes")
