@@ -348,8 +348,9 @@ class GuardController(Controller):
         self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]
     ) -> dict[str, Any]:
         """One logged decision with what a third party needs to check it against a signed checkpoint: the
-        content its hash covers, its hashes and sequence, and an RFC 6962 inclusion proof to the latest
-        checkpoint that covers it (`guard/receipt.py` verifies one with the log's public key)."""
+        content its hash covers, its hashes, its sequence, its writer and place in that writer's chain, and,
+        once a checkpoint has sealed it, its leaf index and an RFC 6962 inclusion proof to the latest checkpoint
+        that covers it (`guard/receipt.py` verifies one with the log's public key)."""
         try:
             wanted = uuid.UUID(decision_id)
         except ValueError:

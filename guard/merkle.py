@@ -1,7 +1,8 @@
 """RFC 6962 (Certificate Transparency) Merkle tree hashes and inclusion proofs; pure, standard library only.
 
-The decision log's leaves are its entries' chain hashes (32 bytes each, `bytes.fromhex(entry.hash)`), so a
-signed checkpoint's root commits to every entry and, through each chain hash, to the order before it. A third
+The decision log's leaves are its entries' hashes (32 bytes each, `bytes.fromhex(entry.hash)`) in the order
+the checkpoint writer sealed them, so a signed checkpoint's root commits to every entry and, through each
+hash, to its writer's chain before it. A third
 party who holds an entry, its inclusion proof and a signed checkpoint checks the entry with
 `verify_inclusion` alone: nothing here talks to the database.
 """
