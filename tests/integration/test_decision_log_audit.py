@@ -579,3 +579,54 @@ async def test_a_log_of_several_writers_does_not_go_back_to_one_chain(private_da
     await write_entries(private_database, 2)
     with pytest.raises(Exception, match="several writers"):
         await asyncio.to_thread(downgrade_schema, private_database, "0013_decision_log_indexes")
+
+
+# --- Sealing and verifying while instances append -------------------------------------------------------------
+
+
+async def test_checkpoints_and_verification_while_three_writers_append_agree_with_the_log_afterwards(
+    database, key_file, witness
+):
+    """The checkpoint writer seals what is committed while writers go on appending, and verify-log walks a log
+    that grows under it: neither may miss an entry, seal one twice, or report a log that is only growing as
+    broken."""
+    from guard.audit import write_checkpoint
+    from tests.integration.test_decision_log import running_writers, verify
+
+    signer = load_or_create_signer(key_file, "offix-registry/guard-decisions")
+    stop = asyncio.Event()
+
+    async def keep_appending(writer) -> int:
+        written = 0
+        while not stop.is_set():
+            await writer.append([entry() for _ in range(3)])
+            written += 3
+        return written
+
+    async with running_writers(database, 3, batch_max=5) as writers:
+        appending = [asyncio.ensure_future(keep_appending(w)) for w in writers]
+        connection = await asyncpg.connect(plain_url(database))
+        sizes, verdicts = [], []
+        try:
+            for _ in range(6):
+                await asyncio.sleep(0.05)
+                sizes.append((await write_checkpoint(connection, signer)).checkpoint.size)
+                verdicts.append(await verify(database))
+        finally:
+            stop.set()
+            written = sum(await asyncio.gather(*appending))
+            await connection.close()
+    assert all(v.ok for v in verdicts), [v.describe() for v in verdicts if not v.ok]
+    assert sizes == sorted(sizes) and sizes[-1] > 0
+    last = await run(database, key_file, "guard", "checkpoint")
+    assert last.exit_code == 0, last.output
+    held = await run(database, key_file, "guard", "verify-log")  # held to every stored checkpoint
+    assert held.exit_code == 0, held.output
+    assert f"log intact: {written} entries" in held.stdout
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        leaves = await connection.fetchval("SELECT count(*) FROM guard_log_leaf")
+        distinct = await connection.fetchval("SELECT count(DISTINCT seq) FROM guard_log_leaf")
+    finally:
+        await connection.close()
+    assert leaves == distinct == written  # every entry sealed, once
