@@ -157,6 +157,11 @@ ENTRY_COLUMNS = (
 WRITER_ENTRIES_BETWEEN = (
     f"SELECT {ENTRY_COLUMNS} FROM guard_decision WHERE writer = $1 AND wseq BETWEEN $2 AND $3 ORDER BY wseq"
 )
+# The same entries' places and links only (no content): what sealing them needs.
+WRITER_LINKS_BETWEEN = (
+    "SELECT seq, writer, wseq, decision_id, prev_hash, hash FROM guard_decision"
+    " WHERE writer = $1 AND wseq BETWEEN $2 AND $3 ORDER BY wseq"
+)
 
 
 def record_content(record: asyncpg.Record) -> dict[str, Any]:
@@ -726,9 +731,12 @@ class BrokenChain(Exception):
         )
 
 
-def extend_chain(heads: Heads, row: Any) -> str:
+def extend_chain(heads: Heads, row: Any, *, content: bool = True) -> str:
     """Check that `row` is the next entry of its writer's chain (as far as `heads` has walked it), and move
-    the writer's head to it; its hash. BrokenChain naming what is wrong otherwise."""
+    the writer's head to it; its hash. BrokenChain naming what is wrong otherwise.
+
+    `content=False` checks the place and the link only (the row then needs only seq, writer, wseq, prev_hash
+    and hash): what the checkpoint writer needs, as a checkpoint commits to the stored hashes."""
     writer, wseq = row["writer"], row["wseq"]
     head = heads.get(writer, EMPTY_CHAIN)
     if wseq != head.wseq + 1:
@@ -745,7 +753,7 @@ def extend_chain(heads: Heads, row: Any) -> str:
         raise BrokenChain(
             row, "its link to its writer's previous entry is broken (an entry was inserted, deleted or replaced)"
         )
-    if content_hash(record_content(row), head.hash) != row["hash"]:
+    if content and content_hash(record_content(row), head.hash) != row["hash"]:
         raise BrokenChain(row, "its content does not match its hash (edited)")
     heads[writer] = ChainHead(wseq, row["hash"])
     return str(row["hash"])

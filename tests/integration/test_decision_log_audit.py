@@ -630,3 +630,16 @@ async def test_checkpoints_and_verification_while_three_writers_append_agree_wit
     finally:
         await connection.close()
     assert leaves == distinct == written  # every entry sealed, once
+
+
+async def test_an_entry_edited_before_it_was_sealed_is_sealed_by_its_hash_and_still_named_as_edited(
+    database, key_file, witness
+):
+    await write_entries(database, 3)
+    async with as_superuser(database) as connection:
+        await connection.execute("UPDATE guard_decision SET allowed = NOT allowed WHERE seq = 2")
+    await checkpoint(database, key_file, witness)  # it signs the stored hashes, which the edit did not change
+    result = await run(database, key_file, "guard", "verify-log", "--checkpoints", str(witness))
+    assert result.exit_code == 1
+    assert "log entry 2" in result.stderr
+    assert "edited" in result.stderr
