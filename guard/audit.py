@@ -39,6 +39,7 @@ from guard.log import (
 )
 from guard.merkle import CompactRange, inclusion_proof, leaf_hash
 from guard.tasks import cancel_and_wait
+from guard.workers import WorkerProcess
 
 log = logging.getLogger(__name__)
 
@@ -237,13 +238,17 @@ async def hand_to_witnesses(
 
 class CheckpointPublisher:
     """A background task per instance: every `interval` seconds, a checkpoint if the log has grown, handed to
-    the witnesses. Concurrent instances take turns under an advisory lock; an unchanged log adds nothing."""
+    the witnesses. Concurrent instances take turns under an advisory lock; an unchanged log adds nothing.
+
+    The work runs in a worker process (guard/workers.py): sealing walks every entry committed since the last
+    checkpoint, and on the server's event loop each walk would hold up the guard's checks."""
 
     def __init__(self, dsn: str, settings: Any, interval: float) -> None:
         self._dsn = dsn
         self._settings = settings
         self.interval = interval
         self._task: asyncio.Task[None] | None = None
+        self._worker = WorkerProcess("checkpoint")
         self.published = 0
 
     def start(self) -> None:
@@ -252,18 +257,22 @@ class CheckpointPublisher:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        self._worker.close()
 
-    async def publish_once(self) -> WrittenCheckpoint:
-        signer = await asyncio.to_thread(signer_for, self._settings)
-        connection = await asyncpg.connect(self._dsn, timeout=10, server_settings={"application_name": "checkpoints"})
-        try:
-            written = await write_checkpoint(connection, signer)
-        finally:
-            await connection.close(timeout=5)
-        if written.new:
-            await hand_to_witnesses(written, self._settings.checkpoint_dir, self._settings.checkpoint_witness_url)
+    async def publish_once(self) -> Checkpoint:
+        """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
+        settings = self._settings
+        note, new = await self._worker.run(
+            publish_in_worker,
+            self._dsn,
+            str(signing_key_file(settings)),
+            settings.log_origin,
+            str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
+            settings.checkpoint_witness_url,
+        )
+        if new:
             self.published += 1
-        return written
+        return open_checkpoint(note, signer_for(settings).verifier)
 
     async def _run(self) -> None:
         while True:
@@ -272,6 +281,26 @@ class CheckpointPublisher:
                 await self.publish_once()
             except Exception as exc:  # logged and retried next time: the guard goes on answering meanwhile
                 log.warning("checkpoint not written: %s", exc)
+
+
+def publish_in_worker(
+    dsn: str, key_file: str, origin: str, folder: str | None, witness_url: str | None
+) -> tuple[str, bool]:
+    """In the worker process: write a checkpoint if the log has grown, hand a new one to the witnesses; the
+    latest checkpoint's note and whether it is new."""
+
+    async def main() -> tuple[str, bool]:
+        signer = load_or_create_signer(Path(key_file), origin)
+        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
+        try:
+            written = await write_checkpoint(connection, signer)
+        finally:
+            await connection.close(timeout=5)
+        if written.new:
+            await hand_to_witnesses(written, Path(folder) if folder is not None else None, witness_url)
+        return written.note, written.new
+
+    return asyncio.run(main())
 
 
 # --- Verifying ---------------------------------------------------------------------------------------------

@@ -1,20 +1,11 @@
-"""Reports that walk the whole registry (findings, exports) run in a worker process, never on the server's
-event loop: there they held the loop for seconds at 10,000 parties and every guard check waited behind them.
-
-A thread would not do: building these reports is pure Python, and a thread holding the interpreter lock
-delays each of the loop's turns by up to the interpreter's switch interval, several times per check. The
-worker process has its own interpreter, its own event loop and its own database connection; it is started on
-first use, kept for the next report, and its answers come back as plain data (or bytes, already encoded).
+"""Reports that walk the whole registry (findings, exports) run in a worker process (guard/workers.py), never
+on the server's event loop: there they held the loop for seconds at 10,000 parties and every guard check
+waited behind them. The worker has its own database connection; its answers come back as plain data (or
+bytes, already encoded).
 """
 
 import asyncio
-import contextlib
-import logging
-import multiprocessing
-import os
 from collections.abc import Awaitable, Callable
-from concurrent.futures import ProcessPoolExecutor
-from concurrent.futures.process import BrokenProcessPool
 from datetime import date
 from typing import Any, TypeVar
 
@@ -23,43 +14,16 @@ from litestar import MediaType, Response
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-log = logging.getLogger(__name__)
+from guard.workers import WorkerProcess
 
 T = TypeVar("T")
 
 
-class ReportWorker:
+class ReportWorker(WorkerProcess):
     """One worker process per server process, for one report at a time (others queue behind it)."""
 
     def __init__(self) -> None:
-        self._pool: ProcessPoolExecutor | None = None
-        self._turn = asyncio.Lock()
-
-    async def run(self, function: Callable[..., T], *args: Any) -> T:
-        async with self._turn:
-            try:
-                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
-            except BrokenProcessPool:
-                # The worker died (killed, out of memory): start a new one for this report and the next.
-                log.warning("the report worker process died; starting another")
-                self.close()
-                return await asyncio.get_running_loop().run_in_executor(self._executor(), function, *args)
-
-    def _executor(self) -> ProcessPoolExecutor:
-        if self._pool is None:
-            # spawn, not fork: the server has threads and open connections a forked child must not inherit.
-            # Niced: where CPUs are short, the server's guard checks get them before a report does.
-            self._pool = ProcessPoolExecutor(
-                max_workers=1,
-                mp_context=multiprocessing.get_context("spawn"),
-                initializer=_lower_priority,
-            )
-        return self._pool
-
-    def close(self) -> None:
-        pool, self._pool = self._pool, None
-        if pool is not None:
-            pool.shutdown(wait=False, cancel_futures=True)
+        super().__init__("report")
 
 
 def json_response(body: bytes) -> Response[Any]:
@@ -69,13 +33,6 @@ def json_response(body: bytes) -> Response[Any]:
 
 
 # --- What runs in the worker ------------------------------------------------------------------------
-
-WORKER_NICENESS = 10
-
-
-def _lower_priority() -> None:
-    with contextlib.suppress(OSError):
-        os.nice(WORKER_NICENESS)
 
 
 def _in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
