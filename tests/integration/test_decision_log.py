@@ -320,6 +320,21 @@ async def test_an_inserted_entry_is_named_as_the_first_bad_one(database):
     assert "no writer's chain" in result.problem
 
 
+async def test_an_entry_of_a_writer_that_has_no_head_is_named_as_standing_in_no_chain(database):
+    await write_entries(database, 3)
+    await sql(
+        database,
+        "INSERT INTO guard_decision (writer, wseq, decision_id, decided_at, caller, recipient, allowed, request,"
+        " reasons, warnings, agreement, ruleset, prev_hash, hash)"
+        " SELECT 'ghost', 1, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
+        " ruleset, repeat('0', 64), repeat('a', 64) FROM guard_decision WHERE seq = 2 RETURNING seq",
+    )
+    result = await verify(database)
+    assert not result.ok
+    assert result.first_bad_seq == 4
+    assert "1 entries stand in no writer's chain" in result.problem
+
+
 async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_next_link(database):
     await write_entries(database, 5)
     engine = make_engine(database, pool_size=1)
