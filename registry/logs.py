@@ -94,21 +94,47 @@ class JsonFormatter(logging.Formatter):
     its client, method, path, HTTP version and status as fields; an exception its traceback as text."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", NO_REQUEST),
-            "message": record.getMessage(),
-        }
-        if record.name in _ACCESS_LOGGERS and isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, version, status = record.args
-            line.update(client=client, method=method, path=path, http_version=version, status=status)
+        access = record.args if record.name in _ACCESS_LOGGERS and isinstance(record.args, tuple) else None
+        extra: dict[str, str] = {}
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            extra["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+            extra["stack"] = self.formatStack(record.stack_info)
+        return json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            getattr(record, "request_id", NO_REQUEST),
+            record.getMessage(),
+            access,
+            extra,
+        )
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    request_id: str,
+    message: str,
+    access: tuple[Any, ...] | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """A JSON log line (`JsonFormatter`'s; the access log writes its lines through here too, without a record).
+    `access`: an access line's arguments (client, method, path, HTTP version, status), shown as fields."""
+    line: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "request_id": request_id,
+        "message": message,
+    }
+    if access is not None and len(access) == 5:
+        client, method, path, version, status = access
+        line.update(client=client, method=method, path=path, http_version=version, status=status)
+    if extra:
+        line.update(extra)
+    return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def logging_dict(log_format: LogFormat) -> dict[str, Any]:
