@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await dispose_within(engine)
 
     ui_options = ui.app_options()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             PartyController,
@@ -188,6 +188,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(),
         **ui_options,
     )
+    # A guard check by a key the cache holds skips the router and the route's stack (guard/controller.py).
+    app.asgi_handler = guard.controller.CheckLane(app.asgi_handler)
+    return app
 
 
 def create_served_app() -> RequestIds:
