@@ -33,7 +33,7 @@ from urllib.parse import quote
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from uvicorn.protocols.utils import get_client_addr
 
-from registry.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, json_line
+from registry.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, json_line, set_request_id
 
 ACCESS_LOGGER_NAME = "registry.access"
 GUARD_ANSWER_PATHS = frozenset({"/api/guard/check", "/api/guard/check-batch"})
@@ -229,16 +229,24 @@ def _configured_writer() -> LineWriter | None:
 class AccessLog:
     """ASGI middleware around the whole app: one access-log line per HTTP response, written when it starts
     (as uvicorn does), except for answered guard checks. An app that fails before it answers is logged as the
-    500 uvicorn then sends."""
+    500 uvicorn then sends.
 
-    def __init__(self, app: ASGIApp) -> None:
+    With `request_ids`, it also does what `registry.logs.RequestIds` around it would (the request's id for its
+    log lines and in the answer's X-Request-Id header): what `registry serve` runs, one wrapper (and one send
+    wrapper per request) instead of two."""
+
+    __slots__ = ("app", "request_ids")
+
+    def __init__(self, app: ASGIApp, *, request_ids: bool = False) -> None:
         self.app = app
+        self.request_ids = request_ids
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
         http_scope = cast("HTTPScope", scope)
+        header = set_request_id(http_scope["headers"]) if self.request_ids else None
         started = False
 
         async def send_and_log(message: Message) -> None:
@@ -246,6 +254,8 @@ class AccessLog:
             if message["type"] == "http.response.start":
                 started = True
                 _log_response(http_scope, message["status"])
+                if header is not None:
+                    message["headers"] = [*message.get("headers", ()), header]
             await send(message)
 
         try:

@@ -7,10 +7,11 @@ import io
 import json
 import logging
 import logging.config
+from typing import Any
 
 import pytest
 
-from registry.access_log import ACCESS_LOGGER_NAME, LineWriter, _access_record, _log_response
+from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, LineWriter, _access_record, _log_response
 from registry.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, logging_dict
 
 ARGUMENTS = ("127.0.0.1:5000", "GET", "/health/live?token=[redacted]", "1.1", 200)
@@ -150,3 +151,24 @@ async def test_a_handler_added_beside_the_configured_one_gets_every_line_as_a_re
     _log_response(SCOPE, 200)
     assert [r.getMessage() for r in records] == ['127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200']
     assert stdout.getvalue().endswith('"GET /health/live HTTP/1.1" 200\n')
+
+
+async def test_the_served_access_log_sets_the_request_id_for_its_line_and_the_answer(served_access_logger):
+    logger, stdout, handler = served_access_logger
+    _only(logger, handler)
+    sent: list[dict[str, Any]] = []
+
+    async def app(scope: Any, receive: Any, send: Any) -> None:
+        await send({"type": "http.response.start", "status": 200, "headers": [(b"content-type", b"text/plain")]})
+        await send({"type": "http.response.body", "body": b"ok"})
+
+    async def send(message: dict[str, Any]) -> None:
+        sent.append(message)
+
+    scope = {**SCOPE, "headers": [(b"x-request-id", b"trace-4711.a")]}
+    await AccessLog(app, request_ids=True)(scope, None, send)
+    await asyncio.sleep(0)
+    assert sent[0]["headers"] == [(b"content-type", b"text/plain"), (b"x-request-id", b"trace-4711.a")]
+    assert ' INFO registry.access [trace-4711.a] 127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200' in stdout.getvalue()
+    await AccessLog(app)(SCOPE, None, send)  # without request ids: no header added
+    assert sent[2]["headers"] == [(b"content-type", b"text/plain")]
