@@ -29,7 +29,7 @@ from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
 from registry.db import dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
-from registry.logs import RequestIds, litestar_logging_config
+from registry.logs import litestar_logging_config
 from registry.openapi import contract_on_startup, docs_assets_router, openapi_config
 from registry.reports import ReportWorker
 from registry.settings import Settings
@@ -129,7 +129,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             await dispose_within(engine)
 
     ui_options = ui.app_options()
-    return Litestar(
+    app = Litestar(
         route_handlers=[
             HealthController,
             PartyController,
@@ -188,9 +188,12 @@ def create_app(settings: Settings | None = None) -> Litestar:
         openapi_config=openapi_config(),
         **ui_options,
     )
+    # A guard check by a key the cache holds skips the router and the route's stack (guard/controller.py).
+    app.asgi_handler = guard.controller.CheckLane(app.asgi_handler)
+    return app
 
 
-def create_served_app() -> RequestIds:
+def create_served_app() -> AccessLog:
     """The app as `registry serve` runs it: behind its access log (registry/access_log.py), uvicorn's own off,
-    and with a request id on every log line and answer (registry/logs.py)."""
-    return RequestIds(AccessLog(create_app()))
+    which also puts a request id on every log line and answer (registry/logs.py)."""
+    return AccessLog(create_app(), request_ids=True)

@@ -83,6 +83,22 @@ class ApiKeyCache:
         # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
         return await asyncio.shield(lookup)
 
+    def known(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
+        """The live key's principal when this cache holds it (fresh), without waiting for anything; None when
+        it does not (never looked up, expired, unknown, revoked): the caller then takes `principal`'s way, which
+        looks the key up and tells an unknown key from a database failure. Refreshes ahead as `principal` does."""
+        digest = token_digest(token)
+        hit = self._entries.get(digest)
+        if hit is None:
+            return None
+        principal, expires = hit
+        now = time.monotonic()
+        if expires <= now:
+            return None
+        if expires - now < self.ttl * REFRESH_AHEAD_FRACTION and digest not in self._lookups:
+            self._start_lookup(digest, sessionmaker)
+        return principal
+
     def _start_lookup(
         self, digest: str, sessionmaker: async_sessionmaker[AsyncSession]
     ) -> "asyncio.Task[Principal | None]":
@@ -127,6 +143,17 @@ class ApiKeyCache:
 
 # The web UI registers a resolver that reads its session cookie; the API needs none.
 SessionResolver = Callable[[ASGIConnection], Awaitable[Principal | None]]
+
+
+def bearer_token(headers: Iterable[tuple[bytes, bytes]]) -> str | None:
+    """The API key of a well-formed `Authorization: Bearer <key>` header, else None (no header, another scheme,
+    no key): what `RegistryAuthenticationMiddleware` accepts, read the same way."""
+    header = _authorization_header(headers)
+    if not header:
+        return None
+    scheme, _, token = header.partition(" ")
+    token = token.strip()
+    return token if token and scheme.lower() == "bearer" else None
 
 
 def _authorization_header(headers: Iterable[tuple[bytes, bytes]]) -> str | None:

@@ -5,7 +5,8 @@ format whoever logs (`REGISTRY_LOG_FORMAT`: `text`, the default, or `json`, one 
 log on stdout as before, everything else on stderr. Each line carries the id of the request it was written
 for (`-` outside a request), which the client also gets in the `X-Request-Id` answer header.
 
-`RequestIds` wraps the whole app (outside the access log, so that its lines carry the id too). It costs a
+`RequestIds` wraps the whole app (outside the access log, so that its lines carry the id too; `registry serve`
+has the access log set the id itself, registry/access_log.py, one wrapper instead of two). It costs a
 header scan, a counter and a context variable per request: the guard's hot path goes through it, so the id is
 a process prefix and a counter, not a UUID (bench/request_id.py measures it).
 """
@@ -15,6 +16,7 @@ import json
 import logging
 import os
 import re
+from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
 from typing import Any, Literal
@@ -42,6 +44,24 @@ def new_request_id() -> str:
     return f"{_PREFIX}-{next(_counter):x}"
 
 
+def set_request_id(headers: Iterable[tuple[bytes, bytes]]) -> tuple[bytes, bytes]:
+    """Set the request's id (the client's sane `X-Request-Id`, or a new one) for its log lines; the answer's
+    header that carries it. Called in the request's own task: the value ends with it."""
+    encoded = b""
+    for name, value in headers:
+        if name == REQUEST_ID_HEADER:
+            if _SANE_REQUEST_ID.fullmatch(value):
+                encoded = value
+            break
+    if encoded:
+        request_id = encoded.decode("ascii")
+    else:
+        request_id = new_request_id()
+        encoded = request_id.encode("ascii")
+    REQUEST_ID.set(request_id)
+    return REQUEST_ID_HEADER, encoded
+
+
 class RequestIds:
     """ASGI middleware: the request's id (the client's sane `X-Request-Id`, or a new one) set for its log
     lines and returned in the answer's `X-Request-Id` header."""
@@ -55,19 +75,7 @@ class RequestIds:
         if scope["type"] != "http":
             await self.app(scope, receive, send)
             return
-        encoded = b""
-        for name, value in scope["headers"]:
-            if name == REQUEST_ID_HEADER:
-                if _SANE_REQUEST_ID.fullmatch(value):
-                    encoded = value
-                break
-        if encoded:
-            request_id = encoded.decode("ascii")
-        else:
-            request_id = new_request_id()
-            encoded = request_id.encode("ascii")
-        REQUEST_ID.set(request_id)  # the request's own task: the value ends with it
-        header = (REQUEST_ID_HEADER, encoded)
+        header = set_request_id(scope["headers"])
 
         async def send_with_id(message: Message) -> None:
             if message["type"] == "http.response.start":
@@ -94,21 +102,47 @@ class JsonFormatter(logging.Formatter):
     its client, method, path, HTTP version and status as fields; an exception its traceback as text."""
 
     def format(self, record: logging.LogRecord) -> str:
-        line: dict[str, Any] = {
-            "time": datetime.fromtimestamp(record.created, UTC).isoformat(timespec="milliseconds"),
-            "level": record.levelname,
-            "logger": record.name,
-            "request_id": getattr(record, "request_id", NO_REQUEST),
-            "message": record.getMessage(),
-        }
-        if record.name in _ACCESS_LOGGERS and isinstance(record.args, tuple) and len(record.args) == 5:
-            client, method, path, version, status = record.args
-            line.update(client=client, method=method, path=path, http_version=version, status=status)
+        access = record.args if record.name in _ACCESS_LOGGERS and isinstance(record.args, tuple) else None
+        extra: dict[str, str] = {}
         if record.exc_info:
-            line["exception"] = self.formatException(record.exc_info)
+            extra["exception"] = self.formatException(record.exc_info)
         if record.stack_info:
-            line["stack"] = self.formatStack(record.stack_info)
-        return json.dumps(line, ensure_ascii=False, default=str)
+            extra["stack"] = self.formatStack(record.stack_info)
+        return json_line(
+            record.created,
+            record.levelname,
+            record.name,
+            getattr(record, "request_id", NO_REQUEST),
+            record.getMessage(),
+            access,
+            extra,
+        )
+
+
+def json_line(
+    created: float,
+    level: str,
+    logger: str,
+    request_id: str,
+    message: str,
+    access: tuple[Any, ...] | None = None,
+    extra: dict[str, str] | None = None,
+) -> str:
+    """A JSON log line (`JsonFormatter`'s; the access log writes its lines through here too, without a record).
+    `access`: an access line's arguments (client, method, path, HTTP version, status), shown as fields."""
+    line: dict[str, Any] = {
+        "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
+        "level": level,
+        "logger": logger,
+        "request_id": request_id,
+        "message": message,
+    }
+    if access is not None and len(access) == 5:
+        client, method, path, version, status = access
+        line.update(client=client, method=method, path=path, http_version=version, status=status)
+    if extra:
+        line.update(extra)
+    return json.dumps(line, ensure_ascii=False, default=str)
 
 
 def logging_dict(log_format: LogFormat) -> dict[str, Any]:
