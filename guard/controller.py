@@ -247,14 +247,7 @@ DATABASE_ERRORS = (
     asyncpg.InterfaceError,
 )
 CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    DBAPIError: _cannot_decide,
-    OperationalError: _cannot_decide,
-    InterfaceError: _cannot_decide,
-    PoolTimeoutError: _cannot_decide,
-    OSError: _cannot_decide,
-    ConnectionError: _cannot_decide,
-    asyncpg.PostgresError: _cannot_decide,
-    asyncpg.InterfaceError: _cannot_decide,
+    **dict.fromkeys(DATABASE_ERRORS, _cannot_decide),
     HTTP_503_SERVICE_UNAVAILABLE: _cannot_decide,
     HTTP_500_INTERNAL_SERVER_ERROR: _unexpected,
 }
