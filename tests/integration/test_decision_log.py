@@ -305,33 +305,23 @@ async def test_deleting_the_newest_entries_is_detected(database):
     assert "at its end, are missing" in result.problem
 
 
-async def test_an_inserted_entry_is_named_as_the_first_bad_one(database):
+@pytest.mark.parametrize(
+    ("writer", "wseq", "prev_hash"),
+    [("writer", "6", "hash"), ("'ghost'", "1", "repeat('0', 64)")],
+    ids=["after-its-writers-head", "of-a-writer-with-no-head"],
+)
+async def test_an_inserted_entry_is_named_as_standing_in_no_chain(database, writer, wseq, prev_hash):
     await write_entries(database, 5)
-    await sql(
-        database,
-        "INSERT INTO guard_decision (seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request,"
-        " reasons, warnings, agreement, ruleset, prev_hash, hash)"
-        " SELECT 6, writer, 6, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
-        " ruleset, hash, repeat('a', 64) FROM guard_decision WHERE seq = 5",
-    )
-    result = await verify(database)
-    assert not result.ok
-    assert result.first_bad_seq == 6
-    assert "no writer's chain" in result.problem
-
-
-async def test_an_entry_of_a_writer_that_has_no_head_is_named_as_standing_in_no_chain(database):
-    await write_entries(database, 3)
     await sql(
         database,
         "INSERT INTO guard_decision (writer, wseq, decision_id, decided_at, caller, recipient, allowed, request,"
         " reasons, warnings, agreement, ruleset, prev_hash, hash)"
-        " SELECT 'ghost', 1, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]', agreement,"
-        " ruleset, repeat('0', 64), repeat('a', 64) FROM guard_decision WHERE seq = 2 RETURNING seq",
+        f" SELECT {writer}, {wseq}, gen_random_uuid(), now(), 'forger', recipient, true, request, '[]', '[]',"
+        f" agreement, ruleset, {prev_hash}, repeat('a', 64) FROM guard_decision WHERE seq = 5",
     )
     result = await verify(database)
     assert not result.ok
-    assert result.first_bad_seq == 4
+    assert result.first_bad_seq == 6
     assert "1 entries stand in no writer's chain" in result.problem
 
 
