@@ -948,8 +948,13 @@ async def verify_log(
         await connection.execute("SET LOCAL jit = off")
         outside = await connection.fetchrow(OUTSIDE_EVERY_CHAIN)
     if outside["n"]:
+        stand = "entry stands" if outside["n"] == 1 else "entries stand"
         return VerifyResult(
-            False, entries, outside["first"], None, f"{outside['n']} entries stand in no writer's chain (inserted)"
+            False,
+            entries,
+            outside["first"],
+            None,
+            f"{outside['n']} {stand} in no writer's chain (inserted)",
         )
     return VerifyResult(True, entries)
 

@@ -322,7 +322,7 @@ async def test_an_inserted_entry_is_named_as_standing_in_no_chain(database, writ
     result = await verify(database)
     assert not result.ok
     assert result.first_bad_seq == 6
-    assert "1 entries stand in no writer's chain" in result.problem
+    assert "1 entry stands in no writer's chain" in result.problem
 
 
 async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_next_link(database):
