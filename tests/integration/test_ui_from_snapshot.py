@@ -11,6 +11,9 @@ from typing import Any
 from sqlalchemy import event
 
 from registry.ui import registry_view
+from registry.ui.pages import dashboard as dashboard_page
+from registry.ui.pages import parties as parties_pages
+from registry.ui.pages import records as records_pages
 from tests.integration.test_ui_pages import as_user
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
 
@@ -131,3 +134,60 @@ async def test_pages_read_the_tables_when_the_guard_holds_no_usable_snapshot(
     assert reads[0] == 2
     assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"]]
     assert "Molnhall Datacenter AB" in parties
+
+
+def chain_sections(page: str) -> list[str]:
+    """The recipients whose chain the data map shows, in order."""
+    return re.findall(r'<section aria-labelledby="c-([^"]+)">', page)
+
+
+async def test_the_data_map_pages_its_recipients_and_counts_each_territorys_recipients(
+    seeded_client: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(parties_pages, "PAGE_SIZE", 3)
+    client = await as_user(seeded_client, "lena@offix.example")
+    pages, offset = [], 0
+    while True:
+        page = (await client.get("/ui/data-map", params={"offset": offset}, headers={"Accept-Language": "en"})).text
+        pages.append(chain_sections(page))
+        if 'rel="next"' not in page:
+            break
+        offset += 3
+    shown = [key for found in pages for key in found]
+    assert len(pages) > 1 and all(len(found) <= 3 for found in pages)
+    assert len(shown) == len(set(shown)) and "nordfrakt" in shown and "molnhall" not in shown  # recipients only
+    first = (await client.get("/ui/data-map", headers={"Accept-Language": "en"})).text
+    sweden = first.split("Sweden (SE)", 1)[1].split("</section>", 1)[0]
+    counted = re.search(r"(\d+) recipients? holds? data here", sweden)
+    assert counted is not None and int(counted.group(1)) >= 2  # the whole registry's count, not the page's
+
+
+async def test_the_art_30_page_shows_every_recipient_of_the_record_a_page_at_a_time(
+    seeded_client: Any, reader_headers: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(records_pages, "PAGE_SIZE", 2)
+    client = await as_user(seeded_client, "lena@offix.example")
+    record = (await client.get("/api/records/article-30", headers=reader_headers)).json()
+    shown, offset = [], 0
+    while True:
+        page = (await client.get("/ui/records/article-30", params={"offset": offset})).text
+        found = re.findall(r'<section class="recipient" aria-labelledby="r-([^"]+)">', page)
+        assert len(found) <= 2
+        shown += found
+        if 'rel="next"' not in page:
+            break
+        offset += 2
+    assert shown == [r["key"] for r in record["recipients"]] and len(shown) > 2
+
+
+async def test_the_dashboard_counts_every_finding_and_lists_the_first_of_them(
+    seeded_client: Any, reader_headers: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(dashboard_page, "DASHBOARD_ROWS", 1)
+    client = await as_user(seeded_client, "lena@offix.example")
+    api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
+    page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
+    assert api["count"] > 1
+    assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"][:1]]
+    assert f'Registry findings <span class="count">{api["count"]}</span>' in page
+    assert f"The first 1 of {api['count']}." in page

@@ -16,6 +16,9 @@ from registry.ui.pages.common import (
     start_of,
 )
 
+# Rows shown in each of the dashboard's tables.
+DASHBOARD_ROWS = 50
+
 
 class DashboardPages(UiPages):
     @get("/", opt=requires("registry:read"))
@@ -26,13 +29,18 @@ class DashboardPages(UiPages):
         expiring = await state.expiring(today, window)
         unapproved = await state.unapproved(today)
         groups, denied_total = await denial_summary(db_session, since=start_of(today, state.controller))
+        # Counts are of everything; the tables show the first rows of each (thousands at 10,000 parties would take
+        # the event loop seconds to render).
         return page(
             request,
             "dashboard.html",
             today=today,
-            findings=findings,
-            expiring=expiring,
-            unapproved=unapproved,
+            findings=findings[:DASHBOARD_ROWS],
+            findings_total=len(findings),
+            expiring=expiring[:DASHBOARD_ROWS],
+            expiring_total=len(expiring),
+            unapproved=unapproved[:DASHBOARD_ROWS],
+            unapproved_total=len(unapproved),
             denied_groups=groups,
             denied_total=denied_total,
             expiring_days=window,
