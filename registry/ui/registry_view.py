@@ -158,12 +158,23 @@ class RegistryView:
         """The agreements expiring within `window` days, soonest first (the dashboard's list)."""
 
         async def build() -> list[dict[str, Any]]:
-            states = await in_slices(self.agreement_docs.values(), lambda a: ui_views.agreement_state(a, today, window))
-            found = [a for a, state in zip(self.agreement_docs.values(), states, strict=True) if state == "expiring"]
+            states = await self.agreement_states(today, window)
+            found = [a for a in self.agreement_docs.values() if states[a["key"]] == "expiring"]
             return sorted(found, key=lambda a: a["expires_on"])
 
         found: list[dict[str, Any]] = await self.memo(("expiring", today, window), build)
         return found
+
+    async def agreement_states(self, today: date, window: int) -> dict[str, str]:
+        """Every agreement's state (views.agreement_state) by key, for the list's filter on it."""
+
+        async def build() -> dict[str, str]:
+            docs = list(self.agreement_docs.values())
+            states = await in_slices(docs, lambda a: ui_views.agreement_state(a, today, window))
+            return {a["key"]: state for a, state in zip(docs, states, strict=True)}
+
+        states: dict[str, str] = await self.memo(("agreement_states", today, window), build)
+        return states
 
     async def unapproved(self, today: date) -> list[dict[str, Any]]:
         """Every sub-processor link not in effect today (views.unapproved_links), in slices."""

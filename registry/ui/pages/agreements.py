@@ -57,17 +57,17 @@ class AgreementPages(UiPages):
             limit=None if state_ else PAGE_SIZE,
             offset=0 if state_ else offset,
         )
+        if state_:  # the rule's state of every agreement, worked out once per snapshot: filter, count, then page
+            states = await registry.agreement_states(today, window)
+            matching = [k for k in keys if states.get(k) == state_]
+            total, keys = len(matching), matching[offset : offset + PAGE_SIZE]
         rows = []
         for key in keys:
             a = registry.agreement_docs.get(key)
             if a is None:
                 continue
             a_state = views.agreement_state(a, today, window)
-            if state_ and a_state != state_:
-                continue
             rows.append({**a, "state": a_state, "party_name": registry.party_docs[a["party"]]["name"]})
-        if state_:
-            total, rows = len(rows), rows[offset : offset + PAGE_SIZE]
         filters = {"q": q or "", "kind": kind or "", "state": state_ or "", "sort": sort or "", "order": order or ""}
         return page(
             request,
