@@ -25,6 +25,7 @@ from guard.policy import AgreementView, PartyView, Snapshot, evaluate_party
 from guard.snapshot import SnapshotUnavailable
 from registry.models.controller import ControllerProfile
 from registry.services.documents import controller_document, load_registry
+from registry.services.records import outside, territories
 from registry.ui import views as ui_views
 
 # Items worked on between two turns of the event loop: a few milliseconds of work at most.
@@ -175,6 +176,20 @@ class RegistryView:
 
         states: dict[str, str] = await self.memo(("agreement_states", today, window), build)
         return states
+
+    async def outside_counts(self) -> dict[str, int]:
+        """Each party's number of places outside the EEA, its chain's included (the Art. 30 record's transfers)."""
+        snapshot = self.snapshot
+        if snapshot is None:
+            return {}
+
+        async def build() -> dict[str, int]:
+            keys = list(snapshot.parties)
+            counts = await in_slices(keys, lambda k: len(outside(territories(snapshot.parties[k], snapshot.parties))))
+            return dict(zip(keys, counts, strict=True))
+
+        counts: dict[str, int] = await self.memo("outside_counts", build)
+        return counts
 
     async def unapproved(self, today: date) -> list[dict[str, Any]]:
         """Every sub-processor link not in effect today (views.unapproved_links), in slices."""

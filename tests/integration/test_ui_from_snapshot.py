@@ -178,6 +178,11 @@ async def test_the_art_30_page_shows_every_recipient_of_the_record_a_page_at_a_t
             break
         offset += 2
     assert shown == [r["key"] for r in record["recipients"]] and len(shown) > 2
+    first = (await client.get("/ui/records/article-30", params={"lang": "en"})).text
+    summary = record["third_country_transfers_summary"]
+    assert (summary in first) if summary != "none" else ("<strong>None</strong>" in first)
+    totals = f"{record['decision_log']['shares_allowed']} shares allowed, {record['decision_log']['shares_denied']}"
+    assert totals in first
 
 
 async def test_the_dashboard_counts_every_finding_and_lists_the_first_of_them(
@@ -191,3 +196,20 @@ async def test_the_dashboard_counts_every_finding_and_lists_the_first_of_them(
     assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"][:1]]
     assert f'Registry findings <span class="count">{api["count"]}</span>' in page
     assert f"The first 1 of {api['count']}." in page
+
+
+async def test_the_art_30_page_counts_the_transfers_of_the_whole_record(
+    seeded_client: Any, reader_headers: Any, writer_headers: Any, monkeypatch: Any
+) -> None:
+    monkeypatch.setattr(records_pages, "PAGE_SIZE", 2)
+    client = await as_user(seeded_client, "lena@offix.example")
+    party = (await client.get(f"/api/parties/{SUB_PROCESSOR}", headers=writer_headers)).json()
+    body = {k: v for k, v in party.items() if k not in ("key", "created_at", "updated_at")}
+    body["locations"] = [*body["locations"], {"territory": "US", "kind": "support_access"}]
+    saved = await client.put(f"/api/parties/{SUB_PROCESSOR}", json=body, headers=writer_headers)
+    assert saved.status_code == 200, saved.text
+    record = (await client.get("/api/records/article-30", headers=reader_headers)).json()
+    summary = record["third_country_transfers_summary"]
+    assert summary != "none"  # molnhall's own place, and those of the processors whose chain reaches it
+    first = (await client.get("/ui/records/article-30", params={"lang": "en"})).text
+    assert summary in first

@@ -16,8 +16,10 @@ from registry.auth import requires
 from registry.controllers.agreement_documents import PDF, content_disposition
 from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
+from registry.services.records import article_30_page
 from registry.ui.language import request_language
 from registry.ui.pages.common import PAGE_SIZE, UiPages, page, page_offset
+from registry.ui.registry_view import registry_view
 
 # The labels of the printable record, per language. Swedish for the Swedish authority (IMY); a full
 # translation of the UI is another matter (the rest of the UI is in English).
@@ -143,16 +145,26 @@ class RecordsUiController(UiPages):
         self,
         request: Request[Any, Any, Any],
         state: State,
+        db_session: NamedDependency[AsyncSession],
         start: FromQuery[str | None] = None,
         end: FromQuery[str | None] = None,
         lang: FromQuery[str | None] = None,
         offset: FromQuery[int] = 0,
     ) -> Template:
-        """The record, its recipients a page at a time (the whole record: the CSV, XLSX and JSON exports)."""
+        """The record, its recipients a page at a time (the whole record: the CSV, XLSX and JSON exports). Over the
+        registry the guard holds (registry_view), a page costs its recipients and the period's decision-log totals;
+        without a usable snapshot it is built in the report worker from the tables."""
         first, last = _day(start, "start"), _day(end, "end")
         offset = page_offset(offset)
-        database_url = state.settings.database_url
-        record = await state.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
+        registry = await registry_view(request, db_session)
+        if registry.snapshot is not None:
+            counts = await registry.outside_counts()
+            record = await article_30_page(
+                db_session, registry.snapshot, registry.controller, (first, last), (offset, PAGE_SIZE), counts
+            )
+        else:
+            database_url = state.settings.database_url
+            record = await state.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
         code = language(request, lang)
         filters = {"start": start or "", "end": end or "", "lang": lang or ""}
         return page(
