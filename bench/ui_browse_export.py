@@ -15,7 +15,8 @@ the UI's cookies over plain http). Then:
    `--connections` connections, each waiting `--delay-ms` between its requests: a steady load, not a flood);
 2. busy: the same wrk slices, repeated until client A has browsed every page `--loops` times, while
    client A (signed in as the legal user, session cookie and CSRF as the browser has them) loops over the
-   pages a legal/ops user visits, timing each, and client B loops over the exports (registry CSV zip and
+   pages a legal/ops user visits, timing each (back to back, or `--think-ms` apart: a person reading), and
+   client B loops over the exports (registry CSV zip and
    XLSX, Art. 30 JSON and CSV, the registry document, the findings, the UI's YAML export, the evidence bundle).
 
 It prints each page's median and worst beside the target (median <= 1 s), the guard's p50/p99 idle and busy
@@ -111,9 +112,11 @@ def sign_in(base: str) -> httpx.Client:
 class Loop(threading.Thread):
     """Requests a list of paths over and over, timing each, until stopped (after the request under way)."""
 
-    def __init__(self, client: httpx.Client, paths: list[tuple[str, str]], headers: dict[str, str]) -> None:
+    def __init__(
+        self, client: httpx.Client, paths: list[tuple[str, str]], headers: dict[str, str], think: float = 0.0
+    ) -> None:
         super().__init__(daemon=True)
-        self.client, self.paths, self.headers = client, paths, headers
+        self.client, self.paths, self.headers, self.think = client, paths, headers, think
         self.times: dict[str, list[float]] = {label: [] for label, _ in paths}
         self.failures: list[str] = []
         self.loops = 0
@@ -133,6 +136,7 @@ class Loop(threading.Thread):
                 self.times[label].append(time.monotonic() - started)
                 if response.status_code != 200:
                     self.failures.append(f"{path}: {response.status_code} {response.text[:200]!r}")
+                self.stop.wait(self.think)  # a person reading the page before the next click
             self.loops += 1
 
 
@@ -167,7 +171,7 @@ def summary(slices: list[gl.Measurement]) -> tuple[float, float, float, float]:
 def measure(args: argparse.Namespace, base: str, guard_key: str, admin_key: str, workdir: Path) -> bool:
     script = paced_script(workdir, guard_key, args.delay_ms)
     gl.verify_mix(base, guard_key, gl.request_mix(gl.seed_document()))
-    browse = Loop(sign_in(base), pages(args.party_pages), {"Accept-Language": "sv"})
+    browse = Loop(sign_in(base), pages(args.party_pages), {"Accept-Language": "sv"}, args.think_ms / 1000)
     exporter_ui = sign_in(base)
     exports = Loop(exporter_ui, EXPORTS, {"Authorization": f"Bearer {admin_key}"})
     # The report worker process starts on its first report; its start-up is not what is measured.
@@ -185,12 +189,18 @@ def measure(args: argparse.Namespace, base: str, guard_key: str, admin_key: str,
         print(f"  idle slice {n + 1}: {m.requests_per_second:6.0f} checks/s p50 {m.p50_ms:6.2f} ms "
               f"p99 {m.p99_ms:7.2f} ms", flush=True)  # fmt: skip
 
-    print(f"busy: client A browses {len(browse.paths)} pages, client B loops {len(EXPORTS)} exports", flush=True)
-    browse.start()
-    exports.start()
+    print(f"busy: client A browses {len(browse.paths)} pages ({args.think_ms} ms between them), client B loops "
+          f"{len(EXPORTS)} exports", flush=True)  # fmt: skip
+    if args.no_browse:
+        browse.paths = []  # the busy phase without client A: what the exports alone cost the guard
+    else:
+        browse.start()
+    if not args.no_exports:
+        exports.start()
     busy: list[gl.Measurement] = []
     deadline = time.monotonic() + args.max_busy_seconds
-    while len(busy) < args.rounds or (browse.loops < args.loops and time.monotonic() < deadline):
+    wanted = 0 if args.no_browse else args.loops
+    while len(busy) < args.rounds or (browse.loops < wanted and time.monotonic() < deadline):
         busy.append(wrk_slice(args, base, script))
         m = busy[-1]
         print(f"  busy slice {len(busy)}: {m.requests_per_second:6.0f} checks/s p50 {m.p50_ms:6.2f} ms "
@@ -199,8 +209,9 @@ def measure(args: argparse.Namespace, base: str, guard_key: str, admin_key: str,
     browse.stop.set()
     exports.stop.set()
     busy_load = load_average()
-    browse.join(timeout=600)
-    exports.join(timeout=600)
+    for client in (browse, exports):
+        if client.is_alive():
+            client.join(timeout=600)
     gl.verify_mix(base, guard_key, gl.request_mix(gl.seed_document()))
 
     ok = True
@@ -251,6 +262,9 @@ def main() -> int:
     parser.add_argument("--wrk-timeout", type=int, default=60, help="wrk's timeout per check, seconds (60)")
     parser.add_argument("--delay-ms", type=int, default=5, help="each connection's pause between checks (5; 0: flood)")
     parser.add_argument("--loops", type=int, default=2, help="full browsing loops of client A, at least (default 2)")
+    parser.add_argument("--think-ms", type=int, default=0, help="client A's pause after each page (0: none)")
+    parser.add_argument("--no-browse", action="store_true", help="busy phase without client A (exports only)")
+    parser.add_argument("--no-exports", action="store_true", help="busy phase without client B (browsing only)")
     parser.add_argument("--party-pages", type=int, default=3, help="pages of the parties list browsed (default 3)")
     parser.add_argument("--max-busy-seconds", type=float, default=900, help="stop the busy phase after (900)")
     args = parser.parse_args()
