@@ -1,7 +1,6 @@
 """What every UI page module shares: rendering a page with its frame's context, the signed-in user, the
 controller's clock, the UI's error pages, and the small readers of forms and filters."""
 
-import asyncio
 from collections.abc import Awaitable, Callable
 from datetime import UTC, date, datetime, time
 from functools import partial
@@ -76,22 +75,6 @@ def role_of(principal: Principal) -> str:
     return "legal" if principal.may("registry:write") else "ops"
 
 
-class ThreadRenderedTemplate(Template):
-    """A page rendered in a worker thread when it is sent, not on the event loop: a page of 50 rows, or a form
-    offering thousands of parties, takes Jinja tens of milliseconds, and a guard check waiting on the loop that long
-    misses its budget. The answer is the one `Template` gives (the rendering is the same code, with the request's
-    context variables, the page's language among them)."""
-
-    def to_asgi_response(self, app: Any, request: Request[Any, Any, Any], **kwargs: Any) -> Any:
-        build = partial(super().to_asgi_response, app, request, **kwargs)
-
-        async def respond(scope: Any, receive: Any, send: Any) -> None:
-            response = await asyncio.to_thread(build)
-            await response(scope, receive, send)
-
-        return respond
-
-
 def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
     principal = request.user if isinstance(request.scope.get("user"), Principal) else None
     # Error pages are rendered by exception handlers, which run without the before_request step.
@@ -117,7 +100,7 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
         when=partial(local_time, zone=zone_of(controller)),
     )
     context.setdefault("errors", {})
-    return ThreadRenderedTemplate(template_name=name, context=context, status_code=status_code)
+    return Template(template_name=name, context=context, status_code=status_code)
 
 
 def zone_of(controller: dict[str, Any] | None) -> ZoneInfo:
