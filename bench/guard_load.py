@@ -431,6 +431,8 @@ def parse_wrk(label: str, output: str) -> Measurement:
 
 def run_wrk(args: argparse.Namespace, url: str, script: Path | None, seconds: int) -> str:
     command = ["wrk", f"-t{args.threads}", f"-c{args.connections}", f"-d{seconds}s", "--latency"]
+    if getattr(args, "wrk_timeout", None):  # wrk leaves answers slower than its timeout (2 s) out of the latencies
+        command.append(f"--timeout={args.wrk_timeout}s")
     if script is not None:
         command += ["-s", str(script)]
     return subprocess.run([*command, url], check=True, capture_output=True, text=True).stdout

@@ -45,6 +45,10 @@ class RegistryValidationError(RegistryError):
         more = f" (and {len(errors) - 5} more)" if len(errors) > 5 else ""
         super().__init__(f"{len(errors)} validation error(s): {summary}{more}")
 
+    def __reduce__(self) -> tuple[Any, ...]:
+        # Raised in the report worker process, it comes back pickled: rebuilt from its errors, not its message.
+        return (type(self), (self.errors,))
+
 
 class NotFoundError(RegistryError):
     pass

@@ -82,3 +82,50 @@ def registry_csv_zip(database_url: str) -> bytes:
     from registry.services import exports
 
     return exports.registry_csv_zip(_document(database_url))
+
+
+def article_30(database_url: str, start: date | None, end: date | None, form: str) -> tuple[str, bytes]:
+    """The Art. 30 record (`/api/records/article-30`) in `form` (json, csv or xlsx), with its file name: it walks
+    the whole registry and the period's decision log, so it is built and encoded here."""
+    from registry.services.records import article_30_record, record_csv, record_xlsx
+
+    record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
+    name = f"article-30-{record['period']['from']}-{record['period']['to']}"
+    if form == "csv":
+        return name, record_csv(record)
+    if form == "xlsx":
+        return name, record_xlsx(record)
+    return name, msgspec.json.encode(record)
+
+
+def article_30_data(database_url: str, start: date | None, end: date | None, offset: int, limit: int) -> dict[str, Any]:
+    """The Art. 30 record for the UI's page: everything but the recipients, and a page of those (`recipients` from
+    `offset`, at most `limit`; `recipients_total` all of them). The whole record, thousands of recipients at
+    10,000 parties, would take seconds to send back and render on the server's loop."""
+    from registry.services.records import article_30_record
+
+    record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
+    recipients = record["recipients"]
+    return {**record, "recipients": recipients[offset : offset + limit], "recipients_total": len(recipients)}
+
+
+def evidence_zip(database_url: str, start: date | None, end: date | None) -> bytes:
+    """The evidence bundle: the record, the registry, the signed copies, the period's log and its verification
+    (every entry of the decision log rehashed)."""
+    from registry.services.evidence import evidence_bytes
+
+    return _in_registry(database_url, lambda session: evidence_bytes(session, start, end))
+
+
+def registry_text(database_url: str, form: str) -> bytes:
+    """The registry document as the UI downloads it: YAML, or indented JSON."""
+    import json
+
+    import yaml
+
+    from registry.services.documents import json_ready
+
+    document = json_ready(_document(database_url))
+    if form == "json":
+        return json.dumps(document, indent=2, ensure_ascii=False).encode("utf-8")
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True).encode("utf-8")

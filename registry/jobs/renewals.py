@@ -9,16 +9,24 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.jobs.schedule import EXPIRY, NOTICE_DEADLINE, AgreementFacts
 
 
-async def renewal_agreements(session: AsyncSession) -> list[AgreementFacts]:
-    """Agreements that can lapse: a dated, unterminated agreement of an active party."""
+async def renewal_agreements(
+    session: AsyncSession, *, between: tuple[date, date] | None = None
+) -> list[AgreementFacts]:
+    """Agreements that can lapse: a dated, unterminated agreement of an active party. With `between` (first and
+    last day), only those with an expiry or notice deadline in it: the deadline is never after the expiry, so
+    the expiry is on or after the first day and the expiry less the notice days on or before the last."""
+    window = (
+        "" if between is None else "AND a.expires_on >= :first AND a.expires_on - COALESCE(a.notice_days, 0) <= :last"
+    )
     rows = await session.execute(
         text(
-            """SELECT a.id, a.key, a.kind, p.key, p.name, p.active, a.expires_on, a.terminated_on, a.renewal,
+            f"""SELECT a.id, a.key, a.kind, p.key, p.name, p.active, a.expires_on, a.terminated_on, a.renewal,
                 a.notice_days, a.owner_email
             FROM agreement a JOIN party p ON p.id = a.party_id
-            WHERE p.active AND a.terminated_on IS NULL AND a.expires_on IS NOT NULL
+            WHERE p.active AND a.terminated_on IS NULL AND a.expires_on IS NOT NULL {window}
             ORDER BY a.key"""
-        )
+        ),
+        {} if between is None else {"first": between[0], "last": between[1]},
     )
     return [AgreementFacts(*r) for r in rows]
 
@@ -56,6 +64,6 @@ async def upcoming_renewals(session: AsyncSession, *, today: date, within_days: 
     until = today + timedelta(days=within_days)
     return [
         renewal_entry(kind, day, a, today)
-        for kind, day, a in renewal_dates(await renewal_agreements(session))
+        for kind, day, a in renewal_dates(await renewal_agreements(session, between=(today, until)))
         if today <= day <= until
     ]

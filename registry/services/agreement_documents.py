@@ -139,6 +139,20 @@ async def every_document(session: AsyncSession) -> AsyncIterator[StoredDocument]
         yield await read_document(session, key)
 
 
+def undocumented_finding(agreement: str, party: str, *, in_registry: bool = True) -> dict[str, Any]:
+    """The AGREEMENT_UNDOCUMENTED finding of one dpa (see `undocumented_findings`)."""
+    where = "in the registry" if in_registry else "referenced by the registry document"
+    return {
+        "party": party,
+        "code": "AGREEMENT_UNDOCUMENTED",
+        "message": (
+            f"Data processing agreement {agreement} with {party} is in force, but no signed copy is {where}: "
+            f"Art. 28(9) asks for the contract in writing; put the signed PDF on file (PUT {document_uri(agreement)})."
+        ),
+        "agreement": agreement,
+    }
+
+
 def undocumented_findings(doc: "RegistryDocument", on_file: set[str] | None, today: date) -> list[dict[str, Any]]:
     """AGREEMENT_UNDOCUMENTED: a dpa in force today, with an active party, and no signed copy on file.
 
@@ -157,17 +171,5 @@ def undocumented_findings(doc: "RegistryDocument", on_file: set[str] | None, tod
             continue
         if (agreement.key in on_file) if on_file is not None else (agreement.document is not None):
             continue
-        where = "in the registry" if on_file is not None else "referenced by the registry document"
-        findings.append(
-            {
-                "party": agreement.party,
-                "code": "AGREEMENT_UNDOCUMENTED",
-                "message": (
-                    f"Data processing agreement {agreement.key} with {agreement.party} is in force, but no signed "
-                    f"copy is {where}: Art. 28(9) asks for the contract in writing; put the signed PDF on file "
-                    f"(PUT {document_uri(agreement.key)})."
-                ),
-                "agreement": agreement.key,
-            }
-        )
+        findings.append(undocumented_finding(agreement.key, agreement.party, in_registry=on_file is not None))
     return findings

@@ -111,6 +111,20 @@ class RegistryState:
         }
 
 
+def controller_document(profile: ControllerProfile | None) -> dict[str, Any] | None:
+    """The controller's profile as documents and pages read it (None when there is none yet)."""
+    if profile is None:
+        return None
+    return {
+        "name": profile.name,
+        "established_in": profile.established_in,
+        "timezone": profile.timezone,
+        "published_purposes": None if profile.published_purposes is None else list(profile.published_purposes),
+        # Only when given, so that a registry without one exports exactly as it did before.
+        **({"vocabulary": profile.vocabulary} if profile.vocabulary is not None else {}),
+    }
+
+
 async def load_registry(session: AsyncSession) -> RegistryState:
     controller = await session.get(ControllerProfile, 1)
     parties = list((await session.execute(select(Party).order_by(col(Party.key)))).scalars())
@@ -132,22 +146,7 @@ async def load_registry(session: AsyncSession) -> RegistryState:
     ).scalars()
     for link in link_rows:
         links[link.processor_id].append((link, key_by_id[link.sub_processor_id]))
-    state = RegistryState(
-        controller=(
-            {
-                "name": controller.name,
-                "established_in": controller.established_in,
-                "timezone": controller.timezone,
-                "published_purposes": (
-                    None if controller.published_purposes is None else list(controller.published_purposes)
-                ),
-                # Only when given, so that a registry without one exports exactly as it did before.
-                **({"vocabulary": controller.vocabulary} if controller.vocabulary is not None else {}),
-            }
-            if controller
-            else None
-        )
-    )
+    state = RegistryState(controller=controller_document(controller))
     for party in parties:
         assert party.id is not None
         state.parties[party.key] = party

@@ -3,6 +3,7 @@
 Rules stay in the guard: agreement in force is `AgreementView.in_force_on`, inside the EEA is
 `guard.territory.is_inside_eea`; this module only arranges their answers for display."""
 
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
@@ -160,7 +161,7 @@ def _own_places(view: PartyView) -> dict[str, list[str]]:
     return places
 
 
-def holdings(key: str, views: dict[str, PartyView]) -> list[Holding]:
+def holdings(key: str, views: Mapping[str, PartyView]) -> list[Holding]:
     """Every place the party's data is held: its own places and those of every sub-processor in its chain,
     walked with the guard's walk_chain. A sub-processor missing from the registry is held at an unknown place
     ("?"), which no one may call inside the EEA."""
@@ -180,7 +181,7 @@ def _inside(territory: str) -> bool:
     return is_iso_territory(territory) and is_inside_eea(territory)
 
 
-def outside_through(key: str, views: dict[str, PartyView]) -> list[str]:
+def outside_through(key: str, views: Mapping[str, PartyView]) -> list[str]:
     """The parties (the party itself or its sub-processors) that hold its data outside the EEA or at an
     unknown place; empty when the whole chain is inside."""
     out: list[str] = []
@@ -210,11 +211,14 @@ def data_map(parties: dict[str, dict[str, Any]]) -> list[TerritoryHolders]:
     """Where our data goes: every territory with the recipients whose data is held there, directly or through
     their chains. Sub-processors appear through the recipients that engage them. Outside the EEA first."""
     views = party_views(parties)
+    return data_map_of((key, holdings(key, views)) for key, doc in parties.items() if doc["role"] != "sub_processor")
+
+
+def data_map_of(recipients: Iterable[tuple[str, list[Holding]]]) -> list[TerritoryHolders]:
+    """`data_map` from each recipient's holdings (worked out by the caller, which may take them in slices)."""
     territories: dict[str, TerritoryHolders] = {}
-    for key, doc in parties.items():
-        if doc["role"] == "sub_processor":
-            continue
-        for holding in holdings(key, views):
+    for key, held in recipients:
+        for holding in held:
             entry = territories.setdefault(
                 holding.territory,
                 TerritoryHolders(

@@ -64,6 +64,25 @@ async def test_renewals_keeps_only_the_window_asked_for(
     assert default["within"] == 90
 
 
+async def test_a_window_ending_between_a_notice_deadline_and_its_expiry_lists_the_deadline_alone(
+    seeded_database: str, client: AsyncTestClient[Litestar], reader_headers: dict[str, str]
+) -> None:
+    """The database reads only the agreements with a date in the window; an auto-renewing agreement whose
+    notice deadline is in it and whose expiry is not must still be read."""
+    wide = (await client.get("/api/renewals?within=3650", headers=reader_headers)).json()
+    today = date.fromisoformat(wide["today"])
+    deadlines = [i for i in wide["items"] if i["kind"] == "notice_deadline"]
+    assert deadlines, "the seed has auto-renewing agreements with notice periods"
+    for deadline in deadlines:
+        for within in (deadline["days_left"] - 1, deadline["days_left"]):
+            narrow = (await client.get(f"/api/renewals?within={within}", headers=reader_headers)).json()
+            until = today + timedelta(days=within)
+            assert narrow["items"] == [i for i in wide["items"] if date.fromisoformat(i["date"]) <= until]
+            listed = {(i["kind"], i["agreement"]) for i in narrow["items"]}
+            assert (("notice_deadline", deadline["agreement"]) in listed) == (within == deadline["days_left"])
+            assert ("expiry", deadline["agreement"]) not in listed
+
+
 async def test_renewals_leaves_out_terminated_agreements_and_inactive_parties(
     database: str, client: AsyncTestClient[Litestar], reader_headers: dict[str, str]
 ) -> None:

@@ -14,7 +14,6 @@ from registry.auth import requires
 from registry.i18n import gettext
 from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
 from registry.services.agreements import AGREEMENT_SORT_COLUMNS, AgreementFilter, AgreementService
-from registry.services.documents import load_registry
 from registry.services.parties import history
 from registry.ui import forms, views
 from registry.ui.pages.common import (
@@ -47,7 +46,7 @@ class AgreementPages(UiPages):
     ) -> Template:
         """The database filters, sorts, counts and pages; an agreement's state is the guard's rule
         (views.agreement_state), so a filter on it is applied to the database's ordered list."""
-        today, registry = await registry_today(db_session)
+        today, registry = await registry_today(request, db_session)
         window = expiring_days(request)
         sorting = list_order(sort, order, AGREEMENT_SORT_COLUMNS, "key")
         offset = page_offset(offset)
@@ -58,17 +57,17 @@ class AgreementPages(UiPages):
             limit=None if state_ else PAGE_SIZE,
             offset=0 if state_ else offset,
         )
+        if state_:  # the rule's state of every agreement, worked out once per snapshot: filter, count, then page
+            states = await registry.agreement_states(today, window)
+            matching = [k for k in keys if states.get(k) == state_]
+            total, keys = len(matching), matching[offset : offset + PAGE_SIZE]
         rows = []
         for key in keys:
             a = registry.agreement_docs.get(key)
             if a is None:
                 continue
             a_state = views.agreement_state(a, today, window)
-            if state_ and a_state != state_:
-                continue
             rows.append({**a, "state": a_state, "party_name": registry.party_docs[a["party"]]["name"]})
-        if state_:
-            total, rows = len(rows), rows[offset : offset + PAGE_SIZE]
         filters = {"q": q or "", "kind": kind or "", "state": state_ or "", "sort": sort or "", "order": order or ""}
         return page(
             request,
@@ -141,7 +140,7 @@ class AgreementPages(UiPages):
         saved: FromQuery[str | None] = None,
     ) -> Template:
         agreement = await AgreementService(db_session, "").get(key)
-        today, state = await registry_today(db_session)
+        today, state = await registry_today(request, db_session)
         changes, _ = await history(db_session, "agreement", key, 20, 0)
         return page(
             request,
@@ -204,7 +203,7 @@ class AgreementPages(UiPages):
         status_code: int = 200,
         refused: bool = False,
     ) -> Template:
-        state = await load_registry(session)
+        _, state = await registry_today(request, session)
         return page(
             request,
             "agreement_form.html",

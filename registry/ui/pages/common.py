@@ -17,17 +17,20 @@ from litestar.types import ExceptionHandlersMap
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.findings import finding
 from guard.log import list_decisions
+from guard.policy import evaluate_party
 from registry import i18n
 from registry.auth import Principal
 from registry.calendar import zone_or_default
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
-from registry.services.documents import RegistryState, load_registry
+from registry.services.agreement_documents import documents_on_file, undocumented_finding
 from registry.services.findings import registry_findings
 from registry.services.parties import history
 from registry.services.users import PASSWORD_EXPIRED
 from registry.ui import forms, views
 from registry.ui.language import request_language
+from registry.ui.registry_view import RegistryView, registry_view
 
 SESSION_COOKIE = "registry_session"
 # PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
@@ -139,8 +142,9 @@ async def read_form(request: Request[Any, Any, Any]) -> FormMultiDict:
     return await request.form()
 
 
-async def registry_today(session: AsyncSession) -> tuple[date, RegistryState]:
-    state = await load_registry(session)
+async def registry_today(request: Request[Any, Any, Any], session: AsyncSession) -> tuple[date, RegistryView]:
+    """The controller's today and the registry as the guard of this instance holds it (registry_view)."""
+    state = await registry_view(request, session)
     return views.controller_today(state.controller), state
 
 
@@ -154,8 +158,29 @@ def parse_day(raw: str | None, name: str, errors: dict[str, list[str]]) -> date 
         return None
 
 
-async def findings_of(session: AsyncSession, today: date) -> list[dict[str, Any]]:
-    return await registry_findings(session, today=today)
+async def findings_of(
+    state: RegistryView, session: AsyncSession, today: date, party: str | None = None
+) -> list[dict[str, Any]]:
+    """The registry's findings on `today` (those of `party` only, when given), as `GET /api/registry/findings`
+    has them: the guard's rules over the snapshot, then the dpas in force without a signed copy on file."""
+    if state.snapshot is None:
+        found = await registry_findings(session, today=today)
+        return [f for f in found if party is None or f.get("party") == party]
+    on_file = set(await documents_on_file(session))
+    if party is not None:
+        view = state.snapshot.parties.get(party)
+        if view is None or not view.active:
+            return []
+        rules = [finding(party, reason) for reason in evaluate_party(view, state.snapshot, today)]
+        dpas = [
+            (a.key, party)
+            for a in state.snapshot.agreements_by_party.get(party, ())
+            if a.kind == "dpa" and a.in_force_on(today)
+        ]
+    else:
+        rules, dpas = await state.rule_findings(today), await state.in_force_dpas(today)
+    undocumented = [undocumented_finding(key, holder) for key, holder in dpas if key not in on_file]
+    return sorted(rules + undocumented, key=lambda f: f["party"])  # each party's rule findings first, as the API
 
 
 async def decisions_of(session: AsyncSession, **filters: Any) -> list[dict[str, Any]]:

@@ -7,7 +7,6 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.log import denial_summary
 from registry.auth import requires
-from registry.ui import views
 from registry.ui.pages.common import (
     UiPages,
     expiring_days,
@@ -17,24 +16,31 @@ from registry.ui.pages.common import (
     start_of,
 )
 
+# Rows shown in each of the dashboard's tables.
+DASHBOARD_ROWS = 50
+
 
 class DashboardPages(UiPages):
     @get("/", opt=requires("registry:read"))
     async def dashboard(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
-        today, state = await registry_today(db_session)
-        findings = await findings_of(db_session, today)
+        today, state = await registry_today(request, db_session)
+        findings = await findings_of(state, db_session, today)
         window = expiring_days(request)
-        expiring = [a for a in state.agreement_docs.values() if views.agreement_state(a, today, window) == "expiring"]
-        expiring.sort(key=lambda a: a["expires_on"])
-        unapproved = views.unapproved_links(state.party_docs, today)
+        expiring = await state.expiring(today, window)
+        unapproved = await state.unapproved(today)
         groups, denied_total = await denial_summary(db_session, since=start_of(today, state.controller))
+        # Counts are of everything; the tables show the first rows of each (thousands at 10,000 parties would take
+        # the event loop seconds to render).
         return page(
             request,
             "dashboard.html",
             today=today,
-            findings=findings,
-            expiring=expiring,
-            unapproved=unapproved,
+            findings=findings[:DASHBOARD_ROWS],
+            findings_total=len(findings),
+            expiring=expiring[:DASHBOARD_ROWS],
+            expiring_total=len(expiring),
+            unapproved=unapproved[:DASHBOARD_ROWS],
+            unapproved_total=len(unapproved),
             denied_groups=groups,
             denied_total=denied_total,
             expiring_days=window,

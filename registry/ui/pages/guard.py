@@ -14,7 +14,6 @@ from guard.service import GuardUnavailable, cannot_decide
 from registry.auth import requires
 from registry.errors import RegistryValidationError
 from registry.i18n import N_, gettext
-from registry.services.documents import load_registry
 from registry.ui import forms
 from registry.ui.pages.common import (
     MAX_PAGE_OFFSET,
@@ -23,6 +22,7 @@ from registry.ui.pages.common import (
     page,
     parse_day,
     read_form,
+    registry_today,
     start_of,
 )
 
@@ -41,7 +41,7 @@ class GuardPages(UiPages):
     async def try_share_form(
         self, request: Request, db_session: NamedDependency[AsyncSession], recipient: FromQuery[str | None] = None
     ) -> Template:
-        state = await load_registry(db_session)
+        _, state = await registry_today(request, db_session)
         share = {
             "recipient": recipient or "",
             "purpose": "",
@@ -75,7 +75,7 @@ class GuardPages(UiPages):
         errors: dict[str, list[str]] = {
             name: [gettext(message)] for name, message in REQUIRED_SHARE_FIELDS if not share[name]
         }
-        state = await load_registry(db_session)
+        _, state = await registry_today(request, db_session)
         context = {
             "share": share,
             "parties": list(state.party_docs.values()),
@@ -115,7 +115,7 @@ class GuardPages(UiPages):
             errors["outcome"] = [gettext("Choose allowed or denied.")]
         since_day = parse_day(since, "since", errors)
         until_day = parse_day(until, "until", errors)
-        state = await load_registry(db_session)
+        _, state = await registry_today(request, db_session)
         offset = min(max(0, offset), MAX_PAGE_OFFSET)
         rows: list[dict[str, Any]] = []
         total, total_exact, next_cursor = 0, True, None

@@ -13,7 +13,6 @@ from registry.auth import requires
 from registry.i18n import gettext
 from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
-from registry.services.documents import load_registry
 from registry.services.parties import PARTY_SORT_COLUMNS, PartyFilter, PartyService, history
 from registry.ui import forms, views
 from registry.ui.pages.common import (
@@ -31,11 +30,21 @@ from registry.ui.pages.common import (
     read_form,
     registry_today,
 )
+from registry.ui.registry_view import in_slices
 
 SPARE_LOCATION_ROWS = 3
 SPARE_LINK_ROWS = 2
 # A party's agreements on its page: more than any party has; the list is not paged.
 MAX_AGREEMENTS_PER_PARTY = 1000
+
+
+async def _territory_counts(
+    held: dict[str, list[views.Holding]],
+) -> list[tuple[str, str, views.Badge, int]]:
+    """(territory, label, badge, number of recipients holding data there) of every territory, outside the EEA
+    first, as views.data_map orders them."""
+    every = views.data_map_of(held.items())
+    return [(t.territory, t.label, t.badge, len(t.recipients)) for t in every]
 
 
 class PartyPages(UiPages):
@@ -57,12 +66,10 @@ class PartyPages(UiPages):
         """The database filters, sorts, counts and pages; the agreement status and the places (the whole
         sub-processor chain, walked by the guard's walk_chain) come from the guard's rules, so a filter on them
         is applied to the database's ordered list, and its count is of what is left."""
-        today, state = await registry_today(db_session)
+        today, state = await registry_today(request, db_session)
         window = expiring_days(request)
-        chains = views.party_views(state.party_docs)
-        by_party: dict[str, list[dict[str, Any]]] = {}
-        for a in state.agreement_docs.values():
-            by_party.setdefault(a["party"], []).append(a)
+        chains = state.chains
+        by_party = state.agreements_by_party
 
         def row(key: str) -> dict[str, Any]:
             party = state.party_docs[key]
@@ -94,7 +101,7 @@ class PartyPages(UiPages):
             limit=None if by_rules else PAGE_SIZE,
             offset=0 if by_rules else offset,
         )
-        rows = [row(key) for key in keys if key in state.party_docs]
+        rows = await state.party_rows((key for key in keys if key in state.party_docs), today, window, row)
         if by_rules:
             rows = [
                 r
@@ -130,27 +137,48 @@ class PartyPages(UiPages):
         )
 
     @get("/data-map", opt=requires("registry:read"))
-    async def data_map(self, request: Request, db_session: NamedDependency[AsyncSession]) -> Template:
-        """Where our data goes: every territory with the parties holding data there, directly or through a
-        chain, and each recipient's chain as a tree."""
-        today, state = await registry_today(db_session)
-        chains = views.party_views(state.party_docs)
-        active = {k: p for k, p in state.party_docs.items() if p["active"]}
+    async def data_map(
+        self, request: Request, db_session: NamedDependency[AsyncSession], offset: FromQuery[int] = 0
+    ) -> Template:
+        """Where our data goes: every territory with the number of recipients holding data there, directly or
+        through a chain, and a page of recipients (by name) with where each holds it and its chain as a tree."""
+        today, state = await registry_today(request, db_session)
+
+        async def build() -> tuple[list[tuple[str, dict[str, Any]]], dict[str, list[views.Holding]]]:
+            active = {k: p for k, p in state.party_docs.items() if p["active"]}
+            active_views = {k: v for k, v in state.chains.items() if k in active}
+            shown = sorted(
+                ((k, p) for k, p in active.items() if p["role"] != "sub_processor"),
+                key=lambda kv: kv[1]["name"].lower(),
+            )
+            held = await in_slices(shown, lambda kv: (kv[0], views.holdings(kv[0], active_views)))
+            return shown, dict(held)
+
+        shown, held = await state.memo(("data_map", today), build)
+        counts = await state.memo(("data_map_counts", today), lambda: _territory_counts(held))
+        offset = page_offset(offset)
+        on_page = shown[offset : offset + PAGE_SIZE]
         recipients = [
             {
                 "key": key,
                 "name": party["name"],
-                "inside": not views.outside_through(key, chains),
+                "inside": not views.outside_through(key, state.chains),
                 "chain": views.sub_processor_chain(key, state.party_docs, today),
             }
-            for key, party in sorted(active.items(), key=lambda kv: kv[1]["name"].lower())
-            if party["role"] != "sub_processor"
+            for key, party in on_page
         ]
+        territories = views.data_map_of((key, held[key]) for key, _ in on_page)
+        by_code = {t.territory: t for t in territories}
+        every = [by_code.get(code) or views.TerritoryHolders(code, label, badge) for code, label, badge, _ in counts]
         return page(
             request,
             "data_map.html",
-            territories=views.data_map(active),
+            territories=every,
+            recipients_in=dict((code, n) for code, _, _, n in counts),
             recipients=recipients,
+            total=len(shown),
+            offset=offset,
+            limit=PAGE_SIZE,
             parties=state.party_docs,
             today=today,
             controller=state.controller,
@@ -199,7 +227,7 @@ class PartyPages(UiPages):
         saved: FromQuery[str | None] = None,
     ) -> Template:
         party = await PartyService(db_session, "").get(key)
-        today, state = await registry_today(db_session)
+        today, state = await registry_today(request, db_session)
         agreements, _ = await AgreementService(db_session, "").search(
             AgreementFilter(party=key), MAX_AGREEMENTS_PER_PARTY, 0
         )
@@ -207,8 +235,8 @@ class PartyPages(UiPages):
             a["state"] = views.agreement_state(a, today, expiring_days(request))
         changes, _ = await history(db_session, "party", key, 20, 0)
         decisions = await decisions_of(db_session, recipient=key, limit=10)
-        findings = [f for f in await findings_of(db_session, today) if f.get("party") == key]
-        used_by = [p for p in state.party_docs.values() if any(s["party"] == key for s in p["sub_processors"])]
+        findings = await findings_of(state, db_session, today, party=key)
+        used_by = await state.users_of(key)
         return page(
             request,
             "party.html",
@@ -268,7 +296,7 @@ class PartyPages(UiPages):
         conflict: dict[str, Any] | None = None,
         status_code: int = 200,
     ) -> Template:
-        state = await load_registry(session)
+        _, state = await registry_today(request, session)
         sub_processors = [p for p in state.party_docs.values() if p["role"] == "sub_processor"]
         locations = list(party.get("locations") or []) + [{"territory": "", "kind": ""}] * SPARE_LOCATION_ROWS
         links = (

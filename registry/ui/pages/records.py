@@ -5,20 +5,21 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.datastructures import UploadFile
+from litestar.datastructures import State, UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from registry import reports
 from registry.auth import requires
 from registry.controllers.agreement_documents import PDF, content_disposition
 from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
-from registry.services.evidence import evidence_bytes
-from registry.services.records import article_30_record
+from registry.services.records import article_30_page
 from registry.ui.language import request_language
-from registry.ui.pages.common import UiPages, page
+from registry.ui.pages.common import PAGE_SIZE, UiPages, page, page_offset
+from registry.ui.registry_view import registry_view
 
 # The labels of the printable record, per language. Swedish for the Swedish authority (IMY); a full
 # translation of the UI is another matter (the rest of the UI is in English).
@@ -137,27 +138,53 @@ def _day(text: str | None, field: str) -> date | None:
 
 
 class RecordsUiController(UiPages):
+    # The record and the bundle walk the whole registry (the bundle also rehashes the whole decision log): built in
+    # the report worker, off the event loop the guard answers on.
     @get("/records/article-30", opt=requires("registry:read"))
     async def article_30(
         self,
         request: Request[Any, Any, Any],
+        state: State,
         db_session: NamedDependency[AsyncSession],
         start: FromQuery[str | None] = None,
         end: FromQuery[str | None] = None,
         lang: FromQuery[str | None] = None,
+        offset: FromQuery[int] = 0,
     ) -> Template:
-        record = await article_30_record(db_session, _day(start, "start"), _day(end, "end"))
+        """The record, its recipients a page at a time (the whole record: the CSV, XLSX and JSON exports). Over the
+        registry the guard holds (registry_view), a page costs its recipients and the period's decision-log totals;
+        without a usable snapshot it is built in the report worker from the tables."""
+        first, last = _day(start, "start"), _day(end, "end")
+        offset = page_offset(offset)
+        registry = await registry_view(request, db_session)
+        if registry.snapshot is not None:
+            counts = await registry.outside_counts()
+            record = await article_30_page(
+                db_session, registry.snapshot, registry.controller, (first, last), (offset, PAGE_SIZE), counts
+            )
+        else:
+            database_url = state.settings.database_url
+            record = await state.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
         code = language(request, lang)
-        return page(request, "records/article30.html", record=record, t=LABELS[code], lang=code)
+        filters = {"start": start or "", "end": end or "", "lang": lang or ""}
+        return page(
+            request,
+            "records/article30.html",
+            record=record,
+            t=LABELS[code],
+            lang=code,
+            filters=filters,
+            total=record["recipients_total"],
+            offset=offset,
+            limit=PAGE_SIZE,
+        )
 
     @get("/records/evidence.zip", opt=requires("registry:read"))
     async def evidence(
-        self,
-        db_session: NamedDependency[AsyncSession],
-        start: FromQuery[str | None] = None,
-        end: FromQuery[str | None] = None,
+        self, state: State, start: FromQuery[str | None] = None, end: FromQuery[str | None] = None
     ) -> Response[bytes]:
-        body = await evidence_bytes(db_session, _day(start, "start"), _day(end, "end"))
+        first, last = _day(start, "start"), _day(end, "end")
+        body = await state.reports.run(reports.evidence_zip, state.settings.database_url, first, last)
         return Response(
             body, media_type="application/zip", headers={"Content-Disposition": 'attachment; filename="evidence.zip"'}
         )

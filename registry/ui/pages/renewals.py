@@ -25,7 +25,7 @@ class RenewalPages(UiPages):
     async def renewals(
         self, request: Request, db_session: NamedDependency[AsyncSession], days: FromQuery[int] = DEFAULT_WINDOW_DAYS
     ) -> Template:
-        today, _ = await registry_today(db_session)
+        today, _ = await registry_today(request, db_session)
         days = min(max(days, 1), MAX_WINDOW_DAYS)
         rows = await upcoming_renewals(db_session, today=today, within_days=days)
         return await renewals_page(request, db_session, rows=rows, days=days, today=today)
@@ -45,7 +45,7 @@ class RenewalPages(UiPages):
             errors = {"feed_name": [forms.plain_words(e) for e in exc.errors]}
         except ConflictError:
             errors = {"feed_name": [gettext("A feed with this name exists already; choose another name.")]}
-        today, _ = await registry_today(db_session)
+        today, _ = await registry_today(request, db_session)
         rows = await upcoming_renewals(db_session, today=today, within_days=DEFAULT_WINDOW_DAYS)
         return await renewals_page(
             request,
