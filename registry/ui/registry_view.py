@@ -18,6 +18,7 @@ from datetime import date
 from typing import Any, TypeVar
 
 from litestar import Request
+from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.findings import finding
@@ -27,6 +28,7 @@ from registry.models.controller import ControllerProfile
 from registry.services.documents import controller_document, load_registry
 from registry.services.records import outside, territories
 from registry.ui import views as ui_views
+from registry.ui.words import role_label
 
 # Items worked on between two turns of the event loop: a few milliseconds of work at most.
 SLICE = 200
@@ -89,6 +91,38 @@ async def in_slices(items: Iterable[Any], work: Callable[[Any], T]) -> list[T]:
     return out
 
 
+@dataclass(frozen=True)
+class ChoiceOptions:
+    """The <option> elements of a long list of choices (every party: 10,000 of them), rendered once per snapshot
+    and kept: rendered by the template on every page, they held the guard's event loop for tens of
+    milliseconds a page (bench/ui_browse_export.py)."""
+
+    html: str
+    keys: frozenset[str]
+
+    def selecting(self, value: str | None) -> Markup:
+        """The options with `value`'s marked selected (none when it is not among them)."""
+        if not value or value not in self.keys:
+            return Markup(self.html)
+        chosen = f'<option value="{escape(value)}">'
+        return Markup(self.html.replace(chosen, chosen[:-1] + " selected>", 1))
+
+
+def render_options(choices: Iterable[tuple[str, str]]) -> ChoiceOptions:
+    """`(key, label)` pairs as <option> elements, both escaped."""
+    pairs = list(choices)
+    html = "".join(f'<option value="{escape(key)}">{escape(label)}</option>' for key, label in pairs)
+    return ChoiceOptions(html, frozenset(key for key, _ in pairs))
+
+
+# How a list of parties labels each one, by the name pages ask for it with.
+PARTY_LABELS: dict[str, Callable[[dict[str, Any]], str]] = {
+    "name": lambda p: str(p["name"]),
+    "name_key": lambda p: f"{p['name']} ({p['key']})",
+    "name_role": lambda p: f"{p['name']} ({role_label(p['role'])})",
+}
+
+
 @dataclass
 class RegistryView:
     """One snapshot's registry for the pages: the documents of its parties and agreements, and what pages work
@@ -106,6 +140,17 @@ class RegistryView:
         if key not in self._memo:
             self._memo[key] = await build()
         return self._memo[key]
+
+    async def party_options(self, label: str, language: str, role: str | None = None) -> ChoiceOptions:
+        """Every party (of `role`, if given) as <option> elements labelled as PARTY_LABELS[`label`] says, in
+        `language` (the labels may hold translated words), rendered once per snapshot."""
+        labelled = PARTY_LABELS[label]
+
+        async def build() -> ChoiceOptions:
+            parties = [p for p in self.party_docs.values() if role is None or p["role"] == role]
+            return render_options(zip((p["key"] for p in parties), await in_slices(parties, labelled), strict=True))
+
+        return await self.memo(("party_options", label, language, role), build)
 
     async def rule_findings(self, today: date) -> list[dict[str, Any]]:
         """The guard's findings for every active party (guard.findings.snapshot_findings), in slices."""

@@ -16,6 +16,7 @@ from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
 from registry.services.agreements import AGREEMENT_SORT_COLUMNS, AgreementFilter, AgreementService
 from registry.services.parties import history
 from registry.ui import forms, views
+from registry.ui.language import request_language
 from registry.ui.pages.common import (
     PAGE_SIZE,
     SAVE_FAILURES,
@@ -210,7 +211,7 @@ class AgreementPages(UiPages):
             status_code=status_code,
             agreement=agreement,
             creating=creating,
-            parties=list(state.party_docs.values()),
+            party_options=await state.party_options("name_role", request_language(request)),
             kinds=AGREEMENT_KINDS,
             clauses=forms.CLAUSE_CHOICES,
             taxonomy=forms.taxonomy_for(state.controller),

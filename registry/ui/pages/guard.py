@@ -15,6 +15,7 @@ from registry.auth import requires
 from registry.errors import RegistryValidationError
 from registry.i18n import N_, gettext
 from registry.ui import forms
+from registry.ui.language import request_language
 from registry.ui.pages.common import (
     MAX_PAGE_OFFSET,
     UiPages,
@@ -54,7 +55,7 @@ class GuardPages(UiPages):
             request,
             "guard.html",
             share=share,
-            parties=list(state.party_docs.values()),
+            recipient_options=await state.party_options("name_key", request_language(request)),
             taxonomy=forms.taxonomy_for(state.controller),
             result=None,
             controller=state.controller,
@@ -78,7 +79,7 @@ class GuardPages(UiPages):
         _, state = await registry_today(request, db_session)
         context = {
             "share": share,
-            "parties": list(state.party_docs.values()),
+            "recipient_options": await state.party_options("name_key", request_language(request)),
             "taxonomy": forms.taxonomy_for(state.controller),
             "controller": state.controller,
         }
@@ -153,7 +154,7 @@ class GuardPages(UiPages):
             limit=DECISIONS_PER_PAGE,
             filters=filters,
             errors=errors,
-            parties=list(state.party_docs.values()),
+            recipient_options=await state.party_options("name", request_language(request)),
             controller=state.controller,
         )
 

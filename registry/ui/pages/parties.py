@@ -15,6 +15,7 @@ from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUp
 from registry.services.agreements import AgreementFilter, AgreementService
 from registry.services.parties import PARTY_SORT_COLUMNS, PartyFilter, PartyService, history
 from registry.ui import forms, views
+from registry.ui.language import request_language
 from registry.ui.pages.common import (
     PAGE_SIZE,
     SAVE_FAILURES,
@@ -297,7 +298,6 @@ class PartyPages(UiPages):
         status_code: int = 200,
     ) -> Template:
         _, state = await registry_today(request, session)
-        sub_processors = [p for p in state.party_docs.values() if p["role"] == "sub_processor"]
         locations = list(party.get("locations") or []) + [{"territory": "", "kind": ""}] * SPARE_LOCATION_ROWS
         links = (
             list(party.get("sub_processors") or [])
@@ -311,7 +311,9 @@ class PartyPages(UiPages):
             creating=creating,
             location_rows=locations,
             link_rows=links,
-            sub_processor_choices=sub_processors,
+            sub_processor_options=await state.party_options(
+                "name_key", request_language(request), role="sub_processor"
+            ),
             roles=ROLES,
             categories=CATEGORIES,
             location_kinds=LOCATION_KINDS,
