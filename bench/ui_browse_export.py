@@ -296,7 +296,8 @@ def main() -> int:
         if server is not None:
             gl.stop_server(server)
         asyncio.run(gl.drop_scratch(name))
-        shutil.rmtree(workdir, ignore_errors=True)
+        if not os.environ.get("BENCH_KEEP_WORKDIR"):
+            shutil.rmtree(workdir, ignore_errors=True)
 
 
 if __name__ == "__main__":

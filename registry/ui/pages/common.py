@@ -31,6 +31,7 @@ from registry.services.users import PASSWORD_EXPIRED
 from registry.ui import forms, views
 from registry.ui.language import request_language
 from registry.ui.registry_view import RegistryView, registry_view
+from registry.ui.rendering import SlicedTemplate
 
 SESSION_COOKIE = "registry_session"
 # PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
@@ -100,7 +101,7 @@ def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **c
         when=partial(local_time, zone=zone_of(controller)),
     )
     context.setdefault("errors", {})
-    return Template(template_name=name, context=context, status_code=status_code)
+    return SlicedTemplate(template_name=name, context=context, status_code=status_code)
 
 
 def zone_of(controller: dict[str, Any] | None) -> ZoneInfo:
