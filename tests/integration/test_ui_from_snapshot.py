@@ -14,6 +14,7 @@ from registry.ui import registry_view
 from registry.ui.pages import dashboard as dashboard_page
 from registry.ui.pages import parties as parties_pages
 from registry.ui.pages import records as records_pages
+from tests.integration.registry_fixtures import agreement, party
 from tests.integration.test_ui_pages import as_user
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
 
@@ -75,6 +76,22 @@ async def test_a_write_through_the_api_is_on_the_next_page(seeded_client: Any, w
         page = (await client.get(path)).text
         assert "Molnhall Renamed AB" in page, path
         assert "Molnhall Datacenter AB" not in page, path
+
+
+async def test_the_lists_filtered_by_the_rules_show_a_write_on_the_next_page(
+    seeded_client: Any, writer_headers: Any
+) -> None:
+    """The parties filtered by places and the agreements filtered by state read every matching key once per
+    snapshot: a write makes a new snapshot, and the next page shows it."""
+    client = await as_user(seeded_client, "lena@offix.example")
+    assert "Aaberg Lager AB" not in (await client.get("/ui/parties?eea=inside")).text
+    assert "aaberg-dpa" not in (await client.get("/ui/agreements?state=in_force")).text
+    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
+    assert created.status_code == 201, created.text
+    signed = await client.post("/api/agreements", json=agreement("aaberg-dpa", "aaberg"), headers=writer_headers)
+    assert signed.status_code == 201, signed.text
+    assert "Aaberg Lager AB" in (await client.get("/ui/parties?eea=inside")).text
+    assert "aaberg-dpa" in (await client.get("/ui/agreements?state=in_force")).text
 
 
 @contextmanager

@@ -95,13 +95,18 @@ class PartyPages(UiPages):
         )
         service = PartyService(db_session, "")
         by_rules = bool(status or eea in {"inside", "outside"})
-        keys, total = await service.ordered_keys(
-            wanted,
-            sort=sorting["column"],
-            descending=sorting["order"] == "desc",
-            limit=None if by_rules else PAGE_SIZE,
-            offset=0 if by_rules else offset,
-        )
+        descending = sorting["order"] == "desc"
+
+        async def ordered(limit: int | None, offset: int) -> tuple[list[str], int]:
+            return await service.ordered_keys(
+                wanted, sort=sorting["column"], descending=descending, limit=limit, offset=offset
+            )
+
+        if by_rules:  # every matching key, in order, once per snapshot (the rules filter them below)
+            memo_key = ("party_keys", wanted, sorting["column"], descending)
+            keys, total = await state.memo(memo_key, lambda: ordered(None, 0))
+        else:
+            keys, total = await ordered(PAGE_SIZE, offset)
         rows = await state.party_rows((key for key in keys if key in state.party_docs), today, window, row)
         if by_rules:
             rows = [
