@@ -60,16 +60,19 @@ class AgreementPages(UiPages):
             )
 
         if state_:
-            # Every matching key, in order, for the state filter below: 30,000 rows took the loop tens of
-            # milliseconds to read, so they are read once per snapshot (a registry change makes a new one).
-            memo_key = ("agreement_keys", wanted, sorting["column"], descending)
-            keys, total = await registry.memo(memo_key, lambda: ordered(None, 0))
+            # Every matching key in order, filtered by the rule's state of every agreement: 30,000 keys took the
+            # loop tens of milliseconds to read and filter, so they are, once per snapshot (a registry change
+            # makes a new one) and day; then counted and paged.
+            async def in_state() -> list[str]:
+                ordered_keys, _ = await ordered(None, 0)
+                states = await registry.agreement_states(today, window)
+                return [k for k in ordered_keys if states.get(k) == state_]
+
+            memo_key = ("agreement_keys", wanted, sorting["column"], descending, state_, today, window)
+            matching = await registry.memo(memo_key, in_state)
+            total, keys = len(matching), matching[offset : offset + PAGE_SIZE]
         else:
             keys, total = await ordered(PAGE_SIZE, offset)
-        if state_:  # the rule's state of every agreement, worked out once per snapshot: filter, count, then page
-            states = await registry.agreement_states(today, window)
-            matching = [k for k in keys if states.get(k) == state_]
-            total, keys = len(matching), matching[offset : offset + PAGE_SIZE]
         rows = []
         for key in keys:
             a = registry.agreement_docs.get(key)
