@@ -25,7 +25,7 @@ from guard.findings import finding
 from guard.policy import AgreementView, PartyView, Snapshot, evaluate_party
 from guard.snapshot import SnapshotUnavailable
 from registry.models.controller import ControllerProfile
-from registry.services.documents import controller_document, load_registry
+from registry.services.documents import controller_document, link_columns, load_registry
 from registry.services.records import outside, territories
 from registry.ui import views as ui_views
 from registry.ui.words import role_label
@@ -46,17 +46,7 @@ def party_document(view: PartyView) -> dict[str, Any]:
         "established_in": view.established_in,
         "active": view.active,
         "locations": [{"territory": loc.territory, "kind": loc.kind} for loc in view.locations],
-        "sub_processors": [
-            {
-                "party": link.party,
-                "approved_on": link.approved_on,
-                "objection_deadline": link.objection_deadline,
-                "authorisation": link.authorisation,
-                "notified_on": link.notified_on,
-                "objected_on": link.objected_on,
-            }
-            for link in view.sub_processors
-        ],
+        "sub_processors": [{"party": link.party, **link_columns(link)} for link in view.sub_processors],
     }
 
 
