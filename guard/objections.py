@@ -21,7 +21,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.tasks import cancel_and_wait
+from guard.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
 
@@ -177,27 +177,18 @@ class ObjectionIndex:
         self._changed.set()
 
     async def _connect(self) -> None:
-        connection = await asyncpg.connect(
-            self._dsn, timeout=5, server_settings={"application_name": "guard-objections", "statement_timeout": "30000"}
+        self._connection = await open_listening(
+            self._dsn,
+            OBJECTIONS_CHANGED_CHANNEL,
+            self._on_notice,
+            self._on_termination,
+            {"application_name": "guard-objections", "statement_timeout": "30000"},
         )
-        try:
-            await connection.add_listener(OBJECTIONS_CHANGED_CHANNEL, self._on_notice)
-            connection.add_termination_listener(self._on_termination)
-        except BaseException:
-            await connection.close()
-            raise
-        self._connection = connection
         self._lost = False
 
     async def _disconnect(self) -> None:
         connection, self._connection = self._connection, None
-        if connection is not None:
-            connection.remove_termination_listener(self._on_termination)
-            if not connection.is_closed():
-                with contextlib.suppress(Exception):
-                    await asyncio.wait_for(connection.close(), timeout=2)
-                if not connection.is_closed():
-                    connection.terminate()
+        await close_listening(connection, self._on_termination)
 
     async def start(self) -> None:
         """Listen, then load every objection in force before serving; the loop keeps trying if that fails."""

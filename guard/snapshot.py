@@ -45,7 +45,7 @@ from guard.policy import (
     SubProcessorLinkView,
     ruleset_name,
 )
-from guard.tasks import cancel_and_wait
+from guard.tasks import cancel_and_wait, close_listening, open_listening
 from registry.calendar import controller_timezone
 from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
@@ -624,26 +624,14 @@ class SnapshotRefresher:
         self._changed.set()  # wake the loop so it reconnects now
 
     async def _connect_listener(self) -> None:
-        connection = await asyncpg.connect(self._dsn, timeout=5)
-        try:
-            await connection.add_listener(REGISTRY_CHANGED_CHANNEL, self._on_notice)
-            connection.add_termination_listener(self._on_termination)
-        except BaseException:
-            await connection.close()
-            raise
-        self._listener = connection
+        self._listener = await open_listening(
+            self._dsn, REGISTRY_CHANGED_CHANNEL, self._on_notice, self._on_termination
+        )
         self._listener_lost.clear()
 
     async def _close_listener(self) -> None:
         connection, self._listener = self._listener, None
-        if connection is not None:
-            # asyncpg calls termination listeners on our own close too; closing on purpose is no lost connection.
-            connection.remove_termination_listener(self._on_termination)
-        if connection is not None and not connection.is_closed():
-            with contextlib.suppress(Exception):
-                await asyncio.wait_for(connection.close(), timeout=2)
-            if not connection.is_closed():
-                connection.terminate()
+        await close_listening(connection, self._on_termination)
 
     async def start(self) -> None:
         """Load once before serving (failing quietly: the loop keeps trying), then keep it fresh."""
