@@ -160,8 +160,9 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
         stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
         if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
             try:
-                if open_checkpoint(stored, signer.verifier).root_hash == checkpoint.root_hash:
-                    return WrittenCheckpoint(open_checkpoint(stored, signer.verifier), stored, new=False)
+                existing = open_checkpoint(stored, signer.verifier)
+                if existing.root_hash == checkpoint.root_hash:
+                    return WrittenCheckpoint(existing, stored, new=False)
             except CheckpointError:
                 pass
             raise CheckpointRefused(f"another checkpoint at size {size} is stored, not this key's or not this log's")
@@ -262,7 +263,7 @@ class CheckpointPublisher:
     async def publish_once(self) -> Checkpoint:
         """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
         settings = self._settings
-        note, new = await self._worker.run(
+        checkpoint, new = await self._worker.run(
             publish_in_worker,
             self._dsn,
             str(signing_key_file(settings)),
@@ -272,7 +273,7 @@ class CheckpointPublisher:
         )
         if new:
             self.published += 1
-        return open_checkpoint(note, signer_for(settings).verifier)
+        return checkpoint
 
     async def _run(self) -> None:
         while True:
@@ -285,11 +286,11 @@ class CheckpointPublisher:
 
 def publish_in_worker(
     dsn: str, key_file: str, origin: str, folder: str | None, witness_url: str | None
-) -> tuple[str, bool]:
+) -> tuple[Checkpoint, bool]:
     """In the worker process: write a checkpoint if the log has grown, hand a new one to the witnesses; the
-    latest checkpoint's note and whether it is new."""
+    latest checkpoint (signed there, so the server need not read the key to learn it) and whether it is new."""
 
-    async def main() -> tuple[str, bool]:
+    async def main() -> tuple[Checkpoint, bool]:
         signer = load_or_create_signer(Path(key_file), origin)
         connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
         try:
@@ -298,7 +299,7 @@ def publish_in_worker(
             await connection.close(timeout=5)
         if written.new:
             await hand_to_witnesses(written, Path(folder) if folder is not None else None, witness_url)
-        return written.note, written.new
+        return written.checkpoint, written.new
 
     return asyncio.run(main())
 
