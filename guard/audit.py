@@ -23,6 +23,8 @@ import asyncpg
 import httpx
 
 from guard.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
+from guard.counters import COUNTERS
+from guard.evidence import EvidenceWatch, raise_alarm
 from guard.log import (
     EMPTY_CHAIN,
     ENTRY_COLUMNS,
@@ -36,8 +38,9 @@ from guard.log import (
     record_content,
     signed_heads,
     walk_leaves,
+    writer_origin,
 )
-from guard.merkle import CompactRange, inclusion_proof, leaf_hash
+from guard.merkle import CompactRange, consistency_proof, inclusion_proof, leaf_hash, verify_consistency
 from guard.tasks import cancel_and_wait
 from guard.workers import WorkerProcess
 
@@ -51,6 +54,15 @@ LOG_ORIGIN = "offix-registry/guard-decisions"
 
 class CheckpointRefused(Exception):
     """The log does not extend its last checkpoint: signing it would bless a rewrite or a truncation."""
+
+
+class WitnessConflict(CheckpointRefused):
+    """The checkpoint is not consistent with what a witness already holds (smaller, another root at its size,
+    or no RFC 6962 consistency proof from the witness's latest): it is not handed over, nor signed."""
+
+
+class CheckpointWithheld(Exception):
+    """No checkpoint is signed while evidence of tampering is unresolved (guard/evidence.py)."""
 
 
 def signing_key_file(settings: Any) -> Path:
@@ -129,13 +141,49 @@ async def _seal(connection: asyncpg.Connection, heads: Heads) -> list[tuple[int,
     return list(heapq.merge(*chains))
 
 
-async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> WrittenCheckpoint:
+async def leaf_hashes(connection: asyncpg.Connection, size: int) -> list[bytes]:
+    """The Merkle leaf hashes of the first `size` leaves of the log's order."""
+    rows = await connection.fetch(
+        "SELECT d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
+        " WHERE l.leaf_index < $1 ORDER BY l.leaf_index",
+        size,
+    )
+    if len(rows) != size:
+        raise CheckpointRefused(f"the log's order holds {len(rows)} of the first {size} leaves (entries deleted)")
+    return [leaf_hash(bytes.fromhex(row["hash"])) for row in rows]
+
+
+def _witnessed_problem(witnessed: Checkpoint, size: int, root: bytes, leaves: list[bytes] | None) -> str | None:
+    """Why a checkpoint at `size` with `root` is not consistent with the witness's latest, `witnessed` (None
+    when it is). `leaves` (every leaf hash up to `size`) are needed only for a witnessed size below `size`."""
+    if witnessed.size > size:
+        return f"a witness holds a checkpoint at size {witnessed.size}; the log now has {size} leaves (cut back)"
+    if witnessed.size == size:
+        return None if witnessed.root_hash == root else f"a witness holds another root at size {size} (rewritten)"
+    assert leaves is not None
+    proof = consistency_proof(witnessed.size, leaves)
+    if not verify_consistency(witnessed.size, size, witnessed.root_hash, root, proof):
+        return (
+            f"no consistency proof leads from the witness's checkpoint at size {witnessed.size} to the log at"
+            f" size {size} (entries at or before leaf {witnessed.size} were rewritten)"
+        )
+    return None
+
+
+async def write_checkpoint(
+    connection: asyncpg.Connection, signer: Signer, witnessed: Checkpoint | None = None
+) -> WrittenCheckpoint:
     """Seal the entries committed since the last checkpoint into the log's order, after checking that each
     extends its writer's chain (links and hashes), and sign and store a checkpoint over them; CheckpointRefused
-    if the log does not extend the last checkpoint."""
+    if the log does not extend the last checkpoint; WitnessConflict (nothing sealed or signed) if it does not
+    extend `witnessed`, the latest checkpoint a witness holds (RFC 6962 consistency, as C2SP witnesses check);
+    CheckpointWithheld while a tampering alarm is open."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", CHECKPOINT_LOCK_ID)
+        if await connection.fetchval("SELECT count(*) FROM guard_evidence_alarm WHERE resolved_at IS NULL"):
+            raise CheckpointWithheld("evidence of tampering is unresolved (registry guard resolve-alarms)")
         compact, heads = await _starting_point(connection, signer.verifier)
+        start = CompactRange(compact.size, compact.subtrees)
         leaves = int(await connection.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM guard_log_leaf"))
         if leaves < compact.size:
             raise CheckpointRefused(
@@ -156,6 +204,17 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
             latest = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
             if latest is not None:
                 return WrittenCheckpoint(open_checkpoint(latest, signer.verifier), latest, new=False)
+        if witnessed is not None:
+            # The witness's latest is usually where this tree was extended from, which proves it a prefix;
+            # otherwise the proof is built from the leaves, as a remote witness would be handed it.
+            extended = witnessed.size == start.size and witnessed.root_hash == start.root() and start.size > 0
+            hashes = None
+            if not extended and witnessed.size < size:
+                hashes = await leaf_hashes(connection, size - len(new_leaves))
+                hashes += [leaf_hash(bytes.fromhex(digest)) for _, digest in new_leaves]
+            problem = None if extended else _witnessed_problem(witnessed, size, compact.root(), hashes)
+            if problem is not None:
+                raise WitnessConflict(problem)
         checkpoint = Checkpoint(signer.name, size, compact.root(), signed_heads(heads))
         stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
         if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
@@ -191,7 +250,9 @@ def checkpoint_file_name(checkpoint: Checkpoint) -> str:
 
 
 def write_to_folder(folder: Path, written: WrittenCheckpoint) -> Path:
-    """One file per checkpoint, written whole or not at all (a temporary file renamed into place)."""
+    """One file per checkpoint, written whole or not at all, and never over a file the folder holds: a
+    temporary file hard-linked into place, which fails if the name is taken. The same checkpoint again is no
+    change; another one at that size is a WitnessConflict (the folder keeps its own)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / checkpoint_file_name(written.checkpoint)
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
@@ -200,12 +261,36 @@ def write_to_folder(folder: Path, written: WrittenCheckpoint) -> Path:
             file.write(written.note)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
+        try:
+            os.link(temporary, target)
+        except FileExistsError:
+            if target.read_text(encoding="utf-8") != written.note:
+                raise WitnessConflict(
+                    f"the witness folder already holds another checkpoint at size {written.checkpoint.size}"
+                    f" ({target.name}); it is kept, this one is not written"
+                ) from None
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        raise
     return target
+
+
+def witnessed_in_folder(folder: Path | None, verifier: Verifier) -> Checkpoint | None:
+    """The latest checkpoint of this log (by the log's key) a witness folder holds; None if none. Files that do
+    not open as this log's checkpoints are left aside here (verify-log --checkpoints reports them)."""
+    if folder is None or not folder.is_dir():
+        return None
+    latest: Checkpoint | None = None
+    for path in folder.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            checkpoint = open_checkpoint(path.read_text(encoding="utf-8"), verifier)
+        except (CheckpointError, UnicodeDecodeError, OSError):
+            continue
+        if latest is None or checkpoint.size > latest.size:
+            latest = checkpoint
+    return latest
 
 
 async def hand_to_witnesses(
@@ -217,6 +302,8 @@ async def hand_to_witnesses(
     if folder is not None:
         try:
             await asyncio.to_thread(write_to_folder, folder, written)
+        except WitnessConflict:
+            raise
         except OSError as exc:
             problems.append(f"witness folder {folder}: {exc}")
     if url is not None:
@@ -244,10 +331,11 @@ class CheckpointPublisher:
     The work runs in a worker process (guard/workers.py): sealing walks every entry committed since the last
     checkpoint, and on the server's event loop each walk would hold up the guard's checks."""
 
-    def __init__(self, dsn: str, settings: Any, interval: float) -> None:
+    def __init__(self, dsn: str, settings: Any, interval: float, evidence: EvidenceWatch | None = None) -> None:
         self._dsn = dsn
         self._settings = settings
         self.interval = interval
+        self._evidence = evidence
         self._task: asyncio.Task[None] | None = None
         self._worker = WorkerProcess("checkpoint")
         self.published = 0
@@ -263,14 +351,22 @@ class CheckpointPublisher:
     async def publish_once(self) -> Checkpoint:
         """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
         settings = self._settings
-        checkpoint, new = await self._worker.run(
-            publish_in_worker,
-            self._dsn,
-            str(signing_key_file(settings)),
-            settings.log_origin,
-            str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
-            settings.checkpoint_witness_url,
-        )
+        try:
+            checkpoint, new = await self._worker.run(
+                publish_in_worker,
+                self._dsn,
+                str(signing_key_file(settings)),
+                settings.log_origin,
+                str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
+                settings.checkpoint_witness_url,
+            )
+        except CheckpointRefused as exc:
+            # Evidence: the log no longer extends what was signed or witnessed. Counted, logged, and the guard
+            # fails closed (the worker stored the alarm; this instance need not wait to hear of it).
+            COUNTERS.refused_checkpoints += 1
+            if self._evidence is not None:
+                self._evidence.raise_(f"checkpoint refused: {exc}", stored=True)
+            raise
         if new:
             self.published += 1
         return checkpoint
@@ -280,6 +376,8 @@ class CheckpointPublisher:
             await asyncio.sleep(self.interval)
             try:
                 await self.publish_once()
+            except CheckpointRefused as exc:  # (the guard now fails closed: guard/evidence.py)
+                log.error("checkpoint refused: %s", exc)
             except Exception as exc:  # logged and retried next time: the guard goes on answering meanwhile
                 log.warning("checkpoint not written: %s", exc)
 
@@ -292,13 +390,20 @@ def publish_in_worker(
 
     async def main() -> tuple[Checkpoint, bool]:
         signer = load_or_create_signer(Path(key_file), origin)
+        witness_folder = Path(folder) if folder is not None else None
         connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
         try:
-            written = await write_checkpoint(connection, signer)
+            try:
+                written = await write_checkpoint(
+                    connection, signer, witnessed_in_folder(witness_folder, signer.verifier)
+                )
+                if written.new:
+                    await hand_to_witnesses(written, witness_folder, witness_url)
+            except CheckpointRefused as exc:
+                await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin("checkpoints"))
+                raise
         finally:
             await connection.close(timeout=5)
-        if written.new:
-            await hand_to_witnesses(written, Path(folder) if folder is not None else None, witness_url)
         return written.checkpoint, written.new
 
     return asyncio.run(main())

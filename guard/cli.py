@@ -15,16 +15,27 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.audit import (
     CheckpointRefused,
+    CheckpointWithheld,
+    WrittenCheckpoint,
     checkpoints_in_folder,
     hand_to_witnesses,
     signer_for,
     signing_key_file,
     stored_checkpoints,
     verifier_for,
+    witnessed_in_folder,
     write_checkpoint,
 )
 from guard.checkpoint import CheckpointError, Verifier
-from guard.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
+from guard.evidence import EvidenceAlarm, open_alarms, raise_alarm, resolve_alarms
+from guard.log import (
+    KnownCheckpoint,
+    VerifyResult,
+    append_decisions,
+    driver_connection,
+    verify_log,
+    writer_origin,
+)
 from guard.objections import objections_of
 from guard.service import decide_and_record, parse_share_request, pseudonymised
 from guard.snapshot import POLICY_NAME, load_snapshot
@@ -135,18 +146,63 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
     """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
     settings = context.settings
     signer = signer_for(settings)
+    witness_folder = folder or settings.checkpoint_dir
+
+    async def work(connection: asyncpg.Connection) -> tuple[WrittenCheckpoint, list[str]]:
+        try:
+            written = await write_checkpoint(connection, signer, witnessed_in_folder(witness_folder, signer.verifier))
+            problems = await hand_to_witnesses(written, witness_folder, settings.checkpoint_witness_url)
+        except CheckpointRefused as exc:  # evidence: every guard fails closed until an operator resolves it
+            await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin(_caller()))
+            raise
+        return written, problems
+
     try:
-        written = _on_connection(context, lambda connection: write_checkpoint(connection, signer))
+        written, problems = _on_connection(context, work)
     except CheckpointRefused as exc:
         click.echo(f"checkpoint refused: {exc}", err=True)
+        click.echo("the guard fails closed until an operator resolves it: registry guard resolve-alarms", err=True)
         sys.exit(1)
-    problems = asyncio.run(
-        hand_to_witnesses(written, folder or settings.checkpoint_dir, settings.checkpoint_witness_url)
-    )
+    except CheckpointWithheld as exc:
+        click.echo(f"no checkpoint signed: {exc}", err=True)
+        sys.exit(1)
     click.echo(written.note, nl=False)
     for problem in problems:
         click.echo(f"warning: not handed over to {problem}", err=True)
     sys.exit(1 if problems else 0)
+
+
+def _alarm_lines(alarms: list[EvidenceAlarm]) -> list[str]:
+    return [f"#{a.id} raised {a.raised_at:%Y-%m-%d %H:%M:%S %Z} by {a.raised_by}: {a.problem}" for a in alarms]
+
+
+@guard_group.command("alarms")
+@pass_context
+def alarms_command(context: Context) -> None:
+    """List the open tampering alarms (while there is one, every guard fails closed); exit 1 if any."""
+    alarms = _on_connection(context, open_alarms)
+    for line in _alarm_lines(alarms):
+        click.echo(line)
+    if not alarms:
+        click.echo("no open tampering alarm")
+    sys.exit(1 if alarms else 0)
+
+
+@guard_group.command("resolve-alarms")
+@click.option("--note", required=True, help="what was found and done (kept beside each alarm, with your name)")
+@pass_context
+def resolve_alarms_command(context: Context, note: str) -> None:
+    """Resolve every open tampering alarm, once the evidence is looked into (the log restored, or its loss
+    recorded): the guards answer again and a writer whose chain was cut starts a new one. The alarms stay on
+    record with who resolved them, when and why."""
+    if not note.strip():
+        click.echo("error: --note: say what was found and done", err=True)
+        sys.exit(2)
+    resolved = _on_connection(context, lambda connection: resolve_alarms(connection, _caller(), note.strip()))
+    for line in _alarm_lines(resolved):
+        click.echo(f"resolved {line}")
+    if not resolved:
+        click.echo("no open tampering alarm")
 
 
 @guard_group.command("public-key")
@@ -207,6 +263,12 @@ def check_command(
     requests = pseudonymised([parsed], subject_key_for(context.settings))
 
     async def work(session: AsyncSession) -> dict[str, Any]:
+        alarms = await open_alarms(await driver_connection(session))
+        if alarms:  # fail closed, as the service's guard does
+            raise click.ClickException(
+                f"the guard cannot decide: the decision log shows evidence of tampering ({alarms[0].problem});"
+                " an operator must resolve it (registry guard resolve-alarms)"
+            )
         snapshot = await load_snapshot(session, ruleset=POLICY_NAME)
         today = await controller_today(session)
         objections = await objections_of(session, requests[0].subject_ref)

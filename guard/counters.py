@@ -41,6 +41,8 @@ class GuardCounters:
     deny_reasons: Counter[str] = field(default_factory=Counter)  # reason codes of logged denials
     unavailable: int = 0  # fail-closed 503 answers ("the guard cannot decide")
     failed_appends: int = 0  # decision-log group commits that failed (their checks got a 503)
+    evidence_alarms: int = 0  # tampering evidence found by this process (guard/evidence.py)
+    refused_checkpoints: int = 0  # checkpoints refused: the log or a witness contradicted them
     batch_sizes: Histogram = field(default_factory=lambda: Histogram((1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)))
     commit_seconds: Histogram = field(
         default_factory=lambda: Histogram((0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))

@@ -110,3 +110,60 @@ class CompactRange:
         for subtree in reversed(self.subtrees[:-1]):
             root = node_hash(subtree, root)
         return root
+
+
+def consistency_proof(first: int, leaves: Sequence[bytes]) -> list[bytes]:
+    """PROOF(m, D[n]) of RFC 6962 §2.1.2: the nodes that show the tree of the first `first` leaves is a prefix
+    of the tree of `leaves` (leaf hashes). Empty when `first` is 0 or the whole tree."""
+    if not 0 <= first <= len(leaves):
+        raise ValueError(f"a tree of {len(leaves)} leaves has no prefix of {first}")
+    if first == 0 or first == len(leaves):
+        return []
+    return _subproof(first, leaves, True)
+
+
+def _subproof(first: int, leaves: Sequence[bytes], whole: bool) -> list[bytes]:
+    """SUBPROOF(m, D[n], b) of RFC 6962 §2.1.2."""
+    size = len(leaves)
+    if first == size:
+        return [] if whole else [root_from_leaf_hashes(leaves)]
+    k = _split(size)
+    if first <= k:
+        return [*_subproof(first, leaves[:k], whole), root_from_leaf_hashes(leaves[k:])]
+    return [*_subproof(first - k, leaves[k:], False), root_from_leaf_hashes(leaves[:k])]
+
+
+def verify_consistency(first: int, second: int, first_root: bytes, second_root: bytes, proof: Sequence[bytes]) -> bool:
+    """True when `proof` shows the tree of `first` leaves with root `first_root` is a prefix of the tree of
+    `second` leaves with root `second_root` (RFC 9162 §2.1.4.2)."""
+    if not 0 <= first <= second:
+        return False
+    if first == second:
+        return not proof and first_root == second_root
+    if first == 0:
+        return not proof  # (the empty tree is a prefix of every tree)
+    if not proof:
+        return False
+    path = list(proof)
+    if first & (first - 1) == 0:  # a power of two: the first tree is itself a node of the second
+        path.insert(0, first_root)
+    fn, sn = first - 1, second - 1
+    while fn & 1:
+        fn >>= 1
+        sn >>= 1
+    fr = sr = path[0]
+    for node in path[1:]:
+        if sn == 0:
+            return False
+        if fn & 1 or fn == sn:
+            fr = node_hash(node, fr)
+            sr = node_hash(node, sr)
+            if not fn & 1:
+                while fn and not fn & 1:
+                    fn >>= 1
+                    sn >>= 1
+        else:
+            sr = node_hash(sr, node)
+        fn >>= 1
+        sn >>= 1
+    return sn == 0 and fr == first_root and sr == second_root

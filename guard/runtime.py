@@ -7,8 +7,9 @@ from contextlib import asynccontextmanager
 from litestar import Litestar
 
 from guard.audit import CheckpointPublisher
+from guard.evidence import EvidenceWatch
 from guard.fairness import BatchAdmission
-from guard.log import DecisionLogWriter
+from guard.log import DecisionLogWriter, writer_origin
 from guard.objections import ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
@@ -27,9 +28,13 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         poll_seconds=settings.snapshot_poll_seconds,
         full_reload_seconds=settings.snapshot_full_reload_seconds,
     )
+    # Evidence of tampering found here or by another instance makes this guard fail closed until resolved.
+    evidence = EvidenceWatch(asyncpg_dsn(settings.database_url), writer_origin("guard"), settings.snapshot_poll_seconds)
+    writer.on_tampering = evidence.raise_
+    evidence.on_resolved.append(writer.start_afresh)
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     publisher = (
-        CheckpointPublisher(asyncpg_dsn(settings.database_url), settings, settings.checkpoint_seconds)
+        CheckpointPublisher(asyncpg_dsn(settings.database_url), settings, settings.checkpoint_seconds, evidence)
         if settings.checkpoint_seconds > 0
         else None
     )
@@ -41,18 +46,25 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     # The subject key is read (or created) before serving: a guard that cannot digest a subject must not start.
     subject_key = subject_key_for(settings)
     app.state.subject_key = subject_key
+    await evidence.start()
     writer.start()
     await refresher.start()
     await objections.start()
     if publisher is not None:
         publisher.start()
     app.state.guard = GuardRuntime(
-        snapshots=refresher, log=writer, settings=settings, objections=objections, subject_key=subject_key
+        snapshots=refresher,
+        log=writer,
+        settings=settings,
+        objections=objections,
+        subject_key=subject_key,
+        evidence=evidence,
     )
     # Health and metrics read the refresher's state here; the objection API catches the index up after a write.
     app.state.guard_snapshots = refresher
     app.state.guard_batches = BatchAdmission(settings.guard_batches_per_key)
     app.state.guard_objections = objections
+    app.state.guard_evidence = evidence
     try:
         yield
     finally:
@@ -61,3 +73,4 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await objections.stop()
         await refresher.stop()
         await writer.stop()
+        await evidence.stop()

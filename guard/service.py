@@ -20,6 +20,7 @@ import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
 from guard.counters import COUNTERS
+from guard.evidence import EvidenceWatch
 from guard.fairness import SLICE
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
@@ -273,11 +274,18 @@ class GuardRuntime:
     # Data subjects: the objections decided on, and the key identifiers are digested with.
     objections: ObjectionIndex
     subject_key: SubjectKey
+    # Evidence of tampering with the decision log: while an alarm is open, every check fails closed.
+    evidence: EvidenceWatch | None = None
 
     def _decided(
         self, requests: Sequence[ShareRequest], caller: str
     ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
         """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
+        if self.evidence is not None and self.evidence.problem is not None:
+            raise GuardUnavailable(
+                f"the decision log shows evidence of tampering ({self.evidence.problem}); an operator must resolve"
+                " it (registry guard resolve-alarms)"
+            )
         try:
             loaded = self.snapshots.usable()
         except SnapshotUnavailable as exc:

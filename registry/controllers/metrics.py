@@ -60,6 +60,22 @@ class RegistryCollector(Collector):
             "Decision-log group commits that failed (their checks were answered 503)",
             value=counters.failed_appends,
         )
+        yield CounterMetricFamily(
+            "guard_evidence_alarms",
+            "Evidence of decision-log tampering found by this process (its guard then fails closed)",
+            value=counters.evidence_alarms,
+        )
+        yield CounterMetricFamily(
+            "guard_checkpoints_refused",
+            "Checkpoints refused: the log no longer extends its last checkpoint or a witness's",
+            value=counters.refused_checkpoints,
+        )
+        evidence = self.state.get("guard_evidence")
+        yield GaugeMetricFamily(
+            "guard_evidence_alarm_open",
+            "1 while an unresolved tampering alarm makes this guard fail closed",
+            value=int(evidence is not None and evidence.problem is not None),
+        )
         yield HistogramMetricFamily(
             "guard_decision_log_batch_size",
             "Decisions per decision-log group commit",

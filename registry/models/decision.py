@@ -100,3 +100,32 @@ class GuardCheckpoint(SQLModel, table=True):
     subtrees: list[str] = Field(sa_column=Column(JSONB, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+
+
+class GuardEvidenceAlarm(SQLModel, table=True):
+    """Evidence that the decision log was tampered with (a chain cut back under its writer, a checkpoint the
+    log no longer extends or a witness refused): while one is open, every instance's guard fails closed.
+
+    Append-only but for its resolution, written once by an operator (`registry guard resolve-alarms`)."""
+
+    __tablename__ = "guard_evidence_alarm"
+
+    id: int | None = Field(default=None, primary_key=True)
+    raised_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    raised_by: str = Field(max_length=200)
+    problem: str = Field(sa_column=Column(Text, nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    resolved_by: str | None = Field(default=None, max_length=200)
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class GuardSubjectKey(SQLModel, table=True):
+    """The fingerprint of the subject key every instance of this registry must share (guard/subjects.py): an
+    instance whose key does not match it refuses to start. Never the key itself."""
+
+    __tablename__ = "guard_subject_key"
+
+    id: int = Field(default=1, primary_key=True)
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    created_by: str = Field(max_length=200)

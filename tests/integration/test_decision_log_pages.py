@@ -10,8 +10,9 @@ from typing import Any
 import pytest
 
 import guard.log
-from guard.log import DecisionEntry, append_decisions
+from guard.log import DecisionEntry
 from registry.db import make_engine, make_sessionmaker
+from tests.integration.registry_fixtures import append_history
 from tests.integration.test_ui_pages import add_user, log_in
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -48,7 +49,7 @@ async def append(url: str, entries: list[DecisionEntry]) -> None:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            await append_decisions(session, entries)
+            await append_history(session, entries)
     finally:
         await engine.dispose()
 
