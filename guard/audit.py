@@ -17,7 +17,7 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
@@ -439,6 +439,86 @@ async def stored_checkpoints(connection: asyncpg.Connection, verifier: Verifier)
 
 
 # --- Receipts ----------------------------------------------------------------------------------------------
+
+
+async def consistency(connection: asyncpg.Connection, first: int, second: int) -> dict[str, Any]:
+    """The RFC 6962 consistency proof between the log's trees of `first` and `second` leaves (0 < first <=
+    second <= the sealed leaves), with the stored checkpoints signed at those sizes (None where there is none):
+    what shows a witness or an auditor that the later tree extends the earlier. ValueError for sizes the
+    sealed log does not have."""
+    sealed = int(await connection.fetchval("SELECT coalesce(max(size), 0) FROM guard_checkpoint"))
+    if not 0 < first <= second:
+        raise ValueError(f"the sizes must be 0 < first <= second, not {first} and {second}")
+    if second > sealed:
+        raise ValueError(f"the latest checkpoint covers {sealed} leaves, fewer than {second}")
+    hashes = await leaf_hashes(connection, second)
+    notes = {
+        int(row["size"]): row["note"]
+        for row in await connection.fetch(
+            "SELECT size, note FROM guard_checkpoint WHERE size IN ($1, $2)", first, second
+        )
+    }
+    return {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(p).decode() for p in consistency_proof(first, hashes)],
+        "first_checkpoint": notes.get(first),
+        "second_checkpoint": notes.get(second),
+    }
+
+
+def _on_fresh_connection(dsn: str, work: Any) -> Any:
+    async def main() -> Any:
+        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
+        try:
+            return await work(connection)
+        finally:
+            await connection.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
+    """In the proofs worker process: `receipt`."""
+    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
+
+
+def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
+    """In the proofs worker process: `consistency`."""
+    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
+
+
+class ProofsBusy(Exception):
+    """The caller's key already has a proof being built: one at a time per key."""
+
+
+class ProofService:
+    """Receipts and consistency proofs, built in a worker process of their own (reading and hashing up to every
+    leaf of the log would hold the guard's event loop for seconds at half a million entries), one at a time per
+    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._worker = WorkerProcess("proofs")
+        self._busy: set[str] = set()
+
+    async def _run(self, caller: str, function: Any, *args: Any) -> Any:
+        if caller in self._busy:
+            raise ProofsBusy(f"a proof for {caller} is being built already; retry once it is answered")
+        self._busy.add(caller)
+        try:
+            return await self._worker.run(function, self._dsn, *args)
+        finally:
+            self._busy.discard(caller)
+
+    async def receipt(self, caller: str, decision_id: uuid.UUID) -> dict[str, Any] | None:
+        return cast("dict[str, Any] | None", await self._run(caller, receipt_in_worker, str(decision_id)))
+
+    async def consistency(self, caller: str, first: int, second: int) -> dict[str, Any]:
+        return cast("dict[str, Any]", await self._run(caller, consistency_in_worker, first, second))
+
+    def close(self) -> None:
+        self._worker.close()
 
 
 async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:

@@ -1002,7 +1002,43 @@ async def verify_log(
             None,
             f"{outside['n']} {stand} in no writer's chain (inserted)",
         )
+    backdated = await connection.fetchrow(BACKDATED, BACKDATING_TOLERANCE)
+    if backdated is not None:
+        before = "its writer's registration" if backdated["before_writer"] else "the checkpoint before it was sealed"
+        return VerifyResult(
+            False,
+            entries,
+            backdated["seq"],
+            str(backdated["decision_id"]),
+            f"backdated: dated {format_timestamp(backdated['decided_at'])}, before {before}"
+            f" ({format_timestamp(backdated['bound'])}) by more than {BACKDATING_TOLERANCE}",
+            backdated["writer"],
+            backdated["wseq"],
+        )
     return VerifyResult(True, entries)
+
+
+# The first entry dated before its writer's registration, or before the checkpoint preceding it: the last one
+# signed before it was sealed (for an entry not sealed yet, the last one), by more than the tolerance ($1).
+BACKDATED = """
+SELECT d.seq, d.decision_id, d.writer, d.wseq, d.decided_at,
+       d.decided_at < w.registered - $1 AS before_writer,
+       CASE WHEN d.decided_at < w.registered - $1 THEN w.registered ELSE c.created_at END AS bound
+FROM guard_decision d
+-- (the single chain before migration 0014 was registered by the migration, after its entries)
+JOIN (
+    SELECT writer, CASE WHEN writer = 'legacy' THEN '-infinity' ELSE started_at END AS registered
+    FROM guard_log_writer
+) w ON w.writer = d.writer
+LEFT JOIN guard_log_leaf l ON l.seq = d.seq
+LEFT JOIN LATERAL (
+    SELECT created_at FROM guard_checkpoint
+    WHERE size <= coalesce(l.leaf_index, 9223372036854775807) ORDER BY size DESC LIMIT 1
+) c ON true
+WHERE d.decided_at < w.registered - $1 OR d.decided_at < c.created_at - $1
+ORDER BY d.seq
+LIMIT 1
+"""
 
 
 async def _missing_heads(connection: asyncpg.Connection, since: KnownCheckpoint, heads: Heads) -> VerifyResult | None:

@@ -6,7 +6,7 @@ from contextlib import asynccontextmanager
 
 from litestar import Litestar
 
-from guard.audit import CheckpointPublisher
+from guard.audit import CheckpointPublisher, ProofService
 from guard.evidence import EvidenceWatch
 from guard.fairness import BatchAdmission
 from guard.log import DecisionLogWriter, writer_origin
@@ -46,6 +46,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
     # The subject key is read (or created) before serving: a guard that cannot digest a subject must not start.
     subject_key = subject_key_for(settings)
     app.state.subject_key = subject_key
+    proofs = ProofService(asyncpg_dsn(settings.database_url))
     await evidence.start()
     writer.start()
     await refresher.start()
@@ -59,6 +60,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         objections=objections,
         subject_key=subject_key,
         evidence=evidence,
+        proofs=proofs,
     )
     # Health and metrics read the refresher's state here; the objection API catches the index up after a write.
     app.state.guard_snapshots = refresher
@@ -74,3 +76,4 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         await refresher.stop()
         await writer.stop()
         await evidence.stop()
+        proofs.close()

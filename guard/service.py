@@ -19,6 +19,7 @@ from typing import Annotated, Any
 import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
+from guard.audit import ProofService
 from guard.counters import COUNTERS
 from guard.evidence import EvidenceWatch
 from guard.fairness import SLICE
@@ -276,6 +277,8 @@ class GuardRuntime:
     subject_key: SubjectKey
     # Evidence of tampering with the decision log: while an alarm is open, every check fails closed.
     evidence: EvidenceWatch | None = None
+    # Receipts and consistency proofs, built off the event loop.
+    proofs: ProofService | None = None
 
     def _decided(
         self, requests: Sequence[ShareRequest], caller: str

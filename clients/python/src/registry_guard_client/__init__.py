@@ -17,6 +17,15 @@ from registry_guard_client._client import (
     GuardRequestError,
     Reason,
 )
+from registry_guard_client._proofs import (
+    ProofError,
+    SignedCheckpoint,
+    open_checkpoint,
+    verify_consistency,
+    verify_consistency_answer,
+    verify_inclusion,
+    verify_receipt,
+)
 
 __all__ = [
     "GUARD_UNREACHABLE",
@@ -26,5 +35,12 @@ __all__ = [
     "Decision",
     "GuardClient",
     "GuardRequestError",
+    "ProofError",
     "Reason",
+    "SignedCheckpoint",
+    "open_checkpoint",
+    "verify_consistency",
+    "verify_consistency_answer",
+    "verify_inclusion",
+    "verify_receipt",
 ]
