@@ -1022,8 +1022,8 @@ async def verify_log(
 # signed before it was sealed (for an entry not sealed yet, the last one), by more than the tolerance ($1).
 BACKDATED = """
 SELECT d.seq, d.decision_id, d.writer, d.wseq, d.decided_at,
-       d.decided_at < w.registered - $1 AS before_writer,
-       CASE WHEN d.decided_at < w.registered - $1 THEN w.registered ELSE c.created_at END AS bound
+       d.decided_at < w.registered - $1::interval AS before_writer,
+       CASE WHEN d.decided_at < w.registered - $1::interval THEN w.registered ELSE c.created_at END AS bound
 FROM guard_decision d
 -- (the single chain before migration 0014 was registered by the migration, after its entries)
 JOIN (
@@ -1035,7 +1035,7 @@ LEFT JOIN LATERAL (
     SELECT created_at FROM guard_checkpoint
     WHERE size <= coalesce(l.leaf_index, 9223372036854775807) ORDER BY size DESC LIMIT 1
 ) c ON true
-WHERE d.decided_at < w.registered - $1 OR d.decided_at < c.created_at - $1
+WHERE d.decided_at < w.registered - $1::interval OR d.decided_at < c.created_at - $1::interval
 ORDER BY d.seq
 LIMIT 1
 """

@@ -23,7 +23,7 @@ from guard.audit import ProofService
 from guard.counters import COUNTERS
 from guard.evidence import EvidenceWatch
 from guard.fairness import SLICE
-from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
+from guard.log import ChainTampered, DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
 from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
@@ -259,6 +259,11 @@ def decide_and_record(
 
 def _log_unavailable(exc: BaseException) -> GuardUnavailable:
     log.warning("decision log unavailable, failing closed: %s", exc)
+    if isinstance(exc, ChainTampered):
+        return GuardUnavailable(
+            f"the decision log shows evidence of tampering ({exc}); an operator must resolve it"
+            " (registry guard resolve-alarms)"
+        )
     return GuardUnavailable("the decision log cannot be written")
 
 

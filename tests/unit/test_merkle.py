@@ -5,9 +5,11 @@ import pytest
 from guard.merkle import (
     EMPTY_ROOT,
     CompactRange,
+    consistency_proof,
     inclusion_proof,
     leaf_hash,
     root_from_leaf_hashes,
+    verify_consistency,
     verify_inclusion,
 )
 
@@ -118,3 +120,70 @@ def test_a_proof_for_another_leaf_index_or_size_or_a_tampered_leaf_is_refused():
 def test_a_compact_range_refuses_subtrees_that_do_not_fit_its_size():
     with pytest.raises(ValueError):
         CompactRange(5, [EMPTY_ROOT])
+
+
+def test_a_consistency_proof_shows_every_prefix_of_a_tree_and_the_python_client_checks_it_alike():
+    from registry_guard_client import verify_consistency as client_verify
+
+    leaves = [leaf_hash(bytes([i, i * 7 % 256])) for i in range(40)]
+    for size in range(1, 41):
+        root = root_from_leaf_hashes(leaves[:size])
+        for first in range(1, size + 1):
+            proof = consistency_proof(first, leaves[:size])
+            first_root = root_from_leaf_hashes(leaves[:first])
+            assert verify_consistency(first, size, first_root, root, proof), (first, size)
+            assert client_verify(first, size, first_root, root, proof), (first, size)
+
+
+def test_a_consistency_proof_fails_for_another_history_a_changed_node_or_other_sizes():
+    leaves = [leaf_hash(bytes([i])) for i in range(13)]
+    other = [*leaves[:4], leaf_hash(b"rewritten"), *leaves[5:]]
+    proof = consistency_proof(7, leaves)
+    root = root_from_leaf_hashes(leaves)
+    assert not verify_consistency(7, 13, root_from_leaf_hashes(other[:7]), root, proof)
+    assert not verify_consistency(7, 13, root_from_leaf_hashes(leaves[:7]), root_from_leaf_hashes(other), proof)
+    assert not verify_consistency(7, 13, root_from_leaf_hashes(leaves[:7]), root, [proof[0][::-1], *proof[1:]])
+    assert not verify_consistency(6, 13, root_from_leaf_hashes(leaves[:6]), root, proof)
+    assert not verify_consistency(7, 13, root_from_leaf_hashes(leaves[:7]), root, proof[:-1])
+    assert not verify_consistency(8, 7, root, root, [])
+
+
+# (first size, second size, consistency proof) from the same test suites.
+CONSISTENCY = [
+    (1, 1, []),
+    (
+        1,
+        8,
+        [
+            "96a296d224f285c67bee93c30f8a309157f0daa35dc5b87e410b78630a09cfc7",
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "6b47aaf29ee3c2af9af889bc1fb9254dabd31177f16232dd6aab035ca39bf6e4",
+        ],
+    ),
+    (
+        6,
+        8,
+        [
+            "0ebc5d3437fbe2db158b9f126a1d118e308181031d0a949f8dededebc558ef6a",
+            "ca854ea128ed050b41b35ffc1b87b8eb2bde461e9e3b5596ece6b9d5975a0ae0",
+            "d37ee418976dd95753c1c73862b9398fa2a2cf9b4ff0fdfe8b30cd95209614b7",
+        ],
+    ),
+    (
+        2,
+        5,
+        [
+            "5f083f0a1a33ca076a95279832580db3e0ef4584bdff1f54c8a360f50de3031e",
+            "bc1a0643b12e4d2d7c77918f44e0f4f79a838b6cf9ec5b5c283e1f4d88599e6b",
+        ],
+    ),
+]
+
+
+@pytest.mark.parametrize(("first", "second", "expected"), CONSISTENCY)
+def test_consistency_proofs_match_the_reference_vectors_and_verify(first, second, expected):
+    leaves = [leaf_hash(leaf) for leaf in LEAVES[:second]]
+    proof = consistency_proof(first, leaves)
+    assert [node.hex() for node in proof] == expected
+    first_root, second_root = bytes.fromhex(ROOTS[first - 1]), bytes.fromhex(ROOTS[second - 1])
+    assert verify_consistency(first, second, first_root, second_root, proof)
