@@ -39,7 +39,7 @@ from guard.log import (
 from guard.objections import objections_of
 from guard.service import decide_and_record, parse_share_request, pseudonymised
 from guard.snapshot import POLICY_NAME, load_snapshot
-from guard.subjects import subject_key_for
+from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key
 from registry.calendar import controller_today
 from registry.cli_context import Context, pass_context
 from registry.cli_output import echo_json, json_option, stages
@@ -212,6 +212,18 @@ def public_key_command(context: Context) -> None:
     click.echo(signer_for(context.settings).verifier.text())
 
 
+def registry_subject_key(context: Context) -> SubjectKey:
+    """The registry's subject key, held to the fingerprint its database records; exit 2 saying how to provision
+    it when this host has none or another."""
+    try:
+        return _on_connection(
+            context, lambda connection: shared_subject_key(connection, context.settings, writer_origin(_caller()))
+        )
+    except SubjectKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+
 def _caller() -> str:
     try:
         return f"cli:{getpass.getuser()}"
@@ -260,7 +272,7 @@ def check_command(
         sys.exit(2)
     caller = _caller()
 
-    requests = pseudonymised([parsed], subject_key_for(context.settings))
+    requests = pseudonymised([parsed], registry_subject_key(context))
 
     async def work(session: AsyncSession) -> dict[str, Any]:
         alarms = await open_alarms(await driver_connection(session))

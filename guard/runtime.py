@@ -1,9 +1,11 @@
 """Guard runtime inside the app: the snapshot refresher, the objection index, the decision-log writer and the
 checkpoint publisher, one of each per instance, started before the app serves and stopped after it stops."""
 
+import logging
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 
+import asyncpg
 from litestar import Litestar
 
 from guard.audit import CheckpointPublisher, ProofService
@@ -13,8 +15,29 @@ from guard.log import DecisionLogWriter, writer_origin
 from guard.objections import ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
-from guard.subjects import subject_key_for
+from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key, subject_key_for
 from registry.db import asyncpg_dsn
+from registry.settings import Settings
+
+log = logging.getLogger(__name__)
+
+
+async def _registry_subject_key(settings: Settings, dsn: str) -> SubjectKey:
+    """This instance's subject key once the database's fingerprint has confirmed it (SubjectKeyError otherwise).
+    With the database out of reach, the key that is here is used (never one made now): checks naming a subject
+    answer 503 until the objections can be read anyway."""
+    try:
+        connection = await asyncpg.connect(dsn, timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("the subject key could not be held to the registry's fingerprint (%s): using the key here", exc)
+        return subject_key_for(settings, create=False)
+    try:
+        return await shared_subject_key(connection, settings, writer_origin("guard"))
+    except SubjectKeyError as exc:
+        log.error("this instance does not start: %s", exc)
+        raise
+    finally:
+        await connection.close(timeout=5)
 
 
 @asynccontextmanager
@@ -43,8 +66,9 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         max_age_seconds=settings.snapshot_max_age_seconds,
         poll_seconds=settings.snapshot_poll_seconds,
     )
-    # The subject key is read (or created) before serving: a guard that cannot digest a subject must not start.
-    subject_key = subject_key_for(settings)
+    # The subject key is read (or, for a new registry, created) before serving, and held to the fingerprint the
+    # database records: a guard without the registry's key would allow what the others deny; it must not start.
+    subject_key = await _registry_subject_key(settings, asyncpg_dsn(settings.database_url))
     app.state.subject_key = subject_key
     proofs = ProofService(asyncpg_dsn(settings.database_url))
     await evidence.start()

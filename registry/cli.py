@@ -112,6 +112,10 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
     url = context.create_or_open_database()
     with reported_errors():
         token = prepare_database(url, context.settings)
+    # Before any worker starts: an instance without the registry's subject key refuses to (exit 2, saying why).
+    from guard.cli import registry_subject_key
+
+    registry_subject_key(context)
     if token:
         click.echo("An admin API key was created for this registry. It is shown only this once:", err=True)
         click.echo(f"  {token}", err=True)

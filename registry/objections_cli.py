@@ -5,7 +5,7 @@ from pathlib import Path
 
 import click
 
-from guard.subjects import subject_key_for
+from guard.cli import registry_subject_key
 from registry.cli_context import CLI_ACTOR, Context, pass_context, reported_errors
 from registry.services.objections import import_unsubscribes, parse_unsubscribes
 
@@ -37,7 +37,7 @@ def import_objections(context: Context, file: Path, scope: str, source: str, rec
     a mail tool's unsubscribe export); all rows or none. Running guards obey them within their snapshot bound."""
     day = received_on.date() if received_on is not None else date.today()
     with reported_errors():
-        rows = parse_unsubscribes(file.read_bytes(), subject_key_for(context.settings), default_day=day, scope=scope)
+        rows = parse_unsubscribes(file.read_bytes(), registry_subject_key(context), default_day=day, scope=scope)
         summary = context.run(lambda s: import_unsubscribes(s, rows, scope=scope, source=source, actor=CLI_ACTOR))
     click.echo(
         f"{summary.rows} rows: {summary.recorded} objections recorded, {summary.already_in_force} already in force"
