@@ -257,6 +257,10 @@ def decide_and_record(
     return answers, entries
 
 
+# How long a check waits for the snapshot to catch up with a revision a notice announced, before failing closed.
+NOTICE_WAIT_SECONDS = 2.0
+
+
 def _log_unavailable(exc: BaseException) -> GuardUnavailable:
     log.warning("decision log unavailable, failing closed: %s", exc)
     if isinstance(exc, ChainTampered):
@@ -317,6 +321,10 @@ class GuardRuntime:
 
     async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
         """The answers to requests that have parsed, in order, each logged durably before it is returned."""
+        if self.snapshots.behind():
+            # Told the registry moved: wait for the snapshot to catch up (a few ms) rather than decide on the
+            # old one; still behind after the wait, `usable` fails the check closed.
+            await self.snapshots.wait_for(self.snapshots.noticed_revision, NOTICE_WAIT_SECONDS)
         if len(requests) > SLICE:
             return await self._decide_in_slices(requests, caller)
         answers, entries = self._decided(requests, caller)
@@ -337,6 +345,8 @@ class GuardRuntime:
         appends: list[asyncio.Task[list[int]]] = []
         try:
             for start in range(0, len(requests), SLICE):
+                if self.snapshots.behind():
+                    await self.snapshots.wait_for(self.snapshots.noticed_revision, NOTICE_WAIT_SECONDS)
                 slice_answers, entries = self._decided(requests[start : start + SLICE], caller)
                 answers += slice_answers
                 if appends:

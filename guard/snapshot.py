@@ -425,6 +425,8 @@ class SnapshotRefresher:
         self._reloaded_at = -math.inf
         self._full_wanted = False
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
+        # The highest registry revision a notice has announced: once told, the guard decides on nothing older.
+        self.noticed_revision = 0
         self._unconfirmed = False
         self._listener: asyncpg.Connection | None = None
         self._changed = asyncio.Event()
@@ -452,6 +454,11 @@ class SnapshotRefresher:
         loaded = self.current
         if loaded is None:
             raise SnapshotUnavailable("the guard has not loaded the registry yet")
+        if loaded.revision < self.noticed_revision:
+            raise SnapshotUnavailable(
+                f"the registry moved to revision {self.noticed_revision}; the guard's snapshot holds"
+                f" {loaded.revision} and has not caught up yet"
+            )
         age = time.monotonic() - loaded.confirmed_at
         if age > self.max_age_seconds:
             raise SnapshotUnavailable(
@@ -477,6 +484,11 @@ class SnapshotRefresher:
             "reloads": self.reloads,
             "changes_applied": self.applied,
         }
+
+    def behind(self) -> bool:
+        """A notice announced a revision the snapshot does not hold yet."""
+        current = self.current
+        return current is not None and current.revision < self.noticed_revision
 
     async def wait_for(self, revision: int, within_seconds: float) -> int | None:
         """Wait until the snapshot holds registry `revision` (this instance's guard obeys it), at most
@@ -614,6 +626,9 @@ class SnapshotRefresher:
         # one was sent by hand (an operator, a script): what changed is unknown, so everything is read again.
         if not _REVISION_NOTICE.match(payload):
             self._full_wanted = True
+        else:
+            # From now on no check is decided on an older snapshot (GuardRuntime.decide waits for the catch-up).
+            self.noticed_revision = max(self.noticed_revision, int(payload[1:].split(" ", 1)[0]))
         self._changed.set()
 
     def _on_termination(self, *_: Any) -> None:

@@ -109,6 +109,20 @@ BEGIN
 END
 $$
 """
+# A registry table changed by plain SQL (not through the service, which records the change and NOTIFYs with its
+# revision in the same transaction: registry.db.notify_registry_changed marks it) reaches every guard at commit:
+# a notice without a revision, which makes each instance read the registry again.
+NOTIFY_PLAIN_SQL = """
+CREATE FUNCTION registry_notify_plain_sql_change() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF current_setting('registry.change_announced', true) IS DISTINCT FROM 'on' THEN
+        PERFORM pg_notify('registry_changed', 'plain SQL on ' || TG_TABLE_NAME);
+    END IF;
+    RETURN NULL;
+END
+$$
+"""
+REGISTRY_TABLES = ("party", "location", "sub_processor_link", "agreement", "controller_profile")
 REFUSE_FN = "guard_log_refuse_change"  # (migration 0007)
 TRIGGERS = [
     (
@@ -147,6 +161,7 @@ TRIGGERS = [
     ),
 ]
 FUNCTIONS = [
+    "registry_notify_plain_sql_change",
     "guard_decision_not_backdated",
     "guard_log_writer_registered_now",
     "guard_evidence_alarm_resolved_once",
@@ -180,9 +195,18 @@ def upgrade() -> None:
         op.execute(
             f"CREATE TRIGGER {name} {when} ON {table} {referencing}FOR EACH {level} EXECUTE FUNCTION {function}()"
         )
+    op.execute(NOTIFY_PLAIN_SQL)
+    for table in REGISTRY_TABLES:
+        # A constraint trigger, deferred to commit: by then the service's own writes have marked themselves.
+        op.execute(
+            f"CREATE CONSTRAINT TRIGGER {table}_plain_sql_notify AFTER INSERT OR UPDATE OR DELETE ON {table}"
+            " DEFERRABLE INITIALLY DEFERRED FOR EACH ROW EXECUTE FUNCTION registry_notify_plain_sql_change()"
+        )
 
 
 def downgrade() -> None:
+    for table in REGISTRY_TABLES:
+        op.execute(f"DROP TRIGGER {table}_plain_sql_notify ON {table}")
     for name, table, *_ in TRIGGERS:
         op.execute(f"DROP TRIGGER {name} ON {table}")
     for function in FUNCTIONS:

@@ -84,9 +84,7 @@ async def test_a_second_instance_without_the_registrys_key_refuses_to_start_inst
     assert len(await fingerprints(seeded_database)) == 1
 
 
-async def test_the_command_line_without_the_registrys_key_exits_2_saying_how_to_provision_it(
-    seeded_database, tmp_path
-):
+async def test_the_command_line_without_the_registrys_key_exits_2_saying_how_to_provision_it(seeded_database, tmp_path):
     first, second = tmp_path / "first", tmp_path / "second"
     async with AsyncTestClient(instance(seeded_database, first)):
         pass  # records the fingerprint of the first instance's key
