@@ -22,7 +22,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.audit import ProofsBusy, ProofService
+from guard.audit import CheckpointRefused, ProofsBusy, ProofService
 from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
 from guard.log import list_decisions
 from guard.openapi import CheckBatchOperation, CheckOperation
@@ -408,6 +408,8 @@ async def _proofs(request: Request[Any, Any, Any], build: Callable[[ProofService
         return await build(runtime.proofs)
     except ProofsBusy as exc:
         raise TooManyRequestsException(str(exc), headers={"Retry-After": "1"}) from None
+    except CheckpointRefused as exc:  # the stored tree has lost nodes or leaves: evidence, not a proof
+        raise ServiceUnavailableException(f"no proof can be built: {exc}") from None
 
 
 route_handlers: list[Any] = [GuardController]

@@ -6,6 +6,7 @@ Create Date: 2026-12-06
 
 - `guard_evidence_alarm`: evidence that the decision log was tampered with; while one is open every instance's
   guard fails closed. Rows are never deleted; only an open alarm's resolution is written, once.
+- `guard_log_node`: stored interior nodes of the Merkle tree, so that proofs are read in O(log n).
 - `guard_subject_key`: the fingerprint of the subject key every instance must share (guard/subjects.py).
 - A writer's registration (`guard_log_writer.started_at`) is the moment it was inserted, never moved; an entry
   dated before its writer's registration, or before the last checkpoint was signed, by more than
@@ -141,6 +142,8 @@ TRIGGERS = [
         "guard_log_writer_registered_now",
         "",
     ),
+    ("guard_log_node_no_change", "guard_log_node", "BEFORE UPDATE OR DELETE", "ROW", REFUSE_FN, ""),
+    ("guard_log_node_no_truncate", "guard_log_node", "BEFORE TRUNCATE", "STATEMENT", REFUSE_FN, ""),
     ("guard_evidence_alarm_no_delete", "guard_evidence_alarm", "BEFORE DELETE", "ROW", REFUSE_FN, ""),
     ("guard_evidence_alarm_no_truncate", "guard_evidence_alarm", "BEFORE TRUNCATE", "STATEMENT", REFUSE_FN, ""),
     (
@@ -182,6 +185,13 @@ def upgrade() -> None:
         sa.PrimaryKeyConstraint("id"),
     )
     op.create_table(
+        "guard_log_node",
+        sa.Column("level", sa.SmallInteger(), autoincrement=False, nullable=False),
+        sa.Column("index", sa.BigInteger(), autoincrement=False, nullable=False),
+        sa.Column("hash", sa.String(length=64), nullable=False),
+        sa.PrimaryKeyConstraint("level", "index"),
+    )
+    op.create_table(
         "guard_subject_key",
         sa.Column("id", sa.Integer(), nullable=False),
         sa.Column("fingerprint", sa.String(length=64), nullable=False),
@@ -213,4 +223,5 @@ def downgrade() -> None:
         op.execute(f"DROP FUNCTION {function}()")
     op.execute(OLD_WRITER_FORWARD)
     op.drop_table("guard_subject_key")
+    op.drop_table("guard_log_node")
     op.drop_table("guard_evidence_alarm")

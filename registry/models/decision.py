@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, String, Text, text
+from sqlalchemy import BigInteger, Column, Index, SmallInteger, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -129,3 +129,15 @@ class GuardSubjectKey(SQLModel, table=True):
     fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
     created_at: datetime = Field(sa_column=timestamp_column(nullable=False))
     created_by: str = Field(max_length=200)
+
+
+class GuardLogNode(SQLModel, table=True):
+    """Stored interior nodes of the log's Merkle tree (guard/merkle.py `STORED_LEVELS`): the root of the perfect
+    subtree of 2**level leaves starting at leaf `index * 2**level`, written by the checkpoint writer as the
+    tree grows, so that a receipt's or a consistency proof's nodes are read, not rehashed (O(log n))."""
+
+    __tablename__ = "guard_log_node"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))

@@ -20,6 +20,8 @@ from registry_guard_client import ProofError, open_checkpoint, verify_consistenc
 from guard.audit import (
     CheckpointPublisher,
     CheckpointRefused,
+    ProofsBusy,
+    ProofService,
     WitnessConflict,
     WrittenCheckpoint,
     checkpoint_file_name,
@@ -377,3 +379,52 @@ async def test_a_consistency_proof_for_sizes_the_log_has_not_is_a_400_naming_the
 async def seeded_client_app(guard_app):
     async with AsyncTestClient(guard_app) as client:
         yield client
+
+
+# --- Finding 5: receipts from stored subtrees, off the loop, bounded per key ---------------------------------
+
+
+async def test_receipts_in_a_log_of_several_tiles_are_read_from_stored_subtrees_and_verify(
+    seeded_client_app, seeded_database, reader_headers, key_file, witness
+):
+    entries = [entry() for _ in range(600)]
+    await logged(seeded_database, entries)
+    await checkpoint(seeded_database, key_file, witness)  # 600 leaves: two stored nodes of 256
+    connection = await asyncpg.connect(plain_url(seeded_database))
+    try:
+        stored = await connection.fetch("SELECT level, index FROM guard_log_node ORDER BY level, index")
+    finally:
+        await connection.close()
+    assert [(r["level"], r["index"]) for r in stored] == [(8, 0), (8, 1)]
+    verifier = public_key(key_file)
+    for picked in (entries[0], entries[300], entries[599]):
+        response = await seeded_client_app.get(f"/api/guard/decisions/{picked.decision_id}", headers=reader_headers)
+        assert response.status_code == 200, response.text
+        assert verify_receipt(response.json(), verifier).size == 600
+    # A stored node rewritten under the checkpoint: the proofs built from it no longer verify.
+    async with as_superuser(seeded_database) as connection:
+        await connection.execute("ALTER TABLE guard_log_node DISABLE TRIGGER USER")
+        await connection.execute("UPDATE guard_log_node SET hash = repeat('0', 64) WHERE index = 0")
+        await connection.execute("ALTER TABLE guard_log_node ENABLE TRIGGER USER")
+    response = await seeded_client_app.get(f"/api/guard/decisions/{entries[599].decision_id}", headers=reader_headers)
+    with pytest.raises(ProofError, match="does not lead to the checkpoint's root"):
+        verify_receipt(response.json(), verifier)
+
+
+async def test_a_key_asking_for_a_second_proof_while_its_first_is_built_is_told_to_retry(database):
+    entries = [entry() for _ in range(3)]
+    await logged(database, entries)
+    proofs = ProofService(plain_url(database))
+    try:
+        same_key = await asyncio.gather(
+            proofs.receipt("reader", entries[0].decision_id),
+            proofs.receipt("reader", entries[1].decision_id),
+            return_exceptions=True,
+        )
+        assert isinstance(same_key[0], dict) and isinstance(same_key[1], ProofsBusy)
+        other_keys = await asyncio.gather(
+            proofs.receipt("reader", entries[0].decision_id), proofs.receipt("auditor", entries[1].decision_id)
+        )
+        assert [r["wseq"] for r in other_keys if r is not None] == [1, 2]  # (they queue for the one worker)
+    finally:
+        proofs.close()

@@ -187,3 +187,31 @@ def test_consistency_proofs_match_the_reference_vectors_and_verify(first, second
     assert [node.hex() for node in proof] == expected
     first_root, second_root = bytes.fromhex(ROOTS[first - 1]), bytes.fromhex(ROOTS[second - 1])
     assert verify_consistency(first, second, first_root, second_root, proof)
+
+
+def test_proofs_built_from_subtree_roots_are_the_proofs_built_from_the_leaves():
+    from guard.merkle import consistency_path, inclusion_path, perfect_pieces, ranges_needed, root_of_pieces
+
+    leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
+
+    def from_pieces(start: int, end: int) -> bytes:
+        pieces = perfect_pieces(start, end)
+        return root_of_pieces([root_from_leaf_hashes(leaves[i << lv : (i + 1) << lv]) for lv, i in pieces])
+
+    for size in (1, 2, 3, 7, 8, 9, 255, 256, 257, 300):
+        for index in {0, size // 3, size - 1}:
+            assert inclusion_path(index, size, from_pieces) == inclusion_proof(index, leaves[:size])
+        for first in {1, size // 2 or 1, size - 1 or 1, size}:
+            assert consistency_path(first, size, from_pieces) == consistency_proof(first, leaves[:size])
+        # Every node a proof needs is a range of at most log2(n) perfect subtrees.
+        asked = ranges_needed(lambda r, size=size: inclusion_path(size - 1, size, r))
+        assert all(len(perfect_pieces(a, b)) <= size.bit_length() for a, b in asked)
+
+
+def test_a_subtree_is_read_from_the_highest_stored_level_that_covers_it_else_from_its_leaves():
+    from guard.merkle import reads_for
+
+    assert reads_for((10, 3), {8: 100}) == (8, 12, 4)  # four stored nodes of 256 leaves each
+    assert reads_for((10, 30), {8: 100}) == (0, 30 << 10, 1 << 10)  # past the stored nodes: its leaves
+    assert reads_for((5, 7), {8: 100}) == (0, 7 << 5, 32)  # below the first stored level
+    assert reads_for((17, 1), {8: 2048, 16: 8}) == (16, 2, 2)
