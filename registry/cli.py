@@ -138,7 +138,15 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
         log_level="info",
         log_config=logging_dict(context.settings.log_format),  # one format for every line (registry/logs.py)
         access_log=False,  # the app writes its own (registry/access_log.py)
+        **forwarded_header_options(context.settings.trusted_proxies),
     )
+
+
+def forwarded_header_options(trusted_proxies: str) -> dict[str, Any]:
+    """Uvicorn's handling of X-Forwarded-* headers: believed only from the proxies configured. (Uvicorn's own
+    default believes them from 127.0.0.1, so any local process could pick the address the throttle counts.)"""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or "127.0.0.1"}
 
 
 @main.group()
