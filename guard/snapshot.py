@@ -2,7 +2,7 @@
 
 Decisions never read the database: they read the snapshot an instance holds. Every registry write raises the
 registry's revision, records in `registry_change` which parties and agreements it touched, and NOTIFYs
-`registry_changed`, all in its own transaction (registry.db.notify_registry_changed). Each instance LISTENs on
+`registry_changed`, all in its own transaction (kernel.db.notify_registry_changed). Each instance LISTENs on
 one dedicated connection and, on notice, applies the changes since its revision: it reads only the rows they
 name and works out again only what depends on them (the chains of every processor that reaches a changed
 party). It reloads everything when it cannot account for every revision in between (a change row missing or
@@ -45,9 +45,9 @@ from guard.policy import (
     SubProcessorLinkView,
     ruleset_name,
 )
-from guard.tasks import cancel_and_wait, close_listening, open_listening
-from registry.calendar import controller_timezone
-from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
+from kernel.calendar import controller_timezone
+from kernel.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
+from kernel.tasks import cancel_and_wait, close_listening, open_listening
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 
 log = logging.getLogger(__name__)

@@ -10,10 +10,10 @@ from sqlalchemy import delete, insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.db import PENDING_REVISION
-from registry.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
+from kernel.columns import utcnow
+from kernel.db import PENDING_REVISION
+from kernel.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
-from registry.models.base import utcnow
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
 from registry.services import integrity
 from registry.services.agreements import agreement_columns
