@@ -21,7 +21,9 @@ from guard.snapshot import POLICY_NAME, load_snapshot
 from guard.subjects import subject_key_for
 from kernel.calendar import controller_today
 from kernel.db import asyncpg_dsn
-from ledger.audit import (
+from ledger.append import append_decisions, driver_connection
+from ledger.checkpoint import CheckpointError, Verifier
+from ledger.seal import (
     CheckpointRefused,
     checkpoints_in_folder,
     hand_to_witnesses,
@@ -31,8 +33,7 @@ from ledger.audit import (
     verifier_for,
     write_checkpoint,
 )
-from ledger.checkpoint import CheckpointError, Verifier
-from ledger.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
+from ledger.verify import KnownCheckpoint, VerifyResult, verify_log
 
 T = TypeVar("T")
 

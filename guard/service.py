@@ -28,7 +28,8 @@ from kernel.counters import COUNTERS
 from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.settings import Settings
 from kernel.text import no_nul_characters
-from ledger.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
+from ledger.append import DecisionLogWriter
+from ledger.entries import DecisionEntry, format_timestamp, new_decision_id
 
 log = logging.getLogger(__name__)
 

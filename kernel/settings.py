@@ -63,7 +63,7 @@ class Settings(BaseSettings):
     decision_log_batch_max: int = Field(500, ge=1)
     # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
     guard_batches_per_key: int = Field(1, ge=1, le=1000)
-    # Decision log checkpoints (ledger/audit.py); the key file defaults to <data_dir>/log-signing.key
+    # Decision log checkpoints (ledger/seal.py); the key file defaults to <data_dir>/log-signing.key
     log_signing_key_file: Path | None = None
     log_origin: str = "offix-registry/guard-decisions"
     # 0: none in the background (the CLI still writes them)

@@ -150,7 +150,7 @@ LEGACY_WRITER = "legacy"
 
 def heads_digest(heads: Mapping[str, tuple[int, str]]) -> str:
     """SHA-256 (hex) of the writers' heads, a line ``<writer> <wseq> <hash>`` each, sorted by writer: what a
-    checkpoint signs of the hash chains (ledger/log.py). Writers with no sealed entry are not listed."""
+    checkpoint signs of the hash chains (ledger/append.py). Writers with no sealed entry are not listed."""
     lines = "".join(f"{writer} {wseq} {digest}\n" for writer, (wseq, digest) in sorted(heads.items()))
     return hashlib.sha256(lines.encode()).hexdigest()
 

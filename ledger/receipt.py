@@ -9,7 +9,7 @@ import base64
 from typing import Any
 
 from ledger.checkpoint import LEGACY_WRITER, Checkpoint, CheckpointError, Verifier, open_checkpoint
-from ledger.log import content_hash
+from ledger.entries import content_hash
 from ledger.merkle import leaf_hash, verify_inclusion
 
 

@@ -1,4 +1,4 @@
-"""Guard decision log tables (owned by the guard work; see ledger/log.py).
+"""Guard decision log tables (owned by the guard work; see ledger/append.py).
 
 The log is append-only and hash-chained per writer: each entry's `hash` is sha256 over its canonical content
 and the hash of the same writer's previous entry, and `wseq` numbers a writer's entries without gaps.

@@ -12,8 +12,8 @@ from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import subject_key_for
 from kernel.db import asyncpg_dsn
-from ledger.audit import CheckpointPublisher
-from ledger.log import DecisionLogWriter
+from ledger.append import DecisionLogWriter
+from ledger.seal import CheckpointPublisher
 
 
 @asynccontextmanager

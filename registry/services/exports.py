@@ -13,7 +13,7 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from ledger.log import format_timestamp
+from ledger.entries import format_timestamp
 from ledger.tables import GuardDecision
 
 Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]

@@ -21,7 +21,7 @@ from sqlmodel import col
 from guard.objections import OBJECTION_WRITE_LOCK_ID, OBJECTIONS_CHANGED_CHANNEL
 from guard.subjects import SubjectError, SubjectKey
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
-from ledger.log import format_timestamp
+from ledger.entries import format_timestamp
 from ledger.tables import GuardDecision
 from registry.models.objection import Objection
 from registry.models.party import Party

@@ -11,7 +11,7 @@ from datetime import UTC, datetime, timedelta
 import msgspec
 
 from ledger.checkpoint import LEGACY_WRITER
-from ledger.log import canonical_json, content_hash, entry_content, format_timestamp, new_decision_id
+from ledger.entries import canonical_json, content_hash, entry_content, format_timestamp, new_decision_id
 
 # Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
 AWKWARD_TEXT = [

@@ -26,8 +26,9 @@ from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
 from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
-from ledger.audit import receipt
-from ledger.log import driver_connection, list_decisions
+from ledger.append import driver_connection
+from ledger.queries import list_decisions
+from ledger.seal import receipt
 from web.auth import bearer_token, requires
 from web.contract import DecisionPage, answers
 from web.controllers.deps import WITHOUT_NUL, Limit

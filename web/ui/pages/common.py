@@ -21,7 +21,7 @@ from guard.policy import evaluate_party
 from kernel import i18n
 from kernel.calendar import zone_or_default
 from kernel.errors import ConflictError, NotFoundError, RegistryValidationError
-from ledger.log import list_decisions
+from ledger.queries import list_decisions
 from registry.credentials import Principal
 from registry.findings import finding
 from registry.services.agreement_documents import documents_on_file, undocumented_finding

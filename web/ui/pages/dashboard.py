@@ -5,7 +5,7 @@ from litestar.di import NamedDependency
 from litestar.response import Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from ledger.log import denial_summary
+from ledger.queries import denial_summary
 from web.auth import requires
 from web.ui.pages.common import (
     UiPages,

@@ -12,7 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from guard.service import GuardUnavailable, cannot_decide
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext
-from ledger.log import list_decisions
+from ledger.queries import list_decisions
 from web.auth import requires
 from web.ui import forms
 from web.ui.language import request_language

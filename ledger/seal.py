@@ -24,26 +24,15 @@ import httpx
 
 from kernel.tasks import cancel_and_wait
 from kernel.workers import WorkerProcess
+from ledger.append import EMPTY_CHAIN, ChainHead
 from ledger.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
-from ledger.log import (
-    EMPTY_CHAIN,
-    ENTRY_COLUMNS,
-    WRITER_LINKS_BETWEEN,
-    BrokenChain,
-    ChainHead,
-    Heads,
-    KnownCheckpoint,
-    extend_chain,
-    heads_at,
-    record_content,
-    signed_heads,
-    walk_leaves,
-)
+from ledger.entries import ENTRY_COLUMNS, WRITER_LINKS_BETWEEN, record_content
 from ledger.merkle import CompactRange, inclusion_proof, leaf_hash
+from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
 
 log = logging.getLogger(__name__)
 
-# Arbitrary, fixed advisory-lock id (ledger/log.py uses ...003): one checkpoint writer at a time.
+# Arbitrary, fixed advisory-lock id (ledger/append.py uses ...003): one checkpoint writer at a time.
 CHECKPOINT_LOCK_ID = 7_411_028_004
 WITNESS_TIMEOUT_SECONDS = 5.0
 LOG_ORIGIN = "offix-registry/guard-decisions"
