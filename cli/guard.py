@@ -17,7 +17,7 @@ from cli.context import Context, pass_context
 from cli.output import echo_json, json_option, stages
 from guard.objections import objections_of
 from guard.service import decide_and_record, parse_share_request, pseudonymised
-from guard.snapshot import POLICY_NAME, load_snapshot
+from guard.snapshot import POLICY_NAME
 from guard.subjects import subject_key_for
 from kernel.calendar import controller_today
 from kernel.db import asyncpg_dsn
@@ -34,6 +34,7 @@ from ledger.seal import (
     write_checkpoint,
 )
 from ledger.verify import KnownCheckpoint, VerifyResult, verify_log
+from registry.snapshot_source import load_snapshot
 
 T = TypeVar("T")
 

@@ -105,6 +105,11 @@ async def notify_registry_changed(
     return int(revision)
 
 
+async def registry_revision(session: AsyncSession) -> int:
+    """The registry's revision (0 before the first write)."""
+    return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
+
+
 def alembic_config(url: str) -> "object":
     from alembic.config import Config
 

@@ -14,6 +14,7 @@ from guard.subjects import subject_key_for
 from kernel.db import asyncpg_dsn
 from ledger.append import DecisionLogWriter
 from ledger.seal import CheckpointPublisher
+from registry.snapshot_source import RegistryTables
 
 
 @asynccontextmanager
@@ -26,6 +27,7 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         max_age_seconds=settings.snapshot_max_age_seconds,
         poll_seconds=settings.snapshot_poll_seconds,
         full_reload_seconds=settings.snapshot_full_reload_seconds,
+        source=RegistryTables(),
     )
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     publisher = (

@@ -7,8 +7,9 @@ from typing import Any
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from guard.snapshot import SnapshotRefresher, load_snapshot
+from guard.snapshot import SnapshotRefresher
 from kernel.db import make_engine, make_sessionmaker
+from registry.snapshot_source import load_snapshot
 from tests.conftest import SEED_ALLOWED_SHARE, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import poll_until

@@ -152,9 +152,12 @@ async def test_a_stale_snapshot_is_refused_even_when_the_log_could_still_be_writ
     """The snapshot bound alone closes the guard: here the listener is gone but nothing else is."""
     from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
     from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=1)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=0.3, poll_seconds=300.0)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=0.3, poll_seconds=300.0
+    )
     try:
         await refresher.reload()  # loaded, but never listening
         assert refresher.usable().snapshot.parties["kvarnberg"].active
@@ -224,9 +227,12 @@ async def test_the_doc_loader_used_by_other_tests_also_notifies(seeded_database,
 async def test_the_periodic_check_confirms_an_unchanged_registry_without_reloading_it(seeded_database):
     from guard.snapshot import SnapshotRefresher
     from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=2)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=30.0, poll_seconds=0.05
+    )
     try:
         await refresher.start()
         await asyncio.sleep(0.5)  # about ten periodic checks
@@ -242,9 +248,12 @@ async def test_a_change_whose_notice_was_lost_reaches_the_guard_through_the_peri
     """A write that raised the revision but whose NOTIFY never arrived (simulated: no NOTIFY at all)."""
     from guard.snapshot import SnapshotRefresher
     from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=2)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=30.0, poll_seconds=0.05
+    )
     try:
         await refresher.start()
         assert refresher.usable().snapshot.parties["kvarnberg"].active
