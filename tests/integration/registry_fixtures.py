@@ -70,7 +70,7 @@ async def put_every_dpa_on_file(url: str) -> None:
     from sqlalchemy import select
     from sqlmodel import col
 
-    from registry.db import make_engine, make_sessionmaker
+    from kernel.db import make_engine, make_sessionmaker
     from registry.models import Agreement
     from registry.services.agreement_documents import store_document
 
@@ -90,7 +90,7 @@ async def append_history(session: Any, entries: Any) -> list[int]:
     seeding history lifts the triggers for this transaction only (SET LOCAL), as a restore would."""
     from sqlalchemy import text
 
-    from guard.log import append_decisions
+    from ledger.append import append_decisions
 
     await session.execute(text("SET LOCAL session_replication_role = replica"))
     return await append_decisions(session, entries)

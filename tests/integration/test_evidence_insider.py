@@ -17,7 +17,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from registry_guard_client import ProofError, open_checkpoint, verify_consistency_answer, verify_receipt
 
-from guard.audit import (
+from kernel.counters import COUNTERS
+from ledger.append import EMPTY_CHAIN, append_to_chain, own_head
+from ledger.checkpoint import Checkpoint, load_or_create_signer
+from ledger.evidence import EvidenceWatch
+from ledger.seal import (
     CheckpointPublisher,
     CheckpointRefused,
     ProofsBusy,
@@ -27,11 +31,6 @@ from guard.audit import (
     checkpoint_file_name,
     write_to_folder,
 )
-from guard.checkpoint import Checkpoint, load_or_create_signer
-from guard.counters import COUNTERS
-from guard.evidence import EvidenceWatch
-from guard.log import EMPTY_CHAIN, append_to_chain, own_head
-from registry.app import create_app
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key, test_settings
 from tests.integration.test_decision_log import entry, plain_url
 from tests.integration.test_decision_log_audit import (
@@ -43,6 +42,8 @@ from tests.integration.test_decision_log_audit import (
     rebuild,
     run,
 )
+from web.app import create_app
+from web.composition import services_of
 
 
 @pytest.fixture
@@ -189,7 +190,7 @@ async def test_the_guard_fails_closed_when_its_own_unsealed_tail_is_cut_off_unti
     async with AsyncTestClient(guard_app) as client:
         for _ in range(5):
             assert (await check(client, guard_headers)).json()["allowed"] is True
-        writer = guard_app.state.guard.log.writer
+        writer = services_of(guard_app).log_writer.writer
         # A superuser cuts the writer's last three (unsealed) entries and moves its head back to match.
         async with as_superuser(seeded_database) as connection:
             await cut_back_to(connection, 2)
@@ -215,7 +216,7 @@ async def test_the_guard_fails_closed_when_its_own_unsealed_tail_is_cut_off_unti
             return (await check(client, guard_headers)).status_code == 200
 
         await eventually(answers_again, "the guard answers once the alarm is resolved")
-        assert guard_app.state.guard.log.writer != writer  # a new chain, not one built on the cut one
+        assert services_of(guard_app).log_writer.writer != writer  # a new chain, not one built on the cut one
         assert (await client.get("/health/ready")).status_code == 200
 
 

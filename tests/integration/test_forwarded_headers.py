@@ -9,11 +9,11 @@ import httpx
 import pytest
 import uvicorn
 
-from registry.app import create_app
-from registry.cli import forwarded_header_options
+from cli.main import forwarded_header_options
 from tests.conftest import free_port, test_settings
 from tests.integration.test_decision_log import plain_url
 from tests.integration.test_ui_pages import csrf_token
+from web.app import create_app
 
 
 async def throttled_addresses(database: str, trusted_proxies: str) -> set[str]:

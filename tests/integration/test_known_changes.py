@@ -3,10 +3,11 @@ decides on nothing older; a deactivation made by plain SQL reaches it through a 
 
 import asyncpg
 
-from registry.app import create_app
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_decision_log import plain_url
 from tests.integration.test_snapshot_refresh import SHARE, poll_until, running
+from web.app import create_app
+from web.composition import services_of
 
 
 async def test_once_told_the_registry_moved_the_guard_allows_nothing_on_its_old_snapshot(
@@ -31,7 +32,7 @@ async def test_once_told_the_registry_moved_the_guard_allows_nothing_on_its_old_
                     await writer.execute(f"SELECT pg_notify('registry_changed', 'r{revision} kvarnberg')")
             finally:
                 await writer.close()
-            refresher = app.state.guard_snapshots
+            refresher = services_of(app).snapshots
 
             async def told():
                 return refresher.noticed_revision >= revision

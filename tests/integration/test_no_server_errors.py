@@ -13,8 +13,8 @@ from pathlib import Path
 import httpx
 import uvicorn
 
-from registry.app import create_app
 from tests.conftest import free_port, make_key, test_settings
+from web.app import create_app
 
 # Small enough for the suite (a few minutes on a loaded machine), large enough to reach every operation.
 MAX_EXAMPLES = 4
@@ -93,7 +93,7 @@ async def test_schemathesis_with_every_check_finds_no_server_error(seeded_databa
                 "--report-ndjson-path",
                 str(report),
                 "--continue-on-failure",
-            ],  # fmt: skip
+            ],
             capture_output=True,
             text=True,
             timeout=SCHEMATHESIS_TIMEOUT_SECONDS,

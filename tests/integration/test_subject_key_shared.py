@@ -10,12 +10,12 @@ import asyncpg
 from click.testing import CliRunner
 from litestar.testing import AsyncTestClient
 
+from cli.main import main
 from guard.subjects import KEY_FILE_NAME, SubjectKeyError
-from registry.app import create_app
-from registry.cli import main
 from tests.conftest import bearer, make_key, test_settings
 from tests.integration.test_decision_log import plain_url
 from tests.integration.test_objections import MARKETING, PERSON, codes, objection
+from web.app import create_app
 
 
 def instance(database: str, data_dir: Path):

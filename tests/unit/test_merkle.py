@@ -1,8 +1,8 @@
-"""guard/merkle.py against the RFC 6962 test vectors of Certificate Transparency's reference implementations."""
+"""ledger/merkle.py against the RFC 6962 test vectors of Certificate Transparency's reference implementations."""
 
 import pytest
 
-from guard.merkle import (
+from ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
     consistency_proof,
@@ -190,7 +190,7 @@ def test_consistency_proofs_match_the_reference_vectors_and_verify(first, second
 
 
 def test_proofs_built_from_subtree_roots_are_the_proofs_built_from_the_leaves():
-    from guard.merkle import consistency_path, inclusion_path, perfect_pieces, ranges_needed, root_of_pieces
+    from ledger.merkle import consistency_path, inclusion_path, perfect_pieces, ranges_needed, root_of_pieces
 
     leaves = [leaf_hash(i.to_bytes(2, "big")) for i in range(300)]
 
@@ -209,7 +209,7 @@ def test_proofs_built_from_subtree_roots_are_the_proofs_built_from_the_leaves():
 
 
 def test_a_subtree_is_read_from_the_highest_stored_level_that_covers_it_else_from_its_leaves():
-    from guard.merkle import reads_for
+    from ledger.merkle import reads_for
 
     assert reads_for((10, 3), {8: 100}) == (8, 12, 4)  # four stored nodes of 256 leaves each
     assert reads_for((10, 30), {8: 100}) == (0, 30 << 10, 1 << 10)  # past the stored nodes: its leaves
