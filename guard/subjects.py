@@ -12,11 +12,12 @@ Pure apart from the key file; no web framework here.
 
 import hashlib
 import hmac
-import os
 import secrets
 import unicodedata
 from pathlib import Path
 from typing import Any
+
+from kernel.secret_files import create_or_read
 
 # Longer than any e-mail address (RFC 5321: 254) or customer number; past it the input is no identifier.
 SUBJECT_MAX_LENGTH = 320
@@ -96,16 +97,8 @@ def load_or_create_key_file(path: Path, *, create: bool = True) -> bytes:
     except FileNotFoundError:
         if not create:
             raise SubjectKeyError(f"there is no subject key file at {path}") from None
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = secrets.token_hex(KEY_BYTES) + "\n"
-        try:
-            # O_EXCL: two processes starting at once must not each write a key of their own.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            text = path.read_text(encoding="ascii")
-        else:
-            with os.fdopen(descriptor, "w", encoding="ascii") as file:
-                file.write(text)
+        # Two processes starting at once must not each keep a key of their own, nor read the other's half-written.
+        text = create_or_read(path, (secrets.token_hex(KEY_BYTES) + "\n").encode()).decode("ascii", "replace")
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
