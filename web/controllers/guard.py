@@ -29,7 +29,7 @@ from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from ledger.append import driver_connection
 from ledger.queries import list_decisions
 from ledger.seal import receipt
-from web.auth import bearer_token, requires
+from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
 from web.contract import DecisionPage, answers
 from web.controllers.deps import WITHOUT_NUL, Limit
@@ -220,19 +220,6 @@ async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, cal
         return JsonAnswer(*unavailable(str(exc)))
 
 
-def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Any database failure on the way to a decision (the API key lookup included) is a fail-closed 503."""
-    status, body = unavailable(f"the registry database is unavailable ({type(exc).__name__})")
-    return Response(body, status_code=status)
-
-
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Whatever else keeps a guard route from answering is a fail-closed 503 too (logged with its traceback
-    by the app's logging config, as any unexpected error)."""
-    status, body = unavailable(f"an unexpected error ({type(exc).__name__})")
-    return Response(body, status_code=status)
-
-
 # Route-level handlers also catch what the authentication middleware raises before the handler runs. Litestar
 # picks the handler of the first class in the exception's MRO found in the app's and the route's maps merged,
 # so every class the app maps to a plain 503 (ConnectionError before OSError, OperationalError and
@@ -248,10 +235,27 @@ DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+
+
+def failure_answer(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """What keeps a check from being answered, as both check paths answer it: the fail-closed 503 with
+    `"allowed": false`, naming a database failure (the API key lookup included) as such."""
+    if isinstance(exc, DATABASE_ERRORS):
+        return unavailable(f"the registry database is unavailable ({type(exc).__name__})")
+    return unavailable(f"an unexpected error ({type(exc).__name__})")
+
+
+def _fail_closed(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The route's exception handler: any failure is the fail-closed 503 (an unexpected one is also logged with
+    its traceback by the app's logging config, as any unexpected error)."""
+    status, body = failure_answer(exc)
+    return Response(body, status_code=status)
+
+
 CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    **dict.fromkeys(DATABASE_ERRORS, _cannot_decide),
-    HTTP_503_SERVICE_UNAVAILABLE: _cannot_decide,
-    HTTP_500_INTERNAL_SERVER_ERROR: _unexpected,
+    **dict.fromkeys(DATABASE_ERRORS, _fail_closed),
+    HTTP_503_SERVICE_UNAVAILABLE: _fail_closed,
+    HTTP_500_INTERNAL_SERVER_ERROR: _fail_closed,
 }
 
 
@@ -402,20 +406,16 @@ class CheckLane:
             await self.app(scope, receive, send)
             return
         services = started_services(scope["app"])
-        token = bearer_token(scope["headers"])
-        principal = services.api_keys.known(token, services.sessionmaker) if token and services is not None else None
-        if principal is None or not principal.may(CHECK_SCOPE):
+        principal = cached_caller(services, scope["headers"], CHECK_SCOPE) if services is not None else None
+        if services is None or principal is None:
             await self.app(scope, receive, send)
             return
         scope["user"], scope["auth"] = principal, "api_key"  # (as the authentication middleware leaves them)
         try:
-            answer = await _answer(services.guard.check_body, await _read_body(receive), principal.name)  # type: ignore[union-attr]
+            answer = await _answer(services.guard.check_body, await _read_body(receive), principal.name)
         except ClientException as exc:  # the client went away mid-body: nobody reads this, the access log does
             answer = JsonAnswer(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
         except Exception as exc:
             log.error("a guard check failed unexpectedly", exc_info=exc)
-            cause = f"an unexpected error ({type(exc).__name__})"
-            if isinstance(exc, DATABASE_ERRORS):
-                cause = f"the registry database is unavailable ({type(exc).__name__})"
-            answer = JsonAnswer(*unavailable(cause))
+            answer = JsonAnswer(*failure_answer(exc))
         await answer(scope, receive, send)
