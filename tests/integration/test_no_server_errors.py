@@ -111,3 +111,14 @@ async def test_a_patch_with_bad_utf_8_or_deep_nesting_is_a_400_not_a_500(seeded_
         for body in (b'{"name": "\xff\xfe"}', deep, b'{"name": ' + deep + b"}", nested):
             answer = await client.patch("/api/parties/kvarnberg", content=body, headers=headers)
             assert 400 <= answer.status_code < 500, (answer.status_code, answer.text[:300])
+
+
+async def test_an_objection_number_past_the_databases_range_is_a_400_naming_it(seeded_database):
+    """Found by the schemathesis run above: DELETE /api/objections/2668238378820003430400 was a 500."""
+    token = await make_key(seeded_database, "writer", "registry:read", "registry:write")
+    async with served(seeded_database) as url, httpx.AsyncClient(base_url=url, timeout=30) as client:
+        answer = await client.delete(
+            "/api/objections/2668238378820003430400", headers={"Authorization": f"Bearer {token}"}
+        )
+        assert answer.status_code == 400, answer.text
+        assert "objection_id" in answer.text
