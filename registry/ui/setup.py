@@ -19,6 +19,7 @@ from registry.auth import Principal
 from registry.db import session_scope
 from registry.services.users import principal_for_session, shared_secret
 from registry.ui import language, pages, words
+from registry.ui.oidc import OidcClient
 from registry.ui.pages.common import SESSION_COOKIE, http_error_page_or_json
 from registry.ui.security import SessionBoundCsrfMiddleware, add_security_headers
 
@@ -32,7 +33,14 @@ route_handlers: list[Any] = [
 ]
 # Paths the UI serves without a login (its login page and its own static files).
 # The language switch is public too: the login page has it, before anyone is signed in.
-public_path_patterns: list[str] = ["^/$", "^/ui/login$", "^/ui/static/", "^/ui/language$"]
+public_path_patterns: list[str] = [
+    "^/$",
+    "^/ui/login$",
+    "^/ui/login/oidc$",
+    "^/ui/login/oidc/callback$",
+    "^/ui/static/",
+    "^/ui/language$",
+]
 
 
 def template_engine() -> JinjaTemplateEngine:
@@ -90,4 +98,10 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
             return await principal_for_session(session, token)
 
     app.state.session_resolver = resolve_session
-    yield
+    sign_on = OidcClient(settings) if settings.oidc_enabled else None
+    app.state.sign_on = sign_on
+    try:
+        yield
+    finally:
+        if sign_on is not None:
+            await sign_on.aclose()

@@ -18,6 +18,9 @@ PUBLIC_PATHS = {
     "/health/ready",
     "/",
     "/ui/login",
+    # single sign-on's start and the identity provider's return (the signed flow cookie is the credential)
+    "/ui/login/oidc",
+    "/ui/login/oidc/callback",
     "/ui/language",
     "/ui/static/{file_path:path}",
     "/calendar/{filename:str}",
