@@ -29,7 +29,7 @@ from guard.openapi import CheckBatchOperation, CheckOperation
 from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from registry.auth import bearer_token, requires
-from registry.contract import DecisionPage, answers
+from registry.contract import DecisionPage, ReceiptAnswer, answers
 from registry.controllers.deps import WITHOUT_NUL, Limit
 from registry.controllers.exports import decision_csv_response
 from registry.errors import FieldError, NotFoundError, RegistryValidationError
@@ -124,13 +124,13 @@ class ReasonDocument(TypedDict):
 class AnswerDocument(TypedDict):
     """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
 
-    decision_id: str
+    decision_id: uuid.UUID
     allowed: bool
     reasons: list[ReasonDocument]
     warnings: list[ReasonDocument]
     agreement: str | None
     ruleset: str
-    decided_at: str
+    decided_at: datetime
     sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
 
 
@@ -352,7 +352,7 @@ class GuardController(Controller):
     @get(
         "/decisions/{decision_id:str}",
         opt=requires("registry:read"),
-        responses=answers(200, dict[str, Any], "The logged decision with its proof", 400, 401, 403, 404),
+        responses=answers(200, ReceiptAnswer, "The logged decision with its proof", 400, 401, 403, 404),
     )
     async def decision_receipt(
         self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]

@@ -24,7 +24,9 @@ REQUIRED_SCOPE = "required_scope"  # the key of a route's opt that names the sco
 TOKEN_PREFIX = "ofx_"
 # Paths anyone may call: health probes for load balancers, and the renewals calendar feed, whose secret
 # token in the URL is its credential (calendar clients can't send headers). Everything else needs a key or a login.
-PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/"]
+# The OpenAPI document and its docs UI are public too: a client is generated from them (`generate --url`), and
+# they describe the contract, not the data.
+PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/", "^/schema(/|$)", "^/schema-assets/"]
 # Revocation reaches every instance within this many seconds, without a database read per request.
 KEY_CACHE_SECONDS = 5.0
 REFRESH_AHEAD_FRACTION = 0.2

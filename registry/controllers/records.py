@@ -10,6 +10,7 @@ from litestar.response import Response
 
 from registry import reports
 from registry.auth import requires
+from registry.contract import Article30Answer, answers
 from registry.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -21,7 +22,11 @@ class RecordsController(Controller):
     path = "/api/records"
     tags = ["records"]
 
-    @get("/article-30", opt=requires("registry:read"))
+    @get(
+        "/article-30",
+        opt=requires("registry:read"),
+        responses=answers(200, Article30Answer, "The record (format=json; csv and xlsx are files)", 400, 401, 403),
+    )
     async def article_30(
         self, state: State, start: From = None, end: To = None, format: Format = "json"
     ) -> Response[Any]:

@@ -11,7 +11,13 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.calendar import controller_today
-from registry.contract import RenewalsAnswer, answers
+from registry.contract import (
+    CalendarFeedAnswer,
+    CreatedCalendarFeed,
+    RenewalsAnswer,
+    RevokedCalendarFeed,
+    answers,
+)
 from registry.jobs.calendar import (
     FEED_NAME,
     create_feed,
@@ -51,11 +57,11 @@ class CalendarFeedController(Controller):
     tags = ["renewals"]
     opt = requires("admin")
 
-    @get("/")
+    @get("/", responses=answers(200, list[CalendarFeedAnswer], "Calendar feeds (never their URLs)", 401, 403))
     async def list_calendar_feeds(self, db_session: NamedDependency[AsyncSession]) -> list[dict[str, Any]]:
         return await list_feeds(db_session)
 
-    @post("/")
+    @post("/", responses=answers(201, CreatedCalendarFeed, "The new feed and its URL, shown once", 400, 401, 403, 409))
     async def create_calendar_feed(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[CalendarFeedIn]
     ) -> dict[str, Any]:
@@ -64,7 +70,7 @@ class CalendarFeedController(Controller):
             token = await create_feed(db_session, data.name, request.user.name)
         return {"name": data.name, "url": feed_url(request.app.state.settings.public_url, token)}
 
-    @delete("/{name:str}", status_code=200)
+    @delete("/{name:str}", status_code=200, responses=answers(200, RevokedCalendarFeed, "Revoked", 401, 403, 404))
     async def revoke_calendar_feed(
         self, request: Request, db_session: NamedDependency[AsyncSession], name: FromPath[str]
     ) -> dict[str, str]:
