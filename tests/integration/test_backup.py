@@ -15,8 +15,8 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
-from registry.backup import find_tool
-from registry.cli import main
+from cli.main import main
+from kernel.backup import find_tool
 from tests.conftest import RUN_ID, create_database, database_url, drop_database
 from tests.integration.test_decision_log import plain_url, write_entries
 from tests.integration.test_decision_log_audit import checkpoint

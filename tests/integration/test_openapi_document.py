@@ -8,7 +8,7 @@ from typing import Any
 
 import pytest
 
-from registry.openapi import COMMITTED_DOCUMENT, OPERATION_IDS, REGENERATE
+from web.openapi import COMMITTED_DOCUMENT, OPERATION_IDS, REGENERATE
 
 METHODS = ("get", "put", "post", "delete", "patch")
 

@@ -21,11 +21,11 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 from sqlalchemy import text
 
-from registry.app import create_app
-from registry.db import make_engine
+from kernel.db import make_engine
 from tests.conftest import test_settings
 from tests.integration.test_ui_pages import csrf_token
 from tests.integration.test_ui_pages import log_in as password_log_in
+from web.app import create_app
 
 CLIENT_ID = "offix-registry"
 CLIENT_SECRET = "registry-client-secret"
