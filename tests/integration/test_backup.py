@@ -151,7 +151,7 @@ def test_the_embedded_postgresql_s_own_tools_are_found_for_its_versions() -> Non
 
 def registry_process(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
     return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=300, check=False
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=300, check=False
     )
 
 
