@@ -76,7 +76,7 @@ async def test_operation_ids_are_the_stable_names_and_unique(document: dict[str,
 
 async def test_times_are_date_time_and_decision_ids_uuid(document: dict[str, Any]) -> None:
     schemas = document["components"]["schemas"]
-    for name in ("AnswerDocument", "DecisionAnswer"):
+    for name in ("GuardAnswer", "DecisionAnswer"):
         properties = schemas[name]["properties"]
         assert properties["decided_at"] == {"type": "string", "format": "date-time"}, name
         assert properties["decision_id"] == {"type": "string", "format": "uuid"}, name

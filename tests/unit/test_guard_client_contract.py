@@ -56,7 +56,7 @@ def test_the_client_knows_every_reason_code_the_service_documents_and_the_design
 
 
 def test_a_decision_has_a_field_of_the_documented_type_for_every_field_of_the_answer() -> None:
-    answer = SCHEMAS["AnswerDocument"]["properties"]
+    answer = SCHEMAS["GuardAnswer"]["properties"]
     fields = {f.name: f.type for f in dataclasses.fields(Decision)}
     assert set(answer) <= set(fields)
     assert answer["decision_id"]["format"] == "uuid" and "UUID" in str(fields["decision_id"])

@@ -1,6 +1,6 @@
 """The sync and async guard clients; both share the request building and the answer checking below.
 
-The types follow the service's OpenAPI document (clients/openapi.json: `AnswerDocument`, `ReasonDocument`,
+The types follow the service's OpenAPI document (clients/openapi.json: `GuardAnswer`, `ReasonAnswer`,
 `ReasonCode`); tests/unit/test_guard_client_contract.py holds them to it."""
 
 from __future__ import annotations
