@@ -36,6 +36,7 @@ from registry.reports import ReportWorker
 from registry.services.users import principal_for_session, shared_secret
 from registry.snapshot_source import RegistryTables
 from web.api_keys import ApiKeyCache
+from web.ui.oidc import OidcClient
 
 log = logging.getLogger(__name__)
 
@@ -67,6 +68,8 @@ class Services:
     evidence: EvidenceWatch
     proofs: ProofService
     scheduler: AsyncIOScheduler | None = None
+    # Single sign-on's client at the issuer (web/ui/oidc.py), None without REGISTRY_OIDC_ISSUER.
+    sign_on: OidcClient | None = None
     # The UI's CSRF key: from the settings, else the secret every instance shares in the database (read at start).
     csrf_secret: str | None = None
     resolve_session: SessionResolver = field(init=False)
@@ -156,6 +159,7 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
         batches=BatchAdmission(settings.guard_batches_per_key),
         evidence=evidence,
         proofs=proofs,
+        sign_on=OidcClient(settings) if settings.oidc_enabled else None,
     )
 
 
@@ -190,6 +194,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await services.evidence.stop()
         services.proofs.close()
         services.reports.close()
+        if services.sign_on is not None:
+            await services.sign_on.aclose()
         await dispose_within(services.engine)
 
 
