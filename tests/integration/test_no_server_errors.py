@@ -97,6 +97,7 @@ async def test_schemathesis_with_every_check_finds_no_server_error(seeded_databa
             capture_output=True,
             text=True,
             timeout=SCHEMATHESIS_TIMEOUT_SECONDS,
+            cwd=tmp_path,  # (schemathesis keeps a cache of its findings in the working folder: not the repository)
         )
     assert report.exists(), done.stdout[-3000:] + done.stderr[-3000:]
     assert server_errors(report) == [], done.stdout[-5000:]
