@@ -158,7 +158,7 @@ class RecordsUiController(UiPages):
         offset = page_offset(offset)
         registry = await registry_view(request, db_session)
         if registry.snapshot is not None:
-            counts = await registry.outside_counts()
+            counts = await registry.outside_counts(last)
             record = await article_30_page(
                 db_session, registry.snapshot, registry.controller, (first, last), (offset, PAGE_SIZE), counts
             )

@@ -9,6 +9,7 @@ bug or a configuration error in the integration, and retrying would not help.
 
 from registry_guard_client._client import (
     GUARD_UNREACHABLE,
+    RECIPIENT_INTERNATIONAL_ORGANISATION,
     SUBJECT_OBJECTED,
     SUBJECT_REF_MISSING,
     AsyncGuardClient,
@@ -20,6 +21,7 @@ from registry_guard_client._client import (
 
 __all__ = [
     "GUARD_UNREACHABLE",
+    "RECIPIENT_INTERNATIONAL_ORGANISATION",
     "SUBJECT_OBJECTED",
     "SUBJECT_REF_MISSING",
     "AsyncGuardClient",

@@ -17,6 +17,8 @@ _REQUEST_FIELDS = ("recipient", "purpose", "data_categories", "data_subject", "d
 # Reason codes an integration meets when it names (or fails to name) the person whose data it shares.
 SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
 SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
+# A share to an international organisation (Art. 4(26)) is a transfer wherever its office is: always denied.
+RECIPIENT_INTERNATIONAL_ORGANISATION = "RECIPIENT_INTERNATIONAL_ORGANISATION"
 # 408 and 429 say "not now", not "your request is wrong": they deny like an outage instead of raising.
 _TRANSIENT_4XX = frozenset({408, 429})
 
