@@ -78,11 +78,10 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib.metadata import version
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from fideslang import DEFAULT_TAXONOMY
 
-from guard.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 from guard.territory import (
     TABLE_CHECKED_ON,
     TerritoryStatus,
@@ -91,6 +90,7 @@ from guard.territory import (
     territory_enclosures,
     territory_name,
 )
+from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 
 # --- Reference data -------------------------------------------------------------------------------------
 
@@ -403,8 +403,12 @@ class AgreementView:
 # (one entry per objection, so a scope may repeat).
 Objections = Mapping[str, Sequence[str]]
 NO_OBJECTIONS: Objections = MappingProxyType({})
-OBJECTION_SCOPE_ALL = "all"
-OBJECTION_SCOPE_DIRECT_MARKETING = "direct_marketing"
+# What a data subject objects to (DESIGN §2 Objection): the one vocabulary the schemas, services, API, UI and
+# CLI all take theirs from.
+ObjectionScope = Literal["direct_marketing", "all"]
+OBJECTION_SCOPES: tuple[ObjectionScope, ...] = get_args(ObjectionScope)
+OBJECTION_SCOPE_ALL: ObjectionScope = "all"
+OBJECTION_SCOPE_DIRECT_MARKETING: ObjectionScope = "direct_marketing"
 MARKETING = "marketing"
 # Stands in for a subject reference in the decision memo: whether a subject was named changes the answer,
 # which subject it was only through `objection_reasons`, applied after the memo.

@@ -11,7 +11,6 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from guard.findings import blocks, finding, snapshot_findings
 from guard.policy import (
     ART28_CLAUSES,
     KNOWN_DATA_CATEGORIES,
@@ -25,6 +24,7 @@ from guard.policy import (
     decide,
     evaluate_party,
 )
+from registry.findings import blocks, finding, snapshot_findings
 from registry.schemas import PartyIn, SubProcessorLinkIn
 from registry.services.agreement_documents import undocumented_finding
 from tests.unit.test_policy import (

@@ -1,0 +1,301 @@
+"""The answers of the registry's API as types, for the OpenAPI document (the integration contract).
+
+Handlers build their answers as plain dicts (registry/services/documents.py and friends); these TypedDicts
+describe those dicts field by field, and the routes name them in their `responses`, so that a client generated
+from the document gets typed parties, agreements, decisions, renewals, findings and errors instead of `object`.
+They validate nothing at run time. tests/e2e/test_openapi_contract.py holds the document to them.
+"""
+
+from datetime import date, datetime
+from typing import Any, Literal, NotRequired, TypedDict
+
+from litestar.openapi.datastructures import ResponseSpec
+
+from guard.policy import ReasonCode
+from registry.schemas import AgreementKind, Clause, LocationKind, PartyCategory, Renewal, Role
+
+
+class LocationAnswer(TypedDict):
+    territory: str
+    kind: LocationKind
+
+
+class SubProcessorLinkAnswer(TypedDict):
+    party: str
+    authorisation: Literal["specific", "general"]
+    notified_on: date | None
+    objection_deadline: date | None
+    approved_on: date | None
+    objected_on: date | None
+
+
+class ContactAnswer(TypedDict):
+    name: NotRequired[str]
+    email: NotRequired[str]
+    phone: NotRequired[str]
+
+
+class Versioned(TypedDict):
+    version: int  # send it back with a change (PUT, PATCH, DELETE): 409 when someone changed the record since
+    created_at: datetime
+    updated_at: datetime
+
+
+class PartyAnswer(Versioned):
+    key: str
+    name: str
+    role: Role
+    category: PartyCategory
+    org_number: str | None
+    established_in: str
+    locations: list[LocationAnswer]
+    sub_processors: list[SubProcessorLinkAnswer]
+    active: bool
+    international_organisation: bool
+    contact: ContactAnswer | None
+
+
+class AgreementDocumentAnswer(TypedDict):
+    uri: str
+    sha256: str | None
+    size: NotRequired[int]  # only when the signed PDF is on file in the registry
+
+
+class AgreementAnswer(Versioned):
+    key: str
+    party: str
+    kind: AgreementKind
+    signed_on: date | None
+    effective_from: date
+    expires_on: date | None
+    terminated_on: date | None
+    renewal: Renewal
+    notice_days: int | None
+    owner_email: str
+    document: AgreementDocumentAnswer | None
+    data_categories: list[str]
+    purposes: list[str]
+    data_subjects: list[str]
+    clauses: list[Clause]
+    transfers_outside_eea_permitted: bool
+
+
+class PartyPage(TypedDict):
+    items: list[PartyAnswer]
+    total: int
+    limit: int
+    offset: int
+
+
+class AgreementPage(TypedDict):
+    items: list[AgreementAnswer]
+    total: int
+    limit: int
+    offset: int
+
+
+class ChangeAnswer(TypedDict):
+    at: datetime
+    actor: str
+    action: str
+    before: dict[str, Any] | None
+    after: dict[str, Any] | None
+
+
+class ChangePage(TypedDict):
+    items: list[ChangeAnswer]
+    total: int
+    limit: int
+    offset: int
+
+
+class ReasonAnswer(TypedDict):
+    code: ReasonCode
+    message: str
+    party: NotRequired[str]
+    territory: NotRequired[str]
+    agreement: NotRequired[str]
+    chain: NotRequired[list[str]]
+    clauses: NotRequired[list[str]]
+    category: NotRequired[str]
+
+
+class GuardAnswer(TypedDict):
+    """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
+
+    decision_id: str
+    allowed: bool
+    reasons: list[ReasonAnswer]
+    warnings: list[ReasonAnswer]
+    agreement: str | None
+    ruleset: str
+    decided_at: str
+    sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
+
+
+class DecisionRequest(TypedDict):
+    recipient: str
+    purpose: str
+    data_categories: list[str]
+    data_subject: NotRequired[str]
+    destination: NotRequired[str]
+
+
+class DecisionAnswer(TypedDict):
+    """One logged guard decision."""
+
+    seq: int
+    decision_id: str
+    decided_at: str
+    caller: str
+    recipient: str
+    allowed: bool
+    outcome: Literal["allowed", "denied"]
+    request: DecisionRequest
+    reasons: list[ReasonAnswer]
+    warnings: list[ReasonAnswer]
+    agreement: str | None
+    ruleset: str
+
+
+class DecisionPage(TypedDict):
+    items: list[DecisionAnswer]
+    total: int  # exact when total_exact; past 1,000 matches of a filter, PostgreSQL's estimate
+    total_exact: bool
+    limit: int
+    offset: int
+    next_cursor: str | None  # pass as `cursor` for the next (older) page; None on the last
+
+
+class RenewalAnswer(TypedDict):
+    date: date
+    kind: str  # what falls due that day: the expiry, or the last day to give notice
+    days_left: int
+    agreement: str
+    agreement_kind: AgreementKind
+    party: str
+    party_name: str
+    renewal: Renewal
+    expires_on: date | None
+    notice_days: int | None
+    owner_email: str
+
+
+class RenewalsAnswer(TypedDict):
+    today: date
+    within: int
+    items: list[RenewalAnswer]
+
+
+class FindingAnswer(TypedDict):
+    """What would block shares with a party today: the party, then the guard reason's fields."""
+
+    party: str
+    code: str  # a guard reason code (ReasonCode), or AGREEMENT_UNDOCUMENTED for a dpa with no signed copy on file
+    message: str
+    territory: NotRequired[str]
+    agreement: NotRequired[str]
+    chain: NotRequired[list[str]]
+    clauses: NotRequired[list[str]]
+    category: NotRequired[str]
+    blocks: bool  # whether the guard refuses shares because of it (false: an evidence gap the guard does not check)
+
+
+class FindingsAnswer(TypedDict):
+    findings: list[FindingAnswer]
+    count: int
+    checked_on: date
+
+
+class SectionChanges(TypedDict):
+    created: list[str]
+    updated: dict[str, list[str]]  # key → the fields that changed
+    removed: list[str]
+
+
+class ControllerChanges(TypedDict):
+    updated: list[str]
+
+
+class ChangeSetAnswer(TypedDict):
+    controller: ControllerChanges
+    parties: SectionChanges
+    agreements: SectionChanges
+
+
+class ImportAnswer(TypedDict):
+    """What an import changed, or with `dry_run=true` would change (nothing is written then)."""
+
+    status: Literal["imported", "preview"]
+    created: int
+    updated: int
+    deleted: int
+    unchanged: int
+    changes: ChangeSetAnswer
+
+
+class RemovedAnswer(TypedDict):
+    entity: Literal["party", "agreement"]
+    key: str
+    removed_at: datetime
+    removed_by: str
+    history: str  # its history's URL
+    restore: str  # POST here to bring it back
+
+
+class RemovedList(TypedDict):
+    items: list[RemovedAnswer]
+
+
+class ApiKeyAnswer(TypedDict):
+    name: str
+    scopes: list[str]
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedApiKey(TypedDict):
+    name: str
+    scopes: list[str]
+    token: str  # shown once, here: only its digest is stored
+
+
+class RevokedApiKey(TypedDict):
+    name: str
+    status: Literal["revoked"]
+
+
+class FieldProblem(TypedDict):
+    key: str  # the field's path, e.g. parties[3].locations[0].territory
+    message: str
+
+
+class ErrorAnswer(TypedDict):
+    """Every 4xx and 5xx: the status, what is wrong, and for a 400 each field by its path."""
+
+    status_code: int
+    detail: str
+    extra: NotRequired[list[FieldProblem]]
+    current_version: NotRequired[int]  # a 409 of a stale version: the version now
+    allowed: NotRequired[bool]  # a guard route that could not decide: always false
+
+
+ERROR_DESCRIPTIONS = {
+    400: "Bad input: `extra` names each field by its path",
+    401: "No API key, or an unknown or revoked one",
+    403: "The key lacks the scope this route needs",
+    404: "No such record",
+    409: "Stale `version` (the record changed since it was read; `current_version` is now), or a duplicate key",
+    413: "The body is larger than this route takes",
+    415: "The body's media type is not one this route takes",
+    422: "The request is well formed but cannot be carried out",
+    429: "Too many requests: retry after the `Retry-After` header's seconds",
+}
+
+
+def answers(status: int, answer: Any, description: str, *errors: int) -> dict[int, ResponseSpec]:
+    """A route's `responses`: its typed answer, and the errors it can give (each an `ErrorAnswer`)."""
+    documented = {status: ResponseSpec(answer, description=description, generate_examples=False)}
+    for code in errors:
+        documented[code] = ResponseSpec(ErrorAnswer, description=ERROR_DESCRIPTIONS[code], generate_examples=False)
+    return documented
