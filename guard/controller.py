@@ -1,6 +1,7 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard import counters
 from guard.audit import receipt
 from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
 from guard.log import driver_connection, list_decisions
@@ -210,12 +212,15 @@ def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
 
 async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
     """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503."""
+    started = time.perf_counter()
     try:
-        return JsonAnswer(200, await check(raw, caller))
+        answer = JsonAnswer(200, await check(raw, caller))
     except RegistryValidationError as exc:
         return JsonAnswer(*bad_request(exc.errors))
     except GuardUnavailable as exc:
         return JsonAnswer(*unavailable(str(exc)))
+    counters.CHECK_SECONDS.observe(time.perf_counter() - started)  # answered checks: the decision log's latency
+    return answer
 
 
 def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:

@@ -41,8 +41,8 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
+from guard import counters
 from guard.checkpoint import LEGACY_WRITER, Checkpoint, heads_digest
-from guard.counters import COUNTERS
 from guard.merkle import CompactRange, leaf_hash
 from guard.tasks import cancel_and_wait
 from registry.models.decision import GuardDecision, GuardLogWriter
@@ -456,7 +456,7 @@ class DecisionLogWriter:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
             except Exception as exc:
-                COUNTERS.failed_appends += 1
+                counters.FAILED_COMMITS.inc()
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
                 await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
                 _settle(batch, exc)
@@ -465,7 +465,7 @@ class DecisionLogWriter:
             self.entries_written += len(batch)
             _settle(batch, None, sequences)
             # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
-            COUNTERS.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
+            counters.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
 
 
 # --- Reading -------------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from typing import Annotated, Any
 import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from guard.counters import COUNTERS
+from guard import counters
 from guard.fairness import SLICE
 from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
@@ -121,7 +121,7 @@ class GuardUnavailable(Exception):
 
 def cannot_decide(detail: str) -> dict[str, Any]:
     """The fail-closed answer when the guard cannot decide, counted (every entry point answers with it)."""
-    COUNTERS.unavailable += 1
+    counters.UNAVAILABLE.inc()
     return {"allowed": False, "detail": f"the guard cannot decide: {detail}"}
 
 

@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
+from guard import counters
 from guard.policy import (
     AgreementRecord,
     AgreementView,
@@ -516,6 +517,7 @@ class SnapshotRefresher:
             LoadedSnapshot(snapshot=snapshot, timezone=timezone, revision=revision, confirmed_at=started, index=index)
         )
         self.reloads += 1
+        counters.SNAPSHOT_RELOADS.inc()
         self._reloaded_at = started
         freeze_long_lived_heap()
         return loaded
@@ -547,6 +549,7 @@ class SnapshotRefresher:
             self.current = dataclasses.replace(current, index=None)  # half updated: the next catch-up reloads
             raise
         self.applied += 1
+        counters.SNAPSHOT_CHANGES.inc()
         return self._confirmed(
             LoadedSnapshot(
                 snapshot=snapshot, timezone=current.timezone, revision=revision, confirmed_at=started, index=index

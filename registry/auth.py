@@ -28,6 +28,9 @@ PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/"]
 # Revocation reaches every instance within this many seconds, without a database read per request.
 KEY_CACHE_SECONDS = 5.0
 REFRESH_AHEAD_FRACTION = 0.2
+# Routes of these scopes answer from what the process holds (and say when the database is down): a key the
+# cache held before is still taken while its lookup fails, so that Prometheus keeps scraping through an outage.
+SCOPES_READING_NO_DATABASE = frozenset({"metrics:read"})
 
 log = logging.getLogger(__name__)
 
@@ -68,7 +71,12 @@ class ApiKeyCache:
         self._generation = 0  # bumped by clear(): a lookup begun before a revocation must not cache its result
         self.lookups = 0
 
-    async def principal(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
+    async def principal(
+        self, token: str, sessionmaker: async_sessionmaker[AsyncSession], *, stale_if_unreadable: bool = False
+    ) -> Principal | None:
+        """The key's principal, None for an unknown or revoked key. With `stale_if_unreadable`, a key this cache
+        held before is still taken while the lookup fails (the database is down): for routes that only read
+        figures the process holds itself (/metrics), so that they answer through an outage."""
         digest = token_digest(token)
         hit = self._entries.get(digest)
         now = time.monotonic()
@@ -81,7 +89,12 @@ class ApiKeyCache:
             return hit[0]
         lookup = self._lookups.get(digest) or self._start_lookup(digest, sessionmaker)
         # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
-        return await asyncio.shield(lookup)
+        try:
+            return await asyncio.shield(lookup)
+        except Exception:
+            if stale_if_unreadable and hit is not None and hit[0] is not None:
+                return hit[0]
+            raise
 
     def known(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
         """The live key's principal when this cache holds it (fresh), without waiting for anything; None when
@@ -182,7 +195,11 @@ class RegistryAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise NotAuthorizedException("Authorization must be 'Bearer <API key>'")
-            principal = await state.api_keys.principal(token.strip(), state.sessionmaker)
+            principal = await state.api_keys.principal(
+                token.strip(),
+                state.sessionmaker,
+                stale_if_unreadable=required_scope(connection.route_handler) in SCOPES_READING_NO_DATABASE,
+            )
             if principal is None:
                 raise NotAuthorizedException("unknown or revoked API key")
             return AuthenticationResult(user=principal, auth="api_key")

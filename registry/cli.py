@@ -109,6 +109,7 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
     from registry.bootstrap import prepare_database
     from registry.logs import logging_dict
 
+    _metrics_directory()  # before anything imports prometheus-client (the workers inherit it)
     url = context.create_or_open_database()
     with reported_errors():
         token = prepare_database(url, context.settings)
@@ -135,6 +136,28 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
         log_config=logging_dict(context.settings.log_format),  # one format for every line (registry/logs.py)
         access_log=False,  # the app writes its own (registry/access_log.py)
     )
+
+
+def _metrics_directory() -> None:
+    """The directory where prometheus-client's multiprocess mode keeps every worker's counts
+    (registry/controllers/metrics.py): the operator's PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's files,
+    or a new temporary one removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "prometheus_client" in sys.modules:  # its mode is fixed once imported: workers would not add up
+        raise RuntimeError("prometheus_client was imported before `registry serve` chose its multiprocess mode")
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):  # counts of an earlier run are not this run's
+            stale.unlink()
+        return
+    directory = tempfile.mkdtemp(prefix="registry-metrics-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
 
 
 @main.group()
