@@ -35,6 +35,7 @@ from registry.contract import DecisionPage, answers
 from registry.controllers.deps import WITHOUT_NUL, Limit
 from registry.controllers.exports import decision_csv_response
 from registry.errors import FieldError, NotFoundError, RegistryValidationError
+from registry.logs import current_request_id
 
 log = logging.getLogger(__name__)
 
@@ -210,11 +211,12 @@ def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
     return 503, {"status_code": 503, **cannot_decide(detail)}
 
 
-async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
-    """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503."""
+async def _answer(check: Callable[[bytes, str, str | None], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
+    """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503. The
+    request's id (the caller's X-Request-Id, or the one it was given) goes into each decision's log entry."""
     started = time.perf_counter()
     try:
-        answer = JsonAnswer(200, await check(raw, caller))
+        answer = JsonAnswer(200, await check(raw, caller, current_request_id()))
     except RegistryValidationError as exc:
         return JsonAnswer(*bad_request(exc.errors))
     except GuardUnavailable as exc:

@@ -86,6 +86,7 @@ class DecisionEntry:
     agreement: str | None
     ruleset: str
     decided_at_text: str | None = None  # `format_timestamp(decided_at)`, when the answer already carries it
+    request_id: str | None = None  # the HTTP request's id (the caller's X-Request-Id, or the one it was given)
 
     @property
     def recipient(self) -> str:
@@ -116,9 +117,12 @@ def entry_content(
     warnings: list[dict[str, Any]] | msgspec.Raw,
     agreement: str | None,
     ruleset: str,
+    request_id: str | None = None,
 ) -> dict[str, Any]:
     """What an entry's hash covers, by column name: entry `wseq` of `writer`'s chain. (The single chain before
     migration 0014, the writer LEGACY_WRITER, named its entries by `seq` alone, and their hashes cover that.)
+    The request's id is covered when the entry has one (entries from before migration 0019_operations, and
+    those logged outside an HTTP request, have none: their content, and so their hashes, are as they were).
 
     `request`, `reasons` and `warnings` may come already in canonical JSON (as msgspec.Raw, written out as they
     are), and `decided_at` as `format_timestamp` gives it, so that the writer formats each only once."""
@@ -134,6 +138,8 @@ def entry_content(
         "agreement": agreement,
         "ruleset": ruleset,
     }
+    if request_id is not None:
+        content["request_id"] = request_id
     if writer == LEGACY_WRITER:
         content["seq"] = wseq
     else:
@@ -151,7 +157,7 @@ _decode = msgspec.json.decode
 # The walks read rows with asyncpg, JSON columns as text: building ORM objects cost ten times the hashing.
 ENTRY_COLUMNS = (
     "seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
-    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash"
+    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash, request_id"
 )
 # A writer's entries from `wseq` $2 on, in its chain's order.
 WRITER_ENTRIES_BETWEEN = (
@@ -179,6 +185,7 @@ def record_content(record: asyncpg.Record) -> dict[str, Any]:
         warnings=_decode(record["warnings"]),
         agreement=record["agreement"],
         ruleset=record["ruleset"],
+        request_id=record["request_id"],
     )
 
 
@@ -187,7 +194,7 @@ def record_content(record: asyncpg.Record) -> dict[str, Any]:
 # `seq` is left to its default (the sequence): taken in the INSERT, it costs no round trip and no lock.
 _COLUMNS = (
     "writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement,"
-    " ruleset, prev_hash, hash, subject_digest"
+    " ruleset, prev_hash, hash, subject_digest, request_id"
 )
 # A batch travels as one JSON array of rows (objects keyed by column) in one parameter. Thirteen array
 # parameters, one per column, cost the writer three times the CPU to encode, on the guard's hot path.
@@ -196,7 +203,7 @@ SELECT {_COLUMNS}
 FROM json_to_recordset($1::json) AS batch(
     writer text, wseq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text,
     allowed boolean, request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text,
-    hash text, subject_digest text
+    hash text, subject_digest text, request_id text
 )
 """
 _INSERTED = "RETURNING wseq, seq"
@@ -272,6 +279,7 @@ def chained_rows(writer: str, entries: Sequence[DecisionEntry], head: ChainHead)
             warnings=msgspec.Raw(canonical_json(entry.warnings)),
             agreement=entry.agreement,
             ruleset=entry.ruleset,
+            request_id=entry.request_id,
         )
         digest = content_hash(row, prev_hash)
         row["prev_hash"], row["hash"] = prev_hash, digest
@@ -485,6 +493,7 @@ def decision_document(row: GuardDecision) -> dict[str, Any]:
         "warnings": row.warnings,
         "agreement": row.agreement,
         "ruleset": row.ruleset,
+        "request_id": row.request_id,
     }
 
 

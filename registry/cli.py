@@ -14,35 +14,6 @@ from registry.cli_output import echo_json, json_option, stages
 from registry.errors import RegistryValidationError
 
 
-def _database_unavailable(exc: BaseException) -> str | None:
-    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used."""
-    import asyncpg
-    from sqlalchemy.exc import InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-    unreachable = (
-        OSError,
-        TimeoutError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.InvalidCatalogNameError,
-        asyncpg.InvalidAuthorizationSpecificationError,
-        OperationalError,
-        InterfaceError,
-        PoolTimeoutError,
-    )
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, unreachable):
-            original = getattr(current, "orig", None) or current
-            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
-            return f"{type(original).__name__}: {text}" if text else type(original).__name__
-        current = current.__cause__ or current.__context__
-    return None
-
-
 class RegistryGroup(click.Group):
     """The top-level group: an expected failure anywhere below is one line on stderr and its exit code; the
     sub-systems' commands are imported only when one of them runs."""
@@ -79,7 +50,9 @@ class RegistryGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:
-            reason = _database_unavailable(exc)
+            from registry.db import database_outage
+
+            reason = database_outage(exc)
             if reason is None:
                 raise  # a bug: the traceback is what its report needs
             click.echo(f"error: the registry database is unavailable ({reason})", err=True)

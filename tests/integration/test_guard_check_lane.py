@@ -104,7 +104,7 @@ class BrokenRuntime:
     def __init__(self, error: Exception) -> None:
         self.error = error
 
-    async def check_body(self, raw: bytes, caller: str) -> Any:
+    async def check_body(self, raw: bytes, caller: str, request_id: str | None = None) -> Any:
         raise self.error
 
 

@@ -14,6 +14,7 @@ from guard.service import GuardUnavailable, cannot_decide
 from registry.auth import requires
 from registry.errors import RegistryValidationError
 from registry.i18n import N_, gettext
+from registry.logs import current_request_id
 from registry.ui import forms
 from registry.ui.language import request_language
 from registry.ui.pages.common import (
@@ -87,7 +88,10 @@ class GuardPages(UiPages):
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name)
+            status, body = (
+                200,
+                await request.app.state.guard.check(payload, current_user(request).name, current_request_id()),
+            )
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
