@@ -7,7 +7,7 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from registry.auth import KEY_CACHE_SECONDS
+from web.auth import KEY_CACHE_SECONDS
 from tests.conftest import (
     SEED_ALLOWED_SHARE,
     bearer,

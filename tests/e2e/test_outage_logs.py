@@ -8,7 +8,7 @@ from pathlib import Path
 
 import httpx
 
-from registry.auth import KEY_CACHE_SECONDS
+from web.auth import KEY_CACHE_SECONDS
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 from tests.e2e.running_service import running_service
 from tests.outage import relayed

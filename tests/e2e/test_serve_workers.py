@@ -45,7 +45,7 @@ def test_serve_with_two_workers_starts_both_and_each_takes_connections(seeded_se
     }
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--workers", "2"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "cli", "serve", "--workers", "2"], env=env, stdout=log, stderr=log
         )
     sockets: list[socket.socket] = []
     try:
@@ -112,7 +112,7 @@ def test_with_two_workers_counters_add_up_and_never_go_back_over_30_scrapes(seed
     (tmp_path / "metrics" / "counter_1.db").write_bytes(b"an earlier run's counts")
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--workers", "2", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--workers", "2", "--port", str(port)],
             env=env,
             stdout=log,
             stderr=log,

@@ -1,10 +1,10 @@
-"""The guard's /metrics counters (guard/counters.py): a fail-closed 503 is counted where it is built, and a
+"""The guard's /metrics counters (kernel/counters.py): a fail-closed 503 is counted where it is built, and a
 group commit counts its decisions by outcome and reason code."""
 
 from prometheus_client import REGISTRY
 
-from guard import counters
-from guard.controller import unavailable
+from kernel import counters
+from web.controllers.guard import unavailable
 
 
 def _value(name: str, **labels: str) -> float:
