@@ -5,8 +5,8 @@ import asyncio
 
 import httpx
 from click.testing import CliRunner
-from cli.main import main
 
+from cli.main import main
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 

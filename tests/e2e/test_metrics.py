@@ -7,7 +7,6 @@ from pathlib import Path
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
-from web.auth import KEY_CACHE_SECONDS
 from tests.conftest import (
     SEED_ALLOWED_SHARE,
     bearer,
@@ -15,6 +14,7 @@ from tests.conftest import (
 )
 from tests.e2e.running_service import running_service
 from tests.outage import relayed
+from web.auth import KEY_CACHE_SECONDS
 
 DENIED = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
 OUTSIDE_EEA = {**SEED_ALLOWED_SHARE, "destination": "US"}

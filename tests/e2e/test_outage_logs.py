@@ -8,10 +8,10 @@ from pathlib import Path
 
 import httpx
 
-from web.auth import KEY_CACHE_SECONDS
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 from tests.e2e.running_service import running_service
 from tests.outage import relayed
+from web.auth import KEY_CACHE_SECONDS
 
 
 async def test_a_database_outage_is_one_line_per_request_with_its_id_and_no_traceback(
