@@ -72,8 +72,9 @@ def main(ctx: click.Context) -> None:
 @click.option("--host", default=None, help="[default: REGISTRY_HOST, else 127.0.0.1]")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: REGISTRY_PORT, else 8000]")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--new", is_flag=True, help="create a new embedded registry here although another one exists elsewhere")
 @pass_context
-def serve(context: Context, host: str | None, port: int | None, workers: int) -> None:
+def serve(context: Context, host: str | None, port: int | None, workers: int, new: bool) -> None:
     """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
     import os
 
@@ -83,7 +84,7 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
     from registry.bootstrap import prepare_database
 
     _metrics_directory()  # before anything imports prometheus-client (the workers inherit it)
-    url = context.create_or_open_database()
+    url = context.create_or_open_database(new=new)
     with reported_errors():
         token = prepare_database(url, context.settings)
     if token:
@@ -139,12 +140,13 @@ def db() -> None:
 
 
 @db.command("upgrade")
+@click.option("--new", is_flag=True, help="create a new embedded registry here although another one exists elsewhere")
 @pass_context
-def db_upgrade(context: Context) -> None:
+def db_upgrade(context: Context, new: bool) -> None:
     """Apply every pending migration."""
     from kernel.db import upgrade_schema
 
-    upgrade_schema(context.create_or_open_database())
+    upgrade_schema(context.create_or_open_database(new=new))
     click.echo("schema is at head")
 
 
