@@ -27,6 +27,7 @@ from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
 from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
 from kernel import counters
+from kernel.db import database_outage
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from kernel.logs import current_request_id
 from ledger.append import driver_connection
@@ -422,7 +423,11 @@ class CheckLane:
         except ClientException as exc:  # the client went away mid-body: nobody reads this, the access log does
             answer = JsonAnswer(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
         except Exception as exc:
-            log.error("a guard check failed unexpectedly", exc_info=exc)
+            outage = database_outage(exc)
+            if outage is not None:  # a known outage: one line, as the app logs it (web/app.py log_exception)
+                log.warning("the registry database is unavailable (%s): POST %s answered 503", outage, CHECK_PATH)
+            else:
+                log.error("a guard check failed unexpectedly", exc_info=exc)
             cause = f"an unexpected error ({type(exc).__name__})"
             if isinstance(exc, DATABASE_ERRORS):
                 cause = f"the registry database is unavailable ({type(exc).__name__})"
