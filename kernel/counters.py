@@ -25,6 +25,7 @@ DECISIONS = Counter("guard_decisions", "Guard decisions logged, by outcome", ["o
 _ALLOWED = DECISIONS.labels("allowed")
 _DENIED = DECISIONS.labels("denied")
 DENY_REASONS = Counter("guard_deny_reasons", "Reasons given in logged guard denials, by reason code", ["code"])
+_REASON_CHILDREN: dict[str, Counter] = {}
 UNAVAILABLE = Counter("guard_unavailable", "Fail-closed 503 answers: the guard could not decide")
 FAILED_COMMITS = Counter(
     "guard_decision_log_failed_commits", "Decision-log group commits that failed (their checks were answered 503)"
@@ -64,6 +65,9 @@ def committed(outcomes: Sequence[tuple[bool, Sequence[dict[str, object]]]], seco
     if len(outcomes) > allowed:
         _DENIED.inc(len(outcomes) - allowed)
     for code, count in reasons.items():
-        DENY_REASONS.labels(code).inc(count)
+        child = _REASON_CHILDREN.get(code)
+        if child is None:  # (labels() takes a lock and builds a key: done once per code)
+            child = _REASON_CHILDREN[code] = DENY_REASONS.labels(code)
+        child.inc(count)
     BATCH_SIZES.observe(len(outcomes))
     COMMIT_SECONDS.observe(seconds)
