@@ -27,6 +27,7 @@ from registry.jobs.delivery import GONE_ENDPOINTS
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
 from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
+from web.composition import services_of
 
 TODAY = date(2026, 12, 24)
 # Standard Webhooks secrets: the one receivers use now and the one they move to (both sign while rotating).
@@ -425,7 +426,7 @@ async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_control
 
     app = create_app(settings_for(database, scheduler_enabled=True, reminder_scan_time="06:30"))
     async with AsyncTestClient(app):
-        scheduler = app.state.scheduler
+        scheduler = services_of(app).scheduler
         job = scheduler.get_job("reminders-daily")
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("6", "30")
@@ -441,7 +442,7 @@ async def test_the_scheduler_stays_off_when_disabled(database: str) -> None:
 
     app = create_app(settings_for(database, scheduler_enabled=False))
     async with AsyncTestClient(app):
-        assert app.state.scheduler is None
+        assert services_of(app).scheduler is None
 
 
 async def test_an_smtp_outage_does_not_hold_the_webhooks_back(

@@ -14,7 +14,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from litestar import Controller, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.response import Response
 from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector, generate_latest
 from prometheus_client.core import GaugeMetricFamily, Metric
@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 import kernel.counters  # noqa: F401  (registers the guard's metrics before the first scrape)
 from web.auth import requires
+from web.composition import Services
 
 # Litestar adds the charset of a text/* answer itself: naming it here too would send it twice.
 MEDIA_TYPE = "text/plain; version=0.0.4"
@@ -60,16 +61,15 @@ class WorkerProcesses(Collector):
 class RegistryCollector(Collector):
     """The figures read at scrape time, from this process and one sample of the database."""
 
-    def __init__(self, state: State, reminders: tuple[int, int, int] | None) -> None:
-        self.state = state
+    def __init__(self, services: Services, reminders: tuple[int, int, int] | None) -> None:
+        self.services = services
         self.reminders = reminders
 
     def collect(self) -> Iterable[Metric]:
         return list(self._families())
 
     def _families(self) -> Iterator[Metric]:
-        refresher = getattr(self.state, "guard_snapshots", None)
-        loaded = refresher.current if refresher is not None else None
+        loaded = self.services.snapshots.current
         if loaded is not None:
             yield GaugeMetricFamily(
                 "guard_snapshot_age_seconds",
@@ -96,16 +96,16 @@ class RegistryCollector(Collector):
         )
 
 
-async def _reminder_queue(state: State) -> tuple[int, int, int] | None:
+async def _reminder_queue(services: Services) -> tuple[int, int, int] | None:
     try:
-        async with state.sessionmaker() as session:
+        async with services.sessionmaker() as session:
             row = (await session.execute(_REMINDER_QUEUE)).one()
     except Exception:  # a scrape reports the outage (registry_database_up 0) instead of failing
         return None
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def render(state: State, reminders: tuple[int, int, int] | None) -> bytes:
+def render(services: Services, reminders: tuple[int, int, int] | None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
     directory = os.environ.get(MULTIPROCESS_DIRECTORY)
     if directory:
@@ -113,7 +113,7 @@ def render(state: State, reminders: tuple[int, int, int] | None) -> bytes:
         registry.register(WorkerProcesses(directory))
     else:
         registry.register(REGISTRY)  # this process's metrics, its process_* among them
-    registry.register(RegistryCollector(state, reminders))
+    registry.register(RegistryCollector(services, reminders))
     return generate_latest(registry)
 
 
@@ -122,6 +122,6 @@ class MetricsController(Controller):
     tags = ["operations"]
 
     @get("/", opt=requires("metrics:read"), media_type=MEDIA_TYPE)
-    async def metrics(self, state: State) -> Response[Any]:
+    async def metrics(self, services: NamedDependency[Services]) -> Response[Any]:
         """Prometheus metrics of the service (text exposition format)."""
-        return Response(render(state, await _reminder_queue(state)), media_type=MEDIA_TYPE)
+        return Response(render(services, await _reminder_queue(services)), media_type=MEDIA_TYPE)

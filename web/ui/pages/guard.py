@@ -15,6 +15,7 @@ from kernel.i18n import N_, gettext
 from kernel.logs import current_request_id
 from ledger.queries import list_decisions
 from web.auth import requires
+from web.composition import services_of
 from web.ui import forms
 from web.ui.language import request_language
 from web.ui.pages.common import (
@@ -90,7 +91,7 @@ class GuardPages(UiPages):
         try:
             status, body = (
                 200,
-                await request.app.state.guard.check(payload, current_user(request).name, current_request_id()),
+                await services_of(request.app).guard.check(payload, current_user(request).name, current_request_id()),
             )
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
