@@ -4,7 +4,11 @@ subfolder, or another folder) refuses, says where the registry is, and creates n
 import os
 import subprocess
 import sys
+import tempfile
+from collections.abc import Iterator
 from pathlib import Path
+
+import pytest
 
 
 def _registry(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
@@ -14,7 +18,16 @@ def _registry(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     )
 
 
-def test_db_upgrade_from_a_subfolder_or_another_folder_refuses_and_names_the_registry(tmp_path: Path):
+@pytest.fixture
+def folders() -> Iterator[Path]:
+    """Outside pytest's own temporary root: pytest makes that root private (0700) whenever a session starts,
+    and the embedded server's user (pgserver, when run as root) must be able to reach the data folder."""
+    with tempfile.TemporaryDirectory(prefix="registry-data-dir-safety-") as directory:
+        yield Path(directory)
+
+
+def test_db_upgrade_from_a_subfolder_or_another_folder_refuses_and_names_the_registry(folders: Path):
+    tmp_path = folders
     home, sub, elsewhere = tmp_path / "registry", tmp_path / "registry" / "docs", tmp_path / "elsewhere"
     for folder in (sub, elsewhere):
         folder.mkdir(parents=True)

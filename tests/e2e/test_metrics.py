@@ -14,7 +14,7 @@ from tests.conftest import (
 )
 from tests.e2e.running_service import running_service
 from tests.outage import relayed
-from web.auth import KEY_CACHE_SECONDS
+from web.api_keys import KEY_CACHE_SECONDS
 
 DENIED = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
 OUTSIDE_EEA = {**SEED_ALLOWED_SHARE, "destination": "US"}

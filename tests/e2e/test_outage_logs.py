@@ -11,7 +11,7 @@ import httpx
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 from tests.e2e.running_service import running_service
 from tests.outage import relayed
-from web.auth import KEY_CACHE_SECONDS
+from web.api_keys import KEY_CACHE_SECONDS
 
 
 async def test_a_database_outage_is_one_line_per_request_with_its_id_and_no_traceback(
