@@ -5,7 +5,7 @@ SQLModel.metadata, which Alembic compares against."""
 from registry.models import agreement_document, decision, objection, reminder, revision, user  # noqa: F401
 from registry.models.agreement import Agreement
 from registry.models.apikey import ApiKey
-from registry.models.controller import ControllerProfile
+from registry.models.controller import ControllerProfile, PrivacyNoticePublication
 from registry.models.history import ChangeRecord
 from registry.models.party import Location, Party, SubProcessorLink
 
@@ -16,5 +16,6 @@ __all__ = [
     "ControllerProfile",
     "Location",
     "Party",
+    "PrivacyNoticePublication",
     "SubProcessorLink",
 ]
