@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, get
+from litestar import Controller, Request, get
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Response
@@ -11,10 +11,17 @@ from litestar.response import Response
 from registry import reports
 from registry.auth import requires
 from registry.controllers.exports import XLSX, attachment
+from registry.i18n import negotiate
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
 To = Annotated[date | None, QueryParameter(name="to", description="last day (YYYY-MM-DD); default today")]
 Format = Annotated[Literal["json", "csv", "xlsx"], QueryParameter(description="json, csv or xlsx")]
+
+
+def api_language(request: Request[Any, Any, Any]) -> str:
+    """The answer's language: Accept-Language's first of Swedish and English, else English (the API's source
+    language; codes stay beside the words)."""
+    return negotiate(None, None, request.headers.get("accept-language"), "en")
 
 
 class RecordsController(Controller):
@@ -23,12 +30,22 @@ class RecordsController(Controller):
 
     @get("/article-30", opt=requires("registry:read"))
     async def article_30(
-        self, state: State, start: From = None, end: To = None, format: Format = "json"
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        start: From = None,
+        end: To = None,
+        format: Format = "json",
     ) -> Response[Any]:
-        """Recipients, their territories and agreements, and the guard's enforcement in the period. Walks the whole
-        registry: built and encoded in the report worker, off the event loop the guard answers on (a period it
-        cannot give is refused there, and its error answered here as usual)."""
-        name, body = await state.reports.run(reports.article_30, state.settings.database_url, start, end, format)
+        """The controller (Art. 30(1)(a)), each processing activity with its derived recipients and transfers
+        ((b)-(g)), the recipients with their territories and agreements, and the guard's enforcement in the period,
+        in the language of Accept-Language (Swedish or English; English without one). Walks the whole registry:
+        built and encoded in the report worker, off the event loop the guard answers on (a period it cannot give
+        is refused there, and its error answered here as usual)."""
+        language = api_language(request)
+        name, body = await state.reports.run(
+            reports.article_30, state.settings.database_url, start, end, format, language
+        )
         if format == "csv":
             return attachment(body, "text/csv; charset=utf-8", f"{name}.csv")
         if format == "xlsx":

@@ -15,6 +15,7 @@ from registry import reports
 from registry.auth import requires
 from registry.controllers.agreement_documents import PDF, content_disposition
 from registry.errors import FieldError, RegistryValidationError
+from registry.i18n import set_locale
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.records import article_30_page
 from registry.ui.language import request_language
@@ -25,8 +26,8 @@ from registry.ui.registry_view import registry_view
 # translation of the UI is another matter (the rest of the UI is in English).
 LABELS: dict[str, dict[str, str]] = {
     "en": {
-        "title": "Record of processing activities — recipients and transfers",
-        "subtitle": "Article 30(1)(d) and (e) GDPR",
+        "title": "Record of processing activities",
+        "subtitle": "Article 30(1) GDPR",
         "controller": "Controller",
         "period": "Enforcement period",
         "as_of": "Registry as of",
@@ -71,8 +72,8 @@ LABELS: dict[str, dict[str, str]] = {
         "kinds.support_access": "support access",
     },
     "sv": {
-        "title": "Register över behandlingar — mottagare och överföringar",
-        "subtitle": "Artikel 30.1 d och e dataskyddsförordningen",
+        "title": "Register över behandlingar",
+        "subtitle": "Artikel 30.1 dataskyddsförordningen",
         "controller": "Personuppgiftsansvarig",
         "period": "Period för kontrollen",
         "as_of": "Registret per",
@@ -156,6 +157,8 @@ class RecordsUiController(UiPages):
         without a usable snapshot it is built in the report worker from the tables."""
         first, last = _day(start, "start"), _day(end, "end")
         offset = page_offset(offset)
+        code = language(request, lang)
+        set_locale(code)  # the whole printable page, its activities' words included, in the record's language
         registry = await registry_view(request, db_session)
         if registry.snapshot is not None:
             counts = await registry.outside_counts()
@@ -164,8 +167,9 @@ class RecordsUiController(UiPages):
             )
         else:
             database_url = state.settings.database_url
-            record = await state.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
-        code = language(request, lang)
+            record = await state.reports.run(
+                reports.article_30_data, database_url, first, last, offset, PAGE_SIZE, code
+            )
         filters = {"start": start or "", "end": end or "", "lang": lang or ""}
         return page(
             request,
