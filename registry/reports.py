@@ -117,6 +117,20 @@ def article_30_data(
     return {**record, "recipients": recipients[offset : offset + limit], "recipients_total": len(recipients)}
 
 
+def privacy_notice(database_url: str, language: str) -> dict[str, Any]:
+    """The privacy notice's recipients and transfers section (`/api/records/privacy-notice`): generated from the
+    whole registry, in both languages (to compare with what was published), so built here."""
+    from registry.services.privacy_notice import privacy_notice as notice
+
+    return _in_registry(database_url, lambda session: notice(session, language))
+
+
+def mark_privacy_notice_published(database_url: str, actor: str) -> dict[str, Any]:
+    from registry.services.privacy_notice import mark_published
+
+    return _in_registry(database_url, lambda session: mark_published(session, actor))
+
+
 def evidence_zip(database_url: str, start: date | None, end: date | None) -> bytes:
     """The evidence bundle: the record, the registry, the signed copies, the period's log and its verification
     (every entry of the decision log rehashed)."""

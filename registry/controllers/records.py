@@ -3,7 +3,7 @@
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, get
+from litestar import Controller, Request, get, post
 from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.response import Response
@@ -51,6 +51,26 @@ class RecordsController(Controller):
         if format == "xlsx":
             return attachment(body, XLSX, f"{name}.xlsx")
         return reports.json_response(body)
+
+
+    @get("/privacy-notice", opt=requires("registry:read"))
+    async def privacy_notice(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+        """The privacy notice's "to whom do we disclose personal data, and do we transfer it outside the EU/EEA?"
+        section, generated from the processing activities and the registry in the language of Accept-Language,
+        with when it was last marked published and NOTICE_OUTDATED (blocks nothing) when the registry now
+        generates a different text."""
+        notice: dict[str, Any] = await state.reports.run(
+            reports.privacy_notice, state.settings.database_url, api_language(request)
+        )
+        return notice
+
+    @post("/privacy-notice/published", opt=requires("registry:write"), status_code=201)
+    async def privacy_notice_published(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+        """Mark the section as the registry generates it now (Swedish and English) published on the website."""
+        marked: dict[str, Any] = await state.reports.run(
+            reports.mark_privacy_notice_published, state.settings.database_url, request.user.name
+        )
+        return marked
 
 
 def _handlers() -> list[Any]:

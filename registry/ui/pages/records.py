@@ -171,7 +171,7 @@ class RecordsUiController(UiPages):
                 reports.article_30_data, database_url, first, last, offset, PAGE_SIZE, code
             )
         filters = {"start": start or "", "end": end or "", "lang": lang or ""}
-        return page(
+        template = page(
             request,
             "records/article30.html",
             record=record,
@@ -182,6 +182,8 @@ class RecordsUiController(UiPages):
             offset=offset,
             limit=PAGE_SIZE,
         )
+        set_locale(code)  # page() set the reader's language; the printable record is rendered in the record's
+        return template
 
     @get("/records/evidence.zip", opt=requires("registry:read"))
     async def evidence(
