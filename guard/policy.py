@@ -59,9 +59,10 @@ personal data leaves the EU/EEA):
   purpose (Art. 21(3) makes it absolute), one of scope ``all`` every purpose; a covered share is
   ``SUBJECT_OBJECTED``. Direct-marketing purposes are those under ``marketing`` and those the controller's
   processing activities mark ``direct_marketing`` (Offix's ``sales`` outreach: Art. 21(2)-(3), recital 70), with
-  everything under them (``Snapshot.direct_marketing_purposes``). A share for a direct-marketing purpose that
-  names no subject (``subject_ref``) cannot be checked against objections and is ``SUBJECT_REF_MISSING``. The objections come in as data (subject
-  reference → scopes); the policy never sees an identifier, only the keyed digest the service made of it.
+  everything under them (``Snapshot.direct_marketing_purposes``). A share for a direct-marketing purpose that names
+  no subject (``subject_ref``) cannot be checked against objections and is ``SUBJECT_REF_MISSING``. The objections
+  come in as data (subject reference → scopes); the policy never sees an identifier, only the keyed digest the
+  service made of it.
 """
 
 import dataclasses
@@ -1193,8 +1194,8 @@ def _decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_
         reasons.append(
             Reason(
                 ReasonCode.SUBJECT_REF_MISSING,
-                f"'{request.purpose}' is direct marketing: name the person (subject_ref) so that their objections can be "
-                "checked; send a marketing list through check-batch, one request per person.",
+                f"'{request.purpose}' is direct marketing: name the person (subject_ref) so that their objections "
+                "can be checked; send a marketing list through check-batch, one request per person.",
             )
         )
 

@@ -52,7 +52,6 @@ class RecordsController(Controller):
             return attachment(body, XLSX, f"{name}.xlsx")
         return reports.json_response(body)
 
-
     @get("/privacy-notice", opt=requires("registry:read"))
     async def privacy_notice(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
         """The privacy notice's "to whom do we disclose personal data, and do we transfer it outside the EU/EEA?"

@@ -71,8 +71,7 @@ def _section(controller: dict[str, Any] | None, activities: list[dict[str, Any]]
             "key": a["key"],
             "name": a["name"],
             "recipients": [
-                {"key": r["key"], "name": r["name"], "role": r["role_text"], "category": r["category_text"]}
-                for r in rs
+                {"key": r["key"], "name": r["name"], "role": r["role_text"], "category": r["category_text"]} for r in rs
             ],
             "text": gettext("{activity}: {recipients}.").format(
                 activity=a["name"],

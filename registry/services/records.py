@@ -1,10 +1,11 @@
 """The Art. 30(1) record, built from the registry and from what the guard enforced.
 
-Per processing activity (a)-(g): registry/services/processing_activities.py. For each recipient: who it is, what it receives and why (from its agreements in force), every territory where
-it or its sub-processor chain stores, processes, backs up or reaches the data, its agreements with their dates
-and document digests, and the transfers to third countries — none, with the decision log for the period as the
-evidence: shares allowed and denied, the categories actually shared, the last share. The counts are aggregated
-in PostgreSQL over the logged requests, so a year of decisions is never loaded into the application.
+Per processing activity (a)-(g): registry/services/processing_activities.py. For each recipient: who it is, what it
+receives and why (from its agreements in force), every territory where it or its sub-processor chain stores,
+processes, backs up or reaches the data, its agreements with their dates and document digests, and the transfers to
+third countries — none, with the decision log for the period as the evidence: shares allowed and denied, the
+categories actually shared, the last share. The counts are aggregated in PostgreSQL over the logged requests, so a
+year of decisions is never loaded into the application.
 """
 
 import csv
@@ -76,7 +77,9 @@ _BY_PURPOSE = text(
 )
 
 
-async def _by_purpose(session: AsyncSession, first: datetime, after: datetime) -> dict[tuple[str, str], tuple[int, int]]:
+async def _by_purpose(
+    session: AsyncSession, first: datetime, after: datetime
+) -> dict[tuple[str, str], tuple[int, int]]:
     rows = await session.execute(_BY_PURPOSE, {"start": first, "end": after})
     return {(row.recipient, row.purpose): (row.allowed, row.denied) for row in rows}
 
@@ -87,9 +90,7 @@ def _activities(
     as_of: date,
     by_purpose: Mapping[tuple[str, str], tuple[int, int]],
 ) -> list[dict[str, Any]]:
-    return activity_entries(
-        controller, snapshot, as_of, by_purpose, lambda party: territories(party, snapshot.parties)
-    )
+    return activity_entries(controller, snapshot, as_of, by_purpose, lambda party: territories(party, snapshot.parties))
 
 
 def period(start: date | None, end: date | None, today: date) -> tuple[date, date]:

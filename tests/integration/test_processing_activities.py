@@ -178,7 +178,7 @@ async def test_the_record_names_the_controller_and_every_art30_field_of_each_act
     assert record["controller"]["contact"] == seed["contact"]
     assert [a["key"] for a in record["activities"]] == [a["key"] for a in seed["processing_activities"]]
     for activity, written in zip(record["activities"], seed["processing_activities"], strict=True):
-        assert ART30_FIELDS <= activity.keys()
+        assert activity.keys() >= ART30_FIELDS
         assert activity["name"] == written["name"]["en"]
         assert activity["retention"] == written["retention"]["en"]
         assert activity["security_measures"] == written["security_measures"]["en"]
@@ -218,7 +218,11 @@ async def test_a_place_outside_the_eea_is_a_transfer_refused_by_policy_and_a_per
 
     sales = next(a for a in record["activities"] if a["key"] == "kundrelationer")
     (transfer,) = [t for t in sales["transfers"] if t["party"] == "kontorsgrossen"]
-    assert (transfer["territory"], transfer["kind"], transfer["decision"]) == ("US", "support_access", "refused_by_policy")
+    assert (transfer["territory"], transfer["kind"], transfer["decision"]) == (
+        "US",
+        "support_access",
+        "refused_by_policy",
+    )
     assert transfer["safeguards"] is None
     reseller_entry = next(r for r in sales["recipients"] if r["key"] == "kontorsgrossen")
     assert reseller_entry["guard"] == "refused" and "LOCATION_OUTSIDE_EEA" in reseller_entry["guard_reasons"]
