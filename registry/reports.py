@@ -1,4 +1,4 @@
-"""Reports that walk the whole registry (findings, exports) run in a worker process (guard/workers.py), never
+"""Reports that walk the whole registry (findings, exports) run in a worker process (kernel/workers.py), never
 on the server's event loop: there they held the loop for seconds at 10,000 parties and every guard check
 waited behind them. The worker has its own database connection; its answers come back as plain data (or
 bytes, already encoded).
@@ -14,7 +14,7 @@ from litestar import MediaType, Response
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from guard.workers import WorkerProcess
+from kernel.workers import WorkerProcess
 
 T = TypeVar("T")
 
@@ -89,7 +89,7 @@ def article_30(
 ) -> tuple[str, bytes]:
     """The Art. 30 record (`/api/records/article-30`) in `form` (json, csv or xlsx) and `language`, with its file
     name: it walks the whole registry and the period's decision log, so it is built and encoded here."""
-    from registry.i18n import set_locale
+    from kernel.i18n import set_locale
     from registry.services.records import article_30_record, record_csv, record_xlsx
 
     set_locale(language)  # this worker task's own context: the record's words and the exports' headers
@@ -108,7 +108,7 @@ def article_30_data(
     """The Art. 30 record for the UI's page: everything but the recipients, and a page of those (`recipients` from
     `offset`, at most `limit`; `recipients_total` all of them). The whole record, thousands of recipients at
     10,000 parties, would take seconds to send back and render on the server's loop."""
-    from registry.i18n import set_locale
+    from kernel.i18n import set_locale
     from registry.services.records import article_30_record
 
     set_locale(language)

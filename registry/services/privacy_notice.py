@@ -19,9 +19,9 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.findings import snapshot_from_document
-from registry.calendar import calendar_today
-from registry.i18n import LANGUAGES, gettext, use_locale
+from kernel.calendar import calendar_today
+from kernel.i18n import LANGUAGES, gettext, use_locale
+from registry.findings import snapshot_from_document
 from registry.models import PrivacyNoticePublication
 from registry.services.findings import registry_document
 from registry.services.processing_activities import CATEGORY_LABELS, activity_entries, translate

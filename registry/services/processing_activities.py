@@ -18,8 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.policy import PartyView, ReasonCode, Snapshot, covers, evaluate_party, walk_chain
 from guard.territory import TerritoryStatus, territory_name
-from registry.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
-from registry.i18n import N_, country_name, current, gettext
+from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
+from kernel.i18n import N_, country_name, current, gettext
 from registry.models import ControllerProfile
 from registry.schemas import ProcessingActivityIn
 
@@ -214,7 +214,7 @@ def activity_entries(
     by_purpose: Mapping[tuple[str, str], tuple[int, int]],
     territories_of: Any,
 ) -> list[dict[str, Any]]:
-    """The Art. 30(1)(b)-(g) entries, one per processing activity, in the current language (registry.i18n);
+    """The Art. 30(1)(b)-(g) entries, one per processing activity, in the current language (kernel.i18n);
     `by_purpose` the decision log's (allowed, denied) counts per (recipient, purpose) in the period,
     `territories_of(party)` a party's places and its chain's (registry.services.records.territories)."""
     language = current()

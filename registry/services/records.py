@@ -21,12 +21,12 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.findings import snapshot_from_document
 from guard.policy import AgreementView, PartyView, Snapshot, walk_chain
 from guard.territory import TerritoryStatus, classify_territory, territory_name
-from registry.calendar import calendar_today, zone_or_default
-from registry.errors import FieldError, RegistryValidationError
-from registry.i18n import N_, current, gettext
+from kernel.calendar import calendar_today, zone_or_default
+from kernel.errors import FieldError, RegistryValidationError
+from kernel.i18n import N_, current, gettext
+from registry.findings import snapshot_from_document
 from registry.models import Agreement
 from registry.services.agreement_documents import documents_on_file
 from registry.services.findings import registry_document
@@ -414,7 +414,7 @@ def record_rows(record: dict[str, Any]) -> list[list[Any]]:
 
 
 # The record per processing activity (Art. 30(1)(a)-(g)), one row per activity and recipient (an activity without
-# a recipient: one row), in the reader's language (registry.i18n's current locale).
+# a recipient: one row), in the reader's language (kernel.i18n's current locale).
 ACTIVITY_COLUMNS = (
     N_("Activity"),
     N_("Name of the processing"),
