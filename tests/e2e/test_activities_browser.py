@@ -41,6 +41,9 @@ async def test_legal_prints_the_art30_record_per_activity_in_swedish_and_reads_t
     await page.emulate_media(media="print")
     await expect(page.locator("header.top")).to_be_hidden()
     await shot(page, screenshots, "article-30-activities-sv-print")
+    await page.screenshot(
+        path=str(screenshots / "article-30-head-sv.png"), clip={"x": 0, "y": 0, "width": 1280, "height": 1400}
+    )
     await page.emulate_media(media="screen")
 
     await page.goto(f"{base}/ui/records/privacy-notice?lang=sv")
