@@ -22,14 +22,15 @@ from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.fairness import RETRY_AFTER_SECONDS, BatchAdmission, too_many_batches
+from guard.fairness import RETRY_AFTER_SECONDS, too_many_batches
 from guard.policy import ReasonCode
-from guard.service import MAX_BODY_BYTES, GuardRuntime, GuardUnavailable, cannot_decide
+from guard.service import MAX_BODY_BYTES, GuardUnavailable, cannot_decide
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from ledger.append import driver_connection
 from ledger.queries import list_decisions
 from ledger.seal import receipt
 from web.auth import bearer_token, requires
+from web.composition import services_of, started_services
 from web.contract import DecisionPage, answers
 from web.controllers.deps import WITHOUT_NUL, Limit
 from web.controllers.exports import decision_csv_response
@@ -295,22 +296,20 @@ class GuardController(Controller):
     @_check_route("/check", CHECK_RESPONSES, CheckOperation)
     async def check(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """Ask before sharing: 200 for allow and deny alike; obey `allowed`."""
-        # request.app.state, not an injected `state`: Litestar copies the app state for each injection.
-        runtime: GuardRuntime = request.app.state.guard
+        runtime = services_of(request.app).guard
         return await _answer(runtime.check_body, await _body(request), request.user.name)
 
     @_check_route("/check-batch", CHECK_BATCH_RESPONSES, CheckBatchOperation)
     async def check_batch(self, request: Request[Any, Any, Any]) -> ASGIApp:
         """A JSON array of up to 1,000 requests; the answers come back as an array in the same order. Each key
         has a fair share of batches in flight (REGISTRY_GUARD_BATCHES_PER_KEY); past it, 429 with Retry-After."""
-        state = request.app.state
+        services = services_of(request.app)
         caller = request.user.name
-        admission: BatchAdmission = state.guard_batches
+        admission = services.batches
         if not admission.admit(caller):
             return JsonAnswer(429, too_many_batches(admission.per_key), _RETRY_AFTER)
         try:
-            runtime: GuardRuntime = state.guard
-            return await _answer(runtime.check_batch_body, await _body(request), caller)
+            return await _answer(services.guard.check_batch_body, await _body(request), caller)
         finally:
             admission.release(caller)
 
@@ -402,16 +401,15 @@ class CheckLane:
         if scope["type"] != "http" or scope["path"] != CHECK_PATH or scope.get("method") != "POST":
             await self.app(scope, receive, send)
             return
-        state = scope["app"].state
-        runtime: GuardRuntime | None = getattr(state, "guard", None)
+        services = started_services(scope["app"])
         token = bearer_token(scope["headers"])
-        principal = state.api_keys.known(token, state.sessionmaker) if token and runtime is not None else None
+        principal = services.api_keys.known(token, services.sessionmaker) if token and services is not None else None
         if principal is None or not principal.may(CHECK_SCOPE):
             await self.app(scope, receive, send)
             return
         scope["user"], scope["auth"] = principal, "api_key"  # (as the authentication middleware leaves them)
         try:
-            answer = await _answer(runtime.check_body, await _read_body(receive), principal.name)  # type: ignore[union-attr]
+            answer = await _answer(services.guard.check_body, await _read_body(receive), principal.name)  # type: ignore[union-attr]
         except ClientException as exc:  # the client went away mid-body: nobody reads this, the access log does
             answer = JsonAnswer(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
         except Exception as exc:

@@ -21,6 +21,7 @@ from registry.services.objections import (
     withdraw_objection,
 )
 from web.auth import requires
+from web.composition import services_of
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 
 SubjectQuery = Annotated[
@@ -52,7 +53,7 @@ def _day(parameter: str, value: str | None) -> date:
 
 async def _obeyed_here(request: Request[Any, Any, Any]) -> None:
     """This instance's guard obeys a committed change before the change is answered; the others on notice."""
-    index = getattr(request.app.state, "guard_objections", None)
+    index = services_of(request.app).objections
     if index is not None:
         await index.refresh_now()
 
@@ -67,7 +68,7 @@ class ObjectionController(Controller):
     ) -> dict[str, Any]:
         """Record an objection or unsubscribe: the guards deny covered shares to that person at once."""
         async with db_session.begin():
-            recorded = await record_objection(db_session, request.app.state.subject_key, data, request.user.name)
+            recorded = await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
         await _obeyed_here(request)
         return recorded
 
@@ -83,7 +84,12 @@ class ObjectionController(Controller):
     ) -> Page[dict[str, Any]]:
         """Objections newest first; `subject` narrows them to one person's (looked up by digest)."""
         items, total = await list_objections(
-            db_session, request.app.state.subject_key, subject=subject, in_force=in_force, limit=limit, offset=offset
+            db_session,
+            services_of(request.app).subject_key,
+            subject=subject,
+            in_force=in_force,
+            limit=limit,
+            offset=offset,
         )
         return page(items, total, limit, offset)
 
@@ -110,7 +116,7 @@ class ObjectionController(Controller):
         all rows or none. Subjects already objecting with that scope are not recorded twice."""
         rows = parse_unsubscribes(
             await request.body(),
-            request.app.state.subject_key,
+            services_of(request.app).subject_key,
             default_day=_day("received_on", received_on),
             scope=objection_scope,
         )
@@ -131,7 +137,7 @@ class SubjectController(Controller):
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], subject: SubjectQuery
     ) -> dict[str, Any]:
         """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19)."""
-        return await subject_recipients(db_session, request.app.state.subject_key, subject)
+        return await subject_recipients(db_session, services_of(request.app).subject_key, subject)
 
 
 route_handlers: list[Any] = [ObjectionController, SubjectController]

@@ -1,16 +1,18 @@
-"""`/api/records/article-30`: the Art. 30(1)(d)-(e) record as JSON, CSV or XLSX."""
+"""`/api/records/article-30`: the Art. 30(1) record as JSON, CSV or XLSX; `/api/records/privacy-notice`: the
+privacy notice's recipients and transfers section, generated from the processing activities and the registry."""
 
 from datetime import date
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, Request, get, post
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Response
 
 from kernel.i18n import negotiate
 from registry import reports
 from web.auth import requires
+from web.composition import Services
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -32,7 +34,7 @@ class RecordsController(Controller):
     async def article_30(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        services: NamedDependency[Services],
         start: From = None,
         end: To = None,
         format: Format = "json",
@@ -43,8 +45,8 @@ class RecordsController(Controller):
         built and encoded in the report worker, off the event loop the guard answers on (a period it cannot give
         is refused there, and its error answered here as usual)."""
         language = api_language(request)
-        name, body = await state.reports.run(
-            reports.article_30, state.settings.database_url, start, end, format, language
+        name, body = await services.reports.run(
+            reports.article_30, services.settings.database_url, start, end, format, language
         )
         if format == "csv":
             return attachment(body, "text/csv; charset=utf-8", f"{name}.csv")
@@ -53,21 +55,25 @@ class RecordsController(Controller):
         return reports.json_response(body)
 
     @get("/privacy-notice", opt=requires("registry:read"))
-    async def privacy_notice(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    async def privacy_notice(
+        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
+    ) -> dict[str, Any]:
         """The privacy notice's "to whom do we disclose personal data, and do we transfer it outside the EU/EEA?"
         section, generated from the processing activities and the registry in the language of Accept-Language,
         with when it was last marked published and NOTICE_OUTDATED (blocks nothing) when the registry now
         generates a different text."""
-        notice: dict[str, Any] = await state.reports.run(
-            reports.privacy_notice, state.settings.database_url, api_language(request)
+        notice: dict[str, Any] = await services.reports.run(
+            reports.privacy_notice, services.settings.database_url, api_language(request)
         )
         return notice
 
     @post("/privacy-notice/published", opt=requires("registry:write"), status_code=201)
-    async def privacy_notice_published(self, request: Request[Any, Any, Any], state: State) -> dict[str, Any]:
+    async def privacy_notice_published(
+        self, request: Request[Any, Any, Any], services: NamedDependency[Services]
+    ) -> dict[str, Any]:
         """Mark the section as the registry generates it now (Swedish and English) published on the website."""
-        marked: dict[str, Any] = await state.reports.run(
-            reports.mark_privacy_notice_published, state.settings.database_url, request.user.name
+        marked: dict[str, Any] = await services.reports.run(
+            reports.mark_privacy_notice_published, services.settings.database_url, request.user.name
         )
         return marked
 

@@ -4,7 +4,6 @@ notice's recipients and transfers section generated from them, with the action t
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -23,6 +22,7 @@ from registry.services.processing_activities import (
     validated_activity,
 )
 from web.auth import requires
+from web.composition import Services
 from web.ui import forms
 from web.ui.pages.common import UiPages, current_user, page, read_form
 from web.ui.pages.records import language
@@ -154,20 +154,20 @@ class ActivityPages(UiPages):
     async def privacy_notice(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        services: NamedDependency[Services],
         lang: FromQuery[str | None] = None,
         published: FromQuery[str] = "",
     ) -> Template:
         code = language(request, lang)
-        notice = await state.reports.run(reports.privacy_notice, state.settings.database_url, code)
+        notice = await services.reports.run(reports.privacy_notice, services.settings.database_url, code)
         template = page(request, "privacy_notice.html", notice=notice, lang=code, just_published=bool(published))
         set_locale(code)  # the page in the notice's language (page() set the reader's)
         return template
 
     @post("/records/privacy-notice/published", opt=requires("registry:write"))
-    async def mark_published(self, request: Request[Any, Any, Any], state: State) -> Redirect:
-        await state.reports.run(
-            reports.mark_privacy_notice_published, state.settings.database_url, current_user(request).name
+    async def mark_published(self, request: Request[Any, Any, Any], services: NamedDependency[Services]) -> Redirect:
+        await services.reports.run(
+            reports.mark_privacy_notice_published, services.settings.database_url, current_user(request).name
         )
         return Redirect("/ui/records/privacy-notice?published=1", status_code=303)
 

@@ -14,6 +14,7 @@ from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext
 from ledger.queries import list_decisions
 from web.auth import requires
+from web.composition import services_of
 from web.ui import forms
 from web.ui.language import request_language
 from web.ui.pages.common import (
@@ -87,7 +88,7 @@ class GuardPages(UiPages):
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name)
+            status, body = 200, await services_of(request.app).guard.check(payload, current_user(request).name)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

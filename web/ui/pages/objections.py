@@ -19,6 +19,7 @@ from kernel.errors import RegistryValidationError, pydantic_field_errors
 from registry.schemas import ObjectionIn
 from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
 from web.auth import requires
+from web.composition import services_of
 from web.ui.pages.common import UiPages, page
 from web.ui.pages.records import language
 
@@ -114,7 +115,12 @@ class ObjectionsUiController(UiPages):
         if subject:
             try:
                 items, _ = await list_objections(
-                    db_session, request.app.state.subject_key, subject=subject, in_force=None, limit=200, offset=0
+                    db_session,
+                    services_of(request.app).subject_key,
+                    subject=subject,
+                    in_force=None,
+                    limit=200,
+                    offset=0,
                 )
             except RegistryValidationError as exc:
                 errors["lookup"] = [e.message for e in exc.errors]
@@ -154,8 +160,8 @@ class ObjectionsUiController(UiPages):
                 request, db_session, None, status_code=400, errors=_form_errors(exc), form=form
             )
         async with db_session.begin():
-            await record_objection(db_session, request.app.state.subject_key, data, request.user.name)
-        await request.app.state.guard_objections.refresh_now()
+            await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
+        await services_of(request.app).objections.refresh_now()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
         return await self._objections_page(
             request, db_session, form["subject"], notice="The objection was recorded; the guard obeys it now."
@@ -167,7 +173,7 @@ class ObjectionsUiController(UiPages):
     ) -> Redirect:
         async with db_session.begin():
             await withdraw_objection(db_session, objection_id, request.user.name)
-        await request.app.state.guard_objections.refresh_now()
+        await services_of(request.app).objections.refresh_now()
         return Redirect(f"/ui/objections?withdrawn={objection_id}", status_code=303)
 
     @get("/subjects/recipients", opt=requires("registry:read"))
@@ -183,7 +189,7 @@ class ObjectionsUiController(UiPages):
         errors: dict[str, list[str]] = {}
         if subject:
             try:
-                answer = await subject_recipients(db_session, request.app.state.subject_key, subject[:400])
+                answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
         return _page(
