@@ -98,12 +98,16 @@ def place_name(code: str) -> str:
     return country_name(name) if name else ""
 
 
-def _verdict(party: PartyView, snapshot: Snapshot, as_of: date) -> list[str]:
-    """The codes of the blocking findings that stand against every share to `party` for the activity."""
+def _verdict(party: PartyView, snapshot: Snapshot, as_of: date, memo: dict[str, list[str]]) -> list[str]:
+    """The codes of the blocking findings that stand against every share to `party` for the activity (worked out
+    once per party for all the activities: `memo`)."""
+    if party.key in memo:
+        return memo[party.key]
     codes = [] if party.active else [str(ReasonCode.RECIPIENT_INACTIVE)]
     for reason in evaluate_party(party, snapshot, as_of):
         if reason.code not in _NOT_ABOUT_THE_ACTIVITY and str(reason.code) not in codes:
             codes.append(str(reason.code))
+    memo[party.key] = codes
     return codes
 
 
@@ -125,10 +129,11 @@ def _recipient(
     as_of: date,
     via: tuple[str, ...] | None,
     by_purpose: Mapping[tuple[str, str], tuple[int, int]],
+    memo: dict[str, list[str]],
 ) -> dict[str, Any]:
     in_force = [a for a in snapshot.agreements_by_party.get(party.key, ()) if a.in_force_on(as_of)]
     covering = [a for a in in_force if overlapping(a.purposes, activity["purposes"])]
-    refusals = _verdict(party, snapshot, as_of)
+    refusals = _verdict(party, snapshot, as_of, memo)
     permitting = [a.key for a in in_force if a.transfers_outside_eea_permitted]
     return {
         "key": party.key,
@@ -219,6 +224,7 @@ def activity_entries(
     `territories_of(party)` a party's places and its chain's (registry.services.records.territories)."""
     language = current()
     vocabulary = (controller or {}).get("vocabulary")
+    verdicts: dict[str, list[str]] = {}
     entries = []
     for activity in (controller or {}).get("processing_activities") or ():
         direct = sorted(
@@ -229,7 +235,7 @@ def activity_entries(
         transfers: list[dict[str, Any]] = []
         seen: set[str] = set()
         for party in direct:
-            entry = _recipient(party, snapshot, activity, as_of, None, by_purpose)
+            entry = _recipient(party, snapshot, activity, as_of, None, by_purpose, verdicts)
             recipients.append(entry)
             seen.add(party.key)
             transfers += _transfers(party, snapshot, entry, territories_of(party))
@@ -237,7 +243,7 @@ def activity_entries(
             for chain, _link, sub, _first in walk_chain(party, snapshot.parties):
                 if sub is not None and sub.key not in seen:
                     seen.add(sub.key)
-                    entry = _recipient(sub, snapshot, activity, as_of, chain, by_purpose)
+                    entry = _recipient(sub, snapshot, activity, as_of, chain, by_purpose, verdicts)
                     recipients.append(entry)
                     if entry["transfers_outside_eea_permitted"]:
                         transfers += _transfers(sub, snapshot, entry, [])

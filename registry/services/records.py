@@ -8,6 +8,7 @@ categories actually shared, the last share. The counts are aggregated in Postgre
 year of decisions is never loaded into the application.
 """
 
+import asyncio
 import csv
 import io
 from collections import defaultdict
@@ -327,7 +328,10 @@ async def article_30_page(
     ]  # fmt: skip
     transfers = sum(outside_counts.get(key, 0) for key in keys)
     summary = record_summary(snapshot, keys, enforcement, controller, (start, end, zone, as_of), transfers, now)
-    activities = _activities(controller, snapshot, as_of, await _by_purpose(session, first, after))
+    # Every activity walks the registry's agreements and asks the rules about its recipients: in a thread, so that
+    # the loop the guard answers on gets its turn meanwhile (the locale goes along with the context).
+    by_purpose = await _by_purpose(session, first, after)
+    activities = await asyncio.to_thread(_activities, controller, snapshot, as_of, by_purpose)
     return {**summary, "activities": activities, "recipients": recipients, "recipients_total": len(keys)}
 
 
