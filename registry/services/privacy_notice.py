@@ -20,7 +20,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from kernel.calendar import calendar_today
-from kernel.i18n import LANGUAGES, gettext, use_locale
+from kernel.i18n import LANGUAGES, N_, gettext, use_locale
 from registry.findings import snapshot_from_document
 from registry.models import PrivacyNoticePublication
 from registry.services.findings import registry_document
@@ -28,6 +28,14 @@ from registry.services.processing_activities import CATEGORY_LABELS, activity_en
 from registry.services.records import territories
 
 NOTICE_OUTDATED = "NOTICE_OUTDATED"
+# The companies the notice names as controllers of what they receive, in the plural the policy uses
+# ("tillverkare, leverantörer och återförsäljare").
+CONTROLLER_CATEGORY_PLURALS = {
+    "manufacturer": N_("manufacturers"),
+    "supplier": N_("suppliers"),
+    "reseller": N_("resellers"),
+    "other": N_("other companies"),
+}
 
 
 def _joined(items: list[str]) -> str:
@@ -45,8 +53,8 @@ def _section(controller: dict[str, Any] | None, activities: list[dict[str, Any]]
          if r["role"] == "processor"}
     )  # fmt: skip
     controllers = sorted(
-        {translate(CATEGORY_LABELS.get(r["category"], r["category"])) for _, rs in allowed for r in rs
-         if r["role"] == "independent_controller"}
+        {translate(CONTROLLER_CATEGORY_PLURALS.get(r["category"], CATEGORY_LABELS.get(r["category"], r["category"])))
+         for _, rs in allowed for r in rs if r["role"] == "independent_controller"}
     )  # fmt: skip
     shared_for = [a["name"] for a, rs in allowed if any(r["role"] == "independent_controller" for r in rs)]
     paragraphs = []

@@ -268,7 +268,12 @@ async def test_the_notice_names_the_recipients_and_the_transfer_sentence_in_swed
     assert "Kontorsgrossen Danmark ApS (återförsäljare, självständigt personuppgiftsansvarig)" in sales_sv["text"]
     sales_en = next(a for a in english["activities"] if a["key"] == "kundrelationer")
     assert "Kontorsgrossen Danmark ApS (reseller, independent controller)" in sales_en["text"]
-    assert any("återförsäljare" in p and "Skötsel av kundrelationer" in p for p in swedish["paragraphs"])
+    assert any(
+        p.startswith("Vi kan komma att dela personuppgifter med leverantörer, tillverkare och återförsäljare för:")
+        and "Skötsel av kundrelationer" in p
+        for p in swedish["paragraphs"]
+    )
+    assert any("manufacturers, resellers and suppliers" in p for p in english["paragraphs"])
 
 
 async def test_a_recipient_the_guard_refuses_is_not_named_in_the_notice(client, writer_headers, reader_headers):
