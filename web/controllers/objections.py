@@ -2,13 +2,15 @@
 recipients). Identifiers come in, digests are stored (registry/services/objections.py)."""
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
+from kernel.calendar import controller_today
 from kernel.errors import FieldError, RegistryValidationError
 from registry.schemas import ObjectionIn
 from registry.services.objections import (
@@ -22,6 +24,13 @@ from registry.services.objections import (
 )
 from web.auth import requires
 from web.composition import services_of
+from web.contract import (
+    ObjectionAnswer,
+    ObjectionImportAnswer,
+    ObjectionPage,
+    SubjectRecipientsAnswer,
+    answers,
+)
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 
 SubjectQuery = Annotated[
@@ -31,7 +40,7 @@ SubjectQuery = Annotated[
     ),
 ]
 ScopeQuery = Annotated[
-    Literal["direct_marketing", "all"],
+    ObjectionScope,
     QueryParameter(name="scope", description="what the listed people objected to"),
 ]
 SourceQuery = Annotated[
@@ -42,9 +51,9 @@ DayQuery = Annotated[
 ]
 
 
-def _day(parameter: str, value: str | None) -> date:
+def _day(parameter: str, value: str | None) -> date | None:
     if value is None:
-        return date.today()
+        return None
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -62,7 +71,12 @@ class ObjectionController(Controller):
     path = "/api/objections"
     tags = ["objections"]
 
-    @post("/", opt=requires("registry:write"), status_code=201)
+    @post(
+        "/",
+        opt=requires("registry:write"),
+        status_code=201,
+        responses=answers(201, ObjectionAnswer, "The objection, in force", 400, 401, 403),
+    )
     async def record(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], data: JSONBody[ObjectionIn]
     ) -> dict[str, Any]:
@@ -72,7 +86,7 @@ class ObjectionController(Controller):
         await _obeyed_here(request)
         return recorded
 
-    @get("/", opt=requires("registry:read"))
+    @get("/", opt=requires("registry:read"), responses=answers(200, ObjectionPage, "Objections", 400, 401, 403))
     async def list(
         self,
         request: Request[Any, Any, Any],
@@ -93,7 +107,12 @@ class ObjectionController(Controller):
         )
         return page(items, total, limit, offset)
 
-    @delete("/{objection_id:int}", opt=requires("registry:write"), status_code=200)
+    @delete(
+        "/{objection_id:int}",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, ObjectionAnswer, "The objection, withdrawn", 401, 403, 404),
+    )
     async def withdraw(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], objection_id: FromPath[int]
     ) -> dict[str, Any]:
@@ -103,12 +122,18 @@ class ObjectionController(Controller):
         await _obeyed_here(request)
         return withdrawn
 
-    @post("/import", opt=requires("registry:write"), status_code=201, request_max_body_size=IMPORT_MAX_BYTES)
+    @post(
+        "/import",
+        opt=requires("registry:write"),
+        status_code=201,
+        request_max_body_size=IMPORT_MAX_BYTES,
+        responses=answers(201, ObjectionImportAnswer, "What the import recorded", 400, 401, 403, 413),
+    )
     async def import_csv(
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
-        objection_scope: ScopeQuery = "direct_marketing",
+        objection_scope: ScopeQuery = OBJECTION_SCOPE_DIRECT_MARKETING,
         source: SourceQuery = "unsubscribe list",
         received_on: DayQuery = None,
     ) -> dict[str, int]:
@@ -117,7 +142,7 @@ class ObjectionController(Controller):
         rows = parse_unsubscribes(
             await request.body(),
             services_of(request.app).subject_key,
-            default_day=_day("received_on", received_on),
+            default_day=_day("received_on", received_on) or await controller_today(db_session),
             scope=objection_scope,
         )
         async with db_session.begin():
@@ -132,7 +157,11 @@ class SubjectController(Controller):
     path = "/api/subjects"
     tags = ["objections"]
 
-    @get("/recipients", opt=requires("registry:read"))
+    @get(
+        "/recipients",
+        opt=requires("registry:read"),
+        responses=answers(200, SubjectRecipientsAnswer, "The recipients of this person's data", 400, 401, 403),
+    )
     async def recipients(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], subject: SubjectQuery
     ) -> dict[str, Any]:

@@ -13,6 +13,7 @@ from kernel.i18n import negotiate
 from registry import reports
 from web.auth import requires
 from web.composition import Services
+from web.contract import Article30Answer, answers
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -30,7 +31,11 @@ class RecordsController(Controller):
     path = "/api/records"
     tags = ["records"]
 
-    @get("/article-30", opt=requires("registry:read"))
+    @get(
+        "/article-30",
+        opt=requires("registry:read"),
+        responses=answers(200, Article30Answer, "The record (format=json; csv and xlsx are files)", 400, 401, 403),
+    )
     async def article_30(
         self,
         request: Request[Any, Any, Any],
