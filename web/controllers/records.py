@@ -13,7 +13,7 @@ from kernel.i18n import negotiate
 from registry import reports
 from web.auth import requires
 from web.composition import Services
-from web.contract import Article30Answer, answers
+from web.contract import Article30Answer, PrivacyNoticeAnswer, PrivacyNoticePublishedAnswer, answers
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -59,7 +59,11 @@ class RecordsController(Controller):
             return attachment(body, XLSX, f"{name}.xlsx")
         return reports.json_response(body)
 
-    @get("/privacy-notice", opt=requires("registry:read"))
+    @get(
+        "/privacy-notice",
+        opt=requires("registry:read"),
+        responses=answers(200, PrivacyNoticeAnswer, "The section, and whether it is outdated", 401, 403),
+    )
     async def privacy_notice(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> dict[str, Any]:
@@ -72,7 +76,12 @@ class RecordsController(Controller):
         )
         return notice
 
-    @post("/privacy-notice/published", opt=requires("registry:write"), status_code=201)
+    @post(
+        "/privacy-notice/published",
+        opt=requires("registry:write"),
+        status_code=201,
+        responses=answers(201, PrivacyNoticePublishedAnswer, "Marked published", 401, 403),
+    )
     async def privacy_notice_published(
         self, request: Request[Any, Any, Any], services: NamedDependency[Services]
     ) -> dict[str, Any]:
