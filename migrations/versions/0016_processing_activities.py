@@ -2,7 +2,7 @@
 publications
 
 Revision ID: 0016_processing_activities
-Revises: 0014_decision_log_writers
+Revises: 0015_international_organisation
 Create Date: 2026-12-06
 """
 
@@ -13,7 +13,7 @@ from alembic import op
 from sqlalchemy.dialects import postgresql
 
 revision: str = "0016_processing_activities"
-down_revision: str | None = "0014_decision_log_writers"
+down_revision: str | None = "0015_international_organisation"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
