@@ -1,7 +1,7 @@
 """decision log entries record the HTTP request's id
 
 Revision ID: 0019_operations
-Revises: 0015_international_organisation
+Revises: 0016_processing_activities
 Create Date: 2026-12-06
 
 `guard_decision.request_id`: the id of the request a decision answered (the caller's `X-Request-Id` when it sent
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0019_operations"
-down_revision: str | None = "0015_international_organisation"
+down_revision: str | None = "0016_processing_activities"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
