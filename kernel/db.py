@@ -149,3 +149,34 @@ async def dispose_within(engine: AsyncEngine, within_seconds: float = DISPOSE_TI
     if not done:
         task.cancel()
         log.warning("the database pool did not close within %.0f s; leaving its connections behind", within_seconds)
+
+
+def database_outage(exc: BaseException) -> str | None:
+    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used: an outage,
+    which the CLI reports as one line and exit code 3, and the server as one log line and a 503, without a
+    traceback (not a bug of the registry's)."""
+    import asyncpg
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    unreachable = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, unreachable):
+            original = getattr(current, "orig", None) or current
+            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+            return f"{type(original).__name__}: {text}" if text else type(original).__name__
+        current = current.__cause__ or current.__context__
+    return None

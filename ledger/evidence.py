@@ -19,7 +19,7 @@ from datetime import datetime
 
 import asyncpg
 
-from kernel.counters import COUNTERS
+from kernel.counters import EVIDENCE_ALARMS
 from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
@@ -86,7 +86,7 @@ class EvidenceWatch:
         """Evidence found here: fail closed now, and store the alarm (unless `stored` already) as soon as the
         database takes it."""
         log.error("decision log tampering evidence: %s; the guard fails closed until an operator resolves it", problem)
-        COUNTERS.evidence_alarms += 1
+        EVIDENCE_ALARMS.inc()
         if self.problem is None:
             self.problem = problem
         if not stored:

@@ -22,7 +22,7 @@ from typing import Any, cast
 import asyncpg
 import httpx
 
-from kernel.counters import COUNTERS
+from kernel.counters import REFUSED_CHECKPOINTS
 from kernel.tasks import cancel_and_wait
 from kernel.workers import WorkerProcess
 from ledger.append import EMPTY_CHAIN, ChainHead, writer_origin
@@ -365,7 +365,7 @@ class CheckpointPublisher:
         except CheckpointRefused as exc:
             # Evidence: the log no longer extends what was signed or witnessed. Counted, logged, and the guard
             # fails closed (the worker stored the alarm; this instance need not wait to hear of it).
-            COUNTERS.refused_checkpoints += 1
+            REFUSED_CHECKPOINTS.inc()
             if self._evidence is not None:
                 self._evidence.raise_(f"checkpoint refused: {exc}", stored=True)
             raise

@@ -15,9 +15,9 @@ import asyncpg
 import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
+from prometheus_client import REGISTRY
 from registry_guard_client import ProofError, open_checkpoint, verify_consistency_answer, verify_receipt
 
-from kernel.counters import COUNTERS
 from ledger.append import EMPTY_CHAIN, append_to_chain, own_head
 from ledger.checkpoint import Checkpoint, load_or_create_signer
 from ledger.evidence import EvidenceWatch
@@ -272,13 +272,13 @@ async def test_the_checkpoint_publisher_counts_a_refusal_and_fails_its_guard_clo
     watch = EvidenceWatch(plain_url(database), "test", poll_seconds=60)
     settings = test_settings(database, log_signing_key_file=key_file, checkpoint_dir=witness)
     publisher = CheckpointPublisher(plain_url(database), settings, 3600, watch)
-    refused_before = COUNTERS.refused_checkpoints
+    refused_before = REGISTRY.get_sample_value("guard_checkpoints_refused_total") or 0
     try:
         with pytest.raises(CheckpointRefused):
             await publisher.publish_once()
     finally:
         await publisher.stop()
-    assert COUNTERS.refused_checkpoints == refused_before + 1
+    assert REGISTRY.get_sample_value("guard_checkpoints_refused_total") == refused_before + 1
     assert watch.problem is not None and "checkpoint refused" in watch.problem
     assert await open_alarm_count(database) == 1  # stored by the worker that found it
 
