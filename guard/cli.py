@@ -25,7 +25,7 @@ from guard.audit import (
 )
 from guard.checkpoint import CheckpointError, Verifier
 from guard.log import KnownCheckpoint, VerifyResult, append_decisions, driver_connection, verify_log
-from guard.objections import objections_of
+from guard.objections import objections_of, restrictions_of
 from guard.service import decide_and_record, parse_share_request, pseudonymised
 from guard.snapshot import POLICY_NAME, load_snapshot
 from guard.subjects import subject_key_for
@@ -217,6 +217,7 @@ def check_command(
             caller,
             expiring_within_days=context.settings.expiring_warning_days,
             objections=objections,
+            restrictions=await restrictions_of(session, requests[0].subject_ref),
         )
         (answers[0]["sequence"],) = await append_decisions(session, entries)
         return answers[0]

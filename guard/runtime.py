@@ -9,7 +9,7 @@ from litestar import Litestar
 from guard.audit import CheckpointPublisher
 from guard.fairness import BatchAdmission
 from guard.log import DecisionLogWriter
-from guard.objections import ObjectionIndex
+from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import subject_key_for
@@ -38,26 +38,41 @@ async def lifespan(app: Litestar) -> AsyncIterator[None]:
         max_age_seconds=settings.snapshot_max_age_seconds,
         poll_seconds=settings.snapshot_poll_seconds,
     )
+    restrictions = ObjectionIndex(
+        asyncpg_dsn(settings.database_url),
+        max_age_seconds=settings.snapshot_max_age_seconds,
+        poll_seconds=settings.snapshot_poll_seconds,
+        table=RESTRICTIONS,
+    )
     # The subject key is read (or created) before serving: a guard that cannot digest a subject must not start.
     subject_key = subject_key_for(settings)
     app.state.subject_key = subject_key
     writer.start()
     await refresher.start()
     await objections.start()
+    await restrictions.start()
     if publisher is not None:
         publisher.start()
     app.state.guard = GuardRuntime(
-        snapshots=refresher, log=writer, settings=settings, objections=objections, subject_key=subject_key
+        snapshots=refresher,
+        log=writer,
+        settings=settings,
+        objections=objections,
+        subject_key=subject_key,
+        restrictions=restrictions,
     )
-    # Health and metrics read the refresher's state here; the objection API catches the index up after a write.
+    # Health and metrics read the refresher's state here; the objection and restriction APIs catch the indexes up
+    # after a write (through `app.state.guard`).
     app.state.guard_snapshots = refresher
     app.state.guard_batches = BatchAdmission(settings.guard_batches_per_key)
     app.state.guard_objections = objections
+    app.state.guard_restrictions = restrictions
     try:
         yield
     finally:
         if publisher is not None:
             await publisher.stop()
+        await restrictions.stop()
         await objections.stop()
         await refresher.stop()
         await writer.stop()

@@ -25,7 +25,14 @@ from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_de
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
 from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
-from guard.subjects import SUBJECT_MAX_LENGTH, SubjectError, SubjectKey, normalise_subject
+from guard.subjects import (
+    SUBJECT_MAX_LENGTH,
+    SubjectError,
+    SubjectKey,
+    new_salt,
+    normalise_subject,
+    subject_commitment,
+)
 from registry.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from registry.schemas import no_nul_characters
 from registry.settings import Settings
@@ -187,8 +194,10 @@ def parse_batch_body(raw: bytes) -> list[ShareRequest] | list[FieldError]:
     return errors or requests
 
 
-def logged_request(request: ShareRequest) -> dict[str, Any]:
-    """The request as the decision log keeps it: the fields sent, in the API's shape (absent ones left out)."""
+def logged_request(request: ShareRequest, salt: str | None = None) -> dict[str, Any]:
+    """The request as the decision log keeps it: the fields sent, in the API's shape (absent ones left out).
+    The person it names appears only as a commitment to their digest under `salt` (guard/subjects.py
+    `subject_commitment`), so that an erasure, deleting the digest and salt kept beside the log, unlinks it."""
     document: dict[str, Any] = {
         "recipient": request.recipient,
         "purpose": request.purpose,
@@ -202,7 +211,9 @@ def logged_request(request: ShareRequest) -> dict[str, Any]:
         # The log is append-only: an identifier written by mistake could never be taken out again.
         if not _DIGEST.fullmatch(request.subject_ref):
             raise ValueError("a subject reference must be pseudonymised before it is logged")
-        document["subject_ref_digest"] = request.subject_ref
+        if salt is None:
+            raise ValueError("a subject reference is logged only as a salted commitment")
+        document["subject_ref_commitment"] = subject_commitment(request.subject_ref, salt)
     return document
 
 
@@ -226,30 +237,43 @@ def decide_and_record(
     *,
     expiring_within_days: int,
     objections: Objections = NO_OBJECTIONS,
+    restrictions: Objections = NO_OBJECTIONS,
+    trial: bool = False,
 ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
-    """Pure apart from ids and the clock: the answers and the log entries that must be written first.
-    The requests' subjects are digests already (`pseudonymised`)."""
+    """Pure apart from ids, salts and the clock: the answers and the log entries that must be written first.
+    The requests' subjects are digests already (`pseudonymised`). `trial`: decisions of the UI's try-a-share
+    page, logged as trials (evidence, never shares)."""
     answers: list[dict[str, Any]] = []
     entries: list[DecisionEntry] = []
     for request in requests:
-        decision = snapshot.decision(request, today, expiring_within_days=expiring_within_days, objections=objections)
+        decision = snapshot.decision(
+            request,
+            today,
+            expiring_within_days=expiring_within_days,
+            objections=objections,
+            restrictions=restrictions,
+        )
         decision_id = new_decision_id()
         decided_at = datetime.now(UTC)
         stamp = format_timestamp(decided_at)
         body = answer(decision_id, decision, stamp)
         answers.append(body)
+        salt = None if request.subject_ref is None else new_salt()
         entries.append(
             DecisionEntry(
                 decision_id=decision_id,
                 decided_at=decided_at,
                 caller=caller,
-                request=logged_request(request),
+                request=logged_request(request, salt),
                 allowed=decision.allowed,
                 reasons=body["reasons"],
                 warnings=body["warnings"],
                 agreement=decision.agreement,
                 ruleset=decision.ruleset,
                 decided_at_text=stamp,
+                trial=trial,
+                subject_digest=request.subject_ref,
+                subject_salt=salt,
             )
         )
     return answers, entries
@@ -270,12 +294,13 @@ class GuardRuntime:
     snapshots: SnapshotRefresher
     log: DecisionLogWriter
     settings: Settings
-    # Data subjects: the objections decided on, and the key identifiers are digested with.
+    # Data subjects: the objections and restrictions decided on, and the key identifiers are digested with.
     objections: ObjectionIndex
     subject_key: SubjectKey
+    restrictions: ObjectionIndex | None = None
 
     def _decided(
-        self, requests: Sequence[ShareRequest], caller: str
+        self, requests: Sequence[ShareRequest], caller: str, trial: bool = False
     ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
         """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
         try:
@@ -283,10 +308,14 @@ class GuardRuntime:
         except SnapshotUnavailable as exc:
             raise GuardUnavailable(str(exc)) from None
         objections: Objections = NO_OBJECTIONS
+        restrictions: Objections = NO_OBJECTIONS
         if any(r.subject_ref is not None for r in requests):
-            # Only a check that names someone needs the objections; one that cannot be sure of them fails closed.
+            # Only a check that names someone needs the objections and restrictions; one that cannot be sure of
+            # them fails closed.
             try:
                 objections = self.objections.usable()
+                if self.restrictions is not None:
+                    restrictions = self.restrictions.usable()
             except ObjectionsUnavailable as exc:
                 raise GuardUnavailable(str(exc)) from None
             requests = pseudonymised(requests, self.subject_key)
@@ -297,13 +326,17 @@ class GuardRuntime:
             caller,
             expiring_within_days=self.settings.expiring_warning_days,
             objections=objections,
+            restrictions=restrictions,
+            trial=trial,
         )
 
-    async def decide(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
+    async def decide(
+        self, requests: Sequence[ShareRequest], caller: str, *, trial: bool = False
+    ) -> list[dict[str, Any]]:
         """The answers to requests that have parsed, in order, each logged durably before it is returned."""
         if len(requests) > SLICE:
             return await self._decide_in_slices(requests, caller)
-        answers, entries = self._decided(requests, caller)
+        answers, entries = self._decided(requests, caller, trial)
         try:
             sequences = await self.log.append(entries)
         except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
@@ -343,14 +376,17 @@ class GuardRuntime:
             body["sequence"] = sequence
         return answers
 
-    async def _decide_one(self, parsed: ShareRequest | list[FieldError], caller: str) -> dict[str, Any]:
+    async def _decide_one(
+        self, parsed: ShareRequest | list[FieldError], caller: str, trial: bool = False
+    ) -> dict[str, Any]:
         if isinstance(parsed, list):
             raise RegistryValidationError(parsed)
-        return (await self.decide([parsed], caller))[0]
+        return (await self.decide([parsed], caller, trial=trial))[0]
 
-    async def check(self, payload: Any, caller: str) -> dict[str, Any]:
-        """One share request already decoded (as the web UI builds it) → its logged answer."""
-        return await self._decide_one(parse_share_request(payload), caller)
+    async def check(self, payload: Any, caller: str, *, trial: bool = False) -> dict[str, Any]:
+        """One share request already decoded (as the web UI builds it) → its logged answer. `trial`: the UI's
+        try-a-share page, whose decisions are logged as trials, never shares."""
+        return await self._decide_one(parse_share_request(payload), caller, trial)
 
     async def check_body(self, raw: bytes, caller: str) -> dict[str, Any]:
         """One share request as the API receives it (JSON bytes) → its logged answer."""

@@ -27,6 +27,7 @@ from registry.controllers.objections import route_handlers as objection_handlers
 from registry.controllers.parties import PartyController
 from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
+from registry.controllers.subjects import route_handlers as subject_handlers
 from registry.db import dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.logs import litestar_logging_config
@@ -139,6 +140,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApiKeyController,
             *records_handlers,
             *objection_handlers,
+            *subject_handlers,
             MetricsController,
             docs_assets_router(),
             *guard.controller.route_handlers,

@@ -4,14 +4,16 @@ recipients). Identifiers come in, digests are stored (registry/services/objectio
 from datetime import date
 from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
+from registry.controllers.exports import attachment
 from registry.errors import FieldError, RegistryValidationError
+from registry.i18n import gettext
 from registry.schemas import ObjectionIn
 from registry.services.objections import (
     IMPORT_MAX_BYTES,
@@ -19,9 +21,9 @@ from registry.services.objections import (
     list_objections,
     parse_unsubscribes,
     record_objection,
-    subject_recipients,
     withdraw_objection,
 )
+from registry.services.subjects import RECIPIENT_CSV_HEADERS, recipients_csv, subject_recipients
 
 SubjectQuery = Annotated[
     str,
@@ -41,7 +43,7 @@ DayQuery = Annotated[
 ]
 
 
-def _day(parameter: str, value: str | None) -> date:
+def query_day(parameter: str, value: str | None) -> date:
     if value is None:
         return date.today()
     try:
@@ -111,7 +113,7 @@ class ObjectionController(Controller):
         rows = parse_unsubscribes(
             await request.body(),
             request.app.state.subject_key,
-            default_day=_day("received_on", received_on),
+            default_day=query_day("received_on", received_on),
             scope=objection_scope,
         )
         async with db_session.begin():
@@ -128,10 +130,22 @@ class SubjectController(Controller):
 
     @get("/recipients", opt=requires("registry:read"))
     async def recipients(
-        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], subject: SubjectQuery
-    ) -> dict[str, Any]:
-        """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19)."""
-        return await subject_recipients(db_session, request.app.state.subject_key, subject)
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        subject: SubjectQuery,
+        answer_format: Annotated[
+            Literal["json", "csv"], QueryParameter(name="format", description="json, or csv for the reply")
+        ] = "json",
+    ) -> Response[Any]:
+        """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19), trials left out:
+        with their sub-processor chains, territories and contacts, the period covered and what the answer
+        cannot know; `format=csv` for the reply to the person."""
+        answer = await subject_recipients(db_session, request.app.state.subject_key, subject)
+        if answer_format == "csv":
+            body = "\ufeff" + recipients_csv(answer, [gettext(h) for h in RECIPIENT_CSV_HEADERS])
+            return attachment(body.encode(), "text/csv; charset=utf-8", "recipients.csv")
+        return Response(answer)
 
 
 route_handlers: list[Any] = [ObjectionController, SubjectController]

@@ -31,12 +31,20 @@ class ServerUnavailable(DeliveryError):
     stops instead of trying each row."""
 
 
+NOTIFICATION_ID_HEADER = "X-Registry-Notification"
+REMINDER = "reminder"
+
+
 @dataclass(frozen=True)
 class ReminderMessage:
+    """A message to deliver: a reminder, or (`kind` "notification") an Art. 19 notification. `reminder_id` is
+    its row's id, which names the message in its Message-ID and webhook-id (the same on every retry)."""
+
     reminder_id: int
     subject: str
     body: str
     payload: dict[str, Any]
+    kind: str = REMINDER
 
 
 def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) -> ReminderMessage:
@@ -131,11 +139,11 @@ def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) ->
     return ReminderMessage(reminder_id, subject, "\n".join(lines), payload)
 
 
-def message_id(reminder_id: int, sender: str) -> str:
+def message_id(reminder_id: int, sender: str, kind: str = REMINDER) -> str:
     """Derived from the reminder row, not random: a copy re-sent after a crash (accepted by the server, not yet
     marked sent) carries the same Message-ID, so receivers can recognise and drop it."""
     domain = sender.rpartition("@")[2] or "registry.invalid"
-    return f"<reminder-{reminder_id}@{domain}>"
+    return f"<{kind}-{reminder_id}@{domain}>"
 
 
 def email_message(message: ReminderMessage, sender: str, recipient: str) -> EmailMessage:
@@ -144,8 +152,8 @@ def email_message(message: ReminderMessage, sender: str, recipient: str) -> Emai
     email["To"] = recipient
     email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = message_id(message.reminder_id, sender)
-    email[REMINDER_ID_HEADER] = str(message.reminder_id)
+    email["Message-ID"] = message_id(message.reminder_id, sender, message.kind)
+    email[REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER] = str(message.reminder_id)
     email.set_content(message.body)
     return email
 
@@ -234,7 +242,7 @@ async def send_webhook(
         keys = webhook_keys(secret)
     except WebhookSecretError as exc:
         raise DeliveryError(str(exc)) from None
-    message_id = f"reminder-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
+    message_id = f"{message.kind}-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
     last_error = ""
     async with httpx.AsyncClient(timeout=http_timeout) as client:
         for attempt in range(tries):
@@ -244,7 +252,7 @@ async def send_webhook(
             headers = {
                 "Content-Type": "application/json",
                 TIMESTAMP_HEADER: timestamp,
-                REMINDER_ID_HEADER: str(message.reminder_id),
+                REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER: str(message.reminder_id),
             }
             headers.update(standard_webhook_headers(keys, message_id, timestamp, body))
             try:

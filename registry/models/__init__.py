@@ -2,7 +2,15 @@
 SQLModel.metadata, which Alembic compares against."""
 
 # Sub-systems add their own modules below; keep each import so its tables are registered.
-from registry.models import agreement_document, decision, objection, reminder, revision, user  # noqa: F401
+from registry.models import (  # noqa: F401
+    agreement_document,
+    decision,
+    objection,
+    reminder,
+    revision,
+    subject,
+    user,
+)
 from registry.models.agreement import Agreement
 from registry.models.apikey import ApiKey
 from registry.models.controller import ControllerProfile

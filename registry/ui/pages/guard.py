@@ -87,7 +87,8 @@ class GuardPages(UiPages):
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name)
+            # A trial: logged as evidence, never counted as a share of the person (Art. 15, Art. 19).
+            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name, trial=True)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

@@ -18,7 +18,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.auth import requires
 from registry.errors import RegistryValidationError, pydantic_field_errors
 from registry.schemas import ObjectionIn
-from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
+from registry.services.objections import list_objections, record_objection, withdraw_objection
+from registry.services.subjects import subject_recipients
 from registry.ui.pages.common import UiPages, page
 from registry.ui.pages.records import language
 
