@@ -1,5 +1,5 @@
 """APScheduler in every instance: the daily reminder scan at the controller's local time, and a frequent
-retry of failed sends. Running in several instances is safe: see registry/jobs/reminders.py."""
+retry of failed sends (reminders and Art. 19 notifications). Running in several instances is safe: see registry/jobs/reminders.py."""
 
 import logging
 import re
@@ -42,6 +42,13 @@ async def retry_reminders(app: Litestar) -> None:
     await send_pending(sessionmaker, app.state.settings, today=today)
 
 
+async def retry_notifications(app: Litestar) -> None:
+    """Art. 19 notifications that failed are retried like reminders (registry/services/notifications.py)."""
+    from registry.services.notifications import send_pending_notifications  # (the service imports the jobs)
+
+    await send_pending_notifications(app.state.sessionmaker, app.state.settings)
+
+
 async def start_scheduler(app: Litestar) -> AsyncIOScheduler:
     settings = app.state.settings
     hour, minute = parse_scan_time(settings.reminder_scan_time)
@@ -61,6 +68,12 @@ async def start_scheduler(app: Litestar) -> AsyncIOScheduler:
         retry_reminders,
         IntervalTrigger(seconds=max(settings.reminder_retry_seconds, 30.0), timezone=zone),
         id="reminders-retry",
+        **common,
+    )
+    scheduler.add_job(
+        retry_notifications,
+        IntervalTrigger(seconds=max(settings.reminder_retry_seconds, 30.0), timezone=zone),
+        id="notifications-retry",
         **common,
     )
     scheduler.start()

@@ -16,6 +16,7 @@ from registry.ui.pages import (
     records,
     registry_document,
     renewals,
+    subject_rights,
 )
 
 route_handlers: list[Any] = [
@@ -31,4 +32,5 @@ route_handlers: list[Any] = [
     *admin.route_handlers,
     *records.route_handlers,
     *objections.route_handlers,
+    *subject_rights.route_handlers,
 ]

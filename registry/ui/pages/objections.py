@@ -17,6 +17,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import RegistryValidationError, pydantic_field_errors
+from registry.i18n import use_locale
 from registry.schemas import ObjectionIn
 from registry.services.objections import list_objections, record_objection, withdraw_objection
 from registry.services.subjects import subject_recipients
@@ -69,6 +70,11 @@ SWEDISH: dict[str, str] = {
     "authority": "myndighet",
     "The objection was recorded; the guard obeys it now.": "Invändningen är registrerad; spärren följer den nu.",
     "The objection was withdrawn.": "Invändningen är återkallad.",
+    "Period covered": "Period som omfattas",
+    "Download as CSV": "Ladda ned som CSV",
+    "Territories": "Territorier",
+    "Sub-processors": "Underbiträden",
+    "Contact": "Kontakt",
 }
 
 
@@ -184,7 +190,8 @@ class ObjectionsUiController(UiPages):
         errors: dict[str, list[str]] = {}
         if subject:
             try:
-                answer = await subject_recipients(db_session, request.app.state.subject_key, subject[:400])
+                with use_locale(code):  # (the statement of what the answer cannot know, in the page's language)
+                    answer = await subject_recipients(db_session, request.app.state.subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
         return _page(
