@@ -1,5 +1,6 @@
 """APScheduler in every instance: the daily reminder scan at the controller's local time, and a frequent
-retry of failed sends (reminders and Art. 19 notifications). Running in several instances is safe: see registry/jobs/reminders.py."""
+retry of failed sends (reminders and Art. 19 notifications). Running in several instances is safe: see
+registry/jobs/reminders.py."""
 
 import logging
 import re
