@@ -17,6 +17,7 @@ _REQUEST_FIELDS = ("recipient", "purpose", "data_categories", "data_subject", "d
 # Reason codes an integration meets when it names (or fails to name) the person whose data it shares.
 SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
 SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
+SUBJECT_RESTRICTED = "SUBJECT_RESTRICTED"  # the person's processing is restricted (Art. 18): every share denied
 # 408 and 429 say "not now", not "your request is wrong": they deny like an outage instead of raising.
 _TRANSIENT_4XX = frozenset({408, 429})
 
