@@ -26,7 +26,7 @@ import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.tasks import cancel_and_wait, close_listening, open_listening
+from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
 

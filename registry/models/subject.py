@@ -14,7 +14,7 @@ from sqlalchemy import BigInteger, Column, Index, Integer, String, Text, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import timestamp_column, utcnow
+from kernel.columns import timestamp_column, utcnow
 
 NOTIFICATION_ACTIONS = ("rectification", "erasure", "restriction")
 

@@ -20,18 +20,18 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from guard.log import format_timestamp
 from guard.subjects import SubjectKey
-from registry.i18n import N_, gettext, use_locale
+from kernel.columns import utcnow
+from kernel.i18n import N_, gettext, use_locale
+from kernel.settings import Settings
+from ledger.entries import format_timestamp
 from registry.jobs.delivery import DeliveryError, ReminderMessage, SmtpSession, send_webhook
 from registry.jobs.reminders import retry_delay
-from registry.models.base import utcnow
 from registry.models.controller import ControllerProfile
 from registry.models.subject import SubjectNotification
 from registry.schemas import NotificationIn
 from registry.services.common import change_record
 from registry.services.subjects import subject_recipients
-from registry.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -24,11 +24,11 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.log import format_timestamp
 from guard.objections import RESTRICTION_WRITE_LOCK_ID, RESTRICTIONS_CHANGED_CHANNEL
 from guard.subjects import SubjectKey
-from registry.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
-from registry.i18n import N_, gettext
+from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
+from kernel.i18n import N_, gettext
+from ledger.entries import format_timestamp
 from registry.models.party import Location, Party, SubProcessorLink
 from registry.models.subject import Restriction
 from registry.schemas import RestrictionIn

@@ -1,4 +1,4 @@
-"""A guard check by a key the cache holds is answered in front of Litestar's router (guard/controller.py,
+"""A guard check by a key the cache holds is answered in front of Litestar's router (web/controllers/guard.py,
 `CheckLane`), and answered exactly as the route answers it; everything else takes the route."""
 
 import json
@@ -6,8 +6,8 @@ from typing import Any
 
 import pytest
 
-from guard.controller import CheckLane
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
+from web.controllers.guard import CheckLane
 
 DENIED_SHARE = {**SEED_ALLOWED_SHARE, "recipient": "nobody-we-know"}
 

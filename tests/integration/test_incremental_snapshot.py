@@ -1,20 +1,21 @@
 """Registry changes reach the guard as changes (guard/snapshot.py): the rows a write touched are read, and what
 depends on them (the chains through a changed sub-processor) is worked out again; and a write is answered once
-the writing instance's guard obeys it (registry/visibility.py)."""
+the writing instance's guard obeys it (web/visibility.py)."""
 
 from typing import Any
 
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from guard.snapshot import SnapshotRefresher, load_snapshot
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker
+from guard.snapshot import SnapshotRefresher
+from kernel.db import make_engine, make_sessionmaker
+from registry.snapshot_source import load_snapshot
 from tests.conftest import SEED_ALLOWED_SHARE, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import poll_until
 from tests.integration.test_ui_import_preview import confirm, preview, seed_with_one_party_removed_and_one_renamed
 from tests.integration.test_ui_pages import as_user, seeded_client
+from web.app import create_app
 
 __all__ = ["seeded_client"]  # the UI fixture
 

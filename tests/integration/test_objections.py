@@ -16,9 +16,9 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
 from tests.conftest import SERVER_URL, bearer, make_key
 from tests.conftest import test_settings as settings_for
+from web.app import create_app
 
 PERSON = "Anna.Berg+News@Example.SE"
 OTHER = "olle@example.se"
@@ -332,9 +332,7 @@ def test_today_is_a_plausible_received_on():
 
 def registry_cli(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", **environment}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_cli_imports_an_unsubscribe_list_that_running_guards_obey(seeded_database, guard, tmp_path):

@@ -262,16 +262,12 @@ async def test_the_registry_exports_as_one_sheet_and_one_csv_per_table(seeded_cl
 
 def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manifest(

@@ -11,9 +11,8 @@ import pytest
 from litestar.testing import AsyncTestClient
 from standardwebhooks.webhooks import Webhook
 
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker
-from registry.models.base import utcnow
+from kernel.columns import utcnow
+from kernel.db import make_engine, make_sessionmaker
 from registry.services.notifications import send_pending_notifications
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 from tests.conftest import test_settings as settings_for
@@ -23,6 +22,7 @@ from tests.integration.test_reminders import OLD_WEBHOOK_SECRET, SmtpServer, Web
 from tests.integration.test_reminders import smtp as smtp  # a fixture, shared
 from tests.integration.test_subject_rights import try_a_share
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from web.app import create_app
 
 
 @pytest.fixture

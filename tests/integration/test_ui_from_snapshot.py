@@ -1,4 +1,4 @@
-"""UI pages read the registry the guard of their instance holds (registry/ui/registry_view.py), not the tables on
+"""UI pages read the registry the guard of their instance holds (web/ui/registry_view.py), not the tables on
 every request: they show what the API shows, a write is on the next page, and without a usable snapshot they
 read the tables as before."""
 
@@ -10,13 +10,13 @@ from typing import Any
 
 from sqlalchemy import event
 
-from registry.ui import registry_view
-from registry.ui.pages import dashboard as dashboard_page
-from registry.ui.pages import parties as parties_pages
-from registry.ui.pages import records as records_pages
 from tests.integration.registry_fixtures import agreement, party
 from tests.integration.test_ui_pages import as_user
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from web.ui import registry_view
+from web.ui.pages import dashboard as dashboard_page
+from web.ui.pages import parties as parties_pages
+from web.ui.pages import records as records_pages
 
 SUB_PROCESSOR = "molnhall"  # engaged by nordfrakt and kvarnberg in the seed
 

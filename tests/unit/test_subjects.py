@@ -18,8 +18,8 @@ from guard.subjects import (
     subject_commitment,
     subject_key_for,
 )
-from registry.access_log import redacted_path_with_query
-from registry.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
+from web.access_log import redacted_path_with_query
 
 
 @pytest.mark.parametrize(

@@ -1,0 +1,48 @@
+"""Exports auditors take: the registry as CSV/XLSX, the decision log as streamed CSV."""
+
+from datetime import datetime
+
+from litestar import Controller, get
+from litestar.datastructures import State
+from litestar.response import Response, Stream
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
+
+from registry import reports
+from registry.services.exports import stream_decision_csv
+from web.auth import requires
+
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
+
+
+def attachment(body: bytes, media_type: str, filename: str) -> Response[bytes]:
+    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+
+
+def decision_csv_response(session: AsyncSession, since: datetime | None, until: datetime | None) -> Stream:
+    """The decision log of [since, until) as a CSV download, streamed (see stream_decision_csv). The rows are
+    read through a session of the stream's own on the request session's engine: the body is sent after the
+    handler has returned and its session is closed."""
+    sessionmaker = async_sessionmaker(session.bind, expire_on_commit=False)
+    return Stream(
+        stream_decision_csv(sessionmaker, since, until),
+        media_type="text/csv; charset=utf-8",
+        headers={"Content-Disposition": 'attachment; filename="guard-decisions.csv"'},
+    )
+
+
+class RegistryExportController(Controller):
+    """`GET /api/records/registry.xlsx` and `/api/records/registry-csv.zip`: the registry, one table a sheet/file."""
+
+    path = "/api/records"
+    tags = ["records"]
+
+    # Both walk the whole registry: built in the report worker, off the event loop the guard answers on.
+    @get("/registry.xlsx", opt=requires("registry:read"), media_type=XLSX)
+    async def registry_xlsx(self, state: State) -> Response[bytes]:
+        body = await state.reports.run(reports.registry_xlsx, state.settings.database_url)
+        return attachment(body, XLSX, "registry.xlsx")
+
+    @get("/registry-csv.zip", opt=requires("registry:read"), media_type="application/zip")
+    async def registry_csv(self, state: State) -> Response[bytes]:
+        body = await state.reports.run(reports.registry_csv_zip, state.settings.database_url)
+        return attachment(body, "application/zip", "registry-csv.zip")
