@@ -181,10 +181,7 @@ async def erase_subject(session: AsyncSession, key: SubjectKey, subject: str, ac
     ).scalar_one()
     suppressed = (
         await session.execute(
-            text(
-                "UPDATE objection SET source = :source, received_on = least(received_on, current_date)"
-                " WHERE subject_digest = :digest AND withdrawn_at IS NULL"
-            ),
+            text("UPDATE objection SET source = :source WHERE subject_digest = :digest AND withdrawn_at IS NULL"),
             {**params, "source": SUPPRESSION_SOURCE},
         )
     ).rowcount  # type: ignore[attr-defined]

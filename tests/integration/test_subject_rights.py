@@ -102,6 +102,16 @@ async def test_turning_a_trial_into_a_share_or_back_breaks_the_entrys_hash(
     assert result.exit_code != 0 and "edited" in result.output, result.output
 
 
+async def test_a_link_attributing_a_share_to_another_person_is_caught_by_verify_log(
+    seeded_client, seeded_database, guard, writer, tmp_path
+):
+    await check(seeded_client, guard, DELIVERY, PERSON)
+    other = (await recipients(seeded_client, writer, OTHER))["subject_digest"]
+    await tamper(seeded_database, f"UPDATE decision_subject SET subject_digest = '{other}'")
+    result = await run(seeded_database, tmp_path / "no-key", "guard", "verify-log")
+    assert result.exit_code != 0 and "decision_subject" in result.output, result.output
+
+
 # --- Restrictions -----------------------------------------------------------------------------------------------
 
 
