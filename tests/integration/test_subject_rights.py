@@ -196,8 +196,11 @@ async def test_a_second_instance_obeys_a_restriction_within_the_snapshot_bound(s
         assert (await answer_within(second, guard, PERSON, allowed=True, seconds=5.0))["allowed"] is True
 
 
-async def test_a_check_naming_a_subject_fails_closed_when_the_restrictions_are_stale(seeded_database, guard):
+async def test_a_check_naming_a_subject_fails_closed_when_the_restrictions_are_stale(seeded_database, guard, writer):
     async with instance(seeded_database) as client:
+        await client.post("/api/restrictions", json=restriction(), headers=writer)
+        ready = (await client.get("/health/ready")).json()["guard"]["restrictions"]
+        assert ready["status"] == "ok" and ready["restrictions"] == 1
         index = client.app.state.guard_restrictions
         index.confirmed_at = -3600.0  # as if no read had confirmed it for an hour
         await index.stop()

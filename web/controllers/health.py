@@ -25,6 +25,7 @@ class HealthController(Controller):
         if objections is not None:
             # Shown, not counted in the status: only checks naming a person need it (they answer 503 without).
             guard["objections"] = objections.describe()
+            guard["restrictions"] = state.guard_restrictions.describe()  # (started beside the objections)
         try:
             async with state.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))
