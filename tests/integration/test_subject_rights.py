@@ -3,16 +3,20 @@ shares, restrictions (Art. 18) obeyed by the guard at once and on every instance
 log verifying and nothing linked to the person, the recipients answer (Art. 15(1)(c)) with chains, territories
 and contacts, as JSON and CSV."""
 
+import asyncio
 import csv
 import io
 import json
+import time
 from pathlib import Path
 from typing import Any
 
 import asyncpg
 import pytest
+from litestar.testing import AsyncTestClient
 
 from tests.conftest import bearer, make_key
+from tests.conftest import test_settings as settings_for
 from tests.integration.test_decision_log import plain_url, tamper
 from tests.integration.test_decision_log_audit import run
 from tests.integration.test_objections import (
@@ -26,9 +30,11 @@ from tests.integration.test_objections import (
     codes,
     instance,
     objection,
+    registry_cli,
 )
 from tests.integration.test_ui_pages import as_user, csrf_token
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from web.app import create_app
 
 
 def restriction(subject: str = PERSON, **extra: Any) -> dict[str, Any]:
@@ -183,6 +189,29 @@ async def test_a_list_of_restrictions_is_imported_once_and_obeyed(seeded_client,
         assert codes(await check(seeded_client, guard, DELIVERY, subject)) == {"SUBJECT_RESTRICTED"}
     bad = await seeded_client.post("/api/restrictions/import", content=b"name\nx\n", headers=headers)
     assert bad.status_code == 400 and "address column" in bad.text
+
+
+async def test_the_cli_imports_a_restriction_list_that_running_guards_obey(seeded_database, guard, tmp_path):
+    listing = tmp_path / "restricted.csv"
+    listing.write_text("email\nkim@example.se\n", encoding="utf-8")
+    key = "k" * 40  # one key for the service and the CLI, as every instance of a registry shares it
+    async with AsyncTestClient(create_app(settings_for(seeded_database, subject_key=key))) as client:
+        assert (await check(client, guard, DELIVERY, "KIM@example.se"))["allowed"] is True
+        result = await asyncio.to_thread(
+            registry_cli,
+            "restrictions",
+            "import",
+            str(listing),
+            REGISTRY_DATABASE_URL=seeded_database,
+            REGISTRY_SUBJECT_KEY=key,
+        )
+        assert result.returncode == 0, result.stderr
+        assert result.stdout.strip() == "1 rows: 1 restrictions recorded, 0 already in force"
+        deadline = time.monotonic() + 30.0
+        while (answer := await check(client, guard, DELIVERY, "KIM@example.se"))["allowed"]:
+            assert time.monotonic() < deadline, answer
+            await asyncio.sleep(0.05)
+        assert codes(answer) == {"SUBJECT_RESTRICTED"}
 
 
 async def test_a_second_instance_obeys_a_restriction_within_the_snapshot_bound(seeded_database, guard, writer):
