@@ -13,15 +13,11 @@ import asyncpg
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cli.context import Context, pass_context
+from cli.context import EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
 from cli.output import echo_json, json_option, stages
-from guard.objections import objections_of, restrictions_of
-from guard.service import decide_and_record, parse_share_request, pseudonymised
-from guard.snapshot import POLICY_NAME
-from guard.subjects import subject_key_for
-from kernel.calendar import controller_today
+from guard.service import GuardUnavailable, parse_share_request
 from kernel.db import asyncpg_dsn
-from ledger.append import append_decisions, driver_connection
+from ledger.append import driver_connection
 from ledger.checkpoint import CheckpointError, Verifier
 from ledger.seal import (
     CheckpointRefused,
@@ -34,7 +30,7 @@ from ledger.seal import (
     write_checkpoint,
 )
 from ledger.verify import KnownCheckpoint, VerifyResult, verify_log
-from registry.snapshot_source import load_snapshot
+from web.composition import open_guard
 
 T = TypeVar("T")
 
@@ -206,25 +202,17 @@ def check_command(
         sys.exit(2)
     caller = _caller()
 
-    requests = pseudonymised([parsed], subject_key_for(context.settings))
+    async def ask() -> dict[str, Any]:
+        # The same runtime a serving instance decides with; the answer is logged before it is printed.
+        async with open_guard(context.settings) as guard:
+            return await guard.check(payload, caller)
 
-    async def work(session: AsyncSession) -> dict[str, Any]:
-        snapshot = await load_snapshot(session, ruleset=POLICY_NAME)
-        today = await controller_today(session)
-        objections = await objections_of(session, requests[0].subject_ref)
-        answers, entries = decide_and_record(
-            requests,
-            snapshot,
-            today,
-            caller,
-            expiring_within_days=context.settings.expiring_warning_days,
-            objections=objections,
-            restrictions=await restrictions_of(session, requests[0].subject_ref),
-        )
-        (answers[0]["sequence"],) = await append_decisions(session, entries)
-        return answers[0]
-
-    answer = context.run(work)  # commits the log entry before the answer is printed
+    with reported_errors():
+        try:
+            answer = asyncio.run(ask())
+        except GuardUnavailable as exc:  # fail closed, and say why: no answer is an allow
+            click.echo(f"error: the guard cannot decide now: {exc}", err=True)
+            sys.exit(EXIT_DATABASE_UNAVAILABLE)
     click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     sys.exit(0 if answer["allowed"] else 1)
 

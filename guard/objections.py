@@ -23,8 +23,6 @@ from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
@@ -76,30 +74,6 @@ RESTRICTIONS = IndexedTable(
     newest_change="SELECT coalesce(max(change_seq), 0) FROM restriction",
     application_name="guard-restrictions",
 )
-
-
-async def objections_of(session: AsyncSession, digest: str | None) -> dict[str, list[str]]:
-    """One subject's objections in force, read straight from the table (for a one-off check, such as the
-    CLI's, that holds no index)."""
-    if digest is None:
-        return {}
-    rows = await session.execute(
-        text("SELECT scope FROM objection WHERE subject_digest = :digest AND withdrawn_at IS NULL"),
-        {"digest": digest},
-    )
-    scopes = [row[0] for row in rows]
-    return {digest: scopes} if scopes else {}
-
-
-async def restrictions_of(session: AsyncSession, digest: str | None) -> dict[str, list[str]]:
-    """One subject's restrictions in force, read straight from the table (for a one-off check)."""
-    if digest is None:
-        return {}
-    rows = await session.execute(
-        text("SELECT id FROM restriction WHERE subject_digest = :digest AND lifted_at IS NULL"), {"digest": digest}
-    )
-    found = [RESTRICTED for _ in rows]
-    return {digest: found} if found else {}
 
 
 class ObjectionsUnavailable(Exception):

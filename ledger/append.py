@@ -259,13 +259,14 @@ class DecisionLogWriter:
         batch_max: int,
         connect_timeout: float = 5.0,
         append_timeout: float = APPEND_TIMEOUT_SECONDS,
+        role: str = "guard",
     ) -> None:
         self._dsn = dsn
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
         self.append_timeout = append_timeout
         self.writer = new_writer_id()
-        self._origin = writer_origin("guard")
+        self._origin = writer_origin(role)  # "guard" for a serving instance, "cli" for one command
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
         self._connection: asyncpg.Connection | None = None

@@ -1,8 +1,8 @@
-"""The Litestar application factory."""
+"""The Litestar application factory: routes, middleware and error answers; the parts it runs are built by
+the composition root (web/composition.py)."""
 
 import logging
-from collections.abc import AsyncGenerator, AsyncIterator
-from contextlib import asynccontextmanager
+from collections.abc import AsyncGenerator
 from typing import Any
 
 from litestar import Litestar, Request, Response
@@ -13,15 +13,13 @@ from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, Operation
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 import web.controllers.guard
-import web.guard_runtime
-from kernel.db import dispose_within, make_engine, make_sessionmaker
 from kernel.errors import ConflictError, NotFoundError, RegistryValidationError
 from kernel.logs import litestar_logging_config
 from kernel.settings import Settings
-from registry.reports import ReportWorker
+from web import composition
 from web import reminders as jobs
 from web.access_log import AccessLog
-from web.auth import PUBLIC_PATH_PATTERNS, ApiKeyCache, RegistryAuthenticationMiddleware
+from web.auth import PUBLIC_PATH_PATTERNS, RegistryAuthenticationMiddleware
 from web.controllers.agreements import AgreementController
 from web.controllers.apikeys import ApiKeyController
 from web.controllers.deps import provide_db_session
@@ -114,20 +112,6 @@ def create_app(settings: Settings | None = None) -> Litestar:
     settings = settings or Settings.from_env()
     if not settings.database_url:
         raise RuntimeError("REGISTRY_DATABASE_URL is not set; `registry serve` starts the embedded database")
-    database_url = settings.database_url
-
-    @asynccontextmanager
-    async def database(app: Litestar) -> AsyncIterator[None]:
-        engine = make_engine(database_url)
-        app.state.settings = settings
-        app.state.sessionmaker = make_sessionmaker(engine)
-        app.state.api_keys = ApiKeyCache()
-        app.state.reports = ReportWorker()
-        try:
-            yield
-        finally:
-            app.state.reports.close()
-            await dispose_within(engine)
 
     ui_options = ui.app_options()
     app = Litestar(
@@ -147,9 +131,9 @@ def create_app(settings: Settings | None = None) -> Litestar:
             *jobs.route_handlers,
             *ui.route_handlers,
         ],
-        lifespan=[database, web.guard_runtime.lifespan, jobs.lifespan, ui.lifespan],
+        lifespan=[composition.lifespan(settings)],
         on_startup=[contract_on_startup(PUBLIC_PATH_PATTERNS)],
-        dependencies={"db_session": Provide(provide_db_session)},
+        dependencies={"db_session": Provide(provide_db_session), **composition.dependencies},
         middleware=[
             DefineMiddleware(
                 RegistryAuthenticationMiddleware,

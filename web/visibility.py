@@ -19,6 +19,7 @@ from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.db import WRITTEN_REVISION
+from web.composition import started_services
 
 log = logging.getLogger(__name__)
 
@@ -45,11 +46,10 @@ async def wait_until_the_guard_obeys(message: Message, scope: Scope) -> None:
     revision = written_revision(scope)
     if revision is None:
         return
-    state = scope["app"].state
-    refresher = getattr(state, "guard_snapshots", None)
-    if refresher is None:
+    services = started_services(scope["app"])
+    if services is None:
         return
-    held = await refresher.wait_for(revision, state.settings.write_visibility_timeout_seconds)
+    held = await services.snapshots.wait_for(revision, services.settings.write_visibility_timeout_seconds)
     headers = MutableScopeHeaders.from_message(message)
     headers[REVISION_HEADER] = str(revision)
     headers[GUARD_REVISION_HEADER] = "none" if held is None else str(held)

@@ -10,7 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from kernel.db import make_engine, make_sessionmaker
 from tests.conftest import SERVER_URL, bearer, make_key
-from web.auth import ApiKeyCache
+from web.api_keys import ApiKeyCache
 
 PROTECTED = [
     ("GET", "/api/parties", "registry:read"),

@@ -19,6 +19,7 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import SERVER_URL, bearer, make_key
 from tests.conftest import test_settings as settings_for
 from web.app import create_app
+from web.composition import services_of
 
 PERSON = "Anna.Berg+News@Example.SE"
 OTHER = "olle@example.se"
@@ -316,7 +317,7 @@ async def test_a_second_instance_obeys_an_objection_within_the_snapshot_bound(se
 
 async def test_a_check_naming_a_subject_fails_closed_when_the_objections_are_stale(seeded_database, guard):
     async with instance(seeded_database) as client:
-        index = client.app.state.guard_objections
+        index = services_of(client.app).objections
         index.confirmed_at = time.monotonic() - 3600  # as if no read had confirmed it for an hour
         await index.stop()  # and none will
         response = await client.post("/api/guard/check", json={**MARKETING, "subject_ref": PERSON}, headers=guard)

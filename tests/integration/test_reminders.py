@@ -25,6 +25,7 @@ from kernel.settings import Settings
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
 from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
+from web.composition import services_of
 
 TODAY = date(2026, 12, 24)
 # Standard Webhooks secrets: the one receivers use now and the one they move to (both sign while rotating).
@@ -418,7 +419,7 @@ async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_control
 
     app = create_app(settings_for(database, scheduler_enabled=True, reminder_scan_time="06:30"))
     async with AsyncTestClient(app):
-        scheduler = app.state.scheduler
+        scheduler = services_of(app).scheduler
         job = scheduler.get_job("reminders-daily")
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("6", "30")
@@ -434,4 +435,4 @@ async def test_the_scheduler_stays_off_when_disabled(database: str) -> None:
 
     app = create_app(settings_for(database, scheduler_enabled=False))
     async with AsyncTestClient(app):
-        assert app.state.scheduler is None
+        assert services_of(app).scheduler is None

@@ -13,6 +13,7 @@ from litestar.testing import AsyncTestClient
 from tests.conftest import SERVER_URL, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from web.app import create_app
+from web.composition import services_of
 
 # Kvarnberg's DPA runs until terminated (expires_on null), so this share is allowed on whatever day the suite
 # runs; a seed agreement with an end date would lapse under the tests one day.
@@ -190,7 +191,7 @@ async def test_bursts_of_registry_changes_coalesce_into_few_reloads(seeded_datab
     app = create_app(settings)
     async with running(app) as client:
         await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
-        refresher = app.state.guard_snapshots
+        refresher = services_of(app).snapshots
         reloads_before = refresher.reloads
         connection = await asyncpg.connect(seeded_database.replace("postgresql+asyncpg://", "postgresql://"))
         try:

@@ -35,6 +35,7 @@ from tests.integration.test_objections import (
 from tests.integration.test_ui_pages import as_user, csrf_token
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
 from web.app import create_app
+from web.composition import services_of
 
 
 def restriction(subject: str = PERSON, **extra: Any) -> dict[str, Any]:
@@ -230,7 +231,7 @@ async def test_a_check_naming_a_subject_fails_closed_when_the_restrictions_are_s
         await client.post("/api/restrictions", json=restriction(), headers=writer)
         ready = (await client.get("/health/ready")).json()["guard"]["restrictions"]
         assert ready["status"] == "ok" and ready["restrictions"] == 1
-        index = client.app.state.guard_restrictions
+        index = services_of(client.app).restrictions
         index.confirmed_at = -3600.0  # as if no read had confirmed it for an hour
         await index.stop()
         response = await client.post("/api/guard/check", json={**DELIVERY, "subject_ref": PERSON}, headers=guard)

@@ -17,6 +17,7 @@ from registry.services.agreement_documents import (
     store_document,
 )
 from web.auth import requires
+from web.composition import services_of
 
 PDF = "application/pdf"
 
@@ -41,7 +42,7 @@ class AgreementDocumentController(Controller):
             raise HTTPException(
                 status_code=415, detail=f"the document must be sent as {PDF}, not {media_type or 'no content type'}"
             )
-        limit = request.app.state.settings.agreement_document_max_bytes
+        limit = services_of(request.app).settings.agreement_document_max_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit:
             raise HTTPException(status_code=413, detail=f"the document is larger than the limit of {limit} bytes")

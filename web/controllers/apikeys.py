@@ -10,6 +10,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from registry.schemas import ApiKeyIn
 from registry.services.apikeys import create_api_key, list_api_keys, revoke_api_key
 from web.auth import requires
+from web.composition import services_of
 from web.contract import ApiKeyAnswer, CreatedApiKey, RevokedApiKey, answers
 
 
@@ -37,5 +38,5 @@ class ApiKeyController(Controller):
     ) -> dict[str, str]:
         async with db_session.begin():
             await revoke_api_key(db_session, name, request.user.name)
-        request.app.state.api_keys.clear()
+        services_of(request.app).api_keys.clear()
         return {"name": name, "status": "revoked"}

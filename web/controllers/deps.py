@@ -4,11 +4,11 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from typing import Annotated, Any, Generic, TypeVar
 
-from litestar.datastructures import State
 from litestar.params import QueryParameter
 from litestar.types import Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from web.composition import services_of
 from web.visibility import track_writes
 
 T = TypeVar("T")
@@ -23,10 +23,10 @@ SearchText = Annotated[
 ]
 
 
-async def provide_db_session(state: State, scope: Scope) -> AsyncIterator[AsyncSession]:
+async def provide_db_session(scope: Scope) -> AsyncIterator[AsyncSession]:
     """A session per request; handlers open their own transaction with `async with db_session.begin()`. A
     registry write it commits is answered once this instance's guard obeys it (web/visibility.py)."""
-    async with state.sessionmaker() as session:
+    async with services_of(scope["litestar_app"]).sessionmaker() as session:
         track_writes(scope, session)
         yield session
 

@@ -3,13 +3,14 @@
 from datetime import datetime
 
 from litestar import Controller, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.response import Response, Stream
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
 from registry import reports
 from registry.services.exports import stream_decision_csv
 from web.auth import requires
+from web.composition import Services
 
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
@@ -38,11 +39,11 @@ class RegistryExportController(Controller):
 
     # Both walk the whole registry: built in the report worker, off the event loop the guard answers on.
     @get("/registry.xlsx", opt=requires("registry:read"), media_type=XLSX)
-    async def registry_xlsx(self, state: State) -> Response[bytes]:
-        body = await state.reports.run(reports.registry_xlsx, state.settings.database_url)
+    async def registry_xlsx(self, services: NamedDependency[Services]) -> Response[bytes]:
+        body = await services.reports.run(reports.registry_xlsx, services.settings.database_url)
         return attachment(body, XLSX, "registry.xlsx")
 
     @get("/registry-csv.zip", opt=requires("registry:read"), media_type="application/zip")
-    async def registry_csv(self, state: State) -> Response[bytes]:
-        body = await state.reports.run(reports.registry_csv_zip, state.settings.database_url)
+    async def registry_csv(self, services: NamedDependency[Services]) -> Response[bytes]:
+        body = await services.reports.run(reports.registry_csv_zip, services.settings.database_url)
         return attachment(body, "application/zip", "registry-csv.zip")

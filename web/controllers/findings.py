@@ -4,11 +4,12 @@ from datetime import date
 from typing import Annotated, Any
 
 from litestar import Controller, Response, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 
 from registry.reports import findings_report, json_response
 from web.auth import requires
+from web.composition import Services
 from web.contract import FindingsAnswer, answers
 
 CheckedOn = Annotated[
@@ -23,7 +24,9 @@ class RegistryFindingsController(Controller):
     tags = ["registry"]
 
     @get("/", opt=requires("registry:read"), responses=answers(200, FindingsAnswer, "The findings", 400, 401, 403))
-    async def list_findings(self, state: State, on: CheckedOn = None) -> Response[dict[str, Any]]:
+    async def list_findings(
+        self, services: NamedDependency[Services], on: CheckedOn = None
+    ) -> Response[dict[str, Any]]:
         """Every finding, their count and the day checked. Walks the whole registry: built and encoded in the
         report worker, off the event loop the guard answers on."""
-        return json_response(await state.reports.run(findings_report, state.settings.database_url, on))
+        return json_response(await services.reports.run(findings_report, services.settings.database_url, on))

@@ -2,10 +2,11 @@
 
 from typing import Any
 
-from litestar import Controller, get
-from litestar.datastructures import State
+from litestar import Controller, Request, get
 from litestar.response import Response
 from sqlalchemy import text
+
+from web.composition import started_services
 
 
 class HealthController(Controller):
@@ -17,17 +18,17 @@ class HealthController(Controller):
         return {"status": "ok"}
 
     @get("/ready", exclude_from_auth=True)
-    async def ready(self, state: State) -> Response[dict[str, Any]]:
+    async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         # An instance whose guard cannot decide is not ready: the load balancer should send checks elsewhere.
-        snapshots = getattr(state, "guard_snapshots", None)
-        guard = snapshots.describe() if snapshots is not None else {"status": "not started"}
-        objections = getattr(state, "guard_objections", None)
-        if objections is not None:
-            # Shown, not counted in the status: only checks naming a person need it (they answer 503 without).
-            guard["objections"] = objections.describe()
-            guard["restrictions"] = state.guard_restrictions.describe()  # (started beside the objections)
+        services = started_services(request.app)
+        if services is None:
+            return Response({"status": "unavailable", "guard": {"status": "not started"}}, status_code=503)
+        guard = services.snapshots.describe()
+        # Shown, not counted in the status: only checks naming a person need them (they answer 503 without).
+        guard["objections"] = services.objections.describe()
+        guard["restrictions"] = services.restrictions.describe()
         try:
-            async with state.sessionmaker() as session:
+            async with services.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))
         except Exception as exc:  # any failure to reach the database means "not ready"
             body = {"status": "unavailable", "database": type(exc).__name__, "guard": guard}

@@ -10,7 +10,7 @@ from collections.abc import Iterable, Iterator
 from typing import Any
 
 from litestar import Controller, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.response import Response
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
@@ -19,6 +19,7 @@ from sqlalchemy import text
 
 from kernel.counters import COUNTERS, GuardCounters
 from web.auth import requires
+from web.composition import Services
 
 CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
 _REMINDER_QUEUE = text(
@@ -30,9 +31,9 @@ _REMINDER_QUEUE = text(
 class RegistryCollector(Collector):
     """Builds the metric families from one sample taken for this scrape."""
 
-    def __init__(self, counters: GuardCounters, state: State, reminders: tuple[int, int, int] | None) -> None:
+    def __init__(self, counters: GuardCounters, services: Services, reminders: tuple[int, int, int] | None) -> None:
         self.counters = counters
-        self.state = state
+        self.services = services
         self.reminders = reminders
 
     def collect(self) -> Iterable[Metric]:
@@ -72,9 +73,9 @@ class RegistryCollector(Collector):
             buckets=counters.commit_seconds.cumulative(),
             sum_value=counters.commit_seconds.total,
         )
-        refresher = getattr(self.state, "guard_snapshots", None)
-        loaded = refresher.current if refresher is not None else None
-        if refresher is not None and loaded is not None:
+        refresher = self.services.snapshots
+        loaded = refresher.current
+        if loaded is not None:
             yield GaugeMetricFamily(
                 "guard_snapshot_age_seconds",
                 "Seconds since the guard's registry snapshot was last confirmed current",
@@ -108,18 +109,18 @@ class RegistryCollector(Collector):
         )
 
 
-async def _reminder_queue(state: State) -> tuple[int, int, int] | None:
+async def _reminder_queue(services: Services) -> tuple[int, int, int] | None:
     try:
-        async with state.sessionmaker() as session:
+        async with services.sessionmaker() as session:
             row = (await session.execute(_REMINDER_QUEUE)).one()
     except Exception:  # a scrape reports the outage (registry_database_up 0) instead of failing
         return None
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def render(state: State, reminders: tuple[int, int, int] | None, counters: GuardCounters = COUNTERS) -> bytes:
+def render(services: Services, reminders: tuple[int, int, int] | None, counters: GuardCounters = COUNTERS) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RegistryCollector(counters, state, reminders))
+    registry.register(RegistryCollector(counters, services, reminders))
     return generate_latest(registry)
 
 
@@ -128,6 +129,6 @@ class MetricsController(Controller):
     tags = ["operations"]
 
     @get("/", opt=requires("metrics:read"), media_type=CONTENT_TYPE)
-    async def metrics(self, state: State) -> Response[Any]:
+    async def metrics(self, services: NamedDependency[Services]) -> Response[Any]:
         """Prometheus metrics of this process (text exposition format)."""
-        return Response(render(state, await _reminder_queue(state)), media_type=CONTENT_TYPE)
+        return Response(render(services, await _reminder_queue(services)), media_type=CONTENT_TYPE)

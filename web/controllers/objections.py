@@ -9,6 +9,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
+from kernel.calendar import controller_today
 from kernel.errors import FieldError, RegistryValidationError
 from kernel.i18n import gettext
 from registry.schemas import ObjectionIn
@@ -22,6 +24,7 @@ from registry.services.objections import (
 )
 from registry.services.subjects import RECIPIENT_CSV_HEADERS, recipients_csv, subject_recipients
 from web.auth import requires
+from web.composition import services_of
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from web.controllers.exports import attachment
 
@@ -32,7 +35,7 @@ SubjectQuery = Annotated[
     ),
 ]
 ScopeQuery = Annotated[
-    Literal["direct_marketing", "all"],
+    ObjectionScope,
     QueryParameter(name="scope", description="what the listed people objected to"),
 ]
 SourceQuery = Annotated[
@@ -43,9 +46,9 @@ DayQuery = Annotated[
 ]
 
 
-def query_day(parameter: str, value: str | None) -> date:
+def _day(parameter: str, value: str | None) -> date | None:
     if value is None:
-        return date.today()
+        return None
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -54,7 +57,7 @@ def query_day(parameter: str, value: str | None) -> date:
 
 async def _obeyed_here(request: Request[Any, Any, Any]) -> None:
     """This instance's guard obeys a committed change before the change is answered; the others on notice."""
-    index = getattr(request.app.state, "guard_objections", None)
+    index = services_of(request.app).objections
     if index is not None:
         await index.refresh_now()
 
@@ -69,7 +72,7 @@ class ObjectionController(Controller):
     ) -> dict[str, Any]:
         """Record an objection or unsubscribe: the guards deny covered shares to that person at once."""
         async with db_session.begin():
-            recorded = await record_objection(db_session, request.app.state.subject_key, data, request.user.name)
+            recorded = await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
         await _obeyed_here(request)
         return recorded
 
@@ -85,7 +88,12 @@ class ObjectionController(Controller):
     ) -> Page[dict[str, Any]]:
         """Objections newest first; `subject` narrows them to one person's (looked up by digest)."""
         items, total = await list_objections(
-            db_session, request.app.state.subject_key, subject=subject, in_force=in_force, limit=limit, offset=offset
+            db_session,
+            services_of(request.app).subject_key,
+            subject=subject,
+            in_force=in_force,
+            limit=limit,
+            offset=offset,
         )
         return page(items, total, limit, offset)
 
@@ -104,7 +112,7 @@ class ObjectionController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
-        objection_scope: ScopeQuery = "direct_marketing",
+        objection_scope: ScopeQuery = OBJECTION_SCOPE_DIRECT_MARKETING,
         source: SourceQuery = "unsubscribe list",
         received_on: DayQuery = None,
     ) -> dict[str, int]:
@@ -112,8 +120,8 @@ class ObjectionController(Controller):
         all rows or none. Subjects already objecting with that scope are not recorded twice."""
         rows = parse_unsubscribes(
             await request.body(),
-            request.app.state.subject_key,
-            default_day=query_day("received_on", received_on),
+            services_of(request.app).subject_key,
+            default_day=_day("received_on", received_on) or await controller_today(db_session),
             scope=objection_scope,
         )
         async with db_session.begin():
@@ -141,7 +149,7 @@ class SubjectController(Controller):
         """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19), trials left out:
         with their sub-processor chains, territories and contacts, the period covered and what the answer
         cannot know; `format=csv` for the reply to the person."""
-        answer = await subject_recipients(db_session, request.app.state.subject_key, subject)
+        answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject)
         if answer_format == "csv":
             body = "\ufeff" + recipients_csv(answer, [gettext(h) for h in RECIPIENT_CSV_HEADERS])
             return attachment(body.encode(), "text/csv; charset=utf-8", "recipients.csv")

@@ -4,12 +4,13 @@ from datetime import date
 from typing import Annotated, Any, Literal
 
 from litestar import Controller, get
-from litestar.datastructures import State
+from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Response
 
 from registry import reports
 from web.auth import requires
+from web.composition import Services
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -23,12 +24,12 @@ class RecordsController(Controller):
 
     @get("/article-30", opt=requires("registry:read"))
     async def article_30(
-        self, state: State, start: From = None, end: To = None, format: Format = "json"
+        self, services: NamedDependency[Services], start: From = None, end: To = None, format: Format = "json"
     ) -> Response[Any]:
         """Recipients, their territories and agreements, and the guard's enforcement in the period. Walks the whole
         registry: built and encoded in the report worker, off the event loop the guard answers on (a period it
         cannot give is refused there, and its error answered here as usual)."""
-        name, body = await state.reports.run(reports.article_30, state.settings.database_url, start, end, format)
+        name, body = await services.reports.run(reports.article_30, services.settings.database_url, start, end, format)
         if format == "csv":
             return attachment(body, "text/csv; charset=utf-8", f"{name}.csv")
         if format == "xlsx":

@@ -5,7 +5,6 @@ from typing import Any
 
 import anyio.to_thread
 from litestar import Controller, Request, Response, get, put
-from litestar.datastructures import State
 from litestar.di import NamedDependency
 from litestar.exceptions import ClientException
 from litestar.params import FromQuery
@@ -23,6 +22,7 @@ from registry.services.registry_document import (
 )
 from registry.services.removed import removed_records
 from web.auth import requires
+from web.composition import Services, services_of
 from web.contract import ImportAnswer, RemovedList, answers
 
 
@@ -56,10 +56,10 @@ class RegistryDocumentController(Controller):
     tags = ["registry"]
 
     @get("/", opt=requires("registry:read"))
-    async def export_document(self, state: State) -> Response[dict[str, Any]]:
+    async def export_document(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
         """The whole registry as one document, read in one transaction (one snapshot of every table) and encoded
         in the report worker, off the event loop the guard answers on."""
-        return reports.json_response(await state.reports.run(reports.registry_json, state.settings.database_url))
+        return reports.json_response(await services.reports.run(reports.registry_json, services.settings.database_url))
 
     @put(
         "/",
@@ -81,7 +81,7 @@ class RegistryDocumentController(Controller):
                     )
                 ]
             )
-        body = await read_body(request, request.app.state.settings.registry_import_max_bytes)
+        body = await read_body(request, services_of(request.app).settings.registry_import_max_bytes)
         # Parsing and validating a large registry takes seconds: not on the event loop.
         raw = await anyio.to_thread.run_sync(load_document_text, body, media_type)
         document = await anyio.to_thread.run_sync(parse_document, raw)

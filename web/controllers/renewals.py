@@ -21,6 +21,7 @@ from registry.jobs.calendar import (
 )
 from registry.jobs.renewals import upcoming_renewals
 from web.auth import requires
+from web.composition import services_of
 from web.contract import RenewalsAnswer, answers
 
 Within = Annotated[int, QueryParameter(ge=1, le=3650, description="days ahead to look, 1..3650")]
@@ -62,7 +63,7 @@ class CalendarFeedController(Controller):
         """The feed URL is shown once, here; only its token's digest is stored."""
         async with db_session.begin():
             token = await create_feed(db_session, data.name, request.user.name)
-        return {"name": data.name, "url": feed_url(request.app.state.settings.public_url, token)}
+        return {"name": data.name, "url": feed_url(services_of(request.app).settings.public_url, token)}
 
     @delete("/{name:str}", status_code=200)
     async def revoke_calendar_feed(
@@ -86,7 +87,7 @@ class CalendarFeedFile(Controller):
         # Unknown, revoked and malformed tokens all get the same 404: the answer tells nothing about which.
         if token == filename or len(token) > 200 or await feed_for_token(db_session, token) is None:
             raise NotFoundException()
-        settings = request.app.state.settings
+        settings = services_of(request.app).settings
         body = await renewals_calendar(db_session, public_url=settings.public_url, language=settings.default_language)
         return Response(
             body,

@@ -8,6 +8,8 @@ from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.subjects import SubjectKey
+from kernel.calendar import controller_today
 from registry.schemas import ErasureIn, NotificationIn, RestrictionIn
 from registry.services.notifications import notify_recipients
 from registry.services.objections import IMPORT_MAX_BYTES, parse_subject_rows
@@ -19,15 +21,20 @@ from registry.services.subjects import (
     record_restriction,
 )
 from web.auth import requires
+from web.composition import services_of
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
-from web.controllers.objections import DayQuery, SourceQuery, query_day
+from web.controllers.objections import DayQuery, SourceQuery, _day
+
+
+def _subject_key(request: Request[Any, Any, Any]) -> SubjectKey:
+    return services_of(request.app).subject_key
 
 
 async def _obeyed_here(request: Request[Any, Any, Any]) -> None:
     """This instance's guard obeys a committed change before the change is answered; the others on notice
     (the same promise as objections)."""
-    await request.app.state.guard_objections.refresh_now()
-    await request.app.state.guard_restrictions.refresh_now()
+    await services_of(request.app).objections.refresh_now()
+    await services_of(request.app).restrictions.refresh_now()
 
 
 class RestrictionController(Controller):
@@ -41,7 +48,7 @@ class RestrictionController(Controller):
         """Restrict the processing of a person's data (Art. 18): every guard refuses every share naming them
         (SUBJECT_RESTRICTED) until it is lifted."""
         async with db_session.begin():
-            recorded = await record_restriction(db_session, request.app.state.subject_key, data, request.user.name)
+            recorded = await record_restriction(db_session, _subject_key(request), data, request.user.name)
         await _obeyed_here(request)
         return recorded
 
@@ -57,7 +64,12 @@ class RestrictionController(Controller):
     ) -> Page[dict[str, Any]]:
         """Restrictions newest first; `subject` narrows them to one person's (looked up by digest)."""
         items, total = await list_restrictions(
-            db_session, request.app.state.subject_key, subject=subject, in_force=in_force, limit=limit, offset=offset
+            db_session,
+            _subject_key(request),
+            subject=subject,
+            in_force=in_force,
+            limit=limit,
+            offset=offset,
         )
         return page(items, total, limit, offset)
 
@@ -82,7 +94,9 @@ class RestrictionController(Controller):
         """A CSV of people (a header row naming an address column) as restrictions; all rows or none. People
         already restricted are not recorded twice."""
         rows = parse_subject_rows(
-            await request.body(), request.app.state.subject_key, default_day=query_day("received_on", received_on)
+            await request.body(),
+            _subject_key(request),
+            default_day=_day("received_on", received_on) or await controller_today(db_session),
         )
         async with db_session.begin():
             summary = await import_restrictions(db_session, rows, source=source, actor=request.user.name)
@@ -101,7 +115,7 @@ class SubjectRightsController(Controller):
         """Erase a person (Art. 17): nothing the service keeps links to the identifier afterwards; an objection
         in force is kept as a suppression entry. Idempotent."""
         async with db_session.begin():
-            outcome = await erase_subject(db_session, request.app.state.subject_key, data.subject, request.user.name)
+            outcome = await erase_subject(db_session, _subject_key(request), data.subject, request.user.name)
         await _obeyed_here(request)
         return outcome
 
@@ -109,7 +123,7 @@ class SubjectRightsController(Controller):
     async def notifications(self, request: Request[Any, Any, Any], data: JSONBody[NotificationIn]) -> dict[str, Any]:
         """Notify every party that received the person's data (Art. 19) through its webhook or contact e-mail;
         each delivery is kept as evidence, a failed one retried like reminders."""
-        state = request.app.state
+        state = services_of(request.app)
         return await notify_recipients(state.sessionmaker, state.settings, state.subject_key, data, request.user.name)
 
 

@@ -11,6 +11,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kernel import i18n
 from registry.credentials import Principal
 from registry.services.users import remember_language
+from web.composition import services_of
 
 LANGUAGE_COOKIE = "registry_lang"
 ONE_YEAR = 365 * 24 * 3600
@@ -23,7 +24,7 @@ def request_language(request: Request[Any, Any, Any]) -> str:
         remembered,
         request.cookies.get(LANGUAGE_COOKIE),
         request.headers.get("accept-language"),
-        request.app.state.settings.default_language,
+        services_of(request.app).settings.default_language,
     )
 
 
@@ -50,11 +51,11 @@ async def switch_language(request: Request[Any, Any, Any]) -> Redirect:
     target = _safe_next(str(form.get("next") or ""))
     if language not in i18n.LANGUAGES:
         return Redirect(target, status_code=303)
-    resolver = getattr(request.app.state, "session_resolver", None)
+    resolver = services_of(request.app).resolve_session
     principal = await resolver(request) if resolver is not None else None
     if isinstance(principal, Principal) and principal.kind == "user":
         session: AsyncSession
-        async with request.app.state.sessionmaker() as session, session.begin():
+        async with services_of(request.app).sessionmaker() as session, session.begin():
             await remember_language(session, principal.name, language)
     cookie = Cookie(
         key=LANGUAGE_COOKIE,
@@ -63,7 +64,7 @@ async def switch_language(request: Request[Any, Any, Any]) -> Redirect:
         max_age=ONE_YEAR,
         httponly=True,
         samesite="lax",
-        secure=request.app.state.settings.secure_cookies,
+        secure=services_of(request.app).settings.secure_cookies,
     )
     return Redirect(target, status_code=303, cookies=[cookie])
 

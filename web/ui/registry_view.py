@@ -27,6 +27,7 @@ from registry.findings import finding
 from registry.models.controller import ControllerProfile
 from registry.services.documents import controller_document, link_columns, load_registry
 from registry.services.records import outside, territories
+from web.composition import services_of
 from web.ui import views as ui_views
 from web.ui.words import role_label
 
@@ -277,7 +278,7 @@ async def registry_view(request: Request[Any, Any, Any], session: AsyncSession) 
     """The registry the guard of this instance decides on, as pages read it (see the module's docstring); the
     tables when the guard holds no usable snapshot."""
     controller = await read_controller(session)
-    refresher = getattr(request.app.state, "guard_snapshots", None)
+    refresher = services_of(request.app).snapshots
     try:
         snapshot = refresher.usable().snapshot if refresher is not None else None
     except SnapshotUnavailable:

@@ -22,7 +22,7 @@ from litestar.middleware import ASGIMiddleware
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
 from litestar.utils.scope.state import ScopeState
 
-from web.ui.pages.common import SESSION_COOKIE
+from web.composition import SESSION_COOKIE, started_services
 
 # Anonymous visitors' binding (before login); the session cookie takes its place once signed in.
 ANONYMOUS_COOKIE = "registry_csrf"
@@ -92,9 +92,9 @@ class SessionBoundCsrfMiddleware(ASGIMiddleware):
         self.should_bypass_for_scope = _not_for_browsers
 
     async def handle(self, scope: Scope, receive: Receive, send: Send, next_app: ASGIApp) -> None:
-        app = scope["litestar_app"]
-        secret: str | None = getattr(app.state, "csrf_secret", None)
-        if secret is None:  # the lifespan has not run: refuse rather than accept unchecked
+        services = started_services(scope["litestar_app"])
+        secret = services.csrf_secret if services is not None else None
+        if services is None or secret is None:  # the lifespan has not run: refuse rather than accept unchecked
             raise PermissionDeniedException("CSRF token verification failed: the UI is not ready")
         session_id = _cookie(scope, SESSION_COOKIE)
         anonymous = _cookie(scope, ANONYMOUS_COOKIE)
@@ -107,7 +107,7 @@ class SessionBoundCsrfMiddleware(ASGIMiddleware):
                 binding = f"anonymous:{new_anonymous}"
             ScopeState.from_scope(scope).csrf_token = csrf_token(secret, binding)
             if new_anonymous is not None:
-                send = _setting_cookie(send, new_anonymous, secure=bool(app.state.settings.secure_cookies))
+                send = _setting_cookie(send, new_anonymous, secure=bool(services.settings.secure_cookies))
             await next_app(scope, receive, send)
             return
         sent = await _sent_token(scope, receive)

@@ -1,13 +1,9 @@
 """The web UI's place in the app: its routes, the paths it serves without a login, its templates, its CSRF
 middleware and security headers, and the lifespan step that sets the session secret and the session resolver."""
 
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import Any
 
-from litestar import Litestar
-from litestar.connection import ASGIConnection
 from litestar.exceptions import MethodNotAllowedException, NotFoundException
 from litestar.plugins.jinja import JinjaTemplateEngine
 from litestar.static_files import create_static_files_router
@@ -15,11 +11,8 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
 from kernel import i18n
-from kernel.db import session_scope
-from registry.credentials import Principal
-from registry.services.users import principal_for_session, shared_secret
 from web.ui import language, pages, words
-from web.ui.pages.common import SESSION_COOKIE, http_error_page_or_json
+from web.ui.pages.common import http_error_page_or_json
 from web.ui.security import SessionBoundCsrfMiddleware, add_security_headers
 
 HERE = Path(__file__).resolve().parent
@@ -71,23 +64,3 @@ exception_handlers: ExceptionHandlersMap = {
 }
 # After the authentication middleware: an anonymous form post is sent to the login page, not refused.
 middleware: list[Any] = [SessionBoundCsrfMiddleware()]
-
-
-@asynccontextmanager
-async def lifespan(app: Litestar) -> AsyncIterator[None]:
-    settings = app.state.settings
-    secret = settings.session_secret.get_secret_value() if settings.session_secret else None
-    if not secret:
-        async with session_scope(app.state.sessionmaker) as session:
-            secret = await shared_secret(session, SECRET_NAME)
-    app.state.csrf_secret = secret
-
-    async def resolve_session(connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
-        token = connection.cookies.get(SESSION_COOKIE)
-        if not token or len(token) > 200:
-            return None
-        async with app.state.sessionmaker() as session:
-            return await principal_for_session(session, token)
-
-    app.state.session_resolver = resolve_session
-    yield

@@ -11,8 +11,9 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from kernel.errors import RegistryValidationError
 from registry.credentials import Principal
 from registry.services.users import PASSWORD_EXPIRED, change_own_password
+from web.composition import SESSION_COOKIE
 from web.ui import forms
-from web.ui.pages.common import MESSAGES, PASSWORD_PAGE, SESSION_COOKIE, UiPages, current_user, page, read_form
+from web.ui.pages.common import MESSAGES, PASSWORD_PAGE, UiPages, current_user, page, read_form
 
 
 def _signed_in_user(request: Request[Any, Any, Any]) -> Principal:

@@ -25,6 +25,7 @@ from registry.services.users import (
     unlock_user,
 )
 from web.auth import SCOPES, requires
+from web.composition import services_of
 from web.ui import forms
 from web.ui.pages.common import UiPages, current_user, page, read_form
 
@@ -130,7 +131,7 @@ class AdminPages(UiPages):
         form = await read_form(request)
         async with db_session.begin():
             await revoke_api_key(db_session, str(form.get("name") or ""), current_user(request).name)
-        request.app.state.api_keys.clear()
+        services_of(request.app).api_keys.clear()
         return Redirect("/ui/admin?done=revoked", status_code=303)
 
     @post("/admin/calendar-feeds/revoke", opt=ADMIN, status_code=303)

@@ -28,12 +28,12 @@ from registry.services.agreement_documents import documents_on_file, undocumente
 from registry.services.findings import registry_findings
 from registry.services.parties import history
 from registry.services.users import PASSWORD_EXPIRED
+from web.composition import services_of
 from web.ui import forms, views
 from web.ui.language import request_language
 from web.ui.registry_view import RegistryView, registry_view
 from web.ui.rendering import SlicedTemplate
 
-SESSION_COOKIE = "registry_session"
 # PostgreSQL's OFFSET is a bigint: an absurd page offset must not reach it (past the end is an empty page).
 MAX_PAGE_OFFSET = 1_000_000_000
 # Rows on one page of a list (parties, agreements).
@@ -129,7 +129,7 @@ def start_of(day: date, controller: dict[str, Any] | None) -> datetime:
 
 def expiring_days(request: Request[Any, Any, Any]) -> int:
     """The one "expiring" window: the guard's AGREEMENT_EXPIRING setting."""
-    return int(request.app.state.settings.expiring_warning_days)
+    return int(services_of(request.app).settings.expiring_warning_days)
 
 
 def safe_next(target: str | None) -> str:

@@ -14,6 +14,7 @@ from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext
 from ledger.queries import list_decisions
 from web.auth import requires
+from web.composition import services_of
 from web.ui import forms
 from web.ui.language import request_language
 from web.ui.pages.common import (
@@ -88,7 +89,8 @@ class GuardPages(UiPages):
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
             # A trial: logged as evidence, never counted as a share of the person (Art. 15, Art. 19).
-            status, body = 200, await request.app.state.guard.check(payload, current_user(request).name, trial=True)
+            guard = services_of(request.app).guard
+            status, body = 200, await guard.check(payload, current_user(request).name, trial=True)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

@@ -11,7 +11,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.i18n import gettext
 from registry.services.users import log_in, log_out
-from web.ui.pages.common import MESSAGES, PASSWORD_PAGE, SESSION_COOKIE, UiPages, page, read_form, safe_next
+from web.composition import SESSION_COOKIE, services_of
+from web.ui.pages.common import MESSAGES, PASSWORD_PAGE, UiPages, page, read_form, safe_next
 
 
 @get("/", include_in_schema=False)
@@ -52,7 +53,7 @@ class LoginPages(UiPages):
             return page(request, "login.html", status_code=401, next=target, email=email, message=message)
         if result.must_change_password:
             target = PASSWORD_PAGE
-        settings = request.app.state.settings
+        settings = services_of(request.app).settings
         cookie = Cookie(
             key=SESSION_COOKIE,
             value=result.token,

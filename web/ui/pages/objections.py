@@ -5,7 +5,6 @@ notify under Art. 19, in English or Swedish.
 An identifier typed here is digested before any statement runs; pages show digests, never identifiers, except
 the one the user has just typed, echoed back to them."""
 
-from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
@@ -15,12 +14,15 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING
+from kernel.calendar import controller_today
 from kernel.errors import RegistryValidationError, pydantic_field_errors
 from kernel.i18n import use_locale
 from registry.schemas import ObjectionIn
 from registry.services.objections import list_objections, record_objection, withdraw_objection
 from registry.services.subjects import subject_recipients
 from web.auth import requires
+from web.composition import services_of
 from web.ui.pages.common import UiPages, page
 from web.ui.pages.records import language
 
@@ -121,7 +123,12 @@ class ObjectionsUiController(UiPages):
         if subject:
             try:
                 items, _ = await list_objections(
-                    db_session, request.app.state.subject_key, subject=subject, in_force=None, limit=200, offset=0
+                    db_session,
+                    services_of(request.app).subject_key,
+                    subject=subject,
+                    in_force=None,
+                    limit=200,
+                    offset=0,
                 )
             except RegistryValidationError as exc:
                 errors["lookup"] = [e.message for e in exc.errors]
@@ -134,7 +141,11 @@ class ObjectionsUiController(UiPages):
             items=items,
             errors=errors,
             form=form
-            or {"subject": subject or "", "scope": "direct_marketing", "received_on": date.today().isoformat()},
+            or {
+                "subject": subject or "",
+                "scope": OBJECTION_SCOPE_DIRECT_MARKETING,
+                "received_on": (await controller_today(db_session)).isoformat(),
+            },
             notice=notice,
         )
 
@@ -161,8 +172,8 @@ class ObjectionsUiController(UiPages):
                 request, db_session, None, status_code=400, errors=_form_errors(exc), form=form
             )
         async with db_session.begin():
-            await record_objection(db_session, request.app.state.subject_key, data, request.user.name)
-        await request.app.state.guard_objections.refresh_now()
+            await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
+        await services_of(request.app).objections.refresh_now()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
         return await self._objections_page(
             request, db_session, form["subject"], notice="The objection was recorded; the guard obeys it now."
@@ -174,7 +185,7 @@ class ObjectionsUiController(UiPages):
     ) -> Redirect:
         async with db_session.begin():
             await withdraw_objection(db_session, objection_id, request.user.name)
-        await request.app.state.guard_objections.refresh_now()
+        await services_of(request.app).objections.refresh_now()
         return Redirect(f"/ui/objections?withdrawn={objection_id}", status_code=303)
 
     @get("/subjects/recipients", opt=requires("registry:read"))
@@ -191,7 +202,7 @@ class ObjectionsUiController(UiPages):
         if subject:
             try:
                 with use_locale(code):  # (the statement of what the answer cannot know, in the page's language)
-                    answer = await subject_recipients(db_session, request.app.state.subject_key, subject[:400])
+                    answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
         return _page(
@@ -202,7 +213,7 @@ class ObjectionsUiController(UiPages):
             subject=(subject or "")[:400],
             answer=answer,
             errors=errors,
-            generated=date.today().isoformat(),
+            generated=(await controller_today(db_session)).isoformat(),
         )
 
 

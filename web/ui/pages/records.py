@@ -5,7 +5,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Response, Template
@@ -16,6 +16,7 @@ from registry import reports
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.records import article_30_page
 from web.auth import requires
+from web.composition import Services, services_of
 from web.controllers.agreement_documents import PDF, content_disposition
 from web.ui.language import request_language
 from web.ui.pages.common import PAGE_SIZE, UiPages, page, page_offset
@@ -144,7 +145,7 @@ class RecordsUiController(UiPages):
     async def article_30(
         self,
         request: Request[Any, Any, Any],
-        state: State,
+        services: NamedDependency[Services],
         db_session: NamedDependency[AsyncSession],
         start: FromQuery[str | None] = None,
         end: FromQuery[str | None] = None,
@@ -163,8 +164,8 @@ class RecordsUiController(UiPages):
                 db_session, registry.snapshot, registry.controller, (first, last), (offset, PAGE_SIZE), counts
             )
         else:
-            database_url = state.settings.database_url
-            record = await state.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
+            database_url = services.settings.database_url
+            record = await services.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
         code = language(request, lang)
         filters = {"start": start or "", "end": end or "", "lang": lang or ""}
         return page(
@@ -181,10 +182,13 @@ class RecordsUiController(UiPages):
 
     @get("/records/evidence.zip", opt=requires("registry:read"))
     async def evidence(
-        self, state: State, start: FromQuery[str | None] = None, end: FromQuery[str | None] = None
+        self,
+        services: NamedDependency[Services],
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
     ) -> Response[bytes]:
         first, last = _day(start, "start"), _day(end, "end")
-        body = await state.reports.run(reports.evidence_zip, state.settings.database_url, first, last)
+        body = await services.reports.run(reports.evidence_zip, services.settings.database_url, first, last)
         return Response(
             body, media_type="application/zip", headers={"Content-Disposition": 'attachment; filename="evidence.zip"'}
         )
@@ -202,7 +206,7 @@ class RecordsUiController(UiPages):
     async def upload(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> Redirect:
-        limit = request.app.state.settings.agreement_document_max_bytes
+        limit = services_of(request.app).settings.agreement_document_max_bytes
         declared = request.headers.get("content-length")
         if declared is not None and declared.isdigit() and int(declared) > limit + 64 * 1024:
             return Redirect(f"/ui/agreements/{key}?document=too_large", status_code=303)

@@ -7,7 +7,7 @@ from datetime import UTC, datetime
 from typing import Annotated, Any
 
 from litestar import Request, Response, get, post
-from litestar.datastructures import State, UploadFile
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import QueryParameter
 from litestar.response import Template
@@ -25,6 +25,7 @@ from registry.services.registry_document import (
     preview_at_revision,
 )
 from web.auth import requires
+from web.composition import Services
 from web.ui import forms
 from web.ui.pages.common import UiPages, current_user, page, read_form
 
@@ -38,11 +39,13 @@ class RegistryDocumentPages(UiPages):
 
     @get("/registry/export", opt=requires("registry:read"))
     async def export(
-        self, state: State, format_: Annotated[str, QueryParameter(name="format", max_length=8)] = "yaml"
+        self,
+        services: NamedDependency[Services],
+        format_: Annotated[str, QueryParameter(name="format", max_length=8)] = "yaml",
     ) -> Response[bytes]:
         """The whole registry, read and encoded in the report worker, off the event loop the guard answers on."""
         form = "json" if format_ == "json" else "yaml"
-        body = await state.reports.run(reports.registry_text, state.settings.database_url, form)
+        body = await services.reports.run(reports.registry_text, services.settings.database_url, form)
         stamp = datetime.now(UTC).strftime("%Y%m%d")
         media = "application/json" if form == "json" else "application/yaml"
         return Response(

@@ -13,6 +13,7 @@ from kernel.i18n import gettext
 from registry.jobs.calendar import create_feed, feed_url, list_feeds
 from registry.jobs.renewals import upcoming_renewals
 from web.auth import requires
+from web.composition import services_of
 from web.ui import forms
 from web.ui.pages.common import UiPages, current_user, page, read_form, registry_today
 
@@ -40,7 +41,7 @@ class RenewalPages(UiPages):
         try:
             async with db_session.begin():
                 token = await create_feed(db_session, name, current_user(request).name)
-            feed_address = feed_url(request.app.state.settings.public_url, token)
+            feed_address = feed_url(services_of(request.app).settings.public_url, token)
         except RegistryValidationError as exc:
             errors = {"feed_name": [forms.plain_words(e) for e in exc.errors]}
         except ConflictError:
@@ -69,7 +70,7 @@ async def renewals_page(
         "renewals.html",
         status_code=status_code,
         feeds=feeds,
-        public_url=request.app.state.settings.public_url,
+        public_url=services_of(request.app).settings.public_url,
         **context,
     )
 

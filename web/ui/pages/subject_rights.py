@@ -14,12 +14,14 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.subjects import SubjectKey
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_
 from registry.schemas import ErasureIn, NotificationIn, RestrictionIn
 from registry.services.notifications import list_notifications, notify_recipients
 from registry.services.subjects import erase_subject, lift_restriction, list_restrictions, record_restriction
 from web.auth import requires
+from web.composition import services_of
 from web.ui.pages.common import UiPages, current_user, page, read_form
 from web.ui.pages.objections import _form_errors
 
@@ -29,6 +31,10 @@ NOTICES = {
     "erased": N_("The person was erased: nothing the registry keeps links to them any more."),
     "notified": N_("The recipients were notified; see each delivery below."),
 }
+
+
+def _subject_key(request: Request[Any, Any, Any]) -> SubjectKey:
+    return services_of(request.app).subject_key
 
 
 class SubjectRightsPages(UiPages):
@@ -50,7 +56,12 @@ class SubjectRightsPages(UiPages):
         if subject:
             try:
                 items, _ = await list_restrictions(
-                    db_session, request.app.state.subject_key, subject=subject, in_force=None, limit=200, offset=0
+                    db_session,
+                    _subject_key(request),
+                    subject=subject,
+                    in_force=None,
+                    limit=200,
+                    offset=0,
                 )
             except RegistryValidationError as exc:
                 errors["lookup"] = [e.message for e in exc.errors]
@@ -73,8 +84,8 @@ class SubjectRightsPages(UiPages):
         return {k: str(v) for k, v in (await read_form(request)).items() if k != "_csrf_token"}
 
     async def _obeyed_here(self, request: Request[Any, Any, Any]) -> None:
-        await request.app.state.guard_objections.refresh_now()
-        await request.app.state.guard_restrictions.refresh_now()
+        await services_of(request.app).objections.refresh_now()
+        await services_of(request.app).restrictions.refresh_now()
 
     @get("/subjects", opt=requires("registry:read"))
     async def rights(
@@ -94,7 +105,7 @@ class SubjectRightsPages(UiPages):
         except ValidationError as exc:
             return await self._page(request, db_session, None, status_code=400, errors=_form_errors(exc), form=form)
         async with db_session.begin():
-            await record_restriction(db_session, request.app.state.subject_key, data, current_user(request).name)
+            await record_restriction(db_session, _subject_key(request), data, current_user(request).name)
         await self._obeyed_here(request)
         return await self._page(request, db_session, form["subject"], notice="recorded")
 
@@ -119,9 +130,7 @@ class SubjectRightsPages(UiPages):
             errors = {"erase_subject": [m for messages in _form_errors(exc).values() for m in messages]}
             return await self._page(request, db_session, None, status_code=400, errors=errors, form=form)
         async with db_session.begin():
-            outcome = await erase_subject(
-                db_session, request.app.state.subject_key, data.subject, current_user(request).name
-            )
+            outcome = await erase_subject(db_session, _subject_key(request), data.subject, current_user(request).name)
         await self._obeyed_here(request)
         return await self._page(request, db_session, None, notice="erased", erasure=outcome)
 
@@ -138,7 +147,7 @@ class SubjectRightsPages(UiPages):
                 for field, messages in _form_errors(exc).items()
             }
             return await self._page(request, db_session, None, status_code=400, errors=errors, form=form)
-        state = request.app.state
+        state = services_of(request.app)
         notified = await notify_recipients(
             state.sessionmaker, state.settings, state.subject_key, data, current_user(request).name
         )
