@@ -118,11 +118,12 @@ class ObjectionController(Controller):
     ) -> dict[str, int]:
         """A mail tool's unsubscribe export (CSV with a header row naming an address column) as objections;
         all rows or none. Subjects already objecting with that scope are not recorded twice."""
+        default_day = _day("received_on", received_on)
+        if default_day is None:
+            async with db_session.begin():  # (its own transaction: the import's begins afresh below)
+                default_day = await controller_today(db_session)
         rows = parse_unsubscribes(
-            await request.body(),
-            services_of(request.app).subject_key,
-            default_day=_day("received_on", received_on) or await controller_today(db_session),
-            scope=objection_scope,
+            await request.body(), services_of(request.app).subject_key, default_day=default_day, scope=objection_scope
         )
         async with db_session.begin():
             summary = await import_unsubscribes(

@@ -93,11 +93,11 @@ class RestrictionController(Controller):
     ) -> dict[str, int]:
         """A CSV of people (a header row naming an address column) as restrictions; all rows or none. People
         already restricted are not recorded twice."""
-        rows = parse_subject_rows(
-            await request.body(),
-            _subject_key(request),
-            default_day=_day("received_on", received_on) or await controller_today(db_session),
-        )
+        default_day = _day("received_on", received_on)
+        if default_day is None:
+            async with db_session.begin():  # (its own transaction: the import's begins afresh below)
+                default_day = await controller_today(db_session)
+        rows = parse_subject_rows(await request.body(), _subject_key(request), default_day=default_day)
         async with db_session.begin():
             summary = await import_restrictions(db_session, rows, source=source, actor=request.user.name)
         await _obeyed_here(request)
