@@ -59,6 +59,8 @@ MESSAGES = {
     "login_failed": i18n.N_("The e-mail address or the password is not right."),
     "login_throttled": i18n.N_("Too many failed sign-ins. Wait {seconds} seconds, then try again."),
     "not_a_user": i18n.N_("Only a signed-in user has a password to change."),
+    "local_passwords_off": i18n.N_("Sign-in with a password is switched off here: use single sign-on."),
+    "no_sign_on": i18n.N_("Single sign-on is not set up for this registry."),
 }
 # Where a user whose password an admin reset is sent, whatever page they asked for.
 PASSWORD_PAGE = "/ui/account/password"
