@@ -22,6 +22,14 @@ from registry.services.subjects import (
 )
 from web.auth import requires
 from web.composition import services_of
+from web.contract import (
+    ErasureAnswer,
+    NotificationsAnswer,
+    ObjectionImportAnswer,
+    RestrictionAnswer,
+    RestrictionPage,
+    answers,
+)
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from web.controllers.objections import DayQuery, SourceQuery, _day
 
@@ -41,7 +49,12 @@ class RestrictionController(Controller):
     path = "/api/restrictions"
     tags = ["subjects"]
 
-    @post("/", opt=requires("registry:write"), status_code=201)
+    @post(
+        "/",
+        opt=requires("registry:write"),
+        status_code=201,
+        responses=answers(201, RestrictionAnswer, "The restriction, in force", 400, 401, 403),
+    )
     async def record(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], data: JSONBody[RestrictionIn]
     ) -> dict[str, Any]:
@@ -52,7 +65,7 @@ class RestrictionController(Controller):
         await _obeyed_here(request)
         return recorded
 
-    @get("/", opt=requires("registry:read"))
+    @get("/", opt=requires("registry:read"), responses=answers(200, RestrictionPage, "Restrictions", 400, 401, 403))
     async def list(
         self,
         request: Request[Any, Any, Any],
@@ -73,7 +86,12 @@ class RestrictionController(Controller):
         )
         return page(items, total, limit, offset)
 
-    @delete("/{restriction_id:int}", opt=requires("registry:write"), status_code=200)
+    @delete(
+        "/{restriction_id:int}",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, RestrictionAnswer, "The restriction, lifted", 401, 403, 404),
+    )
     async def lift(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], restriction_id: FromPath[int]
     ) -> dict[str, Any]:
@@ -83,7 +101,13 @@ class RestrictionController(Controller):
         await _obeyed_here(request)
         return lifted
 
-    @post("/import", opt=requires("registry:write"), status_code=201, request_max_body_size=IMPORT_MAX_BYTES)
+    @post(
+        "/import",
+        opt=requires("registry:write"),
+        status_code=201,
+        request_max_body_size=IMPORT_MAX_BYTES,
+        responses=answers(201, ObjectionImportAnswer, "How many rows were recorded", 400, 401, 403),
+    )
     async def import_csv(
         self,
         request: Request[Any, Any, Any],
@@ -108,7 +132,12 @@ class SubjectRightsController(Controller):
     path = "/api/subjects"
     tags = ["subjects"]
 
-    @post("/erasure", opt=requires("registry:write"), status_code=200)
+    @post(
+        "/erasure",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, ErasureAnswer, "What the erasure unlinked", 400, 401, 403),
+    )
     async def erasure(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], data: JSONBody[ErasureIn]
     ) -> dict[str, Any]:
@@ -119,7 +148,12 @@ class SubjectRightsController(Controller):
         await _obeyed_here(request)
         return outcome
 
-    @post("/notifications", opt=requires("registry:write"), status_code=200)
+    @post(
+        "/notifications",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, NotificationsAnswer, "Each recipient's delivery", 400, 401, 403),
+    )
     async def notifications(self, request: Request[Any, Any, Any], data: JSONBody[NotificationIn]) -> dict[str, Any]:
         """Notify every party that received the person's data (Art. 19) through its webhook or contact e-mail;
         each delivery is kept as evidence, a failed one retried like reminders."""
