@@ -52,6 +52,7 @@ class PartyAnswer(Versioned):
     locations: list[LocationAnswer]
     sub_processors: list[SubProcessorLinkAnswer]
     active: bool
+    international_organisation: bool
     contact: ContactAnswer | None
 
 
@@ -198,6 +199,7 @@ class FindingAnswer(TypedDict):
     chain: NotRequired[list[str]]
     clauses: NotRequired[list[str]]
     category: NotRequired[str]
+    blocks: bool  # whether the guard refuses shares because of it (false: an evidence gap the guard does not check)
 
 
 class FindingsAnswer(TypedDict):

@@ -10,6 +10,7 @@ unable to decide now) is asked once more after its Retry-After, when that is sho
 
 from registry_guard_client._client import (
     GUARD_UNREACHABLE,
+    RECIPIENT_INTERNATIONAL_ORGANISATION,
     SUBJECT_OBJECTED,
     SUBJECT_REF_MISSING,
     SUBJECT_RESTRICTED,
@@ -23,6 +24,7 @@ from registry_guard_client._client import (
 
 __all__ = [
     "GUARD_UNREACHABLE",
+    "RECIPIENT_INTERNATIONAL_ORGANISATION",
     "SUBJECT_OBJECTED",
     "SUBJECT_REF_MISSING",
     "SUBJECT_RESTRICTED",
