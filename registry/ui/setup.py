@@ -18,7 +18,7 @@ from registry import i18n
 from registry.auth import Principal
 from registry.db import session_scope
 from registry.services.users import principal_for_session, shared_secret
-from registry.ui import language, pages, words
+from registry.ui import language, pages, reasons, words
 from registry.ui.pages.common import SESSION_COOKIE, http_error_page_or_json
 from registry.ui.security import SessionBoundCsrfMiddleware, add_security_headers
 
@@ -49,6 +49,7 @@ def template_engine() -> JinjaTemplateEngine:
         language_names=i18n.LANGUAGE_NAMES,
         day=i18n.day,
         number=i18n.number,
+        reason_line=reasons.reason_line,
     )
     return engine
 

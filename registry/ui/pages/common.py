@@ -76,10 +76,14 @@ def role_of(principal: Principal) -> str:
     return "legal" if principal.may("registry:write") else "ops"
 
 
-def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
+def page(
+    request: Request[Any, Any, Any], name: str, status_code: int = 200, *, language: str | None = None, **context: Any
+) -> Template:
+    """A UI page in the reader's language: the one place a page's language is chosen (the request's, or
+    `language` for a printout asked for in the other one), so no page can fall back to a language of its own."""
     principal = request.user if isinstance(request.scope.get("user"), Principal) else None
     # Error pages are rendered by exception handlers, which run without the before_request step.
-    i18n.set_locale(request_language(request))
+    i18n.set_locale(language if language in i18n.LANGUAGES else request_language(request))
     controller = context.pop("controller", None)
     # The controller's own words for taxonomy keys (term_label in the templates).
     context.setdefault("vocabulary", (controller or {}).get("vocabulary"))

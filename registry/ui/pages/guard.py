@@ -77,7 +77,7 @@ class GuardPages(UiPages):
             name: [gettext(message)] for name, message in REQUIRED_SHARE_FIELDS if not share[name]
         }
         _, state = await registry_today(request, db_session)
-        context = {
+        context: dict[str, Any] = {
             "share": share,
             "recipient_options": await state.party_options("name_key", request_language(request)),
             "taxonomy": forms.taxonomy_for(state.controller),

@@ -16,85 +16,24 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
-from registry.errors import RegistryValidationError, pydantic_field_errors
+from registry.errors import RegistryValidationError
+from registry.i18n import N_
 from registry.schemas import ObjectionIn
 from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
+from registry.ui import forms
 from registry.ui.pages.common import UiPages, page
 from registry.ui.pages.records import language
 
-# The pages' strings in Swedish, keyed by their English text (the templates write `{{ _("English") }}`).
-SWEDISH: dict[str, str] = {
-    "Objections and unsubscribes": "Invändningar och avregistreringar",
-    "Look up a person": "Sök en person",
-    "E-mail address or customer number": "E-postadress eller kundnummer",
-    "Look up": "Sök",
-    "Record an objection": "Registrera en invändning",
-    "Scope": "Omfattning",
-    "Direct marketing": "Direktmarknadsföring",
-    "All processing": "All behandling",
-    "Received on": "Mottagen",
-    "Source": "Källa",
-    "Record": "Registrera",
-    "Withdraw": "Återkalla",
-    "In force": "Gäller",
-    "Withdrawn": "Återkallad",
-    "Recorded": "Registrerad",
-    "Status": "Status",
-    "No objections recorded for this person.": "Inga invändningar registrerade för denna person.",
-    "Recipients of one person's data": "Mottagare av en persons uppgifter",
-    "Answer to an access request (Art. 15(1)(c) GDPR) and the recipients to notify (Art. 19 GDPR)": (
-        "Svar på begäran om registerutdrag (art. 15.1 c dataskyddsförordningen) och mottagare att underrätta "
-        "(art. 19 dataskyddsförordningen)"
-    ),
-    "Recipient": "Mottagare",
-    "Role": "Roll",
-    "Purposes": "Ändamål",
-    "Categories of personal data": "Kategorier av personuppgifter",
-    "First share": "Första delning",
-    "Last share": "Senaste delning",
-    "Shares": "Delningar",
-    "Show": "Visa",
-    "Print / save as PDF": "Skriv ut / spara som PDF",
-    "Language": "Språk",
-    "No recipient has received this person's data through the guard.": (
-        "Ingen mottagare har fått denna persons uppgifter genom spärren."
-    ),
-    "Generated": "Skapad",
-    "Reference (keyed digest)": "Referens (nyckelad kontrollsumma)",
-    "Recipients of this person's data": "Mottagare av denna persons uppgifter",
-    "processor": "personuppgiftsbiträde",
-    "sub_processor": "underbiträde",
-    "independent_controller": "självständigt personuppgiftsansvarig",
-    "authority": "myndighet",
-    "The objection was recorded; the guard obeys it now.": "Invändningen är registrerad; spärren följer den nu.",
-    "The objection was withdrawn.": "Invändningen är återkallad.",
-}
-
-
-def _identity(text: str) -> str:
-    return text
-
-
-def _swedish(text: str) -> str:
-    return SWEDISH.get(text, text)
-
-
-def _page(request: Request[Any, Any, Any], name: str, lang: str = "en", **context: Any) -> Template:
-    """A page whose `_` is this page's language; the Jinja environment gets an identity `_` when none is
-    installed (the UI's own gettext, when there is one, stays in place for the other pages)."""
-    engine = getattr(request.app.template_engine, "engine", None)
-    if engine is not None:
-        engine.globals.setdefault("_", _identity)
-    return page(request, name, _=_swedish if lang == "sv" else _identity, lang=lang, **context)
+# What the pages say after a change (translated where shown, like every word of the templates).
+RECORDED = N_("The objection was recorded; the guard obeys it now.")
+WITHDRAWN = N_("The objection was withdrawn.")
 
 
 def _form_errors(exc: RegistryValidationError | ValidationError) -> dict[str, list[str]]:
-    """Messages by field, as the UI's macros show them."""
-    errors = pydantic_field_errors(exc) if isinstance(exc, ValidationError) else exc.errors
-    found: dict[str, list[str]] = {}
-    for error in errors:
-        found.setdefault(error.field, []).append(error.message)
-    return found
+    """Messages by field, as the UI's macros show them, in the reader's words (forms.field_messages)."""
+    if isinstance(exc, ValidationError):
+        return forms.validation_messages(exc)
+    return forms.field_messages(exc.errors)
 
 
 class ObjectionsUiController(UiPages):
@@ -117,9 +56,9 @@ class ObjectionsUiController(UiPages):
                     db_session, request.app.state.subject_key, subject=subject, in_force=None, limit=200, offset=0
                 )
             except RegistryValidationError as exc:
-                errors["lookup"] = [e.message for e in exc.errors]
+                errors["lookup"] = [m for ms in forms.field_messages(exc.errors).values() for m in ms]
                 status_code = 400
-        return _page(
+        return page(
             request,
             "objections.html",
             status_code=status_code,
@@ -139,7 +78,7 @@ class ObjectionsUiController(UiPages):
         subject: FromQuery[str | None] = None,
         withdrawn: FromQuery[str | None] = None,
     ) -> Template:
-        notice = "The objection was withdrawn." if withdrawn else None
+        notice = WITHDRAWN if withdrawn else None
         return await self._objections_page(request, db_session, (subject or "")[:400] or None, notice=notice)
 
     @post("/objections", opt=requires("registry:write"))
@@ -157,9 +96,7 @@ class ObjectionsUiController(UiPages):
             await record_objection(db_session, request.app.state.subject_key, data, request.user.name)
         await request.app.state.guard_objections.refresh_now()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
-        return await self._objections_page(
-            request, db_session, form["subject"], notice="The objection was recorded; the guard obeys it now."
-        )
+        return await self._objections_page(request, db_session, form["subject"], notice=RECORDED)
 
     @post("/objections/{objection_id:int}/withdraw", opt=requires("registry:write"))
     async def withdraw(
@@ -186,9 +123,10 @@ class ObjectionsUiController(UiPages):
                 answer = await subject_recipients(db_session, request.app.state.subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
-        return _page(
+        return page(
             request,
             "subject_recipients.html",
+            language=code,
             lang=code,
             status_code=400 if errors else 200,
             subject=(subject or "")[:400],

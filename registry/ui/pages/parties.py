@@ -77,7 +77,7 @@ class PartyPages(UiPages):
             outside = views.outside_through(key, chains)
             return {
                 "party": party,
-                "status": views.party_agreement_status(party, by_party.get(key, []), today, window),
+                "status": state.party_status(key, today, window),
                 "inside": not outside,
                 # The sub-processors that take the data outside (the party's own places speak for themselves).
                 "outside_through": [
@@ -251,7 +251,7 @@ class PartyPages(UiPages):
             places=views.places_by_territory(party),
             chain=views.sub_processor_chain(key, state.party_docs, today),
             agreements=agreements,
-            status=views.party_agreement_status(party, agreements, today, expiring_days(request)),
+            status=state.party_status(key, today, expiring_days(request)) if key in state.party_docs else "none",
             changes=changes,
             decisions=decisions,
             findings=findings,

@@ -171,6 +171,7 @@ class RecordsUiController(UiPages):
             request,
             "records/article30.html",
             record=record,
+            language=code,
             t=LABELS[code],
             lang=code,
             filters=filters,
