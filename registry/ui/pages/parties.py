@@ -70,7 +70,6 @@ class PartyPages(UiPages):
         today, state = await registry_today(request, db_session)
         window = expiring_days(request)
         chains = state.chains
-        by_party = state.agreements_by_party
 
         def row(key: str) -> dict[str, Any]:
             party = state.party_docs[key]
