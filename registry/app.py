@@ -27,7 +27,7 @@ from registry.controllers.objections import route_handlers as objection_handlers
 from registry.controllers.parties import PartyController
 from registry.controllers.records import route_handlers as records_handlers
 from registry.controllers.registry_document import RegistryDocumentController
-from registry.db import dispose_within, make_engine, make_sessionmaker
+from registry.db import database_unavailable, dispose_within, make_engine, make_sessionmaker
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.logs import litestar_logging_config
 from registry.openapi import contract_on_startup, docs_assets_router, openapi_config
@@ -100,12 +100,14 @@ def _database_error(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict
             {"status_code": 400, "detail": "the request holds text the registry cannot store (a NUL character)"},
             status_code=400,
         )
+    if database_unavailable(exc):  # logged once, as one line (registry.logs.log_exception)
+        return _database_unavailable(_, exc)
     log.error("database error", exc_info=exc)
     return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
 
 
 def _database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.warning("database unavailable: %s", exc)
+    # Logged once, as one line, by the app's exception logging (registry.logs.log_exception).
     return Response({"status_code": 503, "detail": "the registry database is unavailable"}, status_code=503)
 
 

@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -17,6 +20,37 @@ log = logging.getLogger(__name__)
 SCHEMA_UPGRADE_LOCK_ID = 7_411_028_001
 REGISTRY_CHANGED_CHANNEL = "registry_changed"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+# What a request meets when the database cannot be reached (down, restarting, refusing connections, the pool
+# exhausted): answered as "unavailable" (the API's 503, the UI's error page) and logged as one line, not a
+# traceback per request.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+# SQLSTATEs of a server that will not take connections: connection exceptions (08), the operator's shutdown and
+# "cannot connect now" (57P), a database closed to connections (55000, ALLOW_CONNECTIONS false).
+UNAVAILABLE_SQLSTATES = ("08", "57P", "55000")
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` says the database cannot be reached (not that a statement was wrong)."""
+    if isinstance(exc, DATABASE_UNAVAILABLE):
+        return True
+    if isinstance(exc, DBAPIError):
+        if exc.connection_invalidated:
+            return True
+        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
+        return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
+    return False
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:

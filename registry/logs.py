@@ -16,6 +16,7 @@ import json
 import logging
 import os
 import re
+import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -23,6 +24,8 @@ from typing import Any, Literal
 
 from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
+
+from registry.db import database_unavailable
 
 LogFormat = Literal["text", "json"]
 
@@ -172,6 +175,23 @@ def logging_dict(log_format: LogFormat) -> dict[str, Any]:
     }
 
 
+def log_exception(logger: Any, scope: Scope, traceback: list[str]) -> None:
+    """Litestar's logging of an unexpected exception: its traceback, except when the database cannot be reached,
+    which is one line per failed request (a traceback of a hundred lines for each request of an outage buries
+    everything else)."""
+    exc = sys.exc_info()[1]
+    if database_unavailable(exc):
+        logger.warning(
+            "database unavailable: %s %s: %s: %s",
+            scope.get("method", scope.get("type", "")),
+            scope.get("path", ""),
+            type(exc).__name__,
+            str(exc).splitlines()[0][:300] if str(exc) else "",
+        )
+        return
+    logger.exception("Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"])
+
+
 def litestar_logging_config(log_format: LogFormat, **options: Any) -> LoggingConfig:
     """Litestar's logging configuration with the same handlers and format (`options`: its exception logging)."""
     config = logging_dict(log_format)
@@ -185,5 +205,5 @@ def litestar_logging_config(log_format: LogFormat, **options: Any) -> LoggingCon
         handlers=handlers,
         loggers=config["loggers"],
         root=config["root"],
-        **options,
+        **{"exception_logging_handler": log_exception, **options},
     )

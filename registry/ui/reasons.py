@@ -6,7 +6,7 @@ The guard's own `message` is English prose for the API's integrators; a page sho
 which goes through the gettext catalogues like every other word of the UI. A code this module does not know
 (a newer guard) falls back to the guard's own message, so nothing is ever hidden."""
 
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from typing import Any
 
 from jinja2 import pass_context
@@ -75,6 +75,23 @@ SENTENCES: dict[str, str] = {
 MISSING = "—"
 
 
+class PartyNames(Mapping[str, str]):
+    """Party names by key, read from the page's party documents as they are asked for (a registry of 10,000
+    parties is not copied for a page's few reasons)."""
+
+    def __init__(self, documents: Mapping[str, Mapping[str, Any]]) -> None:
+        self._documents = documents
+
+    def __getitem__(self, key: str) -> str:
+        return str(self._documents[key]["name"])
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._documents)
+
+    def __len__(self) -> int:
+        return len(self._documents)
+
+
 def _party(key: Any, names: Mapping[str, str] | None) -> str:
     if not key:
         return MISSING
@@ -113,8 +130,10 @@ def reason_text(
         return f"{word} ({key})" if word else f"“{key}”"
 
     chain = fields.get("chain") or ()
+    # A finding's `party` is the party it blocks; the sub-processor it is about ends its chain.
+    about = chain[-1] if chain and code.startswith("SUBPROCESSOR_") else fields.get("party")
     values = {
-        "party": _party(fields.get("party"), names),
+        "party": _party(about, names),
         "agreement": fields.get("agreement") or MISSING,
         "territory": territory_label(str(fields["territory"])) if fields.get("territory") else MISSING,
         "chain": " → ".join(_party(k, names) for k in chain) if chain else MISSING,
@@ -126,6 +145,19 @@ def reason_text(
     return gettext(template) % values
 
 
+def distinct(reasons: Iterable[Mapping[str, Any]]) -> list[Mapping[str, Any]]:
+    """The reasons without those that read the same (two places of one party in one territory: the guard's
+    messages tell the kinds of place apart, the sentences do not)."""
+    seen: set[tuple[str, ...]] = set()
+    out = []
+    for reason in reasons:
+        key = tuple(str(reason.get(f)) for f in ("code", "party", "territory", "agreement", "chain", "category"))
+        if key not in seen:
+            seen.add(key)
+            out.append(reason)
+    return out
+
+
 @pass_context
 def reason_line(
     context: Any, reason: Mapping[str, Any] | str, request: Mapping[str, Any] | None = None, code: bool = True
@@ -134,10 +166,8 @@ def reason_line(
     <code> (party names from the page's `party_names`, else its `parties`; taxonomy words from its controller's
     vocabulary, else the taxonomy's names in the reader's language)."""
     names = context.get("party_names")
-    if names is None:
-        parties = context.get("parties")
-        if isinstance(parties, Mapping):
-            names = {k: p.get("name") for k, p in parties.items() if isinstance(p, Mapping)}
+    if names is None and isinstance(context.get("parties"), Mapping):
+        names = PartyNames(context["parties"])
     text = reason_text(reason, names, request, context.get("vocabulary") or {})
     if not code:
         return Markup("{}").format(text)

@@ -43,6 +43,7 @@ def template_engine() -> JinjaTemplateEngine:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["location_kind"] = words.location_kind
+    env.filters["distinct_reasons"] = reasons.distinct
     env.globals.update(words.template_globals())
     env.globals.update(
         current_language=i18n.current,

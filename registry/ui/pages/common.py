@@ -15,6 +15,7 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.findings import finding
@@ -23,6 +24,7 @@ from guard.policy import evaluate_party
 from registry import i18n
 from registry.auth import Principal
 from registry.calendar import zone_or_default
+from registry.db import DATABASE_UNAVAILABLE, database_unavailable
 from registry.errors import ConflictError, NotFoundError, RegistryValidationError
 from registry.services.agreement_documents import documents_on_file, undocumented_finding
 from registry.services.findings import registry_findings
@@ -59,6 +61,12 @@ MESSAGES = {
     "login_failed": i18n.N_("The e-mail address or the password is not right."),
     "login_throttled": i18n.N_("Too many failed sign-ins. Wait {seconds} seconds, then try again."),
     "not_a_user": i18n.N_("Only a signed-in user has a password to change."),
+    "no_such_record": i18n.N_("There is no record at this address. It may have been removed or never existed."),
+    "database_down": i18n.N_(
+        "The registry's database cannot be reached just now, so this page cannot be shown. Nothing was changed; "
+        "try again in a moment. The guard keeps answering from the registry it holds."
+    ),
+    "bad_request": i18n.N_("The address asks for something the registry cannot show:"),
 }
 # Where a user whose password an admin reset is sent, whatever page they asked for.
 PASSWORD_PAGE = "/ui/account/password"
@@ -260,7 +268,43 @@ def forbidden_page(request: Request[Any, Any, Any], exc: PermissionDeniedExcepti
 
 
 def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return page(request, "error.html", status_code=404, title=i18n.N_("Not found"), csrf=False, message=str(exc))
+    title, message = i18n.N_("Not found"), MESSAGES["no_such_record"]
+    return page(request, "error.html", status_code=404, title=title, csrf=False, message=message)
+
+
+def bad_request_page(request: Request[Any, Any, Any], exc: RegistryValidationError) -> Response[Any]:
+    """A page's query the registry refuses (a date that is not one): each problem in the reader's words."""
+    problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
+    return page(
+        request,
+        "error.html",
+        status_code=400,
+        title=i18n.N_("Something went wrong"),
+        csrf=False,
+        message=MESSAGES["bad_request"],
+        problems=problems,
+    )
+
+
+def database_error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A database error: the database down (registry.db.database_unavailable) or a fault (logged with its
+    traceback by the app's exception logging)."""
+    if database_unavailable(exc):
+        return database_down_page(request, exc)
+    return server_error_page(request, exc)
+
+
+def database_down_page(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    """The database cannot be reached: a page saying so (503), logged as one line (registry.logs.log_exception).
+    The language comes from the browser (cookie, Accept-Language): the user's remembered choice is in the database."""
+    return page(
+        request,
+        "error.html",
+        status_code=503,
+        title=i18n.N_("The registry is unavailable"),
+        csrf=False,
+        message=MESSAGES["database_down"],
+    )
 
 
 def server_error_page(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
@@ -298,6 +342,9 @@ UI_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     PermissionDeniedException: forbidden_page,
     NotFoundError: not_found_page,
     NotFoundException: not_found_page,
+    RegistryValidationError: bad_request_page,
+    **dict.fromkeys(DATABASE_UNAVAILABLE, database_down_page),
+    DBAPIError: database_error_page,
     HTTP_500_INTERNAL_SERVER_ERROR: server_error_page,
 }
 

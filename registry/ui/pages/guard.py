@@ -26,6 +26,7 @@ from registry.ui.pages.common import (
     registry_today,
     start_of,
 )
+from registry.ui.reasons import PartyNames
 
 DECISIONS_PER_PAGE = 50
 # A share's required fields, with what the form says when one is missing.
@@ -82,6 +83,7 @@ class GuardPages(UiPages):
             "recipient_options": await state.party_options("name_key", request_language(request)),
             "taxonomy": forms.taxonomy_for(state.controller),
             "controller": state.controller,
+            "party_names": PartyNames(state.party_docs),
         }
         if errors:
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

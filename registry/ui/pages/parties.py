@@ -31,6 +31,7 @@ from registry.ui.pages.common import (
     read_form,
     registry_today,
 )
+from registry.ui.reasons import PartyNames
 from registry.ui.registry_view import in_slices
 
 SPARE_LOCATION_ROWS = 3
@@ -255,6 +256,7 @@ class PartyPages(UiPages):
             decisions=decisions,
             findings=findings,
             used_by=used_by,
+            party_names=PartyNames(state.party_docs),
             saved=bool(saved),
             controller=state.controller,
         )

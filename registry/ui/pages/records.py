@@ -134,7 +134,9 @@ def _day(text: str | None, field: str) -> date | None:
     try:
         return date.fromisoformat(text)
     except ValueError:
-        raise RegistryValidationError([FieldError(field, f"{text!r} is not a date (YYYY-MM-DD)")]) from None
+        raise RegistryValidationError(
+            [FieldError(field, f"{text!r} is not a date (YYYY-MM-DD)", "date_parsing")]
+        ) from None
 
 
 class RecordsUiController(UiPages):

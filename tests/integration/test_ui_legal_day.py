@@ -1,0 +1,101 @@
+"""The legal team's pages in Swedish over HTTP (issue 28): the objections page and its navigation, the guard's
+reasons as sentences, badges and the refused filter from the guard's own rules, error pages (a bad date, the
+database down) as HTML in the reader's language."""
+
+import logging
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+from litestar import Litestar
+from litestar.testing import AsyncTestClient
+
+from registry.app import create_app
+from tests.conftest import test_settings as settings_for
+from tests.integration.test_snapshot_refresh import cut_off, restore, running
+from tests.integration.test_ui_pages import add_user, as_user, log_in
+
+SWEDISH = {"Accept-Language": "sv-SE,sv;q=0.9"}
+
+
+@pytest.fixture
+async def seeded_client(seeded_database: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
+    await add_user(seeded_database, "lena@offix.example", "legal")
+    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
+        yield client
+
+
+US_CLOUD = {
+    "key": "usmoln",
+    "name": "US Moln Inc",
+    "role": "sub_processor",
+    "category": "it_services",
+    "established_in": "US",
+    "locations": [{"territory": "US", "kind": "storage"}],
+}
+
+
+async def add_unapproved_us_sub_processor(client: Any, headers: dict[str, str]) -> None:
+    """nordfrakt (a processor whose own dpa is in force) engages a US sub-processor nobody has approved."""
+    created = await client.post("/api/parties", json=US_CLOUD, headers=headers)
+    assert created.status_code == 201, created.text
+    party = (await client.get("/api/parties/nordfrakt", headers=headers)).json()
+    links = [*party["sub_processors"], {"party": "usmoln", "approved_on": None, "objection_deadline": None}]
+    changed = await client.put("/api/parties/nordfrakt", json={**party, "sub_processors": links}, headers=headers)
+    assert changed.status_code == 200, changed.text
+
+
+async def test_the_objections_page_is_swedish_navigation_included(seeded_client: Any) -> None:
+    client = await as_user(seeded_client, "lena@offix.example")
+    html = (await client.get("/ui/objections", headers=SWEDISH)).text
+    assert "Invändningar och avregistreringar" in html
+    assert ">Pröva en delning<" in html and ">Try a share<" not in html
+    art15 = (await client.get("/ui/subjects/recipients", headers=SWEDISH)).text
+    assert "Mottagare av en persons uppgifter" in art15 and ">Dashboard<" not in art15
+
+
+async def test_the_refused_filter_lists_a_processor_with_an_unapproved_us_sub_processor(
+    seeded_client: Any, admin_headers: dict[str, str]
+) -> None:
+    await add_unapproved_us_sub_processor(seeded_client, admin_headers)
+    client = await as_user(seeded_client, "lena@offix.example")
+
+    refused = (await client.get("/ui/parties?status=refused", headers=SWEDISH)).text
+    assert "Nordfrakt Logistik AB" in refused and "US Moln Inc" in refused
+    in_force = (await client.get("/ui/parties?status=in_force", headers=SWEDISH)).text
+    assert "Nordfrakt Logistik AB" not in in_force
+
+    party = (await client.get("/ui/parties/nordfrakt", headers=SWEDISH)).text
+    assert "avtal som kontrollen nekar" in party
+    assert "Underbiträdet US Moln Inc (usmoln), i kedjan Nordfrakt Logistik AB (nordfrakt)" in party
+    assert "<code>SUBPROCESSOR_UNAPPROVED</code>" in party
+    assert "is not approved" not in party, "the guard's English message is shown instead of the sentence"
+
+
+async def test_a_bad_date_on_the_art_30_page_is_an_html_page_in_swedish(seeded_client: Any) -> None:
+    client = await as_user(seeded_client, "lena@offix.example")
+    response = await client.get("/ui/records/article-30?start=2026-13-45", headers=SWEDISH)
+    assert response.status_code == 400
+    assert response.headers["content-type"].startswith("text/html")
+    assert "Ange ett datum som år-månad-dag" in response.text
+
+
+async def test_a_ui_page_is_a_swedish_html_page_and_one_log_line_when_the_database_is_down(
+    seeded_database: str, caplog: Any
+) -> None:
+    await add_user(seeded_database, "lena@offix.example", "legal")
+    async with running(create_app(settings_for(seeded_database))) as client:
+        assert (await log_in(client, "lena@offix.example")).status_code == 303
+        await cut_off(seeded_database)
+        try:
+            caplog.clear()
+            with caplog.at_level(logging.WARNING):
+                answers = [await client.get("/ui/parties", headers=SWEDISH) for _ in range(3)]
+        finally:
+            await restore(seeded_database)
+    assert [a.status_code for a in answers] == [503, 503, 503], [a.text[:300] for a in answers]
+    assert all(a.headers["content-type"].startswith("text/html") for a in answers)
+    assert "Registrets databas kan inte nås just nu" in answers[0].text
+    lines = [r for r in caplog.records if "database unavailable" in r.getMessage()]
+    assert len(lines) == 3, [r.getMessage() for r in caplog.records]
+    assert not [r for r in caplog.records if r.exc_info], "a traceback was logged for an unreachable database"
