@@ -12,7 +12,7 @@ from litestar.testing import AsyncTestClient
 from registry.app import create_app
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import cut_off, restore, running
-from tests.integration.test_ui_pages import add_user, as_user, log_in
+from tests.integration.test_ui_pages import add_user, as_user, csrf_token, log_in
 
 SWEDISH = {"Accept-Language": "sv-SE,sv;q=0.9"}
 
@@ -98,3 +98,32 @@ async def test_a_ui_page_is_a_swedish_html_page_and_one_log_line_when_the_databa
     lines = [line for line in logged.splitlines() if "database unavailable: GET /ui/parties" in line]
     assert len(lines) == 3, logged
     assert "Traceback" not in logged, "a traceback was logged for an unreachable database"
+
+
+async def test_a_party_an_import_removed_opens_with_its_history_and_is_restored_from_its_page(
+    seeded_client: Any, admin_headers: dict[str, str]
+) -> None:
+    document = (await seeded_client.get("/api/registry", headers=admin_headers)).json()
+    document["parties"] = [p for p in document["parties"] if p["key"] != "kvarnberg"]
+    document["agreements"] = [a for a in document["agreements"] if a["party"] != "kvarnberg"]
+    imported = await seeded_client.put("/api/registry", json=document, headers=admin_headers)
+    assert imported.status_code == 200, imported.text
+    client = await as_user(seeded_client, "lena@offix.example")
+
+    listed = (await client.get("/ui/removed", headers=SWEDISH)).text
+    assert "Borttagna poster" in listed and "kvarnberg" in listed and "kvarnberg-dpa-2023" in listed
+    removed = await client.get("/ui/parties/kvarnberg", headers=SWEDISH)
+    assert removed.status_code == 200
+    assert "Kvarnberg IT-drift AB" in removed.text and "Återställ" in removed.text
+    assert (await client.get("/ui/parties/never-was", headers=SWEDISH)).status_code == 404
+
+    restored = await client.post(
+        "/ui/parties/kvarnberg/restore",
+        data={"_csrf_token": csrf_token(removed.text)},
+        headers=SWEDISH,
+        follow_redirects=False,
+    )
+    assert restored.status_code == 303, restored.text
+    live = await client.get("/ui/parties/kvarnberg", headers=SWEDISH)
+    assert live.status_code == 200 and "återställd" in live.text
+    assert "kvarnberg" in (await seeded_client.get("/api/parties/kvarnberg", headers=admin_headers)).text

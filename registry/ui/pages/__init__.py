@@ -15,6 +15,7 @@ from registry.ui.pages import (
     parties,
     records,
     registry_document,
+    removed,
     renewals,
 )
 
@@ -31,4 +32,5 @@ route_handlers: list[Any] = [
     *admin.route_handlers,
     *records.route_handlers,
     *objections.route_handlers,
+    *removed.route_handlers,
 ]

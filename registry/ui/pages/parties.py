@@ -10,6 +10,7 @@ from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.errors import NotFoundError
 from registry.i18n import gettext
 from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
@@ -31,6 +32,7 @@ from registry.ui.pages.common import (
     read_form,
     registry_today,
 )
+from registry.ui.pages.removed import removed_record_page
 from registry.ui.reasons import PartyNames
 from registry.ui.registry_view import in_slices
 
@@ -232,7 +234,10 @@ class PartyPages(UiPages):
         key: FromPath[str],
         saved: FromQuery[str | None] = None,
     ) -> Template:
-        party = await PartyService(db_session, "").get(key)
+        try:
+            party = await PartyService(db_session, "").get(key)
+        except NotFoundError:  # removed by an import: its history and a restore action (or the 404 page)
+            return await removed_record_page(request, db_session, "party", key)
         today, state = await registry_today(request, db_session)
         agreements, _ = await AgreementService(db_session, "").search(
             AgreementFilter(party=key), MAX_AGREEMENTS_PER_PARTY, 0
