@@ -10,6 +10,7 @@ from litestar.response import Response
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
+from registry.controllers.exports import content_disposition
 from registry.services.agreement_documents import (
     DocumentTooLarge,
     NotAPdf,
@@ -19,11 +20,6 @@ from registry.services.agreement_documents import (
 )
 
 PDF = "application/pdf"
-
-
-def content_disposition(filename: str) -> str:
-    # safe_filename has left only [A-Za-z0-9._-], so the name needs no quoting rules beyond the quotes.
-    return f'attachment; filename="{filename}"'
 
 
 class AgreementDocumentController(Controller):

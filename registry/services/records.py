@@ -7,8 +7,6 @@ evidence: shares allowed and denied, the categories actually shared, the last sh
 in PostgreSQL over the logged requests, so a year of decisions is never loaded into the application.
 """
 
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -378,12 +376,11 @@ def record_rows(record: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def record_csv(record: dict[str, Any]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(RECORD_COLUMNS)
-    writer.writerows(record_rows(record))
-    return out.getvalue().encode("utf-8")
+def record_csv(record: dict[str, Any], *, delimiter: str = ",") -> bytes:
+    """The record as CSV (the shared export mechanics: byte order mark, `delimiter`, cells neutralised)."""
+    from registry.services.exports import csv_document
+
+    return csv_document(RECORD_COLUMNS, record_rows(record), delimiter=delimiter)
 
 
 def record_xlsx(record: dict[str, Any]) -> bytes:

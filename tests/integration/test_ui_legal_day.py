@@ -127,3 +127,21 @@ async def test_a_party_an_import_removed_opens_with_its_history_and_is_restored_
     live = await client.get("/ui/parties/kvarnberg", headers=SWEDISH)
     assert live.status_code == 200 and "återställd" in live.text
     assert "kvarnberg" in (await seeded_client.get("/api/parties/kvarnberg", headers=admin_headers)).text
+
+
+async def test_the_art_30_page_downloads_csv_and_xlsx_with_the_browsers_session(seeded_client: Any) -> None:
+    client = await as_user(seeded_client, "lena@offix.example")
+    html = (await client.get("/ui/records/article-30", headers=SWEDISH)).text
+    assert "Ladda ned som CSV" in html and "Ladda ned som Excel (XLSX)" in html
+
+    as_csv = await client.get("/ui/records/article-30.csv?lang=sv", headers=SWEDISH)
+    assert as_csv.status_code == 200, as_csv.text[:300]
+    assert as_csv.headers["content-disposition"].startswith("attachment; filename=")
+    assert as_csv.content.startswith(b"\xef\xbb\xbf")
+    header = as_csv.content.decode("utf-8-sig").splitlines()[0]
+    assert ";" in header and "," not in header
+
+    as_xlsx = await client.get("/ui/records/article-30.xlsx", headers=SWEDISH)
+    assert as_xlsx.status_code == 200
+    assert as_xlsx.content.startswith(b"PK")
+    assert (await client.get("/api/records/article-30?format=csv")).status_code == 401, "the API still wants a key"

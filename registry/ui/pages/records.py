@@ -13,7 +13,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry import reports
 from registry.auth import requires
-from registry.controllers.agreement_documents import PDF, content_disposition
+from registry.controllers.agreement_documents import PDF
+from registry.controllers.exports import XLSX, attachment, content_disposition
 from registry.errors import FieldError, RegistryValidationError
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.records import article_30_page
@@ -181,6 +182,47 @@ class RecordsUiController(UiPages):
             offset=offset,
             limit=PAGE_SIZE,
         )
+
+    @get("/records/article-30.csv", opt=requires("registry:read"))
+    async def article_30_csv(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
+        lang: FromQuery[str | None] = None,
+    ) -> Response[bytes]:
+        """The whole record as CSV for the signed-in browser (the API's export needs a key): in the page's
+        language's spreadsheet dialect (';' for Swedish), built in the report worker."""
+        return await self._download(request, state, start, end, lang, "csv")
+
+    @get("/records/article-30.xlsx", opt=requires("registry:read"))
+    async def article_30_xlsx(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        start: FromQuery[str | None] = None,
+        end: FromQuery[str | None] = None,
+        lang: FromQuery[str | None] = None,
+    ) -> Response[bytes]:
+        """The whole record as a workbook for the signed-in browser (real dates, autofilter)."""
+        return await self._download(request, state, start, end, lang, "xlsx")
+
+    async def _download(
+        self,
+        request: Request[Any, Any, Any],
+        state: State,
+        start: str | None,
+        end: str | None,
+        lang: str | None,
+        form: str,
+    ) -> Response[bytes]:
+        first, last = _day(start, "start"), _day(end, "end")
+        code = language(request, lang)
+        database_url = state.settings.database_url
+        name, body = await state.reports.run(reports.article_30, database_url, first, last, form, code)
+        media = "text/csv; charset=utf-8" if form == "csv" else XLSX
+        return attachment(body, media, f"{name}.{form}")
 
     @get("/records/evidence.zip", opt=requires("registry:read"))
     async def evidence(
