@@ -145,3 +145,33 @@ async def test_the_art_30_page_downloads_csv_and_xlsx_with_the_browsers_session(
     assert as_xlsx.status_code == 200
     assert as_xlsx.content.startswith(b"PK")
     assert (await client.get("/api/records/article-30?format=csv")).status_code == 401, "the API still wants a key"
+
+
+async def test_a_swedish_unsubscribe_export_is_imported_from_the_objections_page(seeded_client: Any) -> None:
+    client = await as_user(seeded_client, "lena@offix.example")
+    page = await client.get("/ui/objections", headers=SWEDISH)
+    swedish_export = (
+        "\ufeffNamn;E-post;Avregistrerad\nAnna Bergström;anna@example.se;2026-01-02\nOlle;olle@example.se;\n"
+    )
+    imported = await client.post(
+        "/ui/objections/import",
+        data={"_csrf_token": csrf_token(page.text), "import_scope": "direct_marketing", "import_source": "Mailchimp"},
+        files={"file": ("avregistrerade.csv", swedish_export.encode("utf-8"), "text/csv")},
+        headers=SWEDISH,
+    )
+    assert imported.status_code == 200, imported.text[:500]
+    assert "Listan är importerad: 2 rader, 2 invändningar registrerade, 0 gällde redan." in imported.text
+    looked_up = (await client.get("/ui/objections?subject=anna@example.se", headers=SWEDISH)).text
+    assert "Mailchimp" in looked_up
+
+    no_address = await client.post(
+        "/ui/objections/import",
+        data={"_csrf_token": csrf_token(page.text)},
+        files={"file": ("lista.csv", b"Namn,Telefon\nAnna,08-123\n", "text/csv")},
+        headers=SWEDISH,
+    )
+    assert no_address.status_code == 400
+    assert "Filen har ingen kolumn med e-postadresser eller kundnummer. Dess rubrikrad har Namn, Telefon" in (
+        no_address.text
+    )
+    assert "e-post, e-postadress" in no_address.text

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -17,16 +18,29 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from registry.auth import requires
 from registry.errors import RegistryValidationError
-from registry.i18n import N_
+from registry.i18n import N_, gettext
 from registry.schemas import ObjectionIn
-from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
+from registry.services.objections import (
+    IMPORT_MAX_BYTES,
+    import_unsubscribes,
+    list_objections,
+    parse_unsubscribes,
+    record_objection,
+    subject_recipients,
+    withdraw_objection,
+)
 from registry.ui import forms
 from registry.ui.pages.common import UiPages, page
+from registry.ui.pages.common import parse_day as parse_day_field
 from registry.ui.pages.records import language
 
 # What the pages say after a change (translated where shown, like every word of the templates).
 RECORDED = N_("The objection was recorded; the guard obeys it now.")
 WITHDRAWN = N_("The objection was withdrawn.")
+IMPORTED = N_(
+    "The list was imported: %(rows)s rows, %(recorded)s objections recorded, %(already)s already in force. "
+    "The guard obeys them now."
+)
 
 
 def _form_errors(exc: RegistryValidationError | ValidationError) -> dict[str, list[str]]:
@@ -97,6 +111,34 @@ class ObjectionsUiController(UiPages):
         await request.app.state.guard_objections.refresh_now()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
         return await self._objections_page(request, db_session, form["subject"], notice=RECORDED)
+
+    @post("/objections/import", opt=requires("registry:write"), request_max_body_size=IMPORT_MAX_BYTES, status_code=200)
+    async def import_list(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Template:
+        """A mail tool's unsubscribe export (CSV, ',' or ';', with or without a byte order mark, English or
+        Swedish headers) as objections: all rows or none, as `POST /api/objections/import`."""
+        form = await request.form()
+        upload = form.get("file")
+        scope = str(form.get("import_scope") or "direct_marketing")
+        source = str(form.get("import_source") or "").strip()[:200] or "unsubscribe list"
+        errors: dict[str, list[str]] = {}
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            errors["file"] = [gettext("Choose the CSV file to import.")]
+        received = parse_day_field(str(form.get("import_received_on") or ""), "import_received_on", errors)
+        if errors:
+            return await self._objections_page(request, db_session, None, status_code=400, errors=errors)
+        assert isinstance(upload, UploadFile)
+        try:
+            rows = parse_unsubscribes(
+                await upload.read(), request.app.state.subject_key, default_day=received or date.today(), scope=scope
+            )
+        except RegistryValidationError as exc:
+            problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
+            return await self._objections_page(request, db_session, None, status_code=400, errors={"file": problems})
+        async with db_session.begin():
+            summary = await import_unsubscribes(db_session, rows, scope=scope, source=source, actor=request.user.name)
+        await request.app.state.guard_objections.refresh_now()
+        counts = {"rows": summary.rows, "recorded": summary.recorded, "already": summary.already_in_force}
+        return await self._objections_page(request, db_session, None, notice=gettext(IMPORTED) % counts)
 
     @post("/objections/{objection_id:int}/withdraw", opt=requires("registry:write"))
     async def withdraw(
