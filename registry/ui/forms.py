@@ -41,6 +41,7 @@ LABELS = {
     "document": N_("Document"),
     "uri": N_("Document address"),
     "sha256": N_("Document SHA-256"),
+    "size": N_("Document size (bytes)"),
     "data_categories": N_("Data categories"),
     "purposes": N_("Purposes"),
     "data_subjects": N_("Data subjects"),
