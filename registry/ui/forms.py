@@ -42,6 +42,8 @@ LABELS = {
     "uri": N_("Document address"),
     "sha256": N_("Document SHA-256"),
     "size": N_("Document size (bytes)"),
+    "start": N_("From"),
+    "end": N_("To"),
     "data_categories": N_("Data categories"),
     "purposes": N_("Purposes"),
     "data_subjects": N_("Data subjects"),

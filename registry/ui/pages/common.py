@@ -274,7 +274,11 @@ def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[
 
 def bad_request_page(request: Request[Any, Any, Any], exc: RegistryValidationError) -> Response[Any]:
     """A page's query the registry refuses (a date that is not one): each problem in the reader's words."""
-    problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
+    problems = [
+        f"{forms.field_label(field)}: {m}" if field else m
+        for field, messages in forms.field_messages(exc.errors).items()
+        for m in messages
+    ]
     return page(
         request,
         "error.html",
