@@ -41,7 +41,7 @@ sys.path.insert(0, str(ROOT / "bench"))
 import guard_load  # noqa: E402
 import uvloop  # noqa: E402
 
-from registry.logs import logging_dict  # noqa: E402
+from kernel.logs import logging_dict  # noqa: E402
 
 CONCURRENCY = 32
 CALLGRIND_HELPER = """
@@ -123,7 +123,7 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
         sys.stdout = (workdir / "access.log").open("w")  # the access log's stream, as `registry serve` has it
         import floor_app
 
-        from registry.app import create_served_app
+        from web.app import create_served_app
 
         served = create_served_app()
         litestar_app: Any = served.app

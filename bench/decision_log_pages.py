@@ -27,10 +27,10 @@ from litestar.testing import AsyncTestClient
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from registry.app import create_app  # noqa: E402
-from registry.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
+from kernel.settings import Settings, normalise_database_url  # noqa: E402
 from registry.services.apikeys import create_api_key  # noqa: E402
-from registry.settings import Settings, normalise_database_url  # noqa: E402
+from web.app import create_app  # noqa: E402
 
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_MS = 20.0

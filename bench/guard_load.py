@@ -44,10 +44,10 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
 from guard.policy import ART28_CLAUSES  # noqa: E402
-from registry.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
+from kernel.settings import normalise_database_url  # noqa: E402
 from registry.services.apikeys import create_api_key  # noqa: E402
 from registry.services.registry_document import import_registry, parse_document  # noqa: E402
-from registry.settings import normalise_database_url  # noqa: E402
 
 SEED_FILE = ROOT / "seed" / "offix.yaml"
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")

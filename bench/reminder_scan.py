@@ -30,10 +30,10 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.columns import utcnow
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.settings import Settings
 from registry.jobs.reminders import scan
-from registry.models.base import utcnow
-from registry.settings import Settings
 
 SERVER_URL = os.environ.get("REGISTRY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TODAY = date(2026, 11, 25)

@@ -1,4 +1,4 @@
-"""Request-id microbenchmark: what `RequestIds` (registry/logs.py) adds to every request, the guard's included.
+"""Request-id microbenchmark: what `RequestIds` (kernel/logs.py) adds to every request, the guard's included.
 
 Run from the repository root:
 
@@ -18,7 +18,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from registry.logs import RequestIds
+from kernel.logs import RequestIds
 
 TARGET_MICROSECONDS = 5.0
 CALLS = 100_000

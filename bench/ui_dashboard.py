@@ -35,12 +35,12 @@ from litestar.testing import AsyncTestClient
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.settings import Settings, normalise_database_url
 from registry.services.apikeys import create_api_key
 from registry.services.registry_document import import_registry, parse_document
 from registry.services.users import create_user
-from registry.settings import Settings, normalise_database_url
+from web.app import create_app
 
 SERVER_URL = os.environ.get("REGISTRY_BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 ROOT = Path(__file__).resolve().parent.parent

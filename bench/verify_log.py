@@ -23,10 +23,12 @@ import asyncpg
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from guard.audit import stored_checkpoints, write_checkpoint
-from guard.checkpoint import Verifier, load_or_create_signer
-from guard.log import EMPTY_CHAIN, ChainHead, DecisionEntry, append_to_chain, driver_connection, verify_log
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema
+from ledger.append import EMPTY_CHAIN, ChainHead, append_to_chain, driver_connection
+from ledger.checkpoint import Verifier, load_or_create_signer
+from ledger.entries import DecisionEntry
+from ledger.seal import stored_checkpoints, write_checkpoint
+from ledger.verify import verify_log
 
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 CHUNK = 20_000

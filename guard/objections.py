@@ -18,10 +18,8 @@ from collections.abc import Sequence
 from typing import Any
 
 import asyncpg
-from sqlalchemy import text
-from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.tasks import cancel_and_wait, close_listening, open_listening
+from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
 
@@ -37,19 +35,6 @@ _CHANGES_SINCE = (
     " WHERE change_seq > $1 ORDER BY change_seq"
 )
 _NEWEST_CHANGE = "SELECT coalesce(max(change_seq), 0) FROM objection"
-
-
-async def objections_of(session: AsyncSession, digest: str | None) -> dict[str, list[str]]:
-    """One subject's objections in force, read straight from the table (for a one-off check, such as the
-    CLI's, that holds no index)."""
-    if digest is None:
-        return {}
-    rows = await session.execute(
-        text("SELECT scope FROM objection WHERE subject_digest = :digest AND withdrawn_at IS NULL"),
-        {"digest": digest},
-    )
-    scopes = [row[0] for row in rows]
-    return {digest: scopes} if scopes else {}
 
 
 class ObjectionsUnavailable(Exception):

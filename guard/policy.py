@@ -74,7 +74,6 @@ from typing import Any, Protocol
 
 from fideslang import DEFAULT_TAXONOMY
 
-from guard.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 from guard.territory import (
     TABLE_CHECKED_ON,
     TerritoryStatus,
@@ -83,6 +82,7 @@ from guard.territory import (
     territory_enclosures,
     territory_name,
 )
+from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 
 # --- Reference data -------------------------------------------------------------------------------------
 

@@ -19,16 +19,17 @@ from typing import Annotated, Any
 import msgspec
 from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstraints, ValidationError
 
-from guard.counters import COUNTERS
 from guard.fairness import SLICE
-from guard.log import DecisionEntry, DecisionLogWriter, format_timestamp, new_decision_id
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
 from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
 from guard.subjects import SUBJECT_MAX_LENGTH, SubjectError, SubjectKey, normalise_subject
-from registry.errors import FieldError, RegistryValidationError, pydantic_field_errors
-from registry.schemas import no_nul_characters
-from registry.settings import Settings
+from kernel.counters import COUNTERS
+from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
+from kernel.settings import Settings
+from kernel.text import no_nul_characters
+from ledger.append import DecisionLogWriter
+from ledger.entries import DecisionEntry, format_timestamp, new_decision_id
 
 log = logging.getLogger(__name__)
 
@@ -264,7 +265,7 @@ def _log_unavailable(exc: BaseException) -> GuardUnavailable:
 class GuardRuntime:
     """One guard instance's running parts: the snapshot it decides on, the log it records in, its settings.
 
-    Built and stopped by guard/runtime.py's lifespan; every check in the app goes through `check`,
+    Built and stopped by web/guard_runtime.py's lifespan; every check in the app goes through `check`,
     `check_body` or `check_batch_body`."""
 
     snapshots: SnapshotRefresher

@@ -2,7 +2,7 @@
 
 Decisions never read the database: they read the snapshot an instance holds. Every registry write raises the
 registry's revision, records in `registry_change` which parties and agreements it touched, and NOTIFYs
-`registry_changed`, all in its own transaction (registry.db.notify_registry_changed). Each instance LISTENs on
+`registry_changed`, all in its own transaction (kernel.db.notify_registry_changed). Each instance LISTENs on
 one dedicated connection and, on notice, applies the changes since its revision: it reads only the rows they
 name and works out again only what depends on them (the chains of every processor that reaches a changed
 party). It reloads everything when it cannot account for every revision in between (a change row missing or
@@ -24,31 +24,25 @@ import math
 import re
 import time
 from collections import defaultdict
-from collections.abc import Collection, Iterable, Iterator, Mapping, Sequence
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
 import asyncpg
-from sqlalchemy import Executable, select, text
+from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
-from sqlalchemy.orm import aliased
-from sqlmodel import col
 
 from guard.policy import (
-    AgreementRecord,
     AgreementView,
-    LocationView,
     PartyView,
     Snapshot,
-    SubProcessorLinkView,
     ruleset_name,
 )
-from guard.tasks import cancel_and_wait, close_listening, open_listening
-from registry.calendar import controller_timezone
-from registry.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn
-from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
+from kernel.calendar import controller_timezone
+from kernel.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn, registry_revision
+from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
 
@@ -68,110 +62,6 @@ FULL_RELOAD_SECONDS = 3600.0
 MAX_REVISIONS_APPLIED = 500
 MAX_KEYS_APPLIED = 2000
 _REVISION_NOTICE = re.compile(r"r\d+(?: |$)")
-
-
-async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
-    """Build the pure Snapshot from the tables in a handful of queries.
-
-    The snapshot's ruleset is ``<ruleset>@<rules version>+r<registry revision>`` (`ruleset_name`): it changes
-    whenever the rules or the registry do, two instances holding the same registry agree on it, and it is made
-    once here rather than on every check. Read it in the same transaction as the tables (the refresher reads
-    in one repeatable-read transaction), so the revision names exactly the rows read.
-
-    The rows are read as plain columns, not ORM objects, and the views are built in a worker thread: with
-    10,000 parties and 30,000 agreements, hydrating ORM objects and building the views on the event loop held
-    it for about a second at a time, and every guard check waited. In a thread the interpreter hands the loop
-    its turn every few milliseconds, so checks go on being answered (from the previous snapshot) meanwhile.
-    """
-    parties = await _all_rows(session, select(*_PARTY_COLUMNS).order_by(col(Party.key)))
-    locations = await _all_rows(
-        session, select(*_LOCATION_COLUMNS).order_by(col(Location.party_id), col(Location.position), col(Location.id))
-    )
-    links = await _all_rows(
-        session,
-        select(*_LINK_COLUMNS).order_by(
-            col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id)
-        ),
-    )
-    agreements = await _all_rows(session, select(*_AGREEMENT_COLUMNS).order_by(col(Agreement.key)))
-    published = (
-        await session.execute(select(col(ControllerProfile.published_purposes)).where(col(ControllerProfile.id) == 1))
-    ).scalar()
-    revision = await registry_revision(session)
-    return await asyncio.to_thread(
-        _build_snapshot,
-        parties,
-        locations,
-        links,
-        agreements,
-        ruleset_name(ruleset, revision),
-        None if published is None else frozenset(published),
-    )
-
-
-# Rows fetched per round trip while a snapshot loads: each batch is a short turn on the event loop (30,000
-# agreements read in one go held it for about 200 ms).
-ROWS_PER_FETCH = 2000
-
-
-async def _all_rows(session: AsyncSession, statement: Executable) -> list[Any]:
-    """Every row of `statement`, fetched ROWS_PER_FETCH at a time through a server-side cursor."""
-    rows: list[Any] = []
-    result = await session.stream(statement)
-    async for batch in result.partitions(ROWS_PER_FETCH):
-        rows.extend(batch)
-    return rows
-
-
-_PARTY_COLUMNS = tuple(
-    col(c) for c in (Party.id, Party.key, Party.name, Party.role, Party.category, Party.established_in, Party.active)
-)
-_LOCATION_COLUMNS = (col(Location.party_id), col(Location.territory), col(Location.kind))
-_LINK_COLUMNS = (
-    col(SubProcessorLink.processor_id),
-    col(SubProcessorLink.sub_processor_id),
-    col(SubProcessorLink.approved_on),
-    col(SubProcessorLink.objection_deadline),
-    col(SubProcessorLink.authorisation),
-    col(SubProcessorLink.notified_on),
-    col(SubProcessorLink.objected_on),
-)
-# Every column AgreementView.of reads (the AgreementRecord protocol's attributes: a row answers them by name),
-# and the party's id.
-_AGREEMENT_COLUMNS = (
-    col(Agreement.party_id),
-    *(col(getattr(Agreement, name)) for name, value in vars(AgreementRecord).items() if isinstance(value, property)),
-)
-
-
-def _build_snapshot(
-    parties: Sequence[Any],
-    location_rows: Sequence[Any],
-    link_rows: Sequence[Any],
-    agreement_rows: Sequence[Any],
-    ruleset: str,
-    published_purposes: frozenset[str] | None = None,
-) -> Snapshot:
-    """The views of the table rows (read by column name; each sequence in the order the policy keeps)."""
-    key_by_id = {p.id: p.key for p in parties}
-    locations: dict[int, list[LocationView]] = defaultdict(list)
-    for loc in location_rows:
-        locations[loc.party_id].append(LocationView(territory=loc.territory, kind=loc.kind))
-    links: dict[int, list[SubProcessorLinkView]] = defaultdict(list)
-    for link in link_rows:
-        links[link.processor_id].append(SubProcessorLinkView.of(link, key_by_id[link.sub_processor_id]))
-    party_views = {p.key: PartyView.of(p, locations.get(p.id, ()), links.get(p.id, ())) for p in parties}
-    agreements: dict[str, list[AgreementView]] = defaultdict(list)
-    for row in agreement_rows:
-        party_key = key_by_id[row.party_id]
-        agreements[party_key].append(AgreementView.of(row, party_key))
-    agreements_by_party = {key: tuple(views) for key, views in agreements.items()}
-    return Snapshot(
-        parties=party_views,
-        agreements_by_party=agreements_by_party,
-        ruleset=ruleset,
-        published_purposes=published_purposes,
-    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -264,62 +154,6 @@ def apply_delta(
     return snapshot.changed(parties, agreements_by_party, ruleset, stale), index
 
 
-async def load_delta(
-    session: AsyncSession, index: RegistryIndex, party_keys: Collection[str], agreement_keys: Collection[str]
-) -> RegistryDelta:
-    """Read the rows of the named parties and agreements (and the other agreements of every party concerned)."""
-    moved_from = {index.agreement_party[key] for key in agreement_keys if key in index.agreement_party}
-    now_with: set[str] = set()
-    if agreement_keys:
-        rows = await session.execute(
-            select(col(Party.key))
-            .join(Agreement, col(Agreement.party_id) == col(Party.id))
-            .where(col(Agreement.key).in_(list(agreement_keys)))
-        )
-        now_with = set(rows.scalars())
-    holders = moved_from | now_with | set(party_keys)
-
-    party_rows = (
-        await session.execute(select(*_PARTY_COLUMNS).where(col(Party.key).in_(list(party_keys))))
-        if party_keys
-        else None
-    )
-    parties = [] if party_rows is None else list(party_rows)
-    ids = [p.id for p in parties]
-    locations: dict[int, list[LocationView]] = defaultdict(list)
-    links: dict[int, list[SubProcessorLinkView]] = defaultdict(list)
-    if ids:
-        for loc in await session.execute(
-            select(*_LOCATION_COLUMNS)
-            .where(col(Location.party_id).in_(ids))
-            .order_by(col(Location.party_id), col(Location.position), col(Location.id))
-        ):
-            locations[loc.party_id].append(LocationView(territory=loc.territory, kind=loc.kind))
-        sub = aliased(Party)
-        link: Any
-        for link in await session.execute(
-            select(*_LINK_COLUMNS, col(sub.key).label("sub_key"))
-            .join(sub, col(sub.id) == col(SubProcessorLink.sub_processor_id))
-            .where(col(SubProcessorLink.processor_id).in_(ids))
-            .order_by(col(SubProcessorLink.processor_id), col(SubProcessorLink.position), col(SubProcessorLink.id))
-        ):
-            links[link.processor_id].append(SubProcessorLinkView.of(link, link.sub_key))
-    found: dict[str, PartyView | None] = {key: None for key in party_keys}
-    for p in parties:
-        found[p.key] = PartyView.of(p, locations.get(p.id, ()), links.get(p.id, ()))
-
-    agreements: dict[str, list[AgreementView]] = {key: [] for key in holders}
-    if holders:
-        for row in await session.execute(
-            select(*_AGREEMENT_COLUMNS, col(Party.key).label("party_key"))
-            .join(Party, col(Party.id) == col(Agreement.party_id))
-            .where(col(Party.key).in_(list(holders)))
-            .order_by(col(Agreement.key))
-        ):
-            agreements[row.party_key].append(AgreementView.of(row, row.party_key))
-    return RegistryDelta(parties=found, agreements={key: tuple(views) for key, views in agreements.items()})
-
-
 def freeze_long_lived_heap() -> None:
     """Put every object alive now beyond the cyclic garbage collector's reach (gc.freeze).
 
@@ -344,11 +178,6 @@ def collector_paused() -> Iterator[None]:
     finally:
         if enabled:
             gc.enable()
-
-
-async def registry_revision(session: AsyncSession) -> int:
-    """The registry's revision (0 before the first write)."""
-    return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
 
 
 class ControllerCalendar:
@@ -395,6 +224,21 @@ class LoadedSnapshot:
         return self.calendar.today()
 
 
+class RegistrySource(Protocol):
+    """Where the refresher reads the registry from (registry/snapshot_source.py `RegistryTables`): handed in,
+    so that the guard never imports the registry's tables."""
+
+    async def snapshot(self, session: AsyncSession, *, ruleset: str) -> Snapshot: ...
+
+    async def delta(
+        self,
+        session: AsyncSession,
+        index: "RegistryIndex",
+        party_keys: Collection[str],
+        agreement_keys: Collection[str],
+    ) -> "RegistryDelta": ...
+
+
 class SnapshotUnavailable(Exception):
     """The guard cannot decide: it holds no snapshot it may trust."""
 
@@ -407,12 +251,14 @@ class SnapshotRefresher:
         sessionmaker: async_sessionmaker[AsyncSession],
         database_url: str,
         *,
+        source: RegistrySource,
         max_age_seconds: float,
         poll_seconds: float,
         ruleset: str = POLICY_NAME,
         full_reload_seconds: float = FULL_RELOAD_SECONDS,
     ) -> None:
         self._sessionmaker = sessionmaker
+        self._source = source
         self.full_reload_seconds = full_reload_seconds
         self._dsn = asyncpg_dsn(database_url)
         self.max_age_seconds = max_age_seconds
@@ -508,7 +354,7 @@ class SnapshotRefresher:
                 await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
                 await self._bound_statements(session)
                 with collector_paused():
-                    snapshot = await load_snapshot(session, ruleset=self.ruleset)
+                    snapshot = await self._source.snapshot(session, ruleset=self.ruleset)
                     index = await asyncio.to_thread(index_of, snapshot)
                 timezone = await controller_timezone(session)
                 revision = await registry_revision(session)
@@ -576,7 +422,7 @@ class SnapshotRefresher:
         if len(parties) + len(agreements) > MAX_KEYS_APPLIED:
             return None
         assert current.index is not None
-        return await load_delta(session, current.index, parties, agreements)
+        return await self._source.delta(session, current.index, parties, agreements)
 
     async def _bound_statements(self, session: AsyncSession) -> None:
         """Time limits for this transaction's statements: a reload or check that waits on a lock or a stalled

@@ -9,7 +9,7 @@ from sqlalchemy.ext.asyncio import create_async_engine
 from sqlmodel import SQLModel
 
 import registry.models  # noqa: F401  (registers every table on SQLModel.metadata)
-from registry.db import SCHEMA_UPGRADE_LOCK_ID
+from kernel.db import SCHEMA_UPGRADE_LOCK_ID
 
 target_metadata = SQLModel.metadata
 

@@ -6,11 +6,11 @@ from pathlib import Path
 
 import yaml
 
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.settings import Settings
 from registry.services.apikeys import any_admin_key, create_api_key
 from registry.services.common import lock_registry_for_write
 from registry.services.registry_document import import_registry, parse_document, registry_is_empty
-from registry.settings import Settings
 
 log = logging.getLogger(__name__)
 BOOTSTRAP_KEY_NAME = "bootstrap-admin"

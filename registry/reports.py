@@ -1,4 +1,4 @@
-"""Reports that walk the whole registry (findings, exports) run in a worker process (guard/workers.py), never
+"""Reports that walk the whole registry (findings, exports) run in a worker process (kernel/workers.py), never
 on the server's event loop: there they held the loop for seconds at 10,000 parties and every guard check
 waited behind them. The worker has its own database connection; its answers come back as plain data (or
 bytes, already encoded).
@@ -14,7 +14,7 @@ from litestar import MediaType, Response
 from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 from sqlalchemy.pool import NullPool
 
-from guard.workers import WorkerProcess
+from kernel.workers import WorkerProcess
 
 T = TypeVar("T")
 

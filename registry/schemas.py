@@ -20,7 +20,8 @@ from pydantic_core import PydanticCustomError
 from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from guard.subjects import SubjectError, normalise_subject
 from guard.territory import is_iso_territory
-from registry.calendar import DEFAULT_TIMEZONE
+from kernel.calendar import DEFAULT_TIMEZONE
+from kernel.text import no_nul_characters
 
 Role = Literal["processor", "sub_processor", "independent_controller", "authority"]
 PartyCategory = Literal[
@@ -104,14 +105,6 @@ def plausible_day(day: date) -> date:
             {"day": day.isoformat(), "earliest": EARLIEST_DAY.isoformat(), "latest": LATEST_DAY.isoformat()},
         )
     return day
-
-
-def no_nul_characters(value: Any) -> Any:
-    """PostgreSQL cannot store NUL in text: refuse it here, on its field, rather than fail on the write."""
-    texts = value if isinstance(value, list) else [value]
-    if any(isinstance(text, str) and "\x00" in text for text in texts):
-        raise ValueError("must not contain the NUL character (\\u0000)")
-    return value
 
 
 def no_control_characters(value: Any) -> Any:

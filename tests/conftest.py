@@ -17,11 +17,11 @@ import yaml
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.db import make_engine, make_sessionmaker, upgrade_schema
+from kernel.settings import Settings
 from registry.services.apikeys import create_api_key
 from registry.services.registry_document import import_registry, parse_document
-from registry.settings import Settings
+from web.app import create_app
 
 SERVER_URL = os.environ.get("REGISTRY_TEST_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"

@@ -14,7 +14,7 @@ down_revision: str | None = "0012_snapshot_changes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-# The log's pages are newest first by seq (guard/log.py list_decisions). The recipient filter already has
+# The log's pages are newest first by seq (ledger/queries.py list_decisions). The recipient filter already has
 # (recipient, seq). Denials are the rare outcome people look for: partial indexes hold only them, so the
 # guard's group commit maintains nothing more for an allowed decision (most of them); `allowed` alone is
 # served by the primary key scanned backwards, as most entries match it. The time filter gets seq beside

@@ -25,7 +25,7 @@ down_revision: str | None = "0013_decision_log_indexes"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 
-LEGACY_WRITER = "legacy"  # (guard/log.py LEGACY_WRITER)
+LEGACY_WRITER = "legacy"  # (ledger/checkpoint.py LEGACY_WRITER)
 
 WRITER_FORWARD = """
 CREATE FUNCTION guard_log_writer_forward() RETURNS trigger LANGUAGE plpgsql AS $$

@@ -12,12 +12,12 @@ from icalendar import Calendar, Event
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.auth import token_digest
-from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
-from registry.i18n import _, use_locale
+from kernel.columns import utcnow
+from kernel.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from kernel.i18n import _, use_locale
+from registry.credentials import token_digest
 from registry.jobs.renewals import renewal_agreements, renewal_dates
 from registry.jobs.schedule import EXPIRY
-from registry.models.base import utcnow
 from registry.models.reminder import CalendarFeed
 from registry.services.common import change_record
 

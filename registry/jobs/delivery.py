@@ -12,11 +12,11 @@ from typing import Any
 import aiosmtplib
 import httpx
 
-from registry.i18n import _, ngettext
+from kernel.columns import utcnow
+from kernel.i18n import _, ngettext
+from kernel.settings import Settings
 from registry.jobs.schedule import EXPIRY, LAPSED, NOTICE_DEADLINE, OBJECTION_DEADLINE, DueReminder
 from registry.jobs.webhook_signing import WebhookSecretError, standard_webhook_headers, webhook_keys
-from registry.models.base import utcnow
-from registry.settings import Settings
 
 TIMESTAMP_HEADER = "X-Registry-Timestamp"
 REMINDER_ID_HEADER = "X-Registry-Reminder"
@@ -41,7 +41,7 @@ class ReminderMessage:
 
 def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) -> ReminderMessage:
     """Subject and body say who, which agreement, which date, and what happens if nobody acts; in the current
-    locale (the caller chooses the owner's language with registry.i18n.use_locale). Dates stay ISO 8601, the
+    locale (the caller chooses the owner's language with kernel.i18n.use_locale). Dates stay ISO 8601, the
     Swedish way of writing them and unambiguous in English; the webhook payload is language-neutral."""
     a = due.agreement
     days_left = (due.due_date - today).days

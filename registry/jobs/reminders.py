@@ -16,7 +16,9 @@ from typing import Any
 from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.i18n import use_locale
+from kernel.columns import utcnow
+from kernel.i18n import use_locale
+from kernel.settings import Settings
 from registry.jobs.delivery import (
     DeliveryError,
     ReminderMessage,
@@ -33,8 +35,6 @@ from registry.jobs.schedule import (
     due_reminders,
     still_relevant,
 )
-from registry.models.base import utcnow
-from registry.settings import Settings
 
 log = logging.getLogger(__name__)
 

@@ -9,11 +9,11 @@ from typing import Any
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from apscheduler.triggers.cron import CronTrigger
 from apscheduler.triggers.interval import IntervalTrigger
-from litestar import Litestar
+from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.calendar import controller_timezone, controller_today
+from kernel.calendar import controller_timezone, controller_today
+from kernel.settings import Settings, SettingsError
 from registry.jobs.reminders import run_reminders, send_pending
-from registry.settings import SettingsError
 
 log = logging.getLogger(__name__)
 SCAN_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
@@ -26,29 +26,31 @@ def parse_scan_time(value: str) -> tuple[int, int]:
     return int(match.group(1)), int(match.group(2))
 
 
-async def daily_reminders(app: Litestar) -> None:
-    sessionmaker = app.state.sessionmaker
+async def daily_reminders(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     async with sessionmaker() as session:
         today = await controller_today(session)
-    result, outcomes = await run_reminders(sessionmaker, app.state.settings, today=today)
+    result, outcomes = await run_reminders(sessionmaker, settings, today=today)
     sent = sum(o.status == "sent" for o in outcomes)
     log.info("reminder scan for %s: %d due, %d new rows, %d sent", today, len(result.due), result.written, sent)
 
 
-async def retry_reminders(app: Litestar) -> None:
-    sessionmaker = app.state.sessionmaker
+async def retry_reminders(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
     async with sessionmaker() as session:
         today = await controller_today(session)
-    await send_pending(sessionmaker, app.state.settings, today=today)
+    await send_pending(sessionmaker, settings, today=today)
 
 
-async def start_scheduler(app: Litestar) -> AsyncIOScheduler:
-    settings = app.state.settings
+async def start_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> AsyncIOScheduler:
     hour, minute = parse_scan_time(settings.reminder_scan_time)
-    async with app.state.sessionmaker() as session:
+    async with sessionmaker() as session:
         zone = await controller_timezone(session)
     scheduler = AsyncIOScheduler(timezone=zone)
-    common: dict[str, Any] = {"args": [app], "coalesce": True, "max_instances": 1, "misfire_grace_time": 6 * 3600}
+    common: dict[str, Any] = {
+        "args": [sessionmaker, settings],
+        "coalesce": True,
+        "max_instances": 1,
+        "misfire_grace_time": 6 * 3600,
+    }
     # Also run once at start: an instance that was down at scan time catches up (the scan is idempotent).
     scheduler.add_job(
         daily_reminders,

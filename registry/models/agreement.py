@@ -5,7 +5,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, CheckConstraint, Column, ForeignKey, Integer
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import text_array_column, timestamp_column, utcnow
+from kernel.columns import text_array_column, timestamp_column, utcnow
 
 
 class Agreement(SQLModel, table=True):

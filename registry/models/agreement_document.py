@@ -10,7 +10,7 @@ from datetime import datetime
 from sqlalchemy import BigInteger, Column, ForeignKey, Integer, LargeBinary, String
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import timestamp_column, utcnow
+from kernel.columns import timestamp_column, utcnow
 
 
 class AgreementDocument(SQLModel, table=True):

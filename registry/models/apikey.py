@@ -5,7 +5,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import text_array_column, timestamp_column, utcnow
+from kernel.columns import text_array_column, timestamp_column, utcnow
 
 
 class ApiKey(SQLModel, table=True):

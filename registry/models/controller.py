@@ -6,7 +6,7 @@ from sqlalchemy import Column, Text
 from sqlalchemy.dialects.postgresql import ARRAY, JSONB
 from sqlmodel import Field, SQLModel
 
-from registry.calendar import DEFAULT_TIMEZONE
+from kernel.calendar import DEFAULT_TIMEZONE
 
 
 class ControllerProfile(SQLModel, table=True):

@@ -6,7 +6,7 @@ from typing import Any
 from sqlalchemy import Index
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import jsonb_column, timestamp_column, utcnow
+from kernel.columns import jsonb_column, timestamp_column, utcnow
 
 
 class ChangeRecord(SQLModel, table=True):

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from sqlalchemy import BigInteger, Column, Index, String, text
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import timestamp_column, utcnow
+from kernel.columns import timestamp_column, utcnow
 
 OBJECTION_SCOPES = ("direct_marketing", "all")
 

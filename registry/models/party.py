@@ -7,7 +7,7 @@ from typing import Any
 from sqlalchemy import CheckConstraint, Column, ForeignKey, Integer, UniqueConstraint
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import jsonb_column, timestamp_column, utcnow
+from kernel.columns import jsonb_column, timestamp_column, utcnow
 
 
 class Party(SQLModel, table=True):

@@ -10,7 +10,7 @@ from datetime import date, datetime
 from sqlalchemy import Column, ForeignKey, Index, Integer, text
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import timestamp_column, utcnow
+from kernel.columns import timestamp_column, utcnow
 
 
 class Reminder(SQLModel, table=True):

@@ -6,7 +6,7 @@ from sqlmodel import Field, SQLModel
 
 
 class RegistryRevision(SQLModel, table=True):
-    """Raised by every registry write in its own transaction (registry.db.notify_registry_changed), so an
+    """Raised by every registry write in its own transaction (kernel.db.notify_registry_changed), so an
     instance can tell with one cheap read whether its guard snapshot is still current, without reloading it."""
 
     __tablename__ = "registry_revision"

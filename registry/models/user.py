@@ -1,4 +1,4 @@
-"""Web UI users and sessions (owned by the UI work; see registry/ui/).
+"""Web UI users and sessions (owned by the UI work; see web/ui/).
 
 Sessions live server-side so that logging out or disabling a user revokes access at once; the browser
 holds only a random id, and the table only its SHA-256 digest (a stolen table row cannot be replayed)."""
@@ -7,7 +7,7 @@ from datetime import datetime
 
 from sqlmodel import Field, SQLModel
 
-from registry.models.base import timestamp_column, utcnow
+from kernel.columns import timestamp_column, utcnow
 
 
 class UiUser(SQLModel, table=True):

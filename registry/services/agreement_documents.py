@@ -17,10 +17,10 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import NotFoundError
+from kernel.columns import utcnow
+from kernel.errors import NotFoundError
 from registry.models import Agreement
 from registry.models.agreement_document import AgreementDocument
-from registry.models.base import utcnow
 from registry.services.agreements import agreement_row
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, with_metadata
@@ -158,7 +158,7 @@ def undocumented_findings(doc: "RegistryDocument", on_file: set[str] | None, tod
 
     `on_file` is the set of agreement keys with a document stored in the registry; None when there is no
     database (a registry file checked alone), where a dpa without any `document` reference is the finding.
-    A finding, not a guard refusal: see the docstring of guard/findings.py.
+    A finding, not a guard refusal: see the docstring of registry/findings.py.
     """
     from guard.policy import AgreementView
 

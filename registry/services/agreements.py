@@ -8,9 +8,9 @@ from sqlalchemy import Select, func, or_, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from kernel.columns import utcnow
+from kernel.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
 from registry.models import Agreement, Party
-from registry.models.base import utcnow
 from registry.schemas import AgreementFields, AgreementIn, AgreementUpdate, could_be_key, plausible_day
 from registry.services import integrity
 from registry.services.common import Columns, change_record, finish_write, lock_registry_for_write

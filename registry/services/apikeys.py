@@ -6,10 +6,11 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.auth import SCOPES, new_token, token_digest
-from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from kernel.columns import utcnow
+from kernel.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.credentials import new_token, token_digest
 from registry.models import ApiKey
-from registry.models.base import utcnow
+from registry.schemas import SCOPES
 from registry.services.common import change_record
 
 

@@ -6,7 +6,7 @@ from typing import Any, TypeVarTuple
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.db import notify_registry_changed
+from kernel.db import notify_registry_changed
 from registry.models import ChangeRecord
 from registry.services.documents import json_ready
 
@@ -48,6 +48,6 @@ async def finish_write(
     agreements: Iterable[str] = (),
     everything: bool = False,
 ) -> int:
-    """Flush, raise the revision and announce which records changed (registry.db.notify_registry_changed)."""
+    """Flush, raise the revision and announce which records changed (kernel.db.notify_registry_changed)."""
     await session.flush()
     return await notify_registry_changed(session, what, parties=parties, agreements=agreements, everything=everything)

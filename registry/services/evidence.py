@@ -17,7 +17,7 @@ from typing import IO, Any
 import yaml
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.log import verify_log
+from ledger.verify import verify_log
 from registry.services.agreement_documents import every_document
 from registry.services.exports import decision_csv_rows
 from registry.services.records import article_30_record, period_bounds, record_csv, record_xlsx

@@ -13,8 +13,8 @@ from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 from sqlmodel import col
 
-from guard.log import format_timestamp
-from registry.models.decision import GuardDecision
+from ledger.entries import format_timestamp
+from ledger.tables import GuardDecision
 
 Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
 DECISION_BATCH = 1_000

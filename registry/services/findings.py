@@ -1,4 +1,4 @@
-"""Registry-wide findings read from the registry: the guard's rules (guard/findings.py) over the registry as a
+"""Registry-wide findings read from the registry: the guard's rules (registry/findings.py) over the registry as a
 document, then the evidence gaps only the registry knows of (a dpa without its signed copy on file)."""
 
 from datetime import date
@@ -6,8 +6,8 @@ from typing import Any
 
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.findings import snapshot_findings, snapshot_from_document
-from registry.calendar import calendar_today
+from kernel.calendar import calendar_today
+from registry.findings import snapshot_findings, snapshot_from_document
 from registry.schemas import RegistryDocument
 from registry.services.agreement_documents import documents_on_file, undocumented_findings
 from registry.services.registry_document import export_registry, parse_document

@@ -3,7 +3,7 @@ agreement kinds fit their party's role. Pure functions over keys, shared by sing
 
 from collections.abc import Iterable, Mapping, Sequence
 
-from registry.errors import FieldError
+from kernel.errors import FieldError
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND
 
 

@@ -10,7 +10,7 @@ from typing import Any, TypeVar
 import msgspec
 from pydantic import BaseModel, ValidationError
 
-from registry.errors import ConflictError, FieldError, RegistryValidationError
+from kernel.errors import ConflictError, FieldError, RegistryValidationError
 from registry.services.registry_document import pydantic_field_errors
 
 MERGE_PATCH_MEDIA_TYPE = "application/merge-patch+json"

@@ -18,11 +18,11 @@ from sqlalchemy import func, insert, select, text, update
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.log import format_timestamp
 from guard.objections import OBJECTION_WRITE_LOCK_ID, OBJECTIONS_CHANGED_CHANNEL
 from guard.subjects import SubjectError, SubjectKey
-from registry.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
-from registry.models.decision import GuardDecision
+from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
+from ledger.entries import format_timestamp
+from ledger.tables import GuardDecision
 from registry.models.objection import Objection
 from registry.models.party import Party
 from registry.schemas import ObjectionIn

@@ -18,11 +18,11 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.findings import snapshot_from_document
 from guard.policy import AgreementView, PartyView, Snapshot, walk_chain
 from guard.territory import TerritoryStatus, classify_territory, territory_name
-from registry.calendar import calendar_today, zone_or_default
-from registry.errors import FieldError, RegistryValidationError
+from kernel.calendar import calendar_today, zone_or_default
+from kernel.errors import FieldError, RegistryValidationError
+from registry.findings import snapshot_from_document
 from registry.models import Agreement
 from registry.services.agreement_documents import documents_on_file
 from registry.services.findings import registry_document

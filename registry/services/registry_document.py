@@ -6,14 +6,14 @@ from typing import Any
 
 import yaml
 from pydantic import ValidationError
-from sqlalchemy import delete, insert, select, text
+from sqlalchemy import delete, insert, select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.db import PENDING_REVISION
-from registry.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
+from kernel.columns import utcnow
+from kernel.db import PENDING_REVISION, registry_revision
+from kernel.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
-from registry.models.base import utcnow
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
 from registry.services import integrity
 from registry.services.agreements import agreement_columns
@@ -224,10 +224,6 @@ class Preview:
 
 class RegistryChangedSincePreview(ConflictError):
     """The registry moved on after a person looked at a preview: what they approved is not what would happen."""
-
-
-async def registry_revision(session: AsyncSession) -> int:
-    return int((await session.execute(text("SELECT revision FROM registry_revision WHERE id = 1"))).scalar() or 0)
 
 
 async def preview_at_revision(session: AsyncSession, doc: RegistryDocument, actor: str) -> Preview:

@@ -8,7 +8,7 @@ from sqlalchemy import func, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.errors import ConflictError, NotFoundError, RegistryValidationError, pydantic_field_errors
+from kernel.errors import ConflictError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, Party
 from registry.schemas import AgreementIn, PartyIn, could_be_key
 from registry.services.agreements import AgreementService

@@ -14,9 +14,9 @@ from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from registry.auth import Principal
-from registry.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
-from registry.models.base import utcnow
+from kernel.columns import utcnow
+from kernel.errors import ConflictError, FieldError, NotFoundError, RegistryValidationError
+from registry.credentials import Principal
 from registry.models.history import ChangeRecord
 from registry.models.user import UiLoginThrottle, UiSecret, UiSession, UiUser
 from registry.schemas import EMAIL_PATTERN

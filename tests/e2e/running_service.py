@@ -30,7 +30,7 @@ class RunningService:
         }
         with self.stderr_path.open("wb") as err:
             self.process = subprocess.Popen(
-                [sys.executable, "-m", "registry", "serve", "--port", str(self.port)],
+                [sys.executable, "-m", "cli", "serve", "--port", str(self.port)],
                 env=env,
                 stdout=subprocess.DEVNULL,
                 stderr=err,

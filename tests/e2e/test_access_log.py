@@ -1,5 +1,5 @@
 """`registry serve` leaves answered guard checks out of its access log: the decision log holds each one
-already (registry/access_log.py). Everything else, a refused or failed guard request included, is logged."""
+already (web/access_log.py). Everything else, a refused or failed guard request included, is logged."""
 
 import asyncio
 import logging
@@ -14,8 +14,8 @@ import asyncpg
 import httpx
 import pytest
 
-from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, is_answered_guard_check
 from tests.conftest import SERVER_URL, free_port
+from web.access_log import ACCESS_LOGGER_NAME, AccessLog, is_answered_guard_check
 
 SHARE = {
     "recipient": "nordfrakt",
@@ -31,7 +31,7 @@ def _start(database_url: str, stdout: Path) -> tuple[subprocess.Popen[bytes], st
     env = {**os.environ, "REGISTRY_DATABASE_URL": database_url, "REGISTRY_SCHEDULER_ENABLED": "false"}
     with stdout.open("wb") as out, stdout.with_suffix(".err").open("wb") as err:
         process = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--port", str(port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)],
             env=env,
             stdout=out,
             stderr=err,
@@ -90,7 +90,7 @@ async def test_an_answered_guard_check_is_in_the_decision_log_and_not_in_the_acc
 
 
 # A key used before is in the key cache, and its checks take the guard's lane in front of the router
-# (guard/controller.py, CheckLane): the first check of a key takes the route.
+# (web/controllers/guard.py, CheckLane): the first check of a key takes the route.
 @pytest.mark.parametrize("key_used_before", [False, True], ids=["through the route", "through the lane"])
 async def test_a_client_gone_before_its_body_arrived_is_a_400_line_with_no_traceback_and_no_decision(
     seeded_database, guard_headers, tmp_path, key_used_before

@@ -11,7 +11,7 @@ import pytest
 def _run_without_database(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {k: v for k, v in os.environ.items() if k not in ("REGISTRY_DATABASE_URL", "REGISTRY_DATA_DIR")}
     return subprocess.run(
-        [sys.executable, "-m", "registry", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
+        [sys.executable, "-m", "cli", *args], cwd=cwd, env=env, capture_output=True, text=True, timeout=120
     )
 
 

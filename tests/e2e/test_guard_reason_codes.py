@@ -11,10 +11,10 @@ from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
 from guard.policy import RULES_VERSION, ReasonCode
-from registry.app import create_app
 from tests.conftest import bearer, load_document, make_key
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES
+from web.app import create_app
 
 CONTROLLER_ZONE = "Europe/Stockholm"
 

@@ -14,7 +14,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from registry.logs import RequestIds
+from kernel.logs import RequestIds
 from tests.conftest import free_port
 
 
@@ -24,7 +24,7 @@ def serve(database_url: str, tmp_path: Path, **environment: str) -> tuple[subpro
     out = tmp_path / "serve.out"
     with out.open("wb") as stdout, out.with_suffix(".err").open("wb") as stderr:
         process = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--port", str(port)], env=env, stdout=stdout, stderr=stderr
+            [sys.executable, "-m", "cli", "serve", "--port", str(port)], env=env, stdout=stdout, stderr=stderr
         )
     base = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 120
@@ -97,7 +97,7 @@ def test_in_text_each_line_carries_the_request_id(seeded_database, tmp_path):
 def test_a_bad_log_format_stops_the_service_at_start_naming_the_variable(database, tmp_path):
     env = {**os.environ, "REGISTRY_DATABASE_URL": database, "REGISTRY_LOG_FORMAT": "xml"}
     result = subprocess.run(
-        [sys.executable, "-m", "registry", "serve", "--port", str(free_port())],
+        [sys.executable, "-m", "cli", "serve", "--port", str(free_port())],
         env=env,
         capture_output=True,
         text=True,

@@ -43,7 +43,7 @@ def test_serve_with_two_workers_starts_both_and_each_takes_connections(seeded_se
     }
     with log_path.open("wb") as log:
         server = subprocess.Popen(
-            [sys.executable, "-m", "registry", "serve", "--workers", "2"], env=env, stdout=log, stderr=log
+            [sys.executable, "-m", "cli", "serve", "--workers", "2"], env=env, stdout=log, stderr=log
         )
     sockets: list[socket.socket] = []
     try:

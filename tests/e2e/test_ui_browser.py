@@ -15,10 +15,10 @@ import pytest
 import uvicorn
 from playwright.async_api import Browser, Page, async_playwright, expect
 
-from registry.app import create_app
 from tests.conftest import bearer, free_port, make_key
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_ui_pages import PASSWORD, add_user
+from web.app import create_app
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
 CHROMIUM_ARGS = [

@@ -70,7 +70,7 @@ async def put_every_dpa_on_file(url: str) -> None:
     from sqlalchemy import select
     from sqlmodel import col
 
-    from registry.db import make_engine, make_sessionmaker
+    from kernel.db import make_engine, make_sessionmaker
     from registry.models import Agreement
     from registry.services.agreement_documents import store_document
 

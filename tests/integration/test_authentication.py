@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from registry.auth import ApiKeyCache
-from registry.db import make_engine, make_sessionmaker
+from kernel.db import make_engine, make_sessionmaker
 from tests.conftest import SERVER_URL, bearer, make_key
+from web.api_keys import ApiKeyCache
 
 PROTECTED = [
     ("GET", "/api/parties", "registry:read"),

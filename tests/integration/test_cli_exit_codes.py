@@ -12,9 +12,7 @@ from tests.conftest import free_port
 
 def _registry(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", **environment}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 @pytest.mark.parametrize("command", [["check"], ["export"], ["db", "upgrade"], ["apikey", "list"]])

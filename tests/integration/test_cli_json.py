@@ -17,7 +17,7 @@ from tests.conftest import seed_document
 def registry(*args: str, database: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", "REGISTRY_DATABASE_URL": database}
     return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, input=stdin, capture_output=True, text=True, timeout=180
+        [sys.executable, "-m", "cli", *args], env=env, input=stdin, capture_output=True, text=True, timeout=180
     )
 
 
@@ -105,7 +105,7 @@ def test_progress_is_shown_when_stderr_is_a_terminal(seeded_database, tmp_path):
     env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", "REGISTRY_DATABASE_URL": seeded_database}
     out = tmp_path / "registry.json"
     process = subprocess.run(
-        [sys.executable, "-m", "registry", "export", str(out)],
+        [sys.executable, "-m", "cli", "export", str(out)],
         env=env,
         stdout=subprocess.DEVNULL,
         stderr=terminal,

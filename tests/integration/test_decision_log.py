@@ -18,9 +18,11 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
-from guard.log import DecisionEntry, DecisionLogWriter, append_decisions, verify_log
-from registry.cli import main
-from registry.db import make_engine, make_sessionmaker
+from cli.main import main
+from kernel.db import make_engine, make_sessionmaker
+from ledger.append import DecisionLogWriter, append_decisions
+from ledger.entries import DecisionEntry
+from ledger.verify import verify_log
 from tests.conftest import bearer, make_key
 
 REPO = Path(__file__).resolve().parents[2]
@@ -332,8 +334,8 @@ async def test_an_entry_replaced_with_a_correctly_rehashed_forgery_breaks_the_ne
         async with make_sessionmaker(engine)() as session:
             from sqlalchemy import select
 
-            from guard.log import content_hash, entry_content
-            from registry.models.decision import GuardDecision
+            from ledger.entries import content_hash, entry_content
+            from ledger.tables import GuardDecision
 
             row = (await session.execute(select(GuardDecision).where(GuardDecision.seq == 2))).scalar_one()
             forged_content = entry_content(
@@ -430,7 +432,7 @@ async def test_guard_check_on_the_command_line_prints_the_decision_and_logs_it(s
     engine = make_engine(seeded_database, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session:
-            from guard.log import list_decisions
+            from ledger.queries import list_decisions
 
             found = await list_decisions(session)
             items, total = found.items, found.total

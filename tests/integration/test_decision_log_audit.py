@@ -16,8 +16,10 @@ import asyncpg
 import pytest
 from click.testing import CliRunner
 
-from guard.audit import CheckpointPublisher, checkpoint_file_name, receipt
-from guard.checkpoint import (
+from cli.main import main
+from kernel.db import downgrade_schema, upgrade_schema
+from ledger.append import EMPTY_CHAIN, append_to_chain, chained_rows, own_head
+from ledger.checkpoint import (
     LEGACY_WRITER,
     Checkpoint,
     CheckpointError,
@@ -25,11 +27,10 @@ from guard.checkpoint import (
     load_or_create_signer,
     open_checkpoint,
 )
-from guard.log import EMPTY_CHAIN, DecisionEntry, append_to_chain, chained_rows, own_head
-from guard.merkle import CompactRange, leaf_hash
-from guard.receipt import verify_receipt
-from registry.cli import main
-from registry.db import downgrade_schema, upgrade_schema
+from ledger.entries import DecisionEntry
+from ledger.merkle import CompactRange, leaf_hash
+from ledger.receipt import verify_receipt
+from ledger.seal import CheckpointPublisher, checkpoint_file_name, receipt
 from tests.conftest import SEED_ALLOWED_SHARE, free_port, test_settings
 from tests.integration.test_decision_log import entry, plain_url, write_entries
 
@@ -590,7 +591,7 @@ async def test_checkpoints_and_verification_while_three_writers_append_agree_wit
     """The checkpoint writer seals what is committed while writers go on appending, and verify-log walks a log
     that grows under it: neither may miss an entry, seal one twice, or report a log that is only growing as
     broken."""
-    from guard.audit import write_checkpoint
+    from ledger.seal import write_checkpoint
     from tests.integration.test_decision_log import running_writers, verify
 
     signer = load_or_create_signer(key_file, "offix-registry/guard-decisions")

@@ -9,9 +9,10 @@ from typing import Any
 
 import pytest
 
-import guard.log
-from guard.log import DecisionEntry, append_decisions
-from registry.db import make_engine, make_sessionmaker
+import ledger.queries
+from kernel.db import make_engine, make_sessionmaker
+from ledger.append import append_decisions
+from ledger.entries import DecisionEntry
 from tests.integration.test_ui_pages import add_user, log_in
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -80,7 +81,7 @@ async def test_following_next_cursor_lists_every_matching_entry_once_while_new_o
     client, reader_headers, database, monkeypatch, params
 ):
     # A small probe, so that periods are paged through their time index as well as through the primary key.
-    monkeypatch.setattr(guard.log, "PERIOD_PROBE_ROWS", 7)
+    monkeypatch.setattr(ledger.queries, "PERIOD_PROBE_ROWS", 7)
     rng = random.Random(7)
     for hour in range(6):
         await append(database, mixed(20, rng, START + timedelta(hours=hour)))
@@ -111,7 +112,7 @@ async def test_the_total_is_exact_up_to_the_bound_and_an_estimate_past_it(
     client, reader_headers, database, monkeypatch
 ):
     await append(database, [entry("nordfrakt", i % 2 == 0, START + timedelta(minutes=i)) for i in range(12)])
-    monkeypatch.setattr(guard.log, "COUNT_EXACTLY_UP_TO", 4)
+    monkeypatch.setattr(ledger.queries, "COUNT_EXACTLY_UP_TO", 4)
     whole = (await client.get("/api/guard/decisions", headers=reader_headers)).json()
     assert (whole["total"], whole["total_exact"]) == (12, True)  # the head's size, however large the log
     few = (

@@ -1,4 +1,4 @@
-"""A guard check by a key the cache holds is answered in front of Litestar's router (guard/controller.py,
+"""A guard check by a key the cache holds is answered in front of Litestar's router (web/controllers/guard.py,
 `CheckLane`), and answered exactly as the route answers it; everything else takes the route."""
 
 import json
@@ -6,8 +6,9 @@ from typing import Any
 
 import pytest
 
-from guard.controller import CheckLane
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
+from web.composition import services_of
+from web.controllers.guard import CheckLane
 
 DENIED_SHARE = {**SEED_ALLOWED_SHARE, "recipient": "nobody-we-know"}
 
@@ -121,14 +122,14 @@ class BrokenRuntime:
 async def test_an_error_the_check_cannot_answer_is_a_logged_fail_closed_503(
     warm_client, app, guard_headers, caplog, error, detail
 ):
-    working = app.state.guard
-    app.state.guard = BrokenRuntime(error)
+    working = services_of(app).guard
+    services_of(app).guard = BrokenRuntime(error)
     try:
         route, status, answer = await _through_lane(
             warm_client, app, guard_headers, json.dumps(SEED_ALLOWED_SHARE).encode()
         )
     finally:
-        app.state.guard = working
+        services_of(app).guard = working
     assert (route.calls, status) == (0, 503)
     assert answer == {"status_code": 503, "allowed": False, "detail": detail}
     assert any(r.exc_info and r.exc_info[1] is error for r in caplog.records)

@@ -11,8 +11,8 @@ from typing import Any
 import httpx
 from litestar import Litestar
 
-from registry.app import create_app
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key, test_settings
+from web.app import create_app
 
 
 @asynccontextmanager

@@ -123,8 +123,8 @@ async def test_a_registry_of_ten_thousand_parties_and_thirty_thousand_agreements
 async def test_a_document_past_the_configured_limit_is_a_413_naming_the_setting(database):
     from litestar.testing import AsyncTestClient
 
-    from registry.app import create_app
     from tests.conftest import bearer, make_key, test_settings
+    from web.app import create_app
 
     headers = {**bearer(await make_key(database, "writer", "registry:write")), "Content-Type": "application/json"}
     app = create_app(test_settings(database, registry_import_max_bytes=1000))
@@ -154,9 +154,7 @@ async def test_field_and_reference_problems_come_back_in_one_answer(client, writ
 
 def _cli(database, *args):
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_cli_dry_run_prints_the_change_set_and_changes_nothing(database, tmp_path):

@@ -1,20 +1,22 @@
 """Registry changes reach the guard as changes (guard/snapshot.py): the rows a write touched are read, and what
 depends on them (the chains through a changed sub-processor) is worked out again; and a write is answered once
-the writing instance's guard obeys it (registry/visibility.py)."""
+the writing instance's guard obeys it (web/visibility.py)."""
 
 from typing import Any
 
 import asyncpg
 from litestar.testing import AsyncTestClient
 
-from guard.snapshot import SnapshotRefresher, load_snapshot
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker
+from guard.snapshot import SnapshotRefresher
+from kernel.db import make_engine, make_sessionmaker
+from registry.snapshot_source import load_snapshot
 from tests.conftest import SEED_ALLOWED_SHARE, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import poll_until
 from tests.integration.test_ui_import_preview import confirm, preview, seed_with_one_party_removed_and_one_renamed
 from tests.integration.test_ui_pages import as_user, seeded_client
+from web.app import create_app
+from web.composition import services_of
 
 __all__ = ["seeded_client"]  # the UI fixture
 
@@ -40,7 +42,7 @@ async def test_the_writing_instance_denies_a_just_deactivated_party_on_the_very_
     async with AsyncTestClient(app) as client:
         before = await client.post("/api/guard/check", json=share_to("kvarnberg"), headers=guard_headers)
         assert before.json()["allowed"] is True, before.text
-        refresher: SnapshotRefresher = app.state.guard_snapshots
+        refresher: SnapshotRefresher = services_of(app).snapshots
         reloads = refresher.reloads
         party = (await client.get("/api/parties/kvarnberg", headers=writer_headers)).json()
 
@@ -67,7 +69,7 @@ async def test_a_change_to_a_sub_processor_reaches_the_chains_of_every_processor
         for processor in PROCESSORS_THROUGH_FJORDVAULT:
             first = await client.post("/api/guard/check", json=share_to(processor), headers=guard_headers)
             assert first.json()["allowed"] is True, first.text
-        reloads = app.state.guard_snapshots.reloads
+        reloads = services_of(app).snapshots.reloads
         fjordvault = (await client.get("/api/parties/fjordvault", headers=writer_headers)).json()
         locations = [*fjordvault["locations"], {"territory": "US", "kind": "support_access"}]
 
@@ -81,7 +83,7 @@ async def test_a_change_to_a_sub_processor_reaches_the_chains_of_every_processor
             assert answer["allowed"] is False, processor
             outside = [r for r in answer["reasons"] if r["code"] == "SUBPROCESSOR_OUTSIDE_EEA"]
             assert [r["chain"] for r in outside] == [[processor, "molnhall", "fjordvault"]], answer["reasons"]
-        assert app.state.guard_snapshots.reloads == reloads
+        assert services_of(app).snapshots.reloads == reloads
 
 
 async def test_changes_applied_one_by_one_leave_the_snapshot_a_full_reload_would_build(
@@ -91,7 +93,7 @@ async def test_changes_applied_one_by_one_leave_the_snapshot_a_full_reload_would
     party created: the snapshot they leave equals the one read whole from the tables."""
     app = create_app(settings_for(seeded_database, snapshot_poll_seconds=300.0))
     async with AsyncTestClient(app) as client:
-        refresher: SnapshotRefresher = app.state.guard_snapshots
+        refresher: SnapshotRefresher = services_of(app).snapshots
         reloads = refresher.reloads
         agreements = (await client.get("/api/agreements", params={"limit": 500}, headers=writer_headers)).json()
         dpa = next(a for a in agreements["items"] if a["party"] == "kvarnberg" and a["kind"] == "dpa")
@@ -149,7 +151,7 @@ async def test_an_import_of_a_few_records_is_applied_as_a_change_and_a_removed_p
 ):
     app = create_app(settings_for(seeded_database, snapshot_poll_seconds=300.0))
     async with AsyncTestClient(app) as client:
-        refresher: SnapshotRefresher = app.state.guard_snapshots
+        refresher: SnapshotRefresher = services_of(app).snapshots
         reloads = refresher.reloads
         revision = refresher.usable().revision
         document = seed_document()
@@ -195,13 +197,13 @@ async def test_a_write_the_guard_has_not_caught_up_with_is_still_answered_and_sa
 async def test_an_import_preview_announces_nothing_and_is_not_held_for_the_guard(seeded_database, admin_headers):
     app = create_app(settings_for(seeded_database, snapshot_poll_seconds=300.0))
     async with AsyncTestClient(app) as client:
-        revision = app.state.guard_snapshots.usable().revision
+        revision = services_of(app).snapshots.usable().revision
         preview = await client.put(
             "/api/registry", params={"dry_run": "true"}, json=_json_ready(seed_document()), headers=admin_headers
         )
         assert preview.status_code == 200, preview.text
         assert "Registry-Revision" not in preview.headers
-        assert app.state.guard_snapshots.usable().revision == revision
+        assert services_of(app).snapshots.usable().revision == revision
 
 
 def _json_ready(document: dict[str, Any]) -> Any:

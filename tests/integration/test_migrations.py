@@ -2,7 +2,7 @@
 
 import asyncpg
 
-from registry.db import downgrade_schema, upgrade_schema
+from kernel.db import downgrade_schema, upgrade_schema
 from tests.conftest import SERVER_URL
 
 

@@ -16,9 +16,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
 from tests.conftest import SERVER_URL, bearer, make_key
 from tests.conftest import test_settings as settings_for
+from web.app import create_app
+from web.composition import services_of
 
 PERSON = "Anna.Berg+News@Example.SE"
 OTHER = "olle@example.se"
@@ -318,7 +319,7 @@ async def test_a_second_instance_obeys_an_objection_within_the_snapshot_bound(se
 
 async def test_a_check_naming_a_subject_fails_closed_when_the_objections_are_stale(seeded_database, guard):
     async with instance(seeded_database) as client:
-        index = client.app.state.guard_objections
+        index = services_of(client.app).objections
         index.confirmed_at = time.monotonic() - 3600  # as if no read had confirmed it for an hour
         await index.stop()  # and none will
         response = await client.post("/api/guard/check", json={**MARKETING, "subject_ref": PERSON}, headers=guard)
@@ -334,9 +335,7 @@ def test_today_is_a_plausible_received_on():
 
 def registry_cli(*args: str, **environment: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_SCHEDULER_ENABLED": "false", **environment}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_cli_imports_an_unsubscribe_list_that_running_guards_obey(seeded_database, guard, tmp_path):

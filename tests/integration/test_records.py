@@ -14,6 +14,7 @@ import pytest
 from openpyxl import load_workbook
 
 from tests.conftest import SEED_ALLOWED_SHARE, seed_document
+from web.composition import services_of
 
 PDF = b"%PDF-1.7\n%\xe2\xe3\xcf\xd3\n1 0 obj <<>> endobj\ntrailer <<>>\n%%EOF\n" + bytes(range(256))
 TODAY = date.today()
@@ -196,8 +197,8 @@ async def test_anything_that_is_not_a_pdf_is_refused_with_415(seeded_client, wri
 
 async def test_a_document_past_the_configured_limit_is_refused_with_413(seeded_client, writer_headers):
     # The limit is read from the settings at each upload; this app's settings get a 100-byte limit.
-    state = seeded_client.app.state
-    state.settings = state.settings.model_copy(update={"agreement_document_max_bytes": 100})
+    services = services_of(seeded_client.app)
+    services.settings = services.settings.model_copy(update={"agreement_document_max_bytes": 100})
     response = await seeded_client.put(
         "/api/agreements/nordfrakt-dpa-2024/document",
         content=PDF + b"x" * 100,
@@ -262,16 +263,12 @@ async def test_the_registry_exports_as_one_sheet_and_one_csv_per_table(seeded_cl
 
 def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 def _cli(database: str, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manifest(

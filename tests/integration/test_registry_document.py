@@ -118,7 +118,7 @@ async def test_a_document_that_is_not_a_mapping_is_a_400(client, writer_headers)
 def _cli(database: str, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": database}
     return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
+        [sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, input=stdin, timeout=120
     )
 
 

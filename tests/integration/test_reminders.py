@@ -19,12 +19,13 @@ from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 
-from registry.db import make_engine, make_sessionmaker
+from kernel.columns import utcnow
+from kernel.db import make_engine, make_sessionmaker
+from kernel.settings import Settings
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
-from registry.models.base import utcnow
-from registry.settings import Settings
 from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
+from web.composition import services_of
 
 TODAY = date(2026, 12, 24)
 # Standard Webhooks secrets: the one receivers use now and the one they move to (both sign while rotating).
@@ -414,11 +415,11 @@ async def test_a_sub_processor_change_already_objected_to_sends_no_objection_rem
 async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_controllers_timezone(database: str) -> None:
     from litestar.testing import AsyncTestClient
 
-    from registry.app import create_app
+    from web.app import create_app
 
     app = create_app(settings_for(database, scheduler_enabled=True, reminder_scan_time="06:30"))
     async with AsyncTestClient(app):
-        scheduler = app.state.scheduler
+        scheduler = services_of(app).scheduler
         job = scheduler.get_job("reminders-daily")
         fields = {f.name: str(f) for f in job.trigger.fields}
         assert (fields["hour"], fields["minute"]) == ("6", "30")
@@ -430,8 +431,8 @@ async def test_the_app_starts_a_daily_scan_at_the_configured_time_in_the_control
 async def test_the_scheduler_stays_off_when_disabled(database: str) -> None:
     from litestar.testing import AsyncTestClient
 
-    from registry.app import create_app
+    from web.app import create_app
 
     app = create_app(settings_for(database, scheduler_enabled=False))
     async with AsyncTestClient(app):
-        assert app.state.scheduler is None
+        assert services_of(app).scheduler is None

@@ -9,7 +9,7 @@ from icalendar import Calendar
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.cli import main
+from cli.main import main
 from tests.conftest import bearer, load_document, make_key, seed_document
 
 # The seed's dated agreements, each (expiry date, notice deadline of an auto-renewing one or None).

@@ -7,8 +7,8 @@ from typing import Any
 
 from litestar import Litestar
 
-from registry.auth import SCOPES, required_scope
 from tests.conftest import bearer, make_key
+from web.auth import SCOPES, required_scope
 
 # Paths anyone may call: health probes, the UI's login page, its language switch (it sets a cookie, and stores
 # the choice only for a valid session) and static files, the root redirect, and the calendar feed (its secret

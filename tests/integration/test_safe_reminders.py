@@ -9,8 +9,8 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import text
 
+from kernel.columns import utcnow
 from registry.jobs.reminders import run_reminders, send_pending
-from registry.models.base import utcnow
 from tests.conftest import load_document
 from tests.integration.test_reminders import (
     TODAY,
@@ -32,9 +32,7 @@ def _cli(database: str, smtp_port: int, *args: str) -> subprocess.CompletedProce
         "REGISTRY_SMTP_HOST": "127.0.0.1",
         "REGISTRY_SMTP_PORT": str(smtp_port),
     }
-    return subprocess.run(
-        [sys.executable, "-m", "registry", *args], env=env, capture_output=True, text=True, timeout=120
-    )
+    return subprocess.run([sys.executable, "-m", "cli", *args], env=env, capture_output=True, text=True, timeout=120)
 
 
 async def test_a_reminder_run_for_another_day_is_a_preview_that_sends_and_records_nothing(

@@ -1,4 +1,4 @@
-"""UI pages are rendered a slice at a time (registry/ui/rendering.py): the same answer as Litestar's own
+"""UI pages are rendered a slice at a time (web/ui/rendering.py): the same answer as Litestar's own
 Template response, an error page when rendering fails, and the event loop free between slices."""
 
 import asyncio
@@ -10,8 +10,8 @@ from litestar.response import Template
 from litestar.template import TemplateConfig
 from litestar.testing import AsyncTestClient
 
-from registry.ui import rendering
-from registry.ui.rendering import SlicedTemplate
+from web.ui import rendering
+from web.ui.rendering import SlicedTemplate
 
 ROWS = 5000
 

@@ -10,9 +10,10 @@ import asyncpg
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
 from tests.conftest import SERVER_URL, load_document, seed_document
 from tests.conftest import test_settings as settings_for
+from web.app import create_app
+from web.composition import services_of
 
 # Kvarnberg's DPA runs until terminated (expires_on null), so this share is allowed on whatever day the suite
 # runs; a seed agreement with an end date would lapse under the tests one day.
@@ -151,10 +152,13 @@ async def test_the_guard_fails_closed_when_the_database_is_gone_and_the_snapshot
 async def test_a_stale_snapshot_is_refused_even_when_the_log_could_still_be_written(seeded_database):
     """The snapshot bound alone closes the guard: here the listener is gone but nothing else is."""
     from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
-    from registry.db import make_engine, make_sessionmaker
+    from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=1)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=0.3, poll_seconds=300.0)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=0.3, poll_seconds=300.0
+    )
     try:
         await refresher.reload()  # loaded, but never listening
         assert refresher.usable().snapshot.parties["kvarnberg"].active
@@ -187,7 +191,7 @@ async def test_bursts_of_registry_changes_coalesce_into_few_reloads(seeded_datab
     app = create_app(settings)
     async with running(app) as client:
         await client.post("/api/guard/check", json=SHARE, headers=guard_headers)
-        refresher = app.state.guard_snapshots
+        refresher = services_of(app).snapshots
         reloads_before = refresher.reloads
         connection = await asyncpg.connect(seeded_database.replace("postgresql+asyncpg://", "postgresql://"))
         try:
@@ -223,10 +227,13 @@ async def test_the_doc_loader_used_by_other_tests_also_notifies(seeded_database,
 
 async def test_the_periodic_check_confirms_an_unchanged_registry_without_reloading_it(seeded_database):
     from guard.snapshot import SnapshotRefresher
-    from registry.db import make_engine, make_sessionmaker
+    from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=2)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=30.0, poll_seconds=0.05
+    )
     try:
         await refresher.start()
         await asyncio.sleep(0.5)  # about ten periodic checks
@@ -241,10 +248,13 @@ async def test_the_periodic_check_confirms_an_unchanged_registry_without_reloadi
 async def test_a_change_whose_notice_was_lost_reaches_the_guard_through_the_periodic_check(seeded_database):
     """A write that raised the revision but whose NOTIFY never arrived (simulated: no NOTIFY at all)."""
     from guard.snapshot import SnapshotRefresher
-    from registry.db import make_engine, make_sessionmaker
+    from kernel.db import make_engine, make_sessionmaker
+    from registry.snapshot_source import RegistryTables
 
     engine = make_engine(seeded_database, pool_size=2)
-    refresher = SnapshotRefresher(make_sessionmaker(engine), seeded_database, max_age_seconds=30.0, poll_seconds=0.05)
+    refresher = SnapshotRefresher(
+        make_sessionmaker(engine), seeded_database, source=RegistryTables(), max_age_seconds=30.0, poll_seconds=0.05
+    )
     try:
         await refresher.start()
         assert refresher.usable().snapshot.parties["kvarnberg"].active

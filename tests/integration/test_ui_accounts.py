@@ -15,8 +15,8 @@ import pytest
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from registry.db import make_engine, make_sessionmaker
-from registry.models.base import utcnow
+from kernel.columns import utcnow
+from kernel.db import make_engine, make_sessionmaker
 from registry.services.users import (
     ACCOUNT_MAX_DELAY,
     FREE_FAILURES,
@@ -152,7 +152,7 @@ def test_registry_user_unlock_lifts_the_throttle_from_the_command_line(accounts:
 
     asyncio.run(throttle())
     env = {**os.environ, "REGISTRY_DATABASE_URL": accounts, "REGISTRY_SCHEDULER_ENABLED": "false"}
-    run = [sys.executable, "-m", "registry", "user", "unlock"]
+    run = [sys.executable, "-m", "cli", "user", "unlock"]
     done = subprocess.run([*run, "lena@offix.example"], env=env, capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     assert done.stdout.strip() == "unlocked lena@offix.example"

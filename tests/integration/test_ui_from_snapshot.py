@@ -1,4 +1,4 @@
-"""UI pages read the registry the guard of their instance holds (registry/ui/registry_view.py), not the tables on
+"""UI pages read the registry the guard of their instance holds (web/ui/registry_view.py), not the tables on
 every request: they show what the API shows, a write is on the next page, and without a usable snapshot they
 read the tables as before."""
 
@@ -10,13 +10,14 @@ from typing import Any
 
 from sqlalchemy import event
 
-from registry.ui import registry_view
-from registry.ui.pages import dashboard as dashboard_page
-from registry.ui.pages import parties as parties_pages
-from registry.ui.pages import records as records_pages
 from tests.integration.registry_fixtures import agreement, party
 from tests.integration.test_ui_pages import as_user
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from web.composition import services_of
+from web.ui import registry_view
+from web.ui.pages import dashboard as dashboard_page
+from web.ui.pages import parties as parties_pages
+from web.ui.pages import records as records_pages
 
 SUB_PROCESSOR = "molnhall"  # engaged by nordfrakt and kvarnberg in the seed
 
@@ -30,7 +31,7 @@ def shown_findings(page: str) -> list[tuple[str, str]]:
 @contextmanager
 def guard_without_snapshot(client: Any) -> Iterator[None]:
     """The guard's snapshot too old to trust, as after a registry it could not read for a while."""
-    refresher = client.app.state.guard_snapshots
+    refresher = services_of(client.app).snapshots
     bound = refresher.max_age_seconds
     refresher.max_age_seconds = -1.0
     try:
@@ -115,7 +116,7 @@ PAGES = ("/ui/", "/ui/parties", "/ui/parties/nordfrakt", "/ui/agreements", "/ui/
 def whole_table_reads(client: Any) -> Iterator[list[str]]:
     """The statements the app sends that read every row of the agreement table: no WHERE, no LIMIT, not a count
     (a list page counts the agreements and reads a page of their keys: that is not reading them all)."""
-    engine = client.app.state.sessionmaker.kw["bind"].sync_engine
+    engine = services_of(client.app).sessionmaker.kw["bind"].sync_engine
     seen: list[str] = []
 
     def note(_conn: Any, _cursor: Any, statement: str, *_: Any) -> None:

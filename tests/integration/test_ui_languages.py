@@ -7,10 +7,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
 from tests.conftest import SEED_ALLOWED_SHARE
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_ui_pages import add_user, as_user, csrf_token
+from web.app import create_app
 
 
 @pytest.fixture

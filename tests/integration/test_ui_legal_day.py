@@ -9,10 +9,10 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import cut_off, restore, running
 from tests.integration.test_ui_pages import add_user, as_user, csrf_token, log_in
+from web.app import create_app
 
 SWEDISH = {"Accept-Language": "sv-SE,sv;q=0.9"}
 

@@ -8,11 +8,11 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from registry.app import create_app
-from registry.db import make_engine, make_sessionmaker
+from kernel.db import make_engine, make_sessionmaker
 from registry.services.users import create_user
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES
+from web.app import create_app
 
 PASSWORD = "correct horse battery"
 CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')

@@ -5,9 +5,9 @@ from typing import Any
 
 import pytest
 
-from registry.ui.security import CONTENT_SECURITY_POLICY
 from tests.integration.test_ui_pages import as_user, csrf_token, post_form
 from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from web.ui.security import CONTENT_SECURITY_POLICY
 
 SECURITY_HEADERS = {
     "content-security-policy": CONTENT_SECURITY_POLICY,

@@ -1,5 +1,5 @@
 """The access log writes its line without a log record when the access logger is configured as `registry serve`
-configures it (registry/access_log.py): the line must be the one the configured handler would have written,
+configures it (web/access_log.py): the line must be the one the configured handler would have written,
 character for character, in either format; any other configuration gets ordinary records."""
 
 import asyncio
@@ -11,8 +11,8 @@ from typing import Any
 
 import pytest
 
-from registry.access_log import ACCESS_LOGGER_NAME, AccessLog, LineWriter, _access_record, _log_response
-from registry.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, logging_dict
+from kernel.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, logging_dict
+from web.access_log import ACCESS_LOGGER_NAME, AccessLog, LineWriter, _access_record, _log_response
 
 ARGUMENTS = ("127.0.0.1:5000", "GET", "/health/live?token=[redacted]", "1.1", 200)
 # Times across a second boundary, with milliseconds that round differently in binary.

@@ -7,7 +7,7 @@ from typing import Any, cast
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from registry.db import dispose_within
+from kernel.db import dispose_within
 
 
 class PoolThatNeverCloses:
@@ -27,7 +27,7 @@ class PoolThatNeverCloses:
 @pytest.mark.timeout(60)
 async def test_closing_a_pool_whose_server_never_answers_gives_up_and_says_so(caplog: Any) -> None:
     engine = PoolThatNeverCloses()
-    with caplog.at_level(logging.WARNING, logger="registry.db"):
+    with caplog.at_level(logging.WARNING, logger="kernel.db"):
         await dispose_within(cast(AsyncEngine, engine), within_seconds=0.05)
     await asyncio.sleep(0)  # let the cancelled close run its clean-up
     assert engine.cancelled

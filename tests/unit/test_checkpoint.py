@@ -1,10 +1,10 @@
-"""Signed checkpoints (guard/checkpoint.py): the C2SP signed-note and tlog-checkpoint formats, Ed25519."""
+"""Signed checkpoints (ledger/checkpoint.py): the C2SP signed-note and tlog-checkpoint formats, Ed25519."""
 
 import stat
 
 import pytest
 
-from guard.checkpoint import (
+from ledger.checkpoint import (
     LEGACY_WRITER,
     Checkpoint,
     CheckpointError,
@@ -14,7 +14,7 @@ from guard.checkpoint import (
     open_checkpoint,
     open_note,
 )
-from guard.merkle import EMPTY_ROOT
+from ledger.merkle import EMPTY_ROOT
 
 # The signed-note example of golang.org/x/mod/sumdb/note (and the C2SP spec): a key made elsewhere.
 PETER_KEY = "PeterNeumann+c74f20a3+ARpc2QcUPDhMQegwxbzhKqiBfsVkmqq/LDE4izWy10TW"

@@ -8,7 +8,7 @@ import sys
 import click
 import pytest
 
-from registry.cli import SUBSYSTEM_COMMANDS, main
+from cli.main import SUBSYSTEM_COMMANDS, main
 
 
 @pytest.mark.parametrize("name", sorted(SUBSYSTEM_COMMANDS))
@@ -29,13 +29,13 @@ def test_every_lazy_command_resolves_through_the_top_level_group() -> None:
 def test_the_top_level_help_imports_no_database_layer_policy_or_sub_system() -> None:
     probe = (
         "import sys\n"
-        "from registry.cli import main\n"
+        "from cli.main import main\n"
         "try:\n"
         "    main(['--help'])\n"
         "except SystemExit:\n"
         "    pass\n"
-        "heavy = ['sqlalchemy', 'asyncpg', 'litestar', 'fideslang', 'guard.policy', 'guard.cli', 'registry.jobs.cli',"
-        " 'registry.ui.cli', 'registry.findings_cli', 'pydantic_settings']\n"
+        "heavy = ['sqlalchemy', 'asyncpg', 'litestar', 'fideslang', 'guard.policy', 'cli.guard', 'cli.jobs',"
+        " 'cli.users', 'cli.findings', 'pydantic_settings']\n"
         "print('LOADED=' + ','.join(m for m in heavy if m in sys.modules))\n"
     )
     done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, timeout=120, check=True)

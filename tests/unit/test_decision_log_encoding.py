@@ -10,8 +10,8 @@ from datetime import UTC, datetime, timedelta
 
 import msgspec
 
-from guard.checkpoint import LEGACY_WRITER
-from guard.log import canonical_json, content_hash, entry_content, format_timestamp, new_decision_id
+from ledger.checkpoint import LEGACY_WRITER
+from ledger.entries import canonical_json, content_hash, entry_content, format_timestamp, new_decision_id
 
 # Text JSON escapes, text it must not escape (ensure_ascii=False), and keys out of order.
 AWKWARD_TEXT = [

@@ -8,9 +8,9 @@ from datetime import date
 
 from openpyxl import load_workbook
 
-from registry.controllers.exports import content_disposition
 from registry.services.agreement_documents import safe_filename
 from registry.services.exports import csv_delimiter, csv_document, workbook
+from web.controllers.exports import content_disposition
 
 
 def read(body: bytes, delimiter: str) -> list[list[str]]:

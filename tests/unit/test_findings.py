@@ -7,8 +7,8 @@ from typing import Any
 import pytest
 import yaml
 
-from guard.findings import snapshot_from_document
-from registry.calendar import calendar_today
+from kernel.calendar import calendar_today
+from registry.findings import snapshot_from_document
 from registry.schemas import ControllerIn
 from registry.services.findings import document_findings
 from registry.services.registry_document import parse_document

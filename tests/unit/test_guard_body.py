@@ -1,11 +1,11 @@
-"""The guard reads its request body straight off the ASGI channel (guard/controller.py `_body`)."""
+"""The guard reads its request body straight off the ASGI channel (web/controllers/guard.py `_body`)."""
 
 import pytest
 from litestar import Request
 from litestar.exceptions import ClientException
 
-from guard.controller import _body
 from guard.service import MAX_BODY_BYTES
+from web.controllers.guard import _body
 
 
 def request_receiving(*messages: dict) -> tuple[Request, list[dict]]:

@@ -1,8 +1,8 @@
-"""The guard's /metrics counters (guard/counters.py): a fail-closed 503 is counted where it is built, and the
+"""The guard's /metrics counters (kernel/counters.py): a fail-closed 503 is counted where it is built, and the
 histograms report cumulative Prometheus buckets."""
 
-from guard.controller import unavailable
-from guard.counters import COUNTERS, Histogram
+from kernel.counters import COUNTERS, Histogram
+from web.controllers.guard import unavailable
 
 
 def test_every_fail_closed_answer_is_counted_as_unavailable():

@@ -9,18 +9,21 @@ from babel.messages.extract import extract_from_dir
 from babel.messages.pofile import read_po
 from pydantic import ValidationError
 
-from registry import i18n
-from registry.errors import FieldError
+from kernel import i18n
+from kernel.errors import FieldError
 from registry.schemas import AgreementIn, LocationIn, PartyIn
 from registry.services.registry_document import pydantic_field_errors
-from registry.ui import forms, views
+from web.ui import forms, views
 
 ROOT = Path(__file__).resolve().parents[2]
 
 
 def _extracted() -> set[str | tuple[str, str]]:
-    method_map = [("registry/**.py", "python"), ("registry/ui/templates/**.html", "jinja2")]
-    options = {"registry/ui/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
+    method_map = [
+        *((f"{room}/**.py", "python") for room in ("kernel", "registry", "web", "cli")),
+        ("web/ui/templates/**.html", "jinja2"),
+    ]
+    options = {"web/ui/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
     found: set[str | tuple[str, str]] = set()
     for _, _, message, _, _ in extract_from_dir(str(ROOT), method_map, options_map=options, keywords=keywords):

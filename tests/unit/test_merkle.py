@@ -1,8 +1,8 @@
-"""guard/merkle.py against the RFC 6962 test vectors of Certificate Transparency's reference implementations."""
+"""ledger/merkle.py against the RFC 6962 test vectors of Certificate Transparency's reference implementations."""
 
 import pytest
 
-from guard.merkle import (
+from ledger.merkle import (
     EMPTY_ROOT,
     CompactRange,
     inclusion_proof,

@@ -7,13 +7,13 @@ import sys
 import pytest
 from pydantic import ValidationError
 
-from registry.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
 
 
 def _registry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
     clean = {k: v for k, v in os.environ.items() if not k.startswith("REGISTRY_")}
     return subprocess.run(
-        [sys.executable, "-m", "registry", *args],
+        [sys.executable, "-m", "cli", *args],
         env={**clean, "REGISTRY_DATABASE_URL": "postgresql://postgres@127.0.0.1:9/none", **env},
         capture_output=True,
         text=True,

@@ -15,7 +15,7 @@ from guard.service import (
     parse_share_request,
     parse_share_request_body,
 )
-from registry.errors import FieldError
+from kernel.errors import FieldError
 from tests.conftest import SEED_ALLOWED_SHARE
 
 FIELDS = (*SEED_ALLOWED_SHARE, "subject_ref", "extra")

@@ -10,8 +10,8 @@ import pytest
 from guard.policy import ShareRequest
 from guard.service import logged_request, pseudonymised
 from guard.subjects import SubjectError, SubjectKey, load_or_create_key_file, normalise_subject, subject_key_for
-from registry.access_log import redacted_path_with_query
-from registry.settings import Settings, SettingsError
+from kernel.settings import Settings, SettingsError
+from web.access_log import redacted_path_with_query
 
 
 @pytest.mark.parametrize(

@@ -2,7 +2,7 @@
 
 import asyncio
 
-from guard.tasks import cancel_and_wait
+from kernel.tasks import cancel_and_wait
 
 
 async def test_a_task_that_ignores_its_cancellation_is_left_behind_after_the_bound():

@@ -6,16 +6,16 @@ from datetime import date
 from typing import Any
 
 import yaml
+from registry.findings import snapshot_from_document
 
-from guard.findings import snapshot_from_document
 from guard.policy import ReasonCode
-from registry import i18n
+from kernel import i18n
 from registry.services.registry_document import parse_document
-from registry.ui import reasons, views, words
-from registry.ui.forms import TAXONOMY
-from registry.ui.registry_view import agreement_document, party_document
-from registry.ui.taxonomy_words import TAXONOMY_WORDS
 from tests.conftest import SEED_FILE
+from web.ui import reasons, views, words
+from web.ui.forms import TAXONOMY
+from web.ui.registry_view import agreement_document, party_document
+from web.ui.taxonomy_words import TAXONOMY_WORDS
 
 CHECK_DAY = date(2026, 11, 25)
 

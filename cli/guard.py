@@ -1,0 +1,220 @@
+"""`registry guard …`: the decision log's verification and a guard check for operations."""
+
+import asyncio
+import dataclasses
+import getpass
+import json
+import sys
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import Any, TypeVar
+
+import asyncpg
+import click
+from sqlalchemy.ext.asyncio import AsyncSession
+
+from cli.context import EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
+from cli.output import echo_json, json_option, stages
+from guard.service import GuardUnavailable, parse_share_request
+from kernel.db import asyncpg_dsn
+from ledger.append import driver_connection
+from ledger.checkpoint import CheckpointError, Verifier
+from ledger.seal import (
+    CheckpointRefused,
+    checkpoints_in_folder,
+    hand_to_witnesses,
+    signer_for,
+    signing_key_file,
+    stored_checkpoints,
+    verifier_for,
+    write_checkpoint,
+)
+from ledger.verify import KnownCheckpoint, VerifyResult, verify_log
+from web.composition import open_guard
+
+T = TypeVar("T")
+
+
+@click.group("guard")
+def guard_group() -> None:
+    """The transfer guard: check a share, verify the decision log."""
+
+
+def _on_connection(context: Context, work: Callable[[asyncpg.Connection], Awaitable[T]]) -> T:
+    """Run `work` on a plain asyncpg connection to the registry database (autocommit; `work` opens its own
+    transactions)."""
+
+    async def main() -> T:
+        connection = await asyncpg.connect(asyncpg_dsn(context.database_url), timeout=30)
+        try:
+            return await work(connection)
+        finally:
+            await connection.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def _verifier(context: Context, public_key: str | None) -> Verifier | None:
+    """The log's public key: as given, else from the signing key file if there is one."""
+    if public_key is not None:
+        return Verifier.parse(public_key)
+    return verifier_for(context.settings) if signing_key_file(context.settings).exists() else None
+
+
+@guard_group.command("verify-log")
+@click.option(
+    "--checkpoints",
+    "folder",
+    type=click.Path(exists=True, file_okay=False, path_type=Path),
+    default=None,
+    help="a witness's folder of signed checkpoints to hold the log to (besides the stored ones)",
+)
+@click.option("--since-checkpoint", is_flag=True, help="verify only what came after the last checkpoint")
+@click.option("--public-key", default=None, help="the log's verifier key; default: from the signing key file")
+@json_option
+@pass_context
+def verify_log_command(
+    context: Context, folder: Path | None, since_checkpoint: bool, public_key: str | None, as_json: bool
+) -> None:
+    """Walk the hash chain and hold it to the signed checkpoints; exit 1 naming the first edited, deleted or
+    inserted entry, or the first checkpoint the log contradicts (truncated, or rewritten at or before N)."""
+    try:
+        verifier = _verifier(context, public_key)
+        if verifier is None and (folder is not None or since_checkpoint):
+            raise CheckpointError(
+                f"no signing key at {signing_key_file(context.settings)}: pass --public-key to check checkpoints"
+            )
+    except CheckpointError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
+
+    async def work(session: AsyncSession) -> VerifyResult:
+        known: list[KnownCheckpoint] = []
+        if verifier is not None:
+            known += await stored_checkpoints(await driver_connection(session), verifier)
+            if folder is not None:
+                known += checkpoints_in_folder(folder, verifier)
+        since = None
+        if since_checkpoint:
+            if not known:
+                raise CheckpointError("there is no checkpoint to start from")
+            since = max(known, key=lambda k: k.checkpoint.size)
+        return await verify_log(session, known, since=since)
+
+    try:
+        with stages("verify-log", ["verifying"]) as progress:
+            progress.begin("walking the hash chain")
+            result: VerifyResult = context.run(work)
+    except CheckpointError as exc:
+        if as_json:
+            echo_json({"ok": False, "problem": f"log not verified: {exc}"})
+        click.echo(f"log not verified: {exc}", err=True)
+        sys.exit(1)
+    if as_json:  # the same exit status as without: 0 intact, 1 broken
+        echo_json({**dataclasses.asdict(result), "description": result.describe()})
+        sys.exit(0 if result.ok else 1)
+    if result.ok:
+        click.echo(result.describe())
+        return
+    click.echo(result.describe(), err=True)
+    sys.exit(1)
+
+
+@guard_group.command("checkpoint")
+@click.option(
+    "--dir",
+    "folder",
+    type=click.Path(file_okay=False, path_type=Path),
+    default=None,
+    help="write the checkpoint file here (default: REGISTRY_CHECKPOINT_DIR)",
+)
+@pass_context
+def checkpoint_command(context: Context, folder: Path | None) -> None:
+    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
+    settings = context.settings
+    signer = signer_for(settings)
+    try:
+        written = _on_connection(context, lambda connection: write_checkpoint(connection, signer))
+    except CheckpointRefused as exc:
+        click.echo(f"checkpoint refused: {exc}", err=True)
+        sys.exit(1)
+    problems = asyncio.run(
+        hand_to_witnesses(written, folder or settings.checkpoint_dir, settings.checkpoint_witness_url)
+    )
+    click.echo(written.note, nl=False)
+    for problem in problems:
+        click.echo(f"warning: not handed over to {problem}", err=True)
+    sys.exit(1 if problems else 0)
+
+
+@guard_group.command("public-key")
+@pass_context
+def public_key_command(context: Context) -> None:
+    """Print the log's verifier key (C2SP signed-note form), creating the signing key on first use."""
+    click.echo(signer_for(context.settings).verifier.text())
+
+
+def _caller() -> str:
+    try:
+        return f"cli:{getpass.getuser()}"
+    except Exception:  # no user name in a bare container: still on the record, as the CLI
+        return "cli:unknown"
+
+
+@guard_group.command("check")
+@click.option("--recipient", required=True, help="party key of the recipient")
+@click.option("--purpose", required=True, help="purpose (data use) key, e.g. essential.service.operations")
+@click.option("--category", "categories", multiple=True, required=True, help="data category key (repeatable)")
+@click.option("--destination", default=None, help="territory the data is sent to, e.g. SE")
+@click.option("--data-subject", required=True, help="data subject key, e.g. customer")
+@click.option(
+    "--subject-ref", default=None, help="the person's identifier (e-mail, customer number); needed for marketing"
+)
+@pass_context
+def check_command(
+    context: Context,
+    recipient: str,
+    purpose: str,
+    categories: tuple[str, ...],
+    destination: str | None,
+    data_subject: str,
+    subject_ref: str | None,
+) -> None:
+    """Ask the guard as an integration would; prints the decision JSON, exit 0 allowed, 1 denied.
+
+    The decision is logged like any other, with the caller `cli:<os user>`. It reads the registry straight
+    from the database (a CLI run has no snapshot to go stale).
+    """
+    payload: dict[str, Any] = {
+        "recipient": recipient,
+        "purpose": purpose,
+        "data_categories": list(categories),
+        "data_subject": data_subject,
+    }
+    if destination is not None:
+        payload["destination"] = destination
+    if subject_ref is not None:
+        payload["subject_ref"] = subject_ref
+    parsed = parse_share_request(payload)
+    if isinstance(parsed, list):
+        for error in parsed:
+            click.echo(f"error: {error.field}: {error.message}", err=True)
+        sys.exit(2)
+    caller = _caller()
+
+    async def ask() -> dict[str, Any]:
+        # The same runtime a serving instance decides with; the answer is logged before it is printed.
+        async with open_guard(context.settings) as guard:
+            return await guard.check(payload, caller)
+
+    with reported_errors():
+        try:
+            answer = asyncio.run(ask())
+        except GuardUnavailable as exc:  # fail closed, and say why: no answer is an allow
+            click.echo(f"error: the guard cannot decide now: {exc}", err=True)
+            sys.exit(EXIT_DATABASE_UNAVAILABLE)
+    click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
+    sys.exit(0 if answer["allowed"] else 1)
+
+
+commands: list[click.Command] = [guard_group]

@@ -1,0 +1,294 @@
+"""The `registry` command line."""
+
+import importlib
+import json
+import signal
+import sys
+from pathlib import Path
+from typing import Any
+
+import click
+
+from cli.context import CLI_ACTOR, EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
+from cli.output import echo_json, json_option, stages
+from kernel.errors import RegistryValidationError
+
+
+def _database_unavailable(exc: BaseException) -> str | None:
+    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used."""
+    import asyncpg
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    unreachable = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, unreachable):
+            original = getattr(current, "orig", None) or current
+            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+            return f"{type(original).__name__}: {text}" if text else type(original).__name__
+        current = current.__cause__ or current.__context__
+    return None
+
+
+class RegistryGroup(click.Group):
+    """The top-level group: an expected failure anywhere below is one line on stderr and its exit code; the
+    sub-systems' commands are imported only when one of them runs."""
+
+    def list_commands(self, ctx: click.Context) -> list[str]:
+        return sorted({*super().list_commands(ctx), *SUBSYSTEM_COMMANDS})
+
+    def get_command(self, ctx: click.Context, cmd_name: str) -> click.Command | None:
+        if cmd_name in SUBSYSTEM_COMMANDS and cmd_name not in self.commands:
+            module_name, attribute, _ = SUBSYSTEM_COMMANDS[cmd_name]
+            command = getattr(importlib.import_module(module_name), attribute)
+            assert isinstance(command, click.Command) and command.name == cmd_name, cmd_name
+            self.add_command(command)
+        return super().get_command(ctx, cmd_name)
+
+    def format_commands(self, ctx: click.Context, formatter: click.HelpFormatter) -> None:
+        """The listing from the table above for the lazy commands, so that `--help` imports none of them."""
+        rows = []
+        for name in self.list_commands(ctx):
+            if name in SUBSYSTEM_COMMANDS and name not in self.commands:
+                rows.append((name, SUBSYSTEM_COMMANDS[name][2]))
+                continue
+            command = self.get_command(ctx, name)
+            if command is not None and not command.hidden:
+                rows.append((name, command.get_short_help_str(formatter.width - 6 - len(name))))
+        if rows:
+            with formatter.section("Commands"):
+                formatter.write_dl(rows)
+
+    def invoke(self, ctx: click.Context) -> Any:
+        try:
+            with reported_errors():
+                return super().invoke(ctx)
+        except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
+            raise
+        except Exception as exc:
+            reason = _database_unavailable(exc)
+            if reason is None:
+                raise  # a bug: the traceback is what its report needs
+            click.echo(f"error: the registry database is unavailable ({reason})", err=True)
+            ctx.exit(EXIT_DATABASE_UNAVAILABLE)
+
+
+@click.group(cls=RegistryGroup)
+@click.version_option(package_name="offix-registry", prog_name="registry")
+@click.pass_context
+def main(ctx: click.Context) -> None:
+    """Offix processor and recipient registry."""
+    with reported_errors():
+        ctx.obj = Context()
+
+
+@main.command()
+@click.option("--host", default=None, help="[default: REGISTRY_HOST, else 127.0.0.1]")
+@click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: REGISTRY_PORT, else 8000]")
+@click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@pass_context
+def serve(context: Context, host: str | None, port: int | None, workers: int) -> None:
+    """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
+    import os
+
+    import uvicorn
+
+    from kernel.logs import logging_dict
+    from registry.bootstrap import prepare_database
+
+    url = context.create_or_open_database()
+    with reported_errors():
+        token = prepare_database(url, context.settings)
+    if token:
+        click.echo("An admin API key was created for this registry. It is shown only this once:", err=True)
+        click.echo(f"  {token}", err=True)
+        click.echo(
+            "Use it as 'Authorization: Bearer <key>'; create narrower keys with `registry apikey create`.",
+            err=True,
+        )
+    os.environ["REGISTRY_DATABASE_URL"] = url  # workers read their settings from the environment
+    # Uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that kills the
+    # process before atexit runs, and the embedded PostgreSQL would outlive us. Exit normally instead.
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
+    uvicorn.run(
+        "web.app:create_served_app",
+        factory=True,
+        host=host if host is not None else context.settings.host,
+        port=port if port is not None else context.settings.port,
+        workers=workers,
+        # Every worker gets this long to import the app and start (uvicorn's 5 s killed some at start).
+        timeout_worker_healthcheck=context.settings.worker_healthcheck_seconds,
+        log_level="info",
+        log_config=logging_dict(context.settings.log_format),  # one format for every line (kernel/logs.py)
+        access_log=False,  # the app writes its own (web/access_log.py)
+    )
+
+
+@main.group()
+def db() -> None:
+    """Database schema."""
+
+
+@db.command("upgrade")
+@pass_context
+def db_upgrade(context: Context) -> None:
+    """Apply every pending migration."""
+    from kernel.db import upgrade_schema
+
+    upgrade_schema(context.create_or_open_database())
+    click.echo("schema is at head")
+
+
+@main.command("import")
+@click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
+@click.option("--dry-run", is_flag=True, help="print what the import would change, and change nothing")
+@json_option
+@pass_context
+def import_command(context: Context, file: Path, dry_run: bool, as_json: bool) -> None:
+    """Replace the registry with the document in FILE (YAML or JSON), all or nothing; print the change set."""
+    from registry.services.registry_document import apply_document, load_document_text, parse_document, preview_document
+
+    steps = ["reading", "validating", "comparing" if dry_run else "writing"]
+    with reported_errors(), stages(f"import {file.name}", steps) as progress:
+        media_type = "application/json" if file.suffix == ".json" else "application/yaml"
+        progress.begin("reading")
+        raw = load_document_text(file.read_bytes(), media_type)
+        progress.begin("validating")
+        document = parse_document(raw)
+        progress.begin(steps[-1])
+        if dry_run:
+            changes = context.run(lambda s: preview_document(s, document, CLI_ACTOR))
+        else:
+            changes = context.run(lambda s: apply_document(s, document, CLI_ACTOR))
+    if as_json:  # the answer of PUT /api/registry (?dry_run=true)
+        echo_json({"status": "preview" if dry_run else "imported", **changes.counts(), "changes": changes.as_dict()})
+        return
+    counts = ", ".join(f"{n} {what}" for what, n in changes.counts().items())
+    click.echo(f"{counts} (dry run: nothing was changed)" if dry_run else counts)
+    for line in changes.lines():
+        click.echo(f"  {line}")
+
+
+def dump_document(document: dict[str, Any], as_json: bool) -> str:
+    if as_json:
+        return json.dumps(document, indent=2, default=str, ensure_ascii=False) + "\n"
+    import yaml
+
+    return yaml.safe_dump(document, sort_keys=False, allow_unicode=True)
+
+
+@main.command("export")
+@click.argument("file", required=False, type=click.Path(dir_okay=False, path_type=Path))
+@click.option("--json", "as_json", is_flag=True, help="JSON instead of YAML (default for a .json FILE)")
+@pass_context
+def export_command(context: Context, file: Path | None, as_json: bool) -> None:
+    """Write the registry document to FILE, or to standard output."""
+    from registry.services.registry_document import export_registry
+
+    with stages("export", ["reading", "formatting"]) as progress:
+        progress.begin("reading the registry")
+        document = context.run(export_registry)
+        progress.begin("formatting")
+        text = dump_document(document, as_json or (file is not None and file.suffix == ".json"))
+    if file is None:
+        click.echo(text, nl=False)
+    else:
+        file.write_text(text, encoding="utf-8")
+
+
+@main.group()
+def apikey() -> None:
+    """API keys for integrations and operators."""
+
+
+@apikey.command("create")
+@click.argument("name")
+@click.option(
+    "--scope",
+    "scopes",
+    multiple=True,
+    required=True,
+    help="registry:read, registry:write, guard:check, metrics:read, admin",
+)
+@pass_context
+def apikey_create(context: Context, name: str, scopes: tuple[str, ...]) -> None:
+    """Create a key; its secret token is the only line printed on stdout."""
+    from pydantic import ValidationError
+
+    from kernel.errors import pydantic_field_errors
+    from registry.schemas import ApiKeyIn
+    from registry.services.apikeys import create_api_key
+
+    with reported_errors():
+        try:
+            ApiKeyIn(name=name, scopes=list(scopes))
+        except ValidationError as exc:
+            raise RegistryValidationError(pydantic_field_errors(exc)) from None
+        token = context.run(lambda s: create_api_key(s, name, list(scopes), CLI_ACTOR))
+    click.echo(token)
+
+
+@apikey.command("list")
+@json_option
+@pass_context
+def apikey_list(context: Context, as_json: bool) -> None:
+    """List keys (never their secrets)."""
+    from registry.services.apikeys import list_api_keys
+
+    keys = context.run(list_api_keys)
+    if as_json:
+        echo_json(keys)
+        return
+    for key in keys:
+        state = f"revoked {key['revoked_at']:%Y-%m-%d %H:%M}" if key["revoked_at"] else "active"
+        click.echo(f"{key['name']}\t{','.join(key['scopes'])}\t{state}")
+
+
+@apikey.command("revoke")
+@click.argument("name")
+@pass_context
+def apikey_revoke(context: Context, name: str) -> None:
+    """Revoke a key; running instances stop accepting it within a few seconds."""
+    from registry.services.apikeys import revoke_api_key
+
+    with reported_errors():
+        context.run(lambda s: revoke_api_key(s, name, CLI_ACTOR))
+    click.echo(f"revoked {name}")
+
+
+# Sub-systems' commands, loaded only when run (or asked for their own help): `registry --help` and every command
+# import just what they use (bench/cli_startup.py). name → (module, attribute, one-line help for the listing).
+SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
+    "guard": ("cli.guard", "guard_group", "The transfer guard: check a share, verify the decision log."),
+    "check": (
+        "cli.findings",
+        "check",
+        "List what would block shares: exit 1 when there is any finding (a CI gate for the registry).",
+    ),
+    "reminders": ("cli.jobs", "reminders", "Agreement renewal reminders."),
+    "feed": ("cli.jobs", "feed", "Secret calendar feed URLs of agreement renewals."),
+    "user": (
+        "cli.users",
+        "user",
+        "Web UI users: legal (edit), ops (read, try shares), admin (users and API keys).",
+    ),
+    "evidence": ("cli.records", "evidence", "Write the evidence bundle for an auditor to OUT.zip."),
+    "objections": (
+        "cli.objections",
+        "objections",
+        "Data subjects' objections and unsubscribes (stored by keyed digest only).",
+    ),
+}

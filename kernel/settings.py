@@ -1,0 +1,176 @@
+"""Settings, read once from environment variables REGISTRY_* (documented in README.md), with pydantic-settings.
+
+A value the service cannot run with stops it at start with one line naming the variable and why: a number
+that bounds time must be finite and positive (`nan` or `inf` would switch the snapshot's age bound off, and a
+poll interval of 0 would busy-loop against the database). Secrets are SecretStr, so no repr or log shows them.
+"""
+
+from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
+
+ENV_PREFIX = "REGISTRY_"
+DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
+
+# Seconds that bound a wait, a retry or an age: finite and above zero.
+Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
+
+
+class SettingsError(ValueError):
+    """A setting has a value the service cannot run with."""
+
+
+def normalise_database_url(url: str) -> str:
+    """Accept `postgresql://` as users write it and hand SQLAlchemy the asyncpg dialect."""
+    for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
+        if url.startswith(prefix):
+            return "postgresql+asyncpg://" + url[len(prefix) :]
+    raise SettingsError("REGISTRY_DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", validate_default=True
+    )
+
+    database_url: str | None = None
+    data_dir: Path = Path(".registry-data")
+    seed_file: Path | None = DEFAULT_SEED_FILE
+    public_url: str = "http://127.0.0.1:8000"
+    # Every log line in one format: text, or one JSON object a line (kernel/logs.py)
+    log_format: Literal["text", "json"] = "text"
+    # Where `registry serve` listens (its --host and --port override them)
+    host: str = "127.0.0.1"
+    port: int = Field(8000, ge=1, le=65535)
+    # How long `registry serve --workers N` waits for a worker to answer its health check before killing it (at
+    # start the answer waits for the app's import and start-up, seconds on a busy machine; uvicorn's default 5 s
+    # killed workers that were only starting). Also how long a hung worker lives before it is replaced.
+    worker_healthcheck_seconds: int = Field(60, ge=1)
+    # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
+    registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
+    # Guard
+    expiring_warning_days: int = Field(DEFAULT_EXPIRING_WITHIN_DAYS, ge=0)
+    snapshot_max_age_seconds: Seconds = 30.0
+    snapshot_poll_seconds: Seconds = 5.0
+    # The whole registry is read again this often, under the changes applied one by one (a safety net).
+    snapshot_full_reload_seconds: Seconds = 3600.0
+    # A registry write is answered once this instance's guard obeys it, or after this long (web/visibility.py).
+    write_visibility_timeout_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
+    decision_log_batch_max: int = Field(500, ge=1)
+    # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
+    guard_batches_per_key: int = Field(1, ge=1, le=1000)
+    # Decision log checkpoints (ledger/seal.py); the key file defaults to <data_dir>/log-signing.key
+    log_signing_key_file: Path | None = None
+    log_origin: str = "offix-registry/guard-decisions"
+    # 0: none in the background (the CLI still writes them)
+    checkpoint_seconds: float = Field(300.0, ge=0, allow_inf_nan=False)
+    checkpoint_dir: Path | None = None
+    checkpoint_witness_url: str | None = None
+    # Data subjects' identifiers are stored only as HMAC-SHA256 digests under this key (guard/subjects.py);
+    # unset: a key file, <data_dir>/subject.key unless subject_key_file names another, created on first use.
+    subject_key: SecretStr | None = Field(None, min_length=16)
+    subject_key_file: Path | None = None
+    # Reminders
+    scheduler_enabled: bool = True
+    reminder_scan_time: str = "07:00"
+    reminder_days: Annotated[tuple[int, ...], NoDecode] = (90, 30, 7, 1)
+    smtp_host: str = "127.0.0.1"
+    smtp_port: int = Field(25, ge=1, le=65535)
+    smtp_username: str | None = None
+    smtp_password: SecretStr | None = None
+    smtp_tls: Literal["none", "starttls", "tls"] = "none"
+    smtp_from: str = "registry@offix.example"
+    webhook_url: str | None = None
+    webhook_secret: SecretStr | None = None
+    reminder_lapsed_interval_days: int = Field(7, ge=1)  # after expiry, remind this often while the party is active
+    reminder_retry_seconds: Seconds = 300.0  # first retry of a failed send; doubles per attempt
+    reminder_retry_max_seconds: Seconds = 21_600.0
+    # Web UI
+    session_secret: SecretStr | None = None
+    agreement_document_max_bytes: int = Field(20 * 1024 * 1024, ge=1)  # a signed PDF on file; past it, 413
+    secure_cookies: bool = True
+    # The language of pages without a browser preference, of e-mails to owners without one, and of the calendar.
+    # Offix works in Swedish; tests choose English explicitly.
+    default_language: Literal["sv", "en"] = "sv"
+
+    @field_validator("database_url")
+    @classmethod
+    def _database_url(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        try:
+            return normalise_database_url(value)
+        except SettingsError:
+            raise ValueError("must start with postgresql:// or postgresql+asyncpg://") from None
+
+    @field_validator("log_origin")
+    @classmethod
+    def _log_origin(cls, value: str) -> str:
+        # The checkpoints' origin line, also the signing key's name (signed-note): no whitespace, no plus sign.
+        if not value or any(c.isspace() or c == "+" for c in value):
+            raise ValueError("must have no spaces or plus signs")
+        return value
+
+    @field_validator("public_url")
+    @classmethod
+    def _public_url(cls, value: str) -> str:
+        return value.rstrip("/")
+
+    @field_validator("seed_file", mode="before")
+    @classmethod
+    def _seed_file(cls, value: Any) -> Any:
+        # REGISTRY_SEED_FILE set but empty means "no seed" (env_ignore_empty would otherwise restore the default).
+        return None if value == "" else value
+
+    @field_validator("log_format", mode="before")
+    @classmethod
+    def _log_format(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("smtp_tls", mode="before")
+    @classmethod
+    def _smtp_tls(cls, value: Any) -> Any:
+        return value.strip().lower() if isinstance(value, str) else value
+
+    @field_validator("reminder_days", mode="before")
+    @classmethod
+    def _reminder_days(cls, value: Any) -> Any:
+        if isinstance(value, str):
+            try:
+                value = [int(part) for part in value.split(",") if part.strip()]
+            except ValueError:
+                raise ValueError("must be a comma-separated list of whole numbers") from None
+        if isinstance(value, list | tuple | set):
+            if not value or any(isinstance(v, int) and v < 0 for v in value):
+                raise ValueError("must list non-negative whole numbers")
+            return tuple(sorted(set(value), reverse=True))
+        return value
+
+    @classmethod
+    def from_env(cls) -> "Settings":
+        """The settings from the environment, or SettingsError naming the first bad variable and why."""
+        import os
+
+        # An empty REGISTRY_SEED_FILE means "no seed"; pydantic-settings drops empty values (env_ignore_empty).
+        overrides: dict[str, Any] = {"seed_file": None} if os.environ.get("REGISTRY_SEED_FILE") == "" else {}
+        try:
+            return cls(**overrides)
+        except ValidationError as exc:
+            raise SettingsError(describe_validation_error(exc)) from None
+
+
+def describe_validation_error(exc: ValidationError) -> str:
+    """One line: the variable, why, and the value refused (secrets never shown)."""
+    error = exc.errors()[0]
+    field = str(error["loc"][0]) if error["loc"] else "?"
+    variable = ENV_PREFIX + field.upper()
+    reason = str(error["msg"]).removeprefix("Value error, ")
+    shown = (
+        "" if "secret" in field or "password" in field or field == "subject_key" else f", not {error.get('input')!r}"
+    )
+    more = f" (and {exc.error_count() - 1} more)" if exc.error_count() > 1 else ""
+    return f"{variable} {reason[:1].lower()}{reason[1:]}{shown}{more}"

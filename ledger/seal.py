@@ -1,0 +1,370 @@
+"""The decision log's evidence for outsiders: signed checkpoints written, stored and handed to witnesses, the
+checkpoints a verification is held to, and receipts (an entry with its inclusion proof to a checkpoint).
+
+Nothing here is on the guard's hot path: checkpoints are written by a background task (`CheckpointPublisher`)
+or the CLI, and receipts are read on request.
+"""
+
+import asyncio
+import base64
+import contextlib
+import heapq
+import json
+import logging
+import os
+import tempfile
+import uuid
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import asyncpg
+import httpx
+
+from kernel.tasks import cancel_and_wait
+from kernel.workers import WorkerProcess
+from ledger.append import EMPTY_CHAIN, ChainHead
+from ledger.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
+from ledger.entries import ENTRY_COLUMNS, WRITER_LINKS_BETWEEN, record_content
+from ledger.merkle import CompactRange, inclusion_proof, leaf_hash
+from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
+
+log = logging.getLogger(__name__)
+
+# Arbitrary, fixed advisory-lock id (ledger/append.py uses ...003): one checkpoint writer at a time.
+CHECKPOINT_LOCK_ID = 7_411_028_004
+WITNESS_TIMEOUT_SECONDS = 5.0
+LOG_ORIGIN = "offix-registry/guard-decisions"
+
+
+class CheckpointRefused(Exception):
+    """The log does not extend its last checkpoint: signing it would bless a rewrite or a truncation."""
+
+
+def signing_key_file(settings: Any) -> Path:
+    return settings.log_signing_key_file or settings.data_dir / "log-signing.key"
+
+
+def signer_for(settings: Any) -> Signer:
+    return load_or_create_signer(signing_key_file(settings), settings.log_origin)
+
+
+def verifier_for(settings: Any) -> Verifier:
+    """The log's public key, from the signing key file (which must exist: verifying never creates a key)."""
+    path = signing_key_file(settings)
+    if not path.exists():
+        raise CheckpointError(f"no signing key at {path}: pass the log's public key instead")
+    return signer_for(settings).verifier
+
+
+# --- Writing ---------------------------------------------------------------------------------------------
+
+
+async def _starting_point(connection: asyncpg.Connection, verifier: Verifier) -> tuple[CompactRange, Heads]:
+    """The tree and the writers' heads at the last stored checkpoint, when its subtrees reproduce its signed
+    root and its stored heads its signed digest; else the empty log's (the next checkpoint then rehashes
+    everything)."""
+    row = await connection.fetchrow("SELECT size, subtrees, note FROM guard_checkpoint ORDER BY size DESC LIMIT 1")
+    if row is None:
+        return CompactRange(), {}
+    try:
+        signed = open_checkpoint(row["note"], verifier)
+        compact = CompactRange(signed.size, [bytes.fromhex(h) for h in json.loads(row["subtrees"])])
+    except (CheckpointError, ValueError) as exc:
+        log.warning("the last stored checkpoint cannot be extended (%s): rehashing the whole log", exc)
+        return CompactRange(), {}
+    heads = await heads_at(connection, KnownCheckpoint(signed, "the last stored checkpoint"))
+    if compact.root() != signed.root_hash or heads is None:
+        log.warning("the last stored checkpoint's subtrees or heads do not match it: rehashing the whole log")
+        return CompactRange(), {}
+    return compact, heads
+
+
+@dataclass(frozen=True)
+class WrittenCheckpoint:
+    checkpoint: Checkpoint
+    note: str
+    new: bool  # False when the log had not grown since the last one (that one is returned)
+
+
+async def _seal(connection: asyncpg.Connection, heads: Heads) -> list[tuple[int, str]]:
+    """Every writer's entries committed since its sealed head (`heads`, moved to the new heads), checked as the
+    next of its chain, in the log's new order: by `seq`, each writer's entries in their chain's order.
+    CheckpointRefused when a chain does not extend what was sealed.
+
+    Places and links are checked, not contents: a checkpoint commits to the stored hashes, so an entry edited
+    before it was sealed still fails verify-log (its content against its hash), while rehashing every entry
+    here would cost the instance that seals (its event loop serves the guard) about 20 µs an entry."""
+    recorded = await connection.fetch("SELECT writer, last_wseq, last_hash FROM guard_log_writer ORDER BY writer")
+    chains: list[list[tuple[int, str]]] = []
+    for row in recorded:
+        writer, last = row["writer"], ChainHead(int(row["last_wseq"]), str(row["last_hash"]))
+        sealed = heads.get(writer, EMPTY_CHAIN)
+        if last.wseq < sealed.wseq or (last.wseq == sealed.wseq and last != sealed):
+            raise CheckpointRefused(f"writer {writer}'s head is behind the last checkpoint's (cut back)")
+        if last.wseq == sealed.wseq:
+            continue
+        chain: list[tuple[int, str]] = []
+        async with connection.transaction():  # (a cursor needs one; this is a savepoint)
+            async for record in connection.cursor(
+                WRITER_LINKS_BETWEEN, writer, sealed.wseq + 1, last.wseq, prefetch=5000
+            ):
+                chain.append((int(record["seq"]), extend_chain(heads, record, content=False)))
+        if heads.get(writer) != last:
+            raise CheckpointRefused(f"writer {writer}'s chain does not end at its head (entry {last.wseq})")
+        chains.append(chain)
+    # A merge keeps each writer's entries in their chain's order, whatever order the sequence gave them.
+    return list(heapq.merge(*chains))
+
+
+async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> WrittenCheckpoint:
+    """Seal the entries committed since the last checkpoint into the log's order, after checking that each
+    extends its writer's chain (links and hashes), and sign and store a checkpoint over them; CheckpointRefused
+    if the log does not extend the last checkpoint."""
+    async with connection.transaction():
+        await connection.execute("SELECT pg_advisory_xact_lock($1)", CHECKPOINT_LOCK_ID)
+        compact, heads = await _starting_point(connection, signer.verifier)
+        leaves = int(await connection.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM guard_log_leaf"))
+        if leaves < compact.size:
+            raise CheckpointRefused(
+                f"the log's order has {leaves} leaves, fewer than its last checkpoint's {compact.size}"
+            )
+        try:
+            # Leaves past the starting point (none, unless the last checkpoint could not be extended) are re-walked.
+            await walk_leaves(
+                connection, heads, compact.size, lambda _, digest: compact.append(leaf_hash(bytes.fromhex(digest)))
+            )
+            new_leaves = await _seal(connection, heads)
+        except BrokenChain as broken:
+            raise CheckpointRefused(broken.result(0).describe()) from None
+        for _, digest in new_leaves:
+            compact.append(leaf_hash(bytes.fromhex(digest)))
+        size = compact.size
+        if not new_leaves:
+            latest = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
+            if latest is not None:
+                return WrittenCheckpoint(open_checkpoint(latest, signer.verifier), latest, new=False)
+        checkpoint = Checkpoint(signer.name, size, compact.root(), signed_heads(heads))
+        stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
+        if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
+            try:
+                existing = open_checkpoint(stored, signer.verifier)
+                if existing.root_hash == checkpoint.root_hash:
+                    return WrittenCheckpoint(existing, stored, new=False)
+            except CheckpointError:
+                pass
+            raise CheckpointRefused(f"another checkpoint at size {size} is stored, not this key's or not this log's")
+        if new_leaves:
+            await connection.execute(
+                "INSERT INTO guard_log_leaf (leaf_index, seq) SELECT * FROM unnest($1::bigint[], $2::bigint[])",
+                list(range(size - len(new_leaves), size)),
+                [seq for seq, _ in new_leaves],
+            )
+        note = signer.sign(checkpoint.body())
+        await connection.execute(
+            "INSERT INTO guard_checkpoint (size, root_hash, heads, subtrees, note, created_at)"
+            " VALUES ($1, $2, $3::jsonb, $4::jsonb, $5, $6)",
+            size,
+            checkpoint.root_hash.hex(),
+            json.dumps({writer: [head.wseq, head.hash] for writer, head in sorted(heads.items())}),
+            json.dumps([s.hex() for s in compact.subtrees]),
+            note,
+            datetime.now(UTC),
+        )
+    return WrittenCheckpoint(checkpoint, note, new=True)
+
+
+def checkpoint_file_name(checkpoint: Checkpoint) -> str:
+    return f"checkpoint-{checkpoint.size:012d}.txt"
+
+
+def write_to_folder(folder: Path, written: WrittenCheckpoint) -> Path:
+    """One file per checkpoint, written whole or not at all (a temporary file renamed into place)."""
+    folder.mkdir(parents=True, exist_ok=True)
+    target = folder / checkpoint_file_name(written.checkpoint)
+    descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
+    try:
+        with os.fdopen(descriptor, "w", encoding="utf-8") as file:
+            file.write(written.note)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temporary, target)
+    except BaseException:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(temporary)
+        raise
+    return target
+
+
+async def hand_to_witnesses(
+    written: WrittenCheckpoint, folder: Path | None, url: str | None, witness_timeout: float = WITNESS_TIMEOUT_SECONDS
+) -> list[str]:
+    """Give the checkpoint to the witnesses configured; returns what failed (logged too). A witness that is
+    down costs at most `witness_timeout` and delays nothing else: the checkpoint is already stored."""
+    problems: list[str] = []
+    if folder is not None:
+        try:
+            await asyncio.to_thread(write_to_folder, folder, written)
+        except OSError as exc:
+            problems.append(f"witness folder {folder}: {exc}")
+    if url is not None:
+        try:
+            # httpx bounds each phase (connect, read…); asyncio.timeout bounds them all together.
+            async with asyncio.timeout(witness_timeout), httpx.AsyncClient(timeout=witness_timeout) as client:
+                response = await client.post(
+                    url, content=written.note.encode(), headers={"content-type": "text/plain; charset=utf-8"}
+                )
+            if response.status_code >= 300:
+                problems.append(f"witness {url}: HTTP {response.status_code}")
+        except TimeoutError:
+            problems.append(f"witness {url}: no answer within {witness_timeout:g} s")
+        except httpx.HTTPError as exc:
+            problems.append(f"witness {url}: {type(exc).__name__} {exc}")
+    for problem in problems:
+        log.warning("checkpoint at size %d not handed over: %s", written.checkpoint.size, problem)
+    return problems
+
+
+class CheckpointPublisher:
+    """A background task per instance: every `interval` seconds, a checkpoint if the log has grown, handed to
+    the witnesses. Concurrent instances take turns under an advisory lock; an unchanged log adds nothing.
+
+    The work runs in a worker process (kernel/workers.py): sealing walks every entry committed since the last
+    checkpoint, and on the server's event loop each walk would hold up the guard's checks."""
+
+    def __init__(self, dsn: str, settings: Any, interval: float) -> None:
+        self._dsn = dsn
+        self._settings = settings
+        self.interval = interval
+        self._task: asyncio.Task[None] | None = None
+        self._worker = WorkerProcess("checkpoint")
+        self.published = 0
+
+    def start(self) -> None:
+        self._task = asyncio.create_task(self._run(), name="guard-checkpoint-publisher")
+
+    async def stop(self) -> None:
+        await cancel_and_wait(self._task)
+        self._task = None
+        self._worker.close()
+
+    async def publish_once(self) -> Checkpoint:
+        """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
+        settings = self._settings
+        checkpoint, new = await self._worker.run(
+            publish_in_worker,
+            self._dsn,
+            str(signing_key_file(settings)),
+            settings.log_origin,
+            str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
+            settings.checkpoint_witness_url,
+        )
+        if new:
+            self.published += 1
+        return checkpoint
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval)
+            try:
+                await self.publish_once()
+            except Exception as exc:  # logged and retried next time: the guard goes on answering meanwhile
+                log.warning("checkpoint not written: %s", exc)
+
+
+def publish_in_worker(
+    dsn: str, key_file: str, origin: str, folder: str | None, witness_url: str | None
+) -> tuple[Checkpoint, bool]:
+    """In the worker process: write a checkpoint if the log has grown, hand a new one to the witnesses; the
+    latest checkpoint (signed there, so the server need not read the key to learn it) and whether it is new."""
+
+    async def main() -> tuple[Checkpoint, bool]:
+        signer = load_or_create_signer(Path(key_file), origin)
+        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
+        try:
+            written = await write_checkpoint(connection, signer)
+        finally:
+            await connection.close(timeout=5)
+        if written.new:
+            await hand_to_witnesses(written, Path(folder) if folder is not None else None, witness_url)
+        return written.checkpoint, written.new
+
+    return asyncio.run(main())
+
+
+# --- Verifying ---------------------------------------------------------------------------------------------
+
+
+def checkpoints_in_folder(folder: Path, verifier: Verifier) -> list[KnownCheckpoint]:
+    """Every checkpoint file in `folder` (hidden and temporary files aside), each signature-checked;
+    CheckpointError naming the first file refused."""
+    known: list[KnownCheckpoint] = []
+    for path in sorted(folder.iterdir()):
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        source = f"checkpoint file {path.name}"
+        try:
+            known.append(KnownCheckpoint(open_checkpoint(path.read_text(encoding="utf-8"), verifier), source))
+        except (CheckpointError, UnicodeDecodeError) as exc:
+            raise CheckpointError(f"{source} is refused: {exc}") from None
+    return known
+
+
+async def stored_checkpoints(connection: asyncpg.Connection, verifier: Verifier) -> list[KnownCheckpoint]:
+    known: list[KnownCheckpoint] = []
+    for row in await connection.fetch("SELECT size, note FROM guard_checkpoint ORDER BY size"):
+        source = f"the stored checkpoint at size {row['size']}"
+        try:
+            known.append(KnownCheckpoint(open_checkpoint(row["note"], verifier), source))
+        except CheckpointError as exc:
+            raise CheckpointError(f"{source} is refused: {exc}") from None
+    return known
+
+
+# --- Receipts ----------------------------------------------------------------------------------------------
+
+
+async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:
+    """A logged decision with what a third party needs to check it: the content its hash covers (naming its
+    writer and its place in that writer's chain), the previous hash and its own, its `seq`, and, once a
+    checkpoint covers it, its leaf index, that signed checkpoint and the RFC 6962 inclusion proof of its leaf.
+
+    Building the proof reads the leaves' hashes up to the checkpoint's size (32 bytes an entry)."""
+    record = await connection.fetchrow(
+        f"SELECT {ENTRY_COLUMNS}, (SELECT leaf_index FROM guard_log_leaf l WHERE l.seq = d.seq) AS leaf_index"
+        " FROM guard_decision d WHERE decision_id = $1",
+        decision_id,
+    )
+    if record is None:
+        return None
+    leaf_index = record["leaf_index"]
+    document: dict[str, Any] = {
+        "sequence": int(record["seq"]),
+        "writer": record["writer"],
+        "wseq": int(record["wseq"]),
+        "content": record_content(record),
+        "prev_hash": record["prev_hash"],
+        "hash": record["hash"],
+        "leaf_index": leaf_index,
+        "checkpoint": None,
+        "inclusion_proof": None,
+    }
+    checkpoint = (
+        await connection.fetchrow(
+            "SELECT size, note FROM guard_checkpoint WHERE size > $1 ORDER BY size DESC LIMIT 1", leaf_index
+        )
+        if leaf_index is not None
+        else None
+    )
+    if checkpoint is not None:
+        size = int(checkpoint["size"])
+        hashes = await connection.fetch(
+            "SELECT d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
+            " WHERE l.leaf_index < $1 ORDER BY l.leaf_index",
+            size,
+        )
+        leaves = [leaf_hash(bytes.fromhex(row["hash"])) for row in hashes]
+        document["checkpoint"] = checkpoint["note"]
+        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_proof(leaf_index, leaves)]
+    return document

@@ -1,0 +1,102 @@
+"""Guard decision log tables (owned by the guard work; see ledger/append.py).
+
+The log is append-only and hash-chained per writer: each entry's `hash` is sha256 over its canonical content
+and the hash of the same writer's previous entry, and `wseq` numbers a writer's entries without gaps.
+`guard_log_writer` holds each writer's last `wseq` and hash, so that deleting a writer's newest entries is
+detected too. `seq` locates an entry in the whole log (taken from a sequence: unique, rising, not gapless);
+`guard_log_leaf` is the log's global order, the leaves of the Merkle tree that checkpoints sign.
+"""
+
+import uuid
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy import BigInteger, Column, Index, String, Text, text
+from sqlalchemy.dialects.postgresql import JSONB, UUID
+from sqlmodel import Field, SQLModel
+
+from kernel.columns import timestamp_column
+
+
+class GuardDecision(SQLModel, table=True):
+    __tablename__ = "guard_decision"
+    __table_args__ = (
+        Index("guard_decision_recipient", "recipient", "seq"),
+        # One person's recipients (GET /api/subjects/recipients): only entries naming a subject are indexed.
+        Index(
+            "guard_decision_subject",
+            "subject_digest",
+            "seq",
+            postgresql_where=text("subject_digest IS NOT NULL"),
+        ),
+        Index("guard_decision_decided_at_seq", "decided_at", "seq"),
+        # Only the denials (the rare outcome, the one looked for): nothing more to maintain for an allowed one.
+        Index("guard_decision_denied", "seq", postgresql_where=text("NOT allowed")),
+        Index("guard_decision_denied_recipient", "recipient", "seq", postgresql_where=text("NOT allowed")),
+        Index("guard_decision_writer_wseq", "writer", "wseq", unique=True),
+    )
+
+    seq: int = Field(
+        sa_column=Column(
+            BigInteger, primary_key=True, autoincrement=False, server_default=text("nextval('guard_decision_seq')")
+        )
+    )
+    writer: str = Field(max_length=64)
+    wseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    decision_id: uuid.UUID = Field(sa_column=Column(UUID(as_uuid=True), nullable=False, unique=True))
+    decided_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    caller: str = Field(max_length=200)
+    recipient: str = Field(max_length=200)
+    allowed: bool
+    request: dict[str, Any] = Field(sa_column=Column(JSONB, nullable=False))
+    reasons: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    warnings: list[dict[str, Any]] = Field(sa_column=Column(JSONB, nullable=False))
+    agreement: str | None = Field(default=None, max_length=64)
+    ruleset: str = Field(max_length=200)
+    prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # The keyed digest of the request's `subject_ref` (never the identifier): the same value the hashed
+    # `request` holds as `subject_ref_digest`, in a column of its own so that it can be indexed.
+    subject_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+
+
+class GuardLogWriter(SQLModel, table=True):
+    """A writer's chain head: its last `wseq` and that entry's hash (only ever moved forward, by a trigger)."""
+
+    __tablename__ = "guard_log_writer"
+
+    writer: str = Field(max_length=64, primary_key=True)
+    last_wseq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    started_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    started_by: str = Field(max_length=200)
+
+
+class GuardLogLeaf(SQLModel, table=True):
+    """The log's global order: leaf `leaf_index` of the Merkle tree is entry `seq` (assigned when sealed)."""
+
+    __tablename__ = "guard_log_leaf"
+    __table_args__ = (Index("guard_log_leaf_seq", "seq", unique=True),)
+
+    leaf_index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GuardCheckpoint(SQLModel, table=True):
+    """A signed checkpoint of the log (ledger/checkpoint.py), as the service wrote and handed it to witnesses.
+
+    `subtrees` is the Merkle tree's compact range at `size` (hex, largest subtree first): the next checkpoint
+    extends it with the entries since instead of rehashing the whole log. It is checked against the signed root
+    before use, so an edited copy costs a full rebuild, never a wrong checkpoint."""
+
+    __tablename__ = "guard_checkpoint"
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    root_hash: str = Field(sa_column=Column(String(64), nullable=False))
+    # A checkpoint of the single chain before migration 0014 signed its chain hash; later ones sign every
+    # writer's head ({writer: [wseq, hash]}, kept here so that `verify-log --since-checkpoint` can start there).
+    chain_hash: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    heads: dict[str, list[Any]] | None = Field(default=None, sa_column=Column(JSONB, nullable=True))
+    subtrees: list[str] = Field(sa_column=Column(JSONB, nullable=False))
+    note: str = Field(sa_column=Column(Text, nullable=False))
+    created_at: datetime = Field(sa_column=timestamp_column(nullable=False))

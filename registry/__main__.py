@@ -1,5 +1,0 @@
-"""`python -m registry` runs the same command line as `registry`."""
-
-from registry.cli import main
-
-main()

@@ -1,0 +1,203 @@
+"""The composition root: every long-lived part of one app instance, built from the settings in one place,
+started and stopped in order by the app's lifespan, and handed to handlers by dependency injection.
+
+Handlers ask for `services: NamedDependency[Services]` (Litestar's `Provide`, see `dependencies`); middleware,
+hooks and the check lane, which are not handlers, read the same object through `services_of(app)`. Nothing else
+is kept on the app's state: one typed object instead of a dozen untyped attributes, so a reader and mypy can
+follow every use to its definition. The CLI builds what it needs through `open_guard` with the same constructors.
+"""
+
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
+from dataclasses import dataclass, field
+from typing import Any
+
+from apscheduler.schedulers.asyncio import AsyncIOScheduler
+from litestar import Litestar, Request
+from litestar.connection import ASGIConnection
+from litestar.di import Provide
+from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
+
+from guard.fairness import BatchAdmission
+from guard.objections import ObjectionIndex
+from guard.service import GuardRuntime
+from guard.snapshot import SnapshotRefresher
+from guard.subjects import SubjectKey, subject_key_for
+from kernel.db import asyncpg_dsn, dispose_within, make_engine, make_sessionmaker, session_scope
+from kernel.settings import Settings
+from ledger.append import DecisionLogWriter
+from ledger.seal import CheckpointPublisher
+from registry.credentials import Principal
+from registry.jobs.scheduler import start_scheduler
+from registry.reports import ReportWorker
+from registry.services.users import principal_for_session, shared_secret
+from registry.snapshot_source import RegistryTables
+from web.api_keys import ApiKeyCache
+
+SERVICES = "services"  # the one key of the app's state
+SESSION_COOKIE = "registry_session"  # the UI's sign-in cookie; web/auth.py re-exports it
+UI_SESSION_SECRET = "ui_session_secret"  # the shared secret the UI's CSRF tokens are keyed with, when not set
+
+SessionResolver = Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[Principal | None]]
+
+
+@dataclass
+class Services:
+    """One app instance's running parts."""
+
+    settings: Settings
+    engine: AsyncEngine
+    sessionmaker: async_sessionmaker[AsyncSession]
+    api_keys: ApiKeyCache
+    reports: ReportWorker
+    subject_key: SubjectKey
+    log_writer: DecisionLogWriter
+    snapshots: SnapshotRefresher
+    objections: ObjectionIndex
+    checkpoints: CheckpointPublisher | None
+    guard: GuardRuntime
+    batches: BatchAdmission
+    scheduler: AsyncIOScheduler | None = None
+    # The UI's CSRF key: from the settings, else the secret every instance shares in the database (read at start).
+    csrf_secret: str | None = None
+    resolve_session: SessionResolver = field(init=False)
+
+    def __post_init__(self) -> None:
+        self.resolve_session = self._signed_in_user
+
+    async def _signed_in_user(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+        token = connection.cookies.get(SESSION_COOKIE)
+        if not token or len(token) > 200:
+            return None
+        async with self.sessionmaker() as session:
+            return await principal_for_session(session, token)
+
+
+def build_services(settings: Settings, *, role: str = "guard") -> Services:
+    """Every part constructed, none started. The subject key is read (or created) here, before serving: a
+    guard that cannot digest a subject must not start. `role` names who writes to the decision log."""
+    assert settings.database_url, "REGISTRY_DATABASE_URL is not set"
+    dsn = asyncpg_dsn(settings.database_url)
+    engine = make_engine(settings.database_url)
+    sessionmaker = make_sessionmaker(engine)
+    subject_key = subject_key_for(settings)
+    log_writer = DecisionLogWriter(dsn, batch_max=settings.decision_log_batch_max, role=role)
+    snapshots = SnapshotRefresher(
+        sessionmaker,
+        settings.database_url,
+        max_age_seconds=settings.snapshot_max_age_seconds,
+        poll_seconds=settings.snapshot_poll_seconds,
+        full_reload_seconds=settings.snapshot_full_reload_seconds,
+        source=RegistryTables(),
+    )
+    objections = ObjectionIndex(
+        dsn, max_age_seconds=settings.snapshot_max_age_seconds, poll_seconds=settings.snapshot_poll_seconds
+    )
+    # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
+    checkpoints = (
+        CheckpointPublisher(dsn, settings, settings.checkpoint_seconds) if settings.checkpoint_seconds > 0 else None
+    )
+    return Services(
+        settings=settings,
+        engine=engine,
+        sessionmaker=sessionmaker,
+        api_keys=ApiKeyCache(),
+        reports=ReportWorker(),
+        subject_key=subject_key,
+        log_writer=log_writer,
+        snapshots=snapshots,
+        objections=objections,
+        checkpoints=checkpoints,
+        guard=GuardRuntime(
+            snapshots=snapshots, log=log_writer, settings=settings, objections=objections, subject_key=subject_key
+        ),
+        batches=BatchAdmission(settings.guard_batches_per_key),
+    )
+
+
+@asynccontextmanager
+async def running(services: Services) -> AsyncIterator[Services]:
+    """Start the parts in order (the log writer before the guard answers, the snapshot before it decides) and
+    stop them in reverse, whatever failed in between."""
+    settings = services.settings
+    try:
+        services.csrf_secret = settings.session_secret.get_secret_value() if settings.session_secret else None
+        if not services.csrf_secret:
+            async with session_scope(services.sessionmaker) as session:
+                services.csrf_secret = await shared_secret(session, UI_SESSION_SECRET)
+        services.log_writer.start()
+        await services.snapshots.start()
+        await services.objections.start()
+        if services.checkpoints is not None:
+            services.checkpoints.start()
+        if settings.scheduler_enabled:
+            services.scheduler = await start_scheduler(services.sessionmaker, settings)
+        yield services
+    finally:
+        if services.scheduler is not None:
+            services.scheduler.shutdown(wait=False)
+            services.scheduler = None
+        if services.checkpoints is not None:
+            await services.checkpoints.stop()
+        await services.objections.stop()
+        await services.snapshots.stop()
+        await services.log_writer.stop()
+        services.reports.close()
+        await dispose_within(services.engine)
+
+
+@asynccontextmanager
+async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
+    """The guard alone, for one command (`registry guard check`): the same parts a serving instance decides
+    with (snapshot, objection index, decision-log writer), started for the command and stopped after it."""
+    services = build_services(settings, role="cli")
+    services.log_writer.start()
+    try:
+        await services.snapshots.start()
+        await services.objections.start()
+        yield services.guard
+    finally:
+        await services.objections.stop()
+        await services.snapshots.stop()
+        await services.log_writer.stop()
+        await dispose_within(services.engine)
+
+
+def lifespan(settings: Settings) -> Callable[[Litestar], Any]:
+    """The app's lifespan: build the services, keep them as the app's one piece of state, run them."""
+
+    @asynccontextmanager
+    async def composition_root(app: Litestar) -> AsyncIterator[None]:
+        async with running(build_services(settings)) as services:
+            app.state[SERVICES] = services
+            try:
+                yield
+            finally:
+                del app.state[SERVICES]
+
+    return composition_root
+
+
+class ServicesNotStarted(RuntimeError):
+    """A request arrived before the lifespan built the services, or after it stopped them."""
+
+
+def services_of(app: Litestar) -> Services:
+    services = app.state.get(SERVICES)
+    if not isinstance(services, Services):
+        raise ServicesNotStarted("the app's services are not running")
+    return services
+
+
+def started_services(app: Litestar) -> Services | None:
+    """The services when they run, else None (health and the check lane answer without them)."""
+    services = app.state.get(SERVICES)
+    return services if isinstance(services, Services) else None
+
+
+def _provide_services(request: Request[Any, Any, Any]) -> Services:
+    # The request, not an injected `state`: Litestar copies the app's state for each injection of it.
+    return services_of(request.app)
+
+
+dependencies: dict[str, Provide] = {"services": Provide(_provide_services, sync_to_thread=False)}
