@@ -6,10 +6,10 @@ from datetime import date
 from typing import Any
 
 import yaml
-from registry.findings import snapshot_from_document
 
 from guard.policy import ReasonCode
 from kernel import i18n
+from registry.findings import snapshot_from_document
 from registry.services.registry_document import parse_document
 from tests.conftest import SEED_FILE
 from web.ui import reasons, views, words
