@@ -37,8 +37,13 @@ def statuses(raw: dict[str, Any]) -> dict[str, str]:
     return out
 
 
-def test_every_reason_code_of_the_guard_has_a_sentence_of_its_own():
+def test_every_reason_code_of_the_guard_has_a_sentence_and_a_title_of_its_own():
     assert [code for code in ReasonCode if code.value not in reasons.SENTENCES] == []
+    assert [code for code in ReasonCode if code.value not in reasons.TITLES] == []
+    with i18n.use_locale("sv"):
+        assert reasons.reason_title("SUBPROCESSOR_UNAPPROVED") == (
+            "underbiträdet är inte godkänt <code>SUBPROCESSOR_UNAPPROVED</code>"
+        )
 
 
 def test_a_reason_reads_as_a_swedish_sentence_with_its_party_territory_and_chain_filled_in():

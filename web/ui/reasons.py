@@ -73,6 +73,42 @@ SENTENCES: dict[str, str] = {
     "GUARD_UNAVAILABLE": N_("The guard cannot decide right now, so the share is refused. Try again in a moment."),
 }
 MISSING = "—"
+# A short title per code, where a reason is named without its fields (the dashboard's groups of denials).
+TITLES: dict[str, str] = {
+    "RECIPIENT_UNKNOWN": N_("recipient not in the registry"),
+    "RECIPIENT_INACTIVE": N_("recipient inactive"),
+    "RECIPIENT_IS_AUTHORITY": N_("recipient is an authority"),
+    "NO_AGREEMENT": N_("no agreement in force"),
+    "AGREEMENT_INCOMPLETE": N_("agreement lacks Art. 28(3) clauses"),
+    "CATEGORY_NOT_COVERED": N_("data category not covered by the agreement"),
+    "PURPOSE_NOT_COVERED": N_("purpose not covered by the agreement"),
+    "SUBJECT_NOT_COVERED": N_("data subjects not covered by the agreement"),
+    "CATEGORY_UNKNOWN": N_("unknown data category"),
+    "PURPOSE_UNKNOWN": N_("unknown purpose"),
+    "SPECIAL_CATEGORY": N_("special-category data"),
+    "LOCATION_OUTSIDE_EEA": N_("place outside the EU/EEA"),
+    "SUBPROCESSOR_OUTSIDE_EEA": N_("sub-processor outside the EU/EEA"),
+    "SUBPROCESSOR_UNAPPROVED": N_("sub-processor not approved"),
+    "SUBPROCESSOR_OBJECTED": N_("sub-processor objected to"),
+    "DESTINATION_OUTSIDE_EEA": N_("destination outside the EU/EEA"),
+    "DESTINATION_UNDECLARED": N_("destination not declared"),
+    "TERRITORY_UNKNOWN": N_("unknown territory code"),
+    "AGREEMENT_PERMITS_TRANSFER": N_("agreement permits transfers outside the EU/EEA"),
+    "PURPOSE_NOT_PUBLISHED": N_("purpose not in the privacy policy"),
+    "SUBJECT_OBJECTED": N_("the person has objected"),
+    "SUBJECT_REF_MISSING": N_("person not named for marketing"),
+    "AGREEMENT_EXPIRING": N_("agreement ending soon"),
+    "AGREEMENT_UNDOCUMENTED": N_("no signed copy on file"),
+    "GUARD_UNAVAILABLE": N_("the guard could not decide"),
+}
+
+
+def reason_title(code: str) -> Markup:
+    """A code's short title, then the code: for a reason named without its fields."""
+    title = TITLES.get(code)
+    if title is None:
+        return Markup("<code>{}</code>").format(code)
+    return Markup("{} <code>{}</code>").format(gettext(title), code)
 
 
 class PartyNames(Mapping[str, str]):

@@ -44,6 +44,7 @@ def template_engine() -> JinjaTemplateEngine:
         day=i18n.day,
         number=i18n.number,
         reason_line=reasons.reason_line,
+        reason_title=reasons.reason_title,
     )
     return engine
 
