@@ -1,12 +1,14 @@
 """`registry objections import FILE.csv`: a mail tool's unsubscribe list recorded as objections."""
 
-from datetime import date, datetime
+from datetime import datetime
 from pathlib import Path
 
 import click
 
 from cli.context import CLI_ACTOR, Context, pass_context, reported_errors
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
 from guard.subjects import subject_key_for
+from kernel.calendar import controller_today
 from registry.services.objections import import_unsubscribes, parse_unsubscribes
 
 
@@ -19,8 +21,8 @@ def objections() -> None:
 @click.argument("file", type=click.Path(exists=True, dir_okay=False, path_type=Path))
 @click.option(
     "--scope",
-    type=click.Choice(["direct_marketing", "all"]),
-    default="direct_marketing",
+    type=click.Choice(OBJECTION_SCOPES),
+    default=OBJECTION_SCOPE_DIRECT_MARKETING,
     show_default=True,
     help="what the listed people objected to",
 )
@@ -35,8 +37,8 @@ def objections() -> None:
 def import_objections(context: Context, file: Path, scope: str, source: str, received_on: datetime | None) -> None:
     """Record an objection for every address in FILE (a CSV with a header row naming an address column, such as
     a mail tool's unsubscribe export); all rows or none. Running guards obey them within their snapshot bound."""
-    day = received_on.date() if received_on is not None else date.today()
     with reported_errors():
+        day = received_on.date() if received_on is not None else context.run(controller_today)
         rows = parse_unsubscribes(file.read_bytes(), subject_key_for(context.settings), default_day=day, scope=scope)
         summary = context.run(lambda s: import_unsubscribes(s, rows, scope=scope, source=source, actor=CLI_ACTOR))
     click.echo(

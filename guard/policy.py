@@ -70,7 +70,7 @@ from enum import StrEnum
 from functools import lru_cache
 from importlib.metadata import version
 from types import MappingProxyType
-from typing import Any, Protocol
+from typing import Any, Literal, Protocol, get_args
 
 from fideslang import DEFAULT_TAXONOMY
 
@@ -379,8 +379,12 @@ class AgreementView:
 # (one entry per objection, so a scope may repeat).
 Objections = Mapping[str, Sequence[str]]
 NO_OBJECTIONS: Objections = MappingProxyType({})
-OBJECTION_SCOPE_ALL = "all"
-OBJECTION_SCOPE_DIRECT_MARKETING = "direct_marketing"
+# What a data subject objects to (DESIGN §2 Objection): the one vocabulary the schemas, services, API, UI and
+# CLI all take theirs from.
+ObjectionScope = Literal["direct_marketing", "all"]
+OBJECTION_SCOPES: tuple[ObjectionScope, ...] = get_args(ObjectionScope)
+OBJECTION_SCOPE_ALL: ObjectionScope = "all"
+OBJECTION_SCOPE_DIRECT_MARKETING: ObjectionScope = "direct_marketing"
 MARKETING = "marketing"
 # Stands in for a subject reference in the decision memo: whether a subject was named changes the answer,
 # which subject it was only through `objection_reasons`, applied after the memo.

@@ -30,7 +30,6 @@ from datetime import date, datetime
 from typing import Any, Protocol
 from zoneinfo import ZoneInfo
 
-import asyncpg
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
@@ -40,21 +39,16 @@ from guard.policy import (
     Snapshot,
     ruleset_name,
 )
+from guard.refresher import RETRY_SECONDS, ListeningRefresher
 from kernel.calendar import controller_timezone
 from kernel.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn, registry_revision
-from kernel.tasks import cancel_and_wait, close_listening, open_listening
 
 log = logging.getLogger(__name__)
 
 POLICY_NAME = "eea-only"
-# Reconnect attempts while the database is away: often enough to recover fast, rarely enough to be quiet.
-LISTENER_RETRY_SECONDS = 0.5
 # The longest one statement of a reload or currency check may run (a read of a large registry takes well
 # under a second per fetch); past it the server ends the statement and the refresher tries again.
 STATEMENT_TIMEOUT_MS = 30_000
-# Currency checks run at least this many times per age bound, so an unchanged registry keeps its snapshot
-# usable however long the configured poll interval is.
-CHECKS_PER_AGE_BOUND = 3
 # The safety net under applied changes: the whole registry is read again this often whatever happened.
 FULL_RELOAD_SECONDS = 3600.0
 # Past these a run of changes is read as a full reload: many revisions or many records at once (an instance
@@ -243,8 +237,10 @@ class SnapshotUnavailable(Exception):
     """The guard cannot decide: it holds no snapshot it may trust."""
 
 
-class SnapshotRefresher:
+class SnapshotRefresher(ListeningRefresher):
     """Holds this instance's snapshot and keeps it current; one LISTEN connection per instance."""
+
+    what = "registry snapshot"
 
     def __init__(
         self,
@@ -257,34 +253,27 @@ class SnapshotRefresher:
         ruleset: str = POLICY_NAME,
         full_reload_seconds: float = FULL_RELOAD_SECONDS,
     ) -> None:
+        super().__init__(
+            asyncpg_dsn(database_url),
+            REGISTRY_CHANGED_CHANNEL,
+            max_age_seconds=max_age_seconds,
+            poll_seconds=poll_seconds,
+        )
         self._sessionmaker = sessionmaker
         self._source = source
         self.full_reload_seconds = full_reload_seconds
-        self._dsn = asyncpg_dsn(database_url)
-        self.max_age_seconds = max_age_seconds
-        self.poll_seconds = poll_seconds
         self.ruleset = ruleset
         self.current: LoadedSnapshot | None = None
         self.reloads = 0  # full reloads
         self.applied = 0  # runs of changes applied without a full reload
-        self.last_error: str | None = None
         self._reloaded_at = -math.inf
         self._full_wanted = False
-        self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._unconfirmed = False
-        self._listener: asyncpg.Connection | None = None
-        self._changed = asyncio.Event()
-        self._listener_lost = asyncio.Event()
-        self._task: asyncio.Task[None] | None = None
 
     # --- State -------------------------------------------------------------------------------------
 
-    @property
-    def listening(self) -> bool:
-        return self._listener is not None and not self._listener.is_closed()
-
-    def age_seconds(self) -> float | None:
-        return None if self.current is None else time.monotonic() - self.current.confirmed_at
+    def position(self) -> int | None:
+        return None if self.current is None else self.current.revision
 
     def usable(self) -> LoadedSnapshot:
         """The snapshot to decide on, or SnapshotUnavailable.
@@ -323,26 +312,6 @@ class SnapshotRefresher:
             "reloads": self.reloads,
             "changes_applied": self.applied,
         }
-
-    async def wait_for(self, revision: int, within_seconds: float) -> int | None:
-        """Wait until the snapshot holds registry `revision` (this instance's guard obeys it), at most
-        `within_seconds`; the revision the snapshot holds then (lower than `revision` when it has not caught up)."""
-        current = self.current
-        if current is not None and current.revision >= revision:
-            return current.revision
-        if within_seconds > 0:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry = (revision, waiter)
-            self._waiters.append(entry)
-            self._changed.set()  # catch up now rather than when the write's notice arrives
-            try:
-                await asyncio.wait_for(waiter, within_seconds)
-            except TimeoutError:
-                pass
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(entry)
-        return None if self.current is None else self.current.revision
 
     # --- Loading -----------------------------------------------------------------------------------
 
@@ -447,85 +416,30 @@ class SnapshotRefresher:
         """`loaded` matches the tables as of its `confirmed_at`: it becomes the snapshot decisions use."""
         self.current = loaded
         self._unconfirmed = False
-        self.last_error = None
-        for revision, waiter in self._waiters:
-            if revision <= loaded.revision and not waiter.done():
-                waiter.set_result(None)
+        self._confirmed_at(loaded.confirmed_at)
         return loaded
 
-    # --- Listening ---------------------------------------------------------------------------------
+    # --- Listening (guard/refresher.py runs the loop) -------------------------------------------------
 
-    def _on_notice(self, _connection: Any, _pid: int, _channel: str, payload: str) -> None:
+    def _noticed(self, payload: str) -> None:
         # The registry's notices name their revision, and its change row says what changed. A notice without
         # one was sent by hand (an operator, a script): what changed is unknown, so everything is read again.
         if not _REVISION_NOTICE.match(payload):
             self._full_wanted = True
-        self._changed.set()
 
-    def _on_termination(self, *_: Any) -> None:
-        log.warning("registry change listener lost its connection")
+    def _lost(self) -> None:
         # Changes made while no one listens go unseen: the snapshot is unconfirmed until the next reload.
         self._unconfirmed = True
-        self._listener_lost.set()
-        self._changed.set()  # wake the loop so it reconnects now
 
-    async def _connect_listener(self) -> None:
-        self._listener = await open_listening(
-            self._dsn, REGISTRY_CHANGED_CHANNEL, self._on_notice, self._on_termination
-        )
-        self._listener_lost.clear()
+    def _wait_seconds(self) -> float:
+        every = super()._wait_seconds()
+        return every if not self._unconfirmed else min(every, RETRY_SECONDS)
 
-    async def _close_listener(self) -> None:
-        connection, self._listener = self._listener, None
-        await close_listening(connection, self._on_termination)
+    async def _load_first(self) -> None:
+        await self.reload()
 
-    async def start(self) -> None:
-        """Load once before serving (failing quietly: the loop keeps trying), then keep it fresh."""
-        with contextlib.suppress(Exception):
-            await self._connect_listener()
-        try:
-            await self.reload()
-        except Exception:
-            log.exception("could not load the registry snapshot at start-up; the guard answers 503 until it can")
-        self._task = asyncio.create_task(self._run(), name="guard-snapshot-refresher")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self._close_listener()
-
-    async def _run(self) -> None:
-        while True:
-            try:
-                await self._step()
-            except asyncio.CancelledError:
-                raise
-            except Exception:  # never let the refresher die: the guard would silently go stale
-                log.exception("snapshot refresher step failed")
-                await asyncio.sleep(LISTENER_RETRY_SECONDS)
-
-    async def _step(self) -> None:
-        if not self.listening or self._listener_lost.is_set():
-            await self._close_listener()
-            try:
-                await self._connect_listener()
-            except Exception as exc:
-                self.last_error = f"listener: {type(exc).__name__}: {exc}"
-                await asyncio.sleep(LISTENER_RETRY_SECONDS)
-                return
-            # Notices sent while we were away are lost: catch up now (through the change rows, or in full).
-            self._changed.set()
-        every = min(self.poll_seconds, self.max_age_seconds / CHECKS_PER_AGE_BOUND)
-        wait = every if not self._unconfirmed else min(every, LISTENER_RETRY_SECONDS)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout=wait)
-        # Clear before reading: a notice arriving during the reload sets it again and causes one more
-        # reload, so a burst of writes costs at most two reloads and the last write is always seen.
-        self._changed.clear()
+    async def _refresh(self) -> None:
         full, self._full_wanted = self._full_wanted, False
-        if self._listener_lost.is_set():
-            self._full_wanted = full
-            return  # reconnect first, then reload
         try:
             if full or time.monotonic() - self._reloaded_at > self.full_reload_seconds:
                 await self.reload()

@@ -43,7 +43,7 @@ COUNT_EXACTLY_UP_TO = 1000
 
 
 @dataclass(frozen=True, slots=True)
-class DecisionPage:
+class FoundDecisions:
     """A page of the log, newest first. `next_cursor` (None on the last page) continues after its last entry:
     the sequence number it is below. `total` counts every matching entry when `total_exact`, else it is an
     estimate above COUNT_EXACTLY_UP_TO."""
@@ -149,7 +149,7 @@ async def list_decisions(
     limit: int = 50,
     offset: int = 0,
     before: int | None = None,
-) -> DecisionPage:
+) -> FoundDecisions:
     """Decisions newest first (by seq), filtered (`decision_filters`).
 
     Keyset paging: `before` (a page's `next_cursor`) starts below that sequence number, through an index,
@@ -167,7 +167,7 @@ async def list_decisions(
     more = len(rows) > limit
     rows = rows[:limit]
     total, exact = await _total(session, conditions, since is not None or until is not None)
-    return DecisionPage(
+    return FoundDecisions(
         items=[decision_document(row) for row in rows],
         total=total,
         total_exact=exact,

@@ -35,7 +35,6 @@ log = logging.getLogger(__name__)
 # Arbitrary, fixed advisory-lock id (ledger/append.py uses ...003): one checkpoint writer at a time.
 CHECKPOINT_LOCK_ID = 7_411_028_004
 WITNESS_TIMEOUT_SECONDS = 5.0
-LOG_ORIGIN = "offix-registry/guard-decisions"
 
 
 class CheckpointRefused(Exception):

@@ -17,10 +17,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
+from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES, ObjectionScope
 from guard.subjects import SubjectError, normalise_subject
 from guard.territory import is_iso_territory
-from kernel.calendar import DEFAULT_TIMEZONE
+from kernel.calendar import DEFAULT_TIMEZONE, calendar_today
 from kernel.text import no_nul_characters
 
 Role = Literal["processor", "sub_processor", "independent_controller", "authority"]
@@ -378,14 +378,13 @@ def _subject_identifier(value: str) -> str:
 
 def _not_after_tomorrow(day: date) -> date:
     # (Tomorrow: a request received late in the evening abroad may be dated a day ahead of Stockholm.)
-    if day > date.today() + timedelta(days=1):
+    if day > calendar_today(None) + timedelta(days=1):
         raise ValueError(f"{day.isoformat()} is in the future: the date the objection was received")
     return day
 
 
 # A data subject's identifier (an e-mail address, a customer number), held only until it is digested.
 SubjectIdentifier = Annotated[str, StringConstraints(max_length=320), AfterValidator(_subject_identifier)]
-ObjectionScope = Literal["direct_marketing", "all"]
 
 
 class ObjectionIn(Strict):

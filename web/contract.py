@@ -119,6 +119,19 @@ class ReasonAnswer(TypedDict):
     category: NotRequired[str]
 
 
+class GuardAnswer(TypedDict):
+    """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
+
+    decision_id: str
+    allowed: bool
+    reasons: list[ReasonAnswer]
+    warnings: list[ReasonAnswer]
+    agreement: str | None
+    ruleset: str
+    decided_at: str
+    sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
+
+
 class DecisionRequest(TypedDict):
     recipient: str
     purpose: str

@@ -13,8 +13,6 @@ from sqlmodel import Field, SQLModel
 
 from kernel.columns import timestamp_column, utcnow
 
-OBJECTION_SCOPES = ("direct_marketing", "all")
-
 
 class Objection(SQLModel, table=True):
     __tablename__ = "objection"

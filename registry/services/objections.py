@@ -10,7 +10,7 @@ import csv
 import io
 from collections.abc import Sequence
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -19,6 +19,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from guard.objections import OBJECTION_WRITE_LOCK_ID, OBJECTIONS_CHANGED_CHANNEL
+from guard.policy import OBJECTION_SCOPES
 from guard.subjects import SubjectError, SubjectKey
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from ledger.entries import format_timestamp
@@ -218,7 +219,7 @@ def parse_unsubscribes(raw: bytes, key: SubjectKey, *, default_day: date, scope:
     The file needs a header row with an address column (`email`, `Email Address`, …); a date column
     (`unsubscribed_on`, `UNSUB_TIME`, …) is used when there is one, `default_day` otherwise. Comma, semicolon
     and tab separate alike. Nothing is recorded unless every row is good."""
-    if scope not in ("direct_marketing", "all"):
+    if scope not in OBJECTION_SCOPES:
         raise RegistryValidationError([FieldError("scope", "must be direct_marketing or all")])
     if len(raw) > IMPORT_MAX_BYTES:
         raise RegistryValidationError([FieldError("file", f"is larger than {IMPORT_MAX_BYTES} bytes")])
@@ -306,7 +307,7 @@ async def import_unsubscribes(
     for digest, day in rows:
         if digest not in existing and digest not in new:
             new[digest] = day
-    now = datetime.now().astimezone()
+    now = datetime.now(UTC)
     values = [
         {
             "subject_digest": digest,

@@ -47,13 +47,13 @@ async def test_the_openapi_document_describes_the_answers_the_guard_gives(seeded
     document = openapi.json()
     check = document["paths"]["/api/guard/check"]["post"]["responses"]
     check_batch = document["paths"]["/api/guard/check-batch"]["post"]["responses"]
-    answer_ref = {"$ref": "#/components/schemas/AnswerDocument"}
+    answer_ref = {"$ref": "#/components/schemas/GuardAnswer"}
     assert check["200"]["content"]["application/json"]["schema"] == answer_ref
     assert check_batch["200"]["content"]["application/json"]["schema"] == {"type": "array", "items": answer_ref}
     assert {"400", "503"} <= set(check) & set(check_batch)
-    described = document["components"]["schemas"]["AnswerDocument"]
+    described = document["components"]["schemas"]["GuardAnswer"]
     assert set(described["properties"]) == set(described["required"]) == set(answer.json()) == set(batch.json()[0])
-    reason = document["components"]["schemas"]["ReasonDocument"]
+    reason = document["components"]["schemas"]["ReasonAnswer"]
     assert set(reason["required"]) == {"code", "message"}
     # Every field a reason may carry (the policy's Reason, as `as_dict` answers it) is documented.
     assert set(reason["properties"]) == {f.name for f in dataclasses.fields(Reason)}

@@ -3,9 +3,8 @@
 import logging
 import uuid
 from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, NotRequired, TypedDict, cast
+from typing import Annotated, Any, Literal, cast
 
 import asyncpg
 import msgspec
@@ -23,15 +22,14 @@ from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.fairness import RETRY_AFTER_SECONDS, too_many_batches
-from guard.policy import ReasonCode
 from guard.service import MAX_BODY_BYTES, GuardUnavailable, cannot_decide
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from ledger.append import driver_connection
 from ledger.queries import list_decisions
 from ledger.seal import receipt
-from web.auth import bearer_token, requires
+from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
-from web.contract import DecisionPage, answers
+from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, answers
 from web.controllers.deps import WITHOUT_NUL, Limit
 from web.controllers.exports import decision_csv_response
 from web.guard_openapi import CheckBatchOperation, CheckOperation
@@ -63,19 +61,6 @@ DeprecatedOffset = Annotated[
         description="entries to skip (deprecated: it reads what it skips; follow `next_cursor` instead)",
     ),
 ]
-
-
-@dataclass(frozen=True)
-class DecisionLogPage:
-    """A page of the decision log, newest first. `total` counts the matching entries exactly when
-    `total_exact`; past 1,000 matches of a filter it is PostgreSQL's estimate (no count over the whole log)."""
-
-    items: list[dict[str, Any]]
-    total: int
-    total_exact: bool
-    limit: int
-    offset: int
-    next_cursor: str | None
 
 
 def _cursor(text: str | None) -> int | None:
@@ -112,61 +97,28 @@ async def _read_body(receive: Receive) -> bytes:
     return b"".join(chunks)
 
 
-class ReasonDocument(TypedDict):
-    code: ReasonCode
-    message: str
-    party: NotRequired[str]
-    territory: NotRequired[str]
-    agreement: NotRequired[str]
-    chain: NotRequired[list[str]]
-    clauses: NotRequired[list[str]]
-    category: NotRequired[str]
-
-
-class AnswerDocument(TypedDict):
-    """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
-
-    decision_id: str
-    allowed: bool
-    reasons: list[ReasonDocument]
-    warnings: list[ReasonDocument]
-    agreement: str | None
-    ruleset: str
-    decided_at: str
-    sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
-
-
-class ProblemDocument(TypedDict):
-    status_code: int
-    detail: str
-    allowed: NotRequired[bool]
-    extra: NotRequired[list[dict[str, str]]]
-
-
 # The handlers return their answers already encoded, so the OpenAPI document learns their shape from here.
 CHECK_RESPONSES = {
     200: ResponseSpec(
-        AnswerDocument, description="The decision, allow and deny alike: obey `allowed`", generate_examples=False
+        GuardAnswer, description="The decision, allow and deny alike: obey `allowed`", generate_examples=False
     ),
     400: ResponseSpec(
-        ProblemDocument, description="A structurally bad request; `extra` names each field", generate_examples=False
+        ErrorAnswer, description="A structurally bad request; `extra` names each field", generate_examples=False
     ),
-    401: ResponseSpec(ProblemDocument, description="No API key, or an unknown or revoked one", generate_examples=False),
-    403: ResponseSpec(ProblemDocument, description="The key lacks the guard:check scope", generate_examples=False),
-    503: ResponseSpec(
-        ProblemDocument, description='The guard cannot decide: `"allowed": false`', generate_examples=False
-    ),
+    401: ResponseSpec(ErrorAnswer, description="No API key, or an unknown or revoked one", generate_examples=False),
+    403: ResponseSpec(ErrorAnswer, description="The key lacks the guard:check scope", generate_examples=False),
+    503: ResponseSpec(ErrorAnswer, description='The guard cannot decide: `"allowed": false`', generate_examples=False),
 }
 CHECK_BATCH_RESPONSES = {
     **CHECK_RESPONSES,
     429: ResponseSpec(
-        ProblemDocument,
+        ErrorAnswer,
         description='The key has its fair share of batches in flight already: `"allowed": false`; retry after '
         "the `Retry-After` header's seconds",
         generate_examples=False,
     ),
     200: ResponseSpec(
-        list[AnswerDocument], description="One decision per request, in the order sent", generate_examples=False
+        list[GuardAnswer], description="One decision per request, in the order sent", generate_examples=False
     ),
 }
 
@@ -220,19 +172,6 @@ async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, cal
         return JsonAnswer(*unavailable(str(exc)))
 
 
-def _cannot_decide(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Any database failure on the way to a decision (the API key lookup included) is a fail-closed 503."""
-    status, body = unavailable(f"the registry database is unavailable ({type(exc).__name__})")
-    return Response(body, status_code=status)
-
-
-def _unexpected(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    """Whatever else keeps a guard route from answering is a fail-closed 503 too (logged with its traceback
-    by the app's logging config, as any unexpected error)."""
-    status, body = unavailable(f"an unexpected error ({type(exc).__name__})")
-    return Response(body, status_code=status)
-
-
 # Route-level handlers also catch what the authentication middleware raises before the handler runs. Litestar
 # picks the handler of the first class in the exception's MRO found in the app's and the route's maps merged,
 # so every class the app maps to a plain 503 (ConnectionError before OSError, OperationalError and
@@ -248,10 +187,27 @@ DATABASE_ERRORS = (
     asyncpg.PostgresError,
     asyncpg.InterfaceError,
 )
+
+
+def failure_answer(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    """What keeps a check from being answered, as both check paths answer it: the fail-closed 503 with
+    `"allowed": false`, naming a database failure (the API key lookup included) as such."""
+    if isinstance(exc, DATABASE_ERRORS):
+        return unavailable(f"the registry database is unavailable ({type(exc).__name__})")
+    return unavailable(f"an unexpected error ({type(exc).__name__})")
+
+
+def _fail_closed(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
+    """The route's exception handler: any failure is the fail-closed 503 (an unexpected one is also logged with
+    its traceback by the app's logging config, as any unexpected error)."""
+    status, body = failure_answer(exc)
+    return Response(body, status_code=status)
+
+
 CHECK_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
-    **dict.fromkeys(DATABASE_ERRORS, _cannot_decide),
-    HTTP_503_SERVICE_UNAVAILABLE: _cannot_decide,
-    HTTP_500_INTERNAL_SERVER_ERROR: _unexpected,
+    **dict.fromkeys(DATABASE_ERRORS, _fail_closed),
+    HTTP_503_SERVICE_UNAVAILABLE: _fail_closed,
+    HTTP_500_INTERNAL_SERVER_ERROR: _fail_closed,
 }
 
 
@@ -329,7 +285,7 @@ class GuardController(Controller):
         offset: DeprecatedOffset = 0,
         cursor: Cursor = None,
         format: Annotated[Literal["json", "csv"], QueryParameter(description="csv: the whole period")] = "json",
-    ) -> DecisionLogPage | Stream:
+    ) -> DecisionPage | Stream:
         """The decision log, newest first, a page at a time: follow `next_cursor` (as `cursor`) to the older
         entries; `format=csv`: every decision of the period, oldest first, streamed."""
         if format == "csv":
@@ -347,7 +303,14 @@ class GuardController(Controller):
             offset=offset,
             before=before,
         )
-        return DecisionLogPage(found.items, found.total, found.total_exact, limit, offset, found.next_cursor)
+        return DecisionPage(
+            items=found.items,  # type: ignore[typeddict-item]
+            total=found.total,
+            total_exact=found.total_exact,
+            limit=limit,
+            offset=offset,
+            next_cursor=found.next_cursor,
+        )
 
     @get(
         "/decisions/{decision_id:str}",
@@ -402,20 +365,16 @@ class CheckLane:
             await self.app(scope, receive, send)
             return
         services = started_services(scope["app"])
-        token = bearer_token(scope["headers"])
-        principal = services.api_keys.known(token, services.sessionmaker) if token and services is not None else None
-        if principal is None or not principal.may(CHECK_SCOPE):
+        principal = cached_caller(services, scope["headers"], CHECK_SCOPE) if services is not None else None
+        if services is None or principal is None:
             await self.app(scope, receive, send)
             return
         scope["user"], scope["auth"] = principal, "api_key"  # (as the authentication middleware leaves them)
         try:
-            answer = await _answer(services.guard.check_body, await _read_body(receive), principal.name)  # type: ignore[union-attr]
+            answer = await _answer(services.guard.check_body, await _read_body(receive), principal.name)
         except ClientException as exc:  # the client went away mid-body: nobody reads this, the access log does
             answer = JsonAnswer(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
         except Exception as exc:
             log.error("a guard check failed unexpectedly", exc_info=exc)
-            cause = f"an unexpected error ({type(exc).__name__})"
-            if isinstance(exc, DATABASE_ERRORS):
-                cause = f"the registry database is unavailable ({type(exc).__name__})"
-            answer = JsonAnswer(*unavailable(cause))
+            answer = JsonAnswer(*failure_answer(exc))
         await answer(scope, receive, send)

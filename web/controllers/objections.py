@@ -2,13 +2,15 @@
 recipients). Identifiers come in, digests are stored (registry/services/objections.py)."""
 
 from datetime import date
-from typing import Annotated, Any, Literal
+from typing import Annotated, Any
 
 from litestar import Controller, Request, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import FromPath, JSONBody, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
+from kernel.calendar import controller_today
 from kernel.errors import FieldError, RegistryValidationError
 from registry.schemas import ObjectionIn
 from registry.services.objections import (
@@ -31,7 +33,7 @@ SubjectQuery = Annotated[
     ),
 ]
 ScopeQuery = Annotated[
-    Literal["direct_marketing", "all"],
+    ObjectionScope,
     QueryParameter(name="scope", description="what the listed people objected to"),
 ]
 SourceQuery = Annotated[
@@ -42,9 +44,9 @@ DayQuery = Annotated[
 ]
 
 
-def _day(parameter: str, value: str | None) -> date:
+def _day(parameter: str, value: str | None) -> date | None:
     if value is None:
-        return date.today()
+        return None
     try:
         return date.fromisoformat(value)
     except ValueError:
@@ -108,7 +110,7 @@ class ObjectionController(Controller):
         self,
         request: Request[Any, Any, Any],
         db_session: NamedDependency[AsyncSession],
-        objection_scope: ScopeQuery = "direct_marketing",
+        objection_scope: ScopeQuery = OBJECTION_SCOPE_DIRECT_MARKETING,
         source: SourceQuery = "unsubscribe list",
         received_on: DayQuery = None,
     ) -> dict[str, int]:
@@ -117,7 +119,7 @@ class ObjectionController(Controller):
         rows = parse_unsubscribes(
             await request.body(),
             services_of(request.app).subject_key,
-            default_day=_day("received_on", received_on),
+            default_day=_day("received_on", received_on) or await controller_today(db_session),
             scope=objection_scope,
         )
         async with db_session.begin():

@@ -3,7 +3,7 @@
 The schemas and services keep every rule; this module only moves values between form fields and
 documents, and rewords the errors they report so each one can sit next to its field."""
 
-from dataclasses import dataclass, field, replace
+from dataclasses import dataclass, replace
 from datetime import date
 from typing import Any
 
@@ -486,11 +486,6 @@ def _link_text(link: dict[str, Any]) -> str:
     objection = "; " + _("objection deadline %(day)s") % {"day": deadline} if deadline else ""
     not_approved = _("not approved")
     return f"{party} ({not_approved}{objection})"
-
-
-@dataclass
-class Differences:
-    fields: list[Changed] = field(default_factory=list)
 
 
 def differences(saved: dict[str, Any], yours: dict[str, Any]) -> list[Changed]:

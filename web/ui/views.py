@@ -236,13 +236,6 @@ def outside_through(key: str, views: Mapping[str, PartyView]) -> list[str]:
     return out
 
 
-def party_inside_eea(party: dict[str, Any], views: dict[str, PartyView] | None = None) -> bool:
-    """Inside the EEA only when every place of the party and of its whole sub-processor chain is."""
-    if views is None:
-        return all(p.badge.tone == "ok" for p in places_by_territory(party))
-    return not outside_through(party["key"], views)
-
-
 @dataclass
 class TerritoryHolders:
     territory: str

@@ -5,7 +5,6 @@ notify under Art. 19, in English or Swedish.
 An identifier typed here is digested before any statement runs; pages show digests, never identifiers, except
 the one the user has just typed, echoed back to them."""
 
-from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
@@ -16,6 +15,8 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING
+from kernel.calendar import controller_today
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext
 from registry.schemas import ObjectionIn
@@ -86,7 +87,11 @@ class ObjectionsUiController(UiPages):
             items=items,
             errors=errors,
             form=form
-            or {"subject": subject or "", "scope": "direct_marketing", "received_on": date.today().isoformat()},
+            or {
+                "subject": subject or "",
+                "scope": OBJECTION_SCOPE_DIRECT_MARKETING,
+                "received_on": (await controller_today(db_session)).isoformat(),
+            },
             notice=notice,
         )
 
@@ -137,7 +142,7 @@ class ObjectionsUiController(UiPages):
             rows = parse_unsubscribes(
                 await upload.read(),
                 services_of(request.app).subject_key,
-                default_day=received or date.today(),
+                default_day=received or await controller_today(db_session),
                 scope=scope,
             )
         except RegistryValidationError as exc:
@@ -183,7 +188,7 @@ class ObjectionsUiController(UiPages):
             subject=(subject or "")[:400],
             answer=answer,
             errors=errors,
-            generated=date.today().isoformat(),
+            generated=(await controller_today(db_session)).isoformat(),
         )
 
 
