@@ -138,18 +138,22 @@ class ObjectionsUiController(UiPages):
         if errors:
             return await self._objections_page(request, db_session, None, status_code=400, errors=errors)
         assert isinstance(upload, UploadFile)
+        content = await upload.read()
         try:
-            rows = parse_unsubscribes(
-                await upload.read(),
-                services_of(request.app).subject_key,
-                default_day=received or await controller_today(db_session),
-                scope=scope,
-            )
+            # One transaction: the controller's day is read in it too (a read before `begin` would start one).
+            async with db_session.begin():
+                rows = parse_unsubscribes(
+                    content,
+                    services_of(request.app).subject_key,
+                    default_day=received or await controller_today(db_session),
+                    scope=scope,
+                )
+                summary = await import_unsubscribes(
+                    db_session, rows, scope=scope, source=source, actor=request.user.name
+                )
         except RegistryValidationError as exc:
             problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
             return await self._objections_page(request, db_session, None, status_code=400, errors={"file": problems})
-        async with db_session.begin():
-            summary = await import_unsubscribes(db_session, rows, scope=scope, source=source, actor=request.user.name)
         await services_of(request.app).objections.refresh_now()
         counts = {"rows": summary.rows, "recorded": summary.recorded, "already": summary.already_in_force}
         return await self._objections_page(request, db_session, None, notice=gettext(IMPORTED) % counts)
