@@ -21,9 +21,12 @@ Choices made where the design is silent (each one fails closed):
   subdivision is declared when it or any of its ISO ancestors (parent subdivision, country) is declared:
   declaring ``ES`` declares ``ES-CN``. A country is declared only by itself: declaring ``ES-CN`` does not
   declare all of ``ES``.
-- Of the in-force agreements of the kind the role needs, the one with the fewest reasons against it is
-  chosen (a coverage gap or a dpa lacking Art. 28(3) clauses each count), so a complete covering dpa is
-  never passed over for an incomplete one that happens to expire later.
+- Of the in-force agreements of the kind the role needs, one covering the whole request is chosen first, then
+  one with its Art. 28(3) clauses, so a complete covering dpa is never passed over for an incomplete one that
+  happens to expire later, and a share only an incomplete dpa covers is refused as ``AGREEMENT_INCOMPLETE``
+  (which the registry's findings name), not as a gap of another agreement.
+- A request naming no data subject is ``SUBJECT_NOT_COVERED``: no agreement can be checked to cover it (the
+  HTTP contract requires the field; the policy fails closed on its own).
 - An authority gets ``RECIPIENT_IS_AUTHORITY`` and no agreement check; a role the policy does not know
   gets ``NO_AGREEMENT``.
 - ``evaluate_party`` does not ask a sub-processor for its own agreement with the controller (Art. 28(4)
@@ -43,12 +46,17 @@ personal data leaves the EU/EEA):
   to its own country's access laws over data it holds anywhere, and remote access from there is a transfer.
 - An agreement that permits transfers outside the EEA blocks (``AGREEMENT_PERMITS_TRANSFER``), even when no
   location is outside today: Art. 28(3)(a) makes the transfer instruction part of the contract, and the contract
-  lets the processor transfer without asking again. The same for a sub-processor's own dpa in force.
+  lets the processor transfer without asking again. Any agreement of the party in force counts, not only the one
+  the share rests on. The same for a sub-processor's own dpa in force.
+- An international organisation (Art. 4(26)) blocks (``RECIPIENT_INTERNATIONAL_ORGANISATION``) as a recipient and
+  in a sub-processor chain: a share to one is a transfer (Art. 44) wherever its office is.
 - A party of category ``authority`` is an authority whatever its role (``RECIPIENT_IS_AUTHORITY``); the registry
   refuses the combination when written, this keeps rows written before that rule from failing open.
 - Sub-processor links (Art. 28(2)): a ``specific`` authorisation is in effect from ``approved_on``; a ``general``
   one from ``approved_on`` or from the day after the objection deadline passed without an objection, whichever
-  comes first. An objected link blocks for good (``SUBPROCESSOR_OBJECTED``), even when also approved.
+  comes first. Silence counts only when the change was notified (``notified_on``) before the deadline: without a
+  notice there was no real opportunity to object (the registry refuses a deadline on or before the notice). An
+  objected link blocks for good (``SUBPROCESSOR_OBJECTED``), even when also approved.
 - Published purposes: when the controller has published its purposes, a share for any other purpose is
   ``PURPOSE_NOT_PUBLISHED``; a purpose entry of an agreement is published when it is equal to or under one of
   them (an agreement covering ``marketing`` when only ``marketing.communications.email`` is published is a
@@ -89,7 +97,7 @@ from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 # The rules' own version: raised whenever a rule here changes an answer, so that the decision log tells decisions
 # before and after a rule change apart. The ruleset a decision carries is the policy's name, this, the territory
 # table's date and the taxonomy's version, then the registry revision the snapshot was built from.
-POLICY_VERSION = "rules-2026-11-28-objections"
+POLICY_VERSION = "rules-2026-12-06-international-organisations"
 FIDESLANG_VERSION = version("fideslang")
 RULES_VERSION = f"{POLICY_VERSION}.t{TABLE_CHECKED_ON}.fides{FIDESLANG_VERSION}"
 
@@ -200,6 +208,7 @@ class ReasonCode(StrEnum):
     PURPOSE_NOT_PUBLISHED = "PURPOSE_NOT_PUBLISHED"
     SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
     SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
+    RECIPIENT_INTERNATIONAL_ORGANISATION = "RECIPIENT_INTERNATIONAL_ORGANISATION"
     # Warnings: never block.
     AGREEMENT_EXPIRING = "AGREEMENT_EXPIRING"
 
@@ -241,9 +250,21 @@ class SubProcessorLinkView:
         if self.authorisation != "general":
             return self.approved_on
         starts = [] if self.approved_on is None else [self.approved_on]
-        if self.objection_deadline is not None:
+        if self.silence_approves():
+            assert self.objection_deadline is not None  # silence_approves says so
             starts.append(self.objection_deadline + timedelta(days=1))
         return min(starts, default=None)
+
+    def silence_approves(self) -> bool:
+        """Whether silence can approve this general authorisation (Art. 28(2)): only after a notice, and only when
+        the objection deadline is after it, so that the controller had a real opportunity to object. A link
+        without a notice date, or with a deadline on or before the notice, is approved only by `approved_on`."""
+        return (
+            self.authorisation == "general"
+            and self.notified_on is not None
+            and self.objection_deadline is not None
+            and self.notified_on < self.objection_deadline
+        )
 
 
 @dataclass(frozen=True, slots=True)
@@ -256,6 +277,8 @@ class PartyView:
     active: bool
     locations: tuple[LocationView, ...]
     sub_processors: tuple[SubProcessorLinkView, ...]
+    # Art. 4(26): a share to an international organisation is a transfer (Art. 44) wherever its office is.
+    international_organisation: bool = False
 
     @classmethod
     def of(
@@ -271,6 +294,7 @@ class PartyView:
             active=record.active,
             locations=tuple(locations),
             sub_processors=tuple(sub_processors),
+            international_organisation=record.international_organisation,
         )
 
 
@@ -562,16 +586,15 @@ class _Coverage:
     missing_clauses: tuple[str, ...]
 
     @property
+    def gaps(self) -> int:
+        """How many parts of the request the agreement does not cover."""
+        return len(self.uncovered_categories) + self.purpose_uncovered + self.subject_uncovered
+
+    @property
     def reasons_against(self) -> int:
         """How many reasons the agreement would give: one per gap, one if a dpa lacks clauses, and one if it
         permits transfers outside the EEA."""
-        return (
-            len(self.uncovered_categories)
-            + self.purpose_uncovered
-            + self.subject_uncovered
-            + bool(self.missing_clauses)
-            + self.agreement.transfers_outside_eea_permitted
-        )
+        return self.gaps + bool(self.missing_clauses) + self.agreement.transfers_outside_eea_permitted
 
 
 def _covered_by_any(entries: frozenset[str], key: str) -> bool:
@@ -590,12 +613,18 @@ def _coverage(
     )
 
 
-def _preference(coverage: _Coverage) -> tuple[int, int, int, int, str]:
-    """Fewest reasons first; then the latest expiry (open-ended is latest), latest start, and key for ties."""
+def _preference(coverage: _Coverage) -> tuple[int, bool, bool, int, int, int, str]:
+    """An agreement covering the whole request first, then one with its Art. 28(3) clauses; then the latest expiry
+    (open-ended is latest), latest start, and key for ties. Coverage comes first so that a share an agreement in
+    force covers is refused, if at all, for what is wrong with that agreement (which the registry's findings name:
+    a dpa lacking clauses), not for what another agreement does not cover. Then one not permitting transfers (any
+    agreement in force that permits them blocks whichever is chosen, but the share should not rest on it)."""
     agreement = coverage.agreement
     expires = agreement.expires_on
     return (
-        coverage.reasons_against,
+        coverage.gaps,
+        bool(coverage.missing_clauses),
+        agreement.transfers_outside_eea_permitted,
         0 if expires is None else 1,
         0 if expires is None else -expires.toordinal(),
         -agreement.effective_from.toordinal(),
@@ -686,9 +715,16 @@ def _agreement_findings(
         message = f"{_label(party)} has role '{party.role}', for which the policy knows no agreement."
         return [Reason(ReasonCode.NO_AGREEMENT, message, party=party.key)], None
     agreements = snapshot.agreements_by_party.get(party.key, ())
+    # Any agreement in force that permits transfers blocks, whichever one the share rests on (Art. 28(3)(a), 44):
+    # the processor may transfer under it without asking again.
+    permitting = [
+        _permits_transfer_reason(party, a)
+        for a in agreements
+        if a.transfers_outside_eea_permitted and a.in_force_on(day)
+    ]
     in_force = [a for a in agreements if a.kind == kind and a.in_force_on(day)]
     if not in_force:
-        return ([_no_agreement_reason(party, agreements, kind, day)] if require else []), None
+        return ([_no_agreement_reason(party, agreements, kind, day)] if require else []) + permitting, None
 
     coverages = [_coverage(a, categories, purpose, subject) for a in in_force]
     best = coverages[0] if len(coverages) == 1 else min(coverages, key=_preference)
@@ -725,8 +761,7 @@ def _agreement_findings(
     incomplete = _incomplete_reason(party, chosen)
     if incomplete is not None:
         reasons.append(incomplete)
-    if chosen.transfers_outside_eea_permitted:
-        reasons.append(_permits_transfer_reason(party, chosen))
+    reasons.extend(permitting)
     return reasons, chosen
 
 
@@ -865,10 +900,27 @@ def _territory_findings(party: PartyView, chain: tuple[str, ...] | None) -> list
     return reasons
 
 
+def _international_organisation_reasons(party: PartyView, chain: tuple[str, ...] | None) -> list[Reason]:
+    """Art. 4(26), 44: a share to an international organisation is a transfer, wherever its office is; so is
+    one a processor passes on to an international organisation in its chain."""
+    if not party.international_organisation:
+        return []
+    who = _label(party) if chain is None else f"Sub-processor {_label(party)}, in the chain {' → '.join(chain)},"
+    return [
+        Reason(
+            ReasonCode.RECIPIENT_INTERNATIONAL_ORGANISATION,
+            f"{who} is an international organisation (Art. 4(26)): a share to it is a transfer outside the "
+            "EU/EEA (Art. 44) wherever its office is; the policy allows none.",
+            party=party.key,
+            chain=chain,
+        )
+    ]
+
+
 def _places_verdict(party: PartyView, snapshot: Snapshot) -> PlacesVerdict:
     declared = frozenset(territory for _, territory in _places(party))
     return PlacesVerdict(
-        own=tuple(_territory_findings(party, chain=None)),
+        own=(*_international_organisation_reasons(party, None), *_territory_findings(party, chain=None)),
         chain=_chain_findings(party, snapshot),
         declared=declared,
         declared_places=frozenset(canonical_territory(t) for t in declared),
@@ -976,6 +1028,7 @@ def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReaso
         # Every link gets its authorisation reason, held until it takes effect (for ever when it never does).
         reasons.append(_link_reason(link, sub, chain))
         if first:
+            reasons.extend(HeldReason(r) for r in _international_organisation_reasons(sub, chain))
             reasons.extend(HeldReason(r) for r in _territory_findings(sub, chain))
             reasons.extend(_sub_processor_transfer_reasons(sub, snapshot, chain))
     return tuple(reasons)
@@ -1049,7 +1102,15 @@ def _request_findings(
                 f"publishes ({', '.join(sorted(snapshot_published))}).",
             )
         )
-    if request.data_subject is not None and request.data_subject not in KNOWN_DATA_SUBJECTS:
+    if request.data_subject is None:
+        reasons.append(
+            Reason(
+                ReasonCode.SUBJECT_NOT_COVERED,
+                "The request names no data subject, so no agreement can be checked to cover the people whose "
+                "data is shared (Art. 28(3)).",
+            )
+        )
+    elif request.data_subject not in KNOWN_DATA_SUBJECTS:
         reasons.append(
             Reason(
                 ReasonCode.SUBJECT_NOT_COVERED,
@@ -1217,10 +1278,48 @@ def evaluate_party(party: PartyView, snapshot: Snapshot, today: date) -> tuple[R
     places = snapshot.places_of(party)
     return (
         *agreement_reasons,
+        *_other_incomplete_findings(party, snapshot, today, agreement_reasons),
         *_unpublished_purpose_findings(party, snapshot, today),
+        *_special_category_findings(party, snapshot, today),
         *places.own,
         *places.chain_reasons(today),
     )
+
+
+def _other_incomplete_findings(
+    party: PartyView, snapshot: Snapshot, today: date, reported: Sequence[Reason]
+) -> list[Reason]:
+    """Every other dpa in force that lacks Art. 28(3) clauses: a share only it covers is refused
+    (``AGREEMENT_INCOMPLETE``) even when a complete agreement covers other shares."""
+    kind = REQUIRED_AGREEMENT_KIND.get(party.role)
+    if kind is None or is_authority(party):
+        return []
+    named = {r.agreement for r in reported if r.code == ReasonCode.AGREEMENT_INCOMPLETE}
+    found = (
+        _incomplete_reason(party, agreement)
+        for agreement in snapshot.agreements_by_party.get(party.key, ())
+        if agreement.kind == kind and agreement.key not in named and agreement.in_force_on(today)
+    )
+    return [reason for reason in found if reason is not None]
+
+
+def _special_category_findings(party: PartyView, snapshot: Snapshot, today: date) -> list[Reason]:
+    """An agreement in force covering special-category data (Art. 9/10): the contract allows shares the guard
+    refuses (``SPECIAL_CATEGORY``), like a purpose the controller does not publish."""
+    return [
+        Reason(
+            ReasonCode.SPECIAL_CATEGORY,
+            f"Agreement {agreement.key} with {_label(party)} covers the data category '{category}', which is or "
+            "includes special-category data (GDPR Art. 9/10); the policy allows no sharing of it.",
+            party=party.key,
+            agreement=agreement.key,
+            category=category,
+        )
+        for agreement in snapshot.agreements_by_party.get(party.key, ())
+        if agreement.in_force_on(today)
+        for category in agreement.data_categories
+        if special_category_roots_in(category)
+    ]
 
 
 def _unpublished_purpose_findings(party: PartyView, snapshot: Snapshot, today: date) -> list[Reason]:

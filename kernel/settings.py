@@ -8,13 +8,16 @@ poll interval of 0 would busy-loop against the database). Secrets are SecretStr,
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator
+from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
+
+# The UI's roles a single sign-on claim may map to (registry/services/users.py ROLES).
+OIDC_ROLES = ("legal", "ops", "admin")
 
 # Seconds that bound a wait, a retry or an age: finite and above zero.
 Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
@@ -96,6 +99,17 @@ class Settings(BaseSettings):
     # The language of pages without a browser preference, of e-mails to owners without one, and of the calendar.
     # Offix works in Swedish; tests choose English explicitly.
     default_language: Literal["sv", "en"] = "sv"
+    # Single sign-on with OpenID Connect (web/ui/oidc.py): the issuer's address (its discovery document is
+    # <issuer>/.well-known/openid-configuration), this registry's client at the issuer, and the ID token's claim
+    # that names the user's role. Entra ID puts app roles in `roles`.
+    oidc_issuer: str | None = None
+    oidc_client_id: str | None = None
+    oidc_client_secret: SecretStr | None = None
+    oidc_role_claim: str = "roles"
+    # The claim's values that mean each role: "Registry.Legal=legal,Registry.Ops=ops"; unset: legal, ops, admin.
+    oidc_role_map: Annotated[tuple[tuple[str, str], ...], NoDecode] = ()
+    # Off: only single sign-on signs users in (the password form is gone and a posted password is refused).
+    local_passwords: bool = True
 
     @field_validator("database_url")
     @classmethod
@@ -150,6 +164,42 @@ class Settings(BaseSettings):
             return tuple(sorted(set(value), reverse=True))
         return value
 
+    @field_validator("oidc_issuer")
+    @classmethod
+    def _oidc_issuer(cls, value: str | None) -> str | None:
+        if not value:
+            return None
+        if not value.startswith(("https://", "http://")):
+            raise ValueError("must be the issuer's https:// address")
+        return value.rstrip("/")
+
+    @field_validator("oidc_role_map", mode="before")
+    @classmethod
+    def _oidc_role_map(cls, value: Any) -> Any:
+        if not isinstance(value, str):
+            return value
+        pairs = []
+        for part in value.split(","):
+            if not part.strip():
+                continue
+            claim_value, equals, role = part.partition("=")
+            if not equals or role.strip() not in OIDC_ROLES or not claim_value.strip():
+                raise ValueError("must list claim=role pairs separated by commas, each role legal, ops or admin")
+            pairs.append((claim_value.strip(), role.strip()))
+        return tuple(pairs)
+
+    @model_validator(mode="after")
+    def _oidc_complete(self) -> "Settings":
+        if (self.oidc_issuer is None) != (self.oidc_client_id is None):
+            raise ValueError("REGISTRY_OIDC_ISSUER and REGISTRY_OIDC_CLIENT_ID are set together or not at all")
+        if not self.local_passwords and self.oidc_issuer is None:
+            raise ValueError("REGISTRY_LOCAL_PASSWORDS may be off only with single sign-on (REGISTRY_OIDC_ISSUER)")
+        return self
+
+    @property
+    def oidc_enabled(self) -> bool:
+        return self.oidc_issuer is not None and self.oidc_client_id is not None
+
     @classmethod
     def from_env(cls) -> "Settings":
         """The settings from the environment, or SettingsError naming the first bad variable and why."""
@@ -167,6 +217,8 @@ def describe_validation_error(exc: ValidationError) -> str:
     """One line: the variable, why, and the value refused (secrets never shown)."""
     error = exc.errors()[0]
     field = str(error["loc"][0]) if error["loc"] else "?"
+    if not error["loc"]:  # a rule across settings: its message names the variables
+        return str(error["msg"]).removeprefix("Value error, ")
     variable = ENV_PREFIX + field.upper()
     reason = str(error["msg"]).removeprefix("Value error, ")
     shown = (

@@ -1,6 +1,6 @@
 """Registry-wide findings: the guard's rules run over every active party, without a request.
 
-A finding is what would block every share to a party today — no agreement in force, an expired one, a dpa
+A finding is what would block shares to a party today — no agreement in force, an expired one, a dpa
 without its Art. 28(3) clauses or permitting transfers outside the EU/EEA, a place or a sub-processor outside
 the EU/EEA, an unapproved or objected sub-processor — or an agreement in force covering a purpose the
 controller does not publish. The rules are ``guard.policy.evaluate_party``; this module only builds the snapshot and
@@ -20,6 +20,7 @@ from guard.policy import (
     LocationView,
     PartyView,
     Reason,
+    ReasonCode,
     Snapshot,
     SubProcessorLinkView,
     evaluate_party,
@@ -59,7 +60,17 @@ def finding(party: str, reason: Reason) -> dict[str, Any]:
     """
     fields = reason.as_dict()
     fields.pop("party", None)
-    return {"party": party, **fields}
+    return {"party": party, **fields, "blocks": blocks(reason.code)}
+
+
+def blocks(code: str) -> bool:
+    """Whether the guard refuses shares because of a finding with this code: every reason code does (a finding
+    from the rules names what the guard refuses); a warning (AGREEMENT_EXPIRING) and an evidence gap the guard
+    does not check (AGREEMENT_UNDOCUMENTED) do not."""
+    return code in BLOCKING_CODES
+
+
+BLOCKING_CODES: frozenset[str] = frozenset(str(code) for code in ReasonCode) - {str(ReasonCode.AGREEMENT_EXPIRING)}
 
 
 def snapshot_findings(snapshot: Snapshot, today: date) -> list[dict[str, Any]]:

@@ -177,6 +177,22 @@ class SubProcessorLinkIn(Strict):
     approved_on: Day | None = None
     objected_on: Day | None = None
 
+    @field_validator("objection_deadline")
+    @classmethod
+    def _deadline_after_notice(cls, deadline: date | None, info: ValidationInfo) -> date | None:
+        """Art. 28(2): the controller must have a real opportunity to object, so the window closes after the notice."""
+        problem = link_dates_problem(info.data.get("notified_on"), deadline)
+        if problem is not None:
+            raise PydanticCustomError("link_dates", problem, {"field": "objection_deadline"})
+        return deadline
+
+
+def link_dates_problem(notified_on: date | None, objection_deadline: date | None) -> str | None:
+    """The rule across a sub-processor link's dates (DESIGN §2, Art. 28(2)); one place for the schema and the form."""
+    if notified_on is not None and objection_deadline is not None and objection_deadline <= notified_on:
+        return "objection_deadline must be after notified_on"
+    return None
+
 
 class Contact(Strict):
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
@@ -193,6 +209,8 @@ class PartyFields(Strict):
     locations: Annotated[list[LocationIn], Field(max_length=200)] = []
     sub_processors: Annotated[list[SubProcessorLinkIn], Field(max_length=200)] = []
     active: bool = True
+    # Art. 4(26): a share to an international organisation is a transfer (Art. 44) wherever its office is.
+    international_organisation: bool = False
     contact: Contact | None = None
 
     @field_validator("category")

@@ -81,7 +81,17 @@ async def _all_rows(session: AsyncSession, statement: Executable) -> list[Any]:
 
 
 _PARTY_COLUMNS = tuple(
-    col(c) for c in (Party.id, Party.key, Party.name, Party.role, Party.category, Party.established_in, Party.active)
+    col(c)
+    for c in (
+        Party.id,
+        Party.key,
+        Party.name,
+        Party.role,
+        Party.category,
+        Party.established_in,
+        Party.active,
+        Party.international_organisation,
+    )
 )
 
 

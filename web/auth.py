@@ -15,7 +15,9 @@ from web.composition import Services, services_of
 REQUIRED_SCOPE = "required_scope"  # the key of a route's opt that names the scope it needs
 # Paths anyone may call: health probes for load balancers, and the renewals calendar feed, whose secret
 # token in the URL is its credential (calendar clients can't send headers). Everything else needs a key or a login.
-PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/"]
+# The OpenAPI document and its docs UI are public too: a client is generated from them (`generate --url`), and
+# they describe the contract, not the data.
+PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/", "^/schema(/|$)", "^/schema-assets/"]
 
 log = logging.getLogger(__name__)
 

@@ -33,6 +33,7 @@ from registry.reports import ReportWorker
 from registry.services.users import principal_for_session, shared_secret
 from registry.snapshot_source import RegistryTables
 from web.api_keys import ApiKeyCache
+from web.ui.oidc import OidcClient
 
 SERVICES = "services"  # the one key of the app's state
 SESSION_COOKIE = "registry_session"  # the UI's sign-in cookie; web/auth.py re-exports it
@@ -58,6 +59,8 @@ class Services:
     guard: GuardRuntime
     batches: BatchAdmission
     scheduler: AsyncIOScheduler | None = None
+    # Single sign-on's client at the issuer (web/ui/oidc.py), None without REGISTRY_OIDC_ISSUER.
+    sign_on: OidcClient | None = None
     # The UI's CSRF key: from the settings, else the secret every instance shares in the database (read at start).
     csrf_secret: str | None = None
     resolve_session: SessionResolver = field(init=False)
@@ -112,6 +115,7 @@ def build_services(settings: Settings, *, role: str = "guard") -> Services:
             snapshots=snapshots, log=log_writer, settings=settings, objections=objections, subject_key=subject_key
         ),
         batches=BatchAdmission(settings.guard_batches_per_key),
+        sign_on=OidcClient(settings) if settings.oidc_enabled else None,
     )
 
 
@@ -143,6 +147,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await services.snapshots.stop()
         await services.log_writer.stop()
         services.reports.close()
+        if services.sign_on is not None:
+            await services.sign_on.aclose()
         await dispose_within(services.engine)
 
 

@@ -8,6 +8,7 @@ They validate nothing at run time. tests/e2e/test_openapi_contract.py holds the 
 
 from datetime import date, datetime
 from typing import Any, Literal, NotRequired, TypedDict
+from uuid import UUID
 
 from litestar.openapi.datastructures import ResponseSpec
 
@@ -51,6 +52,7 @@ class PartyAnswer(Versioned):
     locations: list[LocationAnswer]
     sub_processors: list[SubProcessorLinkAnswer]
     active: bool
+    international_organisation: bool
     contact: ContactAnswer | None
 
 
@@ -122,13 +124,13 @@ class ReasonAnswer(TypedDict):
 class GuardAnswer(TypedDict):
     """A guard answer (DESIGN §4.1); `allowed` is true only when `reasons` is empty."""
 
-    decision_id: str
+    decision_id: UUID
     allowed: bool
     reasons: list[ReasonAnswer]
     warnings: list[ReasonAnswer]
     agreement: str | None
     ruleset: str
-    decided_at: str
+    decided_at: datetime
     sequence: int  # the entry's place in the decision log (GET /api/guard/decisions/{decision_id} proves it)
 
 
@@ -144,8 +146,8 @@ class DecisionAnswer(TypedDict):
     """One logged guard decision."""
 
     seq: int
-    decision_id: str
-    decided_at: str
+    decision_id: UUID
+    decided_at: datetime
     caller: str
     recipient: str
     allowed: bool
@@ -197,6 +199,7 @@ class FindingAnswer(TypedDict):
     chain: NotRequired[list[str]]
     clauses: NotRequired[list[str]]
     category: NotRequired[str]
+    blocks: bool  # whether the guard refuses shares because of it (false: an evidence gap the guard does not check)
 
 
 class FindingsAnswer(TypedDict):
@@ -261,6 +264,109 @@ class CreatedApiKey(TypedDict):
 class RevokedApiKey(TypedDict):
     name: str
     status: Literal["revoked"]
+
+
+class HealthLiveAnswer(TypedDict):
+    status: Literal["ok"]
+
+
+class HealthReadyAnswer(TypedDict):
+    """Ready (200) or not (503): the database and the guard's snapshot, each with its state."""
+
+    status: Literal["ok", "unavailable"]
+    database: NotRequired[str]  # "ok", or the error's class name; absent while the instance is still starting
+    guard: dict[str, Any]  # the snapshot's status, revision and age; the objection index's
+
+
+class ObjectionAnswer(TypedDict):
+    id: int
+    subject_digest: str  # the person's identifier is never stored, only this keyed digest
+    scope: Literal["direct_marketing", "all"]
+    received_on: date
+    source: str
+    recorded_by: str
+    recorded_at: datetime
+    withdrawn_at: datetime | None
+    withdrawn_by: str | None
+    in_force: bool
+
+
+class ObjectionPage(TypedDict):
+    items: list[ObjectionAnswer]
+    total: int
+    limit: int
+    offset: int
+
+
+class ObjectionImportAnswer(TypedDict):
+    rows: int
+    recorded: int
+    already_in_force: int
+
+
+class SubjectRecipientAnswer(TypedDict):
+    party: str
+    name: str | None
+    role: Role | None
+    purposes: list[str]
+    categories: list[str]
+    first_shared_at: datetime
+    last_shared_at: datetime
+    count: int
+
+
+class SubjectRecipientsAnswer(TypedDict):
+    subject_digest: str
+    recipients: list[SubjectRecipientAnswer]
+
+
+class ReceiptAnswer(TypedDict):
+    """A logged decision with its proof: the content its hash covers, the hashes chaining it, its leaf in the
+    log's Merkle tree and, once a checkpoint covers it, that signed checkpoint and the inclusion proof."""
+
+    sequence: int
+    writer: str
+    wseq: int
+    content: dict[str, Any]  # exactly what the entry's hash covers (canonical JSON of these fields)
+    prev_hash: str
+    hash: str
+    leaf_index: int | None
+    checkpoint: str | None  # the signed checkpoint note (C2SP signed-note)
+    inclusion_proof: list[str] | None  # base64 hashes, RFC 6962
+
+
+class CalendarFeedAnswer(TypedDict):
+    name: str
+    created_by: str
+    created_at: datetime
+    revoked_at: datetime | None
+
+
+class CreatedCalendarFeed(TypedDict):
+    name: str
+    url: str  # shown once, here: only its token's digest is stored
+
+
+class RevokedCalendarFeed(TypedDict):
+    name: str
+    status: Literal["revoked"]
+
+
+class Article30Answer(TypedDict):
+    """The record of processing (Art. 30(1)(d) and (e)) for a period: recipients with their territories and
+    agreements, third-country transfers, and the guard's enforcement in the period."""
+
+    record: str
+    controller: dict[str, Any] | None
+    generated_at: datetime
+    as_of: date
+    period: dict[str, str]  # from, to (ISO dates) and the controller's timezone
+    categories_of_recipients: list[dict[str, Any]]  # role, category, recipients (party keys)
+    third_country_transfers_summary: str
+    decision_log: dict[str, Any]  # shares_allowed, shares_denied, unregistered_recipients
+    recipients: list[dict[str, Any]]
+    recipients_total: NotRequired[int]  # a page of recipients (limit, offset): how many in all
+    third_country_transfers: list[dict[str, Any]]
 
 
 class FieldProblem(TypedDict):

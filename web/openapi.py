@@ -5,23 +5,95 @@ strict content security policy) would show an empty page. Swagger UI's files com
 package instead and are served under DOCS_ASSETS, behind the same authentication as the document.
 """
 
+import json
 import re
+import sys
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import swagger_ui
-from litestar import Litestar
+from litestar import HttpMethod, Litestar
+from litestar.handlers import HTTPRouteHandler
 from litestar.openapi.config import OpenAPIConfig
 from litestar.openapi.plugins import JsonRenderPlugin, SwaggerRenderPlugin, YamlRenderPlugin
-from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, Operation, Reference
+from litestar.openapi.spec import OpenAPI, OpenAPIMediaType, OpenAPIResponse, OpenAPIType, Operation, Reference, Schema
 from litestar.router import Router
 from litestar.static_files import create_static_files_router
+from litestar.types import Method
+from litestar.types.internal_types import PathParameterDefinition
 
 from web.contract import ERROR_DESCRIPTIONS
-from web.guard_openapi import COMPONENTS, SECURITY
+from web.guard_openapi import COMPONENTS, SECURITY, SHARE_REQUEST
 
 DOCS_ASSETS = "/schema-assets"
 SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
+# Where the document is committed (tests/e2e/test_openapi_file.py holds it equal to the served one).
+COMMITTED_DOCUMENT = Path(__file__).resolve().parent.parent / "clients" / "openapi.json"
+REGENERATE = "uv run python -m web.openapi clients/openapi.json"
+
+# Stable operation ids: the names of the functions a generated client has (check_share, list_parties, ...).
+# A route missing here gets its handler's name in camelCase; tests hold every id unique.
+OPERATION_IDS: dict[tuple[str, str], str] = {
+    ("GET", "/health/live"): "getLiveness",
+    ("GET", "/health/ready"): "getReadiness",
+    ("GET", "/api/parties"): "listParties",
+    ("POST", "/api/parties"): "createParty",
+    ("GET", "/api/parties/{key}"): "getParty",
+    ("PUT", "/api/parties/{key}"): "replaceParty",
+    ("PATCH", "/api/parties/{key}"): "patchParty",
+    ("DELETE", "/api/parties/{key}"): "deactivateParty",
+    ("GET", "/api/parties/{key}/history"): "getPartyHistory",
+    ("POST", "/api/parties/{key}/restore"): "restoreParty",
+    ("GET", "/api/agreements"): "listAgreements",
+    ("POST", "/api/agreements"): "createAgreement",
+    ("GET", "/api/agreements/{key}"): "getAgreement",
+    ("PUT", "/api/agreements/{key}"): "replaceAgreement",
+    ("PATCH", "/api/agreements/{key}"): "patchAgreement",
+    ("DELETE", "/api/agreements/{key}"): "terminateAgreement",
+    ("GET", "/api/agreements/{key}/history"): "getAgreementHistory",
+    ("POST", "/api/agreements/{key}/restore"): "restoreAgreement",
+    ("GET", "/api/agreements/{key}/document"): "downloadAgreementDocument",
+    ("PUT", "/api/agreements/{key}/document"): "uploadAgreementDocument",
+    ("GET", "/api/registry"): "exportRegistry",
+    ("PUT", "/api/registry"): "importRegistry",
+    ("GET", "/api/registry/removed"): "listRemoved",
+    ("GET", "/api/registry/findings"): "listFindings",
+    ("GET", "/api/keys"): "listApiKeys",
+    ("POST", "/api/keys"): "createApiKey",
+    ("DELETE", "/api/keys/{name}"): "revokeApiKey",
+    ("GET", "/api/records/article-30"): "getArticle30Record",
+    ("GET", "/api/records/registry-csv.zip"): "exportRegistryCsv",
+    ("GET", "/api/records/registry.xlsx"): "exportRegistryXlsx",
+    ("GET", "/api/objections"): "listObjections",
+    ("POST", "/api/objections"): "recordObjection",
+    ("DELETE", "/api/objections/{objection_id}"): "withdrawObjection",
+    ("POST", "/api/objections/import"): "importObjections",
+    ("GET", "/api/subjects/recipients"): "listSubjectRecipients",
+    ("GET", "/metrics"): "getMetrics",
+    ("POST", "/api/guard/check"): "checkShare",
+    ("POST", "/api/guard/check-batch"): "checkShares",
+    ("GET", "/api/guard/decisions"): "listDecisions",
+    ("GET", "/api/guard/decisions/{decision_id}"): "getDecisionReceipt",
+    ("GET", "/api/renewals"): "listRenewals",
+    ("GET", "/api/calendar-feeds"): "listCalendarFeeds",
+    ("POST", "/api/calendar-feeds"): "createCalendarFeed",
+    ("DELETE", "/api/calendar-feeds/{name}"): "revokeCalendarFeed",
+}
+
+
+def operation_id(
+    route_handler: HTTPRouteHandler, http_method: Method, path_components: list[str | PathParameterDefinition]
+) -> str:
+    """Litestar's operation_id_creator: the stable id of OPERATION_IDS, else the handler's name in camelCase."""
+    path = "/" + "/".join(
+        f"{{{c.name}}}" if isinstance(c, PathParameterDefinition) else str(c) for c in path_components if c != ""
+    )
+    stable = OPERATION_IDS.get((HttpMethod(http_method).value, path))
+    if stable is not None:
+        return stable
+    first, *rest = route_handler.handler_name.split("_")
+    return first + "".join(word.title() for word in rest)
 
 
 def openapi_config() -> OpenAPIConfig:
@@ -31,6 +103,7 @@ def openapi_config() -> OpenAPIConfig:
         path="/schema",
         security=SECURITY,
         components=COMPONENTS,
+        operation_id_creator=operation_id,
         render_plugins=[
             SwaggerRenderPlugin(
                 path=["/", "/swagger"],
@@ -72,8 +145,10 @@ def complete_contract(document: OpenAPI, public_paths: list[str]) -> None:
     Routes name their typed answers and errors themselves (`web.contract.answers`); this documents what
     holds for all of them: 401 and 403 on every route that needs a key, 400 where there are parameters or a
     body (Litestar's own generic 400 schema replaced by the registry's), 404 where a path names a record, 413
-    where a body is taken. Public routes (health, calendar feeds) say so: no security requirement."""
+    where a body is taken. Public routes (health, calendar feeds) say so: no security requirement; every other
+    operation names the bearer scheme itself."""
     public = [re.compile(pattern) for pattern in public_paths]
+    _shared_share_request(document)
     for path, item in (document.paths or {}).items():
         for method in ("get", "put", "post", "delete", "patch"):
             operation: Operation | None = getattr(item, method)
@@ -84,7 +159,11 @@ def complete_contract(document: OpenAPI, public_paths: list[str]) -> None:
             if any(pattern.search(path) for pattern in public):
                 operation.security = []
             else:
+                # Declared on the operation itself, not only globally: generators (openapi-python-client) make a
+                # function require an authenticated client only when its operation names the scheme.
+                operation.security = SECURITY
                 statuses |= {401, 403}
+            _typed_files(operation)
             if operation.parameters or operation.request_body:
                 statuses.add(400)
             if "{" in path:
@@ -98,6 +177,73 @@ def complete_contract(document: OpenAPI, public_paths: list[str]) -> None:
                 generic = existing is not None and "Validation Exception" in str(getattr(existing, "content", ""))
                 if existing is None or generic:
                     responses[str(status)] = _error(status)
+    _drop_unreferenced_schemas(document)
+
+
+_SHARE_REQUEST_REF = Reference(ref="#/components/schemas/ShareRequest")
+# Answers that are files or text, not JSON: their bytes are the answer.
+_TEXT_TYPES = ("text/",)
+
+
+def _typed_files(operation: Operation) -> None:
+    """A file's answer is a binary string and a text answer a string (Litestar leaves the latter untyped)."""
+    for response in (operation.responses or {}).values():
+        if not isinstance(response, OpenAPIResponse):
+            continue
+        for media_type, content in (response.content or {}).items():
+            if media_type.startswith("application/json") or not isinstance(content.schema, Schema | None):
+                continue
+            if media_type.startswith(_TEXT_TYPES):
+                content.schema = Schema(type=OpenAPIType.STRING)
+            else:
+                content.schema = Schema(type=OpenAPIType.STRING, format="binary")  # type: ignore[arg-type]
+
+
+def _shared_share_request(document: OpenAPI) -> None:
+    """The check bodies name one ShareRequest schema (a generated client gets one ShareRequest model for both)."""
+    if document.components is None:
+        return
+    schemas = document.components.schemas = dict(document.components.schemas or {})
+    schemas["ShareRequest"] = SHARE_REQUEST
+    for path, item in (document.paths or {}).items():
+        operation = item.post
+        if not path.startswith("/api/guard/check") or operation is None or operation.request_body is None:
+            continue
+        body = operation.request_body.content["application/json"]  # type: ignore[union-attr]
+        if path.endswith("-batch") and isinstance(body.schema, Schema):
+            body.schema.items = _SHARE_REQUEST_REF
+        else:
+            body.schema = _SHARE_REQUEST_REF
+
+
+def _referenced(node: Any, found: set[str]) -> None:
+    if isinstance(node, dict):
+        ref = node.get("$ref")
+        if isinstance(ref, str) and ref.startswith("#/components/schemas/"):
+            found.add(ref.rsplit("/", 1)[1])
+        for value in node.values():
+            _referenced(value, found)
+    elif isinstance(node, list):
+        for value in node:
+            _referenced(value, found)
+
+
+def _drop_unreferenced_schemas(document: OpenAPI) -> None:
+    """Litestar also files the schema of a handler's return annotation when `responses` documents the answer
+    instead (`Page[dict[str, Any]]`): schemas no operation reaches are dropped, or generators make models of them."""
+    if document.components is None or not document.components.schemas:
+        return
+    as_dict = document.to_schema()
+    reachable: set[str] = set()
+    _referenced(as_dict.get("paths", {}), reachable)
+    schemas = as_dict.get("components", {}).get("schemas", {})
+    pending = list(reachable)
+    while pending:
+        found: set[str] = set()
+        _referenced(schemas.get(pending.pop(), {}), found)
+        pending += list(found - reachable)
+        reachable |= found
+    document.components.schemas = {k: v for k, v in document.components.schemas.items() if k in reachable}
 
 
 def contract_on_startup(public_paths: list[str]) -> Callable[[Litestar], None]:
@@ -107,3 +253,26 @@ def contract_on_startup(public_paths: list[str]) -> Callable[[Litestar], None]:
         complete_contract(app.openapi_schema, public_paths)
 
     return complete
+
+
+def document_json(document: dict[str, Any]) -> str:
+    """The document as committed: sorted keys, two-space indents, one final newline."""
+    return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def served_document() -> dict[str, Any]:
+    """The document the app serves, built without a database (nothing in it depends on the data)."""
+    from kernel.settings import Settings
+    from web.app import create_app
+    from web.auth import PUBLIC_PATH_PATTERNS
+
+    app = create_app(Settings(database_url="postgresql://offline@127.0.0.1:1/none", seed_file=None))
+    document = app.openapi_schema
+    complete_contract(document, PUBLIC_PATH_PATTERNS)
+    return document.to_schema()
+
+
+if __name__ == "__main__":  # `uv run python -m web.openapi clients/openapi.json`
+    target = Path(sys.argv[1]) if len(sys.argv) > 1 else COMMITTED_DOCUMENT
+    target.write_text(document_json(served_document()), encoding="utf-8")
+    print(f"wrote {target}")

@@ -26,6 +26,8 @@ class Party(SQLModel, table=True):
     org_number: str | None = Field(default=None, max_length=32)
     established_in: str = Field(max_length=8)
     active: bool = True
+    # Art. 4(26): an international organisation; a share to one is a transfer (Art. 44) wherever its office is.
+    international_organisation: bool = Field(default=False, sa_column_kwargs={"server_default": "false"})
     contact: dict[str, Any] | None = Field(default=None, sa_column=jsonb_column())
     version: int = 1
     created_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))

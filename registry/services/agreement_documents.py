@@ -150,6 +150,7 @@ def undocumented_finding(agreement: str, party: str, *, in_registry: bool = True
             f"Art. 28(9) asks for the contract in writing; put the signed PDF on file (PUT {document_uri(agreement)})."
         ),
         "agreement": agreement,
+        "blocks": False,  # the guard does not check the copy on file: an evidence gap, not a refusal
     }
 
 

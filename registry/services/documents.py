@@ -26,6 +26,7 @@ def party_document(party: Party, locations: list[Location], links: list[tuple[Su
         "locations": [{"territory": loc.territory, "kind": loc.kind} for loc in locations],
         "sub_processors": [link_document(link, key) for link, key in links],
         "active": party.active,
+        "international_organisation": party.international_organisation,
         "contact": party.contact,
     }
 

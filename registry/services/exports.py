@@ -105,7 +105,17 @@ def workbook(sheets: Sequence[Sheet]) -> bytes:
 
 # --- The registry as tables -------------------------------------------------------------------------------
 
-PARTY_COLUMNS = ("key", "name", "role", "category", "org_number", "established_in", "active", "contact")
+PARTY_COLUMNS = (
+    "key",
+    "name",
+    "role",
+    "category",
+    "org_number",
+    "established_in",
+    "active",
+    "international_organisation",
+    "contact",
+)
 LOCATION_COLUMNS = ("party", "territory", "kind")
 CHAIN_COLUMNS = ("processor", "sub_processor", "approved_on", "objection_deadline")
 AGREEMENT_COLUMNS = (

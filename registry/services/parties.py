@@ -59,6 +59,7 @@ def party_columns(data: PartyFields) -> dict[str, Any]:
         "org_number": data.org_number,
         "established_in": data.established_in,
         "active": data.active,
+        "international_organisation": data.international_organisation,
         "contact": data.contact.model_dump(exclude_none=True) if data.contact else None,
     }
 

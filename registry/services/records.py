@@ -187,6 +187,31 @@ def outside(places: list[dict[str, Any]]) -> list[dict[str, Any]]:
     return [p for p in places if p["status"] != str(TerritoryStatus.INSIDE_EEA)]
 
 
+# What a transfer that is not a place outside the EEA is recorded as (its `kind` and `status`).
+INTERNATIONAL_ORGANISATION = "international_organisation"
+AGREEMENT_PERMITS_TRANSFER = "agreement_permits_transfer"
+
+
+def third_country_transfers(
+    party: PartyView, snapshot: Snapshot, places: list[dict[str, Any]], as_of: date
+) -> list[dict[str, Any]]:
+    """The transfers the record lists for a recipient, the ones the guard refuses shares for (so the record and the
+    guard agree): every international organisation it or its chain is (Art. 4(26), 44, wherever its office is),
+    every agreement of it in force that permits transfers outside the EEA (Art. 28(3)(a)), then `outside(places)`."""
+    found: list[dict[str, Any]] = []
+    organisations = [(party, None)] + [(sub, chain) for chain, _, sub, first in walk_chain(party, snapshot.parties)
+                                       if sub is not None and first]  # fmt: skip
+    for member, chain in organisations:
+        if member.international_organisation:
+            entry = _place(member.established_in, INTERNATIONAL_ORGANISATION, member.key, chain)
+            found.append({**entry, "status": INTERNATIONAL_ORGANISATION})
+    for agreement in snapshot.agreements_by_party.get(party.key, ()):
+        if agreement.transfers_outside_eea_permitted and agreement.in_force_on(as_of):
+            entry = _place("", AGREEMENT_PERMITS_TRANSFER, party.key, None)
+            found.append({**entry, "name": None, "status": AGREEMENT_PERMITS_TRANSFER, "agreement": agreement.key})
+    return found + outside(places)
+
+
 def recipient_entry(
     key: str,
     snapshot: Snapshot,
@@ -208,12 +233,13 @@ def recipient_entry(
         "category": party.category,
         "established_in": party.established_in,
         "active": party.active,
+        "international_organisation": party.international_organisation,
         "data_categories": _union(in_force, "data_categories"),
         "purposes": _union(in_force, "purposes"),
         "data_subjects": _union(in_force, "data_subjects"),
         "territories": places,
         "agreements": [_agreement(a, documents.get(a.key), on_file, as_of) for a in agreements],
-        "third_country_transfers": outside(places),
+        "third_country_transfers": third_country_transfers(party, snapshot, places, as_of),
         "enforcement": enforcement.get(key, _no_enforcement()),
     }
 
@@ -264,8 +290,8 @@ async def article_30_page(
     now: datetime | None = None,
 ) -> dict[str, Any]:
     """The record over `snapshot` (the registry as the guard holds it) with one page of its recipients
-    (`page`: offset and limit) and `recipients_total`; `outside_counts` is each party's number of places outside
-    the EEA (what `outside(territories(...))` gives), for the summary of the whole record. The decision log is
+    (`page`: offset and limit) and `recipients_total`; `outside_counts` is each party's number of transfers
+    (what `third_country_transfers` gives), for the summary of the whole record. The decision log is
     read for the period as in the full record; only the page's agreements' document references are read."""
     zone = zone_or_default((controller or {}).get("timezone"))
     today = calendar_today(zone, now)
@@ -338,6 +364,8 @@ def _joined(values: list[str]) -> str:
 
 def _territory_text(place: dict[str, Any]) -> str:
     via = f" via {' > '.join(place['chain'])}" if place["chain"] else ""
+    if place.get("agreement"):
+        return f"{place['kind']} {place['agreement']} ({place['party']}{via})"
     return f"{place['territory']} {place['kind']} ({place['party']}{via})"
 
 

@@ -337,6 +337,45 @@ async def log_in(
     return LoginResult(token, must_change_password=user.must_change_password)
 
 
+# The password "hash" of a user created by single sign-on: argon2 refuses it as a hash, so no password matches.
+SIGN_ON_ONLY = "!sign-on"
+
+
+@dataclass(frozen=True)
+class SignOnResult:
+    token: str | None  # the session id for the cookie; None when the account is disabled
+    created: bool = False
+
+
+async def sign_on(session: AsyncSession, email: str, role: str, *, now: datetime | None = None) -> SignOnResult:
+    """Sign in a user the identity provider vouched for (registry/ui/oidc.py verified its ID token). The user is
+    created on first sign-in, with no password; the role is the provider's on every sign-in (the provider is the
+    source of truth; a change is in the administration history). An account an admin disabled stays shut."""
+    now = now or utcnow()
+    email = normalise_email(email)
+    if errors := _email_errors(email) + _role_errors(role):
+        raise RegistryValidationError(errors)
+    user = (
+        await session.execute(select(UiUser).where(col(UiUser.email) == email).with_for_update())
+    ).scalar_one_or_none()
+    created = user is None
+    if user is None:
+        user = UiUser(email=email, password_hash=SIGN_ON_ONLY, role=role)
+        session.add(user)
+        session.add(_record(user, "create", "sign-on", None, {"email": email, "role": role}))
+        await session.flush()
+    elif not user.active:
+        return SignOnResult(None)
+    elif user.role != role:
+        session.add(_record(user, "change_role", "sign-on", {"role": user.role}, {"role": role}))
+        user.role = role
+    token = secrets.token_urlsafe(32)
+    assert user.id is not None
+    session.add(UiSession(token_sha256=_digest(token), user_id=user.id, expires_at=now + SESSION_LIFETIME))
+    await session.execute(delete(UiSession).where(col(UiSession.expires_at) < now))
+    return SignOnResult(token, created=created)
+
+
 async def _count_failure(session: AsyncSession, keys: dict[str, timedelta], now: datetime) -> None:
     """One more wrong password on each key, atomically (concurrent tries must all count)."""
     for key, cap in keys.items():

@@ -209,3 +209,81 @@ async def test_the_client_names_the_person_and_relays_their_objection(service, g
     assert unnamed.reason_codes == (SUBJECT_REF_MISSING,)
     assert objected.reason_codes == (SUBJECT_OBJECTED,)
     assert [d.reason_codes for d in batch] == [(SUBJECT_OBJECTED,), ()]
+
+
+class _Busy(BaseHTTPRequestHandler):
+    """Answers each path's POSTs in turn from its script (the last answer repeats), and counts them."""
+
+    ALLOW = (
+        b'{"decision_id": "7d4f4c1e-5a2b-4c2f-9d3e-1f0a2b3c4d5e", "allowed": true, "reasons": [], "warnings": [],'
+        b' "agreement": "nordfrakt-dpa", "ruleset": "r", "decided_at": "2026-12-06T20:00:00+00:00", "sequence": 7}'
+    )
+    scripts: dict[str, list[tuple[int, dict[str, str], bytes]]] = {
+        "/busy-once/api/guard/check": [(503, {"Retry-After": "0"}, b'{"allowed": false}'), (200, {}, ALLOW)],
+        "/too-many-once/api/guard/check-batch": [
+            (429, {"Retry-After": "1"}, b'{"allowed": false}'),
+            (200, {}, b"[" + ALLOW + b"," + ALLOW + b"]"),
+        ],
+        "/busy-long/api/guard/check": [(429, {"Retry-After": "3600"}, b'{"allowed": false}'), (200, {}, ALLOW)],
+        "/down/api/guard/check": [(503, {}, b'{"allowed": false}')],
+    }
+    seen: dict[str, int] = {}
+
+    def do_POST(self) -> None:
+        self.rfile.read(int(self.headers.get("content-length", 0)))
+        count = self.seen[self.path] = self.seen.get(self.path, 0) + 1
+        script = self.scripts.get(self.path, [(404, {}, b"{}")])
+        status, headers, body = script[min(count, len(script)) - 1]
+        self.send_response(status)
+        for name, value in {**headers, "content-type": "application/json"}.items():
+            self.send_header(name, value)
+        self.send_header("content-length", str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+
+    def log_message(self, *_: object) -> None:
+        pass
+
+
+@pytest.fixture
+def busy_server() -> Iterator[str]:
+    _Busy.seen.clear()
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Busy)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}"
+    finally:
+        server.shutdown()
+        server.server_close()
+        thread.join(10)
+
+
+def test_a_503_with_a_short_retry_after_is_asked_once_more_and_its_answer_obeyed(busy_server):
+    with GuardClient(f"{busy_server}/busy-once", "ofx_any") as guard:
+        decision = guard.check(**SEED_ALLOWED_SHARE)
+    assert decision.allowed is True
+    assert decision.sequence == 7 and decision.decided_at is not None and decision.decided_at.year == 2026
+    assert _Busy.seen == {"/busy-once/api/guard/check": 2}
+
+
+async def test_a_batch_refused_429_is_retried_after_its_retry_after_by_the_async_client(busy_server):
+    async with AsyncGuardClient(f"{busy_server}/too-many-once", "ofx_any") as guard:
+        decisions = await guard.check_batch([SEED_ALLOWED_SHARE, SEED_ALLOWED_SHARE])
+    assert [d.allowed for d in decisions] == [True, True]
+    assert _Busy.seen == {"/too-many-once/api/guard/check-batch": 2}
+
+
+def test_a_retry_after_longer_than_the_client_waits_is_a_denial_at_once(busy_server):
+    with GuardClient(f"{busy_server}/busy-long", "ofx_any", max_retry_wait=2.0) as guard:
+        _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+    assert _Busy.seen == {"/busy-long/api/guard/check": 1}
+
+
+def test_the_retry_is_one_retry_and_can_be_switched_off(busy_server):
+    with GuardClient(f"{busy_server}/down", "ofx_any") as guard:
+        _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+    assert _Busy.seen == {"/down/api/guard/check": 2}
+    with GuardClient(f"{busy_server}/down", "ofx_any", max_retry_wait=0) as guard:
+        _assert_unreachable(guard.check(**SEED_ALLOWED_SHARE))
+    assert _Busy.seen == {"/down/api/guard/check": 3}

@@ -86,6 +86,7 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             party("pending-host", "sub_processor", established_in="DE"),
             party("tax-office", "authority"),
             party("open-proc"),
+            party("united-org", established_in="DK", international_organisation=True),
             party(
                 "objected-proc",
                 sub_processors=[
@@ -121,6 +122,7 @@ def registry_document(timezone: str = CONTROLLER_ZONE):
             dpa("us-support-dpa", "us-support-proc"),
             dpa("chain-dpa", "chain-proc"),
             dpa("open-dpa", "open-proc", transfers_outside_eea_permitted=True),
+            dpa("united-org-dpa", "united-org"),
             dpa("objected-dpa", "objected-proc"),
             dpa("general-dpa", "general-proc"),
             dpa("newsletter-dpa", "newsletter-proc", purposes=["marketing.advertising"]),
@@ -160,6 +162,7 @@ CASES = [
     ({"recipient": "good-proc", "destination": "DE"}, {"DESTINATION_UNDECLARED"}),
     ({"recipient": "good-proc", "destination": "UK"}, {"TERRITORY_UNKNOWN"}),
     ({"recipient": "open-proc"}, {"AGREEMENT_PERMITS_TRANSFER"}),
+    ({"recipient": "united-org", "destination": "DK"}, {"RECIPIENT_INTERNATIONAL_ORGANISATION"}),
     ({"recipient": "objected-proc"}, {"SUBPROCESSOR_OBJECTED"}),
     ({"recipient": "analytics-proc", "purpose": "analytics.reporting"}, {"PURPOSE_NOT_PUBLISHED"}),
     ({"recipient": "newsletter-proc", "purpose": "marketing.advertising"}, {"SUBJECT_REF_MISSING"}),

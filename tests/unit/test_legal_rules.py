@@ -98,12 +98,15 @@ def test_a_sub_processors_dpa_permitting_transfers_counts_only_while_it_is_in_fo
         assert ("AGREEMENT_PERMITS_TRANSFER" in codes(decision)) is denied, dpa
 
 
-def test_of_two_agreements_in_force_the_one_not_permitting_transfers_is_chosen():
+def test_of_two_agreements_in_force_the_one_not_permitting_transfers_is_chosen_and_the_other_still_denies():
+    """Art. 28(3)(a), 44: the agreement permitting transfers lets the processor transfer whichever one the share
+    rests on (probes N31, N32)."""
     permissive = agreement("nordfrakt-open", transfers_outside_eea_permitted=True, expires_on=None)
     strict = agreement("nordfrakt-strict")
     decision = decide(request(), clean_snapshot(agreements=(permissive, strict)), TODAY)
-    assert decision.allowed
     assert decision.agreement == "nordfrakt-strict"
+    [reason] = decision.reasons
+    assert (reason.code, reason.agreement) == ("AGREEMENT_PERMITS_TRANSFER", "nordfrakt-open")
 
 
 def test_an_agreement_permitting_transfers_is_a_registry_finding_for_the_party_and_its_processor():
@@ -334,7 +337,9 @@ def test_an_objected_sub_processor_names_the_chain_and_its_places_still_count():
 
 def test_a_general_authorisation_takes_effect_the_day_after_the_deadline_on_the_same_snapshot():
     registry = snapshot(
-        party(subs=(_link(authorisation="general", objection_deadline=TODAY),)), molnhall(), agreements=(agreement(),)
+        party(subs=(_link(authorisation="general", notified_on=LONG_AGO, objection_deadline=TODAY),)),
+        molnhall(),
+        agreements=(agreement(),),
     )
     assert not decide(request(), registry, TODAY).allowed
     assert decide(request(), registry, TODAY + timedelta(days=1)).allowed

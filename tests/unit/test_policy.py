@@ -52,6 +52,7 @@ def party(
     subs: tuple[SubProcessorLinkView, ...] = (),
     active: bool = True,
     category: str = "transport",
+    international_organisation: bool = False,
 ) -> PartyView:
     return PartyView(
         key=key,
@@ -62,6 +63,7 @@ def party(
         active=active,
         locations=tuple(LocationView(territory=t, kind=k) for t, k in locations),
         sub_processors=subs,
+        international_organisation=international_organisation,
     )
 
 
@@ -117,7 +119,7 @@ def request(
     purpose: str = "essential.service.operations",
     categories: tuple[str, ...] = ("user.name", "user.contact.address"),
     destination: str | None = None,
-    data_subject: str | None = None,
+    data_subject: str | None = "customer",
     subject_ref: str | None = None,
 ) -> ShareRequest:
     return ShareRequest(
@@ -169,6 +171,7 @@ def test_the_reason_codes_are_exactly_those_of_the_design_plus_the_expiry_warnin
         "SUBPROCESSOR_OUTSIDE_EEA", "SUBPROCESSOR_UNAPPROVED", "DESTINATION_OUTSIDE_EEA",
         "DESTINATION_UNDECLARED", "TERRITORY_UNKNOWN", "AGREEMENT_PERMITS_TRANSFER", "SUBPROCESSOR_OBJECTED",
         "PURPOSE_NOT_PUBLISHED", "SUBJECT_OBJECTED", "SUBJECT_REF_MISSING", "AGREEMENT_EXPIRING",
+        "RECIPIENT_INTERNATIONAL_ORGANISATION",
     }  # fmt: skip
 
 
@@ -381,6 +384,12 @@ SINGLE_REASON_CASES = [
         replace(clean_snapshot(), published_purposes=frozenset({"marketing.communications.email"})),
         {"PURPOSE_NOT_PUBLISHED"},
         id="purpose not published",
+    ),
+    pytest.param(
+        request(),
+        snapshot(party(international_organisation=True), molnhall(), agreements=(agreement(),)),
+        {"RECIPIENT_INTERNATIONAL_ORGANISATION"},
+        id="recipient an international organisation",
     ),
 ]
 
@@ -1214,9 +1223,11 @@ def test_a_sub_processor_needs_no_agreement_of_its_own_in_the_registry_but_a_dpa
     assert (finding.code, finding.clauses) == ("AGREEMENT_INCOMPLETE", ("audits",))
 
 
-def test_a_party_with_a_complete_dpa_in_force_has_no_findings_for_an_incomplete_one_beside_it():
+def test_a_party_with_a_complete_dpa_in_force_has_a_finding_for_an_incomplete_one_beside_it():
+    """A share only the incomplete dpa covers is refused as AGREEMENT_INCOMPLETE, so the registry names it too."""
     registry = clean_snapshot(agreements=(agreement("thin", expires_on=None, clauses=THIN), agreement("complete")))
-    assert evaluate_party(registry.parties["nordfrakt"], registry, TODAY) == ()
+    [finding] = evaluate_party(registry.parties["nordfrakt"], registry, TODAY)
+    assert (finding.code, finding.agreement) == ("AGREEMENT_INCOMPLETE", "thin")
 
 
 def test_an_authority_has_no_agreement_findings():

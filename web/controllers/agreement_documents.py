@@ -18,6 +18,7 @@ from registry.services.agreement_documents import (
 )
 from web.auth import requires
 from web.composition import services_of
+from web.contract import AgreementAnswer, answers
 from web.controllers.exports import content_disposition
 
 PDF = "application/pdf"
@@ -28,7 +29,13 @@ class AgreementDocumentController(Controller):
     tags = ["agreements"]
 
     # Litestar's own body limit (10 MB) is lifted: the configured REGISTRY_AGREEMENT_DOCUMENT_MAX_BYTES applies.
-    @put("/", opt=requires("registry:write"), request_max_body_size=None, status_code=200)
+    @put(
+        "/",
+        opt=requires("registry:write"),
+        request_max_body_size=None,
+        status_code=200,
+        responses=answers(200, AgreementAnswer, "The agreement with its document on file", 401, 403, 404, 413, 415),
+    )
     async def upload(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], key: FromPath[str]
     ) -> dict[str, Any]:

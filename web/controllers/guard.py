@@ -29,7 +29,7 @@ from ledger.queries import list_decisions
 from ledger.seal import receipt
 from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
-from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, answers
+from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, ReceiptAnswer, answers
 from web.controllers.deps import WITHOUT_NUL, Limit
 from web.controllers.exports import decision_csv_response
 from web.guard_openapi import CheckBatchOperation, CheckOperation
@@ -315,7 +315,7 @@ class GuardController(Controller):
     @get(
         "/decisions/{decision_id:str}",
         opt=requires("registry:read"),
-        responses=answers(200, dict[str, Any], "The logged decision with its proof", 400, 401, 403, 404),
+        responses=answers(200, ReceiptAnswer, "The logged decision with its proof", 400, 401, 403, 404),
     )
     async def decision_receipt(
         self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]

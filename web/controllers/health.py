@@ -7,17 +7,25 @@ from litestar.response import Response
 from sqlalchemy import text
 
 from web.composition import started_services
+from web.contract import HealthLiveAnswer, HealthReadyAnswer, answers
 
 
 class HealthController(Controller):
     path = "/health"
     tags = ["health"]
 
-    @get("/live", exclude_from_auth=True)
+    @get("/live", exclude_from_auth=True, responses=answers(200, HealthLiveAnswer, "The process answers"))
     async def live(self) -> dict[str, str]:
         return {"status": "ok"}
 
-    @get("/ready", exclude_from_auth=True)
+    @get(
+        "/ready",
+        exclude_from_auth=True,
+        responses={
+            **answers(200, HealthReadyAnswer, "Ready: the database answers and the guard can decide"),
+            **answers(503, HealthReadyAnswer, "Not ready: what is down"),
+        },
+    )
     async def ready(self, request: Request[Any, Any, Any]) -> Response[dict[str, Any]]:
         # An instance whose guard cannot decide is not ready: the load balancer should send checks elsewhere.
         services = started_services(request.app)

@@ -24,6 +24,13 @@ from registry.services.objections import (
 )
 from web.auth import requires
 from web.composition import services_of
+from web.contract import (
+    ObjectionAnswer,
+    ObjectionImportAnswer,
+    ObjectionPage,
+    SubjectRecipientsAnswer,
+    answers,
+)
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 
 SubjectQuery = Annotated[
@@ -64,7 +71,12 @@ class ObjectionController(Controller):
     path = "/api/objections"
     tags = ["objections"]
 
-    @post("/", opt=requires("registry:write"), status_code=201)
+    @post(
+        "/",
+        opt=requires("registry:write"),
+        status_code=201,
+        responses=answers(201, ObjectionAnswer, "The objection, in force", 400, 401, 403),
+    )
     async def record(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], data: JSONBody[ObjectionIn]
     ) -> dict[str, Any]:
@@ -74,7 +86,7 @@ class ObjectionController(Controller):
         await _obeyed_here(request)
         return recorded
 
-    @get("/", opt=requires("registry:read"))
+    @get("/", opt=requires("registry:read"), responses=answers(200, ObjectionPage, "Objections", 400, 401, 403))
     async def list(
         self,
         request: Request[Any, Any, Any],
@@ -95,7 +107,12 @@ class ObjectionController(Controller):
         )
         return page(items, total, limit, offset)
 
-    @delete("/{objection_id:int}", opt=requires("registry:write"), status_code=200)
+    @delete(
+        "/{objection_id:int}",
+        opt=requires("registry:write"),
+        status_code=200,
+        responses=answers(200, ObjectionAnswer, "The objection, withdrawn", 401, 403, 404),
+    )
     async def withdraw(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], objection_id: FromPath[int]
     ) -> dict[str, Any]:
@@ -105,7 +122,13 @@ class ObjectionController(Controller):
         await _obeyed_here(request)
         return withdrawn
 
-    @post("/import", opt=requires("registry:write"), status_code=201, request_max_body_size=IMPORT_MAX_BYTES)
+    @post(
+        "/import",
+        opt=requires("registry:write"),
+        status_code=201,
+        request_max_body_size=IMPORT_MAX_BYTES,
+        responses=answers(201, ObjectionImportAnswer, "What the import recorded", 400, 401, 403, 413),
+    )
     async def import_csv(
         self,
         request: Request[Any, Any, Any],
@@ -136,7 +159,11 @@ class SubjectController(Controller):
     path = "/api/subjects"
     tags = ["objections"]
 
-    @get("/recipients", opt=requires("registry:read"))
+    @get(
+        "/recipients",
+        opt=requires("registry:read"),
+        responses=answers(200, SubjectRecipientsAnswer, "The recipients of this person's data", 400, 401, 403),
+    )
     async def recipients(
         self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], subject: SubjectQuery
     ) -> dict[str, Any]:

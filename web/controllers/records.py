@@ -11,6 +11,7 @@ from litestar.response import Response
 from registry import reports
 from web.auth import requires
 from web.composition import Services
+from web.contract import Article30Answer, answers
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]
@@ -22,7 +23,11 @@ class RecordsController(Controller):
     path = "/api/records"
     tags = ["records"]
 
-    @get("/article-30", opt=requires("registry:read"))
+    @get(
+        "/article-30",
+        opt=requires("registry:read"),
+        responses=answers(200, Article30Answer, "The record (format=json; csv and xlsx are files)", 400, 401, 403),
+    )
     async def article_30(
         self, services: NamedDependency[Services], start: From = None, end: To = None, format: Format = "json"
     ) -> Response[Any]:

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.errors import FieldError, RegistryValidationError
 from registry import reports
+from registry.schemas import RegistryDocument
 from registry.services.registry_document import (
     JSON_MEDIA_TYPES,
     YAML_MEDIA_TYPES,
@@ -55,7 +56,11 @@ class RegistryDocumentController(Controller):
     path = "/api/registry"
     tags = ["registry"]
 
-    @get("/", opt=requires("registry:read"))
+    @get(
+        "/",
+        opt=requires("registry:read"),
+        responses=answers(200, RegistryDocument, "The whole registry as one document", 401, 403),
+    )
     async def export_document(self, services: NamedDependency[Services]) -> Response[dict[str, Any]]:
         """The whole registry as one document, read in one transaction (one snapshot of every table) and encoded
         in the report worker, off the event loop the guard answers on."""

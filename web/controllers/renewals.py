@@ -22,7 +22,13 @@ from registry.jobs.calendar import (
 from registry.jobs.renewals import upcoming_renewals
 from web.auth import requires
 from web.composition import services_of
-from web.contract import RenewalsAnswer, answers
+from web.contract import (
+    CalendarFeedAnswer,
+    CreatedCalendarFeed,
+    RenewalsAnswer,
+    RevokedCalendarFeed,
+    answers,
+)
 
 Within = Annotated[int, QueryParameter(ge=1, le=3650, description="days ahead to look, 1..3650")]
 
@@ -52,11 +58,11 @@ class CalendarFeedController(Controller):
     tags = ["renewals"]
     opt = requires("admin")
 
-    @get("/")
+    @get("/", responses=answers(200, list[CalendarFeedAnswer], "Calendar feeds (never their URLs)", 401, 403))
     async def list_calendar_feeds(self, db_session: NamedDependency[AsyncSession]) -> list[dict[str, Any]]:
         return await list_feeds(db_session)
 
-    @post("/")
+    @post("/", responses=answers(201, CreatedCalendarFeed, "The new feed and its URL, shown once", 400, 401, 403, 409))
     async def create_calendar_feed(
         self, request: Request, db_session: NamedDependency[AsyncSession], data: JSONBody[CalendarFeedIn]
     ) -> dict[str, Any]:
@@ -65,7 +71,7 @@ class CalendarFeedController(Controller):
             token = await create_feed(db_session, data.name, request.user.name)
         return {"name": data.name, "url": feed_url(services_of(request.app).settings.public_url, token)}
 
-    @delete("/{name:str}", status_code=200)
+    @delete("/{name:str}", status_code=200, responses=answers(200, RevokedCalendarFeed, "Revoked", 401, 403, 404))
     async def revoke_calendar_feed(
         self, request: Request, db_session: NamedDependency[AsyncSession], name: FromPath[str]
     ) -> dict[str, str]:

@@ -27,6 +27,7 @@ LABELS = {
     "locations": N_("Locations"),
     "sub_processors": N_("Sub-processors"),
     "active": N_("Active"),
+    "international_organisation": N_("International organisation"),
     "contact": N_("Contact"),
     "party": N_("Party"),
     "kind": N_("Kind"),
@@ -51,6 +52,7 @@ LABELS = {
     "transfers_outside_eea_permitted": N_("Transfers outside the EEA permitted"),
     "approved_on": N_("Approved on"),
     "objection_deadline": N_("Objection deadline"),
+    "notified_on": N_("Notified on"),
     "email": N_("E-mail"),
     "phone": N_("Phone"),
     "version": N_("Version"),
@@ -129,6 +131,10 @@ _TERM_PROBLEMS = {
     "terminated_on": N_("The termination date cannot be before the date the agreement takes effect."),
     "notice_days": N_("An agreement that renews automatically needs a notice period in days."),
 }
+_LINK_DATES_ADVICE = N_(
+    "The objection deadline must be after the day the sub-processor change was notified (Art. 28(2)): "
+    "otherwise there was no real opportunity to object."
+)
 # A choice left empty: say what to choose instead. Keyed by the field's path with row numbers taken out.
 _EMPTY_CHOICE_TYPES = frozenset({"missing", "string_pattern_mismatch", "string_too_short", "literal_error"})
 _CHOICE_ADVICE = {
@@ -195,6 +201,8 @@ def plain_words(error: FieldError | str, field: str | None = None) -> str:
         return _(_SHA256_ADVICE) if pattern.startswith("^[0-9a-f]{64}") else _(_PATTERN_ADVICE)
     if code == "term_problem" and column in _TERM_PROBLEMS:
         return _(_TERM_PROBLEMS[column])
+    if code == "link_dates":
+        return _(_LINK_DATES_ADVICE)
     if code in _BY_TYPE:
         return _format(_BY_TYPE[code], params)
     # A problem without a known type (a service's own sentence): its text, with field names as their labels.
@@ -319,6 +327,7 @@ def party_from_form(form: FormMultiDict) -> dict[str, Any]:
         "locations": locations,
         "sub_processors": links,
         "active": form.get("active") == "on",
+        "international_organisation": form.get("international_organisation") == "on",
         "contact": contact or None,
     }
     if "key" in form:

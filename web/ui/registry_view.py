@@ -26,7 +26,7 @@ from guard.snapshot import SnapshotUnavailable
 from registry.findings import finding
 from registry.models.controller import ControllerProfile
 from registry.services.documents import controller_document, link_columns, load_registry
-from registry.services.records import outside, territories
+from registry.services.records import territories, third_country_transfers
 from web.composition import services_of
 from web.ui import views as ui_views
 from web.ui.words import role_label
@@ -230,18 +230,25 @@ class RegistryView:
         states: dict[str, str] = await self.memo(("agreement_states", today, window), build)
         return states
 
-    async def outside_counts(self) -> dict[str, int]:
-        """Each party's number of places outside the EEA, its chain's included (the Art. 30 record's transfers)."""
+    async def outside_counts(self, end: date | None = None) -> dict[str, int]:
+        """Each party's number of transfers in the Art. 30 record for a period ending on `end` (default today): its
+        and its chain's places outside the EEA, international organisations and agreements permitting transfers."""
         snapshot = self.snapshot
         if snapshot is None:
             return {}
+        today = ui_views.controller_today(self.controller)
+        as_of = today if end is None else min(end, today)
+
+        def count(key: str) -> int:
+            party = snapshot.parties[key]
+            return len(third_country_transfers(party, snapshot, territories(party, snapshot.parties), as_of))
 
         async def build() -> dict[str, int]:
             keys = list(snapshot.parties)
-            counts = await in_slices(keys, lambda k: len(outside(territories(snapshot.parties[k], snapshot.parties))))
+            counts = await in_slices(keys, count)
             return dict(zip(keys, counts, strict=True))
 
-        counts: dict[str, int] = await self.memo("outside_counts", build)
+        counts: dict[str, int] = await self.memo(("outside_counts", as_of), build)
         return counts
 
     async def unapproved(self, today: date) -> list[dict[str, Any]]:

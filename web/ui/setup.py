@@ -25,7 +25,14 @@ route_handlers: list[Any] = [
 ]
 # Paths the UI serves without a login (its login page and its own static files).
 # The language switch is public too: the login page has it, before anyone is signed in.
-public_path_patterns: list[str] = ["^/$", "^/ui/login$", "^/ui/static/", "^/ui/language$"]
+public_path_patterns: list[str] = [
+    "^/$",
+    "^/ui/login$",
+    "^/ui/login/oidc$",
+    "^/ui/login/oidc/callback$",
+    "^/ui/static/",
+    "^/ui/language$",
+]
 
 
 def template_engine() -> JinjaTemplateEngine:

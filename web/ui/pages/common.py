@@ -67,6 +67,8 @@ MESSAGES = {
         "try again in a moment. The guard keeps answering from the registry it holds."
     ),
     "bad_request": i18n.N_("The address asks for something the registry cannot show:"),
+    "local_passwords_off": i18n.N_("Sign-in with a password is switched off here: use single sign-on."),
+    "no_sign_on": i18n.N_("Single sign-on is not set up for this registry."),
 }
 # Where a user whose password an admin reset is sent, whatever page they asked for.
 PASSWORD_PAGE = "/ui/account/password"

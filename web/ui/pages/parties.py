@@ -204,6 +204,7 @@ class PartyPages(UiPages):
             "locations": [],
             "sub_processors": [],
             "active": True,
+            "international_organisation": False,
             "contact": None,
         }
         return await self._party_form(request, db_session, blank, creating=True)

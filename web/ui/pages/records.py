@@ -71,6 +71,8 @@ LABELS: dict[str, dict[str, str]] = {
         "kinds.processing": "processing",
         "kinds.backup": "backup",
         "kinds.support_access": "support access",
+        "kinds.international_organisation": "an international organisation (Art. 4(26)), wherever its office is",
+        "kinds.agreement_permits_transfer": "the agreement permits transfers outside the EU/EEA",
     },
     "sv": {
         "title": "Register över behandlingar — mottagare och överföringar",
@@ -117,6 +119,8 @@ LABELS: dict[str, dict[str, str]] = {
         "kinds.processing": "behandling",
         "kinds.backup": "säkerhetskopior",
         "kinds.support_access": "supportåtkomst",
+        "kinds.international_organisation": "en internationell organisation (art. 4.26), var dess kontor än ligger",
+        "kinds.agreement_permits_transfer": "avtalet tillåter överföringar utanför EU/EES",
     },
 }
 
@@ -162,7 +166,7 @@ class RecordsUiController(UiPages):
         offset = page_offset(offset)
         registry = await registry_view(request, db_session)
         if registry.snapshot is not None:
-            counts = await registry.outside_counts()
+            counts = await registry.outside_counts(last)
             record = await article_30_page(
                 db_session, registry.snapshot, registry.controller, (first, last), (offset, PAGE_SIZE), counts
             )

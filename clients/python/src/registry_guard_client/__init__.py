@@ -4,11 +4,13 @@ The client fails closed: when the guard cannot be asked or gives no trustworthy 
 connection, 5xx, a body that is not a well-formed decision) `check` returns a *denied* `Decision` whose reason
 code is `GUARD_UNREACHABLE`; it never raises on those paths, so no exception handler can turn into an allow.
 A request the guard refuses as malformed or unauthorised (a 4xx answer) raises `GuardRequestError`: that is a
-bug or a configuration error in the integration, and retrying would not help.
+bug or a configuration error in the integration, and retrying would not help. A 429 or 503 (the guard busy or
+unable to decide now) is asked once more after its Retry-After, when that is short; then it is denied.
 """
 
 from registry_guard_client._client import (
     GUARD_UNREACHABLE,
+    RECIPIENT_INTERNATIONAL_ORGANISATION,
     SUBJECT_OBJECTED,
     SUBJECT_REF_MISSING,
     AsyncGuardClient,
@@ -16,10 +18,12 @@ from registry_guard_client._client import (
     GuardClient,
     GuardRequestError,
     Reason,
+    ReasonCode,
 )
 
 __all__ = [
     "GUARD_UNREACHABLE",
+    "RECIPIENT_INTERNATIONAL_ORGANISATION",
     "SUBJECT_OBJECTED",
     "SUBJECT_REF_MISSING",
     "AsyncGuardClient",
@@ -27,4 +31,5 @@ __all__ = [
     "GuardClient",
     "GuardRequestError",
     "Reason",
+    "ReasonCode",
 ]
