@@ -24,6 +24,10 @@ SENTENCES: dict[str, str] = {
     "RECIPIENT_IS_AUTHORITY": N_(
         "%(party)s is an authority: disclosures to authorities are made manually and logged, never automatically."
     ),
+    "RECIPIENT_INTERNATIONAL_ORGANISATION": N_(
+        "%(party)s is an international organisation (Art. 4(26)): a share to it is a transfer outside the EU/EEA "
+        "wherever its office is; the policy allows none."
+    ),
     "NO_AGREEMENT": N_("%(party)s has no agreement in force of the kind its role needs."),
     "NO_AGREEMENT_LAPSED": N_("%(party)s has no agreement in force: agreement %(agreement)s is not in force today."),
     "AGREEMENT_INCOMPLETE": N_("Agreement %(agreement)s with %(party)s lacks Art. 28(3) clauses: %(clauses)s."),
@@ -78,6 +82,7 @@ TITLES: dict[str, str] = {
     "RECIPIENT_UNKNOWN": N_("recipient not in the registry"),
     "RECIPIENT_INACTIVE": N_("recipient inactive"),
     "RECIPIENT_IS_AUTHORITY": N_("recipient is an authority"),
+    "RECIPIENT_INTERNATIONAL_ORGANISATION": N_("recipient is an international organisation"),
     "NO_AGREEMENT": N_("no agreement in force"),
     "AGREEMENT_INCOMPLETE": N_("agreement lacks Art. 28(3) clauses"),
     "CATEGORY_NOT_COVERED": N_("data category not covered by the agreement"),
@@ -167,7 +172,11 @@ def reason_text(
 
     chain = fields.get("chain") or ()
     # A finding's `party` is the party it blocks; the sub-processor it is about ends its chain.
-    about = chain[-1] if chain and code.startswith("SUBPROCESSOR_") else fields.get("party")
+    about = (
+        chain[-1]
+        if chain and (code.startswith("SUBPROCESSOR_") or code.endswith("_ORGANISATION"))
+        else (fields.get("party"))
+    )
     values = {
         "party": _party(about, names),
         "agreement": fields.get("agreement") or MISSING,
