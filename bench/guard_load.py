@@ -113,6 +113,9 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
     """Bodies and whether the seed registry allows them: one allowed share per processor and recipient
     (what its agreement describes), and the denials integrations meet in practice."""
     roles = {p["key"]: p for p in seed["parties"]}
+    # Outreach the processing activities mark as direct marketing (the seed's `sales`) names its person too.
+    activities = seed["controller"].get("processing_activities") or []
+    direct_marketing = {p for a in activities if a.get("direct_marketing") for p in a["purposes"]}
     mix: list[tuple[dict[str, Any], bool]] = []
     for number, agreement in enumerate(seed["agreements"]):
         party = roles[agreement["party"]]
@@ -125,7 +128,8 @@ def request_mix(seed: dict[str, Any]) -> list[tuple[dict[str, Any], bool]]:
             "destination": party["established_in"],
             "data_subject": agreement["data_subjects"][0],
         }
-        if body["purpose"].startswith("marketing"):  # a marketing share names its person (SUBJECT_REF_MISSING)
+        # A direct-marketing share names its person (SUBJECT_REF_MISSING).
+        if body["purpose"].startswith("marketing") or body["purpose"] in direct_marketing:
             body["subject_ref"] = f"customer-{number}@example.se"
         mix.append((body, True))
     mix += [

@@ -63,11 +63,14 @@ personal data leaves the EU/EEA):
   finding). The check is a property of the request, so it is made even for an unknown recipient.
 - A territory and its ISO alias (``RE`` and ``FR-974``) are one place in every rule: the table gives both the
   same status, and a recipient declaring either declares both (see ``territory_enclosures``).
-- Data subjects' objections (Art. 21): an objection of scope ``direct_marketing`` covers every purpose under
-  ``marketing`` (Art. 21(3) makes it absolute), one of scope ``all`` every purpose; a covered share is
-  ``SUBJECT_OBJECTED``. A share for a purpose under ``marketing`` that names no subject (``subject_ref``) cannot
-  be checked against objections and is ``SUBJECT_REF_MISSING``. The objections come in as data (subject
-  reference → scopes); the policy never sees an identifier, only the keyed digest the service made of it.
+- Data subjects' objections (Art. 21): an objection of scope ``direct_marketing`` covers every direct-marketing
+  purpose (Art. 21(3) makes it absolute), one of scope ``all`` every purpose; a covered share is
+  ``SUBJECT_OBJECTED``. Direct-marketing purposes are those under ``marketing`` and those the controller's
+  processing activities mark ``direct_marketing`` (Offix's ``sales`` outreach: Art. 21(2)-(3), recital 70), with
+  everything under them (``Snapshot.direct_marketing_purposes``). A share for a direct-marketing purpose that names
+  no subject (``subject_ref``) cannot be checked against objections and is ``SUBJECT_REF_MISSING``. The objections
+  come in as data (subject reference → scopes); the policy never sees an identifier, only the keyed digest the
+  service made of it.
 """
 
 import dataclasses
@@ -422,6 +425,9 @@ class Snapshot:
     ruleset: str
     # The purposes the controller's privacy policy publishes (taxonomy keys); None: not set, so not checked.
     published_purposes: frozenset[str] | None = None
+    # Purposes beyond ``marketing`` that are direct marketing: every purpose of a processing activity marked
+    # ``direct_marketing`` (`direct_marketing_purposes`); they need a subject and obey direct-marketing objections.
+    direct_marketing_purposes: frozenset[str] = frozenset()
     # What each party's places and chain say (see `PlacesVerdict`), worked out the first time a check needs it:
     # a memo of a function of the frozen contents above, so it never changes an answer. Not worked out for all
     # parties up front, because a pathological registry (a chain thousands deep) would stall every reload.
@@ -468,7 +474,7 @@ class Snapshot:
         if request.subject_ref is not None and request.subject_ref != _SOME_SUBJECT:
             anyone = dataclasses.replace(request, subject_ref=_SOME_SUBJECT)
             general = self.decision(anyone, today, expiring_within_days=expiring_within_days)
-            return with_objections(general, request, objections)
+            return with_objections(general, request, objections, self.direct_marketing_purposes)
         if len(request.data_categories) > DECISION_MEMO_MAX_CATEGORIES:
             return decide(request, self, today, expiring_within_days=expiring_within_days)
         key = (request, today, expiring_within_days)
@@ -1135,24 +1141,44 @@ def _request_findings(
 # --- Entry points -----------------------------------------------------------------------------------
 
 
-def is_marketing(purpose: str) -> bool:
-    return covers(MARKETING, purpose)
+def is_marketing(purpose: str, direct_marketing: Collection[str] = frozenset()) -> bool:
+    """Whether `purpose` is direct marketing: under ``marketing``, or under one of the purposes the controller's
+    processing activities mark as direct marketing (`direct_marketing`)."""
+    return covers(MARKETING, purpose) or any(covers(entry, purpose) for entry in direct_marketing)
 
 
-def objection_covers(scope: str, purpose: str) -> bool:
+def direct_marketing_purposes(activities: Iterable[Mapping[str, Any]] | None) -> frozenset[str]:
+    """The purposes of the processing activities marked ``direct_marketing`` (DESIGN §2)."""
+    return frozenset(p for a in activities or () if a.get("direct_marketing") for p in a.get("purposes") or ())
+
+
+def published_with_activities(
+    published: Iterable[str] | None, activities: Iterable[Mapping[str, Any]] | None
+) -> frozenset[str] | None:
+    """The published purposes: `published` and every processing activity's purposes (None when neither is
+    given: the controller has not published its purposes, so they are not checked)."""
+    from_activities = {p for a in activities or () for p in a.get("purposes") or ()}
+    if published is None and not from_activities:
+        return None
+    return frozenset(published or ()) | from_activities
+
+
+def objection_covers(scope: str, purpose: str, direct_marketing: Collection[str] = frozenset()) -> bool:
     """Whether an objection of `scope` covers a share for `purpose` (an unknown scope covers everything: fail
-    closed)."""
-    return scope != OBJECTION_SCOPE_DIRECT_MARKETING or is_marketing(purpose)
+    closed); `direct_marketing` the controller's direct-marketing purposes beyond ``marketing``."""
+    return scope != OBJECTION_SCOPE_DIRECT_MARKETING or is_marketing(purpose, direct_marketing)
 
 
-def objection_reasons(request: ShareRequest, objections: Objections) -> tuple[Reason, ...]:
+def objection_reasons(
+    request: ShareRequest, objections: Objections, direct_marketing: Collection[str] = frozenset()
+) -> tuple[Reason, ...]:
     """SUBJECT_OBJECTED when an objection of the request's subject covers its purpose."""
     if request.subject_ref is None:
         return ()
     scopes = objections.get(request.subject_ref)
     if not scopes:
         return ()
-    covering = sorted({scope for scope in scopes if objection_covers(scope, request.purpose)})
+    covering = sorted({scope for scope in scopes if objection_covers(scope, request.purpose, direct_marketing)})
     if not covering:
         return ()
     return (
@@ -1163,9 +1189,11 @@ def objection_reasons(request: ShareRequest, objections: Objections) -> tuple[Re
     )
 
 
-def with_objections(decision: Decision, request: ShareRequest, objections: Objections) -> Decision:
+def with_objections(
+    decision: Decision, request: ShareRequest, objections: Objections, direct_marketing: Collection[str] = frozenset()
+) -> Decision:
     """`decision` (taken for any subject) with the request's own subject's objections added."""
-    extra = objection_reasons(request, objections)
+    extra = objection_reasons(request, objections, direct_marketing)
     if not extra:
         return decision
     return Decision(
@@ -1187,7 +1215,7 @@ def decide(
 ) -> Decision:
     """The guard's answer to one share: every reason that applies, and allowed only when there is none."""
     decision = _decide(request, snapshot, today, expiring_within_days=expiring_within_days)
-    return with_objections(decision, request, objections)
+    return with_objections(decision, request, objections, snapshot.direct_marketing_purposes)
 
 
 def _decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int) -> Decision:
@@ -1227,12 +1255,12 @@ def _decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_
             )
 
     reasons.extend(_request_findings(request, categories, snapshot.published_purposes))
-    if request.subject_ref is None and is_marketing(request.purpose):
+    if request.subject_ref is None and is_marketing(request.purpose, snapshot.direct_marketing_purposes):
         reasons.append(
             Reason(
                 ReasonCode.SUBJECT_REF_MISSING,
-                f"'{request.purpose}' is marketing: name the person (subject_ref) so that their objections can be "
-                "checked; send a marketing list through check-batch, one request per person.",
+                f"'{request.purpose}' is direct marketing: name the person (subject_ref) so that their objections "
+                "can be checked; send a marketing list through check-batch, one request per person.",
             )
         )
 

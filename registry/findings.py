@@ -23,7 +23,9 @@ from guard.policy import (
     ReasonCode,
     Snapshot,
     SubProcessorLinkView,
+    direct_marketing_purposes,
     evaluate_party,
+    published_with_activities,
 )
 from registry.schemas import PartyIn, RegistryDocument
 
@@ -43,12 +45,13 @@ def snapshot_from_document(doc: RegistryDocument, *, ruleset: str = DOCUMENT_RUL
     agreements_by_party: dict[str, list[AgreementView]] = {}
     for agreement in doc.agreements:
         agreements_by_party.setdefault(agreement.party, []).append(AgreementView.of(agreement, agreement.party))
-    published = doc.controller.published_purposes
+    activities = [a.model_dump() for a in doc.controller.processing_activities or ()]
     return Snapshot(
         parties=MappingProxyType({p.key: _party_view(p) for p in doc.parties}),
         agreements_by_party=MappingProxyType({k: tuple(v) for k, v in agreements_by_party.items()}),
         ruleset=ruleset,
-        published_purposes=None if published is None else frozenset(published),
+        published_purposes=published_with_activities(doc.controller.published_purposes, activities),
+        direct_marketing_purposes=direct_marketing_purposes(activities),
     )
 
 

@@ -85,12 +85,14 @@ def registry_csv_zip(database_url: str, language: str | None = None) -> bytes:
 
 
 def article_30(
-    database_url: str, start: date | None, end: date | None, form: str, language: str | None = None
+    database_url: str, start: date | None, end: date | None, form: str, language: str = "en"
 ) -> tuple[str, bytes]:
-    """The Art. 30 record (`/api/records/article-30`) in `form` (json, csv or xlsx), with its file name: it walks
-    the whole registry and the period's decision log, so it is built and encoded here."""
+    """The Art. 30 record (`/api/records/article-30`) in `form` (json, csv or xlsx) and `language`, with its file
+    name: it walks the whole registry and the period's decision log, so it is built and encoded here."""
+    from kernel.i18n import set_locale
     from registry.services.records import article_30_record, record_csv, record_xlsx
 
+    set_locale(language)  # this worker task's own context: the record's words and the exports' headers
     record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
     name = f"article-30-{record['period']['from']}-{record['period']['to']}"
     if form == "csv":
@@ -102,15 +104,33 @@ def article_30(
     return name, msgspec.json.encode(record)
 
 
-def article_30_data(database_url: str, start: date | None, end: date | None, offset: int, limit: int) -> dict[str, Any]:
+def article_30_data(
+    database_url: str, start: date | None, end: date | None, offset: int, limit: int, language: str = "en"
+) -> dict[str, Any]:
     """The Art. 30 record for the UI's page: everything but the recipients, and a page of those (`recipients` from
     `offset`, at most `limit`; `recipients_total` all of them). The whole record, thousands of recipients at
     10,000 parties, would take seconds to send back and render on the server's loop."""
+    from kernel.i18n import set_locale
     from registry.services.records import article_30_record
 
+    set_locale(language)
     record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
     recipients = record["recipients"]
     return {**record, "recipients": recipients[offset : offset + limit], "recipients_total": len(recipients)}
+
+
+def privacy_notice(database_url: str, language: str) -> dict[str, Any]:
+    """The privacy notice's recipients and transfers section (`/api/records/privacy-notice`): generated from the
+    whole registry, in both languages (to compare with what was published), so built here."""
+    from registry.services.privacy_notice import privacy_notice as notice
+
+    return _in_registry(database_url, lambda session: notice(session, language))
+
+
+def mark_privacy_notice_published(database_url: str, actor: str) -> dict[str, Any]:
+    from registry.services.privacy_notice import mark_published
+
+    return _in_registry(database_url, lambda session: mark_published(session, actor))
 
 
 def evidence_zip(database_url: str, start: date | None, end: date | None) -> bytes:

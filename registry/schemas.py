@@ -346,6 +346,44 @@ TaxonomyKey = Annotated[
 ]
 
 
+LegalBasis = Literal[
+    "consent", "contract", "legal_obligation", "vital_interests", "public_task", "legitimate_interests"
+]  # Art. 6(1)(a)-(f)
+LEGAL_BASES: tuple[str, ...] = get_args(LegalBasis)
+
+
+class LocalText(Strict):
+    """A text the controller publishes, in Swedish and English (both: the record and the notice speak either)."""
+
+    sv: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+    en: Annotated[str, StringConstraints(min_length=1, max_length=2000)]
+
+
+class ProcessingActivityIn(Strict):
+    """One processing activity of the controller (Art. 30(1)(b)-(g), the privacy policy as code, DESIGN §2).
+    Its recipients and transfers are derived from the registry, never typed."""
+
+    key: Key
+    name: LocalText
+    purposes: Annotated[list[Purpose], Field(min_length=1, max_length=100), AfterValidator(_unique)]
+    legal_basis: LegalBasis
+    data_subjects: Annotated[list[DataSubject], Field(min_length=1, max_length=50), AfterValidator(_unique)]
+    data_categories: Annotated[list[DataCategory], Field(min_length=1, max_length=100), AfterValidator(_unique)]
+    retention: LocalText
+    security_measures: LocalText
+    # Outreach to the person (Art. 21(2)-(3), recital 70): its purposes need a subject and obey direct-marketing
+    # objections, like those under `marketing`.
+    direct_marketing: bool = False
+
+
+class ControllerContact(Strict):
+    """The controller's contact details (Art. 30(1)(a))."""
+
+    address: Annotated[str, StringConstraints(max_length=400)] | None = None
+    email: Email | None = None
+    phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+
+
 class ControllerIn(Strict):
     name: Annotated[str, StringConstraints(min_length=1, max_length=200)]
     established_in: Territory
@@ -357,6 +395,9 @@ class ControllerIn(Strict):
     ) = None
     # The controller's vocabulary: labels for the taxonomy keys it uses, shown before the keys in the UI.
     vocabulary: Annotated[dict[TaxonomyKey, Label], Field(max_length=2000)] | None = None
+    contact: ControllerContact | None = None
+    # The processing activities (left out: none kept); their purposes are published too.
+    processing_activities: Annotated[list[ProcessingActivityIn], Field(max_length=500)] | None = None
 
     @field_validator("timezone")
     @classmethod

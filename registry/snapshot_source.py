@@ -20,6 +20,8 @@ from guard.policy import (
     PartyView,
     Snapshot,
     SubProcessorLinkView,
+    direct_marketing_purposes,
+    published_with_activities,
     ruleset_name,
 )
 from guard.snapshot import RegistryDelta, RegistryIndex
@@ -51,9 +53,14 @@ async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
         ),
     )
     agreements = await _all_rows(session, select(*_AGREEMENT_COLUMNS).order_by(col(Agreement.key)))
-    published = (
-        await session.execute(select(col(ControllerProfile.published_purposes)).where(col(ControllerProfile.id) == 1))
-    ).scalar()
+    profile = (
+        await session.execute(
+            select(col(ControllerProfile.published_purposes), col(ControllerProfile.processing_activities)).where(
+                col(ControllerProfile.id) == 1
+            )
+        )
+    ).first()
+    published, activities = (None, None) if profile is None else tuple(profile)
     revision = await registry_revision(session)
     return await asyncio.to_thread(
         _build_snapshot,
@@ -62,7 +69,8 @@ async def load_snapshot(session: AsyncSession, *, ruleset: str) -> Snapshot:
         links,
         agreements,
         ruleset_name(ruleset, revision),
-        None if published is None else frozenset(published),
+        published_with_activities(published, activities),
+        direct_marketing_purposes(activities),
     )
 
 
@@ -124,6 +132,7 @@ def _build_snapshot(
     agreement_rows: Sequence[Any],
     ruleset: str,
     published_purposes: frozenset[str] | None = None,
+    direct_marketing: frozenset[str] = frozenset(),
 ) -> Snapshot:
     """The views of the table rows (read by column name; each sequence in the order the policy keeps)."""
     key_by_id = {p.id: p.key for p in parties}
@@ -144,6 +153,7 @@ def _build_snapshot(
         agreements_by_party=agreements_by_party,
         ruleset=ruleset,
         published_purposes=published_purposes,
+        direct_marketing_purposes=direct_marketing,
     )
 
 

@@ -63,6 +63,8 @@ OPERATION_IDS: dict[tuple[str, str], str] = {
     ("POST", "/api/keys"): "createApiKey",
     ("DELETE", "/api/keys/{name}"): "revokeApiKey",
     ("GET", "/api/records/article-30"): "getArticle30Record",
+    ("GET", "/api/records/privacy-notice"): "getPrivacyNotice",
+    ("POST", "/api/records/privacy-notice/published"): "markPrivacyNoticePublished",
     ("GET", "/api/records/registry-csv.zip"): "exportRegistryCsv",
     ("GET", "/api/records/registry.xlsx"): "exportRegistryXlsx",
     ("GET", "/api/objections"): "listObjections",

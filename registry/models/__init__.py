@@ -6,7 +6,7 @@ from ledger import tables as _decision_log_tables  # noqa: F401  (the ledger own
 from registry.models import agreement_document, objection, reminder, revision, user  # noqa: F401
 from registry.models.agreement import Agreement
 from registry.models.apikey import ApiKey
-from registry.models.controller import ControllerProfile
+from registry.models.controller import ControllerProfile, PrivacyNoticePublication
 from registry.models.history import ChangeRecord
 from registry.models.party import Location, Party, SubProcessorLink
 
@@ -17,5 +17,6 @@ __all__ = [
     "ControllerProfile",
     "Location",
     "Party",
+    "PrivacyNoticePublication",
     "SubProcessorLink",
 ]

@@ -123,6 +123,12 @@ def controller_document(profile: ControllerProfile | None) -> dict[str, Any] | N
         "published_purposes": None if profile.published_purposes is None else list(profile.published_purposes),
         # Only when given, so that a registry without one exports exactly as it did before.
         **({"vocabulary": profile.vocabulary} if profile.vocabulary is not None else {}),
+        **({"contact": profile.contact} if profile.contact is not None else {}),
+        **(
+            {"processing_activities": profile.processing_activities}
+            if profile.processing_activities is not None
+            else {}
+        ),
     }
 
 

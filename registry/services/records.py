@@ -1,12 +1,14 @@
-"""The Art. 30(1)(d)-(e) record, built from the registry and from what the guard enforced.
+"""The Art. 30(1) record, built from the registry and from what the guard enforced.
 
-For each recipient: who it is, what it receives and why (from its agreements in force), every territory where
-it or its sub-processor chain stores, processes, backs up or reaches the data, its agreements with their dates
-and document digests, and the transfers to third countries — none, with the decision log for the period as the
-evidence: shares allowed and denied, the categories actually shared, the last share. The counts are aggregated
-in PostgreSQL over the logged requests, so a year of decisions is never loaded into the application.
+Per processing activity (a)-(g): registry/services/processing_activities.py. For each recipient: who it is, what it
+receives and why (from its agreements in force), every territory where it or its sub-processor chain stores,
+processes, backs up or reaches the data, its agreements with their dates and document digests, and the transfers to
+third countries — none, with the decision log for the period as the evidence: shares allowed and denied, the
+categories actually shared, the last share. The counts are aggregated in PostgreSQL over the logged requests, so a
+year of decisions is never loaded into the application.
 """
 
+import asyncio
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -22,10 +24,12 @@ from guard.policy import AgreementView, PartyView, Snapshot, walk_chain
 from guard.territory import TerritoryStatus, classify_territory, territory_name
 from kernel.calendar import calendar_today, zone_or_default
 from kernel.errors import FieldError, RegistryValidationError
+from kernel.i18n import N_, current, gettext
 from registry.findings import snapshot_from_document
 from registry.models import Agreement
 from registry.services.agreement_documents import documents_on_file
 from registry.services.findings import registry_document
+from registry.services.processing_activities import activity_entries, controller_entry
 
 DEFAULT_PERIOD_DAYS = 365
 # Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
@@ -57,6 +61,35 @@ _CATEGORIES = text(
      GROUP BY d.recipient
     """
 )
+
+
+# The period's decisions per recipient and purpose: the evidence of each processing activity's recipients.
+_BY_PURPOSE = text(
+    """
+    SELECT recipient, coalesce(request->>'purpose', '') AS purpose,
+           count(*) FILTER (WHERE allowed) AS allowed,
+           count(*) FILTER (WHERE NOT allowed) AS denied
+      FROM guard_decision
+     WHERE decided_at >= :start AND decided_at < :end
+     GROUP BY 1, 2
+    """
+)
+
+
+async def _by_purpose(
+    session: AsyncSession, first: datetime, after: datetime
+) -> dict[tuple[str, str], tuple[int, int]]:
+    rows = await session.execute(_BY_PURPOSE, {"start": first, "end": after})
+    return {(row.recipient, row.purpose): (row.allowed, row.denied) for row in rows}
+
+
+def _activities(
+    controller: dict[str, Any] | None,
+    snapshot: Snapshot,
+    as_of: date,
+    by_purpose: Mapping[tuple[str, str], tuple[int, int]],
+) -> list[dict[str, Any]]:
+    return activity_entries(controller, snapshot, as_of, by_purpose, lambda party: territories(party, snapshot.parties))
 
 
 def period(start: date | None, end: date | None, today: date) -> tuple[date, date]:
@@ -172,7 +205,8 @@ async def _record(session: AsyncSession, start: date | None, end: date | None, n
     transfers = [t for r in recipients for t in r["third_country_transfers"]]
     controller = doc.controller.model_dump(mode="json") if doc.controller else None
     summary = record_summary(snapshot, keys, enforcement, controller, (start, end, zone, as_of), len(transfers), now)
-    return {**summary, "recipients": recipients, "third_country_transfers": transfers}
+    activities = _activities(controller, snapshot, as_of, await _by_purpose(session, first, after))
+    return {**summary, "activities": activities, "recipients": recipients, "third_country_transfers": transfers}
 
 
 def recipient_keys(parties: Mapping[str, PartyView], enforcement: Mapping[str, Any]) -> list[str]:
@@ -262,8 +296,9 @@ def record_summary(
         by_category[f"{party.role}/{party.category}"].append(key)
     unregistered = {k: v for k, v in enforcement.items() if k not in snapshot.parties}
     return {
-        "record": "Article 30(1)(d)-(e) GDPR: recipients and transfers to third countries",
-        "controller": controller,
+        "record": "Article 30(1)(a)-(g) GDPR: record of processing activities",
+        "language": current(),
+        "controller": controller_entry(controller),
         "generated_at": (now or datetime.now(UTC)).astimezone(UTC).isoformat(),
         "as_of": as_of.isoformat(),
         "period": {"from": start.isoformat(), "to": end.isoformat(), "timezone": zone.key},
@@ -317,7 +352,11 @@ async def article_30_page(
     ]  # fmt: skip
     transfers = sum(outside_counts.get(key, 0) for key in keys)
     summary = record_summary(snapshot, keys, enforcement, controller, (start, end, zone, as_of), transfers, now)
-    return {**summary, "recipients": recipients, "recipients_total": len(keys)}
+    # Every activity walks the registry's agreements and asks the rules about its recipients: in a thread, so that
+    # the loop the guard answers on gets its turn meanwhile (the locale goes along with the context).
+    by_purpose = await _by_purpose(session, first, after)
+    activities = await asyncio.to_thread(_activities, controller, snapshot, as_of, by_purpose)
+    return {**summary, "activities": activities, "recipients": recipients, "recipients_total": len(keys)}
 
 
 def _agreement(view: AgreementView, document: Any, on_file: dict[str, tuple[str, int]], as_of: date) -> dict[str, Any]:
@@ -404,11 +443,82 @@ def record_rows(record: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
+# The record per processing activity (Art. 30(1)(a)-(g)), one row per activity and recipient (an activity without
+# a recipient: one row), in the reader's language (kernel.i18n's current locale).
+ACTIVITY_COLUMNS = (
+    N_("Activity"),
+    N_("Name of the processing"),
+    N_("Purposes"),
+    N_("Legal basis"),
+    N_("Categories of data subjects"),
+    N_("Categories of personal data"),
+    N_("Direct marketing"),
+    N_("Recipient"),
+    N_("Recipient's name"),
+    N_("Role"),
+    N_("Reached through"),
+    N_("The guard"),
+    N_("Transfers to third countries"),
+    N_("Safeguards"),
+    N_("Agreement permits transfers outside the EU/EEA"),
+    N_("Shares allowed in the period"),
+    N_("Shares refused in the period"),
+    N_("Erasure periods"),
+    N_("Security measures"),
+    N_("Controller"),
+    N_("Controller's contact details"),
+)
+
+
+def activity_header() -> list[str]:
+    return [gettext(c) for c in ACTIVITY_COLUMNS]
+
+
+def _transfer_text(t: dict[str, Any]) -> str:
+    where = f"{t['territory']} {t['country']}".strip() if t["territory"] else ""
+    via = f" ({' > '.join(t['chain'])})" if t["chain"] else ""
+    return f"{where + ' ' if where else ''}{t['kind_text']}{via}: {t['decision_text']}"
+
+
+def activity_rows(record: dict[str, Any]) -> list[list[Any]]:
+    controller = record.get("controller") or {}
+    contact = "; ".join(v for v in (controller.get("contact") or {}).values() if v)
+    yes, no = gettext("yes"), gettext("no")
+    rows = []
+    for a in record.get("activities") or ():
+        common = [a["key"], a["name"], _joined(a["purposes_text"]), a["legal_basis_text"],
+                  _joined(a["data_subjects_text"]), _joined(a["data_categories_text"]),
+                  yes if a["direct_marketing"] else no]  # fmt: skip
+        tail = [a["retention"], a["security_measures"], controller.get("name") or "", contact]
+        for r in a["recipients"] or [None]:
+            if r is None:
+                rows.append([*common, "", "", "", "", "", gettext("none"), "", "", "", "", *tail])
+                continue
+            mine = [t for t in a["transfers"] if t["recipient"] == r["key"]]
+            rows.append(
+                [
+                    *common,
+                    r["key"],
+                    r["name"],
+                    r["role_text"],
+                    " > ".join(r["via"] or []),
+                    r["guard_text"] + (f" ({', '.join(r['guard_reasons'])})" if r["guard_reasons"] else ""),
+                    _joined([_transfer_text(t) for t in mine]) or gettext("none"),
+                    "",  # no safeguard opens a transfer under this policy: every one is refused
+                    yes if r["transfers_outside_eea_permitted"] else no,
+                    r["enforcement"]["shares_allowed"],
+                    r["enforcement"]["shares_denied"],
+                    *tail,
+                ]
+            )
+    return rows
+
+
 def record_csv(record: dict[str, Any], *, delimiter: str = ",") -> bytes:
     """The record as CSV (the shared export mechanics: byte order mark, `delimiter`, cells neutralised)."""
     from registry.services.exports import csv_document
 
-    return csv_document(RECORD_COLUMNS, record_rows(record), delimiter=delimiter)
+    return csv_document(activity_header(), activity_rows(record), delimiter=delimiter)
 
 
 def record_xlsx(record: dict[str, Any]) -> bytes:
@@ -449,6 +559,7 @@ def record_xlsx(record: dict[str, Any]) -> bytes:
     ]
     return workbook(
         [
+            (gettext("Processing activities"), activity_header(), activity_rows(record)),
             ("Article 30", list(RECORD_COLUMNS), record_rows(record)),
             ("Territories", ["recipient", "territory", "name", "kind", "party", "chain", "status"], territories_rows),
             (

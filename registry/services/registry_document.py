@@ -14,7 +14,7 @@ from kernel.columns import utcnow
 from kernel.db import PENDING_REVISION, registry_revision
 from kernel.errors import ConflictError, FieldError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
-from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, PartyIn, RegistryDocument
+from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, ControllerIn, PartyIn, RegistryDocument
 from registry.services import integrity
 from registry.services.agreements import agreement_columns
 from registry.services.common import change_record, finish_write, lock_registry_for_write
@@ -108,7 +108,25 @@ def reference_errors(doc: RegistryDocument) -> list[FieldError]:
         [(p.key, p.role, [s.party for s in p.sub_processors]) for p in doc.parties],
         [(a.kind, a.party) for a in doc.agreements],
     )
-    return errors + integrity.duplicate_key_errors("agreements", [a.key for a in doc.agreements])
+    activities = [a.key for a in doc.controller.processing_activities or ()]
+    return (
+        errors
+        + integrity.duplicate_key_errors("agreements", [a.key for a in doc.agreements])
+        + integrity.duplicate_key_errors(ACTIVITIES_PATH, activities)
+    )
+
+
+ACTIVITIES_PATH = "controller.processing_activities"
+
+
+def _raw_activity_keys(raw: dict[str, Any]) -> list[str]:
+    controller = raw.get("controller")
+    activities = controller.get("processing_activities") if isinstance(controller, dict) else None
+    keys = []
+    for i, entry in enumerate(activities if isinstance(activities, list) else []):
+        key = entry.get("key") if isinstance(entry, dict) else None
+        keys.append(key.strip() if isinstance(key, str) else f"\0{i}")
+    return keys
 
 
 def raw_reference_errors(raw: dict[str, Any]) -> list[FieldError]:
@@ -136,7 +154,11 @@ def raw_reference_errors(raw: dict[str, Any]) -> list[FieldError]:
         agreements.append(None if party_key is None else (kind if kind in ROLE_FOR_AGREEMENT_KIND else None, party_key))
         key = text(entry.get("key")) if isinstance(entry, dict) else None
         agreement_keys.append(key if key is not None else f"\0{i}")
-    return _reference_problems(parties, agreements) + integrity.duplicate_key_errors("agreements", agreement_keys)
+    return (
+        _reference_problems(parties, agreements)
+        + integrity.duplicate_key_errors("agreements", agreement_keys)
+        + integrity.duplicate_key_errors(ACTIVITIES_PATH, _raw_activity_keys(raw))
+    )
 
 
 async def export_registry(session: AsyncSession) -> dict[str, Any]:
@@ -368,17 +390,15 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
     if new_agreements:
         await session.execute(insert(Agreement), new_agreements)
 
-    controller = doc.controller.model_dump()
-    if controller["vocabulary"] is None:
-        # A document without a vocabulary reads back without one (what GET returns can be PUT back).
-        del controller["vocabulary"]
+    controller = controller_fields(doc.controller)
     profile = await session.get(ControllerProfile, 1)
     if profile is None:
         session.add(ControllerProfile(id=1, **controller))
     elif current.controller != controller:
         for name, value in controller.items():
             setattr(profile, name, value)
-        profile.vocabulary = controller.get("vocabulary")
+        for name in OPTIONAL_CONTROLLER_FIELDS:
+            setattr(profile, name, controller.get(name))
     if current.controller != controller:
         history.append(change_record("controller", "controller", "update", actor, current.controller, controller))
         changes.controller = changed_fields(current.controller or {}, controller)
@@ -394,6 +414,22 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
         everything=bool(changes.controller) or len(changed_parties) + len(changed_agreements) > IMPORT_CHANGE_MAX_KEYS,
     )
     return changes
+
+
+# Controller fields a document may leave out: one without them reads back without them (what GET returns can be
+# PUT back, and a registry that never had them exports as it did before).
+OPTIONAL_CONTROLLER_FIELDS = ("vocabulary", "contact", "processing_activities")
+
+
+def controller_fields(controller: ControllerIn) -> dict[str, Any]:
+    """The controller's stored document form (what `controller_document` reads back)."""
+    fields = controller.model_dump(mode="json")
+    for name in OPTIONAL_CONTROLLER_FIELDS:
+        if fields[name] is None:
+            del fields[name]
+    if "contact" in fields:
+        fields["contact"] = {k: v for k, v in fields["contact"].items() if v is not None}
+    return fields
 
 
 def _party_doc(party: PartyIn) -> dict[str, Any]:

@@ -126,18 +126,21 @@ async def test_the_record_as_csv_and_xlsx_carries_the_same_recipients_and_counts
     )
     assert as_csv.status_code == 200
     assert as_csv.headers["content-type"].startswith("text/csv")
+    # The CSV is the record per processing activity: one row per activity and recipient.
     rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
-    assert {r["key"]: (r["name"], int(r["shares_allowed"]), int(r["shares_denied"])) for r in rows} == expected
-    assert {r["third_country_transfers"] for r in rows} == {"none"}
-    nordfrakt = next(r for r in rows if r["key"] == "nordfrakt")
-    assert nordfrakt["categories_shared"] == "user.contact.address; user.contact.phone_number; user.name"
+    by_activity = {a["key"]: [r["key"] for r in a["recipients"]] for a in record["activities"]}
+    assert [(r["Activity"], r["Recipient"]) for r in rows] == [(a, k) for a, keys in by_activity.items() for k in keys]
+    assert {r["Transfers to third countries"] for r in rows} == {"none"}
+    delivery = next(r for r in rows if (r["Activity"], r["Recipient"]) == ("leverans", "nordfrakt"))
+    assert (int(delivery["Shares allowed in the period"]), int(delivery["Shares refused in the period"])) == (3, 1)
+    assert delivery["Legal basis"] == "performance of a contract (Art. 6(1)(b))"
 
     as_xlsx = await seeded_client.get(
         "/api/records/article-30", params={**WIDE, "format": "xlsx"}, headers=reader_headers
     )
     assert as_xlsx.status_code == 200
     book = load_workbook(io.BytesIO(as_xlsx.content), read_only=True)
-    assert book.sheetnames == ["Article 30", "Territories", "Agreements", "Period"]
+    assert book.sheetnames == ["Processing activities", "Article 30", "Territories", "Agreements", "Period"]
     sheet = list(book["Article 30"].iter_rows(values_only=True))
     header = sheet[0]
     got = {

@@ -1419,3 +1419,31 @@ def test_the_memo_serves_every_person_with_their_own_objections():
             assert memoized == decide(share, registry, TODAY, objections=objections)
             assert memoized.allowed is allowed
     assert len(registry._decisions) == 2  # one entry for "someone named", one for "no one": not one per person
+
+
+def test_a_purpose_of_an_activity_marked_direct_marketing_is_direct_marketing_with_everything_under_it():
+    from guard.policy import direct_marketing_purposes, is_marketing
+
+    activities = [
+        {"purposes": ["sales"], "direct_marketing": True},
+        {"purposes": ["essential.service"], "direct_marketing": False},
+    ]
+    marked = direct_marketing_purposes(activities)
+    assert marked == frozenset({"sales"})
+    assert is_marketing("sales", marked) and is_marketing("sales.x", marked)
+    assert is_marketing("marketing.communications.email", marked)
+    assert not is_marketing("essential.service.operations", marked)
+    assert not is_marketing("sales")  # without the activities, as before
+
+
+def test_an_unsubscribe_covers_a_direct_marketing_activitys_purpose_and_a_share_naming_no_one_is_refused():
+    from guard.policy import NO_OBJECTIONS
+
+    snapshot = replace(clean_snapshot(), direct_marketing_purposes=frozenset({"essential.service"}))
+    refused = decide(request(subject_ref=OBJECTOR), snapshot, TODAY, objections={OBJECTOR: ("direct_marketing",)})
+    assert [r.code for r in refused.reasons] == [ReasonCode.SUBJECT_OBJECTED]
+    memoized = snapshot.decision(request(subject_ref=OBJECTOR), TODAY, objections={OBJECTOR: ("direct_marketing",)})
+    assert [r.code for r in memoized.reasons] == [ReasonCode.SUBJECT_OBJECTED]
+    anonymous = decide(request(), snapshot, TODAY, objections=NO_OBJECTIONS)
+    assert [r.code for r in anonymous.reasons] == [ReasonCode.SUBJECT_REF_MISSING]
+    assert decide(request(), clean_snapshot(), TODAY).allowed

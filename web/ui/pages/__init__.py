@@ -5,6 +5,7 @@ from typing import Any
 
 from web.ui.pages import (
     account,
+    activities,
     admin,
     agreements,
     dashboard,
@@ -31,6 +32,7 @@ route_handlers: list[Any] = [
     *registry_document.route_handlers,
     *admin.route_handlers,
     *records.route_handlers,
+    *activities.route_handlers,
     *objections.route_handlers,
     *removed.route_handlers,
 ]

@@ -12,6 +12,7 @@ from litestar.response import Redirect, Response, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from kernel.errors import FieldError, RegistryValidationError
+from kernel.i18n import set_locale
 from registry import reports
 from registry.services.agreement_documents import DocumentTooLarge, NotAPdf, read_document, store_document
 from registry.services.records import article_30_page
@@ -27,8 +28,8 @@ from web.ui.registry_view import registry_view
 # translation of the UI is another matter (the rest of the UI is in English).
 LABELS: dict[str, dict[str, str]] = {
     "en": {
-        "title": "Record of processing activities — recipients and transfers",
-        "subtitle": "Article 30(1)(d) and (e) GDPR",
+        "title": "Record of processing activities",
+        "subtitle": "Article 30(1) GDPR",
         "controller": "Controller",
         "period": "Enforcement period",
         "as_of": "Registry as of",
@@ -75,8 +76,8 @@ LABELS: dict[str, dict[str, str]] = {
         "kinds.agreement_permits_transfer": "the agreement permits transfers outside the EU/EEA",
     },
     "sv": {
-        "title": "Register över behandlingar — mottagare och överföringar",
-        "subtitle": "Artikel 30.1 d och e dataskyddsförordningen",
+        "title": "Register över behandlingar",
+        "subtitle": "Artikel 30.1 dataskyddsförordningen",
         "controller": "Personuppgiftsansvarig",
         "period": "Period för kontrollen",
         "as_of": "Registret per",
@@ -164,6 +165,8 @@ class RecordsUiController(UiPages):
         without a usable snapshot it is built in the report worker from the tables."""
         first, last = _day(start, "start"), _day(end, "end")
         offset = page_offset(offset)
+        code = language(request, lang)
+        set_locale(code)  # the whole printable page, its activities' words included, in the record's language
         registry = await registry_view(request, db_session)
         if registry.snapshot is not None:
             counts = await registry.outside_counts(last)
@@ -172,10 +175,11 @@ class RecordsUiController(UiPages):
             )
         else:
             database_url = services.settings.database_url
-            record = await services.reports.run(reports.article_30_data, database_url, first, last, offset, PAGE_SIZE)
-        code = language(request, lang)
+            record = await services.reports.run(
+                reports.article_30_data, database_url, first, last, offset, PAGE_SIZE, code
+            )
         filters = {"start": start or "", "end": end or "", "lang": lang or ""}
-        return page(
+        template = page(
             request,
             "records/article30.html",
             record=record,
@@ -187,6 +191,8 @@ class RecordsUiController(UiPages):
             offset=offset,
             limit=PAGE_SIZE,
         )
+        set_locale(code)  # page() set the reader's language; the printable record is rendered in the record's
+        return template
 
     @get("/records/article-30.csv", opt=requires("registry:read"))
     async def article_30_csv(
