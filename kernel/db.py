@@ -42,15 +42,17 @@ UNAVAILABLE_SQLSTATES = ("08", "57P", "55000")
 
 
 def database_unavailable(exc: BaseException | None) -> bool:
-    """Whether `exc` says the database cannot be reached (not that a statement was wrong)."""
-    if isinstance(exc, DATABASE_UNAVAILABLE):
+    """Whether `exc` says the database cannot be reached (not that a statement was wrong): `database_outage`."""
+    return exc is not None and database_outage(exc) is not None
+
+
+def _refuses_connections(exc: BaseException) -> bool:
+    """A driver error whose SQLSTATE says the server will not take connections (UNAVAILABLE_SQLSTATES)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
         return True
-    if isinstance(exc, DBAPIError):
-        if exc.connection_invalidated:
-            return True
-        sqlstate = str(getattr(exc.orig, "sqlstate", None) or getattr(exc.orig, "pgcode", None) or "")
-        return sqlstate.startswith(UNAVAILABLE_SQLSTATES)
-    return False
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = str(getattr(original, "sqlstate", None) or getattr(original, "pgcode", None) or "")
+    return isinstance(exc, DBAPIError | asyncpg.PostgresError) and sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -182,3 +184,34 @@ async def dispose_within(engine: AsyncEngine, within_seconds: float = DISPOSE_TI
     if not done:
         task.cancel()
         log.warning("the database pool did not close within %.0f s; leaving its connections behind", within_seconds)
+
+
+def database_outage(exc: BaseException) -> str | None:
+    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used: an outage,
+    which the CLI reports as one line and exit code 3, and the server as one log line and a 503, without a
+    traceback (not a bug of the registry's)."""
+    import asyncpg
+    from sqlalchemy.exc import InterfaceError, OperationalError
+    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
+
+    unreachable = (
+        OSError,
+        TimeoutError,
+        asyncpg.PostgresConnectionError,
+        asyncpg.CannotConnectNowError,
+        asyncpg.InvalidCatalogNameError,
+        asyncpg.InvalidAuthorizationSpecificationError,
+        OperationalError,
+        InterfaceError,
+        PoolTimeoutError,
+    )
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, unreachable) or _refuses_connections(current):
+            original = getattr(current, "orig", None) or current
+            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
+            return f"{type(original).__name__}: {text}" if text else type(original).__name__
+        current = current.__cause__ or current.__context__
+    return None

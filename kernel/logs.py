@@ -16,7 +16,6 @@ import json
 import logging
 import os
 import re
-import sys
 from collections.abc import Iterable
 from contextvars import ContextVar
 from datetime import UTC, datetime
@@ -24,8 +23,6 @@ from typing import Any, Literal
 
 from litestar.logging.config import LoggingConfig
 from litestar.types import ASGIApp, Message, Receive, Scope, Send
-
-from kernel.db import database_unavailable
 
 LogFormat = Literal["text", "json"]
 
@@ -41,6 +38,12 @@ REQUEST_ID: ContextVar[str] = ContextVar("request_id", default=NO_REQUEST)
 # magnitude, and still unique across the instances and workers of one deployment in practice.
 _PREFIX = os.urandom(4).hex()
 _counter = itertools.count(1)
+
+
+def current_request_id() -> str | None:
+    """The id of the request being answered, None outside one."""
+    request_id = REQUEST_ID.get()
+    return None if request_id == NO_REQUEST else request_id
 
 
 def new_request_id() -> str:
@@ -132,7 +135,7 @@ def json_line(
     extra: dict[str, str] | None = None,
 ) -> str:
     """A JSON log line (`JsonFormatter`'s; the access log writes its lines through here too, without a record).
-    `access`: an access line's arguments (client, method, path, HTTP version, status), shown as fields."""
+    `access`: an access line's arguments (client, method, path, HTTP version, status, milliseconds), as fields."""
     line: dict[str, Any] = {
         "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
         "level": level,
@@ -140,9 +143,16 @@ def json_line(
         "request_id": request_id,
         "message": message,
     }
-    if access is not None and len(access) == 5:
-        client, method, path, version, status = access
-        line.update(client=client, method=method, path=path, http_version=version, status=status)
+    if access is not None and len(access) == 6:  # (the access log's, registry/access_log.py)
+        client, method, path, version, status, milliseconds = access
+        line.update(
+            client=client,
+            method=method,
+            path=path,
+            http_version=version,
+            status=status,
+            duration_ms=round(milliseconds, 1),
+        )
     if extra:
         line.update(extra)
     return json.dumps(line, ensure_ascii=False, default=str)
@@ -175,23 +185,6 @@ def logging_dict(log_format: LogFormat) -> dict[str, Any]:
     }
 
 
-def log_exception(logger: Any, scope: Scope, traceback: list[str]) -> None:
-    """Litestar's logging of an unexpected exception: its traceback, except when the database cannot be reached,
-    which is one line per failed request (a traceback of a hundred lines for each request of an outage buries
-    everything else)."""
-    exc = sys.exc_info()[1]
-    if database_unavailable(exc):
-        logger.warning(
-            "database unavailable: %s %s: %s: %s",
-            scope.get("method", scope.get("type", "")),
-            scope.get("path", ""),
-            type(exc).__name__,
-            str(exc).splitlines()[0][:300] if str(exc) else "",
-        )
-        return
-    logger.exception("Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"])
-
-
 def litestar_logging_config(log_format: LogFormat, **options: Any) -> LoggingConfig:
     """Litestar's logging configuration with the same handlers and format (`options`: its exception logging)."""
     config = logging_dict(log_format)
@@ -205,5 +198,5 @@ def litestar_logging_config(log_format: LogFormat, **options: Any) -> LoggingCon
         handlers=handlers,
         loggers=config["loggers"],
         root=config["root"],
-        **{"exception_logging_handler": log_exception, **options},
+        **options,
     )

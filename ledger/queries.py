@@ -34,6 +34,7 @@ def decision_document(row: GuardDecision) -> dict[str, Any]:
         "warnings": row.warnings,
         "agreement": row.agreement,
         "ruleset": row.ruleset,
+        "request_id": row.request_id,
     }
 
 

@@ -58,6 +58,9 @@ class GuardDecision(SQLModel, table=True):
     # The keyed digest of the request's `subject_ref` (never the identifier): the same value the hashed
     # `request` holds as `subject_ref_digest`, in a column of its own so that it can be indexed.
     subject_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
+    # The id of the HTTP request the decision answered (the caller's X-Request-Id when it sent a sane one), for
+    # following a request from the caller's logs to its decisions; hashed with the entry when present.
+    request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
 
 
 class GuardLogWriter(SQLModel, table=True):

@@ -95,7 +95,11 @@ async def test_a_ui_page_is_a_swedish_html_page_and_one_log_line_when_the_databa
     assert [a.status_code for a in answers] == [503, 503, 503], [a.text[:300] for a in answers]
     assert all(a.headers["content-type"].startswith("text/html") for a in answers)
     assert "Registrets databas kan inte nås just nu" in answers[0].text
-    lines = [line for line in logged.splitlines() if "database unavailable: GET /ui/parties" in line]
+    lines = [
+        line
+        for line in logged.splitlines()
+        if "the registry database is unavailable" in line and "GET /ui/parties answered 503" in line
+    ]
     assert len(lines) == 3, logged
     assert "Traceback" not in logged, "a traceback was logged for an unreachable database"
 

@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from guard.service import GuardUnavailable, cannot_decide
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext
+from kernel.logs import current_request_id
 from ledger.queries import list_decisions
 from web.auth import requires
 from web.composition import services_of
@@ -90,7 +91,10 @@ class GuardPages(UiPages):
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = 200, await services_of(request.app).guard.check(payload, current_user(request).name)
+            status, body = (
+                200,
+                await services_of(request.app).guard.check(payload, current_user(request).name, current_request_id()),
+            )
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
