@@ -16,6 +16,7 @@ from web.ui.pages import (
     parties,
     records,
     registry_document,
+    removed,
     renewals,
 )
 
@@ -33,4 +34,5 @@ route_handlers: list[Any] = [
     *records.route_handlers,
     *activities.route_handlers,
     *objections.route_handlers,
+    *removed.route_handlers,
 ]

@@ -28,6 +28,7 @@ from web.ui.pages.common import (
     registry_today,
     start_of,
 )
+from web.ui.reasons import PartyNames
 
 DECISIONS_PER_PAGE = 50
 # A share's required fields, with what the form says when one is missing.
@@ -79,11 +80,12 @@ class GuardPages(UiPages):
             name: [gettext(message)] for name, message in REQUIRED_SHARE_FIELDS if not share[name]
         }
         _, state = await registry_today(request, db_session)
-        context = {
+        context: dict[str, Any] = {
             "share": share,
             "recipient_options": await state.party_options("name_key", request_language(request)),
             "taxonomy": forms.taxonomy_for(state.controller),
             "controller": state.controller,
+            "party_names": PartyNames(state.party_docs),
         }
         if errors:
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
