@@ -152,7 +152,8 @@ async def main(agreements: int) -> None:
         started = time.perf_counter()
         await load(url.replace("+asyncpg", ""), agreements)
         print(f"loaded {agreements:,} agreements in {time.perf_counter() - started:.1f} s")
-        settings = Settings(database_url=url, webhook_url="http://127.0.0.1:9/hook")  # two channels per reminder
+        # Two channels per reminder (a webhook URL needs its signing secret).
+        settings = Settings(database_url=url, webhook_url="http://127.0.0.1:9/hook", webhook_secret="b" * 32)
         count_time = await baseline(url)
         first, due, written = await timed_scan(url, settings)
         second, _, rewritten = await timed_scan(url, settings)

@@ -52,16 +52,40 @@ class Context:
                 sys.exit(2)
         return self.create_or_open_database()
 
-    def create_or_open_database(self) -> str:
-        """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`."""
-        if self._url is None:
-            from kernel.embedded import EmbeddedDatabaseError, start_embedded_postgres
+    def create_or_open_database(self, *, new: bool = False) -> str:
+        """The registry database, creating the embedded one if there is none: only `serve` and `db upgrade`.
 
+        A new embedded registry is created only on the first run, or with `new`: where another one exists
+        already (this user's first, or the `.registry-data` of a folder above), the command is refused and
+        says where it is, rather than start a second, empty registry that `check` and `verify-log` would pass."""
+        if self._url is None:
+            from kernel.embedded import (
+                EmbeddedDatabaseError,
+                embedded_registry_exists,
+                existing_registries,
+                remember_registry,
+                start_embedded_postgres,
+            )
+
+            data_dir = self.settings.data_dir
+            creating = not embedded_registry_exists(data_dir)
+            if creating and not new:
+                elsewhere = existing_registries(data_dir)
+                if elsewhere:
+                    click.echo(
+                        f"error: no registry in {data_dir.resolve()}, and this would create a new, empty one; the "
+                        f"registry is in {elsewhere[0]}: run from {elsewhere[0].parent} or set "
+                        f"REGISTRY_DATA_DIR={elsewhere[0]} (or pass --new for a second registry here)",
+                        err=True,
+                    )
+                    sys.exit(2)
             try:
-                self._url, self._server = start_embedded_postgres(self.settings.data_dir)
+                self._url, self._server = start_embedded_postgres(data_dir)
             except EmbeddedDatabaseError as exc:
                 click.echo(f"error: {exc}", err=True)
                 sys.exit(2)
+            if creating:
+                remember_registry(data_dir)
         return self._url
 
     def run(self, work: "Callable[[AsyncSession], Awaitable[T]]") -> T:

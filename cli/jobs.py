@@ -86,7 +86,7 @@ def reminders_run(context: Context, today: datetime | None, send: bool, as_json:
                     "due": len(result.due),
                     "written": result.written,
                     "outcomes": [dataclasses.asdict(o) for o in outcomes],
-                    "stopped_early": bool(outcomes) and outcomes[-1].server_down,
+                    "stopped_early": any(o.server_down for o in outcomes),
                 }
             )
             return
@@ -96,8 +96,8 @@ def reminders_run(context: Context, today: datetime | None, send: bool, as_json:
             click.echo(line + (f" ({o.error})" if o.error else ""))
         if not outcomes:
             click.echo("nothing to send")
-        elif outcomes[-1].server_down:
-            click.echo("stopped early: the mail server cannot be reached; the rest stay pending for the next run")
+        elif any(o.server_down for o in outcomes):
+            click.echo("e-mail stopped early: the mail server cannot be reached; the e-mails left stay pending")
 
     asyncio.run(main())
 

@@ -21,35 +21,6 @@ from cli.output import echo_json, json_option, stages
 from kernel.errors import RegistryValidationError
 
 
-def _database_unavailable(exc: BaseException) -> str | None:
-    """A one-line reason when `exc` (or what caused it) means the database cannot be reached or used."""
-    import asyncpg
-    from sqlalchemy.exc import InterfaceError, OperationalError
-    from sqlalchemy.exc import TimeoutError as PoolTimeoutError
-
-    unreachable = (
-        OSError,
-        TimeoutError,
-        asyncpg.PostgresConnectionError,
-        asyncpg.CannotConnectNowError,
-        asyncpg.InvalidCatalogNameError,
-        asyncpg.InvalidAuthorizationSpecificationError,
-        OperationalError,
-        InterfaceError,
-        PoolTimeoutError,
-    )
-    seen: set[int] = set()
-    current: BaseException | None = exc
-    while current is not None and id(current) not in seen:
-        seen.add(id(current))
-        if isinstance(current, unreachable):
-            original = getattr(current, "orig", None) or current
-            text = str(original).strip().splitlines()[0] if str(original).strip() else ""
-            return f"{type(original).__name__}: {text}" if text else type(original).__name__
-        current = current.__cause__ or current.__context__
-    return None
-
-
 class RegistryGroup(click.Group):
     """The top-level group: an expected failure anywhere below is one line on stderr and its exit code; the
     sub-systems' commands are imported only when one of them runs."""
@@ -86,7 +57,9 @@ class RegistryGroup(click.Group):
         except (click.exceptions.Exit, click.ClickException, click.Abort, SystemExit, KeyboardInterrupt):
             raise
         except Exception as exc:
-            reason = _database_unavailable(exc)
+            from kernel.db import database_outage
+
+            reason = database_outage(exc)
             if reason is None:
                 raise  # a bug: the traceback is what its report needs
             click.echo(f"error: the registry database is unavailable ({reason})", err=True)
@@ -106,8 +79,9 @@ def main(ctx: click.Context) -> None:
 @click.option("--host", default=None, help="[default: REGISTRY_HOST, else 127.0.0.1]")
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: REGISTRY_PORT, else 8000]")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
+@click.option("--new", is_flag=True, help="create a new embedded registry here although another one exists elsewhere")
 @pass_context
-def serve(context: Context, host: str | None, port: int | None, workers: int) -> None:
+def serve(context: Context, host: str | None, port: int | None, workers: int, new: bool) -> None:
     """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
     import os
 
@@ -116,7 +90,8 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
     from kernel.logs import logging_dict
     from registry.bootstrap import prepare_database
 
-    url = context.create_or_open_database()
+    _metrics_directory()  # before anything imports prometheus-client (the workers inherit it)
+    url = context.create_or_open_database(new=new)
     with reported_errors():
         token = prepare_database(url, context.settings)
     if token:
@@ -144,18 +119,41 @@ def serve(context: Context, host: str | None, port: int | None, workers: int) ->
     )
 
 
+def _metrics_directory() -> None:
+    """The directory where prometheus-client's multiprocess mode keeps every worker's counts
+    (registry/controllers/metrics.py): the operator's PROMETHEUS_MULTIPROC_DIR, emptied of an earlier run's files,
+    or a new temporary one removed at exit."""
+    import atexit
+    import os
+    import shutil
+    import tempfile
+
+    if "prometheus_client" in sys.modules:  # its mode is fixed once imported: workers would not add up
+        raise RuntimeError("prometheus_client was imported before `registry serve` chose its multiprocess mode")
+    directory = os.environ.get("PROMETHEUS_MULTIPROC_DIR")
+    if directory:
+        os.makedirs(directory, exist_ok=True)
+        for stale in Path(directory).glob("*.db"):  # counts of an earlier run are not this run's
+            stale.unlink()
+        return
+    directory = tempfile.mkdtemp(prefix="registry-metrics-")
+    atexit.register(shutil.rmtree, directory, True)
+    os.environ["PROMETHEUS_MULTIPROC_DIR"] = directory
+
+
 @main.group()
 def db() -> None:
     """Database schema."""
 
 
 @db.command("upgrade")
+@click.option("--new", is_flag=True, help="create a new embedded registry here although another one exists elsewhere")
 @pass_context
-def db_upgrade(context: Context) -> None:
+def db_upgrade(context: Context, new: bool) -> None:
     """Apply every pending migration."""
     from kernel.db import upgrade_schema
 
-    upgrade_schema(context.create_or_open_database())
+    upgrade_schema(context.create_or_open_database(new=new))
     click.echo("schema is at head")
 
 

@@ -236,14 +236,23 @@ class ObjectionIndex:
         await self._disconnect()
 
     async def _run(self) -> None:
+        failing: str | None = None  # the class of the failure last logged: an outage is one line, not one a retry
         while True:
             try:
                 await self._step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the index die: it would silently go stale
-                log.warning("%s index refresh failed: %s", self.table.name, exc)
+                if type(exc).__name__ != failing:
+                    failing = type(exc).__name__
+                    log.warning(
+                        "%s index refresh failed: %s (retrying quietly while it fails so)", self.table.name, exc
+                    )
                 await asyncio.sleep(RETRY_SECONDS)
+            else:
+                if failing is not None:
+                    log.info("objection index refresh works again")
+                    failing = None
 
     async def _step(self) -> None:
         if self._connection is None or self._connection.is_closed() or self._lost:

@@ -176,14 +176,21 @@ class ListeningRefresher(ABC):
         await self._close_listener()
 
     async def _run(self) -> None:
+        failing: str | None = None  # the class of the failure last logged: an outage is one line, not one a retry
         while True:
             try:
                 await self._step()
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # never let the loop die: the copy would silently go stale
-                log.warning("%s refresh failed: %s", self.what, exc)
+                if type(exc).__name__ != failing:
+                    failing = type(exc).__name__
+                    log.warning("%s refresh failed: %s (retrying quietly while it fails so)", self.what, exc)
                 await asyncio.sleep(RETRY_SECONDS)
+            else:
+                if failing is not None:
+                    log.info("%s refresh works again", self.what)
+                    failing = None
 
     async def _step(self) -> None:
         if not self.listening or self._listener_lost.is_set():

@@ -31,7 +31,7 @@ from guard.subjects import (
     normalise_subject,
     subject_commitment,
 )
-from kernel.counters import COUNTERS
+from kernel import counters
 from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.settings import Settings
 from kernel.text import no_nul_characters
@@ -129,7 +129,7 @@ class GuardUnavailable(Exception):
 
 def cannot_decide(detail: str) -> dict[str, Any]:
     """The fail-closed answer when the guard cannot decide, counted (every entry point answers with it)."""
-    COUNTERS.unavailable += 1
+    counters.UNAVAILABLE.inc()
     return {"allowed": False, "detail": f"the guard cannot decide: {detail}"}
 
 
@@ -240,10 +240,11 @@ def decide_and_record(
     objections: Objections = NO_OBJECTIONS,
     restrictions: Objections = NO_OBJECTIONS,
     trial: bool = False,
+    request_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
     """Pure apart from ids, salts and the clock: the answers and the log entries that must be written first.
-    The requests' subjects are digests already (`pseudonymised`). `trial`: decisions of the UI's try-a-share
-    page, logged as trials (evidence, never shares)."""
+    The requests' subjects are digests already (`pseudonymised`); `request_id` is the HTTP request's. `trial`:
+    decisions of the UI's try-a-share page, logged as trials (evidence, never shares)."""
     answers: list[dict[str, Any]] = []
     entries: list[DecisionEntry] = []
     for request in requests:
@@ -275,6 +276,7 @@ def decide_and_record(
                 trial=trial,
                 subject_digest=request.subject_ref,
                 subject_salt=salt,
+                request_id=request_id,
             )
         )
     return answers, entries
@@ -301,7 +303,7 @@ class GuardRuntime:
     restrictions: ObjectionIndex | None = None
 
     def _decided(
-        self, requests: Sequence[ShareRequest], caller: str, trial: bool = False
+        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None, trial: bool = False
     ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
         """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
         try:
@@ -329,15 +331,17 @@ class GuardRuntime:
             objections=objections,
             restrictions=restrictions,
             trial=trial,
+            request_id=request_id,
         )
 
     async def decide(
-        self, requests: Sequence[ShareRequest], caller: str, *, trial: bool = False
+        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None = None, *, trial: bool = False
     ) -> list[dict[str, Any]]:
-        """The answers to requests that have parsed, in order, each logged durably before it is returned."""
+        """The answers to requests that have parsed, in order, each logged durably before it is returned
+        (`request_id`: the HTTP request's id, recorded in each entry; `trial`: the try-a-share page's)."""
         if len(requests) > SLICE:
-            return await self._decide_in_slices(requests, caller)
-        answers, entries = self._decided(requests, caller, trial)
+            return await self._decide_in_slices(requests, caller, request_id)
+        answers, entries = self._decided(requests, caller, request_id, trial)
         try:
             sequences = await self.log.append(entries)
         except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
@@ -346,7 +350,9 @@ class GuardRuntime:
             body["sequence"] = sequence
         return answers
 
-    async def _decide_in_slices(self, requests: Sequence[ShareRequest], caller: str) -> list[dict[str, Any]]:
+    async def _decide_in_slices(
+        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None
+    ) -> list[dict[str, Any]]:
         """A big batch, decided and queued for the log SLICE requests at a time, each slice queued once the one
         before is written, so that single checks are decided and logged in between (guard/fairness.py).
         Each slice is decided on the snapshot usable at that moment; the answer is the same as at once: every
@@ -355,7 +361,7 @@ class GuardRuntime:
         appends: list[asyncio.Task[list[int]]] = []
         try:
             for start in range(0, len(requests), SLICE):
-                slice_answers, entries = self._decided(requests[start : start + SLICE], caller)
+                slice_answers, entries = self._decided(requests[start : start + SLICE], caller, request_id)
                 answers += slice_answers
                 if appends:
                     # Paced by the log: the next slice is queued once the one before is durable, so the group
@@ -378,26 +384,28 @@ class GuardRuntime:
         return answers
 
     async def _decide_one(
-        self, parsed: ShareRequest | list[FieldError], caller: str, trial: bool = False
+        self, parsed: ShareRequest | list[FieldError], caller: str, request_id: str | None, trial: bool = False
     ) -> dict[str, Any]:
         if isinstance(parsed, list):
             raise RegistryValidationError(parsed)
-        return (await self.decide([parsed], caller, trial=trial))[0]
+        return (await self.decide([parsed], caller, request_id, trial=trial))[0]
 
-    async def check(self, payload: Any, caller: str, *, trial: bool = False) -> dict[str, Any]:
+    async def check(
+        self, payload: Any, caller: str, request_id: str | None = None, *, trial: bool = False
+    ) -> dict[str, Any]:
         """One share request already decoded (as the web UI builds it) → its logged answer. `trial`: the UI's
         try-a-share page, whose decisions are logged as trials, never shares."""
-        return await self._decide_one(parse_share_request(payload), caller, trial)
+        return await self._decide_one(parse_share_request(payload), caller, request_id, trial)
 
-    async def check_body(self, raw: bytes, caller: str) -> dict[str, Any]:
+    async def check_body(self, raw: bytes, caller: str, request_id: str | None = None) -> dict[str, Any]:
         """One share request as the API receives it (JSON bytes) → its logged answer."""
-        return await self._decide_one(parse_share_request_body(raw), caller)
+        return await self._decide_one(parse_share_request_body(raw), caller, request_id)
 
-    async def check_batch_body(self, raw: bytes, caller: str) -> list[dict[str, Any]]:
+    async def check_batch_body(self, raw: bytes, caller: str, request_id: str | None = None) -> list[dict[str, Any]]:
         """A JSON array of 1…1000 share requests as received → the answers in the same order.
 
         A structural error anywhere rejects the whole batch, so no integration acts on half an answer."""
         parsed = parse_batch_body(raw)
         if parsed and isinstance(parsed[0], FieldError):
             raise RegistryValidationError([e for e in parsed if isinstance(e, FieldError)])
-        return await self.decide([r for r in parsed if isinstance(r, ShareRequest)], caller)
+        return await self.decide([r for r in parsed if isinstance(r, ShareRequest)], caller, request_id)

@@ -40,6 +40,7 @@ from guard.policy import (
     ruleset_name,
 )
 from guard.refresher import RETRY_SECONDS, ListeningRefresher
+from kernel import counters
 from kernel.calendar import controller_timezone
 from kernel.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn, registry_revision
 
@@ -331,6 +332,7 @@ class SnapshotRefresher(ListeningRefresher):
             LoadedSnapshot(snapshot=snapshot, timezone=timezone, revision=revision, confirmed_at=started, index=index)
         )
         self.reloads += 1
+        counters.SNAPSHOT_RELOADS.inc()
         self._reloaded_at = started
         freeze_long_lived_heap()
         return loaded
@@ -362,6 +364,7 @@ class SnapshotRefresher(ListeningRefresher):
             self.current = dataclasses.replace(current, index=None)  # half updated: the next catch-up reloads
             raise
         self.applied += 1
+        counters.SNAPSHOT_CHANGES.inc()
         return self._confirmed(
             LoadedSnapshot(
                 snapshot=snapshot, timezone=current.timezone, revision=revision, confirmed_at=started, index=index

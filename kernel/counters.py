@@ -1,60 +1,73 @@
-"""What the guard counts for /metrics, kept as plain numbers in this process.
+"""What the guard counts for /metrics, in prometheus-client's metrics.
 
-Nothing here runs per HTTP request: decisions are counted by the decision-log writer once their group commit
-has succeeded (a dict increment per decision, off the request's path), 503s where the answer is built, and
-batch sizes and commit latency once per commit. The /metrics route reads them at scrape time. Each process
-(each `--workers` worker) counts its own; Prometheus adds them up across instances.
+Nothing here runs per HTTP request but the check-duration histogram: decisions and deny reasons are counted by
+the decision-log writer once their group commit has succeeded (one increment per outcome and reason code in
+the commit, off the request's path), 503s where the answer is built, and batch sizes and commit latency once
+per commit.
+
+`registry serve` runs prometheus-client in its multiprocess mode (PROMETHEUS_MULTIPROC_DIR, set before
+anything imports prometheus-client): each worker process writes its counts to its own memory-mapped file, and
+whichever worker answers a scrape adds up every worker's files (a worker that died or was replaced included),
+so a counter never goes down between scrapes however they are spread over the workers. Without that setting
+(tests, an app embedded elsewhere) they are ordinary in-process metrics.
 """
 
-import bisect
-from collections import Counter
+from collections import Counter as Tally
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+
+from prometheus_client import Counter, Histogram, disable_created_metrics
+
+disable_created_metrics()  # the `_created` series double every counter's lines and nothing here uses them
+
+CHECK_SECONDS_BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0)
+
+DECISIONS = Counter("guard_decisions", "Guard decisions logged, by outcome", ["outcome"])
+_ALLOWED = DECISIONS.labels("allowed")
+_DENIED = DECISIONS.labels("denied")
+DENY_REASONS = Counter("guard_deny_reasons", "Reasons given in logged guard denials, by reason code", ["code"])
+_REASON_CHILDREN: dict[str, Counter] = {}
+UNAVAILABLE = Counter("guard_unavailable", "Fail-closed 503 answers: the guard could not decide")
+FAILED_COMMITS = Counter(
+    "guard_decision_log_failed_commits", "Decision-log group commits that failed (their checks were answered 503)"
+)
+BATCH_SIZES = Histogram(
+    "guard_decision_log_batch_size",
+    "Decisions per decision-log group commit",
+    buckets=(1, 2, 5, 10, 20, 50, 100, 200, 500, 1000),
+)
+COMMIT_SECONDS = Histogram(
+    "guard_decision_log_commit_seconds",
+    "Duration of a decision-log group commit",
+    buckets=(0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5),
+)
+CHECK_SECONDS = Histogram(
+    "guard_check_duration_seconds",
+    "Time from a guard check's (or batch's) body to its answer: decision and decision-log commit included",
+    buckets=CHECK_SECONDS_BUCKETS,
+)
+SNAPSHOT_RELOADS = Counter("guard_snapshot_reloads", "Full reloads of the guard's registry snapshot")
+SNAPSHOT_CHANGES = Counter(
+    "guard_snapshot_changes_applied", "Runs of registry changes applied to the snapshot without a full reload"
+)
 
 
-@dataclass
-class Histogram:
-    """Counts per upper bound (the last bound is +Inf), and the sum, as Prometheus histograms report them."""
-
-    bounds: tuple[float, ...]
-    counts: list[int] = field(init=False)
-    total: float = 0.0
-
-    def __post_init__(self) -> None:
-        self.counts = [0] * (len(self.bounds) + 1)
-
-    def observe(self, value: float) -> None:
-        self.counts[bisect.bisect_left(self.bounds, value)] += 1
-        self.total += value
-
-    def cumulative(self) -> list[tuple[str, int]]:
-        running, buckets = 0, []
-        for bound, count in zip((*self.bounds, float("inf")), self.counts, strict=True):
-            running += count
-            buckets.append(("+Inf" if bound == float("inf") else repr(float(bound)), running))
-        return buckets
-
-
-@dataclass
-class GuardCounters:
-    decisions: Counter[bool] = field(default_factory=Counter)  # logged decisions by `allowed`
-    deny_reasons: Counter[str] = field(default_factory=Counter)  # reason codes of logged denials
-    unavailable: int = 0  # fail-closed 503 answers ("the guard cannot decide")
-    failed_appends: int = 0  # decision-log group commits that failed (their checks got a 503)
-    batch_sizes: Histogram = field(default_factory=lambda: Histogram((1, 2, 5, 10, 20, 50, 100, 200, 500, 1000)))
-    commit_seconds: Histogram = field(
-        default_factory=lambda: Histogram((0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5))
-    )
-
-    def committed(self, outcomes: Sequence[tuple[bool, Sequence[dict[str, object]]]], seconds: float) -> None:
-        """One successful group commit: each decision's (allowed, reasons), and how long the commit took."""
-        decisions, deny_reasons = self.decisions, self.deny_reasons
-        for allowed, reasons in outcomes:
-            decisions[allowed] += 1
-            for reason in reasons:
-                deny_reasons[str(reason["code"])] += 1
-        self.batch_sizes.observe(len(outcomes))
-        self.commit_seconds.observe(seconds)
-
-
-COUNTERS = GuardCounters()
+def committed(outcomes: Sequence[tuple[bool, Sequence[dict[str, object]]]], seconds: float) -> None:
+    """One successful group commit: each decision's (allowed, reasons), and how long the commit took."""
+    allowed = 0
+    reasons: Tally[str] = Tally()
+    for ok, given in outcomes:
+        if ok:
+            allowed += 1
+        for reason in given:
+            reasons[str(reason["code"])] += 1
+    if allowed:
+        _ALLOWED.inc(allowed)
+    if len(outcomes) > allowed:
+        _DENIED.inc(len(outcomes) - allowed)
+    for code, count in reasons.items():
+        child = _REASON_CHILDREN.get(code)
+        if child is None:  # (labels() takes a lock and builds a key: done once per code)
+            child = _REASON_CHILDREN[code] = DENY_REASONS.labels(code)
+        child.inc(count)
+    BATCH_SIZES.observe(len(outcomes))
+    COMMIT_SECONDS.observe(seconds)

@@ -65,6 +65,54 @@ def embedded_registry_exists(data_dir: Path) -> bool:
     return (data_dir / "pgdata" / "PG_VERSION").is_file()
 
 
+# Where this user's embedded registries were created, one absolute data folder a line: the first is the first
+# run's. A command that would create another one elsewhere (run from a subfolder, a mistyped REGISTRY_DATA_DIR)
+# is refused and told where they are, unless asked for a new one (`--new`).
+KNOWN_REGISTRIES_FILE = "offix-registry/embedded-registries"
+DEFAULT_DATA_DIR_NAME = ".registry-data"
+
+
+def known_registries_file() -> Path:
+    state = os.environ.get("XDG_STATE_HOME") or str(Path.home() / ".local" / "state")
+    return Path(state) / KNOWN_REGISTRIES_FILE
+
+
+def existing_registries(data_dir: Path, cwd: Path | None = None) -> list[Path]:
+    """Embedded registries other than the one `data_dir` would hold: the ones this user created (that still
+    exist), and one in a folder above `cwd` (`.registry-data` of a parent: a command run from a subfolder)."""
+    wanted = data_dir.resolve()
+    found: list[Path] = []
+    try:
+        recorded = known_registries_file().read_text().splitlines()
+    except OSError:
+        recorded = []
+    for line in recorded:
+        if line.strip():
+            found.append(Path(line.strip()))
+    for parent in (cwd or Path.cwd()).resolve().parents:
+        found.append(parent / DEFAULT_DATA_DIR_NAME)
+    unique: list[Path] = []
+    for path in found:
+        if path != wanted and path not in unique and embedded_registry_exists(path):
+            unique.append(path)
+    return unique
+
+
+def remember_registry(data_dir: Path) -> None:
+    """Record `data_dir` as one of this user's embedded registries (best effort: a read-only home only loses
+    the warning about a second registry)."""
+    path = known_registries_file()
+    resolved = str(data_dir.resolve())
+    try:
+        lines = path.read_text().splitlines() if path.exists() else []
+        if resolved not in lines:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            with path.open("a") as out:
+                out.write(resolved + "\n")
+    except OSError as exc:
+        log.warning("could not record the embedded registry in %s: %s", path, exc)
+
+
 def _data_folder_version(pgdata: Path) -> int | None:
     """The major version that initialised `pgdata` (its PG_VERSION file), None for a new folder."""
     try:

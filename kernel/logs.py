@@ -40,6 +40,12 @@ _PREFIX = os.urandom(4).hex()
 _counter = itertools.count(1)
 
 
+def current_request_id() -> str | None:
+    """The id of the request being answered, None outside one."""
+    request_id = REQUEST_ID.get()
+    return None if request_id == NO_REQUEST else request_id
+
+
 def new_request_id() -> str:
     return f"{_PREFIX}-{next(_counter):x}"
 
@@ -129,7 +135,7 @@ def json_line(
     extra: dict[str, str] | None = None,
 ) -> str:
     """A JSON log line (`JsonFormatter`'s; the access log writes its lines through here too, without a record).
-    `access`: an access line's arguments (client, method, path, HTTP version, status), shown as fields."""
+    `access`: an access line's arguments (client, method, path, HTTP version, status, milliseconds), as fields."""
     line: dict[str, Any] = {
         "time": datetime.fromtimestamp(created, UTC).isoformat(timespec="milliseconds"),
         "level": level,
@@ -137,9 +143,16 @@ def json_line(
         "request_id": request_id,
         "message": message,
     }
-    if access is not None and len(access) == 5:
-        client, method, path, version, status = access
-        line.update(client=client, method=method, path=path, http_version=version, status=status)
+    if access is not None and len(access) == 6:  # (the access log's, registry/access_log.py)
+        client, method, path, version, status, milliseconds = access
+        line.update(
+            client=client,
+            method=method,
+            path=path,
+            http_version=version,
+            status=status,
+            duration_ms=round(milliseconds, 1),
+        )
     if extra:
         line.update(extra)
     return json.dumps(line, ensure_ascii=False, default=str)

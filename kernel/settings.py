@@ -5,13 +5,19 @@ that bounds time must be finite and positive (`nan` or `inf` would switch the sn
 poll interval of 0 would busy-loop against the database). Secrets are SecretStr, so no repr or log shows them.
 """
 
+import base64
+import binascii
+import ipaddress
+import re
+from email.utils import parseaddr
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import Field, SecretStr, ValidationError, field_validator, model_validator
+from pydantic import AnyHttpUrl, Field, SecretStr, TypeAdapter, ValidationError, field_validator, model_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
 
 from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
+from kernel.text import EMAIL_PATTERN
 
 ENV_PREFIX = "REGISTRY_"
 DEFAULT_SEED_FILE = Path(__file__).resolve().parent.parent / "seed" / "offix.yaml"
@@ -25,6 +31,70 @@ Seconds = Annotated[float, Field(gt=0, allow_inf_nan=False)]
 
 class SettingsError(ValueError):
     """A setting has a value the service cannot run with."""
+
+
+_HOST_LABEL = r"[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+_HOST_NAME = re.compile(rf"(?=.{{1,253}}$){_HOST_LABEL}(?:\.{_HOST_LABEL})*\.?")
+_HTTP_URL: TypeAdapter[AnyHttpUrl] = TypeAdapter(AnyHttpUrl)
+
+
+def host_name_or_address(value: str) -> str:
+    """A host name (RFC 1123) or an IP address, without a port: `smtp.offix.se`, `10.0.0.5`, `::1`."""
+    try:
+        ipaddress.ip_address(value)
+        return value
+    except ValueError:
+        pass
+    if not _HOST_NAME.fullmatch(value):
+        raise ValueError("must be a host name or an IP address, without a port or a scheme")
+    return value
+
+
+def http_url(value: str) -> str:
+    """An http:// or https:// URL with a host (and, if any, a port from 1 to 65535)."""
+    try:
+        _HTTP_URL.validate_python(value)
+    except ValidationError:
+        raise ValueError("must be an http:// or https:// URL with a host") from None
+    return value
+
+
+def email_address(value: str) -> str:
+    """An e-mail address, optionally with a display name: `registry@offix.se`, `Registry <registry@offix.se>`."""
+    name, address = parseaddr(value)
+    if not address or not EMAIL_PATTERN.match(address) or (not name and address != value.strip()):
+        raise ValueError("must be an e-mail address (registry@offix.se, or Registry <registry@offix.se>)")
+    return value
+
+
+WEBHOOK_SECRET_PREFIX = "whsec_"
+WEBHOOK_KEY_MIN_BYTES = 24  # Standard Webhooks: keys of 24 to 64 random bytes
+_SECRET_SEPARATORS = re.compile(r"[\s,]+")
+
+
+def webhook_signing_keys(secrets: str | None) -> list[bytes]:
+    """The signing keys in a webhook secret setting: one or more secrets separated by spaces or commas, each
+    `whsec_` + base64 of the key, or any other text taken as its UTF-8 bytes; every key at least 24 bytes.
+    ValueError says what is wrong (never showing a secret)."""
+    keys = []
+    for secret in _SECRET_SEPARATORS.split(secrets or ""):
+        if not secret:
+            continue
+        if secret.startswith(WEBHOOK_SECRET_PREFIX):
+            encoded = secret[len(WEBHOOK_SECRET_PREFIX) :]
+            try:
+                key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
+            except (binascii.Error, ValueError):
+                raise ValueError("a whsec_ secret must be base64 after the prefix") from None
+        else:
+            key = secret.encode()
+        if len(key) < WEBHOOK_KEY_MIN_BYTES:
+            raise ValueError(
+                f"each secret must hold at least {WEBHOOK_KEY_MIN_BYTES} bytes of key"
+                f' (one has {len(key)}): "whsec_" + base64 of 24 to 64 random bytes'
+            )
+        keys.append(key)
+    return keys
 
 
 def normalise_database_url(url: str) -> str:
@@ -121,6 +191,39 @@ class Settings(BaseSettings):
         except SettingsError:
             raise ValueError("must start with postgresql:// or postgresql+asyncpg://") from None
 
+    @field_validator("host", "smtp_host")
+    @classmethod
+    def _host(cls, value: str) -> str:
+        return host_name_or_address(value.strip())
+
+    @field_validator("checkpoint_witness_url", "webhook_url")
+    @classmethod
+    def _url(cls, value: str | None) -> str | None:
+        return None if value is None else http_url(value.strip())
+
+    @field_validator("smtp_from")
+    @classmethod
+    def _sender(cls, value: str) -> str:
+        return email_address(value)
+
+    @field_validator("webhook_secret")
+    @classmethod
+    def _webhook_secret(cls, value: SecretStr | None) -> SecretStr | None:
+        if value is not None:
+            webhook_signing_keys(value.get_secret_value())
+        return value
+
+    @model_validator(mode="after")
+    def _webhook_signed(self) -> "Settings":
+        # An unsigned webhook can be forged by anyone who learns the receiver's URL: none is sent.
+        if self.webhook_url and not webhook_signing_keys(
+            self.webhook_secret.get_secret_value() if self.webhook_secret else None
+        ):
+            raise ValueError(
+                "REGISTRY_WEBHOOK_SECRET is required when REGISTRY_WEBHOOK_URL is set (webhooks are always signed)"
+            )
+        return self
+
     @field_validator("log_origin")
     @classmethod
     def _log_origin(cls, value: str) -> str:
@@ -132,7 +235,7 @@ class Settings(BaseSettings):
     @field_validator("public_url")
     @classmethod
     def _public_url(cls, value: str) -> str:
-        return value.rstrip("/")
+        return http_url(value.strip()).rstrip("/")
 
     @field_validator("seed_file", mode="before")
     @classmethod
@@ -171,7 +274,7 @@ class Settings(BaseSettings):
             return None
         if not value.startswith(("https://", "http://")):
             raise ValueError("must be the issuer's https:// address")
-        return value.rstrip("/")
+        return http_url(value.strip()).rstrip("/")
 
     @field_validator("oidc_role_map", mode="before")
     @classmethod
@@ -216,9 +319,9 @@ class Settings(BaseSettings):
 def describe_validation_error(exc: ValidationError) -> str:
     """One line: the variable, why, and the value refused (secrets never shown)."""
     error = exc.errors()[0]
-    field = str(error["loc"][0]) if error["loc"] else "?"
-    if not error["loc"]:  # a rule across settings: its message names the variables
+    if not error["loc"]:  # a rule across settings: its message names them
         return str(error["msg"]).removeprefix("Value error, ")
+    field = str(error["loc"][0])
     variable = ENV_PREFIX + field.upper()
     reason = str(error["msg"]).removeprefix("Value error, ")
     shown = (

@@ -1,6 +1,11 @@
-"""Text PostgreSQL can store: shared by the registry's schemas and the guard's request body."""
+"""Text PostgreSQL can store, and the shape of an e-mail address: shared by the registry's schemas, the guard's
+request body and the settings."""
 
+import re
 from typing import Any
+
+# An e-mail address as the registry accepts one: a local part, one @, a domain with a dot; no spaces.
+EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 def no_nul_characters(value: Any) -> Any:

@@ -36,7 +36,7 @@ import asyncpg
 import msgspec
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from kernel.counters import COUNTERS
+from kernel import counters
 from kernel.tasks import cancel_and_wait
 from ledger.entries import (
     APPEND_TIMEOUT_SECONDS,
@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 # `seq` is left to its default (the sequence): taken in the INSERT, it costs no round trip and no lock.
 _COLUMNS = (
     "writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement,"
-    " ruleset, prev_hash, hash, trial"
+    " ruleset, prev_hash, hash, request_id, trial"
 )
 # A batch travels as one JSON array of rows (objects keyed by column) in one parameter. Thirteen array
 # parameters, one per column, cost the writer three times the CPU to encode, on the guard's hot path.
@@ -63,7 +63,7 @@ SELECT {_COLUMNS}
 FROM json_to_recordset($1::json) AS batch(
     writer text, wseq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text,
     allowed boolean, request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text,
-    hash text, trial boolean
+    hash text, request_id text, trial boolean
 )
 """
 _INSERTED = "RETURNING wseq, seq"
@@ -159,6 +159,7 @@ def chained_rows(writer: str, entries: Sequence[DecisionEntry], head: ChainHead)
             warnings=msgspec.Raw(canonical_json(entry.warnings)),
             agreement=entry.agreement,
             ruleset=entry.ruleset,
+            request_id=entry.request_id,
             trial=entry.trial,
         )
         digest = content_hash(row, prev_hash)
@@ -350,7 +351,7 @@ class DecisionLogWriter:
                 _settle(batch, RuntimeError("the decision log writer stopped"))
                 raise
             except Exception as exc:
-                COUNTERS.failed_appends += 1
+                counters.FAILED_COMMITS.inc()
                 log.warning("decision log append of %d entries failed: %s", len(batch), exc)
                 await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
                 _settle(batch, exc)
@@ -359,4 +360,4 @@ class DecisionLogWriter:
             self.entries_written += len(batch)
             _settle(batch, None, sequences)
             # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
-            COUNTERS.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
+            counters.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)

@@ -21,7 +21,7 @@ from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJEC
 from guard.subjects import SubjectError, normalise_subject
 from guard.territory import is_iso_territory
 from kernel.calendar import DEFAULT_TIMEZONE, calendar_today
-from kernel.text import no_nul_characters
+from kernel.text import EMAIL_PATTERN, no_nul_characters
 
 Role = Literal["processor", "sub_processor", "independent_controller", "authority"]
 PartyCategory = Literal[
@@ -47,7 +47,6 @@ Renewal = Literal["fixed", "auto"]
 
 KEY_PATTERN = r"^[a-z0-9][a-z0-9_-]{0,63}$"
 KEY_RE = re.compile(KEY_PATTERN)
-EMAIL_PATTERN = re.compile(r"^[^@\s]{1,64}@[^@\s]+\.[^@\s]+$")
 
 
 # The registry's own checks raise typed errors (PydanticCustomError): callers that word messages themselves (the

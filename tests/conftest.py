@@ -50,6 +50,13 @@ async def drop_database(name: str) -> None:
     await _admin(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
+@pytest.fixture(autouse=True)
+def own_registry_record(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each test (and every command it runs) has its own record of the embedded registries created
+    (kernel/embedded.py, under XDG_STATE_HOME): one test's registry is not another's "existing one"."""
+    monkeypatch.setenv("XDG_STATE_HOME", str(tmp_path_factory.mktemp("state")))
+
+
 @pytest.fixture(scope="session")
 def template_database() -> Iterator[str]:
     """A database at the head of the migrations; never connected to after, so that it can be cloned."""

@@ -75,12 +75,21 @@ def redacted_path_with_query(scope: HTTPScope) -> str:
     return f"{path}?{'&'.join(parts)}"
 
 
-def _log_response(scope: HTTPScope, status: int) -> None:
+def _log_response(scope: HTTPScope, status: int, started: float) -> None:
     method = scope["method"]
     if is_answered_guard_check(method, scope["path"], status) or not _access_log.isEnabledFor(logging.INFO):
         return
-    # uvicorn's access line and arguments, so that its AccessFormatter (client, request line, status) applies.
-    arguments = (get_client_addr(scope), method, redacted_path_with_query(scope), scope["http_version"], status)  # type: ignore[arg-type]
+    # uvicorn's access line and arguments (client, request line, status), and the milliseconds from the request's
+    # arrival to its answer's start.
+    milliseconds = (time.perf_counter() - started) * 1000
+    arguments = (
+        get_client_addr(scope),  # type: ignore[arg-type]
+        method,
+        redacted_path_with_query(scope),
+        scope["http_version"],
+        status,
+        milliseconds,
+    )
     writer = _configured_writer()
     if writer is not None:
         writer.write(arguments)
@@ -88,7 +97,7 @@ def _log_response(scope: HTTPScope, status: int) -> None:
         _access_log.handle(_access_record(arguments))
 
 
-_ACCESS_LINE = '%s - "%s %s HTTP/%s" %d'
+_ACCESS_LINE = '%s - "%s %s HTTP/%s" %d %.1fms'
 
 
 def _access_record(arguments: tuple[Any, ...]) -> logging.LogRecord:
@@ -246,6 +255,7 @@ class AccessLog:
             await self.app(scope, receive, send)
             return
         http_scope = cast("HTTPScope", scope)
+        arrived = time.perf_counter()
         header = set_request_id(http_scope["headers"]) if self.request_ids else None
         started = False
 
@@ -253,7 +263,7 @@ class AccessLog:
             nonlocal started
             if message["type"] == "http.response.start":
                 started = True
-                _log_response(http_scope, message["status"])
+                _log_response(http_scope, message["status"], arrived)
                 if header is not None:
                     message["headers"] = [*message.get("headers", ()), header]
             await send(message)
@@ -262,5 +272,5 @@ class AccessLog:
             await self.app(scope, receive, send_and_log)
         except Exception:
             if not started:
-                _log_response(http_scope, 500)
+                _log_response(http_scope, 500, arrived)
             raise

@@ -35,7 +35,12 @@ class ApiKeyCache:
         self._generation = 0  # bumped by clear(): a lookup begun before a revocation must not cache its result
         self.lookups = 0
 
-    async def principal(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
+    async def principal(
+        self, token: str, sessionmaker: async_sessionmaker[AsyncSession], *, stale_if_unreadable: bool = False
+    ) -> Principal | None:
+        """The key's principal, None for an unknown or revoked key. With `stale_if_unreadable`, a key this cache
+        held before is still taken while the lookup fails (the database is down): for routes that only read
+        figures the process holds itself (/metrics), so that they answer through an outage."""
         digest = token_digest(token)
         hit = self._entries.get(digest)
         now = time.monotonic()
@@ -48,7 +53,12 @@ class ApiKeyCache:
             return hit[0]
         lookup = self._lookups.get(digest) or self._start_lookup(digest, sessionmaker)
         # Shielded: one caller going away (a client disconnect) must not cancel the others' lookup.
-        return await asyncio.shield(lookup)
+        try:
+            return await asyncio.shield(lookup)
+        except Exception:
+            if stale_if_unreadable and hit is not None and hit[0] is not None:
+                return hit[0]
+            raise
 
     def known(self, token: str, sessionmaker: async_sessionmaker[AsyncSession]) -> Principal | None:
         """The live key's principal when this cache holds it (fresh), without waiting for anything; None when

@@ -2,6 +2,7 @@
 the composition root (web/composition.py)."""
 
 import logging
+import sys
 from collections.abc import AsyncGenerator
 from typing import Any
 
@@ -9,10 +10,12 @@ from litestar import Litestar, Request, Response
 from litestar.di import Provide
 from litestar.exceptions import ClientException, InternalServerException, SerializationException
 from litestar.middleware import DefineMiddleware
+from litestar.types import Scope
 from sqlalchemy.exc import DBAPIError, IntegrityError, InterfaceError, OperationalError
 from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 
 import web.controllers.guard
+from kernel.db import database_outage
 from kernel.errors import ConflictError, NotFoundError, RegistryValidationError
 from kernel.logs import litestar_logging_config
 from kernel.settings import Settings
@@ -92,20 +95,36 @@ def _integrity(_: Request[Any, Any, Any], exc: IntegrityError) -> Response[dict[
     return Response({"status_code": 409, "detail": "the change conflicts with existing data"}, status_code=409)
 
 
-def _database_error(_: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
+def _database_error(request: Request[Any, Any, Any], exc: DBAPIError) -> Response[dict[str, Any]]:
     """Input is checked before it is written (NUL is refused on its field); this is the net under that."""
     if getattr(exc.orig, "sqlstate", None) in UNSTORABLE_TEXT_SQLSTATES:
         return Response(
             {"status_code": 400, "detail": "the request holds text the registry cannot store (a NUL character)"},
             status_code=400,
         )
+    if database_outage(exc) is not None:
+        return _database_unavailable(request, exc)
     log.error("database error", exc_info=exc)
     return Response({"status_code": 500, "detail": "Internal Server Error"}, status_code=500)
 
 
 def _database_unavailable(_: Request[Any, Any, Any], exc: Exception) -> Response[dict[str, Any]]:
-    log.warning("database unavailable: %s", exc)
+    # Logged once, by `log_exception`, as the one line of a known outage.
     return Response({"status_code": 503, "detail": "the registry database is unavailable"}, status_code=503)
+
+
+def log_exception(logger: logging.Logger, scope: Scope, traceback: list[str]) -> None:
+    """Litestar's logging of an exception that reached it: a database outage is one WARNING line naming its
+    failure (the request's id is on every line), not a traceback per request while the outage lasts; anything
+    else is logged with its traceback, as an unexpected error needs."""
+    exc = sys.exc_info()[1]
+    reason = database_outage(exc) if exc is not None else None
+    if reason is not None:
+        logger.warning(
+            "the registry database is unavailable (%s): %s %s answered 503", reason, scope.get("method"), scope["path"]
+        )
+        return
+    logger.exception("Uncaught exception (connection_type=%s, path=%r):", scope["type"], scope["path"])
 
 
 def create_app(settings: Settings | None = None) -> Litestar:
@@ -161,6 +180,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
         logging_config=litestar_logging_config(
             settings.log_format,
             log_exceptions="always",
+            exception_logging_handler=log_exception,
             disable_stack_trace={
                 *EXPECTED_CLIENT_ERROR_STATUSES,
                 RegistryValidationError,

@@ -18,6 +18,9 @@ REQUIRED_SCOPE = "required_scope"  # the key of a route's opt that names the sco
 # The OpenAPI document and its docs UI are public too: a client is generated from them (`generate --url`), and
 # they describe the contract, not the data.
 PUBLIC_PATH_PATTERNS: list[str] = ["^/health/", "^/calendar/", "^/schema(/|$)", "^/schema-assets/"]
+# Routes of these scopes answer from what the process holds (and say when the database is down): a key the
+# cache held before is still taken while its lookup fails, so that Prometheus keeps scraping through an outage.
+SCOPES_READING_NO_DATABASE = frozenset({"metrics:read"})
 
 log = logging.getLogger(__name__)
 
@@ -59,7 +62,11 @@ class RegistryAuthenticationMiddleware(AbstractAuthenticationMiddleware):
             scheme, _, token = header.partition(" ")
             if scheme.lower() != "bearer" or not token.strip():
                 raise NotAuthorizedException("Authorization must be 'Bearer <API key>'")
-            principal = await services.api_keys.principal(token.strip(), services.sessionmaker)
+            principal = await services.api_keys.principal(
+                token.strip(),
+                services.sessionmaker,
+                stale_if_unreadable=required_scope(connection.route_handler) in SCOPES_READING_NO_DATABASE,
+            )
             if principal is None:
                 raise NotAuthorizedException("unknown or revoked API key")
             return AuthenticationResult(user=principal, auth="api_key")

@@ -157,6 +157,7 @@ class DecisionAnswer(TypedDict):
     warnings: list[ReasonAnswer]
     agreement: str | None
     ruleset: str
+    request_id: str | None  # the HTTP request's id (its X-Request-Id); None for entries logged before it was kept
 
 
 class DecisionPage(TypedDict):

@@ -1,7 +1,7 @@
 """data subjects' rights: trials in the decision log, erasable subject links, restrictions, Art. 19 notifications
 
 Revision ID: 0017_subject_rights
-Revises: 0016_processing_activities
+Revises: 0019_operations
 Create Date: 2026-12-06
 
 - `guard_decision.trial`: a decision taken on the UI's try-a-share page, kept as evidence, never a share. Added
@@ -21,7 +21,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import UUID
 
 revision: str = "0017_subject_rights"
-down_revision: str | None = "0016_processing_activities"
+down_revision: str | None = "0019_operations"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

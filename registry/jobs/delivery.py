@@ -2,9 +2,10 @@
 
 import asyncio
 import json
+import logging
 import time
 from dataclasses import dataclass
-from datetime import date
+from datetime import UTC, date, datetime
 from email.message import EmailMessage
 from email.utils import format_datetime
 from typing import Any
@@ -21,6 +22,8 @@ from registry.jobs.webhook_signing import WebhookSecretError, standard_webhook_h
 TIMESTAMP_HEADER = "X-Registry-Timestamp"
 REMINDER_ID_HEADER = "X-Registry-Reminder"
 
+log = logging.getLogger(__name__)
+
 
 class DeliveryError(Exception):
     """A send failed; the reminder stays pending and is retried later."""
@@ -28,7 +31,17 @@ class DeliveryError(Exception):
 
 class ServerUnavailable(DeliveryError):
     """The SMTP server cannot be reached: every other e-mail of this run would fail the same way, so the run
-    stops instead of trying each row."""
+    sends no more e-mail (webhooks still go out)."""
+
+
+class EndpointGone(DeliveryError):
+    """The webhook endpoint answered 410 Gone: it is disabled in this process (until a restart, with the
+    setting corrected), and what was meant for it is not retried."""
+
+
+# Webhook endpoints that answered 410 Gone, disabled until the process restarts.
+GONE_ENDPOINTS: set[str] = set()
+WEBHOOK_TIMEOUT_SECONDS = 20.0  # per call: within the 15-30 s Standard Webhooks receivers are told to expect
 
 
 NOTIFICATION_ID_HEADER = "X-Registry-Notification"
@@ -122,7 +135,7 @@ def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) ->
     width = max(len(label) for label, _value in links)
     lines += ["", *(f"{label.ljust(width)} {url}" for label, url in links), ""]
     payload = {
-        "event": "agreement.reminder",
+        "type": "agreement.reminder",
         "reminder_id": reminder_id,
         "kind": due.kind,
         "agreement": a.key,
@@ -137,6 +150,17 @@ def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) ->
         "url": agreement_url,
     }
     return ReminderMessage(reminder_id, subject, "\n".join(lines), payload)
+
+
+def webhook_body(payload: dict[str, Any], at: datetime | None = None) -> bytes:
+    """The Standard Webhooks payload: `type` (the event, from the payload's `type`, or its `event` as messages
+    built before called it), `timestamp` (ISO 8601, UTC: when the call was made) and `data` (the rest)."""
+    data = dict(payload)
+    event = data.pop("type", None) or data.pop("event", None)
+    moment = (at or datetime.now(UTC)).isoformat(timespec="seconds").replace("+00:00", "Z")
+    return json.dumps(
+        {"type": event, "timestamp": moment, "data": data}, separators=(",", ":"), sort_keys=True
+    ).encode()
 
 
 def message_id(reminder_id: int, sender: str, kind: str = REMINDER) -> str:
@@ -233,15 +257,20 @@ async def send_webhook(
     *,
     tries: int = 3,
     backoff_seconds: float = 0.5,
-    http_timeout: float = 10.0,
+    http_timeout: float = WEBHOOK_TIMEOUT_SECONDS,
 ) -> None:
-    """POST the payload; a transient failure (network, 5xx, 429) is retried at once with backoff, and if
-    every try fails the reminder stays pending for the sender's next round."""
-    body = json.dumps(message.payload, separators=(",", ":"), sort_keys=True).encode()
+    """POST the payload, signed; a transient failure (network, 5xx, 429) is retried at once with backoff, and if
+    every try fails the reminder stays pending for the sender's next round. A 410 Gone disables the endpoint
+    (EndpointGone, logged as a warning once); no key, no call (an unsigned webhook could be forged)."""
+    if url in GONE_ENDPOINTS:
+        raise EndpointGone(f"webhook {url}: disabled after it answered 410 Gone")
     try:
         keys = webhook_keys(secret)
     except WebhookSecretError as exc:
         raise DeliveryError(str(exc)) from None
+    if not keys:
+        raise DeliveryError("webhook: no REGISTRY_WEBHOOK_SECRET, and webhooks are never sent unsigned")
+    body = webhook_body(message.payload)
     message_id = f"{message.kind}-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
     last_error = ""
     async with httpx.AsyncClient(timeout=http_timeout) as client:
@@ -262,6 +291,10 @@ async def send_webhook(
                 continue
             if response.is_success:
                 return
+            if response.status_code == 410:
+                GONE_ENDPOINTS.add(url)
+                log.warning("webhook %s answered 410 Gone: disabled until the registry restarts", url)
+                raise EndpointGone(f"webhook {url}: HTTP 410 Gone; the endpoint is disabled")
             last_error = f"HTTP {response.status_code}"
             if response.status_code < 500 and response.status_code != 429:
                 break  # the receiver refuses this call; trying again now won't change its mind

@@ -20,7 +20,9 @@ from kernel.columns import utcnow
 from kernel.i18n import use_locale
 from kernel.settings import Settings
 from registry.jobs.delivery import (
+    GONE_ENDPOINTS,
     DeliveryError,
+    EndpointGone,
     ReminderMessage,
     ServerUnavailable,
     SmtpSession,
@@ -92,7 +94,7 @@ async def scan(session: AsyncSession, settings: Settings, *, today: date, now: d
     changes = await load_pending_changes(session, today)
     due = due_reminders(agreements, changes, today, reminder_days, settings.reminder_lapsed_interval_days)
     channels: list[tuple[str, str | None]] = [(EMAIL, None)]
-    if settings.webhook_url:
+    if settings.webhook_url and settings.webhook_url not in GONE_ENDPOINTS:
         channels.append((WEBHOOK, settings.webhook_url))
     columns: dict[str, list[Any]] = {
         k: [] for k in ("agreement_id", "sub_processor_id", "kind", "due", "threshold", "days", "channel", "to")
@@ -136,7 +138,7 @@ class SendOutcome:
     status: str  # sent | failed | cancelled
     error: str | None = None
     subject: str = ""
-    server_down: bool = False  # the run stopped after this one: the mail server cannot be reached
+    server_down: bool = False  # the mail server cannot be reached: the run sends no more e-mail
 
 
 Deliver = Callable[[str, str, ReminderMessage], Awaitable[None]]
@@ -218,9 +220,16 @@ async def owner_language(session: AsyncSession, email: str) -> str | None:
 
 
 async def send_one(
-    session: AsyncSession, settings: Settings, deliver: Deliver, *, now: datetime, today: date
+    session: AsyncSession,
+    settings: Settings,
+    deliver: Deliver,
+    *,
+    now: datetime,
+    today: date,
+    skip_channels: Sequence[str] = (),
 ) -> SendOutcome | None:
-    """Claim one pending row (skipping rows another sender holds), deliver it, record the outcome.
+    """Claim one pending row (skipping rows another sender holds, and rows of `skip_channels`), deliver it,
+    record the outcome.
 
     The row stays locked while it is delivered, so no other instance can send it meanwhile."""
     row = (
@@ -230,9 +239,10 @@ async def send_one(
                     recipient, attempts
                 FROM reminder
                 WHERE sent_at IS NULL AND cancelled_at IS NULL AND next_attempt_at <= :now
+                  AND channel <> ALL(CAST(:skip AS text[]))
                 ORDER BY next_attempt_at, id LIMIT 1 FOR UPDATE SKIP LOCKED"""
             ),
-            {"now": now},
+            {"now": now, "skip": list(skip_channels)},
         )
     ).first()
     if row is None:
@@ -263,6 +273,12 @@ async def send_one(
             message = compose(rid, due, today, settings.public_url)
         subject = message.subject
         await deliver(channel, recipient, message)
+    except EndpointGone as exc:  # the receiver says it is gone for good: retrying would only knock again
+        await session.execute(
+            text("UPDATE reminder SET attempts = attempts + 1, cancelled_at = :now, last_error = :why WHERE id = :id"),
+            {"now": now, "why": str(exc)[:2000], "id": rid},
+        )
+        return SendOutcome(rid, channel, recipient, kind, facts.key, due_date, "cancelled", str(exc), subject)
     except Exception as exc:  # whatever breaks one reminder is recorded on its row, and the run goes on
         error = (str(exc) if isinstance(exc, DeliveryError) else f"{type(exc).__name__}: {exc}")[:2000]
         await session.execute(
@@ -292,21 +308,23 @@ async def send_pending(
 ) -> list[SendOutcome]:
     """Deliver every pending row whose time has come, one row per transaction, over one SMTP session.
 
-    When the mail server cannot be reached the run stops after that row (its outcome says `server_down`):
-    the rows left are untouched and go out on a later run."""
+    When the mail server cannot be reached the run sends no more e-mail after that row (its outcome says
+    `server_down`): the e-mails left are untouched and go out on a later run. Webhooks do not wait for the mail
+    server: they go out in the same run."""
     now = now or utcnow()
     deliver = deliver or default_deliver(settings)
     outcomes: list[SendOutcome] = []
+    skip: list[str] = []
     try:
         while True:
             async with sessionmaker() as session, session.begin():
-                outcome = await send_one(session, settings, deliver, now=now, today=today)
+                outcome = await send_one(session, settings, deliver, now=now, today=today, skip_channels=skip)
             if outcome is None:
                 return outcomes
             outcomes.append(outcome)
-            if outcome.server_down:
-                log.warning("reminder run stopped early: %s", outcome.error)
-                return outcomes
+            if outcome.server_down and EMAIL not in skip:
+                log.warning("no more e-mail in this reminder run, webhooks go on: %s", outcome.error)
+                skip.append(EMAIL)
     finally:
         close = getattr(deliver, "aclose", None)
         if close is not None:

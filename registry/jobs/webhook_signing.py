@@ -6,43 +6,30 @@ Each call carries `webhook-id` (the same on every retry of one reminder, so a re
 let a receiver rotate: configure old and new together, move the receiver to the new one, drop the old.
 
 A secret is `whsec_` + base64 of the key (what the Standard Webhooks libraries expect); any other value is
-taken as its UTF-8 bytes (verify with `Webhook(secret.encode())`).
+taken as its UTF-8 bytes (verify with `Webhook(secret.encode())`). Every key holds at least 24 bytes, and a
+webhook URL without a secret stops the service at start (kernel/settings.py): no webhook goes out unsigned.
 """
 
 import base64
-import binascii
 import hashlib
 import hmac
-import re
 
-SECRET_PREFIX = "whsec_"
-_SEPARATORS = re.compile(r"[\s,]+")
+from kernel.settings import WEBHOOK_SECRET_PREFIX, webhook_signing_keys
+
+SECRET_PREFIX = WEBHOOK_SECRET_PREFIX
 
 
 class WebhookSecretError(ValueError):
-    """REGISTRY_WEBHOOK_SECRET holds a whsec_ secret that is not base64."""
+    """REGISTRY_WEBHOOK_SECRET holds a secret that is not one: a whsec_ secret that is not base64, or a key
+    shorter than 24 bytes."""
 
 
 def webhook_keys(secrets: str | None) -> list[bytes]:
     """The signing keys in REGISTRY_WEBHOOK_SECRET: one or more secrets separated by spaces or commas."""
-    keys = []
-    for secret in _SEPARATORS.split(secrets or ""):
-        if not secret:
-            continue
-        if secret.startswith(SECRET_PREFIX):
-            encoded = secret[len(SECRET_PREFIX) :]
-            try:
-                key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
-            except (binascii.Error, ValueError):
-                raise WebhookSecretError(
-                    "REGISTRY_WEBHOOK_SECRET: a whsec_ secret must be base64 after the prefix"
-                ) from None
-            if not key:
-                raise WebhookSecretError("REGISTRY_WEBHOOK_SECRET: a whsec_ secret is empty")
-        else:
-            key = secret.encode()
-        keys.append(key)
-    return keys
+    try:
+        return webhook_signing_keys(secrets)
+    except ValueError as exc:
+        raise WebhookSecretError(f"REGISTRY_WEBHOOK_SECRET: {exc}") from None
 
 
 def signature_header(keys: list[bytes], message_id: str, timestamp: str, body: bytes) -> str:

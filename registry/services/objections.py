@@ -31,8 +31,44 @@ from registry.services.common import change_record
 IMPORT_MAX_BYTES = 32 * 1024 * 1024
 IMPORT_MAX_ROWS = 500_000
 # Header names (case-insensitive, spaces and underscores alike) mail tools give the address and the date.
-SUBJECT_HEADERS = ("email", "email address", "e-mail", "e-mail address", "subject", "customer number", "address")
-DATE_HEADERS = ("unsubscribed on", "unsub time", "unsubscribed at", "received on", "date", "timestamp", "opt out date")
+# The headers of an address column and of a date column, as mail tools and people name them in English and
+# Swedish (compared lower-case, '_' as a space, runs of spaces as one).
+SUBJECT_HEADERS = (
+    "email",
+    "email address",
+    "e-mail",
+    "e-mail address",
+    "mail",
+    "subject",
+    "customer number",
+    "address",
+    "e-post",
+    "e-postadress",
+    "epost",
+    "epostadress",
+    "e-post adress",
+    "mejl",
+    "mejladress",
+    "mailadress",
+    "kundnummer",
+    "kundnr",
+)
+DATE_HEADERS = (
+    "unsubscribed on",
+    "unsub time",
+    "unsubscribed at",
+    "received on",
+    "date",
+    "timestamp",
+    "opt out date",
+    "avregistrerad",
+    "avregistrerad den",
+    "avregistreringsdatum",
+    "mottagen",
+    "mottagen den",
+    "datum",
+    "tidpunkt",
+)
 INSERT_CHUNK = 5000
 
 
@@ -208,8 +244,16 @@ def parse_subject_rows(raw: bytes, key: SubjectKey, *, default_day: date) -> lis
         raise RegistryValidationError([FieldError("file", f"is not CSV ({exc})")]) from None
     subject_column = _find_column(header, SUBJECT_HEADERS)
     if subject_column is None:
+        looked_for = ", ".join(SUBJECT_HEADERS)
         raise RegistryValidationError(
-            [FieldError("file", "has no address column in its header row (email, Email Address, subject, …)")]
+            [
+                FieldError(
+                    "file",
+                    f"has no address column in its header row: it looked for {looked_for} (any case)",
+                    "no_address_column",
+                    {"looked_for": looked_for, "found": ", ".join(h.strip() for h in header)},
+                )
+            ]
         )
     date_column = _find_column(header, DATE_HEADERS)
     found: list[tuple[str, date]] = []

@@ -9,8 +9,6 @@ year of decisions is never loaded into the application.
 """
 
 import asyncio
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -516,12 +514,11 @@ def activity_rows(record: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def record_csv(record: dict[str, Any]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(activity_header())
-    writer.writerows(activity_rows(record))
-    return out.getvalue().encode("utf-8")
+def record_csv(record: dict[str, Any], *, delimiter: str = ",") -> bytes:
+    """The record as CSV (the shared export mechanics: byte order mark, `delimiter`, cells neutralised)."""
+    from registry.services.exports import csv_document
+
+    return csv_document(activity_header(), activity_rows(record), delimiter=delimiter)
 
 
 def record_xlsx(record: dict[str, Any]) -> bytes:

@@ -1,6 +1,9 @@
 """GET /metrics on the running service: Prometheus text, read from the counters the guard keeps; a key with
 `metrics:read` (or `admin`) may scrape, a guard key may not."""
 
+import asyncio
+from pathlib import Path
+
 import httpx
 from prometheus_client.parser import text_string_to_metric_families
 
@@ -9,6 +12,9 @@ from tests.conftest import (
     bearer,
     make_key,
 )
+from tests.e2e.running_service import running_service
+from tests.outage import relayed
+from web.api_keys import KEY_CACHE_SECONDS
 
 DENIED = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
 OUTSIDE_EEA = {**SEED_ALLOWED_SHARE, "destination": "US"}
@@ -35,7 +41,7 @@ async def test_metrics_count_the_decisions_their_deny_reasons_and_the_commits(se
     assert [a["allowed"] for a in batch.json()] == [True, False, False]
     assert (refused.status_code, anonymous.status_code) == (403, 401)
     assert scraped.status_code == 200, scraped.text
-    assert scraped.headers["content-type"].startswith("text/plain; version=0.0.4")
+    assert scraped.headers["content-type"] == "text/plain; version=0.0.4; charset=utf-8"
 
     samples = _samples(scraped.text)
     assert samples[("guard_decisions_total", (("outcome", "allowed"),))] == 2
@@ -53,6 +59,14 @@ async def test_metrics_count_the_decisions_their_deny_reasons_and_the_commits(se
     assert samples[("guard_snapshot_age_seconds", ())] >= 0
     assert samples[("reminder_queue_depth", ())] == 0
     assert samples[("registry_database_up", ())] == 1
+    # Two single checks and one batch were answered: the latency histogram has three observations.
+    assert samples[("guard_check_duration_seconds_count", ())] == 3
+    assert samples[("guard_check_duration_seconds_bucket", (("le", "+Inf"),))] == 3
+    assert samples[("guard_check_duration_seconds_sum", ())] > 0
+    # The process's own figures, labelled with its pid (the workers of `--workers N` each have theirs).
+    cpu = [labels for (name, labels) in samples if name == "process_cpu_seconds_total"]
+    resident = [labels for (name, labels) in samples if name == "process_resident_memory_bytes"]
+    assert len(cpu) == 1 and len(resident) == 1 and dict(cpu[0])["pid"].isdigit()
 
 
 async def test_an_admin_key_may_scrape_metrics(service, seeded_service_database):
@@ -61,3 +75,25 @@ async def test_an_admin_key_may_scrape_metrics(service, seeded_service_database)
         scraped = await http.get("/metrics", headers=admin)
     assert scraped.status_code == 200
     assert "guard_decisions_total" in scraped.text
+
+
+async def test_metrics_answer_while_the_database_is_down_and_say_so(seeded_service_database, tmp_path: Path):
+    scraper = bearer(await make_key(seeded_service_database, "prometheus-outage", "metrics:read"))
+    guard = bearer(await make_key(seeded_service_database, "guard-outage", "guard:check"))
+    with relayed(seeded_service_database) as relay, running_service(relay.url, tmp_path) as service:
+        async with httpx.AsyncClient(base_url=service.url, timeout=30) as http:
+            assert (await http.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard)).status_code == 200
+            before = await http.get("/metrics", headers=scraper)
+            relay.cut()
+            during = [await http.get("/metrics", headers=scraper)]
+            await asyncio.sleep(KEY_CACHE_SECONDS + 1)  # past the key cache's time: its lookup now fails too
+            during += [await http.get("/metrics", headers=scraper) for _ in range(2)]
+            refused = await http.get("/metrics", headers=guard)
+            relay.restore()
+    assert before.status_code == 200 and _samples(before.text)[("registry_database_up", ())] == 1
+    assert [answer.status_code for answer in during] == [200, 200, 200], during[-1].text
+    samples = _samples(during[-1].text)
+    assert samples[("registry_database_up", ())] == 0
+    assert samples[("guard_decisions_total", (("outcome", "allowed"),))] == 1  # the counts survive the outage
+    assert ("reminder_queue_depth", ()) not in samples
+    assert refused.status_code in (401, 403, 503)  # a key that may not scrape is not let in by the outage

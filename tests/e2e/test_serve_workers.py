@@ -2,6 +2,7 @@
 waits REGISTRY_WORKER_HEALTHCHECK_SECONDS for a worker that is still importing the app), both take
 connections, and the port comes from REGISTRY_PORT when no --port is given."""
 
+import asyncio
 import os
 import re
 import signal
@@ -13,8 +14,9 @@ from pathlib import Path
 
 import httpx
 import psutil
+from prometheus_client.parser import text_string_to_metric_families
 
-from tests.conftest import free_port
+from tests.conftest import SEED_ALLOWED_SHARE, bearer, free_port, make_key
 
 
 def _worker_pids(log: str) -> set[int]:
@@ -77,6 +79,66 @@ def test_serve_with_two_workers_starts_both_and_each_takes_connections(seeded_se
     finally:
         for held in sockets:
             held.close()
+        if server.poll() is None:
+            server.send_signal(signal.SIGTERM)
+            try:
+                server.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                server.kill()
+                server.wait(timeout=10)
+
+
+def _scraped(text: str, name: str, labels: dict[str, str] | None = None) -> list[tuple[dict[str, str], float]]:
+    return [
+        (sample.labels, sample.value)
+        for family in text_string_to_metric_families(text)
+        for sample in family.samples
+        if sample.name == name and (labels is None or sample.labels == labels)
+    ]
+
+
+def test_with_two_workers_counters_add_up_and_never_go_back_over_30_scrapes(seeded_service_database, tmp_path: Path):
+    guard = bearer(asyncio.run(make_key(seeded_service_database, "workers-guard", "guard:check")))
+    scraper = bearer(asyncio.run(make_key(seeded_service_database, "workers-prometheus", "metrics:read")))
+    port = free_port()
+    log_path = tmp_path / "serve.err"
+    env = {
+        **os.environ,
+        "REGISTRY_DATABASE_URL": seeded_service_database,
+        "REGISTRY_SCHEDULER_ENABLED": "false",
+        "PROMETHEUS_MULTIPROC_DIR": str(tmp_path / "metrics"),  # an operator's own directory: emptied at start
+    }
+    (tmp_path / "metrics").mkdir()
+    (tmp_path / "metrics" / "counter_1.db").write_bytes(b"an earlier run's counts")
+    with log_path.open("wb") as log:
+        server = subprocess.Popen(
+            [sys.executable, "-m", "cli", "serve", "--workers", "2", "--port", str(port)],
+            env=env,
+            stdout=log,
+            stderr=log,
+        )
+    try:
+        deadline = time.monotonic() + 240
+        while log_path.read_text().count("Application startup complete.") < 2:
+            assert server.poll() is None and time.monotonic() < deadline, log_path.read_text()
+            time.sleep(0.5)
+        workers = _worker_pids(log_path.read_text())
+        allowed, checks, answered_by = [], [], set()
+        for _ in range(30):
+            # A new connection for every request: the two workers share the socket, either may answer.
+            assert httpx.post(
+                f"http://127.0.0.1:{port}/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard, timeout=30
+            ).json()["allowed"]
+            scraped = httpx.get(f"http://127.0.0.1:{port}/metrics", headers=scraper, timeout=30)
+            assert scraped.status_code == 200, scraped.text
+            allowed += [value for _, value in _scraped(scraped.text, "guard_decisions_total", {"outcome": "allowed"})]
+            checks += [value for _, value in _scraped(scraped.text, "guard_check_duration_seconds_count")]
+            answered_by |= {labels["pid"] for labels, _ in _scraped(scraped.text, "process_cpu_seconds_total")}
+        # Each check is counted before it is answered, whichever worker took it and whichever answers the scrape.
+        assert allowed == [float(n) for n in range(1, 31)]
+        assert checks == [float(n) for n in range(1, 31)]
+        assert answered_by == {str(pid) for pid in workers}  # both workers' process_* figures, by pid
+    finally:
         if server.poll() is None:
             server.send_signal(signal.SIGTERM)
             try:

@@ -5,9 +5,10 @@ import asyncio
 import base64
 import email
 import json
+import logging
 import threading
 from collections.abc import AsyncIterator, Iterator
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from email.message import EmailMessage
 from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
@@ -22,6 +23,7 @@ from standardwebhooks.webhooks import Webhook, WebhookVerificationError
 from kernel.columns import utcnow
 from kernel.db import make_engine, make_sessionmaker
 from kernel.settings import Settings
+from registry.jobs.delivery import GONE_ENDPOINTS
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
 from tests.conftest import free_port, load_document, seed_document
 from tests.conftest import test_settings as settings_for
@@ -80,9 +82,10 @@ def smtp() -> Iterator[SmtpServer]:
 
 
 class WebhookReceiver:
-    """A local HTTP endpoint that records calls and answers 500 to the first `failures` of them."""
+    """A local HTTP endpoint that records calls and answers 500 to the first `failures` of them, then
+    `answer`."""
 
-    def __init__(self, failures: int = 0) -> None:
+    def __init__(self, failures: int = 0, answer: int = 200) -> None:
         self.calls: list[tuple[dict[str, str], bytes, int]] = []
         self.failures = failures
         receiver = self
@@ -90,7 +93,7 @@ class WebhookReceiver:
         class Handler(BaseHTTPRequestHandler):
             def do_POST(self) -> None:
                 body = self.rfile.read(int(self.headers["Content-Length"]))
-                status = 500 if receiver.failures > 0 else 200
+                status = 500 if receiver.failures > 0 else answer
                 receiver.failures -= 1
                 receiver.calls.append((dict(self.headers.items()), body, status))
                 self.send_response(status)
@@ -294,19 +297,23 @@ async def test_the_webhook_is_signed_retried_after_a_failure_and_delivered_once(
     assert [status for _, _, status in receiver.calls].count(500) == 1
     payloads = receiver.delivered()
     assert len(payloads) == 4
-    assert len({p["reminder_id"] for p in payloads}) == 4
+    assert len({p["data"]["reminder_id"] for p in payloads}) == 4
     assert len(smtp.recorder.messages) == 4  # e-mail and webhook are separate deliveries of the same reminder
     # Standard Webhooks: the reference library accepts every call under either secret, and refuses another.
     for headers, body, _ in receiver.calls:
         for secret in (OLD_WEBHOOK_SECRET, NEW_WEBHOOK_SECRET):
-            assert Webhook(secret).verify(body, headers)["reminder_id"] == int(headers["X-Registry-Reminder"])
+            payload = Webhook(secret).verify(body, headers)
+            assert payload["data"]["reminder_id"] == int(headers["X-Registry-Reminder"])
+            assert payload["type"] == "agreement.reminder"
+            sent_at = datetime.fromisoformat(payload["timestamp"])
+            assert sent_at.tzinfo is not None and abs(sent_at - utcnow()) < timedelta(minutes=5)
         with pytest.raises(WebhookVerificationError):
             Webhook("whsec_" + base64.b64encode(b"some-other-key").decode()).verify(body, headers)
         assert len(headers["webhook-signature"].split(" ")) == 2
     # A retry is the same message: it keeps its webhook-id, so a receiver can drop duplicates.
     failed_id = next(headers["webhook-id"] for headers, _, status in receiver.calls if status == 500)
     assert [status for headers, _, status in receiver.calls if headers["webhook-id"] == failed_id] == [500, 200]
-    assert {p["kind"] for p in payloads} == {"expiry", "notice_deadline", "lapsed"}
+    assert {p["data"]["kind"] for p in payloads} == {"expiry", "notice_deadline", "lapsed"}
 
 
 async def test_a_webhook_that_keeps_failing_stays_pending_until_it_answers(
@@ -436,3 +443,51 @@ async def test_the_scheduler_stays_off_when_disabled(database: str) -> None:
     app = create_app(settings_for(database, scheduler_enabled=False))
     async with AsyncTestClient(app):
         assert services_of(app).scheduler is None
+
+
+async def test_an_smtp_outage_does_not_hold_the_webhooks_back(
+    instances: tuple[Instance, Instance], reminder_database: str, smtp: SmtpServer
+) -> None:
+    a, _ = instances
+    receiver = WebhookReceiver()
+    smtp.stop()
+    try:
+        settings = mail_settings(reminder_database, smtp, webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET)
+        _, outcomes = await run_reminders(
+            a.sessionmaker, settings, today=TODAY, deliver=default_deliver(settings, webhook_backoff_seconds=0.01)
+        )
+    finally:
+        receiver.close()
+    by_channel = {channel: [o for o in outcomes if o.channel == channel] for channel in ("email", "webhook")}
+    # One e-mail finds the mail server down; no other e-mail is tried in this run, and every webhook goes out.
+    assert [(o.status, o.server_down) for o in by_channel["email"]] == [("failed", True)]
+    assert [o.status for o in by_channel["webhook"]] == ["sent"] * 4
+    assert len(receiver.delivered()) == 4
+    waiting = [r for r in await rows(a) if r["channel"] == "email" and r["sent_at"] is None]
+    assert len(waiting) == 4
+
+
+async def test_a_webhook_endpoint_that_answers_410_is_disabled_with_a_warning(
+    instances: tuple[Instance, Instance], reminder_database: str, smtp: SmtpServer, caplog: pytest.LogCaptureFixture
+) -> None:
+    a, _ = instances
+    receiver = WebhookReceiver(answer=410)
+    try:
+        settings = mail_settings(reminder_database, smtp, webhook_url=receiver.url, webhook_secret=WEBHOOK_SECRET)
+        with caplog.at_level(logging.WARNING, logger="registry.jobs.delivery"):
+            _, outcomes = await run_reminders(
+                a.sessionmaker, settings, today=TODAY, deliver=default_deliver(settings, webhook_backoff_seconds=0.01)
+            )
+            # The next day's scan writes no webhook rows for the endpoint that is gone.
+            await run_reminders(a.sessionmaker, settings, today=TODAY + timedelta(days=1))
+    finally:
+        receiver.close()
+        GONE_ENDPOINTS.discard(receiver.url)
+    webhook = [o for o in outcomes if o.channel == "webhook"]
+    assert [o.status for o in webhook] == ["cancelled"] * 4 and all("410" in (o.error or "") for o in webhook)
+    assert len(receiver.calls) == 1, "a 410 is not retried, nor is the endpoint called again"
+    assert [r.getMessage() for r in caplog.records if "410" in r.getMessage()] == [
+        f"webhook {receiver.url} answered 410 Gone: disabled until the registry restarts"
+    ]
+    assert [o.status for o in outcomes if o.channel == "email"] == ["sent"] * 4  # e-mail goes on
+    assert len([r for r in await rows(a) if r["channel"] == "webhook"]) == 4

@@ -135,5 +135,5 @@ async def test_a_run_stops_early_and_says_so_when_the_mail_server_is_down(databa
     result = _cli(database, smtp.port, "reminders", "run")
     assert result.returncode == 0, result.stderr
     assert "4 reminder(s) due" in result.stdout
-    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["failed", "stopped"]
-    assert "stopped early" in result.stdout
+    assert [line.split()[0] for line in result.stdout.splitlines()[1:]] == ["failed", "e-mail"]
+    assert "e-mail stopped early" in result.stdout

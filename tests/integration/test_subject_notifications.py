@@ -93,8 +93,8 @@ async def test_every_recipient_of_the_person_is_notified_by_webhook_or_e_mail_an
     ((headers, raw, status),) = receiver.calls
     assert status == 200
     payload = Webhook(OLD_WEBHOOK_SECRET).verify(raw, headers)  # signed (Standard Webhooks)
-    assert payload["event"] == "subject.notification" and payload["action"] == "erasure"
-    assert payload["subject"] == PERSON.casefold() and payload["party"] == "nordfrakt"
+    assert payload["type"] == "subject.notification" and payload["data"]["action"] == "erasure"
+    assert payload["data"]["subject"] == PERSON.casefold() and payload["data"]["party"] == "nordfrakt"
 
     kept = await evidence(seeded_database)
     assert [(r["party"], r["status"], r["cleared"]) for r in kept] == [

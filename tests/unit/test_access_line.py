@@ -7,6 +7,8 @@ import io
 import json
 import logging
 import logging.config
+import re
+import time
 from typing import Any
 
 import pytest
@@ -14,7 +16,15 @@ import pytest
 from kernel.logs import REQUEST_ID, TEXT_FORMAT, JsonFormatter, RequestIdFilter, logging_dict
 from web.access_log import ACCESS_LOGGER_NAME, AccessLog, LineWriter, _access_record, _log_response
 
-ARGUMENTS = ("127.0.0.1:5000", "GET", "/health/live?token=[redacted]", "1.1", 200)
+ARGUMENTS = ("127.0.0.1:5000", "GET", "/health/live?token=[redacted]", "1.1", 200, 12.345)
+
+
+def _without_duration(line: str) -> str:
+    """The access line without its duration (the milliseconds this run took), which must be there."""
+    assert re.search(r" \d+\.\dms$", line), line
+    return re.sub(r" \d+\.\dms$", "", line)
+
+
 # Times across a second boundary, with milliseconds that round differently in binary.
 MOMENTS = [1_795_000_000.0, 1_795_000_000.999, 1_795_000_001.0005, 1_795_000_059.123456]
 
@@ -53,12 +63,14 @@ def test_a_json_access_line_keeps_its_fields():
     assert writer is not None
     line = json.loads(writer.line(ARGUMENTS, MOMENTS[1]))
     assert line["time"] == "2026-11-18T11:06:40.999+00:00"
-    assert (line["logger"], line["request_id"], line["status"], line["path"]) == (
+    assert (line["logger"], line["request_id"], line["status"], line["path"], line["duration_ms"]) == (
         ACCESS_LOGGER_NAME,
         "-",
         200,
         "/health/live?token=[redacted]",
+        12.3,
     )
+    assert line["message"].endswith('"GET /health/live?token=[redacted] HTTP/1.1" 200 12.3ms')
 
 
 @pytest.mark.parametrize(
@@ -123,8 +135,8 @@ async def test_lines_written_in_one_turn_of_the_event_loop_are_flushed_once_it_i
     original_flush = handler.flush
     handler.flush = lambda: (flushes.append(1), original_flush())
     try:
-        _log_response(SCOPE, 200)
-        _log_response(SCOPE, 404)
+        _log_response(SCOPE, 200, time.perf_counter())
+        _log_response(SCOPE, 404, time.perf_counter())
         assert flushes == []
         await asyncio.sleep(0)
         await asyncio.sleep(0)
@@ -132,7 +144,7 @@ async def test_lines_written_in_one_turn_of_the_event_loop_are_flushed_once_it_i
         del handler.flush
     assert flushes == [1]
     lines = stdout.getvalue().splitlines()
-    assert [line.split(" INFO registry.access [-] ")[1] for line in lines] == [
+    assert [_without_duration(line.split(" INFO registry.access [-] ")[1]) for line in lines] == [
         '127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200',
         '127.0.0.1:5000 - "GET /health/live HTTP/1.1" 404',
     ]
@@ -148,9 +160,9 @@ async def test_a_handler_added_beside_the_configured_one_gets_every_line_as_a_re
             records.append(record)
 
     logger.addHandler(Collect())
-    _log_response(SCOPE, 200)
-    assert [r.getMessage() for r in records] == ['127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200']
-    assert stdout.getvalue().endswith('"GET /health/live HTTP/1.1" 200\n')
+    _log_response(SCOPE, 200, time.perf_counter())
+    assert [_without_duration(r.getMessage()) for r in records] == ['127.0.0.1:5000 - "GET /health/live HTTP/1.1" 200']
+    assert re.search(r'"GET /health/live HTTP/1.1" 200 \d+\.\dms\n$', stdout.getvalue())
 
 
 async def test_the_served_access_log_sets_the_request_id_for_its_line_and_the_answer(served_access_logger):

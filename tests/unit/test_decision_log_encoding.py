@@ -164,3 +164,27 @@ def test_an_entry_hashes_the_same_with_its_time_given_as_the_answer_states_it():
         stamp = format_timestamp(fields["decided_at"])
         as_answered = entry_content(**{**fields, "decided_at": stamp})
         assert content_hash(as_answered, "0" * 64) == reference_hash("0" * 64, **fields)
+
+
+def test_an_entry_without_a_request_id_hashes_as_before_and_one_with_it_covers_it():
+    fields = {
+        "writer": "0123456789abcdef",
+        "wseq": 1,
+        "decision_id": "5b0e6a57-3f1c-4b7e-9a55-0c3a7d5b2f10",
+        "decided_at": "2026-12-06T12:00:00.000000Z",
+        "caller": "erp",
+        "recipient": "nordfrakt",
+        "request": {"recipient": "nordfrakt"},
+        "allowed": True,
+        "reasons": [],
+        "warnings": [],
+        "agreement": None,
+        "ruleset": "offix-v1@1",
+    }
+    without = entry_content(**fields)
+    assert "request_id" not in without
+    assert entry_content(**fields, request_id=None) == without
+    with_id = entry_content(**fields, request_id="order-4711")
+    assert with_id["request_id"] == "order-4711"
+    assert content_hash(with_id, "0" * 64) != content_hash(without, "0" * 64)
+    assert content_hash(entry_content(**fields, request_id="order-4712"), "0" * 64) != content_hash(with_id, "0" * 64)

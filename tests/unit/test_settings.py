@@ -32,6 +32,17 @@ def _registry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("REGISTRY_SMTP_TLS", "sometimes"),
         ("REGISTRY_SCHEDULER_ENABLED", "maybe"),
         ("REGISTRY_DATABASE_URL", "mysql://db/registry"),
+        ("REGISTRY_SMTP_HOST", "25:99"),
+        ("REGISTRY_SMTP_HOST", "smtp://mail.offix.se"),
+        ("REGISTRY_HOST", "0.0.0.0:8000"),
+        ("REGISTRY_PUBLIC_URL", "not a url"),
+        ("REGISTRY_PUBLIC_URL", "registry.offix.se"),
+        ("REGISTRY_CHECKPOINT_WITNESS_URL", "ftp://witness.example/log"),
+        ("REGISTRY_WEBHOOK_URL", "not a url"),
+        ("REGISTRY_SMTP_FROM", "nobody"),
+        ("REGISTRY_SMTP_FROM", "two@at@offix.se"),
+        ("REGISTRY_WEBHOOK_SECRET", "too-short"),
+        ("REGISTRY_WEBHOOK_SECRET", "whsec_c2hvcnQ="),
     ],
 )
 def test_a_bad_setting_is_one_line_naming_the_variable(monkeypatch, variable, value):
@@ -56,10 +67,11 @@ def test_a_bad_setting_stops_serve_and_a_cli_command_with_one_line_and_status_2(
 
 
 def test_secrets_never_show_in_the_settings_repr_nor_in_the_error_about_them():
-    settings = Settings(smtp_password="smtp-pw-1", webhook_secret="hook-secret-1", session_secret="session-1")
+    hook = "hook-secret-1-of-24-bytes-or-more"
+    settings = Settings(smtp_password="smtp-pw-1", webhook_secret=hook, session_secret="session-1")
     shown = repr(settings) + str(settings)
-    assert not {"smtp-pw-1", "hook-secret-1", "session-1"} & {s for s in shown.split("'")}
-    assert "smtp-pw-1" not in shown and "hook-secret-1" not in shown and "session-1" not in shown
+    assert not {"smtp-pw-1", hook, "session-1"} & {s for s in shown.split("'")}
+    assert "smtp-pw-1" not in shown and hook not in shown and "session-1" not in shown
     assert settings.smtp_password is not None and settings.smtp_password.get_secret_value() == "smtp-pw-1"
 
 
@@ -91,3 +103,32 @@ def test_from_env_reports_a_bad_value_as_a_settings_error(monkeypatch):
     monkeypatch.setenv("REGISTRY_SNAPSHOT_MAX_AGE_SECONDS", "nan")
     with pytest.raises(SettingsError, match="REGISTRY_SNAPSHOT_MAX_AGE_SECONDS"):
         Settings.from_env()
+
+
+def test_hosts_urls_and_addresses_of_the_right_shape_are_taken():
+    settings = Settings(
+        host="0.0.0.0",
+        smtp_host="::1",
+        public_url="https://registry.offix.se/",
+        checkpoint_witness_url="http://127.0.0.1:8181/witness",
+        webhook_url="https://hooks.offix.se/registry",
+        webhook_secret="whsec_" + "A" * 32,
+        smtp_from="Registry <registry@offix.se>",
+    )
+    assert (settings.host, settings.smtp_host, settings.public_url) == ("0.0.0.0", "::1", "https://registry.offix.se")
+    assert Settings(smtp_host="smtp.offix.se", smtp_from="registry@offix.se").smtp_from == "registry@offix.se"
+
+
+def test_a_webhook_url_without_a_secret_is_refused_naming_both_settings(monkeypatch):
+    monkeypatch.setenv("REGISTRY_WEBHOOK_URL", "https://hooks.offix.se/registry")
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert str(refused.value).startswith("REGISTRY_WEBHOOK_SECRET is required when REGISTRY_WEBHOOK_URL is set")
+
+
+def test_a_badly_typed_setting_stops_serve_with_status_2_naming_it():
+    result = _registry("serve", "--port", "9", REGISTRY_SMTP_HOST="25:99")
+    assert result.returncode == 2, result.stderr
+    assert result.stderr.strip() == (
+        "error: REGISTRY_SMTP_HOST must be a host name or an IP address, without a port or a scheme, not '25:99'"
+    )

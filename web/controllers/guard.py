@@ -1,6 +1,7 @@
 """Guard HTTP endpoints (DESIGN §4.1, §4.4): check, check-batch, and the decision log."""
 
 import logging
+import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
@@ -23,7 +24,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.fairness import RETRY_AFTER_SECONDS, too_many_batches
 from guard.service import MAX_BODY_BYTES, GuardUnavailable, cannot_decide
+from kernel import counters
+from kernel.db import database_outage
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
+from kernel.logs import current_request_id
 from ledger.append import driver_connection
 from ledger.queries import list_decisions
 from ledger.seal import receipt
@@ -162,14 +166,18 @@ def unavailable(detail: str) -> tuple[int, dict[str, Any]]:
     return 503, {"status_code": 503, **cannot_decide(detail)}
 
 
-async def _answer(check: Callable[[bytes, str], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
-    """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503."""
+async def _answer(check: Callable[[bytes, str, str | None], Awaitable[Any]], raw: bytes, caller: str) -> JsonAnswer:
+    """The HTTP answer of one of the runtime's checks: 200, 400 naming the fields, or the fail-closed 503. The
+    request's id (the caller's X-Request-Id, or the one it was given) goes into each decision's log entry."""
+    started = time.perf_counter()
     try:
-        return JsonAnswer(200, await check(raw, caller))
+        answer = JsonAnswer(200, await check(raw, caller, current_request_id()))
     except RegistryValidationError as exc:
         return JsonAnswer(*bad_request(exc.errors))
     except GuardUnavailable as exc:
         return JsonAnswer(*unavailable(str(exc)))
+    counters.CHECK_SECONDS.observe(time.perf_counter() - started)  # answered checks: the decision log's latency
+    return answer
 
 
 # Route-level handlers also catch what the authentication middleware raises before the handler runs. Litestar
@@ -375,6 +383,10 @@ class CheckLane:
         except ClientException as exc:  # the client went away mid-body: nobody reads this, the access log does
             answer = JsonAnswer(exc.status_code, {"status_code": exc.status_code, "detail": exc.detail})
         except Exception as exc:
-            log.error("a guard check failed unexpectedly", exc_info=exc)
+            outage = database_outage(exc)
+            if outage is not None:  # a known outage: one line, as the app logs it (web/app.py log_exception)
+                log.warning("the registry database is unavailable (%s): POST %s answered 503", outage, CHECK_PATH)
+            else:
+                log.error("a guard check failed unexpectedly", exc_info=exc)
             answer = JsonAnswer(*failure_answer(exc))
         await answer(scope, receive, send)

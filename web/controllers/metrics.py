@@ -1,10 +1,14 @@
 """GET /metrics in the Prometheus text format (scope `metrics:read`, or `admin`).
 
-Everything is read at scrape time from numbers the code already keeps (kernel/counters.py, the snapshot
-refresher, the decision-log writer) plus one indexed count of the reminder queue, so the guard's hot path
-carries no metrics middleware.
+The guard's counters and histograms are prometheus-client metrics (kernel/counters.py); under `registry serve`
+they are kept in its multiprocess mode, so that whichever worker answers a scrape reports every worker's counts
+added up. The rest is read at scrape time: the snapshot this process decides on, one indexed count of the
+reminder queue (and with it `registry_database_up`), and each process's `process_*` figures. A scrape
+answers while the database is down: the queue figures are left out and `registry_database_up` is 0.
 """
 
+import os
+import re
 import time
 from collections.abc import Iterable, Iterator
 from typing import Any
@@ -12,27 +16,52 @@ from typing import Any
 from litestar import Controller, get
 from litestar.di import NamedDependency
 from litestar.response import Response
-from prometheus_client import CollectorRegistry, generate_latest
-from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily, Metric
+from prometheus_client import REGISTRY, CollectorRegistry, ProcessCollector, generate_latest
+from prometheus_client.core import GaugeMetricFamily, Metric
+from prometheus_client.multiprocess import MultiProcessCollector
 from prometheus_client.registry import Collector
 from sqlalchemy import text
 
-from kernel.counters import COUNTERS, GuardCounters
+import kernel.counters  # noqa: F401  (registers the guard's metrics before the first scrape)
 from web.auth import requires
 from web.composition import Services
 
-CONTENT_TYPE = "text/plain; version=0.0.4; charset=utf-8"
+# Litestar adds the charset of a text/* answer itself: naming it here too would send it twice.
+MEDIA_TYPE = "text/plain; version=0.0.4"
+MULTIPROCESS_DIRECTORY = "PROMETHEUS_MULTIPROC_DIR"
 _REMINDER_QUEUE = text(
     """SELECT count(*), count(*) FILTER (WHERE attempts > 0), coalesce(sum(attempts), 0)
     FROM reminder WHERE sent_at IS NULL AND cancelled_at IS NULL"""
 )
+_PID_OF_FILE = re.compile(r"_(\d+)\.db$")
+
+
+class WorkerProcesses(Collector):
+    """`process_*` of every live process that keeps metrics in the multiprocess directory, each series labelled
+    with its `pid` (one process's CPU seconds are a counter of their own; reported unlabelled, the workers'
+    would alternate from scrape to scrape)."""
+
+    def __init__(self, directory: str) -> None:
+        self.directory = directory
+
+    def pids(self) -> list[int]:
+        found = {int(m.group(1)) for name in os.listdir(self.directory) if (m := _PID_OF_FILE.search(name))}
+        return sorted(pid for pid in found if os.path.exists(f"/proc/{pid}"))
+
+    def collect(self) -> Iterable[Metric]:
+        families: dict[str, Metric] = {}
+        for pid in self.pids():
+            for family in ProcessCollector(pid=lambda pid=pid: pid, registry=None).collect():  # type: ignore[misc]
+                merged = families.setdefault(family.name, Metric(family.name, family.documentation, family.type))
+                for sample in family.samples:
+                    merged.add_sample(sample.name, {**sample.labels, "pid": str(pid)}, sample.value)
+        return list(families.values())
 
 
 class RegistryCollector(Collector):
-    """Builds the metric families from one sample taken for this scrape."""
+    """The figures read at scrape time, from this process and one sample of the database."""
 
-    def __init__(self, counters: GuardCounters, services: Services, reminders: tuple[int, int, int] | None) -> None:
-        self.counters = counters
+    def __init__(self, services: Services, reminders: tuple[int, int, int] | None) -> None:
         self.services = services
         self.reminders = reminders
 
@@ -40,60 +69,18 @@ class RegistryCollector(Collector):
         return list(self._families())
 
     def _families(self) -> Iterator[Metric]:
-        counters = self.counters
-        decisions = CounterMetricFamily(
-            "guard_decisions", "Guard decisions logged by this process, by outcome", labels=["outcome"]
-        )
-        decisions.add_metric(["allowed"], counters.decisions[True])
-        decisions.add_metric(["denied"], counters.decisions[False])
-        yield decisions
-        reasons = CounterMetricFamily(
-            "guard_deny_reasons", "Reasons given in logged guard denials, by reason code", labels=["code"]
-        )
-        for code, count in sorted(counters.deny_reasons.items()):
-            reasons.add_metric([code], count)
-        yield reasons
-        yield CounterMetricFamily(
-            "guard_unavailable", "Fail-closed 503 answers: the guard could not decide", value=counters.unavailable
-        )
-        yield CounterMetricFamily(
-            "guard_decision_log_failed_commits",
-            "Decision-log group commits that failed (their checks were answered 503)",
-            value=counters.failed_appends,
-        )
-        yield HistogramMetricFamily(
-            "guard_decision_log_batch_size",
-            "Decisions per decision-log group commit",
-            buckets=counters.batch_sizes.cumulative(),
-            sum_value=counters.batch_sizes.total,
-        )
-        yield HistogramMetricFamily(
-            "guard_decision_log_commit_seconds",
-            "Duration of a decision-log group commit",
-            buckets=counters.commit_seconds.cumulative(),
-            sum_value=counters.commit_seconds.total,
-        )
-        refresher = self.services.snapshots
-        loaded = refresher.current
+        loaded = self.services.snapshots.current
         if loaded is not None:
             yield GaugeMetricFamily(
                 "guard_snapshot_age_seconds",
-                "Seconds since the guard's registry snapshot was last confirmed current",
+                "Seconds since the answering process's registry snapshot was last confirmed current",
                 value=time.monotonic() - loaded.confirmed_at,
             )
             yield GaugeMetricFamily(
-                "guard_snapshot_revision", "Registry revision the guard decides on", value=loaded.revision
-            )
-            yield CounterMetricFamily(
-                "guard_snapshot_reloads", "Full snapshot reloads by this process", value=refresher.reloads
-            )
-            yield CounterMetricFamily(
-                "guard_snapshot_changes_applied",
-                "Runs of registry changes applied to the snapshot without a full reload",
-                value=refresher.applied,
+                "guard_snapshot_revision", "Registry revision the answering process decides on", value=loaded.revision
             )
         yield GaugeMetricFamily(
-            "guard_snapshot_loaded", "1 while the guard holds a snapshot", value=0 if loaded is None else 1
+            "guard_snapshot_loaded", "1 while the answering process holds a snapshot", value=0 if loaded is None else 1
         )
         if self.reminders is not None:
             pending, failing, attempts = self.reminders
@@ -118,9 +105,15 @@ async def _reminder_queue(services: Services) -> tuple[int, int, int] | None:
     return int(row[0]), int(row[1]), int(row[2])
 
 
-def render(services: Services, reminders: tuple[int, int, int] | None, counters: GuardCounters = COUNTERS) -> bytes:
+def render(services: Services, reminders: tuple[int, int, int] | None) -> bytes:
     registry = CollectorRegistry(auto_describe=False)
-    registry.register(RegistryCollector(counters, services, reminders))
+    directory = os.environ.get(MULTIPROCESS_DIRECTORY)
+    if directory:
+        MultiProcessCollector(registry, directory)  # every worker's counts, added up
+        registry.register(WorkerProcesses(directory))
+    else:
+        registry.register(REGISTRY)  # this process's metrics, its process_* among them
+    registry.register(RegistryCollector(services, reminders))
     return generate_latest(registry)
 
 
@@ -128,7 +121,7 @@ class MetricsController(Controller):
     path = "/metrics"
     tags = ["operations"]
 
-    @get("/", opt=requires("metrics:read"), media_type=CONTENT_TYPE)
+    @get("/", opt=requires("metrics:read"), media_type=MEDIA_TYPE)
     async def metrics(self, services: NamedDependency[Services]) -> Response[Any]:
-        """Prometheus metrics of this process (text exposition format)."""
-        return Response(render(services, await _reminder_queue(services)), media_type=CONTENT_TYPE)
+        """Prometheus metrics of the service (text exposition format)."""
+        return Response(render(services, await _reminder_queue(services)), media_type=MEDIA_TYPE)

@@ -141,14 +141,15 @@ class ObjectionController(Controller):
     ) -> dict[str, int]:
         """A mail tool's unsubscribe export (CSV with a header row naming an address column) as objections;
         all rows or none. Subjects already objecting with that scope are not recorded twice."""
-        default_day = _day("received_on", received_on)
-        if default_day is None:
-            async with db_session.begin():  # (its own transaction: the import's begins afresh below)
-                default_day = await controller_today(db_session)
-        rows = parse_unsubscribes(
-            await request.body(), services_of(request.app).subject_key, default_day=default_day, scope=objection_scope
-        )
+        body = await request.body()
+        # One transaction: the controller's day is read in it too (a read before `begin` would start one).
         async with db_session.begin():
+            rows = parse_unsubscribes(
+                body,
+                services_of(request.app).subject_key,
+                default_day=_day("received_on", received_on) or await controller_today(db_session),
+                scope=objection_scope,
+            )
             summary = await import_unsubscribes(
                 db_session, rows, scope=objection_scope, source=source, actor=request.user.name
             )

@@ -16,6 +16,7 @@ from web.ui.pages import (
     parties,
     records,
     registry_document,
+    removed,
     renewals,
     subject_rights,
 )
@@ -35,4 +36,5 @@ route_handlers: list[Any] = [
     *activities.route_handlers,
     *objections.route_handlers,
     *subject_rights.route_handlers,
+    *removed.route_handlers,
 ]
