@@ -104,3 +104,18 @@ def subject_key_for(settings: Any) -> SubjectKey:
     if secret is not None:
         return SubjectKey(secret.get_secret_value().encode())
     return SubjectKey(load_or_create_key_file(subject_key_file(settings)))
+
+
+SALT_BYTES = 16
+
+
+def new_salt() -> str:
+    """A fresh random salt for one decision-log entry's subject commitment (hex)."""
+    return os.urandom(SALT_BYTES).hex()
+
+
+def subject_commitment(digest: str, salt: str) -> str:
+    """What a decision-log entry's hashed request holds for the person it names: sha256 of the salt and the
+    keyed digest. The digest and salt are kept beside the log (`decision_subject`), where an erasure deletes
+    them: the commitment alone links to no one (the salt is random), and the entry's hash still verifies."""
+    return hashlib.sha256(f"{salt}:{digest}".encode()).hexdigest()

@@ -318,7 +318,27 @@ async def verify_log(
             None,
             f"{outside['n']} {stand} in no writer's chain (inserted)",
         )
+    forged = await connection.fetchrow(FORGED_SUBJECT_LINKS)
+    if forged["n"]:
+        return VerifyResult(
+            False,
+            entries,
+            forged["first"],
+            None,
+            f"{forged['n']} link(s) of a person to an entry (decision_subject) match no commitment in the hashed"
+            " request (inserted or altered)",
+        )
     return VerifyResult(True, entries)
+
+
+# The people named beside the log (decision_subject, erasable) must each match the salted commitment the entry's
+# hashed request holds (guard/subjects.py `subject_commitment`): a link inserted or altered to attribute a share to
+# someone else is caught. A link deleted is what an erasure does, and is not an error.
+FORGED_SUBJECT_LINKS = """
+SELECT count(*) AS n, min(d.seq) AS first FROM decision_subject s LEFT JOIN guard_decision d USING (decision_id)
+WHERE d.seq IS NULL OR d.request->>'subject_ref_commitment' IS DISTINCT FROM
+    encode(sha256(convert_to(s.salt || ':' || s.subject_digest, 'UTF8')), 'hex')
+"""
 
 
 async def _missing_heads(connection: asyncpg.Connection, since: KnownCheckpoint, heads: Heads) -> VerifyResult | None:

@@ -19,7 +19,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from guard.fairness import BatchAdmission
-from guard.objections import ObjectionIndex
+from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import SubjectKey, subject_key_for
@@ -55,6 +55,7 @@ class Services:
     log_writer: DecisionLogWriter
     snapshots: SnapshotRefresher
     objections: ObjectionIndex
+    restrictions: ObjectionIndex  # (the same machinery over the restrictions, Art. 18)
     checkpoints: CheckpointPublisher | None
     guard: GuardRuntime
     batches: BatchAdmission
@@ -96,6 +97,12 @@ def build_services(settings: Settings, *, role: str = "guard") -> Services:
     objections = ObjectionIndex(
         dsn, max_age_seconds=settings.snapshot_max_age_seconds, poll_seconds=settings.snapshot_poll_seconds
     )
+    restrictions = ObjectionIndex(
+        dsn,
+        max_age_seconds=settings.snapshot_max_age_seconds,
+        poll_seconds=settings.snapshot_poll_seconds,
+        table=RESTRICTIONS,
+    )
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     checkpoints = (
         CheckpointPublisher(dsn, settings, settings.checkpoint_seconds) if settings.checkpoint_seconds > 0 else None
@@ -110,9 +117,15 @@ def build_services(settings: Settings, *, role: str = "guard") -> Services:
         log_writer=log_writer,
         snapshots=snapshots,
         objections=objections,
+        restrictions=restrictions,
         checkpoints=checkpoints,
         guard=GuardRuntime(
-            snapshots=snapshots, log=log_writer, settings=settings, objections=objections, subject_key=subject_key
+            snapshots=snapshots,
+            log=log_writer,
+            settings=settings,
+            objections=objections,
+            subject_key=subject_key,
+            restrictions=restrictions,
         ),
         batches=BatchAdmission(settings.guard_batches_per_key),
         sign_on=OidcClient(settings) if settings.oidc_enabled else None,
@@ -132,6 +145,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
         services.log_writer.start()
         await services.snapshots.start()
         await services.objections.start()
+        await services.restrictions.start()
         if services.checkpoints is not None:
             services.checkpoints.start()
         if settings.scheduler_enabled:
@@ -143,6 +157,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
             services.scheduler = None
         if services.checkpoints is not None:
             await services.checkpoints.stop()
+        await services.restrictions.stop()
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()
@@ -155,14 +170,17 @@ async def running(services: Services) -> AsyncIterator[Services]:
 @asynccontextmanager
 async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
     """The guard alone, for one command (`registry guard check`): the same parts a serving instance decides
-    with (snapshot, objection index, decision-log writer), started for the command and stopped after it."""
+    with (snapshot, objection and restriction indexes, decision-log writer), started for the command and stopped
+    after it."""
     services = build_services(settings, role="cli")
     services.log_writer.start()
     try:
         await services.snapshots.start()
         await services.objections.start()
+        await services.restrictions.start()
         yield services.guard
     finally:
+        await services.restrictions.stop()
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()

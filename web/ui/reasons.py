@@ -66,6 +66,7 @@ SENTENCES: dict[str, str] = {
     ),
     "SUBJECT_OBJECTED": N_("The person has objected to processing for %(purpose)s."),
     "SUBJECT_REF_MISSING": N_("%(purpose)s is marketing: name the person, so that their objections can be checked."),
+    "SUBJECT_RESTRICTED": N_("The person's processing is restricted (Art. 18): no share until it is lifted."),
     "AGREEMENT_EXPIRING": N_(
         "Agreement %(agreement)s with %(party)s ends soon; after that the guard refuses shares to %(party)s "
         "until an agreement in force covers them."
@@ -102,6 +103,7 @@ TITLES: dict[str, str] = {
     "PURPOSE_NOT_PUBLISHED": N_("purpose not in the privacy policy"),
     "SUBJECT_OBJECTED": N_("the person has objected"),
     "SUBJECT_REF_MISSING": N_("person not named for marketing"),
+    "SUBJECT_RESTRICTED": N_("the person's processing is restricted"),
     "AGREEMENT_EXPIRING": N_("agreement ending soon"),
     "AGREEMENT_UNDOCUMENTED": N_("no signed copy on file"),
     "GUARD_UNAVAILABLE": N_("the guard could not decide"),

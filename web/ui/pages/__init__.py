@@ -18,6 +18,7 @@ from web.ui.pages import (
     registry_document,
     removed,
     renewals,
+    subject_rights,
 )
 
 route_handlers: list[Any] = [
@@ -34,5 +35,6 @@ route_handlers: list[Any] = [
     *records.route_handlers,
     *activities.route_handlers,
     *objections.route_handlers,
+    *subject_rights.route_handlers,
     *removed.route_handlers,
 ]

@@ -91,10 +91,9 @@ class GuardPages(UiPages):
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = (
-                200,
-                await services_of(request.app).guard.check(payload, current_user(request).name, current_request_id()),
-            )
+            # A trial: logged as evidence, never counted as a share of the person (Art. 15, Art. 19).
+            guard = services_of(request.app).guard
+            status, body = 200, await guard.check(payload, current_user(request).name, current_request_id(), trial=True)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

@@ -18,7 +18,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING
 from kernel.calendar import controller_today
 from kernel.errors import RegistryValidationError
-from kernel.i18n import N_, gettext
+from kernel.i18n import N_, gettext, use_locale
 from registry.schemas import ObjectionIn
 from registry.services.objections import (
     IMPORT_MAX_BYTES,
@@ -26,9 +26,9 @@ from registry.services.objections import (
     list_objections,
     parse_unsubscribes,
     record_objection,
-    subject_recipients,
     withdraw_objection,
 )
+from registry.services.subjects import subject_recipients
 from web.auth import requires
 from web.composition import services_of
 from web.ui import forms
@@ -180,7 +180,8 @@ class ObjectionsUiController(UiPages):
         errors: dict[str, list[str]] = {}
         if subject:
             try:
-                answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
+                with use_locale(code):  # (the statement of what the answer cannot know, in the page's language)
+                    answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
         return page(
