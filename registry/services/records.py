@@ -35,6 +35,8 @@ DEFAULT_PERIOD_DAYS = 365
 # Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
 ROLE_ORDER = {"processor": 0, "sub_processor": 1, "independent_controller": 2, "authority": 3}
 MAX_PERIOD_DAYS = 366 * 10
+# Trials from the try-a-share page are kept in the log as evidence but are no shares: none of the figures
+# below counts them.
 
 _SHARES = text(
     """
@@ -45,7 +47,7 @@ _SHARES = text(
            (array_agg(decision_id::text ORDER BY seq DESC) FILTER (WHERE allowed))[1] AS last_share_id,
            array_remove(array_agg(DISTINCT request->>'destination') FILTER (WHERE allowed), NULL) AS destinations
       FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end
+     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
      GROUP BY recipient
     """
 )
@@ -57,7 +59,7 @@ _CATEGORIES = text(
      CROSS JOIN LATERAL jsonb_array_elements_text(
            CASE WHEN jsonb_typeof(d.request->'data_categories') = 'array'
                 THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)
-     WHERE d.allowed AND d.decided_at >= :start AND d.decided_at < :end
+     WHERE d.allowed AND NOT d.trial AND d.decided_at >= :start AND d.decided_at < :end
      GROUP BY d.recipient
     """
 )
@@ -70,7 +72,7 @@ _BY_PURPOSE = text(
            count(*) FILTER (WHERE allowed) AS allowed,
            count(*) FILTER (WHERE NOT allowed) AS denied
       FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end
+     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
      GROUP BY 1, 2
     """
 )

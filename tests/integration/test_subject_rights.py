@@ -99,6 +99,16 @@ async def test_a_trial_on_the_try_a_share_page_is_logged_as_a_trial_and_is_no_sh
     assert "log intact" in await verify_log(seeded_database, tmp_path)
 
 
+async def test_a_trial_counts_in_no_figure_of_the_article_30_record(seeded_client, guard, writer):
+    await try_a_share(seeded_client, PERSON)
+    period = {"start": "2000-01-01", "end": "2100-01-01"}
+    record = (await seeded_client.get("/api/records/article-30", params=period, headers=writer)).json()
+    assert record["decision_log"]["shares_allowed"] == 0 and record["decision_log"]["shares_denied"] == 0
+    await check(seeded_client, guard, DELIVERY, PERSON)  # a real share is counted
+    record = (await seeded_client.get("/api/records/article-30", params=period, headers=writer)).json()
+    assert record["decision_log"]["shares_allowed"] == 1
+
+
 async def test_turning_a_trial_into_a_share_or_back_breaks_the_entrys_hash(
     seeded_client, seeded_database, guard, tmp_path
 ):
