@@ -340,4 +340,9 @@ SUBSYSTEM_COMMANDS: dict[str, tuple[str, str, str]] = {
         "objections",
         "Data subjects' objections and unsubscribes (stored by keyed digest only).",
     ),
+    "restrictions": (
+        "cli.restrictions",
+        "restrictions",
+        "Restrictions of processing: every share of the person refused (stored by keyed digest only).",
+    ),
 }

@@ -8,6 +8,10 @@ in its transaction; each instance LISTENs on a connection of its own and catches
 newest change number as a safety net. Like the snapshot, the index is usable only while it is younger than
 `snapshot_max_age_seconds`, counted from the last read that found it current: past that, a check that names a
 subject fails closed (503).
+
+Restrictions (Art. 18) are indexed by the same machinery over their own table, counter, lock and channel
+(`RESTRICTIONS`): a restriction is a subject entry of the single scope `restricted`, lifted like an objection
+is withdrawn.
 """
 
 import asyncio
@@ -15,6 +19,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -30,27 +35,67 @@ RETRY_SECONDS = 0.5
 CHECKS_PER_AGE_BOUND = 3
 ROWS_PER_FETCH = 5000
 
-_CHANGES_SINCE = (
-    "SELECT id, subject_digest, scope, withdrawn_at IS NULL AS active, change_seq FROM objection"
-    " WHERE change_seq > $1 ORDER BY change_seq"
+RESTRICTIONS_CHANGED_CHANNEL = "restrictions_changed"
+RESTRICTION_WRITE_LOCK_ID = 7_411_028_020
+RESTRICTED = "restricted"  # the one scope of a restriction: every purpose
+
+
+@dataclass(frozen=True, slots=True)
+class IndexedTable:
+    """A table of subject entries the guard indexes: how to read its changes, and how its writers tell."""
+
+    name: str
+    channel: str
+    write_lock_id: int
+    changes_since: str  # (id, subject_digest, scope, active, change_seq) of the rows changed after $1
+    newest_change: str
+    application_name: str
+
+
+OBJECTIONS = IndexedTable(
+    name="objections",
+    channel=OBJECTIONS_CHANGED_CHANNEL,
+    write_lock_id=OBJECTION_WRITE_LOCK_ID,
+    changes_since=(
+        "SELECT id, subject_digest, scope, withdrawn_at IS NULL AS active, change_seq FROM objection"
+        " WHERE change_seq > $1 ORDER BY change_seq"
+    ),
+    newest_change="SELECT coalesce(max(change_seq), 0) FROM objection",
+    application_name="guard-objections",
 )
-_NEWEST_CHANGE = "SELECT coalesce(max(change_seq), 0) FROM objection"
+RESTRICTIONS = IndexedTable(
+    name="restrictions",
+    channel=RESTRICTIONS_CHANGED_CHANNEL,
+    write_lock_id=RESTRICTION_WRITE_LOCK_ID,
+    changes_since=(
+        f"SELECT id, subject_digest, '{RESTRICTED}' AS scope, lifted_at IS NULL AS active, change_seq"
+        " FROM restriction WHERE change_seq > $1 ORDER BY change_seq"
+    ),
+    newest_change="SELECT coalesce(max(change_seq), 0) FROM restriction",
+    application_name="guard-restrictions",
+)
 
 
 class ObjectionsUnavailable(Exception):
-    """The index cannot be trusted to hold every objection now."""
+    """The index cannot be trusted to hold every objection (or restriction) now."""
 
 
 class ObjectionIndex:
-    """This instance's objections by subject digest; `scopes` is what the policy reads (guard/policy.py
-    `Objections`). Changes are applied in place between awaits, so a check never sees half a change."""
+    """This instance's objections (or, over `RESTRICTIONS`, restrictions) by subject digest; `scopes` is what the
+    policy reads (guard/policy.py `Objections`). Changes are applied in place between awaits, so a check never
+    sees half a change."""
 
-    def __init__(self, dsn: str, *, max_age_seconds: float, poll_seconds: float) -> None:
+    def __init__(
+        self, dsn: str, *, max_age_seconds: float, poll_seconds: float, table: IndexedTable = OBJECTIONS
+    ) -> None:
         self._dsn = dsn
+        self.table = table
         self.max_age_seconds = max_age_seconds
         self.poll_seconds = poll_seconds
         self.scopes: dict[str, list[str]] = {}
-        self._active: set[int] = set()
+        # Each entry in force by id, with the digest and scope it was indexed under: an entry whose digest was
+        # replaced when it went out of force (an erasure) is still taken out where it was put.
+        self._active: dict[int, tuple[str, str]] = {}
         self.last_change = 0
         self.confirmed_at: float | None = None
         self.last_error: str | None = None
@@ -69,11 +114,11 @@ class ObjectionIndex:
     def usable(self) -> dict[str, list[str]]:
         """The objections to decide on, or ObjectionsUnavailable when they may be missing some."""
         if self.confirmed_at is None:
-            raise ObjectionsUnavailable("the guard has not loaded the objections yet")
+            raise ObjectionsUnavailable(f"the guard has not loaded the {self.table.name} yet")
         age = time.monotonic() - self.confirmed_at
         if age > self.max_age_seconds:
             raise ObjectionsUnavailable(
-                f"the objections index is {age:.1f} s old and could not be confirmed as current since "
+                f"the {self.table.name} index is {age:.1f} s old and could not be confirmed as current since "
                 f"(bound: {self.max_age_seconds:g} s)"
             )
         return self.scopes
@@ -84,7 +129,7 @@ class ObjectionIndex:
             state = "ok"
         except ObjectionsUnavailable:
             state = "unavailable"
-        return {"status": state, "objections": len(self), "last_change": self.last_change}
+        return {"status": state, self.table.name: len(self), "last_change": self.last_change}
 
     # --- Applying changes ------------------------------------------------------------------------------
 
@@ -94,10 +139,10 @@ class ObjectionIndex:
         for row in rows:
             objection_id, digest, scope, active = row[0], row[1], row[2], row[3]
             if active and objection_id not in self._active:
-                self._active.add(objection_id)
+                self._active[objection_id] = (digest, scope)
                 self.scopes.setdefault(digest, []).append(scope)
             elif not active and objection_id in self._active:
-                self._active.discard(objection_id)
+                digest, scope = self._active.pop(objection_id)
                 scopes = self.scopes.get(digest)
                 if scopes is not None:
                     scopes.remove(scope)
@@ -117,7 +162,7 @@ class ObjectionIndex:
             connection = self._connection
             await self.catch_up(connection if connection is not None and not connection.is_closed() else None)
         except Exception as exc:
-            log.warning("objection index could not catch up after a write: %s", exc)
+            log.warning("%s index could not catch up after a write: %s", self.table.name, exc)
 
     async def _catch_up(self, connection: asyncpg.Connection | None) -> None:
         started = time.monotonic()
@@ -139,12 +184,12 @@ class ObjectionIndex:
 
     async def _read_changes(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction(readonly=True):
-            newest = await connection.fetchval(_NEWEST_CHANGE)
+            newest = await connection.fetchval(self.table.newest_change)
             if newest == self.last_change:
                 return
             if newest < self.last_change:  # the table was emptied (restored, truncated): start over
-                self.scopes, self._active, self.last_change = {}, set(), 0
-            cursor = await connection.cursor(_CHANGES_SINCE, self.last_change)
+                self.scopes, self._active, self.last_change = {}, {}, 0
+            cursor = await connection.cursor(self.table.changes_since, self.last_change)
             while True:
                 rows = await cursor.fetch(ROWS_PER_FETCH)
                 if not rows:
@@ -157,17 +202,17 @@ class ObjectionIndex:
         self._changed.set()
 
     def _on_termination(self, *_: Any) -> None:
-        log.warning("objection change listener lost its connection")
+        log.warning("%s change listener lost its connection", self.table.name)
         self._lost = True
         self._changed.set()
 
     async def _connect(self) -> None:
         self._connection = await open_listening(
             self._dsn,
-            OBJECTIONS_CHANGED_CHANNEL,
+            self.table.channel,
             self._on_notice,
             self._on_termination,
-            {"application_name": "guard-objections", "statement_timeout": "30000"},
+            {"application_name": self.table.application_name, "statement_timeout": "30000"},
         )
         self._lost = False
 
@@ -182,8 +227,8 @@ class ObjectionIndex:
         try:
             await self.catch_up(self._connection)
         except Exception:
-            log.exception("could not load the objections at start-up; checks naming a subject answer 503")
-        self._task = asyncio.create_task(self._run(), name="guard-objection-index")
+            log.exception("could not load the %s at start-up; checks naming a subject answer 503", self.table.name)
+        self._task = asyncio.create_task(self._run(), name=f"guard-{self.table.name}-index")
 
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
@@ -200,7 +245,9 @@ class ObjectionIndex:
             except Exception as exc:  # never let the index die: it would silently go stale
                 if type(exc).__name__ != failing:
                     failing = type(exc).__name__
-                    log.warning("objection index refresh failed: %s (retrying quietly while it fails so)", exc)
+                    log.warning(
+                        "%s index refresh failed: %s (retrying quietly while it fails so)", self.table.name, exc
+                    )
                 await asyncio.sleep(RETRY_SECONDS)
             else:
                 if failing is not None:

@@ -71,6 +71,8 @@ personal data leaves the EU/EEA):
   no subject (``subject_ref``) cannot be checked against objections and is ``SUBJECT_REF_MISSING``. The objections
   come in as data (subject reference → scopes); the policy never sees an identifier, only the keyed digest the
   service made of it.
+- Restrictions (Art. 18): while a person's processing is restricted, every share naming them is
+  ``SUBJECT_RESTRICTED``, whatever the purpose. They come in as data too (subject reference → restrictions).
 """
 
 import dataclasses
@@ -100,7 +102,7 @@ from kernel.defaults import DEFAULT_EXPIRING_WITHIN_DAYS
 # The rules' own version: raised whenever a rule here changes an answer, so that the decision log tells decisions
 # before and after a rule change apart. The ruleset a decision carries is the policy's name, this, the territory
 # table's date and the taxonomy's version, then the registry revision the snapshot was built from.
-POLICY_VERSION = "rules-2026-12-06-international-organisations"
+POLICY_VERSION = "rules-2026-12-06-restrictions-international-organisations"
 FIDESLANG_VERSION = version("fideslang")
 RULES_VERSION = f"{POLICY_VERSION}.t{TABLE_CHECKED_ON}.fides{FIDESLANG_VERSION}"
 
@@ -211,6 +213,7 @@ class ReasonCode(StrEnum):
     PURPOSE_NOT_PUBLISHED = "PURPOSE_NOT_PUBLISHED"
     SUBJECT_OBJECTED = "SUBJECT_OBJECTED"
     SUBJECT_REF_MISSING = "SUBJECT_REF_MISSING"
+    SUBJECT_RESTRICTED = "SUBJECT_RESTRICTED"
     RECIPIENT_INTERNATIONAL_ORGANISATION = "RECIPIENT_INTERNATIONAL_ORGANISATION"
     # Warnings: never block.
     AGREEMENT_EXPIRING = "AGREEMENT_EXPIRING"
@@ -468,13 +471,14 @@ class Snapshot:
         *,
         expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS,
         objections: Objections = NO_OBJECTIONS,
+        restrictions: Objections = NO_OBJECTIONS,
     ) -> "Decision":
         """`decide(request, self, today, ...)`, taken once per distinct request and day; a subject's objections
-        are applied to the memoized answer, so that one memo entry serves every person."""
+        and restrictions are applied to the memoized answer, so that one memo entry serves every person."""
         if request.subject_ref is not None and request.subject_ref != _SOME_SUBJECT:
             anyone = dataclasses.replace(request, subject_ref=_SOME_SUBJECT)
             general = self.decision(anyone, today, expiring_within_days=expiring_within_days)
-            return with_objections(general, request, objections, self.direct_marketing_purposes)
+            return with_objections(general, request, objections, self.direct_marketing_purposes, restrictions)
         if len(request.data_categories) > DECISION_MEMO_MAX_CATEGORIES:
             return decide(request, self, today, expiring_within_days=expiring_within_days)
         key = (request, today, expiring_within_days)
@@ -1189,11 +1193,27 @@ def objection_reasons(
     )
 
 
+def restriction_reasons(request: ShareRequest, restrictions: Objections) -> tuple[Reason, ...]:
+    """SUBJECT_RESTRICTED when the request's subject has a restriction in force (Art. 18): every purpose."""
+    if request.subject_ref is None or not restrictions.get(request.subject_ref):
+        return ()
+    return (
+        Reason(
+            ReasonCode.SUBJECT_RESTRICTED,
+            "The data subject's processing is restricted (Art. 18): no share until the restriction is lifted.",
+        ),
+    )
+
+
 def with_objections(
-    decision: Decision, request: ShareRequest, objections: Objections, direct_marketing: Collection[str] = frozenset()
+    decision: Decision,
+    request: ShareRequest,
+    objections: Objections,
+    direct_marketing: Collection[str] = frozenset(),
+    restrictions: Objections = NO_OBJECTIONS,
 ) -> Decision:
-    """`decision` (taken for any subject) with the request's own subject's objections added."""
-    extra = objection_reasons(request, objections, direct_marketing)
+    """`decision` (taken for any subject) with the request's own subject's objections and restriction added."""
+    extra = objection_reasons(request, objections, direct_marketing) + restriction_reasons(request, restrictions)
     if not extra:
         return decision
     return Decision(
@@ -1212,10 +1232,11 @@ def decide(
     *,
     expiring_within_days: int = DEFAULT_EXPIRING_WITHIN_DAYS,
     objections: Objections = NO_OBJECTIONS,
+    restrictions: Objections = NO_OBJECTIONS,
 ) -> Decision:
     """The guard's answer to one share: every reason that applies, and allowed only when there is none."""
     decision = _decide(request, snapshot, today, expiring_within_days=expiring_within_days)
-    return with_objections(decision, request, objections, snapshot.direct_marketing_purposes)
+    return with_objections(decision, request, objections, snapshot.direct_marketing_purposes, restrictions)
 
 
 def _decide(request: ShareRequest, snapshot: Snapshot, today: date, *, expiring_within_days: int) -> Decision:

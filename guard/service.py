@@ -23,7 +23,14 @@ from guard.fairness import SLICE
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
 from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
-from guard.subjects import SUBJECT_MAX_LENGTH, SubjectError, SubjectKey, normalise_subject
+from guard.subjects import (
+    SUBJECT_MAX_LENGTH,
+    SubjectError,
+    SubjectKey,
+    new_salt,
+    normalise_subject,
+    subject_commitment,
+)
 from kernel import counters
 from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.settings import Settings
@@ -190,8 +197,10 @@ def parse_batch_body(raw: bytes) -> list[ShareRequest] | list[FieldError]:
     return errors or requests
 
 
-def logged_request(request: ShareRequest) -> dict[str, Any]:
-    """The request as the decision log keeps it: the fields sent, in the API's shape (absent ones left out)."""
+def logged_request(request: ShareRequest, salt: str | None = None) -> dict[str, Any]:
+    """The request as the decision log keeps it: the fields sent, in the API's shape (absent ones left out).
+    The person it names appears only as a commitment to their digest under `salt` (guard/subjects.py
+    `subject_commitment`), so that an erasure, deleting the digest and salt kept beside the log, unlinks it."""
     document: dict[str, Any] = {
         "recipient": request.recipient,
         "purpose": request.purpose,
@@ -205,7 +214,9 @@ def logged_request(request: ShareRequest) -> dict[str, Any]:
         # The log is append-only: an identifier written by mistake could never be taken out again.
         if not _DIGEST.fullmatch(request.subject_ref):
             raise ValueError("a subject reference must be pseudonymised before it is logged")
-        document["subject_ref_digest"] = request.subject_ref
+        if salt is None:
+            raise ValueError("a subject reference is logged only as a salted commitment")
+        document["subject_ref_commitment"] = subject_commitment(request.subject_ref, salt)
     return document
 
 
@@ -229,31 +240,44 @@ def decide_and_record(
     *,
     expiring_within_days: int,
     objections: Objections = NO_OBJECTIONS,
+    restrictions: Objections = NO_OBJECTIONS,
+    trial: bool = False,
     request_id: str | None = None,
 ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
-    """Pure apart from ids and the clock: the answers and the log entries that must be written first.
-    The requests' subjects are digests already (`pseudonymised`); `request_id` is the HTTP request's."""
+    """Pure apart from ids, salts and the clock: the answers and the log entries that must be written first.
+    The requests' subjects are digests already (`pseudonymised`); `request_id` is the HTTP request's. `trial`:
+    decisions of the UI's try-a-share page, logged as trials (evidence, never shares)."""
     answers: list[dict[str, Any]] = []
     entries: list[DecisionEntry] = []
     for request in requests:
-        decision = snapshot.decision(request, today, expiring_within_days=expiring_within_days, objections=objections)
+        decision = snapshot.decision(
+            request,
+            today,
+            expiring_within_days=expiring_within_days,
+            objections=objections,
+            restrictions=restrictions,
+        )
         decision_id = new_decision_id()
         decided_at = datetime.now(UTC)
         stamp = format_timestamp(decided_at)
         body = answer(decision_id, decision, stamp)
         answers.append(body)
+        salt = None if request.subject_ref is None else new_salt()
         entries.append(
             DecisionEntry(
                 decision_id=decision_id,
                 decided_at=decided_at,
                 caller=caller,
-                request=logged_request(request),
+                request=logged_request(request, salt),
                 allowed=decision.allowed,
                 reasons=body["reasons"],
                 warnings=body["warnings"],
                 agreement=decision.agreement,
                 ruleset=decision.ruleset,
                 decided_at_text=stamp,
+                trial=trial,
+                subject_digest=request.subject_ref,
+                subject_salt=salt,
                 request_id=request_id,
             )
         )
@@ -284,16 +308,17 @@ class GuardRuntime:
     snapshots: SnapshotRefresher
     log: DecisionLogWriter
     settings: Settings
-    # Data subjects: the objections decided on, and the key identifiers are digested with.
+    # Data subjects: the objections and restrictions decided on, and the key identifiers are digested with.
     objections: ObjectionIndex
     subject_key: SubjectKey
     # Evidence of tampering with the decision log: while an alarm is open, every check fails closed.
     evidence: EvidenceWatch | None = None
     # Receipts and consistency proofs, built off the event loop.
     proofs: ProofService | None = None
+    restrictions: ObjectionIndex | None = None
 
     def _decided(
-        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None
+        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None, trial: bool = False
     ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
         """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
         if self.evidence is not None and self.evidence.problem is not None:
@@ -306,10 +331,14 @@ class GuardRuntime:
         except SnapshotUnavailable as exc:
             raise GuardUnavailable(str(exc)) from None
         objections: Objections = NO_OBJECTIONS
+        restrictions: Objections = NO_OBJECTIONS
         if any(r.subject_ref is not None for r in requests):
-            # Only a check that names someone needs the objections; one that cannot be sure of them fails closed.
+            # Only a check that names someone needs the objections and restrictions; one that cannot be sure of
+            # them fails closed.
             try:
                 objections = self.objections.usable()
+                if self.restrictions is not None:
+                    restrictions = self.restrictions.usable()
             except ObjectionsUnavailable as exc:
                 raise GuardUnavailable(str(exc)) from None
             requests = pseudonymised(requests, self.subject_key)
@@ -320,21 +349,23 @@ class GuardRuntime:
             caller,
             expiring_within_days=self.settings.expiring_warning_days,
             objections=objections,
+            restrictions=restrictions,
+            trial=trial,
             request_id=request_id,
         )
 
     async def decide(
-        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None = None
+        self, requests: Sequence[ShareRequest], caller: str, request_id: str | None = None, *, trial: bool = False
     ) -> list[dict[str, Any]]:
         """The answers to requests that have parsed, in order, each logged durably before it is returned
-        (`request_id`: the HTTP request's id, recorded in each entry)."""
+        (`request_id`: the HTTP request's id, recorded in each entry; `trial`: the try-a-share page's)."""
         if self.snapshots.behind():
             # Told the registry moved: wait for the snapshot to catch up (a few ms) rather than decide on the
             # old one; still behind after the wait, `usable` fails the check closed.
             await self.snapshots.wait_for(self.snapshots.noticed_revision, NOTICE_WAIT_SECONDS)
         if len(requests) > SLICE:
             return await self._decide_in_slices(requests, caller, request_id)
-        answers, entries = self._decided(requests, caller, request_id)
+        answers, entries = self._decided(requests, caller, request_id, trial)
         try:
             sequences = await self.log.append(entries)
         except Exception as exc:  # no durable record, no answer: a decision off the record must not be obeyed
@@ -379,15 +410,18 @@ class GuardRuntime:
         return answers
 
     async def _decide_one(
-        self, parsed: ShareRequest | list[FieldError], caller: str, request_id: str | None
+        self, parsed: ShareRequest | list[FieldError], caller: str, request_id: str | None, trial: bool = False
     ) -> dict[str, Any]:
         if isinstance(parsed, list):
             raise RegistryValidationError(parsed)
-        return (await self.decide([parsed], caller, request_id))[0]
+        return (await self.decide([parsed], caller, request_id, trial=trial))[0]
 
-    async def check(self, payload: Any, caller: str, request_id: str | None = None) -> dict[str, Any]:
-        """One share request already decoded (as the web UI builds it) → its logged answer."""
-        return await self._decide_one(parse_share_request(payload), caller, request_id)
+    async def check(
+        self, payload: Any, caller: str, request_id: str | None = None, *, trial: bool = False
+    ) -> dict[str, Any]:
+        """One share request already decoded (as the web UI builds it) → its logged answer. `trial`: the UI's
+        try-a-share page, whose decisions are logged as trials, never shares."""
+        return await self._decide_one(parse_share_request(payload), caller, request_id, trial)
 
     async def check_body(self, raw: bytes, caller: str, request_id: str | None = None) -> dict[str, Any]:
         """One share request as the API receives it (JSON bytes) → its logged answer."""

@@ -12,6 +12,7 @@ Pure apart from the key file; no web framework here.
 
 import hashlib
 import hmac
+import os
 import secrets
 import unicodedata
 from pathlib import Path
@@ -153,3 +154,18 @@ async def shared_subject_key(connection: Any, settings: Any, created_by: str) ->
             f" (fingerprint {recorded[:16]}…): objections would not match; {_provisioning(settings)}"
         )
     return key
+
+
+SALT_BYTES = 16
+
+
+def new_salt() -> str:
+    """A fresh random salt for one decision-log entry's subject commitment (hex)."""
+    return os.urandom(SALT_BYTES).hex()
+
+
+def subject_commitment(digest: str, salt: str) -> str:
+    """What a decision-log entry's hashed request holds for the person it names: sha256 of the salt and the
+    keyed digest. The digest and salt are kept beside the log (`decision_subject`), where an erasure deletes
+    them: the commitment alone links to no one (the salt is random), and the entry's hash still verifies."""
+    return hashlib.sha256(f"{salt}:{digest}".encode()).hexdigest()

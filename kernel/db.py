@@ -6,8 +6,11 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from pathlib import Path
 
+import asyncpg
 from sqlalchemy import event, text
 from sqlalchemy.engine import make_url
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeoutError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session
 
@@ -17,6 +20,39 @@ log = logging.getLogger(__name__)
 SCHEMA_UPGRADE_LOCK_ID = 7_411_028_001
 REGISTRY_CHANGED_CHANNEL = "registry_changed"
 MIGRATIONS_DIR = Path(__file__).resolve().parent.parent / "migrations"
+
+
+# What a request meets when the database cannot be reached (down, restarting, refusing connections, the pool
+# exhausted): answered as "unavailable" (the API's 503, the UI's error page) and logged as one line, not a
+# traceback per request.
+DATABASE_UNAVAILABLE: tuple[type[Exception], ...] = (
+    OperationalError,
+    InterfaceError,
+    PoolTimeoutError,
+    ConnectionError,
+    OSError,
+    asyncpg.InterfaceError,
+    asyncpg.CannotConnectNowError,
+)
+
+
+# SQLSTATEs of a server that will not take connections: connection exceptions (08), the operator's shutdown and
+# "cannot connect now" (57P), a database closed to connections (55000, ALLOW_CONNECTIONS false).
+UNAVAILABLE_SQLSTATES = ("08", "57P", "55000")
+
+
+def database_unavailable(exc: BaseException | None) -> bool:
+    """Whether `exc` says the database cannot be reached (not that a statement was wrong): `database_outage`."""
+    return exc is not None and database_outage(exc) is not None
+
+
+def _refuses_connections(exc: BaseException) -> bool:
+    """A driver error whose SQLSTATE says the server will not take connections (UNAVAILABLE_SQLSTATES)."""
+    if isinstance(exc, DBAPIError) and exc.connection_invalidated:
+        return True
+    original = getattr(exc, "orig", None) or exc
+    sqlstate = str(getattr(original, "sqlstate", None) or getattr(original, "pgcode", None) or "")
+    return isinstance(exc, DBAPIError | asyncpg.PostgresError) and sqlstate.startswith(UNAVAILABLE_SQLSTATES)
 
 
 def make_engine(url: str, *, pool_size: int = 10) -> AsyncEngine:
@@ -174,7 +210,7 @@ def database_outage(exc: BaseException) -> str | None:
     current: BaseException | None = exc
     while current is not None and id(current) not in seen:
         seen.add(id(current))
-        if isinstance(current, unreachable):
+        if isinstance(current, unreachable) or _refuses_connections(current):
             original = getattr(current, "orig", None) or current
             text = str(original).strip().splitlines()[0] if str(original).strip() else ""
             return f"{type(original).__name__}: {text}" if text else type(original).__name__

@@ -54,7 +54,7 @@ log = logging.getLogger(__name__)
 # `seq` is left to its default (the sequence): taken in the INSERT, it costs no round trip and no lock.
 _COLUMNS = (
     "writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons, warnings, agreement,"
-    " ruleset, prev_hash, hash, subject_digest, request_id"
+    " ruleset, prev_hash, hash, request_id, trial"
 )
 # A batch travels as one JSON array of rows (objects keyed by column) in one parameter. Thirteen array
 # parameters, one per column, cost the writer three times the CPU to encode, on the guard's hot path.
@@ -63,10 +63,19 @@ SELECT {_COLUMNS}
 FROM json_to_recordset($1::json) AS batch(
     writer text, wseq bigint, decision_id uuid, decided_at timestamptz, caller text, recipient text,
     allowed boolean, request jsonb, reasons jsonb, warnings jsonb, agreement text, ruleset text, prev_hash text,
-    hash text, subject_digest text, request_id text
+    hash text, request_id text, trial boolean
 )
 """
 _INSERTED = "RETURNING wseq, seq"
+# The people the batch's entries name, beside the log (erasable), in the same statement as the entries.
+_BATCH_SUBJECTS = """
+, subjects AS (
+    INSERT INTO decision_subject (decision_id, subject_digest, salt)
+    SELECT decision_id, subject_digest, subject_salt
+    FROM json_to_recordset($1::json) AS batch(decision_id uuid, subject_digest text, subject_salt text)
+    WHERE subject_digest IS NOT NULL AND EXISTS (SELECT FROM {gate})
+)
+"""
 # A group commit in one statement, so one round trip (autocommitted): the writer's own head moves only if it
 # still is where this writer last left it, and the entries go in only if it moved. No other writer touches
 # this row, so it always has unless a lost COMMIT answer left the writer unsure (it then re-reads its head).
@@ -76,6 +85,7 @@ WITH moved AS (
     WHERE writer = $2 AND last_wseq = $5 AND last_hash = $6
     RETURNING writer
 )
+{{subjects}}
 INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}
 WHERE EXISTS (SELECT FROM moved)
 {_INSERTED}
@@ -88,10 +98,20 @@ WITH started AS (
     ON CONFLICT (writer) DO NOTHING
     RETURNING writer
 )
+{{subjects}}
 INSERT INTO guard_decision ({_COLUMNS}) {_BATCH_ROWS}
 WHERE EXISTS (SELECT FROM started)
 {_INSERTED}
 """
+# Each statement without and with the subjects' insert (a batch naming no one does not read its rows twice).
+_APPEND_AFTER_OWN_HEAD_FORMS = (
+    _APPEND_AFTER_OWN_HEAD.format(subjects=""),
+    _APPEND_AFTER_OWN_HEAD.format(subjects=_BATCH_SUBJECTS.format(gate="moved")),
+)
+_START_CHAIN_FORMS = (
+    _START_CHAIN.format(subjects=""),
+    _START_CHAIN.format(subjects=_BATCH_SUBJECTS.format(gate="started")),
+)
 _OWN_HEAD = "SELECT last_wseq, last_hash FROM guard_log_writer WHERE writer = $1"
 
 
@@ -140,11 +160,14 @@ def chained_rows(writer: str, entries: Sequence[DecisionEntry], head: ChainHead)
             agreement=entry.agreement,
             ruleset=entry.ruleset,
             request_id=entry.request_id,
+            trial=entry.trial,
         )
         digest = content_hash(row, prev_hash)
         row["prev_hash"], row["hash"] = prev_hash, digest
-        # Indexed beside the request, outside the hash: the hashed request holds the same digest.
-        row["subject_digest"] = entry.request.get("subject_ref_digest")
+        row["trial"] = entry.trial
+        if entry.subject_digest is not None:
+            # Beside the log, outside the hash (the hashed request holds the salted commitment).
+            row["subject_digest"], row["subject_salt"] = entry.subject_digest, entry.subject_salt
         rows.append(row)
         prev_hash = digest
     return _ROWS.encode(rows).decode(), ChainHead(wseq, prev_hash)
@@ -168,11 +191,14 @@ async def append_to_chain(
     Plain asyncpg rather than the ORM: the ORM's per-statement overhead would be most of the cost of an append.
     """
     rows, new_head = chained_rows(writer, entries, head)
+    naming = any(entry.subject_digest is not None for entry in entries)
     if head.wseq == 0:
-        inserted = await connection.fetch(_START_CHAIN, rows, writer, new_head.wseq, new_head.hash, origin)
+        inserted = await connection.fetch(
+            _START_CHAIN_FORMS[naming], rows, writer, new_head.wseq, new_head.hash, origin
+        )
     else:
         inserted = await connection.fetch(
-            _APPEND_AFTER_OWN_HEAD, rows, writer, new_head.wseq, new_head.hash, head.wseq, head.hash
+            _APPEND_AFTER_OWN_HEAD_FORMS[naming], rows, writer, new_head.wseq, new_head.hash, head.wseq, head.hash
         )
     if len(inserted) != len(entries):
         raise ChainMoved(f"the chain of writer {writer} does not end at entry {head.wseq}")

@@ -56,6 +56,12 @@ class DecisionEntry:
     ruleset: str
     decided_at_text: str | None = None  # `format_timestamp(decided_at)`, when the answer already carries it
     request_id: str | None = None  # the HTTP request's id (the caller's X-Request-Id, or the one it was given)
+    # A decision taken on the UI's try-a-share page: evidence, never a share (hashed when true).
+    trial: bool = False
+    # The person the request named (keyed digest) and the salt of the commitment its request holds: written
+    # beside the log (`decision_subject`), outside the hash, so that an erasure can delete them.
+    subject_digest: str | None = None
+    subject_salt: str | None = None
 
     @property
     def recipient(self) -> str:
@@ -87,6 +93,7 @@ def entry_content(
     agreement: str | None,
     ruleset: str,
     request_id: str | None = None,
+    trial: bool = False,
 ) -> dict[str, Any]:
     """What an entry's hash covers, by column name: entry `wseq` of `writer`'s chain. (The single chain before
     migration 0014, the writer LEGACY_WRITER, named its entries by `seq` alone, and their hashes cover that.)
@@ -94,7 +101,10 @@ def entry_content(
     those logged outside an HTTP request, have none: their content, and so their hashes, are as they were).
 
     `request`, `reasons` and `warnings` may come already in canonical JSON (as msgspec.Raw, written out as they
-    are), and `decided_at` as `format_timestamp` gives it, so that the writer formats each only once."""
+    are), and `decided_at` as `format_timestamp` gives it, so that the writer formats each only once.
+
+    `trial` is named only when true: the entries logged before it existed (all false) keep their hashes, and
+    turning a trial into a share or back breaks the entry's hash either way."""
     content: dict[str, Any] = {
         "decision_id": str(decision_id),
         "decided_at": decided_at if isinstance(decided_at, str) else format_timestamp(decided_at),
@@ -109,6 +119,8 @@ def entry_content(
     }
     if request_id is not None:
         content["request_id"] = request_id
+    if trial:
+        content["trial"] = True
     if writer == LEGACY_WRITER:
         content["seq"] = wseq
     else:
@@ -126,7 +138,7 @@ decode_json = msgspec.json.decode
 # The walks read rows with asyncpg, JSON columns as text: building ORM objects cost ten times the hashing.
 ENTRY_COLUMNS = (
     "seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request::text AS request,"
-    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash, request_id"
+    " reasons::text AS reasons, warnings::text AS warnings, agreement, ruleset, prev_hash, hash, request_id, trial"
 )
 # A writer's entries from `wseq` $2 on, in its chain's order.
 WRITER_ENTRIES_BETWEEN = (
@@ -155,4 +167,5 @@ def record_content(record: asyncpg.Record) -> dict[str, Any]:
         agreement=record["agreement"],
         ruleset=record["ruleset"],
         request_id=record["request_id"],
+        trial=record["trial"],
     )

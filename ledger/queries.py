@@ -187,19 +187,21 @@ async def denial_summary(
     session: AsyncSession, *, since: datetime, until: datetime | None = None
 ) -> tuple[list[DenialGroup], int]:
     """Denials since `since`, counted in SQL by recipient and reason code (a denial with two reasons counts
-    in both of its groups), most frequent first; and the number of denials."""
+    in both of its groups, and once in a group however often its code is among its reasons: a group's count is
+    the number of decisions its link to the decision log lists), most frequent first; and the number of denials."""
     conditions: list[Any] = [col(GuardDecision.allowed).is_(False), col(GuardDecision.decided_at) >= since]
     if until is not None:
         conditions.append(col(GuardDecision.decided_at) < until)
     total = (await session.execute(select(func.count()).select_from(GuardDecision).where(*conditions))).scalar_one()
     reason = func.jsonb_array_elements(col(GuardDecision.reasons)).table_valued("value").render_derived("r")
     code = func.coalesce(reason.c.value.op("->>")("code"), "").label("reason")
+    n = func.count(func.distinct(col(GuardDecision.seq))).label("n")
     rows = await session.execute(
-        select(col(GuardDecision.recipient), code, func.count().label("n"))
+        select(col(GuardDecision.recipient), code, n)
         .select_from(GuardDecision)
         .join(reason, text("true"), isouter=True)
         .where(*conditions)
         .group_by(col(GuardDecision.recipient), code)
-        .order_by(func.count().desc(), col(GuardDecision.recipient), code)
+        .order_by(n.desc(), col(GuardDecision.recipient), code)
     )
     return [DenialGroup(r[0], r[1], int(r[2])) for r in rows], int(total)

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Column, Index, SmallInteger, String, Text, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, SmallInteger, String, Text, false, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -55,12 +55,17 @@ class GuardDecision(SQLModel, table=True):
     ruleset: str = Field(max_length=200)
     prev_hash: str = Field(sa_column=Column(String(64), nullable=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
-    # The keyed digest of the request's `subject_ref` (never the identifier): the same value the hashed
-    # `request` holds as `subject_ref_digest`, in a column of its own so that it can be indexed.
+    # Before migration 0017: the keyed digest of the request's `subject_ref` (never the identifier), the same
+    # value the hashed `request` holds as `subject_ref_digest`, in a column of its own so that it can be indexed.
+    # Entries logged since migration 0017 leave it empty: the person is named in `decision_subject` (erasable),
+    # the hashed request holding only a salted commitment (`subject_ref_commitment`).
     subject_digest: str | None = Field(default=None, sa_column=Column(String(64), nullable=True))
     # The id of the HTTP request the decision answered (the caller's X-Request-Id when it sent a sane one), for
     # following a request from the caller's logs to its decisions; hashed with the entry when present.
     request_id: str | None = Field(default=None, sa_column=Column(String(128), nullable=True))
+    # A decision taken on the UI's try-a-share page: kept as evidence, never a share. Hashed when true (an entry
+    # logged before migration 0017 reads false and its hash does not name it).
+    trial: bool = Field(default=False, sa_column=Column(Boolean, nullable=False, server_default=false()))
 
 
 class GuardLogWriter(SQLModel, table=True):

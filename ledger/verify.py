@@ -339,6 +339,16 @@ async def verify_log(
             backdated["writer"],
             backdated["wseq"],
         )
+    forged = await connection.fetchrow(FORGED_SUBJECT_LINKS)
+    if forged["n"]:
+        return VerifyResult(
+            False,
+            entries,
+            forged["first"],
+            None,
+            f"{forged['n']} link(s) of a person to an entry (decision_subject) match no commitment in the hashed"
+            " request (inserted or altered)",
+        )
     return VerifyResult(True, entries)
 
 
@@ -367,6 +377,15 @@ LEFT JOIN LATERAL (
 WHERE d.decided_at < w.registered - $1::interval OR d.decided_at < c.created_at - $1::interval
 ORDER BY d.seq
 LIMIT 1
+"""
+
+# The people named beside the log (decision_subject, erasable) must each match the salted commitment the entry's
+# hashed request holds (guard/subjects.py `subject_commitment`): a link inserted or altered to attribute a share to
+# someone else is caught. A link deleted is what an erasure does, and is not an error.
+FORGED_SUBJECT_LINKS = """
+SELECT count(*) AS n, min(d.seq) AS first FROM decision_subject s LEFT JOIN guard_decision d USING (decision_id)
+WHERE d.seq IS NULL OR d.request->>'subject_ref_commitment' IS DISTINCT FROM
+    encode(sha256(convert_to(s.salt || ':' || s.subject_digest, 'UTF8')), 'hex')
 """
 
 

@@ -78,10 +78,10 @@ def registry_xlsx(database_url: str) -> bytes:
     return exports.registry_xlsx(_document(database_url))
 
 
-def registry_csv_zip(database_url: str) -> bytes:
+def registry_csv_zip(database_url: str, language: str | None = None) -> bytes:
     from registry.services import exports
 
-    return exports.registry_csv_zip(_document(database_url))
+    return exports.registry_csv_zip(_document(database_url), delimiter=exports.csv_delimiter(language))
 
 
 def article_30(
@@ -96,7 +96,9 @@ def article_30(
     record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
     name = f"article-30-{record['period']['from']}-{record['period']['to']}"
     if form == "csv":
-        return name, record_csv(record)
+        from registry.services.exports import csv_delimiter
+
+        return name, record_csv(record, delimiter=csv_delimiter(language))
     if form == "xlsx":
         return name, record_xlsx(record)
     return name, msgspec.json.encode(record)

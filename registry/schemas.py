@@ -197,6 +197,8 @@ class Contact(Strict):
     name: Annotated[str, StringConstraints(max_length=200)] | None = None
     email: Email | None = None
     phone: Annotated[str, StringConstraints(max_length=50)] | None = None
+    # Where the party takes Art. 19 notifications by machine (Standard Webhooks, signed like reminders).
+    webhook: Annotated[str, StringConstraints(max_length=2000, pattern=r"^https?://[^\s]+$")] | None = None
 
 
 class PartyFields(Strict):
@@ -452,3 +454,27 @@ class ObjectionIn(Strict):
     scope: ObjectionScope
     received_on: Annotated[Day, AfterValidator(_not_after_tomorrow)]
     source: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class RestrictionIn(Strict):
+    """A restriction of processing (Art. 18) as received: `subject` is digested before anything stores it."""
+
+    subject: SubjectIdentifier
+    received_on: Annotated[Day, AfterValidator(_not_after_tomorrow)]
+    source: Annotated[str, StringConstraints(min_length=1, max_length=200)]
+
+
+class ErasureIn(Strict):
+    """An erasure (Art. 17) of one person: `subject` is digested and never stored."""
+
+    subject: SubjectIdentifier
+
+
+NotificationAction = Literal["rectification", "erasure", "restriction"]
+
+
+class NotificationIn(Strict):
+    """An Art. 19 notification of the recipients of one person's data."""
+
+    subject: SubjectIdentifier
+    action: NotificationAction

@@ -33,6 +33,7 @@ from web.controllers.objections import route_handlers as objection_handlers
 from web.controllers.parties import PartyController
 from web.controllers.records import route_handlers as records_handlers
 from web.controllers.registry_document import RegistryDocumentController
+from web.controllers.subjects import route_handlers as subject_handlers
 from web.openapi import contract_on_startup, docs_assets_router, openapi_config
 from web.ui import setup as ui
 from web.visibility import wait_until_the_guard_obeys
@@ -142,6 +143,7 @@ def create_app(settings: Settings | None = None) -> Litestar:
             ApiKeyController,
             *records_handlers,
             *objection_handlers,
+            *subject_handlers,
             MetricsController,
             docs_assets_router(),
             *web.controllers.guard.route_handlers,

@@ -21,7 +21,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from guard.fairness import BatchAdmission
-from guard.objections import ObjectionIndex
+from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key, subject_key_for
@@ -60,6 +60,7 @@ class Services:
     log_writer: DecisionLogWriter
     snapshots: SnapshotRefresher
     objections: ObjectionIndex
+    restrictions: ObjectionIndex  # (the same machinery over the restrictions, Art. 18)
     checkpoints: CheckpointPublisher | None
     guard: GuardRuntime
     batches: BatchAdmission
@@ -130,6 +131,12 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
     objections = ObjectionIndex(
         dsn, max_age_seconds=settings.snapshot_max_age_seconds, poll_seconds=settings.snapshot_poll_seconds
     )
+    restrictions = ObjectionIndex(
+        dsn,
+        max_age_seconds=settings.snapshot_max_age_seconds,
+        poll_seconds=settings.snapshot_poll_seconds,
+        table=RESTRICTIONS,
+    )
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     checkpoints = (
         CheckpointPublisher(dsn, settings, settings.checkpoint_seconds, evidence)
@@ -146,6 +153,7 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
         log_writer=log_writer,
         snapshots=snapshots,
         objections=objections,
+        restrictions=restrictions,
         checkpoints=checkpoints,
         guard=GuardRuntime(
             snapshots=snapshots,
@@ -155,6 +163,7 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
             subject_key=subject_key,
             evidence=evidence,
             proofs=proofs,
+            restrictions=restrictions,
         ),
         batches=BatchAdmission(settings.guard_batches_per_key),
         evidence=evidence,
@@ -177,6 +186,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
         services.log_writer.start()
         await services.snapshots.start()
         await services.objections.start()
+        await services.restrictions.start()
         if services.checkpoints is not None:
             services.checkpoints.start()
         if settings.scheduler_enabled:
@@ -188,6 +198,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
             services.scheduler = None
         if services.checkpoints is not None:
             await services.checkpoints.stop()
+        await services.restrictions.stop()
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()
@@ -210,8 +221,10 @@ async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
     try:
         await services.snapshots.start()
         await services.objections.start()
+        await services.restrictions.start()
         yield services.guard
     finally:
+        await services.restrictions.stop()
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()

@@ -309,6 +309,11 @@ class SubjectRecipientAnswer(TypedDict):
     party: str
     name: str | None
     role: Role | None
+    contact: dict[str, Any] | None  # the party's contact (name, email, phone, webhook)
+    established_in: str | None
+    territories: list[str]  # the party's own and every sub-processor's in its chain
+    # Each {party, name, role, established_in, territories, contact, sub_processors: [...]}, as deep as the chain.
+    sub_processors: list[dict[str, Any]]
     purposes: list[str]
     categories: list[str]
     first_shared_at: datetime
@@ -317,8 +322,59 @@ class SubjectRecipientAnswer(TypedDict):
 
 
 class SubjectRecipientsAnswer(TypedDict):
+    """Allowed shares that named the person, trials left out (Art. 15(1)(c)); `cannot_know` says what not."""
+
     subject_digest: str
+    period: dict[str, Any]  # {"from": the log's first entry (or null), "to": now}
     recipients: list[SubjectRecipientAnswer]
+    cannot_know: str
+
+
+class RestrictionAnswer(TypedDict):
+    id: int
+    subject_digest: str  # the person's identifier is never stored, only this keyed digest
+    received_on: date
+    source: str
+    recorded_by: str
+    recorded_at: datetime
+    lifted_at: datetime | None
+    lifted_by: str | None
+    in_force: bool
+
+
+class RestrictionPage(TypedDict):
+    items: list[RestrictionAnswer]
+    total: int
+    limit: int
+    offset: int
+
+
+class ErasureAnswer(TypedDict):
+    """What an erasure unlinked; the erasure's id is on record, the identifier nowhere."""
+
+    erasure: str
+    unlinked_log_entries: int
+    log_entries_still_linked: int  # logged before migration 0017, with the digest inside their hashed request
+    objections_kept_as_suppression: int
+    withdrawn_objections_unlinked: int
+    restrictions_lifted: int
+
+
+class NotificationDelivery(TypedDict):
+    id: int
+    party: str
+    channel: Literal["email", "webhook", "none"]
+    status: Literal["sent", "pending", "failed", "no_contact"]
+    action: Literal["rectification", "erasure", "restriction"]
+    attempts: int
+    last_error: str | None
+    created_at: datetime
+    delivered_at: datetime | None
+
+
+class NotificationsAnswer(TypedDict):
+    batch: str
+    recipients: list[NotificationDelivery]
 
 
 class ReceiptAnswer(TypedDict):

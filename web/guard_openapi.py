@@ -53,7 +53,8 @@ SHARE_REQUEST = Schema(
             max_length=SUBJECT_MAX_LENGTH,
             description=(
                 "the one person whose data is shared (an e-mail address, a customer number): checked against their "
-                "objections (SUBJECT_OBJECTED), needed for purposes under `marketing` (SUBJECT_REF_MISSING). "
+                "objections (SUBJECT_OBJECTED) and restrictions (SUBJECT_RESTRICTED), needed for purposes under "
+                "`marketing` (SUBJECT_REF_MISSING). "
                 "Normalised (trimmed; e-mail addresses case-folded) and logged only as a keyed digest."
             ),
         ),

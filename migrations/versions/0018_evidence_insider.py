@@ -1,7 +1,7 @@
 """evidence against an insider: tampering alarms, the shared subject key's fingerprint, no backdated entries
 
 Revision ID: 0018_evidence_insider
-Revises: 0019_operations
+Revises: 0017_subject_rights
 Create Date: 2026-12-06
 
 - `guard_evidence_alarm`: evidence that the decision log was tampered with; while one is open every instance's
@@ -19,7 +19,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0018_evidence_insider"
-down_revision: str | None = "0019_operations"
+down_revision: str | None = "0017_subject_rights"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

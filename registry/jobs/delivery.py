@@ -44,12 +44,20 @@ GONE_ENDPOINTS: set[str] = set()
 WEBHOOK_TIMEOUT_SECONDS = 20.0  # per call: within the 15-30 s Standard Webhooks receivers are told to expect
 
 
+NOTIFICATION_ID_HEADER = "X-Registry-Notification"
+REMINDER = "reminder"
+
+
 @dataclass(frozen=True)
 class ReminderMessage:
+    """A message to deliver: a reminder, or (`kind` "notification") an Art. 19 notification. `reminder_id` is
+    its row's id, which names the message in its Message-ID and webhook-id (the same on every retry)."""
+
     reminder_id: int
     subject: str
     body: str
     payload: dict[str, Any]
+    kind: str = REMINDER
 
 
 def compose(reminder_id: int, due: DueReminder, today: date, public_url: str) -> ReminderMessage:
@@ -155,11 +163,11 @@ def webhook_body(payload: dict[str, Any], at: datetime | None = None) -> bytes:
     ).encode()
 
 
-def message_id(reminder_id: int, sender: str) -> str:
+def message_id(reminder_id: int, sender: str, kind: str = REMINDER) -> str:
     """Derived from the reminder row, not random: a copy re-sent after a crash (accepted by the server, not yet
     marked sent) carries the same Message-ID, so receivers can recognise and drop it."""
     domain = sender.rpartition("@")[2] or "registry.invalid"
-    return f"<reminder-{reminder_id}@{domain}>"
+    return f"<{kind}-{reminder_id}@{domain}>"
 
 
 def email_message(message: ReminderMessage, sender: str, recipient: str) -> EmailMessage:
@@ -168,8 +176,8 @@ def email_message(message: ReminderMessage, sender: str, recipient: str) -> Emai
     email["To"] = recipient
     email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
-    email["Message-ID"] = message_id(message.reminder_id, sender)
-    email[REMINDER_ID_HEADER] = str(message.reminder_id)
+    email["Message-ID"] = message_id(message.reminder_id, sender, message.kind)
+    email[REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER] = str(message.reminder_id)
     email.set_content(message.body)
     return email
 
@@ -263,7 +271,7 @@ async def send_webhook(
     if not keys:
         raise DeliveryError("webhook: no REGISTRY_WEBHOOK_SECRET, and webhooks are never sent unsigned")
     body = webhook_body(message.payload)
-    message_id = f"reminder-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
+    message_id = f"{message.kind}-{message.reminder_id}"  # the same on every retry: receivers drop duplicates by it
     last_error = ""
     async with httpx.AsyncClient(timeout=http_timeout) as client:
         for attempt in range(tries):
@@ -273,7 +281,7 @@ async def send_webhook(
             headers = {
                 "Content-Type": "application/json",
                 TIMESTAMP_HEADER: timestamp,
-                REMINDER_ID_HEADER: str(message.reminder_id),
+                REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER: str(message.reminder_id),
             }
             headers.update(standard_webhook_headers(keys, message_id, timestamp, body))
             try:

@@ -1,5 +1,6 @@
 """APScheduler in every instance: the daily reminder scan at the controller's local time, and a frequent
-retry of failed sends. Running in several instances is safe: see registry/jobs/reminders.py."""
+retry of failed sends (reminders and Art. 19 notifications). Running in several instances is safe: see
+registry/jobs/reminders.py."""
 
 import logging
 import re
@@ -40,6 +41,13 @@ async def retry_reminders(sessionmaker: async_sessionmaker[AsyncSession], settin
     await send_pending(sessionmaker, settings, today=today)
 
 
+async def retry_notifications(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> None:
+    """Art. 19 notifications that failed are retried like reminders (registry/services/notifications.py)."""
+    from registry.services.notifications import send_pending_notifications  # (the service imports the jobs)
+
+    await send_pending_notifications(sessionmaker, settings)
+
+
 async def start_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settings: Settings) -> AsyncIOScheduler:
     hour, minute = parse_scan_time(settings.reminder_scan_time)
     async with sessionmaker() as session:
@@ -63,6 +71,12 @@ async def start_scheduler(sessionmaker: async_sessionmaker[AsyncSession], settin
         retry_reminders,
         IntervalTrigger(seconds=max(settings.reminder_retry_seconds, 30.0), timezone=zone),
         id="reminders-retry",
+        **common,
+    )
+    scheduler.add_job(
+        retry_notifications,
+        IntervalTrigger(seconds=max(settings.reminder_retry_seconds, 30.0), timezone=zone),
+        id="notifications-retry",
         **common,
     )
     scheduler.start()

@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 PDF_MAGIC = b"%PDF-"
 # A PDF may start with a little junk before its header (ISO 32000-1 §7.5.2 lets readers look within the first
 # 1024 bytes); a signed contract exported by an e-signature service starts with the header itself.
-_FILENAME_UNSAFE = re.compile(r"[^A-Za-z0-9._-]+")
+_FILENAME_UNSAFE = re.compile(r"[^\w.-]+")  # letters of any language kept (Bergström)
 
 
 class NotAPdf(ValueError):

@@ -6,7 +6,7 @@ import io
 import json
 import zipfile
 from collections.abc import AsyncIterator, Iterable, Sequence
-from datetime import datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from sqlalchemy import select
@@ -19,6 +19,39 @@ from ledger.tables import GuardDecision
 Sheet = tuple[str, Sequence[str], Iterable[Sequence[Any]]]
 DECISION_BATCH = 1_000
 
+# --- CSV, as spreadsheet programs open it ----------------------------------------------------------------
+
+# Excel reads a CSV as UTF-8 only when it starts with a byte order mark ("Bergström", not "BergstrÃ¶m").
+BOM = "\ufeff"
+# A cell a spreadsheet would read as a formula (OWASP "CSV injection"): =, +, -, @, and a tab or carriage return
+# before one of them. Such a cell gets a leading apostrophe, which spreadsheets show as text and do not evaluate.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+def csv_delimiter(language: str | None) -> str:
+    """The list separator a spreadsheet of that locale expects: ';' where the decimal separator is a comma
+    (Swedish), ',' otherwise."""
+    return ";" if language == "sv" else ","
+
+
+def csv_cell(value: Any) -> Any:
+    """A value as a CSV cell: text a spreadsheet would evaluate is neutralised; numbers stay numbers."""
+    if isinstance(value, str) and value.startswith(FORMULA_STARTS):
+        return "'" + value
+    return value
+
+
+def csv_lines(rows: Iterable[Sequence[Any]], *, delimiter: str = ",") -> str:
+    out = io.StringIO()
+    csv.writer(out, delimiter=delimiter).writerows([[csv_cell(_text(v)) for v in row] for row in rows])
+    return out.getvalue()
+
+
+def csv_document(header: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",") -> bytes:
+    """A whole CSV file: the byte order mark, the header, the rows (every cell neutralised, see csv_cell)."""
+    return (BOM + csv_lines([header], delimiter=delimiter) + csv_lines(rows, delimiter=delimiter)).encode("utf-8")
+
+
 # --- Workbooks ---------------------------------------------------------------------------------------------
 
 
@@ -30,9 +63,22 @@ def _cell(value: Any) -> Any:
     return value
 
 
+def _workbook_cell(value: Any) -> Any:
+    """A value as a workbook cell: a date (or its ISO text) as a real date, lists joined, the rest as is."""
+    if isinstance(value, str) and len(value) == 10 and value[4:5] == "-" and value[7:8] == "-":
+        try:
+            return date.fromisoformat(value)
+        except ValueError:
+            return value
+    if isinstance(value, datetime) and value.tzinfo is not None:
+        return value.astimezone(UTC).replace(tzinfo=None)  # Excel has no time zones: UTC, as the log keeps it
+    return _cell(value)
+
+
 def workbook(sheets: Sequence[Sheet]) -> bytes:
-    """An XLSX file of the given sheets (name, header, rows). Text is always stored as text: a value that
-    starts with '=' (a party name, a caller) must not become a formula when an auditor opens the file."""
+    """An XLSX file of the given sheets (name, header, rows): dates are dates (a filter and a sort by date work),
+    every sheet has its header frozen and an autofilter. Text is always stored as text: a value that starts with
+    '=' (a party name, a caller) must not become a formula when an auditor opens the file."""
     from openpyxl import Workbook
 
     book = Workbook()
@@ -41,12 +87,17 @@ def workbook(sheets: Sequence[Sheet]) -> bytes:
         sheet = book.create_sheet(title=name[:31])
         sheet.append(list(header))
         for row in rows:
-            sheet.append([_cell(v) for v in row])
+            sheet.append([_workbook_cell(v) for v in row])
         for cells in sheet.iter_rows(min_row=2):
             for cell in cells:
                 if isinstance(cell.value, str) and cell.value.startswith("="):
                     cell.data_type = "s"
+                elif isinstance(cell.value, datetime):
+                    cell.number_format = "yyyy-mm-dd hh:mm:ss"
+                elif isinstance(cell.value, date):
+                    cell.number_format = "yyyy-mm-dd"
         sheet.freeze_panes = "A2"
+        sheet.auto_filter.ref = sheet.dimensions
     out = io.BytesIO()
     book.save(out)
     return out.getvalue()
@@ -135,19 +186,15 @@ def registry_tables(document: dict[str, Any]) -> list[Sheet]:
     ]
 
 
-def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(header)
-    writer.writerows([[_text(v) for v in row] for row in rows])
-    return out.getvalue().encode("utf-8")
+def csv_bytes(header: Sequence[str], rows: Iterable[Sequence[Any]], *, delimiter: str = ",") -> bytes:
+    return csv_document(header, rows, delimiter=delimiter)
 
 
-def registry_csv_zip(document: dict[str, Any]) -> bytes:
+def registry_csv_zip(document: dict[str, Any], *, delimiter: str = ",") -> bytes:
     out = io.BytesIO()
     with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
         for name, header, rows in registry_tables(document):
-            archive.writestr(f"{name}.csv", csv_bytes(header, rows))
+            archive.writestr(f"{name}.csv", csv_bytes(header, rows, delimiter=delimiter))
     return out.getvalue()
 
 
@@ -207,9 +254,7 @@ def _decision_row(row: GuardDecision) -> list[Any]:
 
 
 def _csv_chunk(rows: Iterable[Sequence[Any]]) -> bytes:
-    out = io.StringIO()
-    csv.writer(out).writerows(rows)
-    return out.getvalue().encode("utf-8")
+    return csv_lines(rows).encode("utf-8")
 
 
 async def decision_csv_rows(
@@ -217,7 +262,7 @@ async def decision_csv_rows(
 ) -> AsyncIterator[bytes]:
     """The decisions taken in [since, until), oldest first, as CSV: the header, then one chunk per batch of
     rows fetched from a server-side cursor, so memory holds one batch, not the period."""
-    yield _csv_chunk([DECISION_COLUMNS])
+    yield BOM.encode("utf-8") + _csv_chunk([DECISION_COLUMNS])
     stmt = select(GuardDecision).order_by(col(GuardDecision.seq))
     if since is not None:
         stmt = stmt.where(col(GuardDecision.decided_at) >= since)

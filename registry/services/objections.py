@@ -23,9 +23,7 @@ from guard.policy import OBJECTION_SCOPES
 from guard.subjects import SubjectError, SubjectKey
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from ledger.entries import format_timestamp
-from ledger.tables import GuardDecision
 from registry.models.objection import Objection
-from registry.models.party import Party
 from registry.schemas import ObjectionIn
 from registry.services.common import change_record
 
@@ -33,8 +31,44 @@ from registry.services.common import change_record
 IMPORT_MAX_BYTES = 32 * 1024 * 1024
 IMPORT_MAX_ROWS = 500_000
 # Header names (case-insensitive, spaces and underscores alike) mail tools give the address and the date.
-SUBJECT_HEADERS = ("email", "email address", "e-mail", "e-mail address", "subject", "customer number", "address")
-DATE_HEADERS = ("unsubscribed on", "unsub time", "unsubscribed at", "received on", "date", "timestamp", "opt out date")
+# The headers of an address column and of a date column, as mail tools and people name them in English and
+# Swedish (compared lower-case, '_' as a space, runs of spaces as one).
+SUBJECT_HEADERS = (
+    "email",
+    "email address",
+    "e-mail",
+    "e-mail address",
+    "mail",
+    "subject",
+    "customer number",
+    "address",
+    "e-post",
+    "e-postadress",
+    "epost",
+    "epostadress",
+    "e-post adress",
+    "mejl",
+    "mejladress",
+    "mailadress",
+    "kundnummer",
+    "kundnr",
+)
+DATE_HEADERS = (
+    "unsubscribed on",
+    "unsub time",
+    "unsubscribed at",
+    "received on",
+    "date",
+    "timestamp",
+    "opt out date",
+    "avregistrerad",
+    "avregistrerad den",
+    "avregistreringsdatum",
+    "mottagen",
+    "mottagen den",
+    "datum",
+    "tidpunkt",
+)
 INSERT_CHUNK = 5000
 
 
@@ -61,7 +95,7 @@ def objection_document(row: Objection) -> dict[str, Any]:
     }
 
 
-async def _begin_objection_write(session: AsyncSession) -> None:
+async def begin_objection_write(session: AsyncSession) -> None:
     """Take the objection write lock (change numbers in commit order) and tell the guards at commit."""
     await session.execute(text("SELECT pg_advisory_xact_lock(:id)"), {"id": OBJECTION_WRITE_LOCK_ID})
     await session.execute(text("SELECT pg_notify(:channel, '')"), {"channel": OBJECTIONS_CHANGED_CHANNEL})
@@ -79,7 +113,7 @@ def parse_objection(payload: Any) -> ObjectionIn:
 
 async def record_objection(session: AsyncSession, key: SubjectKey, data: ObjectionIn, actor: str) -> dict[str, Any]:
     """Record one objection (the caller's transaction); in force for the guards once it commits."""
-    await _begin_objection_write(session)
+    await begin_objection_write(session)
     row = Objection(
         subject_digest=key.digest_normalised(data.subject),
         scope=data.scope,
@@ -98,7 +132,7 @@ async def record_objection(session: AsyncSession, key: SubjectKey, data: Objecti
 
 async def withdraw_objection(session: AsyncSession, objection_id: int, actor: str) -> dict[str, Any]:
     """Withdraw one objection: it stays on record, marked withdrawn, and the history keeps both states."""
-    await _begin_objection_write(session)
+    await begin_objection_write(session)
     row = (
         await session.execute(select(Objection).where(col(Objection.id) == objection_id).with_for_update())
     ).scalar_one_or_none()
@@ -185,6 +219,12 @@ def parse_unsubscribes(raw: bytes, key: SubjectKey, *, default_day: date, scope:
     and tab separate alike. Nothing is recorded unless every row is good."""
     if scope not in OBJECTION_SCOPES:
         raise RegistryValidationError([FieldError("scope", "must be direct_marketing or all")])
+    return parse_subject_rows(raw, key, default_day=default_day)
+
+
+def parse_subject_rows(raw: bytes, key: SubjectKey, *, default_day: date) -> list[tuple[str, date]]:
+    """(digest, received on) for every row of a CSV of people (an unsubscribe export, a list of restrictions):
+    see `parse_unsubscribes`; a 400 naming every bad row and field."""
     if len(raw) > IMPORT_MAX_BYTES:
         raise RegistryValidationError([FieldError("file", f"is larger than {IMPORT_MAX_BYTES} bytes")])
     try:
@@ -204,8 +244,16 @@ def parse_unsubscribes(raw: bytes, key: SubjectKey, *, default_day: date, scope:
         raise RegistryValidationError([FieldError("file", f"is not CSV ({exc})")]) from None
     subject_column = _find_column(header, SUBJECT_HEADERS)
     if subject_column is None:
+        looked_for = ", ".join(SUBJECT_HEADERS)
         raise RegistryValidationError(
-            [FieldError("file", "has no address column in its header row (email, Email Address, subject, …)")]
+            [
+                FieldError(
+                    "file",
+                    f"has no address column in its header row: it looked for {looked_for} (any case)",
+                    "no_address_column",
+                    {"looked_for": looked_for, "found": ", ".join(h.strip() for h in header)},
+                )
+            ]
         )
     date_column = _find_column(header, DATE_HEADERS)
     found: list[tuple[str, date]] = []
@@ -249,7 +297,7 @@ async def import_unsubscribes(
 ) -> ImportSummary:
     """Record an objection of `scope` for every subject in `rows` that has none in force of that scope yet
     (so importing the same export twice records nothing new), in the caller's transaction."""
-    await _begin_objection_write(session)
+    await begin_objection_write(session)
     existing = set(
         (
             await session.execute(
@@ -285,65 +333,3 @@ async def import_unsubscribes(
     )
     await session.flush()
     return summary
-
-
-# --- One person's recipients ----------------------------------------------------------------------------------
-
-
-async def subject_recipients(session: AsyncSession, key: SubjectKey, subject: str) -> dict[str, Any]:
-    """Every recipient the guard allowed a share with this subject: the party, its role, the purposes and
-    categories shared, the first and last share and their count (Art. 15(1)(c), Art. 19)."""
-    digest = subject_digest(key, subject)
-    rows = (
-        await session.execute(
-            select(
-                col(GuardDecision.recipient),
-                col(GuardDecision.request),
-                col(GuardDecision.decided_at),
-            )
-            .where(col(GuardDecision.subject_digest) == digest, col(GuardDecision.allowed).is_(True))
-            .order_by(col(GuardDecision.seq))
-        )
-    ).all()
-    by_recipient: dict[str, dict[str, Any]] = {}
-    for recipient, request, decided_at in rows:
-        entry = by_recipient.setdefault(
-            recipient,
-            {
-                "party": recipient,
-                "purposes": set(),
-                "categories": set(),
-                "first": decided_at,
-                "last": decided_at,
-                "count": 0,
-            },
-        )
-        entry["purposes"].add(str(request.get("purpose", "")))
-        entry["categories"].update(str(c) for c in request.get("data_categories", []))
-        entry["first"] = min(entry["first"], decided_at)
-        entry["last"] = max(entry["last"], decided_at)
-        entry["count"] += 1
-    parties = {
-        p.key: p
-        for p in (
-            await session.execute(
-                select(col(Party.key), col(Party.name), col(Party.role)).where(col(Party.key).in_(list(by_recipient)))
-            )
-        ).all()
-    }
-    recipients = []
-    for key_, entry in sorted(by_recipient.items()):
-        party = parties.get(key_)
-        recipients.append(
-            {
-                "party": key_,
-                "name": None if party is None else party.name,
-                "role": None if party is None else party.role,
-                "purposes": sorted(entry["purposes"]),
-                "categories": sorted(entry["categories"]),
-                "first_shared_at": format_timestamp(entry["first"]),
-                "last_shared_at": format_timestamp(entry["last"]),
-                "count": entry["count"],
-            }
-        )
-    return {"subject_digest": digest, "recipients": recipients}

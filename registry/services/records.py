@@ -9,8 +9,6 @@ year of decisions is never loaded into the application.
 """
 
 import asyncio
-import csv
-import io
 from collections import defaultdict
 from collections.abc import Mapping
 from datetime import UTC, date, datetime, time, timedelta
@@ -37,6 +35,8 @@ DEFAULT_PERIOD_DAYS = 365
 # Recipients in the record: processors first (the ones Art. 28 agreements bind), then their sub-processors.
 ROLE_ORDER = {"processor": 0, "sub_processor": 1, "independent_controller": 2, "authority": 3}
 MAX_PERIOD_DAYS = 366 * 10
+# Trials from the try-a-share page are kept in the log as evidence but are no shares: none of the figures
+# below counts them.
 
 _SHARES = text(
     """
@@ -47,7 +47,7 @@ _SHARES = text(
            (array_agg(decision_id::text ORDER BY seq DESC) FILTER (WHERE allowed))[1] AS last_share_id,
            array_remove(array_agg(DISTINCT request->>'destination') FILTER (WHERE allowed), NULL) AS destinations
       FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end
+     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
      GROUP BY recipient
     """
 )
@@ -59,7 +59,7 @@ _CATEGORIES = text(
      CROSS JOIN LATERAL jsonb_array_elements_text(
            CASE WHEN jsonb_typeof(d.request->'data_categories') = 'array'
                 THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)
-     WHERE d.allowed AND d.decided_at >= :start AND d.decided_at < :end
+     WHERE d.allowed AND NOT d.trial AND d.decided_at >= :start AND d.decided_at < :end
      GROUP BY d.recipient
     """
 )
@@ -72,7 +72,7 @@ _BY_PURPOSE = text(
            count(*) FILTER (WHERE allowed) AS allowed,
            count(*) FILTER (WHERE NOT allowed) AS denied
       FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end
+     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
      GROUP BY 1, 2
     """
 )
@@ -516,12 +516,11 @@ def activity_rows(record: dict[str, Any]) -> list[list[Any]]:
     return rows
 
 
-def record_csv(record: dict[str, Any]) -> bytes:
-    out = io.StringIO()
-    writer = csv.writer(out)
-    writer.writerow(activity_header())
-    writer.writerows(activity_rows(record))
-    return out.getvalue().encode("utf-8")
+def record_csv(record: dict[str, Any], *, delimiter: str = ",") -> bytes:
+    """The record as CSV (the shared export mechanics: byte order mark, `delimiter`, cells neutralised)."""
+    from registry.services.exports import csv_document
+
+    return csv_document(activity_header(), activity_rows(record), delimiter=delimiter)
 
 
 def record_xlsx(record: dict[str, Any]) -> bytes:

@@ -167,9 +167,12 @@ CASES = [
     ({"recipient": "analytics-proc", "purpose": "analytics.reporting"}, {"PURPOSE_NOT_PUBLISHED"}),
     ({"recipient": "newsletter-proc", "purpose": "marketing.advertising"}, {"SUBJECT_REF_MISSING"}),
     ({"recipient": "good-proc", "subject_ref": "Objector@Example.SE"}, {"SUBJECT_OBJECTED"}),
+    ({"recipient": "good-proc", "subject_ref": "restricted@example.se"}, {"SUBJECT_RESTRICTED"}),
 ]
 # The person who objected to all processing (recorded through the API once the service runs).
 OBJECTION = {"subject": "objector@example.se", "scope": "all", "received_on": "2026-11-01", "source": "letter"}
+# The person whose processing is restricted (Art. 18).
+RESTRICTION = {"subject": "restricted@example.se", "received_on": "2026-11-01", "source": "letter"}
 
 
 @asynccontextmanager
@@ -186,6 +189,8 @@ async def guard_client(database):
         writer = bearer(await make_key(database, "legal", "registry:write"))
         recorded = await client.post("/api/objections", json=OBJECTION, headers=writer)
         assert recorded.status_code == 201, recorded.text
+        restricted = await client.post("/api/restrictions", json=RESTRICTION, headers=writer)
+        assert restricted.status_code == 201, restricted.text
         yield client
 
 

@@ -58,7 +58,8 @@ async def test_legal_records_and_withdraws_an_objection_and_prints_the_recipient
         await page.get_by_label("E-postadress eller kundnummer").fill(PERSON.lower())
         await page.get_by_role("button", name="Visa").click()
         await expect(page.get_by_role("heading", level=1)).to_have_text("Mottagare av en persons uppgifter")
-        await expect(page.get_by_role("cell", name=re.compile("kvarnberg"))).to_be_visible()
+        await expect(page.get_by_role("cell", name=re.compile("^Kvarnberg"))).to_be_visible()
+        await expect(page.get_by_role("cell", name=re.compile("dpo@kvarnberg"))).to_be_visible()  # its contact
         await page.emulate_media(media="print")
         await expect(page.locator("header.top")).to_be_hidden()
         await shot(page, screenshots, "subject-recipients-sv-print")

@@ -62,7 +62,7 @@ def test_the_document_declares_the_bearer_scheme_and_the_check_bodies(document):
 
 def test_reason_codes_are_an_enum_of_every_code_the_policy_gives(document):
     assert set(document["components"]["schemas"]["ReasonCode"]["enum"]) == {code.value for code in ReasonCode}
-    assert {"SUBJECT_OBJECTED", "SUBJECT_REF_MISSING"} <= {code.value for code in ReasonCode}
+    assert {"SUBJECT_OBJECTED", "SUBJECT_REF_MISSING", "SUBJECT_RESTRICTED"} <= {code.value for code in ReasonCode}
 
 
 def test_the_check_body_takes_an_optional_subject_reference(document):

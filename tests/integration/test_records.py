@@ -127,7 +127,7 @@ async def test_the_record_as_csv_and_xlsx_carries_the_same_recipients_and_counts
     assert as_csv.status_code == 200
     assert as_csv.headers["content-type"].startswith("text/csv")
     # The CSV is the record per processing activity: one row per activity and recipient.
-    rows = list(csv.DictReader(io.StringIO(as_csv.text)))
+    rows = list(csv.DictReader(io.StringIO(as_csv.content.decode("utf-8-sig"))))
     by_activity = {a["key"]: [r["key"] for r in a["recipients"]] for a in record["activities"]}
     assert [(r["Activity"], r["Recipient"]) for r in rows] == [(a, k) for a, keys in by_activity.items() for k in keys]
     assert {r["Transfers to third countries"] for r in rows} == {"none"}
@@ -235,7 +235,7 @@ async def test_the_decision_log_streams_as_csv_for_a_period(seeded_client, guard
     decisions = await _decisions(seeded_client, reader_headers)
     response = await seeded_client.get("/api/guard/decisions", params={**WIDE, "format": "csv"}, headers=reader_headers)
     assert response.status_code == 200, response.text
-    rows = list(csv.DictReader(io.StringIO(response.text)))
+    rows = list(csv.DictReader(io.StringIO(response.content.decode("utf-8-sig"))))
     assert [r["decision_id"] for r in rows] == [d["decision_id"] for d in sorted(decisions, key=lambda d: d["seq"])]
     assert [r["outcome"] for r in rows] == ["allowed", "allowed", "allowed", "denied", "denied"]
     past = await seeded_client.get(
@@ -243,7 +243,7 @@ async def test_the_decision_log_streams_as_csv_for_a_period(seeded_client, guard
         params={"from": "2020-01-01", "to": "2020-02-01", "format": "csv"},
         headers=reader_headers,
     )
-    assert len(list(csv.DictReader(io.StringIO(past.text)))) == 0
+    assert len(list(csv.DictReader(io.StringIO(past.content.decode("utf-8-sig"))))) == 0
 
 
 async def test_the_registry_exports_as_one_sheet_and_one_csv_per_table(seeded_client, reader_headers):
@@ -260,7 +260,7 @@ async def test_the_registry_exports_as_one_sheet_and_one_csv_per_table(seeded_cl
         io.BytesIO((await seeded_client.get("/api/records/registry-csv.zip", headers=reader_headers)).content)
     )
     assert sorted(archive.namelist()) == ["agreements.csv", "chains.csv", "locations.csv", "parties.csv"]
-    agreements = list(csv.DictReader(io.StringIO(archive.read("agreements.csv").decode())))
+    agreements = list(csv.DictReader(io.StringIO(archive.read("agreements.csv").decode("utf-8-sig"))))
     assert [a["key"] for a in agreements] == [a["key"] for a in registry["agreements"]]
 
 
@@ -308,7 +308,7 @@ async def test_the_evidence_bundle_holds_every_file_with_its_digest_in_the_manif
         assert hashlib.sha256(archive.read(name)).hexdigest() == digest, name
     assert archive.read("agreements/nordfrakt-dpa-2024.pdf") == PDF
     assert json.loads(archive.read("verify-log.json"))["ok"] is True
-    assert len(list(csv.DictReader(io.StringIO(archive.read("guard-decisions.csv").decode())))) == 5
+    assert len(list(csv.DictReader(io.StringIO(archive.read("guard-decisions.csv").decode("utf-8-sig"))))) == 5
     record = json.loads(archive.read("article-30.json"))
     assert next(r for r in record["recipients"] if r["key"] == "nordfrakt")["enforcement"]["shares_allowed"] == 3
     load_workbook(io.BytesIO(archive.read("article-30.xlsx")), read_only=True)

@@ -19,7 +19,10 @@ ROOT = Path(__file__).resolve().parents[2]
 
 
 def _extracted() -> set[str | tuple[str, str]]:
-    method_map = [("registry/**.py", "python"), ("web/ui/templates/**.html", "jinja2")]
+    method_map = [
+        *((f"{room}/**.py", "python") for room in ("kernel", "registry", "web", "cli")),
+        ("web/ui/templates/**.html", "jinja2"),
+    ]
     options = {"web/ui/templates/**.html": {"extensions": "jinja2.ext.i18n"}}
     keywords = {"_": None, "gettext": None, "ngettext": (1, 2), "N_": None}
     found: set[str | tuple[str, str]] = set()

@@ -136,6 +136,8 @@ def request(
 OBJECTOR = "a" * 64
 SOMEONE = "b" * 64
 OBJECTIONS = {OBJECTOR: ("all",)}
+RESTRICTED_PERSON = "c" * 64
+RESTRICTIONS = {RESTRICTED_PERSON: ("restricted",)}
 
 
 def nordfrakt(**changes) -> PartyView:
@@ -170,8 +172,8 @@ def test_the_reason_codes_are_exactly_those_of_the_design_plus_the_expiry_warnin
         "CATEGORY_UNKNOWN", "PURPOSE_UNKNOWN", "SPECIAL_CATEGORY", "LOCATION_OUTSIDE_EEA",
         "SUBPROCESSOR_OUTSIDE_EEA", "SUBPROCESSOR_UNAPPROVED", "DESTINATION_OUTSIDE_EEA",
         "DESTINATION_UNDECLARED", "TERRITORY_UNKNOWN", "AGREEMENT_PERMITS_TRANSFER", "SUBPROCESSOR_OBJECTED",
-        "PURPOSE_NOT_PUBLISHED", "SUBJECT_OBJECTED", "SUBJECT_REF_MISSING", "AGREEMENT_EXPIRING",
-        "RECIPIENT_INTERNATIONAL_ORGANISATION",
+        "PURPOSE_NOT_PUBLISHED", "SUBJECT_OBJECTED", "SUBJECT_REF_MISSING", "SUBJECT_RESTRICTED",
+        "AGREEMENT_EXPIRING", "RECIPIENT_INTERNATIONAL_ORGANISATION",
     }  # fmt: skip
 
 
@@ -302,6 +304,9 @@ SINGLE_REASON_CASES = [
         id="marketing names no subject",
     ),
     pytest.param(request(subject_ref=OBJECTOR), clean_snapshot(), {"SUBJECT_OBJECTED"}, id="subject objected"),
+    pytest.param(
+        request(subject_ref=RESTRICTED_PERSON), clean_snapshot(), {"SUBJECT_RESTRICTED"}, id="subject restricted"
+    ),
     pytest.param(request(data_subject="employee"), clean_snapshot(), {"SUBJECT_NOT_COVERED"}, id="subject not covered"),
     pytest.param(request(data_subject="robot"), clean_snapshot(), {"SUBJECT_NOT_COVERED"}, id="subject unknown"),
     pytest.param(
@@ -396,7 +401,7 @@ SINGLE_REASON_CASES = [
 
 @pytest.mark.parametrize(("share", "registry", "expected"), SINGLE_REASON_CASES)
 def test_a_single_problem_denies_with_exactly_its_reason(share, registry, expected):
-    decision = decide(share, registry, TODAY, objections=OBJECTIONS)
+    decision = decide(share, registry, TODAY, objections=OBJECTIONS, restrictions=RESTRICTIONS)
     assert codes(decision) == expected
     assert decision.allowed is False
     assert all(reason.message.endswith(".") for reason in decision.reasons)
@@ -1419,6 +1424,18 @@ def test_the_memo_serves_every_person_with_their_own_objections():
             assert memoized == decide(share, registry, TODAY, objections=objections)
             assert memoized.allowed is allowed
     assert len(registry._decisions) == 2  # one entry for "someone named", one for "no one": not one per person
+
+
+def test_a_restricted_person_is_refused_every_share_and_others_are_not():
+    registry = clean_snapshot()
+    for purpose in ("essential.service.operations", "marketing.communications.email"):
+        share = request(purpose=purpose, subject_ref=RESTRICTED_PERSON)
+        unrestricted = codes(decide(share, registry, TODAY))
+        assert codes(decide(share, registry, TODAY, restrictions=RESTRICTIONS)) == unrestricted | {"SUBJECT_RESTRICTED"}
+        memoized = registry.decision(share, TODAY, restrictions=RESTRICTIONS)
+        assert codes(memoized) == unrestricted | {"SUBJECT_RESTRICTED"}
+    assert decide(request(subject_ref=SOMEONE), registry, TODAY, restrictions=RESTRICTIONS).allowed
+    assert decide(request(subject_ref=RESTRICTED_PERSON), registry, TODAY).allowed  # lifted: nothing in force
 
 
 def test_a_purpose_of_an_activity_marked_direct_marketing_is_direct_marketing_with_everything_under_it():

@@ -9,7 +9,15 @@ import pytest
 
 from guard.policy import ShareRequest
 from guard.service import logged_request, pseudonymised
-from guard.subjects import SubjectError, SubjectKey, load_or_create_key_file, normalise_subject, subject_key_for
+from guard.subjects import (
+    SubjectError,
+    SubjectKey,
+    load_or_create_key_file,
+    new_salt,
+    normalise_subject,
+    subject_commitment,
+    subject_key_for,
+)
 from kernel.settings import Settings, SettingsError
 from web.access_log import redacted_path_with_query
 
@@ -71,7 +79,17 @@ def test_a_request_naming_a_person_in_clear_is_never_logged():
     with pytest.raises(ValueError, match="pseudonymised"):
         logged_request(request)
     (digested,) = pseudonymised([request], SubjectKey(b"k" * 32))
-    assert logged_request(digested)["subject_ref_digest"] == SubjectKey(b"k" * 32).digest("anna@example.se")
+    logged = logged_request(digested, "00" * 16)
+    digest = SubjectKey(b"k" * 32).digest("anna@example.se")
+    assert digest not in str(logged)
+    assert logged["subject_ref_commitment"] == subject_commitment(digest, "00" * 16)
+
+
+def test_a_commitment_links_to_no_one_without_its_salt():
+    digest = SubjectKey(b"k" * 32).digest("anna@example.se")
+    first, second = new_salt(), new_salt()
+    assert first != second
+    assert subject_commitment(digest, first) != subject_commitment(digest, second)
 
 
 def test_the_access_log_never_shows_a_persons_identifier():

@@ -19,13 +19,9 @@ from registry.services.agreement_documents import (
 from web.auth import requires
 from web.composition import services_of
 from web.contract import AgreementAnswer, answers
+from web.controllers.exports import content_disposition
 
 PDF = "application/pdf"
-
-
-def content_disposition(filename: str) -> str:
-    # safe_filename has left only [A-Za-z0-9._-], so the name needs no quoting rules beyond the quotes.
-    return f'attachment; filename="{filename}"'
 
 
 class AgreementDocumentController(Controller):

@@ -1,6 +1,7 @@
 """Exports auditors take: the registry as CSV/XLSX, the decision log as streamed CSV."""
 
 from datetime import datetime
+from urllib.parse import quote
 
 from litestar import Controller, get
 from litestar.di import NamedDependency
@@ -15,8 +16,18 @@ from web.composition import Services
 XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 
 
+def content_disposition(filename: str, kind: str = "attachment") -> str:
+    """RFC 6266: an ASCII `filename` for old clients (letters outside it as '_') and `filename*` (RFC 8187,
+    UTF-8) with the whole name, so "Bergström-avtal.pdf" downloads as that."""
+    fallback = "".join(c if c.isascii() and (c.isalnum() or c in "._-") else "_" for c in filename) or "download"
+    encoded = quote(filename, safe="")
+    if encoded == filename:
+        return f'{kind}; filename="{fallback}"'
+    return f"{kind}; filename=\"{fallback}\"; filename*=UTF-8''{encoded}"
+
+
 def attachment(body: bytes, media_type: str, filename: str) -> Response[bytes]:
-    return Response(body, media_type=media_type, headers={"Content-Disposition": f'attachment; filename="{filename}"'})
+    return Response(body, media_type=media_type, headers={"Content-Disposition": content_disposition(filename)})
 
 
 def decision_csv_response(session: AsyncSession, since: datetime | None, until: datetime | None) -> Stream:
@@ -27,7 +38,7 @@ def decision_csv_response(session: AsyncSession, since: datetime | None, until: 
     return Stream(
         stream_decision_csv(sessionmaker, since, until),
         media_type="text/csv; charset=utf-8",
-        headers={"Content-Disposition": 'attachment; filename="guard-decisions.csv"'},
+        headers={"Content-Disposition": content_disposition("guard-decisions.csv")},
     )
 
 

@@ -32,8 +32,9 @@ class HealthController(Controller):
         if services is None:
             return Response({"status": "unavailable", "guard": {"status": "not started"}}, status_code=503)
         guard = services.snapshots.describe()
-        # Shown, not counted in the status: only checks naming a person need it (they answer 503 without).
+        # Shown, not counted in the status: only checks naming a person need them (they answer 503 without).
         guard["objections"] = services.objections.describe()
+        guard["restrictions"] = services.restrictions.describe()
         try:
             async with services.sessionmaker() as session:
                 await session.execute(text("SELECT 1"))

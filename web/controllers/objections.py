@@ -2,9 +2,9 @@
 recipients). Identifiers come in, digests are stored (registry/services/objections.py)."""
 
 from datetime import date
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 
-from litestar import Controller, Request, delete, get, post
+from litestar import Controller, Request, Response, delete, get, post
 from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
@@ -12,6 +12,7 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
 from kernel.calendar import controller_today
 from kernel.errors import FieldError, RegistryValidationError
+from kernel.i18n import gettext
 from registry.schemas import ObjectionIn
 from registry.services.objections import (
     IMPORT_MAX_BYTES,
@@ -19,9 +20,9 @@ from registry.services.objections import (
     list_objections,
     parse_unsubscribes,
     record_objection,
-    subject_recipients,
     withdraw_objection,
 )
+from registry.services.subjects import RECIPIENT_CSV_HEADERS, recipients_csv, subject_recipients
 from web.auth import requires
 from web.composition import services_of
 from web.contract import (
@@ -32,6 +33,7 @@ from web.contract import (
     answers,
 )
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
+from web.controllers.exports import attachment
 
 SubjectQuery = Annotated[
     str,
@@ -144,7 +146,8 @@ class ObjectionController(Controller):
         """A mail tool's unsubscribe export (CSV with a header row naming an address column) as objections;
         all rows or none. Subjects already objecting with that scope are not recorded twice."""
         body = await request.body()
-        async with db_session.begin():  # (the controller's day is read in the import's transaction)
+        # One transaction: the controller's day is read in it too (a read before `begin` would start one).
+        async with db_session.begin():
             rows = parse_unsubscribes(
                 body,
                 services_of(request.app).subject_key,
@@ -168,10 +171,22 @@ class SubjectController(Controller):
         responses=answers(200, SubjectRecipientsAnswer, "The recipients of this person's data", 400, 401, 403),
     )
     async def recipients(
-        self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession], subject: SubjectQuery
-    ) -> dict[str, Any]:
-        """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19)."""
-        return await subject_recipients(db_session, services_of(request.app).subject_key, subject)
+        self,
+        request: Request[Any, Any, Any],
+        db_session: NamedDependency[AsyncSession],
+        subject: SubjectQuery,
+        answer_format: Annotated[
+            Literal["json", "csv"], QueryParameter(name="format", description="json, or csv for the reply")
+        ] = "json",
+    ) -> Response[Any]:
+        """Every recipient the guard allowed a share with this person (Art. 15(1)(c), Art. 19), trials left out:
+        with their sub-processor chains, territories and contacts, the period covered and what the answer
+        cannot know; `format=csv` for the reply to the person."""
+        answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject)
+        if answer_format == "csv":
+            body = "\ufeff" + recipients_csv(answer, [gettext(h) for h in RECIPIENT_CSV_HEADERS])
+            return attachment(body.encode(), "text/csv; charset=utf-8", "recipients.csv")
+        return Response(answer)
 
 
 route_handlers: list[Any] = [ObjectionController, SubjectController]

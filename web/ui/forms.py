@@ -42,6 +42,9 @@ LABELS = {
     "document": N_("Document"),
     "uri": N_("Document address"),
     "sha256": N_("Document SHA-256"),
+    "size": N_("Document size (bytes)"),
+    "start": N_("From"),
+    "end": N_("To"),
     "data_categories": N_("Data categories"),
     "purposes": N_("Purposes"),
     "data_subjects": N_("Data subjects"),
@@ -75,6 +78,10 @@ _BY_TYPE: dict[str, str] = {
     "missing": _REQUIRED,
     "string_too_short": _REQUIRED,
     "date_parsing": N_("Enter a date as year-month-day, for example 2026-01-31."),
+    "no_address_column": N_(
+        "The file has no column of e-mail addresses or customer numbers. Its header row has %(found)s; a column "
+        "named one of these is needed: %(looked_for)s."
+    ),
     "date_from_datetime_parsing": N_("Enter a date as year-month-day, for example 2026-01-31."),
     "date_from_datetime_inexact": N_("Enter a date as year-month-day, for example 2026-01-31."),
     "date_type": N_("Enter a date as year-month-day, for example 2026-01-31."),

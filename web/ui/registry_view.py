@@ -182,6 +182,23 @@ class RegistryView:
         return pairs
 
     @property
+    def rules(self) -> Snapshot:
+        """What the guard's rules run over: its snapshot, else (pages read from the tables) one built from the
+        documents, once."""
+        if self.snapshot is not None:
+            return self.snapshot
+        if "rules" not in self._memo:
+            published = (self.controller or {}).get("published_purposes")
+            self._memo["rules"] = ui_views.rules_snapshot(self.chains, self.agreement_docs.values(), published)
+        rules: Snapshot = self._memo["rules"]
+        return rules
+
+    def party_status(self, key: str, today: date, window: int) -> str:
+        """The party's status by the guard's rules over its whole chain (views.party_status)."""
+        party = self.party_docs[key]
+        return ui_views.party_status(key, party, self.agreements_by_party.get(key, []), self.rules, today, window)
+
+    @property
     def chains(self) -> Mapping[str, PartyView]:
         """Every party's guard view (what chains and places are walked over)."""
         if self.snapshot is not None:

@@ -11,7 +11,7 @@ from litestar.template.config import TemplateConfig
 from litestar.types import ExceptionHandlersMap
 
 from kernel import i18n
-from web.ui import language, pages, words
+from web.ui import language, pages, reasons, words
 from web.ui.pages.common import http_error_page_or_json
 from web.ui.security import SessionBoundCsrfMiddleware, add_security_headers
 
@@ -43,12 +43,15 @@ def template_engine() -> JinjaTemplateEngine:
     env.add_extension("jinja2.ext.i18n")
     env.install_gettext_callables(i18n.gettext, i18n.ngettext, newstyle=True)  # type: ignore[attr-defined]
     env.filters["location_kind"] = words.location_kind
+    env.filters["distinct_reasons"] = reasons.distinct
     env.globals.update(words.template_globals())
     env.globals.update(
         current_language=i18n.current,
         language_names=i18n.LANGUAGE_NAMES,
         day=i18n.day,
         number=i18n.number,
+        reason_line=reasons.reason_line,
+        reason_title=reasons.reason_title,
     )
     return engine
 

@@ -13,7 +13,10 @@ from guard.policy import (
     AgreementView,
     LocationView,
     PartyView,
+    ReasonCode,
+    Snapshot,
     SubProcessorLinkView,
+    evaluate_party,
     walk_chain,
 )
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
@@ -91,6 +94,48 @@ def party_agreement_status(
         if state in states:
             return state
     return "none"
+
+
+# Findings that refuse some shares, not every one: a purpose the privacy policy does not publish.
+SOME_SHARES_ONLY = frozenset({ReasonCode.PURPOSE_NOT_PUBLISHED})
+
+
+def party_status(
+    key: str, party: dict[str, Any], agreements: list[dict[str, Any]], snapshot: Snapshot, today: date, window: int
+) -> str:
+    """A party's badge, filter value and count, from the guard's own rules over its whole chain
+    (`guard.policy.evaluate_party`, what the findings and every decision use): the one function behind the
+    parties list, its filters, the party page and the dashboard, so that none can call a party fine that the
+    guard refuses every share to.
+
+    refused: the guard refuses every share to it for any reason but a missing agreement (its places, a sub-processor
+    outside the EEA or not approved, an agreement it refuses); none / lapsed: no agreement in force of the kind its
+    role needs (never had one / had one); otherwise the state of its best agreement (in force, expiring), and
+    not_needed for an authority."""
+    view = snapshot.parties.get(key)
+    reasons = [] if view is None else evaluate_party(view, snapshot, today)
+    blocking = [r for r in reasons if r.code not in SOME_SHARES_ONLY]
+    if any(r.code != ReasonCode.NO_AGREEMENT for r in blocking):
+        return "refused"
+    if blocking:
+        return "lapsed" if any(r.agreement for r in blocking) else "none"
+    return party_agreement_status(party, agreements, today, window)
+
+
+def rules_snapshot(
+    parties: Mapping[str, PartyView], agreements: Iterable[dict[str, Any]], published: Iterable[str] | None
+) -> Snapshot:
+    """A snapshot of the guard's views of registry documents, for pages read from the tables (no usable guard
+    snapshot): the same rules over the same registry."""
+    by_party: dict[str, list[AgreementView]] = {}
+    for doc in agreements:
+        by_party.setdefault(doc["party"], []).append(agreement_view(doc))
+    return Snapshot(
+        parties=parties,
+        agreements_by_party={k: tuple(v) for k, v in by_party.items()},
+        ruleset="ui-tables",
+        published_purposes=None if published is None else frozenset(published),
+    )
 
 
 def eea_badge(code: str) -> Badge:

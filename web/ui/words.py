@@ -84,11 +84,22 @@ def vocabulary_label(vocabulary: dict[str, Any] | None, key: str) -> str | None:
     return entry.get(language) or next((entry[other] for other in ("sv", "en") if entry.get(other)), None)
 
 
-def term_text(vocabulary: dict[str, Any] | None, key: str) -> str:
-    """Label first, key second, as plain text (an <option>): 'Namn — user.name'."""
+def taxonomy_name(key: str) -> str | None:
+    """The taxonomy's (fideslang's) name of a key in the reader's language (web/ui/taxonomy_words.py)."""
     from web.ui.forms import TAXONOMY_NAMES
 
-    label = vocabulary_label(vocabulary, key) or TAXONOMY_NAMES.get(key)
+    name = TAXONOMY_NAMES.get(key)
+    return gettext(name) if name else None
+
+
+def term_word(vocabulary: dict[str, Any] | None, key: str) -> str | None:
+    """The reader's word for a taxonomy key: the controller's vocabulary first, else the taxonomy's name."""
+    return vocabulary_label(vocabulary, key) or taxonomy_name(key)
+
+
+def term_text(vocabulary: dict[str, Any] | None, key: str) -> str:
+    """Label first, key second, as plain text (an <option>): 'Namn — user.name'."""
+    label = term_word(vocabulary, key)
     return f"{label} — {key}" if label else key
 
 
@@ -100,9 +111,7 @@ def term_label(context: Any, term: Any, code: bool = False) -> Markup | str:
     vocabulary = context.get("vocabulary")
     if not code:
         return term_text(vocabulary, key)
-    from web.ui.forms import TAXONOMY_NAMES
-
-    label = vocabulary_label(vocabulary, key) or TAXONOMY_NAMES.get(key) or ""
+    label = term_word(vocabulary, key) or ""
     return Markup("{} <code>{}</code>").format(escape(label), key) if label else Markup("<code>{}</code>").format(key)
 
 

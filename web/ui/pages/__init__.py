@@ -16,7 +16,9 @@ from web.ui.pages import (
     parties,
     records,
     registry_document,
+    removed,
     renewals,
+    subject_rights,
 )
 
 route_handlers: list[Any] = [
@@ -33,4 +35,6 @@ route_handlers: list[Any] = [
     *records.route_handlers,
     *activities.route_handlers,
     *objections.route_handlers,
+    *subject_rights.route_handlers,
+    *removed.route_handlers,
 ]

@@ -10,6 +10,7 @@ from litestar.params import FromPath, FromQuery, QueryParameter
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kernel.errors import NotFoundError
 from kernel.i18n import gettext
 from registry.schemas import AGREEMENT_KINDS, AgreementIn, AgreementUpdate
 from registry.services.agreements import AGREEMENT_SORT_COLUMNS, AgreementFilter, AgreementService
@@ -30,6 +31,7 @@ from web.ui.pages.common import (
     read_form,
     registry_today,
 )
+from web.ui.pages.removed import removed_record_page
 
 
 class AgreementPages(UiPages):
@@ -151,7 +153,10 @@ class AgreementPages(UiPages):
         key: FromPath[str],
         saved: FromQuery[str | None] = None,
     ) -> Template:
-        agreement = await AgreementService(db_session, "").get(key)
+        try:
+            agreement = await AgreementService(db_session, "").get(key)
+        except NotFoundError:  # removed by an import: its history and a restore action (or the 404 page)
+            return await removed_record_page(request, db_session, "agreement", key)
         today, state = await registry_today(request, db_session)
         changes, _ = await history(db_session, "agreement", key, 20, 0)
         return page(

@@ -15,11 +15,13 @@ from litestar.response import Redirect, Template
 from litestar.status_codes import HTTP_500_INTERNAL_SERVER_ERROR
 from litestar.types import ExceptionHandlersMap
 from pydantic import ValidationError
+from sqlalchemy.exc import DBAPIError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.policy import evaluate_party
 from kernel import i18n
 from kernel.calendar import zone_or_default
+from kernel.db import DATABASE_UNAVAILABLE, database_unavailable
 from kernel.errors import ConflictError, NotFoundError, RegistryValidationError
 from ledger.queries import list_decisions
 from registry.credentials import Principal
@@ -59,6 +61,12 @@ MESSAGES = {
     "login_failed": i18n.N_("The e-mail address or the password is not right."),
     "login_throttled": i18n.N_("Too many failed sign-ins. Wait {seconds} seconds, then try again."),
     "not_a_user": i18n.N_("Only a signed-in user has a password to change."),
+    "no_such_record": i18n.N_("There is no record at this address. It may have been removed or never existed."),
+    "database_down": i18n.N_(
+        "The registry's database cannot be reached just now, so this page cannot be shown. Nothing was changed; "
+        "try again in a moment. The guard keeps answering from the registry it holds."
+    ),
+    "bad_request": i18n.N_("The address asks for something the registry cannot show:"),
     "local_passwords_off": i18n.N_("Sign-in with a password is switched off here: use single sign-on."),
     "no_sign_on": i18n.N_("Single sign-on is not set up for this registry."),
 }
@@ -78,10 +86,14 @@ def role_of(principal: Principal) -> str:
     return "legal" if principal.may("registry:write") else "ops"
 
 
-def page(request: Request[Any, Any, Any], name: str, status_code: int = 200, **context: Any) -> Template:
+def page(
+    request: Request[Any, Any, Any], name: str, status_code: int = 200, *, language: str | None = None, **context: Any
+) -> Template:
+    """A UI page in the reader's language: the one place a page's language is chosen (the request's, or
+    `language` for a printout asked for in the other one), so no page can fall back to a language of its own."""
     principal = request.user if isinstance(request.scope.get("user"), Principal) else None
     # Error pages are rendered by exception handlers, which run without the before_request step.
-    i18n.set_locale(request_language(request))
+    i18n.set_locale(language if language in i18n.LANGUAGES else request_language(request))
     controller = context.pop("controller", None)
     # The controller's own words for taxonomy keys (term_label in the templates).
     context.setdefault("vocabulary", (controller or {}).get("vocabulary"))
@@ -258,7 +270,47 @@ def forbidden_page(request: Request[Any, Any, Any], exc: PermissionDeniedExcepti
 
 
 def not_found_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
-    return page(request, "error.html", status_code=404, title=i18n.N_("Not found"), csrf=False, message=str(exc))
+    title, message = i18n.N_("Not found"), MESSAGES["no_such_record"]
+    return page(request, "error.html", status_code=404, title=title, csrf=False, message=message)
+
+
+def bad_request_page(request: Request[Any, Any, Any], exc: RegistryValidationError) -> Response[Any]:
+    """A page's query the registry refuses (a date that is not one): each problem in the reader's words."""
+    problems = [
+        f"{forms.field_label(field)}: {m}" if field else m
+        for field, messages in forms.field_messages(exc.errors).items()
+        for m in messages
+    ]
+    return page(
+        request,
+        "error.html",
+        status_code=400,
+        title=i18n.N_("Something went wrong"),
+        csrf=False,
+        message=MESSAGES["bad_request"],
+        problems=problems,
+    )
+
+
+def database_error_page(request: Request[Any, Any, Any], exc: Exception) -> Response[Any]:
+    """A database error: the database down (registry.db.database_unavailable) or a fault (logged with its
+    traceback by the app's exception logging)."""
+    if database_unavailable(exc):
+        return database_down_page(request, exc)
+    return server_error_page(request, exc)
+
+
+def database_down_page(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
+    """The database cannot be reached: a page saying so (503), logged as one line (registry.logs.log_exception).
+    The language comes from the browser (cookie, Accept-Language): the user's remembered choice is in the database."""
+    return page(
+        request,
+        "error.html",
+        status_code=503,
+        title=i18n.N_("The registry is unavailable"),
+        csrf=False,
+        message=MESSAGES["database_down"],
+    )
 
 
 def server_error_page(request: Request[Any, Any, Any], _: Exception) -> Response[Any]:
@@ -296,6 +348,9 @@ UI_EXCEPTION_HANDLERS: ExceptionHandlersMap = {
     PermissionDeniedException: forbidden_page,
     NotFoundError: not_found_page,
     NotFoundException: not_found_page,
+    RegistryValidationError: bad_request_page,
+    **dict.fromkeys(DATABASE_UNAVAILABLE, database_down_page),
+    DBAPIError: database_error_page,
     HTTP_500_INTERNAL_SERVER_ERROR: server_error_page,
 }
 

@@ -28,6 +28,7 @@ from web.ui.pages.common import (
     registry_today,
     start_of,
 )
+from web.ui.reasons import PartyNames
 
 DECISIONS_PER_PAGE = 50
 # A share's required fields, with what the form says when one is missing.
@@ -79,20 +80,20 @@ class GuardPages(UiPages):
             name: [gettext(message)] for name, message in REQUIRED_SHARE_FIELDS if not share[name]
         }
         _, state = await registry_today(request, db_session)
-        context = {
+        context: dict[str, Any] = {
             "share": share,
             "recipient_options": await state.party_options("name_key", request_language(request)),
             "taxonomy": forms.taxonomy_for(state.controller),
             "controller": state.controller,
+            "party_names": PartyNames(state.party_docs),
         }
         if errors:
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)
         payload = {k: v for k, v in share.items() if v not in ("", None)}
         try:
-            status, body = (
-                200,
-                await services_of(request.app).guard.check(payload, current_user(request).name, current_request_id()),
-            )
+            # A trial: logged as evidence, never counted as a share of the person (Art. 15, Art. 19).
+            guard = services_of(request.app).guard
+            status, body = 200, await guard.check(payload, current_user(request).name, current_request_id(), trial=True)
         except RegistryValidationError as exc:
             errors = forms.field_messages(exc.errors) or {"": [str(exc)]}
             return page(request, "guard.html", status_code=400, errors=errors, result=None, **context)

@@ -202,7 +202,9 @@ class LoginPages(UiPages):
         return response
 
 
-def _login_options(request: Request[Any, Any, Any]) -> dict[str, bool]:
+def _login_options(
+    request: Request[Any, Any, Any],
+) -> dict[str, Any]:  # page context (page() takes keyword arguments of several types)
     settings = services_of(request.app).settings
     return {"sign_on": settings.oidc_enabled, "local_passwords": settings.local_passwords}
 

@@ -8,6 +8,7 @@ the one the user has just typed, echoed back to them."""
 from typing import Any
 
 from litestar import Request, get, post
+from litestar.datastructures import UploadFile
 from litestar.di import NamedDependency
 from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
@@ -16,87 +17,39 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING
 from kernel.calendar import controller_today
-from kernel.errors import RegistryValidationError, pydantic_field_errors
+from kernel.errors import RegistryValidationError
+from kernel.i18n import N_, gettext, use_locale
 from registry.schemas import ObjectionIn
-from registry.services.objections import list_objections, record_objection, subject_recipients, withdraw_objection
+from registry.services.objections import (
+    IMPORT_MAX_BYTES,
+    import_unsubscribes,
+    list_objections,
+    parse_unsubscribes,
+    record_objection,
+    withdraw_objection,
+)
+from registry.services.subjects import subject_recipients
 from web.auth import requires
 from web.composition import services_of
+from web.ui import forms
 from web.ui.pages.common import UiPages, page
+from web.ui.pages.common import parse_day as parse_day_field
 from web.ui.pages.records import language
 
-# The pages' strings in Swedish, keyed by their English text (the templates write `{{ _("English") }}`).
-SWEDISH: dict[str, str] = {
-    "Objections and unsubscribes": "Invändningar och avregistreringar",
-    "Look up a person": "Sök en person",
-    "E-mail address or customer number": "E-postadress eller kundnummer",
-    "Look up": "Sök",
-    "Record an objection": "Registrera en invändning",
-    "Scope": "Omfattning",
-    "Direct marketing": "Direktmarknadsföring",
-    "All processing": "All behandling",
-    "Received on": "Mottagen",
-    "Source": "Källa",
-    "Record": "Registrera",
-    "Withdraw": "Återkalla",
-    "In force": "Gäller",
-    "Withdrawn": "Återkallad",
-    "Recorded": "Registrerad",
-    "Status": "Status",
-    "No objections recorded for this person.": "Inga invändningar registrerade för denna person.",
-    "Recipients of one person's data": "Mottagare av en persons uppgifter",
-    "Answer to an access request (Art. 15(1)(c) GDPR) and the recipients to notify (Art. 19 GDPR)": (
-        "Svar på begäran om registerutdrag (art. 15.1 c dataskyddsförordningen) och mottagare att underrätta "
-        "(art. 19 dataskyddsförordningen)"
-    ),
-    "Recipient": "Mottagare",
-    "Role": "Roll",
-    "Purposes": "Ändamål",
-    "Categories of personal data": "Kategorier av personuppgifter",
-    "First share": "Första delning",
-    "Last share": "Senaste delning",
-    "Shares": "Delningar",
-    "Show": "Visa",
-    "Print / save as PDF": "Skriv ut / spara som PDF",
-    "Language": "Språk",
-    "No recipient has received this person's data through the guard.": (
-        "Ingen mottagare har fått denna persons uppgifter genom spärren."
-    ),
-    "Generated": "Skapad",
-    "Reference (keyed digest)": "Referens (nyckelad kontrollsumma)",
-    "Recipients of this person's data": "Mottagare av denna persons uppgifter",
-    "processor": "personuppgiftsbiträde",
-    "sub_processor": "underbiträde",
-    "independent_controller": "självständigt personuppgiftsansvarig",
-    "authority": "myndighet",
-    "The objection was recorded; the guard obeys it now.": "Invändningen är registrerad; spärren följer den nu.",
-    "The objection was withdrawn.": "Invändningen är återkallad.",
-}
-
-
-def _identity(text: str) -> str:
-    return text
-
-
-def _swedish(text: str) -> str:
-    return SWEDISH.get(text, text)
-
-
-def _page(request: Request[Any, Any, Any], name: str, lang: str = "en", **context: Any) -> Template:
-    """A page whose `_` is this page's language; the Jinja environment gets an identity `_` when none is
-    installed (the UI's own gettext, when there is one, stays in place for the other pages)."""
-    engine = getattr(request.app.template_engine, "engine", None)
-    if engine is not None:
-        engine.globals.setdefault("_", _identity)
-    return page(request, name, _=_swedish if lang == "sv" else _identity, lang=lang, **context)
+# What the pages say after a change (translated where shown, like every word of the templates).
+RECORDED = N_("The objection was recorded; the guard obeys it now.")
+WITHDRAWN = N_("The objection was withdrawn.")
+IMPORTED = N_(
+    "The list was imported: %(rows)s rows, %(recorded)s objections recorded, %(already)s already in force. "
+    "The guard obeys them now."
+)
 
 
 def _form_errors(exc: RegistryValidationError | ValidationError) -> dict[str, list[str]]:
-    """Messages by field, as the UI's macros show them."""
-    errors = pydantic_field_errors(exc) if isinstance(exc, ValidationError) else exc.errors
-    found: dict[str, list[str]] = {}
-    for error in errors:
-        found.setdefault(error.field, []).append(error.message)
-    return found
+    """Messages by field, as the UI's macros show them, in the reader's words (forms.field_messages)."""
+    if isinstance(exc, ValidationError):
+        return forms.validation_messages(exc)
+    return forms.field_messages(exc.errors)
 
 
 class ObjectionsUiController(UiPages):
@@ -124,9 +77,9 @@ class ObjectionsUiController(UiPages):
                     offset=0,
                 )
             except RegistryValidationError as exc:
-                errors["lookup"] = [e.message for e in exc.errors]
+                errors["lookup"] = [m for ms in forms.field_messages(exc.errors).values() for m in ms]
                 status_code = 400
-        return _page(
+        return page(
             request,
             "objections.html",
             status_code=status_code,
@@ -150,7 +103,7 @@ class ObjectionsUiController(UiPages):
         subject: FromQuery[str | None] = None,
         withdrawn: FromQuery[str | None] = None,
     ) -> Template:
-        notice = "The objection was withdrawn." if withdrawn else None
+        notice = WITHDRAWN if withdrawn else None
         return await self._objections_page(request, db_session, (subject or "")[:400] or None, notice=notice)
 
     @post("/objections", opt=requires("registry:write"))
@@ -168,9 +121,42 @@ class ObjectionsUiController(UiPages):
             await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
         await services_of(request.app).objections.refresh_now()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
-        return await self._objections_page(
-            request, db_session, form["subject"], notice="The objection was recorded; the guard obeys it now."
-        )
+        return await self._objections_page(request, db_session, form["subject"], notice=RECORDED)
+
+    @post("/objections/import", opt=requires("registry:write"), request_max_body_size=IMPORT_MAX_BYTES, status_code=200)
+    async def import_list(self, request: Request[Any, Any, Any], db_session: NamedDependency[AsyncSession]) -> Template:
+        """A mail tool's unsubscribe export (CSV, ',' or ';', with or without a byte order mark, English or
+        Swedish headers) as objections: all rows or none, as `POST /api/objections/import`."""
+        form = await request.form()
+        upload = form.get("file")
+        scope = str(form.get("import_scope") or "direct_marketing")
+        source = str(form.get("import_source") or "").strip()[:200] or "unsubscribe list"
+        errors: dict[str, list[str]] = {}
+        if not isinstance(upload, UploadFile) or not upload.filename:
+            errors["file"] = [gettext("Choose the CSV file to import.")]
+        received = parse_day_field(str(form.get("import_received_on") or ""), "import_received_on", errors)
+        if errors:
+            return await self._objections_page(request, db_session, None, status_code=400, errors=errors)
+        assert isinstance(upload, UploadFile)
+        content = await upload.read()
+        try:
+            # One transaction: the controller's day is read in it too (a read before `begin` would start one).
+            async with db_session.begin():
+                rows = parse_unsubscribes(
+                    content,
+                    services_of(request.app).subject_key,
+                    default_day=received or await controller_today(db_session),
+                    scope=scope,
+                )
+                summary = await import_unsubscribes(
+                    db_session, rows, scope=scope, source=source, actor=request.user.name
+                )
+        except RegistryValidationError as exc:
+            problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
+            return await self._objections_page(request, db_session, None, status_code=400, errors={"file": problems})
+        await services_of(request.app).objections.refresh_now()
+        counts = {"rows": summary.rows, "recorded": summary.recorded, "already": summary.already_in_force}
+        return await self._objections_page(request, db_session, None, notice=gettext(IMPORTED) % counts)
 
     @post("/objections/{objection_id:int}/withdraw", opt=requires("registry:write"))
     async def withdraw(
@@ -194,12 +180,14 @@ class ObjectionsUiController(UiPages):
         errors: dict[str, list[str]] = {}
         if subject:
             try:
-                answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
+                with use_locale(code):  # (the statement of what the answer cannot know, in the page's language)
+                    answer = await subject_recipients(db_session, services_of(request.app).subject_key, subject[:400])
             except RegistryValidationError as exc:
                 errors = _form_errors(exc)
-        return _page(
+        return page(
             request,
             "subject_recipients.html",
+            language=code,
             lang=code,
             status_code=400 if errors else 200,
             subject=(subject or "")[:400],

@@ -9,6 +9,7 @@ from litestar.params import FromPath, FromQuery
 from litestar.response import Redirect, Template
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from kernel.errors import NotFoundError
 from kernel.i18n import gettext
 from registry.schemas import CATEGORIES, LOCATION_KINDS, ROLES, PartyIn, PartyUpdate
 from registry.services.agreements import AgreementFilter, AgreementService
@@ -31,6 +32,8 @@ from web.ui.pages.common import (
     read_form,
     registry_today,
 )
+from web.ui.pages.removed import removed_record_page
+from web.ui.reasons import PartyNames
 from web.ui.registry_view import in_slices
 
 SPARE_LOCATION_ROWS = 3
@@ -70,14 +73,13 @@ class PartyPages(UiPages):
         today, state = await registry_today(request, db_session)
         window = expiring_days(request)
         chains = state.chains
-        by_party = state.agreements_by_party
 
         def row(key: str) -> dict[str, Any]:
             party = state.party_docs[key]
             outside = views.outside_through(key, chains)
             return {
                 "party": party,
-                "status": views.party_agreement_status(party, by_party.get(key, []), today, window),
+                "status": state.party_status(key, today, window),
                 "inside": not outside,
                 # The sub-processors that take the data outside (the party's own places speak for themselves).
                 "outside_through": [
@@ -233,7 +235,10 @@ class PartyPages(UiPages):
         key: FromPath[str],
         saved: FromQuery[str | None] = None,
     ) -> Template:
-        party = await PartyService(db_session, "").get(key)
+        try:
+            party = await PartyService(db_session, "").get(key)
+        except NotFoundError:  # removed by an import: its history and a restore action (or the 404 page)
+            return await removed_record_page(request, db_session, "party", key)
         today, state = await registry_today(request, db_session)
         agreements, _ = await AgreementService(db_session, "").search(
             AgreementFilter(party=key), MAX_AGREEMENTS_PER_PARTY, 0
@@ -252,11 +257,12 @@ class PartyPages(UiPages):
             places=views.places_by_territory(party),
             chain=views.sub_processor_chain(key, state.party_docs, today),
             agreements=agreements,
-            status=views.party_agreement_status(party, agreements, today, expiring_days(request)),
+            status=state.party_status(key, today, expiring_days(request)) if key in state.party_docs else "none",
             changes=changes,
             decisions=decisions,
             findings=findings,
             used_by=used_by,
+            party_names=PartyNames(state.party_docs),
             saved=bool(saved),
             controller=state.controller,
         )

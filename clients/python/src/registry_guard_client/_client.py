@@ -58,6 +58,7 @@ GUARD_UNREACHABLE = ReasonCode.GUARD_UNREACHABLE
 # Reason codes an integration meets when it names (or fails to name) the person whose data it shares.
 SUBJECT_OBJECTED = ReasonCode.SUBJECT_OBJECTED
 SUBJECT_REF_MISSING = ReasonCode.SUBJECT_REF_MISSING
+SUBJECT_RESTRICTED = ReasonCode.SUBJECT_RESTRICTED  # the person's processing is restricted (Art. 18)
 # A share to an international organisation (Art. 4(26)) is a transfer wherever its office is: always denied.
 RECIPIENT_INTERNATIONAL_ORGANISATION = ReasonCode.RECIPIENT_INTERNATIONAL_ORGANISATION
 CHECK_PATH = "/api/guard/check"
