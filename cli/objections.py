@@ -6,8 +6,8 @@ from pathlib import Path
 import click
 
 from cli.context import CLI_ACTOR, Context, pass_context, reported_errors
-from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
 from guard.subjects import subject_key_for
+from guard.views import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
 from kernel.calendar import controller_today
 from registry.services.objections import import_unsubscribes, parse_unsubscribes
 
