@@ -7,7 +7,7 @@ import click
 
 from cli.context import CLI_ACTOR, Context, pass_context, reported_errors
 from cli.guard import registry_subject_key
-from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
+from guard.views import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
 from kernel.calendar import controller_today
 from registry.services.objections import import_unsubscribes, parse_unsubscribes
 

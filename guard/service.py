@@ -21,7 +21,7 @@ from pydantic import AfterValidator, BaseModel, ConfigDict, Field, StringConstra
 
 from guard.fairness import SLICE
 from guard.objections import ObjectionIndex, ObjectionsUnavailable
-from guard.policy import NO_OBJECTIONS, Decision, Objections, ShareRequest, Snapshot
+from guard.policy import Snapshot
 from guard.snapshot import SnapshotRefresher, SnapshotUnavailable
 from guard.subjects import (
     SUBJECT_MAX_LENGTH,
@@ -31,6 +31,7 @@ from guard.subjects import (
     normalise_subject,
     subject_commitment,
 )
+from guard.views import NO_OBJECTIONS, Decision, Objections, ShareRequest
 from kernel import counters
 from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.settings import Settings

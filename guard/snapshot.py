@@ -33,13 +33,10 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncSession, async_sessionmaker
 
-from guard.policy import (
-    AgreementView,
-    PartyView,
-    Snapshot,
-    ruleset_name,
-)
+from guard.policy import Snapshot
 from guard.refresher import RETRY_SECONDS, ListeningRefresher
+from guard.views import AgreementView, PartyView
+from guard.vocabulary import ruleset_name
 from kernel import counters
 from kernel.calendar import controller_timezone
 from kernel.db import REGISTRY_CHANGED_CHANNEL, asyncpg_dsn, registry_revision

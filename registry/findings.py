@@ -15,18 +15,9 @@ from datetime import date
 from types import MappingProxyType
 from typing import Any
 
-from guard.policy import (
-    AgreementView,
-    LocationView,
-    PartyView,
-    Reason,
-    ReasonCode,
-    Snapshot,
-    SubProcessorLinkView,
-    direct_marketing_purposes,
-    evaluate_party,
-    published_with_activities,
-)
+from guard.policy import Snapshot, direct_marketing_purposes, evaluate_party, published_with_activities
+from guard.views import AgreementView, LocationView, PartyView, Reason, SubProcessorLinkView
+from guard.vocabulary import ReasonCode
 from registry.schemas import PartyIn, RegistryDocument
 
 DOCUMENT_RULESET = "registry-document"

@@ -17,9 +17,10 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from guard.policy import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES, ObjectionScope
 from guard.subjects import SubjectError, normalise_subject
 from guard.territory import is_iso_territory
+from guard.views import ObjectionScope
+from guard.vocabulary import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_DATA_SUBJECTS, KNOWN_PURPOSES
 from kernel.calendar import DEFAULT_TIMEZONE, calendar_today
 from kernel.text import EMAIL_PATTERN, no_nul_characters
 

@@ -13,18 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlalchemy.orm import aliased
 from sqlmodel import col
 
-from guard.policy import (
-    AgreementRecord,
-    AgreementView,
-    LocationView,
-    PartyView,
-    Snapshot,
-    SubProcessorLinkView,
-    direct_marketing_purposes,
-    published_with_activities,
-    ruleset_name,
-)
+from guard.policy import Snapshot, direct_marketing_purposes, published_with_activities
 from guard.snapshot import RegistryDelta, RegistryIndex
+from guard.views import AgreementRecord, AgreementView, LocationView, PartyView, SubProcessorLinkView
+from guard.vocabulary import ruleset_name
 from kernel.db import registry_revision
 from registry.models import Agreement, ControllerProfile, Location, Party, SubProcessorLink
 

@@ -12,7 +12,7 @@ from uuid import UUID
 
 from litestar.openapi.datastructures import ResponseSpec
 
-from guard.policy import ReasonCode
+from guard.vocabulary import ReasonCode
 from registry.schemas import AgreementKind, Clause, LegalBasis, LocationKind, PartyCategory, Renewal, Role
 
 

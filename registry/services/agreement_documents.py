@@ -161,7 +161,7 @@ def undocumented_findings(doc: "RegistryDocument", on_file: set[str] | None, tod
     database (a registry file checked alone), where a dpa without any `document` reference is the finding.
     A finding, not a guard refusal: see the docstring of registry/findings.py.
     """
-    from guard.policy import AgreementView
+    from guard.views import AgreementView
 
     active = {p.key for p in doc.parties if p.active}
     findings = []

@@ -19,8 +19,8 @@ from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from guard.objections import OBJECTION_WRITE_LOCK_ID, OBJECTIONS_CHANGED_CHANNEL
-from guard.policy import OBJECTION_SCOPES
 from guard.subjects import SubjectError, SubjectKey
+from guard.views import OBJECTION_SCOPES
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from ledger.entries import format_timestamp
 from registry.models.objection import Objection

@@ -16,8 +16,11 @@ from typing import Any
 from fideslang.default_taxonomy import DEFAULT_TAXONOMY
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.policy import PartyView, ReasonCode, Snapshot, covers, evaluate_party, walk_chain
+from guard.places import walk_chain
+from guard.policy import Snapshot, evaluate_party
 from guard.territory import TerritoryStatus, territory_name
+from guard.views import PartyView
+from guard.vocabulary import ReasonCode, covers
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from kernel.i18n import N_, country_name, current, gettext
 from registry.models import ControllerProfile

@@ -20,8 +20,10 @@ from sqlalchemy import select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
-from guard.policy import AgreementView, PartyView, Snapshot, walk_chain
+from guard.places import walk_chain
+from guard.policy import Snapshot
 from guard.territory import TerritoryStatus, classify_territory, territory_name
+from guard.views import AgreementView, PartyView
 from kernel.calendar import calendar_today, zone_or_default
 from kernel.errors import FieldError, RegistryValidationError
 from kernel.i18n import N_, current, gettext

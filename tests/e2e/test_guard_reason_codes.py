@@ -10,7 +10,7 @@ import pytest
 from litestar import Litestar
 from litestar.testing import AsyncTestClient
 
-from guard.policy import RULES_VERSION, ReasonCode
+from guard.vocabulary import RULES_VERSION, ReasonCode
 from tests.conftest import bearer, load_document, make_key
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES

@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pytest
 
-from guard.policy import ReasonCode
+from guard.vocabulary import ReasonCode
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 GENERATOR = Path(sys.executable).parent / "openapi-python-client"

@@ -6,7 +6,7 @@ from datetime import datetime
 
 import pytest
 
-from guard.policy import Reason
+from guard.views import Reason
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 

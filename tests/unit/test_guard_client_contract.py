@@ -13,7 +13,7 @@ import pytest
 from registry_guard_client import ReasonCode
 from registry_guard_client._client import DEFAULT_RETRY_WAIT, Decision, _decision, _retry_wait
 
-from guard.policy import ReasonCode as PolicyReasonCode
+from guard.vocabulary import ReasonCode as PolicyReasonCode
 
 DOCUMENT = json.loads((Path(__file__).resolve().parents[2] / "clients" / "openapi.json").read_text(encoding="utf-8"))
 SCHEMAS = DOCUMENT["components"]["schemas"]

@@ -5,14 +5,7 @@ from datetime import date, timedelta
 
 import pytest
 
-from guard.policy import (
-    ART28_CLAUSES,
-    RULES_VERSION,
-    SubProcessorLinkView,
-    decide,
-    evaluate_party,
-    ruleset_name,
-)
+from guard.policy import decide, evaluate_party
 from guard.territory import (
     OUTSIDE_EEA_NAMED_PARTS,
     SOURCES,
@@ -22,6 +15,8 @@ from guard.territory import (
     is_iso_territory,
     territory_enclosures,
 )
+from guard.views import SubProcessorLinkView
+from guard.vocabulary import ART28_CLAUSES, RULES_VERSION, ruleset_name
 from registry.schemas import RegistryDocument
 from registry.services.findings import document_findings
 from tests.unit.test_policy import (

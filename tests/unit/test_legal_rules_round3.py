@@ -11,19 +11,9 @@ from datetime import date, timedelta
 import pytest
 from pydantic import ValidationError
 
-from guard.policy import (
-    ART28_CLAUSES,
-    KNOWN_DATA_CATEGORIES,
-    KNOWN_PURPOSES,
-    REQUIRED_AGREEMENT_KIND,
-    PartyView,
-    ReasonCode,
-    ShareRequest,
-    Snapshot,
-    SubProcessorLinkView,
-    decide,
-    evaluate_party,
-)
+from guard.policy import Snapshot, decide, evaluate_party
+from guard.views import PartyView, ShareRequest, SubProcessorLinkView
+from guard.vocabulary import ART28_CLAUSES, KNOWN_DATA_CATEGORIES, KNOWN_PURPOSES, REQUIRED_AGREEMENT_KIND, ReasonCode
 from registry.findings import blocks, finding, snapshot_findings
 from registry.schemas import PartyIn, SubProcessorLinkIn
 from registry.services.agreement_documents import undocumented_finding

@@ -7,7 +7,10 @@ from datetime import date, timedelta
 
 import pytest
 
-from guard.policy import (
+from guard.agreements import _coverage, _why_not_in_force
+from guard.policy import Snapshot, decide, evaluate_party, objection_covers
+from guard.views import AgreementView, Decision, LocationView, PartyView, Reason, ShareRequest, SubProcessorLinkView
+from guard.vocabulary import (
     ART28_CLAUSE_LETTERS,
     ART28_CLAUSES,
     KNOWN_DATA_CATEGORIES,
@@ -15,22 +18,9 @@ from guard.policy import (
     KNOWN_PURPOSES,
     REQUIRED_AGREEMENT_KIND,
     SPECIAL_CATEGORY_ROOTS,
-    AgreementView,
-    Decision,
-    LocationView,
-    PartyView,
-    Reason,
     ReasonCode,
-    ShareRequest,
-    Snapshot,
-    SubProcessorLinkView,
-    _coverage,
-    _why_not_in_force,
     covers,
-    decide,
-    evaluate_party,
     is_special_category,
-    objection_covers,
 )
 
 TODAY = date(2026, 11, 25)
@@ -1454,7 +1444,7 @@ def test_a_purpose_of_an_activity_marked_direct_marketing_is_direct_marketing_wi
 
 
 def test_an_unsubscribe_covers_a_direct_marketing_activitys_purpose_and_a_share_naming_no_one_is_refused():
-    from guard.policy import NO_OBJECTIONS
+    from guard.views import NO_OBJECTIONS
 
     snapshot = replace(clean_snapshot(), direct_marketing_purposes=frozenset({"essential.service"}))
     refused = decide(request(subject_ref=OBJECTOR), snapshot, TODAY, objections={OBJECTOR: ("direct_marketing",)})

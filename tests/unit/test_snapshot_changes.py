@@ -2,8 +2,9 @@
 
 from datetime import date
 
-from guard.policy import LocationView, PartyView, Snapshot, SubProcessorLinkView
+from guard.policy import Snapshot
 from guard.snapshot import RegistryDelta, apply_delta, dependents, index_of
+from guard.views import LocationView, PartyView, SubProcessorLinkView
 
 DAY = date(2026, 11, 28)
 

@@ -7,7 +7,6 @@ import stat
 
 import pytest
 
-from guard.policy import ShareRequest
 from guard.service import logged_request, pseudonymised
 from guard.subjects import (
     SubjectError,
@@ -18,6 +17,7 @@ from guard.subjects import (
     subject_commitment,
     subject_key_for,
 )
+from guard.views import ShareRequest
 from kernel.settings import Settings, SettingsError
 from web.access_log import redacted_path_with_query
 

@@ -7,7 +7,7 @@ from typing import Any
 
 import yaml
 
-from guard.policy import ReasonCode
+from guard.vocabulary import ReasonCode
 from kernel import i18n
 from registry.findings import snapshot_from_document
 from registry.services.registry_document import parse_document

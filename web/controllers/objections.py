@@ -9,7 +9,7 @@ from litestar.di import NamedDependency
 from litestar.params import JSONBody, Parameter, QueryParameter
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
+from guard.views import OBJECTION_SCOPE_DIRECT_MARKETING, ObjectionScope
 from kernel.calendar import controller_today
 from kernel.errors import FieldError, RegistryValidationError
 from kernel.i18n import gettext

@@ -11,7 +11,7 @@ from fideslang import DEFAULT_TAXONOMY
 from litestar.datastructures import FormMultiDict
 from pydantic import ValidationError
 
-from guard.policy import ART28_CLAUSE_LETTERS, ART28_CLAUSES, SPECIAL_CATEGORY_ROOTS, covers
+from guard.vocabulary import ART28_CLAUSE_LETTERS, ART28_CLAUSES, SPECIAL_CATEGORY_ROOTS, covers
 from kernel.errors import FieldError, pydantic_field_errors
 from kernel.i18n import N_, _
 from registry.schemas import agreement_term_problems

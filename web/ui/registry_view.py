@@ -21,8 +21,9 @@ from litestar import Request
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.policy import AgreementView, PartyView, Snapshot, evaluate_party
+from guard.policy import Snapshot, evaluate_party
 from guard.snapshot import SnapshotUnavailable
+from guard.views import AgreementView, PartyView
 from registry.findings import finding
 from registry.models.controller import ControllerProfile
 from registry.services.documents import controller_document, link_columns, load_registry

@@ -8,18 +8,11 @@ from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import Any
 
-from guard.policy import (
-    REQUIRED_AGREEMENT_KIND,
-    AgreementView,
-    LocationView,
-    PartyView,
-    ReasonCode,
-    Snapshot,
-    SubProcessorLinkView,
-    evaluate_party,
-    walk_chain,
-)
+from guard.places import walk_chain
+from guard.policy import Snapshot, evaluate_party
 from guard.territory import is_inside_eea, is_iso_territory, territory_name
+from guard.views import AgreementView, LocationView, PartyView, SubProcessorLinkView
+from guard.vocabulary import REQUIRED_AGREEMENT_KIND, ReasonCode
 from kernel.calendar import calendar_today
 from kernel.i18n import N_, country_name
 

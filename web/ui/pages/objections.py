@@ -15,7 +15,7 @@ from litestar.response import Redirect, Template
 from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.policy import OBJECTION_SCOPE_DIRECT_MARKETING
+from guard.views import OBJECTION_SCOPE_DIRECT_MARKETING
 from kernel.calendar import controller_today
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_, gettext, use_locale
