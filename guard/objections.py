@@ -15,7 +15,6 @@ is withdrawn.
 """
 
 import asyncio
-import contextlib
 import logging
 import time
 from collections.abc import Sequence
@@ -24,15 +23,13 @@ from typing import Any
 
 import asyncpg
 
-from kernel.tasks import cancel_and_wait, close_listening, open_listening
+from guard.refresher import ListeningRefresher
 
 log = logging.getLogger(__name__)
 
 OBJECTIONS_CHANGED_CHANNEL = "objections_changed"
 # Shared with registry/services/objections.py: objection writes take turns, so `change_seq` follows commit order.
 OBJECTION_WRITE_LOCK_ID = 7_411_028_019
-RETRY_SECONDS = 0.5
-CHECKS_PER_AGE_BOUND = 3
 ROWS_PER_FETCH = 5000
 
 RESTRICTIONS_CHANGED_CHANNEL = "restrictions_changed"
@@ -80,30 +77,29 @@ class ObjectionsUnavailable(Exception):
     """The index cannot be trusted to hold every objection (or restriction) now."""
 
 
-class ObjectionIndex:
+class ObjectionIndex(ListeningRefresher):
     """This instance's objections (or, over `RESTRICTIONS`, restrictions) by subject digest; `scopes` is what the
     policy reads (guard/policy.py `Objections`). Changes are applied in place between awaits, so a check never
-    sees half a change."""
+    sees half a change. Kept current by guard/refresher.py's loop; its position is the newest change number."""
 
     def __init__(
         self, dsn: str, *, max_age_seconds: float, poll_seconds: float, table: IndexedTable = OBJECTIONS
     ) -> None:
-        self._dsn = dsn
+        super().__init__(
+            dsn,
+            table.channel,
+            max_age_seconds=max_age_seconds,
+            poll_seconds=poll_seconds,
+            server_settings={"application_name": table.application_name, "statement_timeout": "30000"},
+        )
+        self.what = f"{table.name} index"
         self.table = table
-        self.max_age_seconds = max_age_seconds
-        self.poll_seconds = poll_seconds
         self.scopes: dict[str, list[str]] = {}
         # Each entry in force by id, with the digest and scope it was indexed under: an entry whose digest was
         # replaced when it went out of force (an erasure) is still taken out where it was put.
         self._active: dict[int, tuple[str, str]] = {}
         self.last_change = 0
-        self.confirmed_at: float | None = None
-        self.last_error: str | None = None
         self.loads = 0
-        self._connection: asyncpg.Connection | None = None
-        self._changed = asyncio.Event()
-        self._lost = False
-        self._task: asyncio.Task[None] | None = None
         self._reading = asyncio.Lock()  # one read at a time on the listening connection
 
     # --- State ---------------------------------------------------------------------------------------
@@ -111,16 +107,14 @@ class ObjectionIndex:
     def __len__(self) -> int:
         return len(self._active)
 
+    def position(self) -> int | None:
+        return None if self.confirmed_at is None else self.last_change
+
     def usable(self) -> dict[str, list[str]]:
         """The objections to decide on, or ObjectionsUnavailable when they may be missing some."""
-        if self.confirmed_at is None:
-            raise ObjectionsUnavailable(f"the guard has not loaded the {self.table.name} yet")
-        age = time.monotonic() - self.confirmed_at
-        if age > self.max_age_seconds:
-            raise ObjectionsUnavailable(
-                f"the {self.table.name} index is {age:.1f} s old and could not be confirmed as current since "
-                f"(bound: {self.max_age_seconds:g} s)"
-            )
+        stale = self.staleness()
+        if stale is not None:
+            raise ObjectionsUnavailable(stale)
         return self.scopes
 
     def describe(self) -> dict[str, Any]:
@@ -159,8 +153,7 @@ class ObjectionIndex:
         """Catch up at once (after this instance wrote an objection, so that it is obeyed before the write is
         answered); a failure is logged, and the background loop catches up within the bound."""
         try:
-            connection = self._connection
-            await self.catch_up(connection if connection is not None and not connection.is_closed() else None)
+            await self.catch_up(self._listener if self.listening else None)
         except Exception as exc:
             log.warning("%s index could not catch up after a write: %s", self.table.name, exc)
 
@@ -178,9 +171,8 @@ class ObjectionIndex:
         except Exception as exc:
             self.last_error = f"{type(exc).__name__}: {exc}"
             raise
-        self.confirmed_at = started
-        self.last_error = None
         self.loads += 1
+        self._confirmed_at(started)
 
     async def _read_changes(self, connection: asyncpg.Connection) -> None:
         async with connection.transaction(readonly=True):
@@ -196,75 +188,11 @@ class ObjectionIndex:
                     break
                 self.apply([tuple(row) for row in rows])
 
-    # --- Listening -------------------------------------------------------------------------------------
+    # --- Listening (guard/refresher.py runs the loop) ----------------------------------------------------
 
-    def _on_notice(self, *_: Any) -> None:
-        self._changed.set()
+    async def _load_first(self) -> None:
+        await self.catch_up(self._listener if self.listening else None)
 
-    def _on_termination(self, *_: Any) -> None:
-        log.warning("%s change listener lost its connection", self.table.name)
-        self._lost = True
-        self._changed.set()
-
-    async def _connect(self) -> None:
-        self._connection = await open_listening(
-            self._dsn,
-            self.table.channel,
-            self._on_notice,
-            self._on_termination,
-            {"application_name": self.table.application_name, "statement_timeout": "30000"},
-        )
-        self._lost = False
-
-    async def _disconnect(self) -> None:
-        connection, self._connection = self._connection, None
-        await close_listening(connection, self._on_termination)
-
-    async def start(self) -> None:
-        """Listen, then load every objection in force before serving; the loop keeps trying if that fails."""
-        with contextlib.suppress(Exception):
-            await self._connect()
-        try:
-            await self.catch_up(self._connection)
-        except Exception:
-            log.exception("could not load the %s at start-up; checks naming a subject answer 503", self.table.name)
-        self._task = asyncio.create_task(self._run(), name=f"guard-{self.table.name}-index")
-
-    async def stop(self) -> None:
-        await cancel_and_wait(self._task)
-        self._task = None
-        await self._disconnect()
-
-    async def _run(self) -> None:
-        failing: str | None = None  # the class of the failure last logged: an outage is one line, not one a retry
-        while True:
-            try:
-                await self._step()
-            except asyncio.CancelledError:
-                raise
-            except Exception as exc:  # never let the index die: it would silently go stale
-                if type(exc).__name__ != failing:
-                    failing = type(exc).__name__
-                    log.warning(
-                        "%s index refresh failed: %s (retrying quietly while it fails so)", self.table.name, exc
-                    )
-                await asyncio.sleep(RETRY_SECONDS)
-            else:
-                if failing is not None:
-                    log.info("objection index refresh works again")
-                    failing = None
-
-    async def _step(self) -> None:
-        if self._connection is None or self._connection.is_closed() or self._lost:
-            await self._disconnect()
-            await self._connect()  # (raises to `_run`, which retries after a pause)
-            self._changed.set()  # notices sent while no one listened are lost: catch up now
-        every = min(self.poll_seconds, self.max_age_seconds / CHECKS_PER_AGE_BOUND)
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(self._changed.wait(), timeout=every)
-        # Cleared before reading: a notice during the read causes one more, so the last write is always seen.
-        self._changed.clear()
-        if self._lost:
-            return
+    async def _refresh(self) -> None:
         # The listening connection serves the reads too: it is idle between notices.
-        await self.catch_up(self._connection)
+        await self.catch_up(self._listener if self.listening else None)
