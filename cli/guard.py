@@ -13,20 +13,25 @@ import asyncpg
 import click
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from cli.context import EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
+from cli.context import EXIT_BAD_INPUT, EXIT_DATABASE_UNAVAILABLE, Context, pass_context, reported_errors
 from cli.output import echo_json, json_option, stages
 from guard.service import GuardUnavailable, parse_share_request
+from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key
 from kernel.db import asyncpg_dsn
-from ledger.append import driver_connection
+from ledger.append import driver_connection, writer_origin
 from ledger.checkpoint import CheckpointError, Verifier
+from ledger.evidence import EvidenceAlarm, open_alarms, raise_alarm, resolve_alarms
 from ledger.seal import (
     CheckpointRefused,
+    CheckpointWithheld,
+    WrittenCheckpoint,
     checkpoints_in_folder,
     hand_to_witnesses,
     signer_for,
     signing_key_file,
     stored_checkpoints,
     verifier_for,
+    witnessed_in_folder,
     write_checkpoint,
 )
 from ledger.verify import KnownCheckpoint, VerifyResult, verify_log
@@ -133,18 +138,63 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
     """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
     settings = context.settings
     signer = signer_for(settings)
+    witness_folder = folder or settings.checkpoint_dir
+
+    async def work(connection: asyncpg.Connection) -> tuple[WrittenCheckpoint, list[str]]:
+        try:
+            written = await write_checkpoint(connection, signer, witnessed_in_folder(witness_folder, signer.verifier))
+            problems = await hand_to_witnesses(written, witness_folder, settings.checkpoint_witness_url)
+        except CheckpointRefused as exc:  # evidence: every guard fails closed until an operator resolves it
+            await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin(_caller()))
+            raise
+        return written, problems
+
     try:
-        written = _on_connection(context, lambda connection: write_checkpoint(connection, signer))
+        written, problems = _on_connection(context, work)
     except CheckpointRefused as exc:
         click.echo(f"checkpoint refused: {exc}", err=True)
+        click.echo("the guard fails closed until an operator resolves it: registry guard resolve-alarms", err=True)
         sys.exit(1)
-    problems = asyncio.run(
-        hand_to_witnesses(written, folder or settings.checkpoint_dir, settings.checkpoint_witness_url)
-    )
+    except CheckpointWithheld as exc:
+        click.echo(f"no checkpoint signed: {exc}", err=True)
+        sys.exit(1)
     click.echo(written.note, nl=False)
     for problem in problems:
         click.echo(f"warning: not handed over to {problem}", err=True)
     sys.exit(1 if problems else 0)
+
+
+def _alarm_lines(alarms: list[EvidenceAlarm]) -> list[str]:
+    return [f"#{a.id} raised {a.raised_at:%Y-%m-%d %H:%M:%S %Z} by {a.raised_by}: {a.problem}" for a in alarms]
+
+
+@guard_group.command("alarms")
+@pass_context
+def alarms_command(context: Context) -> None:
+    """List the open tampering alarms (while there is one, every guard fails closed); exit 1 if any."""
+    alarms = _on_connection(context, open_alarms)
+    for line in _alarm_lines(alarms):
+        click.echo(line)
+    if not alarms:
+        click.echo("no open tampering alarm")
+    sys.exit(1 if alarms else 0)
+
+
+@guard_group.command("resolve-alarms")
+@click.option("--note", required=True, help="what was found and done (kept beside each alarm, with your name)")
+@pass_context
+def resolve_alarms_command(context: Context, note: str) -> None:
+    """Resolve every open tampering alarm, once the evidence is looked into (the log restored, or its loss
+    recorded): the guards answer again and a writer whose chain was cut starts a new one. The alarms stay on
+    record with who resolved them, when and why."""
+    if not note.strip():
+        click.echo("error: --note: say what was found and done", err=True)
+        sys.exit(2)
+    resolved = _on_connection(context, lambda connection: resolve_alarms(connection, _caller(), note.strip()))
+    for line in _alarm_lines(resolved):
+        click.echo(f"resolved {line}")
+    if not resolved:
+        click.echo("no open tampering alarm")
 
 
 @guard_group.command("public-key")
@@ -152,6 +202,18 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
 def public_key_command(context: Context) -> None:
     """Print the log's verifier key (C2SP signed-note form), creating the signing key on first use."""
     click.echo(signer_for(context.settings).verifier.text())
+
+
+def registry_subject_key(context: Context) -> SubjectKey:
+    """The registry's subject key, held to the fingerprint its database records; exit 2 saying how to provision
+    it when this host has none or another."""
+    try:
+        return _on_connection(
+            context, lambda connection: shared_subject_key(connection, context.settings, writer_origin(_caller()))
+        )
+    except SubjectKeyError as exc:
+        click.echo(f"error: {exc}", err=True)
+        sys.exit(2)
 
 
 def _caller() -> str:
@@ -213,6 +275,9 @@ def check_command(
         except GuardUnavailable as exc:  # fail closed, and say why: no answer is an allow
             click.echo(f"error: the guard cannot decide now: {exc}", err=True)
             sys.exit(EXIT_DATABASE_UNAVAILABLE)
+        except SubjectKeyError as exc:  # this host has not the registry's subject key
+            click.echo(f"error: {exc}", err=True)
+            sys.exit(EXIT_BAD_INPUT)
     click.echo(json.dumps(answer, indent=2, ensure_ascii=False))
     sys.exit(0 if answer["allowed"] else 1)
 

@@ -94,6 +94,10 @@ def serve(context: Context, host: str | None, port: int | None, workers: int, ne
     url = context.create_or_open_database(new=new)
     with reported_errors():
         token = prepare_database(url, context.settings)
+    # Before any worker starts: an instance without the registry's subject key refuses to (exit 2, saying why).
+    from cli.guard import registry_subject_key
+
+    registry_subject_key(context)
     if token:
         click.echo("An admin API key was created for this registry. It is shown only this once:", err=True)
         click.echo(f"  {token}", err=True)
@@ -116,7 +120,15 @@ def serve(context: Context, host: str | None, port: int | None, workers: int, ne
         log_level="info",
         log_config=logging_dict(context.settings.log_format),  # one format for every line (kernel/logs.py)
         access_log=False,  # the app writes its own (web/access_log.py)
+        **forwarded_header_options(context.settings.trusted_proxies),
     )
+
+
+def forwarded_header_options(trusted_proxies: str) -> dict[str, Any]:
+    """Uvicorn's handling of X-Forwarded-* headers: believed only from the proxies configured. (Uvicorn's own
+    default believes them from 127.0.0.1, so any local process could pick the address the throttle counts.)"""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or "127.0.0.1"}
 
 
 def _metrics_directory() -> None:

@@ -6,7 +6,7 @@ from pathlib import Path
 import click
 
 from cli.context import CLI_ACTOR, Context, pass_context, reported_errors
-from guard.subjects import subject_key_for
+from cli.guard import registry_subject_key
 from guard.views import OBJECTION_SCOPE_DIRECT_MARKETING, OBJECTION_SCOPES
 from kernel.calendar import controller_today
 from registry.services.objections import import_unsubscribes, parse_unsubscribes
@@ -39,7 +39,7 @@ def import_objections(context: Context, file: Path, scope: str, source: str, rec
     a mail tool's unsubscribe export); all rows or none. Running guards obey them within their snapshot bound."""
     with reported_errors():
         day = received_on.date() if received_on is not None else context.run(controller_today)
-        rows = parse_unsubscribes(file.read_bytes(), subject_key_for(context.settings), default_day=day, scope=scope)
+        rows = parse_unsubscribes(file.read_bytes(), registry_subject_key(context), default_day=day, scope=scope)
         summary = context.run(lambda s: import_unsubscribes(s, rows, scope=scope, source=source, actor=CLI_ACTOR))
     click.echo(
         f"{summary.rows} rows: {summary.recorded} objections recorded, {summary.already_in_force} already in force"

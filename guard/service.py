@@ -36,8 +36,10 @@ from kernel import counters
 from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.settings import Settings
 from kernel.text import no_nul_characters
-from ledger.append import DecisionLogWriter
+from ledger.append import ChainTampered, DecisionLogWriter
 from ledger.entries import DecisionEntry, format_timestamp, new_decision_id
+from ledger.evidence import EvidenceWatch
+from ledger.seal import ProofService
 
 log = logging.getLogger(__name__)
 
@@ -283,8 +285,17 @@ def decide_and_record(
     return answers, entries
 
 
+# How long a check waits for the snapshot to catch up with a revision a notice announced, before failing closed.
+NOTICE_WAIT_SECONDS = 2.0
+
+
 def _log_unavailable(exc: BaseException) -> GuardUnavailable:
     log.warning("decision log unavailable, failing closed: %s", exc)
+    if isinstance(exc, ChainTampered):
+        return GuardUnavailable(
+            f"the decision log shows evidence of tampering ({exc}); an operator must resolve it"
+            " (registry guard resolve-alarms)"
+        )
     return GuardUnavailable("the decision log cannot be written")
 
 
@@ -301,12 +312,21 @@ class GuardRuntime:
     # Data subjects: the objections and restrictions decided on, and the key identifiers are digested with.
     objections: ObjectionIndex
     subject_key: SubjectKey
+    # Evidence of tampering with the decision log: while an alarm is open, every check fails closed.
+    evidence: EvidenceWatch | None = None
+    # Receipts and consistency proofs, built off the event loop.
+    proofs: ProofService | None = None
     restrictions: ObjectionIndex | None = None
 
     def _decided(
         self, requests: Sequence[ShareRequest], caller: str, request_id: str | None, trial: bool = False
     ) -> tuple[list[dict[str, Any]], list[DecisionEntry]]:
         """The answers and log entries of `requests` on the snapshot usable now (GuardUnavailable if none is)."""
+        if self.evidence is not None and self.evidence.problem is not None:
+            raise GuardUnavailable(
+                f"the decision log shows evidence of tampering ({self.evidence.problem}); an operator must resolve"
+                " it (registry guard resolve-alarms)"
+            )
         try:
             loaded = self.snapshots.usable()
         except SnapshotUnavailable as exc:
@@ -340,6 +360,10 @@ class GuardRuntime:
     ) -> list[dict[str, Any]]:
         """The answers to requests that have parsed, in order, each logged durably before it is returned
         (`request_id`: the HTTP request's id, recorded in each entry; `trial`: the try-a-share page's)."""
+        if self.snapshots.behind():
+            # Told the registry moved: wait for the snapshot to catch up (a few ms) rather than decide on the
+            # old one; still behind after the wait, `usable` fails the check closed.
+            await self.snapshots.wait_for(self.snapshots.noticed_revision, NOTICE_WAIT_SECONDS)
         if len(requests) > SLICE:
             return await self._decide_in_slices(requests, caller, request_id)
         answers, entries = self._decided(requests, caller, request_id, trial)
@@ -362,6 +386,8 @@ class GuardRuntime:
         appends: list[asyncio.Task[list[int]]] = []
         try:
             for start in range(0, len(requests), SLICE):
+                if self.snapshots.behind():
+                    await self.snapshots.wait_for(self.snapshots.noticed_revision, NOTICE_WAIT_SECONDS)
                 slice_answers, entries = self._decided(requests[start : start + SLICE], caller, request_id)
                 answers += slice_answers
                 if appends:

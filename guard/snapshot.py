@@ -266,6 +266,8 @@ class SnapshotRefresher(ListeningRefresher):
         self.applied = 0  # runs of changes applied without a full reload
         self._reloaded_at = -math.inf
         self._full_wanted = False
+        # The highest registry revision a notice has announced: once told, the guard decides on nothing older.
+        self.noticed_revision = 0
         self._unconfirmed = False
 
     # --- State -------------------------------------------------------------------------------------
@@ -285,6 +287,11 @@ class SnapshotRefresher(ListeningRefresher):
         loaded = self.current
         if loaded is None:
             raise SnapshotUnavailable("the guard has not loaded the registry yet")
+        if loaded.revision < self.noticed_revision:
+            raise SnapshotUnavailable(
+                f"the registry moved to revision {self.noticed_revision}; the guard's snapshot holds"
+                f" {loaded.revision} and has not caught up yet"
+            )
         age = time.monotonic() - loaded.confirmed_at
         if age > self.max_age_seconds:
             raise SnapshotUnavailable(
@@ -310,6 +317,11 @@ class SnapshotRefresher(ListeningRefresher):
             "reloads": self.reloads,
             "changes_applied": self.applied,
         }
+
+    def behind(self) -> bool:
+        """A notice announced a revision the snapshot does not hold yet."""
+        current = self.current
+        return current is not None and current.revision < self.noticed_revision
 
     # --- Loading -----------------------------------------------------------------------------------
 
@@ -426,6 +438,9 @@ class SnapshotRefresher(ListeningRefresher):
         # one was sent by hand (an operator, a script): what changed is unknown, so everything is read again.
         if not _REVISION_NOTICE.match(payload):
             self._full_wanted = True
+        else:
+            # From now on no check is decided on an older snapshot (GuardRuntime.decide waits for the catch-up).
+            self.noticed_revision = max(self.noticed_revision, int(payload[1:].split(" ", 1)[0]))
 
     def _lost(self) -> None:
         # Changes made while no one listens go unseen: the snapshot is unconfirmed until the next reload.

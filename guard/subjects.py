@@ -18,6 +18,8 @@ import unicodedata
 from pathlib import Path
 from typing import Any
 
+from kernel.secret_files import create_or_read
+
 # Longer than any e-mail address (RFC 5321: 254) or customer number; past it the input is no identifier.
 SUBJECT_MAX_LENGTH = 320
 KEY_FILE_NAME = "subject.key"
@@ -69,26 +71,35 @@ class SubjectKey:
         """The hex digest of an identifier as given (normalised first); SubjectError if it names no one."""
         return self.digest_normalised(normalise_subject(identifier))
 
+    def fingerprint(self) -> str:
+        """What the database records of the key (`guard_subject_key`): an HMAC of a fixed text holding a
+        control character, which no identifier can (`normalise_subject` refuses them), so it is no subject's
+        digest, and tells nothing of the key."""
+        return hmac.new(self._key, FINGERPRINT_TEXT, hashlib.sha256).hexdigest()
+
+
+FINGERPRINT_TEXT = b"\x00offix-registry subject key fingerprint v1"
+
+
+class SubjectKeyError(RuntimeError):
+    """This instance has not the registry's subject key (none, or another one): it must not start, or it would
+    digest identifiers no objection matches and allow what another instance denies."""
+
 
 def subject_key_file(settings: Any) -> Path:
     return settings.subject_key_file or settings.data_dir / KEY_FILE_NAME
 
 
-def load_or_create_key_file(path: Path) -> bytes:
-    """The key in `path` (hex), created there with mode 0600 if there is none yet."""
+def load_or_create_key_file(path: Path, *, create: bool = True) -> bytes:
+    """The key in `path` (hex), created there with mode 0600 if there is none yet (SubjectKeyError instead
+    when not `create`)."""
     try:
         text = path.read_text(encoding="ascii")
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
-        text = secrets.token_hex(KEY_BYTES) + "\n"
-        try:
-            # O_EXCL: two processes starting at once must not each write a key of their own.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            text = path.read_text(encoding="ascii")
-        else:
-            with os.fdopen(descriptor, "w", encoding="ascii") as file:
-                file.write(text)
+        if not create:
+            raise SubjectKeyError(f"there is no subject key file at {path}") from None
+        # Two processes starting at once must not each keep a key of their own, nor read the other's half-written.
+        text = create_or_read(path, (secrets.token_hex(KEY_BYTES) + "\n").encode()).decode("ascii", "replace")
     try:
         key = bytes.fromhex(text.strip())
     except ValueError:
@@ -98,12 +109,51 @@ def load_or_create_key_file(path: Path) -> bytes:
     return key
 
 
-def subject_key_for(settings: Any) -> SubjectKey:
-    """REGISTRY_SUBJECT_KEY when set (every instance of one registry must share it), else the key file."""
+def subject_key_for(settings: Any, *, create: bool = True) -> SubjectKey:
+    """REGISTRY_SUBJECT_KEY when set (every instance of one registry must share it), else the key file (created
+    if there is none and `create`). Held to the registry's fingerprint by `shared_subject_key`."""
     secret = settings.subject_key
     if secret is not None:
         return SubjectKey(secret.get_secret_value().encode())
-    return SubjectKey(load_or_create_key_file(subject_key_file(settings)))
+    return SubjectKey(load_or_create_key_file(subject_key_file(settings), create=create))
+
+
+def _provisioning(settings: Any) -> str:
+    return (
+        f"give every instance the registry's key: the same REGISTRY_SUBJECT_KEY, or a copy of the first instance's"
+        f" key file at {subject_key_file(settings)} (README, 'The subject key')"
+    )
+
+
+async def shared_subject_key(connection: Any, settings: Any, created_by: str) -> SubjectKey:
+    """This instance's subject key, held to the fingerprint the registry's database records (asyncpg
+    `connection`): the first instance of a registry records its key's; every other must have the same key.
+    SubjectKeyError when it has none (a key file is never made while the database knows a key) or another."""
+    recorded = await connection.fetchval("SELECT fingerprint FROM guard_subject_key WHERE id = 1")
+    if recorded is None:
+        key = subject_key_for(settings)
+        # Two instances starting at once on a new registry: one fingerprint is recorded, the other refused.
+        await connection.execute(
+            "INSERT INTO guard_subject_key (id, fingerprint, created_at, created_by) VALUES (1, $1, now(), $2)"
+            " ON CONFLICT (id) DO NOTHING",
+            key.fingerprint(),
+            created_by[:200],
+        )
+        recorded = await connection.fetchval("SELECT fingerprint FROM guard_subject_key WHERE id = 1")
+    else:
+        try:
+            key = subject_key_for(settings, create=False)
+        except SubjectKeyError as exc:
+            raise SubjectKeyError(
+                f"this registry's subject key (fingerprint {recorded[:16]}…) is not here: {exc};"
+                f" {_provisioning(settings)}"
+            ) from None
+    if key.fingerprint() != recorded:
+        raise SubjectKeyError(
+            f"this instance's subject key (fingerprint {key.fingerprint()[:16]}…) is not the registry's"
+            f" (fingerprint {recorded[:16]}…): objections would not match; {_provisioning(settings)}"
+        )
+    return key
 
 
 SALT_BYTES = 16

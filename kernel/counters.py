@@ -45,6 +45,13 @@ CHECK_SECONDS = Histogram(
     "Time from a guard check's (or batch's) body to its answer: decision and decision-log commit included",
     buckets=CHECK_SECONDS_BUCKETS,
 )
+EVIDENCE_ALARMS = Counter(
+    "guard_evidence_alarms",
+    "Evidence of decision-log tampering found (the guard then fails closed): ledger/evidence.py",
+)
+REFUSED_CHECKPOINTS = Counter(
+    "guard_checkpoints_refused", "Checkpoints refused: the log no longer extends its last checkpoint or a witness's"
+)
 SNAPSHOT_RELOADS = Counter("guard_snapshot_reloads", "Full reloads of the guard's registry snapshot")
 SNAPSHOT_CHANGES = Counter(
     "guard_snapshot_changes_applied", "Runs of registry changes applied to the snapshot without a full reload"

@@ -134,7 +134,8 @@ async def notify_registry_changed(
             text("DELETE FROM registry_change WHERE revision <= :oldest"), {"oldest": revision - CHANGES_KEPT}
         )
     await session.execute(
-        text("SELECT pg_notify(:channel, :payload)"),
+        # (marked as announced: the registry tables' triggers then send no notice of their own, migration 0018)
+        text("SELECT pg_notify(:channel, :payload), set_config('registry.change_announced', 'on', true)"),
         {"channel": REGISTRY_CHANGED_CHANNEL, "payload": f"r{revision} {what}"[:1000]},
     )
     session.info[PENDING_REVISION] = revision

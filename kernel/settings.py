@@ -119,6 +119,10 @@ class Settings(BaseSettings):
     # Where `registry serve` listens (its --host and --port override them)
     host: str = "127.0.0.1"
     port: int = Field(8000, ge=1, le=65535)
+    # The reverse proxies whose X-Forwarded-For / X-Forwarded-Proto headers are believed (comma-separated
+    # addresses or networks, as uvicorn's --forwarded-allow-ips). Empty: none, not even 127.0.0.1, so that a local
+    # client cannot name another address (the sign-in throttle counts per address).
+    trusted_proxies: str = ""
     # How long `registry serve --workers N` waits for a worker to answer its health check before killing it (at
     # start the answer waits for the app's import and start-up, seconds on a busy machine; uvicorn's default 5 s
     # killed workers that were only starting). Also how long a hung worker lives before it is replaced.

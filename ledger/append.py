@@ -28,7 +28,7 @@ import logging
 import os
 import socket
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Any, NamedTuple
 
@@ -177,6 +177,10 @@ class ChainMoved(RuntimeError):
     """A writer's head is not where the writer left it: nothing was written (see `append_to_chain`)."""
 
 
+class ChainTampered(RuntimeError):
+    """The writer's own chain no longer extends what it wrote: evidence of tampering (ledger/evidence.py)."""
+
+
 async def append_to_chain(
     connection: asyncpg.Connection, writer: str, entries: Sequence[DecisionEntry], head: ChainHead, origin: str
 ) -> tuple[ChainHead, list[int]]:
@@ -275,6 +279,22 @@ class DecisionLogWriter:
         self.commits = 0
         self.entries_written = 0
         self.head_reads = 0
+        # The head this writer knows it durably wrote: its chain must never be found behind it.
+        self._durable = EMPTY_CHAIN
+        self._tampered: str | None = None  # evidence found: nothing more is appended to this chain
+        self._fresh_chain = False
+        # Told of evidence of tampering (ledger/evidence.py EvidenceWatch.raise_).
+        self.on_tampering: Callable[[str], None] | None = None
+
+    def start_afresh(self) -> None:
+        """After an operator resolved the evidence: the next append starts a new chain (a new writer id)."""
+        self._fresh_chain = True
+
+    def _evidence(self, problem: str) -> ChainTampered:
+        self._tampered = problem
+        if self.on_tampering is not None:
+            self.on_tampering(problem)
+        return ChainTampered(problem)
 
     def start(self) -> None:
         self._task = asyncio.create_task(self._run(), name="guard-decision-log-writer")
@@ -329,11 +349,31 @@ class DecisionLogWriter:
             connection.terminate()
 
     async def _write(self, entries: Sequence[DecisionEntry]) -> list[int]:
+        if self._fresh_chain:
+            self._fresh_chain, self._tampered = False, None
+            self.writer, self._head, self._durable = new_writer_id(), None, EMPTY_CHAIN
+        if self._tampered is not None:
+            raise ChainTampered(self._tampered)
         connection = await self._connected()
         if self._head is None:  # (a fresh writer, or one whose last append's outcome is unknown)
-            self._head = await own_head(connection, self.writer)
+            head = await own_head(connection, self.writer)
             self.head_reads += 1
-        self._head, sequences = await append_to_chain(connection, self.writer, entries, self._head, self._origin)
+            durable = self._durable
+            if head.wseq < durable.wseq or (head.wseq == durable.wseq and head != durable):
+                raise self._evidence(
+                    f"the chain of writer {self.writer} was cut back: this instance wrote {durable.wseq} entries,"
+                    f" its head now records {head.wseq}" + (" (a different hash)" if head.wseq == durable.wseq else "")
+                )
+            self._head = head
+        try:
+            self._head, sequences = await append_to_chain(connection, self.writer, entries, self._head, self._origin)
+        except ChainMoved:
+            # Nobody else moves this writer's head: it was moved under it.
+            raise self._evidence(
+                f"the head of writer {self.writer} is no longer at entry {self._head.wseq}, where this instance"
+                " left it (entries cut off its end, or its head moved)"
+            ) from None
+        self._durable = self._head
         return sequences
 
     async def _run(self) -> None:

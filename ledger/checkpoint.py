@@ -14,7 +14,6 @@ Pure apart from the key file: parsing and verifying need only the text and the v
 import base64
 import binascii
 import hashlib
-import os
 import re
 from collections.abc import Mapping
 from dataclasses import dataclass
@@ -23,6 +22,8 @@ from pathlib import Path
 from cryptography.exceptions import InvalidSignature
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
+
+from kernel.secret_files import create_or_read
 
 ED25519 = b"\x01"  # the signed-note signature type of Ed25519
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space begin each signature line
@@ -99,19 +100,14 @@ def load_or_create_signer(path: Path, name: str) -> Signer:
     try:
         pem = path.read_bytes()
     except FileNotFoundError:
-        path.parent.mkdir(parents=True, exist_ok=True)
         key = Ed25519PrivateKey.generate()
-        pem = key.private_bytes(
-            serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+        # Two processes starting at once must not each keep a key of their own, nor read the other's half-written.
+        pem = create_or_read(
+            path,
+            key.private_bytes(
+                serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+            ),
         )
-        try:
-            # O_EXCL: two processes starting at once must not each write a key of their own.
-            descriptor = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        except FileExistsError:
-            pem = path.read_bytes()
-        else:
-            with os.fdopen(descriptor, "wb") as file:
-                file.write(pem)
     loaded = serialization.load_pem_private_key(pem, password=None)
     if not isinstance(loaded, Ed25519PrivateKey):
         raise CheckpointError(f"{path} does not hold an Ed25519 private key")

@@ -17,17 +17,33 @@ import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 import asyncpg
 import httpx
 
+from kernel.counters import REFUSED_CHECKPOINTS
 from kernel.tasks import cancel_and_wait
 from kernel.workers import WorkerProcess
-from ledger.append import EMPTY_CHAIN, ChainHead
+from ledger.append import EMPTY_CHAIN, ChainHead, writer_origin
 from ledger.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
 from ledger.entries import ENTRY_COLUMNS, WRITER_LINKS_BETWEEN, record_content
-from ledger.merkle import CompactRange, inclusion_proof, leaf_hash
+from ledger.evidence import EvidenceWatch, raise_alarm
+from ledger.merkle import (
+    STORED_LEVELS,
+    CompactRange,
+    RootOf,
+    consistency_path,
+    consistency_proof,
+    inclusion_path,
+    leaf_hash,
+    perfect_pieces,
+    ranges_needed,
+    reads_for,
+    root_from_leaf_hashes,
+    root_of_pieces,
+    verify_consistency,
+)
 from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
 
 log = logging.getLogger(__name__)
@@ -39,6 +55,15 @@ WITNESS_TIMEOUT_SECONDS = 5.0
 
 class CheckpointRefused(Exception):
     """The log does not extend its last checkpoint: signing it would bless a rewrite or a truncation."""
+
+
+class WitnessConflict(CheckpointRefused):
+    """The checkpoint is not consistent with what a witness already holds (smaller, another root at its size,
+    or no RFC 6962 consistency proof from the witness's latest): it is not handed over, nor signed."""
+
+
+class CheckpointWithheld(Exception):
+    """No checkpoint is signed while evidence of tampering is unresolved (guard/evidence.py)."""
 
 
 def signing_key_file(settings: Any) -> Path:
@@ -117,13 +142,49 @@ async def _seal(connection: asyncpg.Connection, heads: Heads) -> list[tuple[int,
     return list(heapq.merge(*chains))
 
 
-async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> WrittenCheckpoint:
+async def leaf_hashes(connection: asyncpg.Connection, size: int) -> list[bytes]:
+    """The Merkle leaf hashes of the first `size` leaves of the log's order."""
+    rows = await connection.fetch(
+        "SELECT d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
+        " WHERE l.leaf_index < $1 ORDER BY l.leaf_index",
+        size,
+    )
+    if len(rows) != size:
+        raise CheckpointRefused(f"the log's order holds {len(rows)} of the first {size} leaves (entries deleted)")
+    return [leaf_hash(bytes.fromhex(row["hash"])) for row in rows]
+
+
+def _witnessed_problem(witnessed: Checkpoint, size: int, root: bytes, leaves: list[bytes] | None) -> str | None:
+    """Why a checkpoint at `size` with `root` is not consistent with the witness's latest, `witnessed` (None
+    when it is). `leaves` (every leaf hash up to `size`) are needed only for a witnessed size below `size`."""
+    if witnessed.size > size:
+        return f"a witness holds a checkpoint at size {witnessed.size}; the log now has {size} leaves (cut back)"
+    if witnessed.size == size:
+        return None if witnessed.root_hash == root else f"a witness holds another root at size {size} (rewritten)"
+    assert leaves is not None
+    proof = consistency_proof(witnessed.size, leaves)
+    if not verify_consistency(witnessed.size, size, witnessed.root_hash, root, proof):
+        return (
+            f"no consistency proof leads from the witness's checkpoint at size {witnessed.size} to the log at"
+            f" size {size} (entries at or before leaf {witnessed.size} were rewritten)"
+        )
+    return None
+
+
+async def write_checkpoint(
+    connection: asyncpg.Connection, signer: Signer, witnessed: Checkpoint | None = None
+) -> WrittenCheckpoint:
     """Seal the entries committed since the last checkpoint into the log's order, after checking that each
     extends its writer's chain (links and hashes), and sign and store a checkpoint over them; CheckpointRefused
-    if the log does not extend the last checkpoint."""
+    if the log does not extend the last checkpoint; WitnessConflict (nothing sealed or signed) if it does not
+    extend `witnessed`, the latest checkpoint a witness holds (RFC 6962 consistency, as C2SP witnesses check);
+    CheckpointWithheld while a tampering alarm is open."""
     async with connection.transaction():
         await connection.execute("SELECT pg_advisory_xact_lock($1)", CHECKPOINT_LOCK_ID)
+        if await connection.fetchval("SELECT count(*) FROM guard_evidence_alarm WHERE resolved_at IS NULL"):
+            raise CheckpointWithheld("evidence of tampering is unresolved (registry guard resolve-alarms)")
         compact, heads = await _starting_point(connection, signer.verifier)
+        start = CompactRange(compact.size, compact.subtrees)
         leaves = int(await connection.fetchval("SELECT coalesce(max(leaf_index) + 1, 0) FROM guard_log_leaf"))
         if leaves < compact.size:
             raise CheckpointRefused(
@@ -144,6 +205,17 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
             latest = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
             if latest is not None:
                 return WrittenCheckpoint(open_checkpoint(latest, signer.verifier), latest, new=False)
+        if witnessed is not None:
+            # The witness's latest is usually where this tree was extended from, which proves it a prefix;
+            # otherwise the proof is built from the leaves, as a remote witness would be handed it.
+            extended = witnessed.size == start.size and witnessed.root_hash == start.root() and start.size > 0
+            hashes = None
+            if not extended and witnessed.size < size:
+                hashes = await leaf_hashes(connection, size - len(new_leaves))
+                hashes += [leaf_hash(bytes.fromhex(digest)) for _, digest in new_leaves]
+            problem = None if extended else _witnessed_problem(witnessed, size, compact.root(), hashes)
+            if problem is not None:
+                raise WitnessConflict(problem)
         checkpoint = Checkpoint(signer.name, size, compact.root(), signed_heads(heads))
         stored = await connection.fetchval("SELECT note FROM guard_checkpoint WHERE size = $1", size)
         if stored is not None:  # (reached when the last one could not be extended: signed by another key?)
@@ -160,6 +232,7 @@ async def write_checkpoint(connection: asyncpg.Connection, signer: Signer) -> Wr
                 list(range(size - len(new_leaves), size)),
                 [seq for seq, _ in new_leaves],
             )
+        await store_nodes(connection, size)
         note = signer.sign(checkpoint.body())
         await connection.execute(
             "INSERT INTO guard_checkpoint (size, root_hash, heads, subtrees, note, created_at)"
@@ -179,7 +252,9 @@ def checkpoint_file_name(checkpoint: Checkpoint) -> str:
 
 
 def write_to_folder(folder: Path, written: WrittenCheckpoint) -> Path:
-    """One file per checkpoint, written whole or not at all (a temporary file renamed into place)."""
+    """One file per checkpoint, written whole or not at all, and never over a file the folder holds: a
+    temporary file hard-linked into place, which fails if the name is taken. The same checkpoint again is no
+    change; another one at that size is a WitnessConflict (the folder keeps its own)."""
     folder.mkdir(parents=True, exist_ok=True)
     target = folder / checkpoint_file_name(written.checkpoint)
     descriptor, temporary = tempfile.mkstemp(dir=folder, prefix=".checkpoint-", suffix=".tmp")
@@ -188,12 +263,36 @@ def write_to_folder(folder: Path, written: WrittenCheckpoint) -> Path:
             file.write(written.note)
             file.flush()
             os.fsync(file.fileno())
-        os.replace(temporary, target)
-    except BaseException:
+        try:
+            os.link(temporary, target)
+        except FileExistsError:
+            if target.read_text(encoding="utf-8") != written.note:
+                raise WitnessConflict(
+                    f"the witness folder already holds another checkpoint at size {written.checkpoint.size}"
+                    f" ({target.name}); it is kept, this one is not written"
+                ) from None
+    finally:
         with contextlib.suppress(FileNotFoundError):
             os.unlink(temporary)
-        raise
     return target
+
+
+def witnessed_in_folder(folder: Path | None, verifier: Verifier) -> Checkpoint | None:
+    """The latest checkpoint of this log (by the log's key) a witness folder holds; None if none. Files that do
+    not open as this log's checkpoints are left aside here (verify-log --checkpoints reports them)."""
+    if folder is None or not folder.is_dir():
+        return None
+    latest: Checkpoint | None = None
+    for path in folder.iterdir():
+        if path.name.startswith(".") or not path.is_file():
+            continue
+        try:
+            checkpoint = open_checkpoint(path.read_text(encoding="utf-8"), verifier)
+        except (CheckpointError, UnicodeDecodeError, OSError):
+            continue
+        if latest is None or checkpoint.size > latest.size:
+            latest = checkpoint
+    return latest
 
 
 async def hand_to_witnesses(
@@ -205,6 +304,8 @@ async def hand_to_witnesses(
     if folder is not None:
         try:
             await asyncio.to_thread(write_to_folder, folder, written)
+        except WitnessConflict:
+            raise
         except OSError as exc:
             problems.append(f"witness folder {folder}: {exc}")
     if url is not None:
@@ -232,10 +333,11 @@ class CheckpointPublisher:
     The work runs in a worker process (kernel/workers.py): sealing walks every entry committed since the last
     checkpoint, and on the server's event loop each walk would hold up the guard's checks."""
 
-    def __init__(self, dsn: str, settings: Any, interval: float) -> None:
+    def __init__(self, dsn: str, settings: Any, interval: float, evidence: EvidenceWatch | None = None) -> None:
         self._dsn = dsn
         self._settings = settings
         self.interval = interval
+        self._evidence = evidence
         self._task: asyncio.Task[None] | None = None
         self._worker = WorkerProcess("checkpoint")
         self.published = 0
@@ -251,14 +353,22 @@ class CheckpointPublisher:
     async def publish_once(self) -> Checkpoint:
         """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
         settings = self._settings
-        checkpoint, new = await self._worker.run(
-            publish_in_worker,
-            self._dsn,
-            str(signing_key_file(settings)),
-            settings.log_origin,
-            str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
-            settings.checkpoint_witness_url,
-        )
+        try:
+            checkpoint, new = await self._worker.run(
+                publish_in_worker,
+                self._dsn,
+                str(signing_key_file(settings)),
+                settings.log_origin,
+                str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
+                settings.checkpoint_witness_url,
+            )
+        except CheckpointRefused as exc:
+            # Evidence: the log no longer extends what was signed or witnessed. Counted, logged, and the guard
+            # fails closed (the worker stored the alarm; this instance need not wait to hear of it).
+            REFUSED_CHECKPOINTS.inc()
+            if self._evidence is not None:
+                self._evidence.raise_(f"checkpoint refused: {exc}", stored=True)
+            raise
         if new:
             self.published += 1
         return checkpoint
@@ -268,6 +378,8 @@ class CheckpointPublisher:
             await asyncio.sleep(self.interval)
             try:
                 await self.publish_once()
+            except CheckpointRefused as exc:  # (the guard now fails closed: guard/evidence.py)
+                log.error("checkpoint refused: %s", exc)
             except Exception as exc:  # logged and retried next time: the guard goes on answering meanwhile
                 log.warning("checkpoint not written: %s", exc)
 
@@ -280,13 +392,20 @@ def publish_in_worker(
 
     async def main() -> tuple[Checkpoint, bool]:
         signer = load_or_create_signer(Path(key_file), origin)
+        witness_folder = Path(folder) if folder is not None else None
         connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
         try:
-            written = await write_checkpoint(connection, signer)
+            try:
+                written = await write_checkpoint(
+                    connection, signer, witnessed_in_folder(witness_folder, signer.verifier)
+                )
+                if written.new:
+                    await hand_to_witnesses(written, witness_folder, witness_url)
+            except CheckpointRefused as exc:
+                await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin("checkpoints"))
+                raise
         finally:
             await connection.close(timeout=5)
-        if written.new:
-            await hand_to_witnesses(written, Path(folder) if folder is not None else None, witness_url)
         return written.checkpoint, written.new
 
     return asyncio.run(main())
@@ -324,12 +443,181 @@ async def stored_checkpoints(connection: asyncpg.Connection, verifier: Verifier)
 # --- Receipts ----------------------------------------------------------------------------------------------
 
 
+async def consistency(connection: asyncpg.Connection, first: int, second: int) -> dict[str, Any]:
+    """The RFC 6962 consistency proof between the log's trees of `first` and `second` leaves (0 < first <=
+    second <= the sealed leaves), with the stored checkpoints signed at those sizes (None where there is none):
+    what shows a witness or an auditor that the later tree extends the earlier. ValueError for sizes the
+    sealed log does not have."""
+    sealed = int(await connection.fetchval("SELECT coalesce(max(size), 0) FROM guard_checkpoint"))
+    if not 0 < first <= second:
+        raise ValueError(f"the sizes must be 0 < first <= second, not {first} and {second}")
+    if second > sealed:
+        raise ValueError(f"the latest checkpoint covers {sealed} leaves, fewer than {second}")
+    root_of = await stored_roots(connection, ranges_needed(lambda r: consistency_path(first, second, r)))
+    proof = consistency_path(first, second, root_of)
+    notes = {
+        int(row["size"]): row["note"]
+        for row in await connection.fetch(
+            "SELECT size, note FROM guard_checkpoint WHERE size IN ($1, $2)", first, second
+        )
+    }
+    return {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(p).decode() for p in proof],
+        "first_checkpoint": notes.get(first),
+        "second_checkpoint": notes.get(second),
+    }
+
+
+def _on_fresh_connection(dsn: str, work: Any) -> Any:
+    async def main() -> Any:
+        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
+        try:
+            return await work(connection)
+        finally:
+            await connection.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
+    """In the proofs worker process: `receipt`."""
+    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
+
+
+def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
+    """In the proofs worker process: `consistency`."""
+    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
+
+
+async def stored_node_counts(connection: asyncpg.Connection) -> dict[int, int]:
+    """How many nodes each stored level of the tree holds (they are written from index 0 on, none skipped)."""
+    rows = await connection.fetch(
+        "SELECT s.level, (SELECT max(n.index) + 1 FROM guard_log_node n WHERE n.level = s.level) AS count"
+        " FROM unnest($1::smallint[]) AS s(level)",
+        list(STORED_LEVELS),
+    )
+    return {int(row["level"]): int(row["count"] or 0) for row in rows}
+
+
+async def _leaf_hashes_at(connection: asyncpg.Connection, indexes: list[int]) -> dict[int, bytes]:
+    rows = await connection.fetch(
+        "SELECT l.leaf_index, d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
+        " WHERE l.leaf_index = ANY($1::bigint[])",
+        indexes,
+    )
+    return {int(row["leaf_index"]): leaf_hash(bytes.fromhex(row["hash"])) for row in rows}
+
+
+async def stored_roots(connection: asyncpg.Connection, ranges: list[tuple[int, int]]) -> RootOf:
+    """`root_of(start, end)` for the ranges given, from the stored nodes (and, below the first stored level or
+    past the last stored node, the leaves): O(log n) reads and hashes per range (guard/merkle.py)."""
+    counts = await stored_node_counts(connection)
+    pieces = {piece for start, end in ranges for piece in perfect_pieces(start, end)}
+    reads = {piece: reads_for(piece, counts) for piece in pieces}
+    node_keys = sorted({(lv, i) for lv, first, n in reads.values() if lv for i in range(first, first + n)})
+    leaf_indexes = sorted({i for lv, first, n in reads.values() if not lv for i in range(first, first + n)})
+    nodes: dict[tuple[int, int], bytes] = {}
+    if node_keys:
+        rows = await connection.fetch(
+            "SELECT n.level, n.index, n.hash FROM guard_log_node n"
+            " JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, index) ON n.level = k.level AND n.index = k.index",
+            [lv for lv, _ in node_keys],
+            [i for _, i in node_keys],
+        )
+        nodes = {(int(r["level"]), int(r["index"])): bytes.fromhex(r["hash"]) for r in rows}
+    leaves = await _leaf_hashes_at(connection, leaf_indexes) if leaf_indexes else {}
+    piece_roots: dict[tuple[int, int], bytes] = {}
+    for piece, (lv, first, n) in reads.items():
+        try:
+            children = [nodes[(lv, i)] if lv else leaves[i] for i in range(first, first + n)]
+        except KeyError:
+            raise CheckpointRefused(f"the log's tree is missing nodes under leaf {first << lv} (deleted)") from None
+        piece_roots[piece] = root_from_leaf_hashes(children)
+
+    def root_of(start: int, end: int) -> bytes:
+        return root_of_pieces([piece_roots[piece] for piece in perfect_pieces(start, end)])
+
+    return root_of
+
+
+async def store_nodes(connection: asyncpg.Connection, size: int) -> None:
+    """Store the roots of the perfect subtrees of each stored level that the first `size` leaves complete and
+    that are not stored yet (the first checkpoint after migration 0018 stores those of the whole log)."""
+    counts = await stored_node_counts(connection)
+    below = 0
+    for level in STORED_LEVELS:
+        have, want = counts.get(level, 0), size >> level
+        if want <= have:
+            break
+        children_per_node = 1 << (level - below)
+        first, end = have * children_per_node, want * children_per_node
+        if below == 0:
+            found = await _leaf_hashes_at(connection, list(range(first, end)))
+            children = [found[i] for i in range(first, end)]
+        else:
+            rows = await connection.fetch(
+                "SELECT hash FROM guard_log_node WHERE level = $1 AND index >= $2 AND index < $3 ORDER BY index",
+                below,
+                first,
+                end,
+            )
+            children = [bytes.fromhex(r["hash"]) for r in rows]
+        if len(children) != end - first:
+            raise CheckpointRefused(f"the log's tree is missing nodes or leaves at level {below} (deleted)")
+        roots = [
+            root_from_leaf_hashes(children[i : i + children_per_node])
+            for i in range(0, len(children), children_per_node)
+        ]
+        await connection.execute(
+            "INSERT INTO guard_log_node (level, index, hash) SELECT $1, * FROM unnest($2::bigint[], $3::text[])",
+            level,
+            list(range(have, want)),
+            [r.hex() for r in roots],
+        )
+        below = level
+
+
+class ProofsBusy(Exception):
+    """The caller's key already has a proof being built: one at a time per key."""
+
+
+class ProofService:
+    """Receipts and consistency proofs, built in a worker process of their own (reading and hashing up to every
+    leaf of the log would hold the guard's event loop for seconds at half a million entries), one at a time per
+    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._worker = WorkerProcess("proofs")
+        self._busy: set[str] = set()
+
+    async def _run(self, caller: str, function: Any, *args: Any) -> Any:
+        if caller in self._busy:
+            raise ProofsBusy(f"a proof for {caller} is being built already; retry once it is answered")
+        self._busy.add(caller)
+        try:
+            return await self._worker.run(function, self._dsn, *args)
+        finally:
+            self._busy.discard(caller)
+
+    async def receipt(self, caller: str, decision_id: uuid.UUID) -> dict[str, Any] | None:
+        return cast("dict[str, Any] | None", await self._run(caller, receipt_in_worker, str(decision_id)))
+
+    async def consistency(self, caller: str, first: int, second: int) -> dict[str, Any]:
+        return cast("dict[str, Any]", await self._run(caller, consistency_in_worker, first, second))
+
+    def close(self) -> None:
+        self._worker.close()
+
+
 async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:
     """A logged decision with what a third party needs to check it: the content its hash covers (naming its
     writer and its place in that writer's chain), the previous hash and its own, its `seq`, and, once a
     checkpoint covers it, its leaf index, that signed checkpoint and the RFC 6962 inclusion proof of its leaf.
 
-    Building the proof reads the leaves' hashes up to the checkpoint's size (32 bytes an entry)."""
+    The proof's nodes are read from the stored subtrees (`stored_roots`): O(log n) reads, not the whole log."""
     record = await connection.fetchrow(
         f"SELECT {ENTRY_COLUMNS}, (SELECT leaf_index FROM guard_log_leaf l WHERE l.seq = d.seq) AS leaf_index"
         " FROM guard_decision d WHERE decision_id = $1",
@@ -358,12 +646,7 @@ async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dic
     )
     if checkpoint is not None:
         size = int(checkpoint["size"])
-        hashes = await connection.fetch(
-            "SELECT d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
-            " WHERE l.leaf_index < $1 ORDER BY l.leaf_index",
-            size,
-        )
-        leaves = [leaf_hash(bytes.fromhex(row["hash"])) for row in hashes]
+        root_of = await stored_roots(connection, ranges_needed(lambda r: inclusion_path(leaf_index, size, r)))
         document["checkpoint"] = checkpoint["note"]
-        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_proof(leaf_index, leaves)]
+        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_path(leaf_index, size, root_of)]
     return document

@@ -11,7 +11,7 @@ import uuid
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import BigInteger, Boolean, Column, Index, String, Text, false, text
+from sqlalchemy import BigInteger, Boolean, Column, Index, SmallInteger, String, Text, false, text
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 from sqlmodel import Field, SQLModel
 
@@ -108,3 +108,44 @@ class GuardCheckpoint(SQLModel, table=True):
     subtrees: list[str] = Field(sa_column=Column(JSONB, nullable=False))
     note: str = Field(sa_column=Column(Text, nullable=False))
     created_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+
+
+class GuardEvidenceAlarm(SQLModel, table=True):
+    """Evidence that the decision log was tampered with (a chain cut back under its writer, a checkpoint the
+    log no longer extends or a witness refused): while one is open, every instance's guard fails closed.
+
+    Append-only but for its resolution, written once by an operator (`registry guard resolve-alarms`)."""
+
+    __tablename__ = "guard_evidence_alarm"
+
+    id: int | None = Field(default=None, primary_key=True)
+    raised_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    raised_by: str = Field(max_length=200)
+    problem: str = Field(sa_column=Column(Text, nullable=False))
+    resolved_at: datetime | None = Field(default=None, sa_column=timestamp_column(nullable=True))
+    resolved_by: str | None = Field(default=None, max_length=200)
+    resolution: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+
+
+class GuardSubjectKey(SQLModel, table=True):
+    """The fingerprint of the subject key every instance of this registry must share (guard/subjects.py): an
+    instance whose key does not match it refuses to start. Never the key itself."""
+
+    __tablename__ = "guard_subject_key"
+
+    id: int = Field(default=1, primary_key=True)
+    fingerprint: str = Field(sa_column=Column(String(64), nullable=False))
+    created_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    created_by: str = Field(max_length=200)
+
+
+class GuardLogNode(SQLModel, table=True):
+    """Stored interior nodes of the log's Merkle tree (guard/merkle.py `STORED_LEVELS`): the root of the perfect
+    subtree of 2**level leaves starting at leaf `index * 2**level`, written by the checkpoint writer as the
+    tree grows, so that a receipt's or a consistency proof's nodes are read, not rehashed (O(log n))."""
+
+    __tablename__ = "guard_log_node"
+
+    level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
+    index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    hash: str = Field(sa_column=Column(String(64), nullable=False))

@@ -5,6 +5,7 @@ to each signed checkpoint's size, writers' heads and root."""
 import logging
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 import asyncpg
@@ -12,7 +13,14 @@ from sqlalchemy.ext.asyncio import AsyncSession
 
 from ledger.append import EMPTY_CHAIN, ChainHead, driver_connection
 from ledger.checkpoint import LEGACY_WRITER, Checkpoint, heads_digest
-from ledger.entries import ENTRY_COLUMNS, WRITER_ENTRIES_BETWEEN, content_hash, decode_json, record_content
+from ledger.entries import (
+    ENTRY_COLUMNS,
+    WRITER_ENTRIES_BETWEEN,
+    content_hash,
+    decode_json,
+    format_timestamp,
+    record_content,
+)
 from ledger.merkle import CompactRange, leaf_hash
 
 log = logging.getLogger(__name__)
@@ -318,6 +326,19 @@ async def verify_log(
             None,
             f"{outside['n']} {stand} in no writer's chain (inserted)",
         )
+    backdated = await connection.fetchrow(BACKDATED, BACKDATING_TOLERANCE)
+    if backdated is not None:
+        before = "its writer's registration" if backdated["before_writer"] else "the checkpoint before it was sealed"
+        return VerifyResult(
+            False,
+            entries,
+            backdated["seq"],
+            str(backdated["decision_id"]),
+            f"backdated: dated {format_timestamp(backdated['decided_at'])}, before {before}"
+            f" ({format_timestamp(backdated['bound'])}) by more than {BACKDATING_TOLERANCE}",
+            backdated["writer"],
+            backdated["wseq"],
+        )
     forged = await connection.fetchrow(FORGED_SUBJECT_LINKS)
     if forged["n"]:
         return VerifyResult(
@@ -330,6 +351,33 @@ async def verify_log(
         )
     return VerifyResult(True, entries)
 
+
+# How far before its writer's registration, or before the last checkpoint, an entry may be dated: a queued batch's
+# wait and the clocks' skew. Further back is a backdated entry, refused by a trigger (migration 0018) and flagged
+# here.
+BACKDATING_TOLERANCE = timedelta(minutes=5)
+
+# The first entry dated before its writer's registration, or before the checkpoint preceding it: the last one
+# signed before it was sealed (for an entry not sealed yet, the last one), by more than the tolerance ($1).
+BACKDATED = """
+SELECT d.seq, d.decision_id, d.writer, d.wseq, d.decided_at,
+       d.decided_at < w.registered - $1::interval AS before_writer,
+       CASE WHEN d.decided_at < w.registered - $1::interval THEN w.registered ELSE c.created_at END AS bound
+FROM guard_decision d
+-- (the single chain before migration 0014 was registered by the migration, after its entries)
+JOIN (
+    SELECT writer, CASE WHEN writer = 'legacy' THEN '-infinity' ELSE started_at END AS registered
+    FROM guard_log_writer
+) w ON w.writer = d.writer
+LEFT JOIN guard_log_leaf l ON l.seq = d.seq
+LEFT JOIN LATERAL (
+    SELECT created_at FROM guard_checkpoint
+    WHERE size <= coalesce(l.leaf_index, 9223372036854775807) ORDER BY size DESC LIMIT 1
+) c ON true
+WHERE d.decided_at < w.registered - $1::interval OR d.decided_at < c.created_at - $1::interval
+ORDER BY d.seq
+LIMIT 1
+"""
 
 # The people named beside the log (decision_subject, erasable) must each match the salted commitment the entry's
 # hashed request holds (guard/subjects.py `subject_commitment`): a link inserted or altered to attribute a share to

@@ -28,7 +28,7 @@ import os
 import re
 import time
 from typing import Any, TextIO, cast
-from urllib.parse import quote
+from urllib.parse import quote, unquote_plus
 
 from litestar.types import ASGIApp, HTTPScope, Message, Receive, Scope, Send
 from uvicorn.protocols.utils import get_client_addr
@@ -71,7 +71,9 @@ def redacted_path_with_query(scope: HTTPScope) -> str:
     parts = []
     for part in query.split("&"):
         name, equals, _ = part.partition("=")
-        parts.append(f"{name}={REDACTED}" if equals and _SECRET_QUERY_NAMES.search(name) else part)
+        # The name as the app reads it (`%73ubject` and `subj+ect`-style spellings decoded first).
+        secret = _SECRET_QUERY_NAMES.search(name) or ("%" in name and _SECRET_QUERY_NAMES.search(unquote_plus(name)))
+        parts.append(f"{name}={REDACTED}" if equals and secret else part)
     return f"{path}?{'&'.join(parts)}"
 
 

@@ -7,11 +7,13 @@ is kept on the app's state: one typed object instead of a dozen untyped attribut
 follow every use to its definition. The CLI builds what it needs through `open_guard` with the same constructors.
 """
 
+import logging
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
 from typing import Any
 
+import asyncpg
 from apscheduler.schedulers.asyncio import AsyncIOScheduler
 from litestar import Litestar, Request
 from litestar.connection import ASGIConnection
@@ -22,11 +24,12 @@ from guard.fairness import BatchAdmission
 from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
-from guard.subjects import SubjectKey, subject_key_for
+from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key, subject_key_for
 from kernel.db import asyncpg_dsn, dispose_within, make_engine, make_sessionmaker, session_scope
 from kernel.settings import Settings
-from ledger.append import DecisionLogWriter
-from ledger.seal import CheckpointPublisher
+from ledger.append import DecisionLogWriter, writer_origin
+from ledger.evidence import EvidenceWatch
+from ledger.seal import CheckpointPublisher, ProofService
 from registry.credentials import Principal
 from registry.jobs.scheduler import start_scheduler
 from registry.reports import ReportWorker
@@ -34,6 +37,8 @@ from registry.services.users import principal_for_session, shared_secret
 from registry.snapshot_source import RegistryTables
 from web.api_keys import ApiKeyCache
 from web.ui.oidc import OidcClient
+
+log = logging.getLogger(__name__)
 
 SERVICES = "services"  # the one key of the app's state
 SESSION_COOKIE = "registry_session"  # the UI's sign-in cookie; web/auth.py re-exports it
@@ -59,6 +64,10 @@ class Services:
     checkpoints: CheckpointPublisher | None
     guard: GuardRuntime
     batches: BatchAdmission
+    # Evidence of tampering with the decision log (every check fails closed while an alarm is open), and the
+    # worker that builds receipts and consistency proofs off the event loop.
+    evidence: EvidenceWatch
+    proofs: ProofService
     scheduler: AsyncIOScheduler | None = None
     # Single sign-on's client at the issuer (web/ui/oidc.py), None without REGISTRY_OIDC_ISSUER.
     sign_on: OidcClient | None = None
@@ -77,15 +86,40 @@ class Services:
             return await principal_for_session(session, token)
 
 
-def build_services(settings: Settings, *, role: str = "guard") -> Services:
-    """Every part constructed, none started. The subject key is read (or created) here, before serving: a
-    guard that cannot digest a subject must not start. `role` names who writes to the decision log."""
+async def registry_subject_key(settings: Settings, role: str = "guard") -> SubjectKey:
+    """This instance's subject key once the fingerprint the database records has confirmed it (SubjectKeyError
+    otherwise: an instance without the registry's key must not start, and makes none of its own). With the
+    database out of reach, the key that is here is used, never one made now: checks naming a subject answer
+    503 until the objections can be read anyway."""
+    assert settings.database_url, "REGISTRY_DATABASE_URL is not set"
+    try:
+        connection = await asyncpg.connect(asyncpg_dsn(settings.database_url), timeout=5)
+    except (OSError, TimeoutError, asyncpg.PostgresError) as exc:
+        log.warning("the subject key could not be held to the registry's fingerprint (%s): using the key here", exc)
+        return subject_key_for(settings, create=False)
+    try:
+        return await shared_subject_key(connection, settings, writer_origin(role))
+    except SubjectKeyError as exc:
+        log.error("this instance does not start: %s", exc)
+        raise
+    finally:
+        await connection.close(timeout=5)
+
+
+def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "guard") -> Services:
+    """Every part constructed, none started. The subject key is read before (`registry_subject_key`): a guard
+    that cannot digest a subject as the registry's other instances do must not start. `role` names who writes
+    to the decision log."""
     assert settings.database_url, "REGISTRY_DATABASE_URL is not set"
     dsn = asyncpg_dsn(settings.database_url)
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    subject_key = subject_key_for(settings)
     log_writer = DecisionLogWriter(dsn, batch_max=settings.decision_log_batch_max, role=role)
+    # Evidence of tampering found here or by another instance makes this guard fail closed until resolved.
+    evidence = EvidenceWatch(dsn, writer_origin(role), settings.snapshot_poll_seconds)
+    log_writer.on_tampering = evidence.raise_
+    evidence.on_resolved.append(log_writer.start_afresh)
+    proofs = ProofService(dsn)
     snapshots = SnapshotRefresher(
         sessionmaker,
         settings.database_url,
@@ -105,7 +139,9 @@ def build_services(settings: Settings, *, role: str = "guard") -> Services:
     )
     # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
     checkpoints = (
-        CheckpointPublisher(dsn, settings, settings.checkpoint_seconds) if settings.checkpoint_seconds > 0 else None
+        CheckpointPublisher(dsn, settings, settings.checkpoint_seconds, evidence)
+        if settings.checkpoint_seconds > 0
+        else None
     )
     return Services(
         settings=settings,
@@ -125,9 +161,13 @@ def build_services(settings: Settings, *, role: str = "guard") -> Services:
             settings=settings,
             objections=objections,
             subject_key=subject_key,
+            evidence=evidence,
+            proofs=proofs,
             restrictions=restrictions,
         ),
         batches=BatchAdmission(settings.guard_batches_per_key),
+        evidence=evidence,
+        proofs=proofs,
         sign_on=OidcClient(settings) if settings.oidc_enabled else None,
     )
 
@@ -142,6 +182,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
         if not services.csrf_secret:
             async with session_scope(services.sessionmaker) as session:
                 services.csrf_secret = await shared_secret(session, UI_SESSION_SECRET)
+        await services.evidence.start()
         services.log_writer.start()
         await services.snapshots.start()
         await services.objections.start()
@@ -161,6 +202,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()
+        await services.evidence.stop()
+        services.proofs.close()
         services.reports.close()
         if services.sign_on is not None:
             await services.sign_on.aclose()
@@ -170,9 +213,10 @@ async def running(services: Services) -> AsyncIterator[Services]:
 @asynccontextmanager
 async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
     """The guard alone, for one command (`registry guard check`): the same parts a serving instance decides
-    with (snapshot, objection and restriction indexes, decision-log writer), started for the command and stopped
-    after it."""
-    services = build_services(settings, role="cli")
+    with (snapshot, objection index, decision-log writer, evidence watch), started for the command and stopped
+    after it. SubjectKeyError when this host has not the registry's subject key."""
+    services = build_services(settings, await registry_subject_key(settings, "cli"), role="cli")
+    await services.evidence.start()
     services.log_writer.start()
     try:
         await services.snapshots.start()
@@ -184,6 +228,8 @@ async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
         await services.objections.stop()
         await services.snapshots.stop()
         await services.log_writer.stop()
+        await services.evidence.stop()
+        services.proofs.close()
         await dispose_within(services.engine)
 
 
@@ -192,7 +238,7 @@ def lifespan(settings: Settings) -> Callable[[Litestar], Any]:
 
     @asynccontextmanager
     async def composition_root(app: Litestar) -> AsyncIterator[None]:
-        async with running(build_services(settings)) as services:
+        async with running(build_services(settings, await registry_subject_key(settings))) as services:
             app.state[SERVICES] = services
             try:
                 yield

@@ -34,12 +34,35 @@ def merge_patch(target: Any, patch: Any) -> Any:
     return result
 
 
+MAX_PATCH_DEPTH = 32  # far deeper than any record of the registry
+
+
+def _depth(value: Any) -> int:
+    """How deeply arrays and objects nest in a decoded JSON value (iteratively: no recursion to exhaust)."""
+    deepest, stack = 0, [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, depth)
+            if depth > MAX_PATCH_DEPTH:
+                return depth
+            stack.extend((inner, depth + 1) for inner in (item.values() if isinstance(item, dict) else item))
+    return deepest
+
+
 def decode_merge_patch(body: bytes) -> dict[str, Any]:
     """The patch document of a request body: a JSON object, or a 400 saying what it is instead."""
     try:
         patch = msgspec.json.decode(body)
-    except msgspec.DecodeError as exc:
+    except (msgspec.DecodeError, UnicodeDecodeError) as exc:  # (msgspec checks UTF-8 in strings as it decodes)
         raise RegistryValidationError([FieldError("(body)", f"the body is not valid JSON: {exc}")]) from None
+    except RecursionError:
+        raise RegistryValidationError([FieldError("(body)", "the body is nested too deeply")]) from None
+    if _depth(patch) > MAX_PATCH_DEPTH:
+        # Merging walks the patch recursively: a deep one would exhaust the stack there.
+        raise RegistryValidationError(
+            [FieldError("(body)", f"the body is nested more than {MAX_PATCH_DEPTH} levels deep")]
+        )
     if not isinstance(patch, dict):
         raise RegistryValidationError(
             [FieldError("(body)", "a merge patch is a JSON object of the fields to change (null removes one)")]

@@ -32,12 +32,15 @@ SCOPES_BY_ROLE: dict[str, frozenset[str]] = {
 PASSWORD_EXPIRED = "password_expired"
 SESSION_LIFETIME = timedelta(hours=10)  # one working day; a fresh login each morning
 MIN_PASSWORD_LENGTH = 12
-# Throttling instead of a lock-out. After FREE_FAILURES wrong passwords in a row (per client address, and per
-# account from anywhere) each further try waits twice as long as the one before: 1 s, 2 s, 4 s, ... An account's
-# wait stops growing at ACCOUNT_MAX_DELAY, so that nobody can lock a user (the admin included) out by guessing at
-# their account; guessing stays slow (one try a minute). An address's wait grows to ADDRESS_MAX_DELAY: the one
-# guessing is slowed down, not the people they guess at. Wrong passwords older than FORGET_AFTER no longer count.
+# Throttling instead of a lock-out, per account and per client address separately. After FREE_FAILURES wrong
+# passwords on an account (from anywhere), or ADDRESS_FREE_FAILURES from one address (on any accounts: an office
+# or a VPN shares one, so a few colleagues' typos must not hold up the admin's correct password), each further
+# try waits twice as long as the one before: 1 s, 2 s, 4 s, ... An account's wait stops growing at
+# ACCOUNT_MAX_DELAY, so that nobody can lock a user (the admin included) out by guessing at their account;
+# guessing stays slow (one try a minute). An address's wait grows to ADDRESS_MAX_DELAY: the one guessing is
+# slowed down, not the people they guess at. Wrong passwords older than FORGET_AFTER no longer count.
 FREE_FAILURES = 3
+ADDRESS_FREE_FAILURES = 20
 ACCOUNT_MAX_DELAY = timedelta(seconds=60)
 ADDRESS_MAX_DELAY = timedelta(minutes=15)
 FORGET_AFTER = timedelta(hours=24)
@@ -284,10 +287,10 @@ def address_key(address: str) -> str:
     return ("address:" + address)[:80]
 
 
-def throttle_delay(failures: int, cap: timedelta) -> timedelta:
-    if failures < FREE_FAILURES:
+def throttle_delay(failures: int, cap: timedelta, free: int = FREE_FAILURES) -> timedelta:
+    if failures < free:
         return timedelta(0)
-    return min(timedelta(seconds=2 ** min(failures - FREE_FAILURES, 20)), cap)
+    return min(timedelta(seconds=2 ** min(failures - free, 20)), cap)
 
 
 @dataclass(frozen=True)
@@ -303,7 +306,10 @@ async def log_in(
     """Unknown and known e-mails are answered alike: both are throttled, both cost a password verification."""
     now = now or utcnow()
     email = normalise_email(email)
-    keys = {address_key(address): ADDRESS_MAX_DELAY, account_key(email): ACCOUNT_MAX_DELAY}
+    keys = {
+        address_key(address): (ADDRESS_MAX_DELAY, ADDRESS_FREE_FAILURES),
+        account_key(email): (ACCOUNT_MAX_DELAY, FREE_FAILURES),
+    }
     # Tries on one address or one account take turns (until the transaction ends), so that a burst of concurrent
     # guesses cannot all pass the check before the first of them is counted. Taken in one order: no deadlock.
     for key in sorted(keys):
@@ -376,9 +382,10 @@ async def sign_on(session: AsyncSession, email: str, role: str, *, now: datetime
     return SignOnResult(token, created=created)
 
 
-async def _count_failure(session: AsyncSession, keys: dict[str, timedelta], now: datetime) -> None:
-    """One more wrong password on each key, atomically (concurrent tries must all count)."""
-    for key, cap in keys.items():
+async def _count_failure(session: AsyncSession, keys: dict[str, tuple[timedelta, int]], now: datetime) -> None:
+    """One more wrong password on each key (its wait's cap, its free failures), atomically (concurrent tries
+    must all count)."""
+    for key, (cap, free) in keys.items():
         table = UiLoginThrottle.__table__  # type: ignore[attr-defined]
         statement = insert(table).values(key=key, failures=1, next_try_at=now, last_failure_at=now)
         failures = (
@@ -395,7 +402,7 @@ async def _count_failure(session: AsyncSession, keys: dict[str, timedelta], now:
         await session.execute(
             update(UiLoginThrottle)
             .where(col(UiLoginThrottle.key) == key)
-            .values(next_try_at=now + throttle_delay(failures, cap))
+            .values(next_try_at=now + throttle_delay(failures, cap, free))
         )
 
 

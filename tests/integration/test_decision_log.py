@@ -24,6 +24,7 @@ from ledger.append import DecisionLogWriter, append_decisions
 from ledger.entries import DecisionEntry
 from ledger.verify import verify_log
 from tests.conftest import bearer, make_key
+from tests.integration.registry_fixtures import append_history
 
 REPO = Path(__file__).resolve().parents[2]
 ALLOWED_SHARE = {
@@ -192,7 +193,7 @@ AWKWARD_TEXT = 'quote " backslash \\ slash / tab \t newline \n åäö 中文 �
 async def test_entries_are_stored_exactly_as_given_whatever_their_text_holds(database):
     """A batch travels to PostgreSQL as one JSON document: escapes, non-ASCII and a 6-digit timestamp
     fraction must come back as they went in, and the stored rows must verify against their hashes."""
-    moment = datetime(2026, 11, 25, 23, 59, 59, 999_999, tzinfo=UTC)
+    moment = datetime.now(UTC).replace(microsecond=999_999)
     awkward = DecisionEntry(
         decision_id=uuid.uuid4(),
         decided_at=moment,
@@ -465,7 +466,7 @@ async def logged_decisions(database):
     engine = make_engine(database, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            await append_decisions(session, entries)
+            await append_history(session, entries)
     finally:
         await engine.dispose()
     return now

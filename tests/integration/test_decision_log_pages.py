@@ -11,8 +11,8 @@ import pytest
 
 import ledger.queries
 from kernel.db import make_engine, make_sessionmaker
-from ledger.append import append_decisions
 from ledger.entries import DecisionEntry
+from tests.integration.registry_fixtures import append_history
 from tests.integration.test_ui_pages import add_user, log_in
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
@@ -49,7 +49,7 @@ async def append(url: str, entries: list[DecisionEntry]) -> None:
     engine = make_engine(url, pool_size=1)
     try:
         async with make_sessionmaker(engine)() as session, session.begin():
-            await append_decisions(session, entries)
+            await append_history(session, entries)
     finally:
         await engine.dispose()
 

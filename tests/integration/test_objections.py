@@ -373,9 +373,7 @@ async def test_a_bad_import_parameter_is_a_400_naming_it(seeded_client, writer_h
     assert field in response.text
 
 
-async def test_the_cli_guard_check_names_a_person_and_obeys_their_objection(
-    seeded_database, seeded_client, writer_headers
-):
+async def test_the_cli_guard_check_names_a_person_and_obeys_their_objection(seeded_database, writer_headers):
     key = "c" * 32
     async with AsyncTestClient(create_app(settings_for(seeded_database, subject_key=key))) as client:
         assert (

@@ -95,3 +95,10 @@ def test_a_commitment_links_to_no_one_without_its_salt():
 def test_the_access_log_never_shows_a_persons_identifier():
     scope = {"path": "/api/subjects/recipients", "root_path": "", "query_string": b"subject=anna%40example.se&x=1"}
     assert redacted_path_with_query(scope) == "/api/subjects/recipients?subject=[redacted]&x=1"  # type: ignore[arg-type]
+
+
+@pytest.mark.parametrize("name", ["%73ubject", "SUBJ%45CT", "%73%75%62%6a%65%63%74"])
+def test_a_subject_query_name_spelled_with_percent_escapes_is_redacted_too(name):
+    """Issue 33, finding 10: `%73ubject` reached the app as `subject` but the access log kept its value in clear."""
+    scope = {"path": "/api/subjects/recipients", "query_string": f"{name}=anna%40example.se".encode()}
+    assert redacted_path_with_query(scope) == f"/api/subjects/recipients?{name}=[redacted]"  # type: ignore[arg-type]

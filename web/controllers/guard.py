@@ -5,13 +5,13 @@ import time
 import uuid
 from collections.abc import Awaitable, Callable
 from datetime import UTC, datetime
-from typing import Annotated, Any, Literal, cast
+from typing import Annotated, Any, Literal, TypeVar, cast
 
 import asyncpg
 import msgspec
 from litestar import Controller, Request, get, post
 from litestar.di import NamedDependency
-from litestar.exceptions import ClientException
+from litestar.exceptions import ClientException, ServiceUnavailableException, TooManyRequestsException
 from litestar.openapi.datastructures import ResponseSpec
 from litestar.openapi.spec import Operation
 from litestar.params import FromPath, QueryParameter
@@ -28,9 +28,8 @@ from kernel import counters
 from kernel.db import database_outage
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from kernel.logs import current_request_id
-from ledger.append import driver_connection
 from ledger.queries import list_decisions
-from ledger.seal import receipt
+from ledger.seal import CheckpointRefused, ProofsBusy, ProofService
 from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
 from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, ReceiptAnswer, answers
@@ -39,6 +38,8 @@ from web.controllers.exports import decision_csv_response
 from web.guard_openapi import CheckBatchOperation, CheckOperation
 
 log = logging.getLogger(__name__)
+
+T = TypeVar("T")
 
 RecipientFilter = Annotated[
     str | None, QueryParameter(max_length=200, pattern=WITHOUT_NUL, description="recipient party key")
@@ -325,9 +326,7 @@ class GuardController(Controller):
         opt=requires("registry:read"),
         responses=answers(200, ReceiptAnswer, "The logged decision with its proof", 400, 401, 403, 404),
     )
-    async def decision_receipt(
-        self, db_session: NamedDependency[AsyncSession], decision_id: FromPath[str]
-    ) -> dict[str, Any]:
+    async def decision_receipt(self, request: Request[Any, Any, Any], decision_id: FromPath[str]) -> dict[str, Any]:
         """One logged decision with what a third party needs to check it against a signed checkpoint: the
         content its hash covers, its hashes, its sequence, its writer and place in that writer's chain, and,
         once a checkpoint has sealed it, its leaf index and an RFC 6962 inclusion proof to the latest checkpoint
@@ -336,10 +335,47 @@ class GuardController(Controller):
             wanted = uuid.UUID(decision_id)
         except ValueError:
             raise RegistryValidationError([FieldError("decision_id", f"{decision_id[:64]!r} is not a UUID")]) from None
-        found = await receipt(await driver_connection(db_session), wanted)
+        # Built in a worker process, one at a time per key: the leaves' hashes up to the checkpoint are read
+        # and hashed, which on the guard's event loop would hold its checks for seconds in a large log.
+        found = await _proofs(request, lambda proofs: proofs.receipt(request.user.name, wanted))
         if found is None:
             raise NotFoundError(f"no logged decision {wanted}")
         return found
+
+    @get(
+        "/checkpoints/{first:int}/consistency/{second:int}",
+        opt=requires("registry:read"),
+        responses=answers(200, dict[str, Any], "An RFC 6962 consistency proof between two tree sizes", 400, 401, 403),
+    )
+    async def checkpoint_consistency(
+        self, request: Request[Any, Any, Any], first: FromPath[int], second: FromPath[int]
+    ) -> dict[str, Any]:
+        """The RFC 6962 consistency proof that the log's tree of `second` leaves extends its tree of `first`
+        (0 < first <= second <= the latest checkpoint's size), with the checkpoints signed at those sizes when
+        there are some: what a witness checks before it accepts a newer checkpoint
+        (`registry_guard_client.verify_consistency` checks one)."""
+        for name, size in (("first", first), ("second", second)):
+            if not 0 < size <= MAX_TREE_SIZE:
+                raise RegistryValidationError([FieldError(name, f"{size} is not a tree size (1 to {MAX_TREE_SIZE})")])
+        if first > second:
+            raise RegistryValidationError([FieldError("first", f"{first} is larger than second ({second})")])
+        try:
+            return await _proofs(request, lambda proofs: proofs.consistency(request.user.name, first, second))
+        except ValueError as exc:
+            raise RegistryValidationError([FieldError("second", str(exc))]) from None
+
+
+MAX_TREE_SIZE = 2**62  # (sizes are bigint in the database)
+
+
+async def _proofs(request: Request[Any, Any, Any], build: Callable[[ProofService], Awaitable[T]]) -> T:
+    """A proof built by the proofs worker: 429 while the caller's key has one being built already."""
+    try:
+        return await build(services_of(request.app).proofs)
+    except ProofsBusy as exc:
+        raise TooManyRequestsException(str(exc), headers={"Retry-After": "1"}) from None
+    except CheckpointRefused as exc:  # the stored tree has lost nodes or leaves: evidence, not a proof
+        raise ServiceUnavailableException(f"no proof can be built: {exc}") from None
 
 
 route_handlers: list[Any] = [GuardController]

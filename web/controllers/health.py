@@ -41,6 +41,9 @@ class HealthController(Controller):
         except Exception as exc:  # any failure to reach the database means "not ready"
             body = {"status": "unavailable", "database": type(exc).__name__, "guard": guard}
             return Response(body, status_code=503)
+        # Evidence of tampering with the decision log: the guard fails closed until an operator resolves it.
+        if services.evidence.problem is not None:
+            guard = {**guard, "status": "unavailable", "evidence": services.evidence.describe()}
         if guard["status"] != "ok":
             return Response({"status": "unavailable", "database": "ok", "guard": guard}, status_code=503)
         return Response({"status": "ok", "database": "ok", "guard": guard})

@@ -69,6 +69,11 @@ class RegistryCollector(Collector):
         return list(self._families())
 
     def _families(self) -> Iterator[Metric]:
+        yield GaugeMetricFamily(
+            "guard_evidence_alarm_open",
+            "1 while an unresolved tampering alarm makes this guard fail closed",
+            value=int(self.services.evidence.problem is not None),
+        )
         loaded = self.services.snapshots.current
         if loaded is not None:
             yield GaugeMetricFamily(

@@ -21,6 +21,15 @@ from registry_guard_client._client import (
     Reason,
     ReasonCode,
 )
+from registry_guard_client._proofs import (
+    ProofError,
+    SignedCheckpoint,
+    open_checkpoint,
+    verify_consistency,
+    verify_consistency_answer,
+    verify_inclusion,
+    verify_receipt,
+)
 
 __all__ = [
     "GUARD_UNREACHABLE",
@@ -32,6 +41,13 @@ __all__ = [
     "Decision",
     "GuardClient",
     "GuardRequestError",
+    "ProofError",
     "Reason",
     "ReasonCode",
+    "SignedCheckpoint",
+    "open_checkpoint",
+    "verify_consistency",
+    "verify_consistency_answer",
+    "verify_inclusion",
+    "verify_receipt",
 ]
