@@ -19,11 +19,9 @@ from guard.service import GuardUnavailable, parse_share_request
 from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key
 from kernel.db import asyncpg_dsn
 from ledger.append import driver_connection, writer_origin
-from ledger.checkpoint import CheckpointError, Verifier
+from ledger.checkpoint import CheckpointError, CheckpointRefused, CheckpointWithheld, Verifier
 from ledger.evidence import EvidenceAlarm, open_alarms, raise_alarm, resolve_alarms
 from ledger.seal import (
-    CheckpointRefused,
-    CheckpointWithheld,
     WrittenCheckpoint,
     checkpoints_in_folder,
     hand_to_witnesses,

@@ -39,7 +39,7 @@ from kernel.text import no_nul_characters
 from ledger.append import ChainTampered, DecisionLogWriter
 from ledger.entries import DecisionEntry, format_timestamp, new_decision_id
 from ledger.evidence import EvidenceWatch
-from ledger.seal import ProofService
+from ledger.proofs import ProofService
 
 log = logging.getLogger(__name__)
 

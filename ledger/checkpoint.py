@@ -198,3 +198,16 @@ class Checkpoint:
 def open_checkpoint(note: str, verifier: Verifier) -> Checkpoint:
     """The checkpoint in a signed note, once its signature by the log's key verifies."""
     return Checkpoint.parse_body(open_note(note, verifier), verifier.name)
+
+
+class CheckpointRefused(Exception):
+    """The log does not extend its last checkpoint: signing it would bless a rewrite or a truncation."""
+
+
+class WitnessConflict(CheckpointRefused):
+    """The checkpoint is not consistent with what a witness already holds (smaller, another root at its size,
+    or no RFC 6962 consistency proof from the witness's latest): it is not handed over, nor signed."""
+
+
+class CheckpointWithheld(Exception):
+    """No checkpoint is signed while evidence of tampering is unresolved (guard/evidence.py)."""

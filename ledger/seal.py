@@ -6,18 +6,16 @@ or the CLI, and receipts are read on request.
 """
 
 import asyncio
-import base64
 import contextlib
 import heapq
 import json
 import logging
 import os
 import tempfile
-import uuid
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 import asyncpg
 import httpx
@@ -26,24 +24,26 @@ from kernel.counters import REFUSED_CHECKPOINTS
 from kernel.tasks import cancel_and_wait
 from kernel.workers import WorkerProcess
 from ledger.append import EMPTY_CHAIN, ChainHead, writer_origin
-from ledger.checkpoint import Checkpoint, CheckpointError, Signer, Verifier, load_or_create_signer, open_checkpoint
-from ledger.entries import ENTRY_COLUMNS, WRITER_LINKS_BETWEEN, record_content
+from ledger.checkpoint import (
+    Checkpoint,
+    CheckpointError,
+    CheckpointRefused,
+    CheckpointWithheld,
+    Signer,
+    Verifier,
+    WitnessConflict,
+    load_or_create_signer,
+    open_checkpoint,
+)
+from ledger.entries import WRITER_LINKS_BETWEEN
 from ledger.evidence import EvidenceWatch, raise_alarm
 from ledger.merkle import (
-    STORED_LEVELS,
     CompactRange,
-    RootOf,
-    consistency_path,
     consistency_proof,
-    inclusion_path,
     leaf_hash,
-    perfect_pieces,
-    ranges_needed,
-    reads_for,
-    root_from_leaf_hashes,
-    root_of_pieces,
     verify_consistency,
 )
+from ledger.nodes import store_nodes
 from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
 
 log = logging.getLogger(__name__)
@@ -51,19 +51,6 @@ log = logging.getLogger(__name__)
 # Arbitrary, fixed advisory-lock id (ledger/append.py uses ...003): one checkpoint writer at a time.
 CHECKPOINT_LOCK_ID = 7_411_028_004
 WITNESS_TIMEOUT_SECONDS = 5.0
-
-
-class CheckpointRefused(Exception):
-    """The log does not extend its last checkpoint: signing it would bless a rewrite or a truncation."""
-
-
-class WitnessConflict(CheckpointRefused):
-    """The checkpoint is not consistent with what a witness already holds (smaller, another root at its size,
-    or no RFC 6962 consistency proof from the witness's latest): it is not handed over, nor signed."""
-
-
-class CheckpointWithheld(Exception):
-    """No checkpoint is signed while evidence of tampering is unresolved (guard/evidence.py)."""
 
 
 def signing_key_file(settings: Any) -> Path:
@@ -438,215 +425,3 @@ async def stored_checkpoints(connection: asyncpg.Connection, verifier: Verifier)
         except CheckpointError as exc:
             raise CheckpointError(f"{source} is refused: {exc}") from None
     return known
-
-
-# --- Receipts ----------------------------------------------------------------------------------------------
-
-
-async def consistency(connection: asyncpg.Connection, first: int, second: int) -> dict[str, Any]:
-    """The RFC 6962 consistency proof between the log's trees of `first` and `second` leaves (0 < first <=
-    second <= the sealed leaves), with the stored checkpoints signed at those sizes (None where there is none):
-    what shows a witness or an auditor that the later tree extends the earlier. ValueError for sizes the
-    sealed log does not have."""
-    sealed = int(await connection.fetchval("SELECT coalesce(max(size), 0) FROM guard_checkpoint"))
-    if not 0 < first <= second:
-        raise ValueError(f"the sizes must be 0 < first <= second, not {first} and {second}")
-    if second > sealed:
-        raise ValueError(f"the latest checkpoint covers {sealed} leaves, fewer than {second}")
-    root_of = await stored_roots(connection, ranges_needed(lambda r: consistency_path(first, second, r)))
-    proof = consistency_path(first, second, root_of)
-    notes = {
-        int(row["size"]): row["note"]
-        for row in await connection.fetch(
-            "SELECT size, note FROM guard_checkpoint WHERE size IN ($1, $2)", first, second
-        )
-    }
-    return {
-        "first": first,
-        "second": second,
-        "proof": [base64.b64encode(p).decode() for p in proof],
-        "first_checkpoint": notes.get(first),
-        "second_checkpoint": notes.get(second),
-    }
-
-
-def _on_fresh_connection(dsn: str, work: Any) -> Any:
-    async def main() -> Any:
-        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
-        try:
-            return await work(connection)
-        finally:
-            await connection.close(timeout=5)
-
-    return asyncio.run(main())
-
-
-def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
-    """In the proofs worker process: `receipt`."""
-    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
-
-
-def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
-    """In the proofs worker process: `consistency`."""
-    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
-
-
-async def stored_node_counts(connection: asyncpg.Connection) -> dict[int, int]:
-    """How many nodes each stored level of the tree holds (they are written from index 0 on, none skipped)."""
-    rows = await connection.fetch(
-        "SELECT s.level, (SELECT max(n.index) + 1 FROM guard_log_node n WHERE n.level = s.level) AS count"
-        " FROM unnest($1::smallint[]) AS s(level)",
-        list(STORED_LEVELS),
-    )
-    return {int(row["level"]): int(row["count"] or 0) for row in rows}
-
-
-async def _leaf_hashes_at(connection: asyncpg.Connection, indexes: list[int]) -> dict[int, bytes]:
-    rows = await connection.fetch(
-        "SELECT l.leaf_index, d.hash FROM guard_log_leaf l JOIN guard_decision d ON d.seq = l.seq"
-        " WHERE l.leaf_index = ANY($1::bigint[])",
-        indexes,
-    )
-    return {int(row["leaf_index"]): leaf_hash(bytes.fromhex(row["hash"])) for row in rows}
-
-
-async def stored_roots(connection: asyncpg.Connection, ranges: list[tuple[int, int]]) -> RootOf:
-    """`root_of(start, end)` for the ranges given, from the stored nodes (and, below the first stored level or
-    past the last stored node, the leaves): O(log n) reads and hashes per range (guard/merkle.py)."""
-    counts = await stored_node_counts(connection)
-    pieces = {piece for start, end in ranges for piece in perfect_pieces(start, end)}
-    reads = {piece: reads_for(piece, counts) for piece in pieces}
-    node_keys = sorted({(lv, i) for lv, first, n in reads.values() if lv for i in range(first, first + n)})
-    leaf_indexes = sorted({i for lv, first, n in reads.values() if not lv for i in range(first, first + n)})
-    nodes: dict[tuple[int, int], bytes] = {}
-    if node_keys:
-        rows = await connection.fetch(
-            "SELECT n.level, n.index, n.hash FROM guard_log_node n"
-            " JOIN unnest($1::smallint[], $2::bigint[]) AS k(level, index) ON n.level = k.level AND n.index = k.index",
-            [lv for lv, _ in node_keys],
-            [i for _, i in node_keys],
-        )
-        nodes = {(int(r["level"]), int(r["index"])): bytes.fromhex(r["hash"]) for r in rows}
-    leaves = await _leaf_hashes_at(connection, leaf_indexes) if leaf_indexes else {}
-    piece_roots: dict[tuple[int, int], bytes] = {}
-    for piece, (lv, first, n) in reads.items():
-        try:
-            children = [nodes[(lv, i)] if lv else leaves[i] for i in range(first, first + n)]
-        except KeyError:
-            raise CheckpointRefused(f"the log's tree is missing nodes under leaf {first << lv} (deleted)") from None
-        piece_roots[piece] = root_from_leaf_hashes(children)
-
-    def root_of(start: int, end: int) -> bytes:
-        return root_of_pieces([piece_roots[piece] for piece in perfect_pieces(start, end)])
-
-    return root_of
-
-
-async def store_nodes(connection: asyncpg.Connection, size: int) -> None:
-    """Store the roots of the perfect subtrees of each stored level that the first `size` leaves complete and
-    that are not stored yet (the first checkpoint after migration 0018 stores those of the whole log)."""
-    counts = await stored_node_counts(connection)
-    below = 0
-    for level in STORED_LEVELS:
-        have, want = counts.get(level, 0), size >> level
-        if want <= have:
-            break
-        children_per_node = 1 << (level - below)
-        first, end = have * children_per_node, want * children_per_node
-        if below == 0:
-            found = await _leaf_hashes_at(connection, list(range(first, end)))
-            children = [found[i] for i in range(first, end)]
-        else:
-            rows = await connection.fetch(
-                "SELECT hash FROM guard_log_node WHERE level = $1 AND index >= $2 AND index < $3 ORDER BY index",
-                below,
-                first,
-                end,
-            )
-            children = [bytes.fromhex(r["hash"]) for r in rows]
-        if len(children) != end - first:
-            raise CheckpointRefused(f"the log's tree is missing nodes or leaves at level {below} (deleted)")
-        roots = [
-            root_from_leaf_hashes(children[i : i + children_per_node])
-            for i in range(0, len(children), children_per_node)
-        ]
-        await connection.execute(
-            "INSERT INTO guard_log_node (level, index, hash) SELECT $1, * FROM unnest($2::bigint[], $3::text[])",
-            level,
-            list(range(have, want)),
-            [r.hex() for r in roots],
-        )
-        below = level
-
-
-class ProofsBusy(Exception):
-    """The caller's key already has a proof being built: one at a time per key."""
-
-
-class ProofService:
-    """Receipts and consistency proofs, built in a worker process of their own (reading and hashing up to every
-    leaf of the log would hold the guard's event loop for seconds at half a million entries), one at a time per
-    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker)."""
-
-    def __init__(self, dsn: str) -> None:
-        self._dsn = dsn
-        self._worker = WorkerProcess("proofs")
-        self._busy: set[str] = set()
-
-    async def _run(self, caller: str, function: Any, *args: Any) -> Any:
-        if caller in self._busy:
-            raise ProofsBusy(f"a proof for {caller} is being built already; retry once it is answered")
-        self._busy.add(caller)
-        try:
-            return await self._worker.run(function, self._dsn, *args)
-        finally:
-            self._busy.discard(caller)
-
-    async def receipt(self, caller: str, decision_id: uuid.UUID) -> dict[str, Any] | None:
-        return cast("dict[str, Any] | None", await self._run(caller, receipt_in_worker, str(decision_id)))
-
-    async def consistency(self, caller: str, first: int, second: int) -> dict[str, Any]:
-        return cast("dict[str, Any]", await self._run(caller, consistency_in_worker, first, second))
-
-    def close(self) -> None:
-        self._worker.close()
-
-
-async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:
-    """A logged decision with what a third party needs to check it: the content its hash covers (naming its
-    writer and its place in that writer's chain), the previous hash and its own, its `seq`, and, once a
-    checkpoint covers it, its leaf index, that signed checkpoint and the RFC 6962 inclusion proof of its leaf.
-
-    The proof's nodes are read from the stored subtrees (`stored_roots`): O(log n) reads, not the whole log."""
-    record = await connection.fetchrow(
-        f"SELECT {ENTRY_COLUMNS}, (SELECT leaf_index FROM guard_log_leaf l WHERE l.seq = d.seq) AS leaf_index"
-        " FROM guard_decision d WHERE decision_id = $1",
-        decision_id,
-    )
-    if record is None:
-        return None
-    leaf_index = record["leaf_index"]
-    document: dict[str, Any] = {
-        "sequence": int(record["seq"]),
-        "writer": record["writer"],
-        "wseq": int(record["wseq"]),
-        "content": record_content(record),
-        "prev_hash": record["prev_hash"],
-        "hash": record["hash"],
-        "leaf_index": leaf_index,
-        "checkpoint": None,
-        "inclusion_proof": None,
-    }
-    checkpoint = (
-        await connection.fetchrow(
-            "SELECT size, note FROM guard_checkpoint WHERE size > $1 ORDER BY size DESC LIMIT 1", leaf_index
-        )
-        if leaf_index is not None
-        else None
-    )
-    if checkpoint is not None:
-        size = int(checkpoint["size"])
-        root_of = await stored_roots(connection, ranges_needed(lambda r: inclusion_path(leaf_index, size, r)))
-        document["checkpoint"] = checkpoint["note"]
-        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_path(leaf_index, size, root_of)]
-    return document

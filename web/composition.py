@@ -29,7 +29,8 @@ from kernel.db import asyncpg_dsn, dispose_within, make_engine, make_sessionmake
 from kernel.settings import Settings
 from ledger.append import DecisionLogWriter, writer_origin
 from ledger.evidence import EvidenceWatch
-from ledger.seal import CheckpointPublisher, ProofService
+from ledger.proofs import ProofService
+from ledger.seal import CheckpointPublisher
 from registry.credentials import Principal
 from registry.jobs.scheduler import start_scheduler
 from registry.reports import ReportWorker

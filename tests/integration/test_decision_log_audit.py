@@ -29,8 +29,9 @@ from ledger.checkpoint import (
 )
 from ledger.entries import DecisionEntry
 from ledger.merkle import CompactRange, leaf_hash
+from ledger.proofs import receipt
 from ledger.receipt import verify_receipt
-from ledger.seal import CheckpointPublisher, checkpoint_file_name, receipt
+from ledger.seal import CheckpointPublisher, checkpoint_file_name
 from tests.conftest import SEED_ALLOWED_SHARE, free_port, test_settings
 from tests.integration.test_decision_log import entry, plain_url, write_entries
 

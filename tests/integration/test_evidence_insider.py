@@ -19,18 +19,10 @@ from prometheus_client import REGISTRY
 from registry_guard_client import ProofError, open_checkpoint, verify_consistency_answer, verify_receipt
 
 from ledger.append import EMPTY_CHAIN, append_to_chain, own_head
-from ledger.checkpoint import Checkpoint, load_or_create_signer
+from ledger.checkpoint import Checkpoint, CheckpointRefused, WitnessConflict, load_or_create_signer
 from ledger.evidence import EvidenceWatch
-from ledger.seal import (
-    CheckpointPublisher,
-    CheckpointRefused,
-    ProofsBusy,
-    ProofService,
-    WitnessConflict,
-    WrittenCheckpoint,
-    checkpoint_file_name,
-    write_to_folder,
-)
+from ledger.proofs import ProofsBusy, ProofService
+from ledger.seal import CheckpointPublisher, WrittenCheckpoint, checkpoint_file_name, write_to_folder
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key, test_settings
 from tests.integration.test_decision_log import entry, plain_url
 from tests.integration.test_decision_log_audit import (

@@ -28,8 +28,9 @@ from kernel import counters
 from kernel.db import database_outage
 from kernel.errors import FieldError, NotFoundError, RegistryValidationError
 from kernel.logs import current_request_id
+from ledger.checkpoint import CheckpointRefused
+from ledger.proofs import ProofsBusy, ProofService
 from ledger.queries import list_decisions
-from ledger.seal import CheckpointRefused, ProofsBusy, ProofService
 from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
 from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, ReceiptAnswer, answers

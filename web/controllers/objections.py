@@ -25,13 +25,7 @@ from registry.services.objections import (
 from registry.services.subjects import RECIPIENT_CSV_HEADERS, recipients_csv, subject_recipients
 from web.auth import requires
 from web.composition import services_of
-from web.contract import (
-    ObjectionAnswer,
-    ObjectionImportAnswer,
-    ObjectionPage,
-    SubjectRecipientsAnswer,
-    answers,
-)
+from web.contract import ObjectionAnswer, ObjectionImportAnswer, ObjectionPage, SubjectRecipientsAnswer, answers
 from web.controllers.deps import WITHOUT_NUL, Limit, Offset, Page, page
 from web.controllers.exports import attachment
 

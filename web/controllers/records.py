@@ -13,7 +13,8 @@ from kernel.i18n import negotiate
 from registry import reports
 from web.auth import requires
 from web.composition import Services
-from web.contract import Article30Answer, PrivacyNoticeAnswer, PrivacyNoticePublishedAnswer, answers
+from web.contract import answers
+from web.contract_records import Article30Answer, PrivacyNoticeAnswer, PrivacyNoticePublishedAnswer
 from web.controllers.exports import XLSX, attachment
 
 From = Annotated[date | None, QueryParameter(name="from", description="first day (YYYY-MM-DD); default a year ago")]

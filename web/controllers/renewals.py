@@ -22,13 +22,7 @@ from registry.jobs.calendar import (
 from registry.jobs.renewals import upcoming_renewals
 from web.auth import requires
 from web.composition import services_of
-from web.contract import (
-    CalendarFeedAnswer,
-    CreatedCalendarFeed,
-    RenewalsAnswer,
-    RevokedCalendarFeed,
-    answers,
-)
+from web.contract import CalendarFeedAnswer, CreatedCalendarFeed, RenewalsAnswer, RevokedCalendarFeed, answers
 
 Within = Annotated[int, QueryParameter(ge=1, le=3650, description="days ahead to look, 1..3650")]
 

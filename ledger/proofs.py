@@ -1,0 +1,141 @@
+"""Receipts and consistency proofs (RFC 6962): built from the stored subtree roots in O(log n) reads, off the
+event loop in a worker process, one at a time per API key."""
+
+import asyncio
+import base64
+import uuid
+from typing import Any, cast
+
+import asyncpg
+
+from kernel.workers import WorkerProcess
+from ledger.entries import ENTRY_COLUMNS, record_content
+from ledger.merkle import (
+    consistency_path,
+    inclusion_path,
+    ranges_needed,
+)
+from ledger.nodes import stored_roots
+
+# --- Receipts ----------------------------------------------------------------------------------------------
+
+
+async def consistency(connection: asyncpg.Connection, first: int, second: int) -> dict[str, Any]:
+    """The RFC 6962 consistency proof between the log's trees of `first` and `second` leaves (0 < first <=
+    second <= the sealed leaves), with the stored checkpoints signed at those sizes (None where there is none):
+    what shows a witness or an auditor that the later tree extends the earlier. ValueError for sizes the
+    sealed log does not have."""
+    sealed = int(await connection.fetchval("SELECT coalesce(max(size), 0) FROM guard_checkpoint"))
+    if not 0 < first <= second:
+        raise ValueError(f"the sizes must be 0 < first <= second, not {first} and {second}")
+    if second > sealed:
+        raise ValueError(f"the latest checkpoint covers {sealed} leaves, fewer than {second}")
+    root_of = await stored_roots(connection, ranges_needed(lambda r: consistency_path(first, second, r)))
+    proof = consistency_path(first, second, root_of)
+    notes = {
+        int(row["size"]): row["note"]
+        for row in await connection.fetch(
+            "SELECT size, note FROM guard_checkpoint WHERE size IN ($1, $2)", first, second
+        )
+    }
+    return {
+        "first": first,
+        "second": second,
+        "proof": [base64.b64encode(p).decode() for p in proof],
+        "first_checkpoint": notes.get(first),
+        "second_checkpoint": notes.get(second),
+    }
+
+
+def _on_fresh_connection(dsn: str, work: Any) -> Any:
+    async def main() -> Any:
+        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
+        try:
+            return await work(connection)
+        finally:
+            await connection.close(timeout=5)
+
+    return asyncio.run(main())
+
+
+def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
+    """In the proofs worker process: `receipt`."""
+    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
+
+
+def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
+    """In the proofs worker process: `consistency`."""
+    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
+
+
+class ProofsBusy(Exception):
+    """The caller's key already has a proof being built: one at a time per key."""
+
+
+class ProofService:
+    """Receipts and consistency proofs, built in a worker process of their own (reading and hashing up to every
+    leaf of the log would hold the guard's event loop for seconds at half a million entries), one at a time per
+    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker)."""
+
+    def __init__(self, dsn: str) -> None:
+        self._dsn = dsn
+        self._worker = WorkerProcess("proofs")
+        self._busy: set[str] = set()
+
+    async def _run(self, caller: str, function: Any, *args: Any) -> Any:
+        if caller in self._busy:
+            raise ProofsBusy(f"a proof for {caller} is being built already; retry once it is answered")
+        self._busy.add(caller)
+        try:
+            return await self._worker.run(function, self._dsn, *args)
+        finally:
+            self._busy.discard(caller)
+
+    async def receipt(self, caller: str, decision_id: uuid.UUID) -> dict[str, Any] | None:
+        return cast("dict[str, Any] | None", await self._run(caller, receipt_in_worker, str(decision_id)))
+
+    async def consistency(self, caller: str, first: int, second: int) -> dict[str, Any]:
+        return cast("dict[str, Any]", await self._run(caller, consistency_in_worker, first, second))
+
+    def close(self) -> None:
+        self._worker.close()
+
+
+async def receipt(connection: asyncpg.Connection, decision_id: uuid.UUID) -> dict[str, Any] | None:
+    """A logged decision with what a third party needs to check it: the content its hash covers (naming its
+    writer and its place in that writer's chain), the previous hash and its own, its `seq`, and, once a
+    checkpoint covers it, its leaf index, that signed checkpoint and the RFC 6962 inclusion proof of its leaf.
+
+    The proof's nodes are read from the stored subtrees (`stored_roots`): O(log n) reads, not the whole log."""
+    record = await connection.fetchrow(
+        f"SELECT {ENTRY_COLUMNS}, (SELECT leaf_index FROM guard_log_leaf l WHERE l.seq = d.seq) AS leaf_index"
+        " FROM guard_decision d WHERE decision_id = $1",
+        decision_id,
+    )
+    if record is None:
+        return None
+    leaf_index = record["leaf_index"]
+    document: dict[str, Any] = {
+        "sequence": int(record["seq"]),
+        "writer": record["writer"],
+        "wseq": int(record["wseq"]),
+        "content": record_content(record),
+        "prev_hash": record["prev_hash"],
+        "hash": record["hash"],
+        "leaf_index": leaf_index,
+        "checkpoint": None,
+        "inclusion_proof": None,
+    }
+    checkpoint = (
+        await connection.fetchrow(
+            "SELECT size, note FROM guard_checkpoint WHERE size > $1 ORDER BY size DESC LIMIT 1", leaf_index
+        )
+        if leaf_index is not None
+        else None
+    )
+    if checkpoint is not None:
+        size = int(checkpoint["size"])
+        root_of = await stored_roots(connection, ranges_needed(lambda r: inclusion_path(leaf_index, size, r)))
+        document["checkpoint"] = checkpoint["note"]
+        document["inclusion_proof"] = [base64.b64encode(p).decode() for p in inclusion_path(leaf_index, size, root_of)]
+    return document
