@@ -203,6 +203,12 @@ async def client(app: Litestar) -> AsyncIterator[AsyncTestClient[Litestar]]:
 
 
 @pytest.fixture
+async def seeded_client(seeded_database: str, client: AsyncTestClient[Litestar]) -> AsyncTestClient[Litestar]:
+    """A client of an app over the seeded registry (the API's tests; the UI's use `ui_client`)."""
+    return client
+
+
+@pytest.fixture
 async def admin_headers(database: str) -> dict[str, str]:
     return bearer(await make_key(database, "admin-test", "admin"))
 

@@ -7,17 +7,14 @@ from pathlib import Path
 
 from playwright.async_api import Browser, expect
 
-from tests.e2e.test_ui_browser import ServiceThread, shot
-from tests.e2e.test_ui_browser import browser as browser  # fixtures, shared
-from tests.e2e.test_ui_browser import screenshots as screenshots
-from tests.e2e.test_ui_browser import service as service
-from tests.integration.test_ui_pages import PASSWORD
+from tests.e2e.browsing import ServiceThread, shot
+from tests.ui_session import PASSWORD
 
 
 async def test_legal_prints_the_art30_record_per_activity_in_swedish_and_reads_the_notice(
-    service: ServiceThread, browser: Browser, screenshots: Path
+    ui_service: ServiceThread, browser: Browser, screenshots: Path
 ) -> None:
-    base = service.url
+    base = ui_service.url
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     await page.goto(base + "/ui/login")

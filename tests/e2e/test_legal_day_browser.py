@@ -16,10 +16,10 @@ import pytest
 from playwright.async_api import Browser, Page, async_playwright, expect
 
 from tests.conftest import bearer, make_key
-from tests.e2e.test_ui_browser import ALL_CLAUSES, CHROMIUM_ARGS, SCREENSHOTS, ServiceThread, shot, tick
-from tests.integration.test_ui_pages import PASSWORD, add_user
+from tests.e2e.browsing import CHROMIUM_ARGS, SCREENSHOTS, ServiceThread, shot
+from tests.e2e.test_ui_browser import ALL_CLAUSES, tick
+from tests.ui_session import PASSWORD, add_user
 
-# English words a lawyer would read if a text escaped the catalogues (whole words, case as written). Codes
 # (<code>), keys, names and the language switch's "English" are not prose and are left out of the check.
 ENGLISH = re.compile(
     r"\b(the|and|with|of|is|not|agreement|agreements|party|parties|guard|share|shares|refused|refuses|denied|"

@@ -12,8 +12,7 @@ from playwright.async_api import Browser, expect
 
 from tests.conftest import free_port
 from tests.conftest import test_settings as settings_for
-from tests.e2e.test_ui_browser import ServiceThread
-from tests.e2e.test_ui_browser import browser as browser  # a fixture, shared
+from tests.e2e.browsing import ServiceThread
 from tests.integration.test_sign_on import CLIENT_ID, CLIENT_SECRET, Provider
 from tests.integration.test_sign_on import provider as provider  # a fixture, shared
 from web.app import create_app

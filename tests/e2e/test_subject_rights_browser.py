@@ -9,20 +9,17 @@ import httpx
 from playwright.async_api import Browser, expect
 
 from tests.conftest import bearer, make_key
-from tests.e2e.test_ui_browser import ServiceThread, shot
-from tests.e2e.test_ui_browser import browser as browser  # fixtures, shared
-from tests.e2e.test_ui_browser import screenshots as screenshots
-from tests.e2e.test_ui_browser import service as service
+from tests.e2e.browsing import ServiceThread, shot
 from tests.integration.test_objections import DELIVERY
-from tests.integration.test_ui_pages import PASSWORD
+from tests.ui_session import PASSWORD
 
 PERSON = "Nils.Ek@Example.SE"
 
 
 async def test_legal_restricts_lifts_and_erases_a_person_from_the_rights_page(
-    service: ServiceThread, browser: Browser, screenshots: Path, seeded_database: str
+    ui_service: ServiceThread, browser: Browser, screenshots: Path, seeded_database: str
 ) -> None:
-    base = service.url
+    base = ui_service.url
     guard = bearer(await make_key(seeded_database, "webshop-browser", "guard:check"))
     async with httpx.AsyncClient(base_url=base) as http:
 

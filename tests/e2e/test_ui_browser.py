@@ -6,91 +6,16 @@ to test-artifacts/screenshots/ (not committed)."""
 
 import asyncio
 import re
-import threading
-from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import httpx
-import pytest
-import uvicorn
-from playwright.async_api import Browser, Page, async_playwright, expect
+from playwright.async_api import Browser, Page, expect
 
-from tests.conftest import bearer, free_port, make_key
-from tests.conftest import test_settings as settings_for
-from tests.integration.test_ui_pages import PASSWORD, add_user
-from web.app import create_app
+from tests.conftest import bearer, make_key
+from tests.e2e.browsing import ServiceThread, shot
+from tests.ui_session import PASSWORD
 
-SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-artifacts" / "screenshots"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 ALL_CLAUSES = ("(a)", "(b)", "(c)", "(d)", "(e)", "(f)", "(g)", "(h)")
-
-
-class ServiceThread:
-    """The real ASGI service under uvicorn, in a thread with its own event loop."""
-
-    def __init__(self, database: str) -> None:
-        self.port = free_port()
-        config = uvicorn.Config(
-            create_app(settings_for(database, public_url=f"http://127.0.0.1:{self.port}")),
-            host="127.0.0.1",
-            port=self.port,
-            log_level="warning",
-            lifespan="on",
-        )
-        self.server = uvicorn.Server(config)
-        self.thread = threading.Thread(target=self.server.run, daemon=True)
-
-    @property
-    def url(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    async def __aenter__(self) -> "ServiceThread":
-        self.thread.start()
-        for _ in range(300):
-            if self.server.started:
-                return self
-            if not self.thread.is_alive():
-                break
-            await asyncio.sleep(0.05)
-        raise RuntimeError("the service did not start")
-
-    async def __aexit__(self, *_: object) -> None:
-        self.server.should_exit = True
-        await asyncio.to_thread(self.thread.join, 15)
-
-
-@pytest.fixture
-async def service(seeded_database: str) -> AsyncIterator[ServiceThread]:
-    await add_user(seeded_database, "lena@offix.example", "legal")
-    async with ServiceThread(seeded_database) as running:
-        yield running
-
-
-@pytest.fixture
-def screenshots() -> Iterator[Path]:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    yield SCREENSHOTS
-
-
-@pytest.fixture
-async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as p:
-        launched = await p.chromium.launch(executable_path="/usr/bin/chromium", args=CHROMIUM_ARGS)
-        try:
-            yield launched
-        finally:
-            await launched.close()
-
-
-async def shot(page: Page, folder: Path, name: str) -> None:
-    await page.screenshot(path=str(folder / f"{name}.png"), full_page=True)
 
 
 async def add_party(page: Page, base: str, key: str, name: str, role: str, established_in: str, **extra: str) -> None:
@@ -132,9 +57,9 @@ async def try_share(page: Page, base: str, recipient: str) -> str:
 
 
 async def test_legal_keeps_the_registry_in_the_browser_and_the_guard_follows(
-    service: ServiceThread, browser: Browser, screenshots: Path, seeded_database: str
+    ui_service: ServiceThread, browser: Browser, screenshots: Path, seeded_database: str
 ) -> None:
-    base = service.url
+    base = ui_service.url
     context = await browser.new_context(viewport={"width": 1280, "height": 900})
     page = await context.new_page()
     external: list[str] = []

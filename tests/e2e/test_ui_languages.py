@@ -16,9 +16,8 @@ from axe_playwright_python.async_playwright import Axe
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import bearer, make_key
-from tests.e2e.test_ui_browser import SCREENSHOTS, ServiceThread
-from tests.e2e.test_ui_browser import browser as browser  # the shared Chromium fixture
-from tests.integration.test_ui_pages import PASSWORD, add_user
+from tests.e2e.browsing import SCREENSHOTS, ServiceThread
+from tests.ui_session import PASSWORD, add_user
 
 MAIN_PAGES = {
     "dashboard": "/ui/",

@@ -10,9 +10,8 @@ import httpx
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.e2e.test_ui_browser import ServiceThread
-from tests.e2e.test_ui_browser import browser as browser  # a fixture, shared
-from tests.integration.test_ui_pages import PASSWORD, add_user, csrf_token
+from tests.e2e.browsing import ServiceThread
+from tests.ui_session import PASSWORD, add_user, csrf_token
 from web.ui.security import CONTENT_SECURITY_POLICY
 
 

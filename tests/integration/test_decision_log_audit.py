@@ -439,11 +439,6 @@ async def test_since_checkpoint_catches_a_log_cut_back_before_the_checkpoint(dat
 # --- Receipts ------------------------------------------------------------------------------------------------------
 
 
-@pytest.fixture
-async def seeded_client(seeded_database, client):
-    return client
-
-
 async def test_each_answer_carries_its_sequence_and_its_receipt_proves_it_in_a_signed_checkpoint(
     seeded_client, seeded_database, guard_headers, reader_headers, key_file, witness
 ):

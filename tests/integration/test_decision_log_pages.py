@@ -13,7 +13,7 @@ import ledger.queries
 from kernel.db import make_engine, make_sessionmaker
 from ledger.entries import DecisionEntry
 from tests.integration.registry_fixtures import append_history
-from tests.integration.test_ui_pages import add_user, log_in
+from tests.ui_session import add_user, log_in
 
 START = datetime(2026, 3, 1, tzinfo=UTC)
 

@@ -12,7 +12,7 @@ import uvicorn
 from cli.main import forwarded_header_options
 from tests.conftest import free_port, test_settings
 from tests.integration.test_decision_log import plain_url
-from tests.integration.test_ui_pages import csrf_token
+from tests.ui_session import csrf_token
 from web.app import create_app
 
 

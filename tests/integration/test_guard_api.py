@@ -10,11 +10,6 @@ from guard.views import Reason
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 
 
-@pytest.fixture
-async def seeded_client(seeded_database, client):
-    return client
-
-
 async def test_an_allowed_share_is_answered_with_the_contract_fields(seeded_client, guard_headers):
     response = await seeded_client.post("/api/guard/check", json=SEED_ALLOWED_SHARE, headers=guard_headers)
     assert response.status_code == 200, response.text

@@ -21,11 +21,6 @@ DEEPLY_NESTED = b"[" * 100_000 + b"]" * 100_000
 NOT_UTF8 = b'{"key": "\xff\xfe"}'
 
 
-@pytest.fixture
-async def seeded_client(seeded_database, client):
-    return client
-
-
 @pytest.mark.parametrize(
     ("method", "path"),
     [

@@ -14,11 +14,9 @@ from tests.conftest import SEED_ALLOWED_SHARE, load_document, seed_document
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import poll_until
 from tests.integration.test_ui_import_preview import confirm, preview, seed_with_one_party_removed_and_one_renamed
-from tests.integration.test_ui_pages import as_user, seeded_client
+from tests.ui_session import as_user
 from web.app import create_app
 from web.composition import services_of
-
-__all__ = ["seeded_client"]  # the UI fixture
 
 # Both processors reach fjordvault through molnhall: nordfrakt → molnhall → fjordvault, kvarnberg → molnhall →
 # fjordvault.
@@ -213,16 +211,14 @@ def _json_ready(document: dict[str, Any]) -> Any:
     return json.loads(json.dumps(document, default=str))
 
 
-async def test_an_import_confirmed_in_the_ui_is_obeyed_by_the_guard_when_the_page_answers(seeded_client, guard_headers):
-    await as_user(seeded_client, "lena@offix.example")
-    previewed = await preview(seeded_client, await seed_with_one_party_removed_and_one_renamed(seeded_client))
+async def test_an_import_confirmed_in_the_ui_is_obeyed_by_the_guard_when_the_page_answers(ui_client, guard_headers):
+    await as_user(ui_client, "lena@offix.example")
+    previewed = await preview(ui_client, await seed_with_one_party_removed_and_one_renamed(ui_client))
     assert previewed.status_code == 200, previewed.text
 
-    confirmed = await confirm(seeded_client, previewed)
+    confirmed = await confirm(ui_client, previewed)
 
     assert confirmed.status_code in (200, 303), confirmed.text
     assert confirmed.headers["Registry-Guard-Revision"] == confirmed.headers["Registry-Revision"]
-    answer = (
-        await seeded_client.post("/api/guard/check", json=share_to("uppbordsverket"), headers=guard_headers)
-    ).json()
+    answer = (await ui_client.post("/api/guard/check", json=share_to("uppbordsverket"), headers=guard_headers)).json()
     assert [r["code"] for r in answer["reasons"]][:1] == ["RECIPIENT_UNKNOWN"]

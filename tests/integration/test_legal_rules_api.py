@@ -11,7 +11,7 @@ from kernel.i18n import day, use_locale
 from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import agreement, error_keys, error_text, party
 from tests.integration.test_snapshot_refresh import poll_until
-from tests.integration.test_ui_pages import add_user, as_user, csrf_token, post_form
+from tests.ui_session import add_user, as_user, csrf_token, post_form
 from web.app import create_app
 
 SEED = Path(__file__).resolve().parents[2] / "seed" / "offix.yaml"

@@ -49,11 +49,6 @@ def objection(subject: str = PERSON, scope: str = "direct_marketing", **extra) -
 
 
 @pytest.fixture
-async def seeded_client(seeded_database, client):
-    return client
-
-
-@pytest.fixture
 async def guard(seeded_database) -> dict[str, str]:
     return bearer(await make_key(seeded_database, "webshop", "guard:check"))
 

@@ -21,11 +21,6 @@ TODAY = date.today()
 WIDE = {"from": (TODAY - timedelta(days=2)).isoformat(), "to": (TODAY + timedelta(days=2)).isoformat()}
 
 
-@pytest.fixture
-async def seeded_client(seeded_database, client):
-    return client
-
-
 async def _make_decisions(client, guard_headers) -> None:
     """Three shares to nordfrakt allowed (two categories), one denied; one to klarsignal denied."""
     for share in (

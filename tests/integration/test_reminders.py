@@ -3,19 +3,15 @@ webhook receiver: each reminder arrives exactly once, across instances, restarts
 
 import asyncio
 import base64
-import email
 import json
 import logging
 import threading
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator
 from datetime import date, datetime, timedelta
-from email.message import EmailMessage
-from email.policy import default as default_policy
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 
 import pytest
-from aiosmtpd.controller import Controller
 from sqlalchemy import text
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 from standardwebhooks.webhooks import Webhook, WebhookVerificationError
@@ -25,8 +21,9 @@ from kernel.db import make_engine, make_sessionmaker
 from kernel.settings import Settings
 from registry.jobs.delivery import GONE_ENDPOINTS
 from registry.jobs.reminders import default_deliver, run_reminders, send_pending
-from tests.conftest import free_port, load_document, seed_document
+from tests.conftest import load_document, seed_document
 from tests.conftest import test_settings as settings_for
+from tests.integration.mail import SmtpServer
 from web.composition import services_of
 
 TODAY = date(2026, 12, 24)
@@ -34,51 +31,6 @@ TODAY = date(2026, 12, 24)
 OLD_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the-old-webhook-key-32-bytes-...").decode()
 NEW_WEBHOOK_SECRET = "whsec_" + base64.b64encode(b"the-new-webhook-key-32-bytes-...").decode()
 WEBHOOK_SECRET = f"{OLD_WEBHOOK_SECRET}, {NEW_WEBHOOK_SECRET}"
-
-
-class MailRecorder:
-    """An aiosmtpd handler that keeps every accepted message."""
-
-    def __init__(self) -> None:
-        self.messages: list[EmailMessage] = []
-        self.peers: list[Any] = []  # the client's address per accepted message: one per SMTP connection
-        self.refuse = False  # answer every message with a temporary failure, the server staying up
-
-    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:
-        if self.refuse:
-            return "451 4.3.0 try again later"
-        self.peers.append(session.peer)
-        self.messages.append(email.message_from_bytes(envelope.content, policy=default_policy))  # type: ignore[arg-type]
-        return "250 Message accepted"
-
-    def reminder_ids(self) -> list[int]:
-        return [int(m["X-Registry-Reminder"]) for m in self.messages]
-
-
-class SmtpServer:
-    def __init__(self) -> None:
-        self.port = free_port()
-        self.recorder = MailRecorder()
-        self.controller: Controller | None = None
-
-    def start(self) -> None:
-        self.controller = Controller(self.recorder, hostname="127.0.0.1", port=self.port)
-        self.controller.start()
-
-    def stop(self) -> None:
-        if self.controller is not None:
-            self.controller.stop()
-            self.controller = None
-
-
-@pytest.fixture
-def smtp() -> Iterator[SmtpServer]:
-    server = SmtpServer()
-    server.start()
-    try:
-        yield server
-    finally:
-        server.stop()
 
 
 class WebhookReceiver:

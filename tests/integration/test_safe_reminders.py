@@ -12,17 +12,8 @@ from sqlalchemy import text
 from kernel.columns import utcnow
 from registry.jobs.reminders import run_reminders, send_pending
 from tests.conftest import load_document
-from tests.integration.test_reminders import (
-    TODAY,
-    Instance,
-    SmtpServer,
-    mail_settings,
-    reminder_document,
-    rows,
-)
-from tests.integration.test_reminders import smtp as smtp_fixture
-
-smtp = smtp_fixture  # the aiosmtpd server fixture, shared with test_reminders.py
+from tests.integration.mail import SmtpServer
+from tests.integration.test_reminders import TODAY, Instance, mail_settings, reminder_document, rows
 
 
 def _cli(database: str, smtp_port: int, *args: str) -> subprocess.CompletedProcess[str]:

@@ -23,8 +23,8 @@ from sqlalchemy import text
 
 from kernel.db import make_engine
 from tests.conftest import test_settings
-from tests.integration.test_ui_pages import csrf_token
-from tests.integration.test_ui_pages import log_in as password_log_in
+from tests.ui_session import csrf_token
+from tests.ui_session import log_in as password_log_in
 from web.app import create_app
 
 CLIENT_ID = "offix-registry"

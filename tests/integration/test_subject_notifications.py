@@ -16,12 +16,11 @@ from kernel.db import make_engine, make_sessionmaker
 from registry.services.notifications import send_pending_notifications
 from tests.conftest import SEED_ALLOWED_SHARE, bearer, make_key
 from tests.conftest import test_settings as settings_for
+from tests.integration.mail import SmtpServer
 from tests.integration.test_decision_log import plain_url
 from tests.integration.test_objections import DELIVERY, OTHER, PERSON, check
-from tests.integration.test_reminders import OLD_WEBHOOK_SECRET, SmtpServer, WebhookReceiver
-from tests.integration.test_reminders import smtp as smtp  # a fixture, shared
+from tests.integration.test_reminders import OLD_WEBHOOK_SECRET, WebhookReceiver
 from tests.integration.test_subject_rights import try_a_share
-from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
 from web.app import create_app
 
 
@@ -155,11 +154,11 @@ async def test_a_failed_delivery_stays_pending_and_is_delivered_by_a_later_retry
     assert (sent["status"], sent["attempts"], sent["cleared"]) == ("sent", 2, True)
 
 
-async def test_a_trial_is_not_a_share_to_notify(seeded_client, seeded_database, smtp):
+async def test_a_trial_is_not_a_share_to_notify(ui_client, seeded_database, smtp):
     await set_contact(seeded_database, "kvarnberg", {"email": "privacy@kvarnberg.example"})
-    await try_a_share(seeded_client, PERSON)
+    await try_a_share(ui_client, PERSON)
     legal = bearer(await make_key(seeded_database, "legal", "registry:read", "registry:write"))
-    response = await seeded_client.post(
+    response = await ui_client.post(
         "/api/subjects/notifications", json={"subject": PERSON, "action": "erasure"}, headers=legal
     )
     assert response.status_code == 200, response.text
@@ -175,8 +174,8 @@ async def test_a_trial_is_not_a_share_to_notify(seeded_client, seeded_database, 
         ({"subject": PERSON}, "action"),
     ],
 )
-async def test_a_bad_notification_request_is_a_400_naming_the_field(seeded_client, seeded_database, body, field):
+async def test_a_bad_notification_request_is_a_400_naming_the_field(ui_client, seeded_database, body, field):
     legal = bearer(await make_key(seeded_database, "legal", "registry:read", "registry:write"))
-    response = await seeded_client.post("/api/subjects/notifications", json=body, headers=legal)
+    response = await ui_client.post("/api/subjects/notifications", json=body, headers=legal)
     assert response.status_code == 400 and field in response.text, response.text
     assert await evidence(seeded_database) == []

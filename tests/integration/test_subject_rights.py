@@ -32,8 +32,7 @@ from tests.integration.test_objections import (
     objection,
     registry_cli,
 )
-from tests.integration.test_ui_pages import as_user, csrf_token
-from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from tests.ui_session import as_user, csrf_token
 from web.app import create_app
 from web.composition import services_of
 
@@ -83,47 +82,45 @@ async def try_a_share(client: Any, subject: str) -> None:
 
 
 async def test_a_trial_on_the_try_a_share_page_is_logged_as_a_trial_and_is_no_share(
-    seeded_client, seeded_database, guard, writer, tmp_path
+    ui_client, seeded_database, guard, writer, tmp_path
 ):
-    await try_a_share(seeded_client, PERSON)
+    await try_a_share(ui_client, PERSON)
     connection = await asyncpg.connect(plain_url(seeded_database))
     try:
         trials = await connection.fetch("SELECT allowed, trial FROM guard_decision WHERE trial")
     finally:
         await connection.close()
     assert [(r["allowed"], r["trial"]) for r in trials] == [(True, True)]  # kept as evidence
-    assert (await recipients(seeded_client, writer))["recipients"] == []  # but it is no share
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
-    (recipient,) = (await recipients(seeded_client, writer))["recipients"]
+    assert (await recipients(ui_client, writer))["recipients"] == []  # but it is no share
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
+    (recipient,) = (await recipients(ui_client, writer))["recipients"]
     assert recipient["count"] == 1 and recipient["purposes"] == ["essential.service.operations"]
     assert "log intact" in await verify_log(seeded_database, tmp_path)
 
 
-async def test_a_trial_counts_in_no_figure_of_the_article_30_record(seeded_client, guard, writer):
-    await try_a_share(seeded_client, PERSON)
+async def test_a_trial_counts_in_no_figure_of_the_article_30_record(ui_client, guard, writer):
+    await try_a_share(ui_client, PERSON)
     period = {"start": "2000-01-01", "end": "2100-01-01"}
-    record = (await seeded_client.get("/api/records/article-30", params=period, headers=writer)).json()
+    record = (await ui_client.get("/api/records/article-30", params=period, headers=writer)).json()
     assert record["decision_log"]["shares_allowed"] == 0 and record["decision_log"]["shares_denied"] == 0
-    await check(seeded_client, guard, DELIVERY, PERSON)  # a real share is counted
-    record = (await seeded_client.get("/api/records/article-30", params=period, headers=writer)).json()
+    await check(ui_client, guard, DELIVERY, PERSON)  # a real share is counted
+    record = (await ui_client.get("/api/records/article-30", params=period, headers=writer)).json()
     assert record["decision_log"]["shares_allowed"] == 1
 
 
-async def test_turning_a_trial_into_a_share_or_back_breaks_the_entrys_hash(
-    seeded_client, seeded_database, guard, tmp_path
-):
-    await try_a_share(seeded_client, PERSON)
-    await check(seeded_client, guard, DELIVERY, PERSON)
+async def test_turning_a_trial_into_a_share_or_back_breaks_the_entrys_hash(ui_client, seeded_database, guard, tmp_path):
+    await try_a_share(ui_client, PERSON)
+    await check(ui_client, guard, DELIVERY, PERSON)
     await tamper(seeded_database, "UPDATE guard_decision SET trial = NOT trial")
     result = await run(seeded_database, tmp_path / "no-key", "guard", "verify-log")
     assert result.exit_code != 0 and "edited" in result.output, result.output
 
 
 async def test_a_link_attributing_a_share_to_another_person_is_caught_by_verify_log(
-    seeded_client, seeded_database, guard, writer, tmp_path
+    ui_client, seeded_database, guard, writer, tmp_path
 ):
-    await check(seeded_client, guard, DELIVERY, PERSON)
-    other = (await recipients(seeded_client, writer, OTHER))["subject_digest"]
+    await check(ui_client, guard, DELIVERY, PERSON)
+    other = (await recipients(ui_client, writer, OTHER))["subject_digest"]
     await tamper(seeded_database, f"UPDATE decision_subject SET subject_digest = '{other}'")
     result = await run(seeded_database, tmp_path / "no-key", "guard", "verify-log")
     assert result.exit_code != 0 and "decision_subject" in result.output, result.output
@@ -132,34 +129,34 @@ async def test_a_link_attributing_a_share_to_another_person_is_caught_by_verify_
 # --- Restrictions -----------------------------------------------------------------------------------------------
 
 
-async def test_a_restriction_refuses_every_share_of_the_person_until_it_is_lifted(seeded_client, guard, writer):
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
-    recorded = await seeded_client.post("/api/restrictions", json=restriction(), headers=writer)
+async def test_a_restriction_refuses_every_share_of_the_person_until_it_is_lifted(ui_client, guard, writer):
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
+    recorded = await ui_client.post("/api/restrictions", json=restriction(), headers=writer)
     assert recorded.status_code == 201, recorded.text
     restriction_id = recorded.json()["id"]
     assert isinstance(restriction_id, int)
 
     # At once on this instance, whatever the purpose, however the address is spelled.
     for share in (DELIVERY, MARKETING):
-        denied = await check(seeded_client, guard, share, " anna.berg+news@EXAMPLE.se")
+        denied = await check(ui_client, guard, share, " anna.berg+news@EXAMPLE.se")
         assert codes(denied) == {"SUBJECT_RESTRICTED"}, denied
-    assert (await check(seeded_client, guard, DELIVERY, OTHER))["allowed"] is True
-    assert (await check(seeded_client, guard, DELIVERY))["allowed"] is True  # (no one named)
+    assert (await check(ui_client, guard, DELIVERY, OTHER))["allowed"] is True
+    assert (await check(ui_client, guard, DELIVERY))["allowed"] is True  # (no one named)
 
-    lifted = await seeded_client.delete(f"/api/restrictions/{restriction_id}", headers=writer)
+    lifted = await ui_client.delete(f"/api/restrictions/{restriction_id}", headers=writer)
     assert lifted.status_code == 200, lifted.text
     assert lifted.json()["in_force"] is False and lifted.json()["lifted_by"] == "legal"
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
-    again = await seeded_client.delete(f"/api/restrictions/{restriction_id}", headers=writer)
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
+    again = await ui_client.delete(f"/api/restrictions/{restriction_id}", headers=writer)
     assert again.status_code == 200 and again.json()["lifted_at"] == lifted.json()["lifted_at"]
 
-    listed = await seeded_client.get("/api/restrictions", params={"subject": PERSON.upper()}, headers=writer)
+    listed = await ui_client.get("/api/restrictions", params={"subject": PERSON.upper()}, headers=writer)
     (item,) = listed.json()["items"]
     assert item["id"] == restriction_id and item["in_force"] is False
 
 
-async def test_lifting_an_unknown_restriction_is_a_404(seeded_client, writer):
-    missing = await seeded_client.delete("/api/restrictions/999999", headers=writer)
+async def test_lifting_an_unknown_restriction_is_a_404(ui_client, writer):
+    missing = await ui_client.delete("/api/restrictions/999999", headers=writer)
     assert missing.status_code == 404, missing.text
 
 
@@ -174,31 +171,31 @@ async def test_lifting_an_unknown_restriction_is_a_404(seeded_client, writer):
         (restriction(scope="all"), "scope"),
     ],
 )
-async def test_a_bad_restriction_is_a_400_naming_the_field_and_records_nothing(seeded_client, writer, body, field):
-    response = await seeded_client.post("/api/restrictions", json=body, headers=writer)
+async def test_a_bad_restriction_is_a_400_naming_the_field_and_records_nothing(ui_client, writer, body, field):
+    response = await ui_client.post("/api/restrictions", json=body, headers=writer)
     assert response.status_code == 400, response.text
     assert field in response.text
-    assert (await seeded_client.get("/api/restrictions", headers=writer)).json()["total"] == 0
+    assert (await ui_client.get("/api/restrictions", headers=writer)).json()["total"] == 0
 
 
-async def test_restrictions_need_registry_write_to_record_and_lift(seeded_client, seeded_database, guard):
+async def test_restrictions_need_registry_write_to_record_and_lift(ui_client, seeded_database, guard):
     reader = bearer(await make_key(seeded_database, "ops", "registry:read"))
-    assert (await seeded_client.post("/api/restrictions", json=restriction(), headers=reader)).status_code == 403
-    assert (await seeded_client.delete("/api/restrictions/1", headers=reader)).status_code == 403
-    assert (await seeded_client.post("/api/restrictions", json=restriction())).status_code == 401
+    assert (await ui_client.post("/api/restrictions", json=restriction(), headers=reader)).status_code == 403
+    assert (await ui_client.delete("/api/restrictions/1", headers=reader)).status_code == 403
+    assert (await ui_client.post("/api/restrictions", json=restriction())).status_code == 401
 
 
-async def test_a_list_of_restrictions_is_imported_once_and_obeyed(seeded_client, guard, writer):
+async def test_a_list_of_restrictions_is_imported_once_and_obeyed(ui_client, guard, writer):
     body = f"email;received\n{PERSON};2026-11-03\n{OTHER};\n"
     headers = {**writer, "Content-Type": "text/csv"}
-    first = await seeded_client.post("/api/restrictions/import", content=body.encode(), headers=headers)
+    first = await ui_client.post("/api/restrictions/import", content=body.encode(), headers=headers)
     assert first.status_code == 201, first.text
     assert first.json() == {"rows": 2, "recorded": 2, "already_in_force": 0}
-    second = await seeded_client.post("/api/restrictions/import", content=body.encode(), headers=headers)
+    second = await ui_client.post("/api/restrictions/import", content=body.encode(), headers=headers)
     assert second.json() == {"rows": 2, "recorded": 0, "already_in_force": 2}
     for subject in (PERSON, OTHER):
-        assert codes(await check(seeded_client, guard, DELIVERY, subject)) == {"SUBJECT_RESTRICTED"}
-    bad = await seeded_client.post("/api/restrictions/import", content=b"name\nx\n", headers=headers)
+        assert codes(await check(ui_client, guard, DELIVERY, subject)) == {"SUBJECT_RESTRICTED"}
+    bad = await ui_client.post("/api/restrictions/import", content=b"name\nx\n", headers=headers)
     assert bad.status_code == 400 and "address column" in bad.text
 
 
@@ -253,19 +250,19 @@ async def test_a_check_naming_a_subject_fails_closed_when_the_restrictions_are_s
 
 
 async def test_an_erasure_unlinks_the_person_keeps_the_log_verifying_and_keeps_the_objection_as_suppression(
-    seeded_client, seeded_database, guard, writer, tmp_path
+    ui_client, seeded_database, guard, writer, tmp_path
 ):
     for share in (DELIVERY, MARKETING):
-        assert (await check(seeded_client, guard, share, PERSON))["allowed"] is True
-    await check(seeded_client, guard, DELIVERY, OTHER)
-    await seeded_client.post("/api/objections", json=objection(), headers=writer)
-    withdrawn = (await seeded_client.post("/api/objections", json=objection(scope="all"), headers=writer)).json()
-    await seeded_client.delete(f"/api/objections/{withdrawn['id']}", headers=writer)
-    await seeded_client.post("/api/restrictions", json=restriction(), headers=writer)
-    digest = (await recipients(seeded_client, writer))["subject_digest"]
+        assert (await check(ui_client, guard, share, PERSON))["allowed"] is True
+    await check(ui_client, guard, DELIVERY, OTHER)
+    await ui_client.post("/api/objections", json=objection(), headers=writer)
+    withdrawn = (await ui_client.post("/api/objections", json=objection(scope="all"), headers=writer)).json()
+    await ui_client.delete(f"/api/objections/{withdrawn['id']}", headers=writer)
+    await ui_client.post("/api/restrictions", json=restriction(), headers=writer)
+    digest = (await recipients(ui_client, writer))["subject_digest"]
     assert digest in await all_text_in_database(seeded_database)
 
-    erased = await seeded_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=writer)
+    erased = await ui_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=writer)
     assert erased.status_code == 200, erased.text
     outcome = erased.json()
     assert outcome["unlinked_log_entries"] == 2
@@ -279,13 +276,13 @@ async def test_an_erasure_unlinks_the_person_keeps_the_log_verifying_and_keeps_t
     assert dump.count(digest) == 1  # the suppression entry, and nothing else
     assert PERSON.casefold() not in dump.casefold()
     assert "log intact" in await verify_log(seeded_database, tmp_path)
-    assert (await recipients(seeded_client, writer))["recipients"] == []
-    (other,) = (await recipients(seeded_client, writer, OTHER))["recipients"]
+    assert (await recipients(ui_client, writer))["recipients"] == []
+    (other,) = (await recipients(ui_client, writer, OTHER))["recipients"]
     assert other["count"] == 1  # another person's shares untouched
 
     # Never marketed to again; the restriction went with the data.
-    assert codes(await check(seeded_client, guard, MARKETING, PERSON)) == {"SUBJECT_OBJECTED"}
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
+    assert codes(await check(ui_client, guard, MARKETING, PERSON)) == {"SUBJECT_OBJECTED"}
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
 
     # The erasure is on record without the identifier.
     connection = await asyncpg.connect(plain_url(seeded_database))
@@ -298,10 +295,10 @@ async def test_an_erasure_unlinks_the_person_keeps_the_log_verifying_and_keeps_t
     assert recorded["actor"] == "legal" and outcome["erasure"] in recorded["after"] and digest not in recorded["after"]
 
 
-async def test_erasing_twice_is_the_same_as_once(seeded_client, guard, writer):
-    await check(seeded_client, guard, DELIVERY, PERSON)
-    first = await seeded_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=writer)
-    second = await seeded_client.post("/api/subjects/erasure", json={"subject": PERSON.upper()}, headers=writer)
+async def test_erasing_twice_is_the_same_as_once(ui_client, guard, writer):
+    await check(ui_client, guard, DELIVERY, PERSON)
+    first = await ui_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=writer)
+    second = await ui_client.post("/api/subjects/erasure", json={"subject": PERSON.upper()}, headers=writer)
     assert first.status_code == second.status_code == 200
     assert first.json()["unlinked_log_entries"] == 1
     counts = {k: v for k, v in second.json().items() if k != "erasure"}
@@ -309,33 +306,31 @@ async def test_erasing_twice_is_the_same_as_once(seeded_client, guard, writer):
 
 
 @pytest.mark.parametrize("body", [{"subject": ""}, {"subject": "   "}, {}, {"subject": "a\x00b"}, {"subject": 7}])
-async def test_an_erasure_without_a_usable_subject_is_a_400_naming_it(seeded_client, writer, body):
-    response = await seeded_client.post("/api/subjects/erasure", json=body, headers=writer)
+async def test_an_erasure_without_a_usable_subject_is_a_400_naming_it(ui_client, writer, body):
+    response = await ui_client.post("/api/subjects/erasure", json=body, headers=writer)
     assert response.status_code == 400, response.text
     assert "subject" in response.text
 
 
-async def test_an_erasure_needs_registry_write(seeded_client, seeded_database):
+async def test_an_erasure_needs_registry_write(ui_client, seeded_database):
     reader = bearer(await make_key(seeded_database, "ops", "registry:read"))
-    response = await seeded_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=reader)
+    response = await ui_client.post("/api/subjects/erasure", json={"subject": PERSON}, headers=reader)
     assert response.status_code == 403
 
 
 # --- The recipients answer --------------------------------------------------------------------------------------
 
 
-async def test_the_recipients_answer_names_chains_territories_contacts_period_and_its_limits(
-    seeded_client, guard, writer
-):
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
-    answer = await recipients(seeded_client, writer)
+async def test_the_recipients_answer_names_chains_territories_contacts_period_and_its_limits(ui_client, guard, writer):
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
+    answer = await recipients(ui_client, writer)
     (recipient,) = answer["recipients"]
     assert recipient["party"] == "kvarnberg" and recipient["territories"]
     assert set(recipient) >= {"contact", "sub_processors", "established_in", "territories"}
     assert answer["period"]["from"] <= recipient["first_shared_at"] <= answer["period"]["to"]
     assert "did not name the person" in answer["cannot_know"]
 
-    exported = await seeded_client.get(
+    exported = await ui_client.get(
         "/api/subjects/recipients", params={"subject": PERSON, "format": "csv"}, headers=writer
     )
     assert exported.status_code == 200 and exported.headers["content-type"].startswith("text/csv")
@@ -345,11 +340,11 @@ async def test_the_recipients_answer_names_chains_territories_contacts_period_an
 
 
 async def test_the_recipients_answer_follows_the_sub_processor_chain_and_shows_the_contact(
-    seeded_client, seeded_database, guard, writer
+    ui_client, seeded_database, guard, writer
 ):
     await set_contact(seeded_database, "kvarnberg", {"name": "Dataskydd", "email": "privacy@kvarnberg.example"})
-    assert (await check(seeded_client, guard, DELIVERY, PERSON))["allowed"] is True
-    (recipient,) = (await recipients(seeded_client, writer))["recipients"]
+    assert (await check(ui_client, guard, DELIVERY, PERSON))["allowed"] is True
+    (recipient,) = (await recipients(ui_client, writer))["recipients"]
     assert recipient["contact"]["email"] == "privacy@kvarnberg.example"
     (molnhall,) = [s for s in recipient["sub_processors"] if s["party"] == "molnhall"]
     assert [s["party"] for s in molnhall["sub_processors"]] == ["fjordvault"]  # the chain, two deep

@@ -27,9 +27,8 @@ from registry.services.users import (
     log_in,
     unlock_user,
 )
-from tests.integration.test_ui_pages import PASSWORD, as_user, csrf_token, post_form
-from tests.integration.test_ui_pages import log_in as ui_log_in
-from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from tests.ui_session import PASSWORD, as_user, csrf_token, post_form
+from tests.ui_session import log_in as ui_log_in
 
 T0 = utcnow().replace(microsecond=0)
 
@@ -193,60 +192,56 @@ async def throttle_row(url: str, key: str) -> None:
 
 
 async def test_a_throttled_sign_in_is_a_429_with_retry_after_in_the_same_words_for_any_e_mail(
-    seeded_client: Any, seeded_database: str
+    ui_client: Any, seeded_database: str
 ) -> None:
     await throttle_row(seeded_database, account_key("lena@offix.example"))
     await throttle_row(seeded_database, account_key("nobody@offix.example"))
-    known = await ui_log_in(seeded_client, "lena@offix.example")
-    unknown = await ui_log_in(seeded_client, "nobody@offix.example")
+    known = await ui_log_in(ui_client, "lena@offix.example")
+    unknown = await ui_log_in(ui_client, "nobody@offix.example")
     assert known.status_code == unknown.status_code == 429
     assert 0 < int(known.headers["retry-after"]) <= 60
     assert "Too many failed sign-ins" in known.text and "locked" not in known.text
     assert known.text.replace("lena@offix.example", "") == unknown.text.replace("nobody@offix.example", "")
     # Another account from the same client is not held up by Lena's.
-    assert (await ui_log_in(seeded_client, "olle@offix.example")).status_code == 303
+    assert (await ui_log_in(ui_client, "olle@offix.example")).status_code == 303
 
 
-async def test_a_throttled_client_address_is_held_up_for_every_account(
-    seeded_client: Any, seeded_database: str
-) -> None:
+async def test_a_throttled_client_address_is_held_up_for_every_account(ui_client: Any, seeded_database: str) -> None:
     await throttle_row(seeded_database, address_key("127.0.0.1"))
     await throttle_row(seeded_database, address_key("testclient"))
-    assert (await ui_log_in(seeded_client, "olle@offix.example")).status_code == 429
+    assert (await ui_log_in(ui_client, "olle@offix.example")).status_code == 429
 
 
-async def test_an_admin_unlocks_an_account_from_the_users_page(seeded_client: Any, seeded_database: str) -> None:
+async def test_an_admin_unlocks_an_account_from_the_users_page(ui_client: Any, seeded_database: str) -> None:
     await throttle_row(seeded_database, account_key("lena@offix.example"))
-    await as_user(seeded_client, "ada@offix.example")
-    admin = await seeded_client.get("/ui/admin")
+    await as_user(ui_client, "ada@offix.example")
+    admin = await ui_client.get("/ui/admin")
     assert "sign-ins throttled until" in admin.text and "Unlock lena@offix.example" in admin.text
-    unlocked = await post_form(seeded_client, "/ui/admin", "/ui/admin/users/unlock", {"email": "lena@offix.example"})
+    unlocked = await post_form(ui_client, "/ui/admin", "/ui/admin/users/unlock", {"email": "lena@offix.example"})
     assert unlocked.status_code == 303
-    after = await seeded_client.get("/ui/admin?done=unlocked")
+    after = await ui_client.get("/ui/admin?done=unlocked")
     assert "sign-ins throttled until" not in after.text and "throttle was lifted" in after.text
-    seeded_client.cookies.clear()
-    assert (await ui_log_in(seeded_client, "lena@offix.example")).status_code == 303
+    ui_client.cookies.clear()
+    assert (await ui_log_in(ui_client, "lena@offix.example")).status_code == 303
 
 
-async def test_an_admin_resets_a_password_and_the_user_must_choose_a_new_one(seeded_client: Any) -> None:
-    await as_user(seeded_client, "ada@offix.example")
-    reset = await post_form(
-        seeded_client, "/ui/admin", "/ui/admin/users/reset-password", {"email": "lena@offix.example"}
-    )
+async def test_an_admin_resets_a_password_and_the_user_must_choose_a_new_one(ui_client: Any) -> None:
+    await as_user(ui_client, "ada@offix.example")
+    reset = await post_form(ui_client, "/ui/admin", "/ui/admin/users/reset-password", {"email": "lena@offix.example"})
     assert reset.status_code == 200 and "it is not shown again" in reset.text
     temporary = reset.text.split('id="temporary-password">', 1)[1].split("<", 1)[0]
     assert len(temporary) >= 12
-    seeded_client.cookies.clear()
-    assert (await ui_log_in(seeded_client, "lena@offix.example")).status_code == 401  # the old password is gone
-    signed_in = await ui_log_in(seeded_client, "lena@offix.example", temporary)
+    ui_client.cookies.clear()
+    assert (await ui_log_in(ui_client, "lena@offix.example")).status_code == 401  # the old password is gone
+    signed_in = await ui_log_in(ui_client, "lena@offix.example", temporary)
     assert signed_in.status_code == 303 and signed_in.headers["location"] == "/ui/account/password"
     # Every other page leads to the password form until a new password is chosen.
     for path in ("/ui/", "/ui/parties/new", "/ui/admin"):
-        detour = await seeded_client.get(path, follow_redirects=False)
+        detour = await ui_client.get(path, follow_redirects=False)
         assert detour.status_code == 303 and detour.headers["location"] == "/ui/account/password", path
-    form = await seeded_client.get("/ui/account/password")
+    form = await ui_client.get("/ui/account/password")
     assert "An administrator reset your password" in form.text
-    changed = await seeded_client.post(
+    changed = await ui_client.post(
         "/ui/account/password",
         data={
             "current_password": temporary,
@@ -257,18 +252,18 @@ async def test_an_admin_resets_a_password_and_the_user_must_choose_a_new_one(see
         follow_redirects=False,
     )
     assert changed.status_code == 303
-    assert (await seeded_client.get("/ui/parties/new")).status_code == 200
-    seeded_client.cookies.clear()
-    assert (await ui_log_in(seeded_client, "lena@offix.example", "my very own new password")).status_code == 303
+    assert (await ui_client.get("/ui/parties/new")).status_code == 200
+    ui_client.cookies.clear()
+    assert (await ui_log_in(ui_client, "lena@offix.example", "my very own new password")).status_code == 303
 
 
-async def test_a_user_changes_their_own_password_and_their_other_sessions_end(seeded_client: Any) -> None:
-    await as_user(seeded_client, "olle@offix.example")
-    first_session = seeded_client.cookies.get("registry_session")
-    seeded_client.cookies.clear()
-    await as_user(seeded_client, "olle@offix.example")
+async def test_a_user_changes_their_own_password_and_their_other_sessions_end(ui_client: Any) -> None:
+    await as_user(ui_client, "olle@offix.example")
+    first_session = ui_client.cookies.get("registry_session")
+    ui_client.cookies.clear()
+    await as_user(ui_client, "olle@offix.example")
     wrong = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/account/password",
         "/ui/account/password",
         {"current_password": "not it", "new_password": "short", "confirm_password": "other"},
@@ -276,7 +271,7 @@ async def test_a_user_changes_their_own_password_and_their_other_sessions_end(se
     assert wrong.status_code == 400
     assert "current password is not right" in wrong.text and "at least 12 characters" in wrong.text
     done = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/account/password",
         "/ui/account/password",
         {
@@ -286,69 +281,67 @@ async def test_a_user_changes_their_own_password_and_their_other_sessions_end(se
         },
     )
     assert done.status_code == 200 and "Your password is changed" in done.text
-    assert (await seeded_client.get("/ui/")).status_code == 200  # this session goes on
-    seeded_client.cookies.clear()
-    seeded_client.cookies.set("registry_session", first_session)
-    assert (await seeded_client.get("/ui/", follow_redirects=False)).status_code == 303  # the other one ended
+    assert (await ui_client.get("/ui/")).status_code == 200  # this session goes on
+    ui_client.cookies.clear()
+    ui_client.cookies.set("registry_session", first_session)
+    assert (await ui_client.get("/ui/", follow_redirects=False)).status_code == 303  # the other one ended
 
 
 async def test_an_admin_changes_a_role_disables_and_enables_a_user_and_reuses_a_disabled_e_mail(
-    seeded_client: Any,
+    ui_client: Any,
 ) -> None:
-    await as_user(seeded_client, "ada@offix.example")
+    await as_user(ui_client, "ada@offix.example")
     role = await post_form(
-        seeded_client, "/ui/admin", "/ui/admin/users/role", {"email": "olle@offix.example", "role": "legal"}
+        ui_client, "/ui/admin", "/ui/admin/users/role", {"email": "olle@offix.example", "role": "legal"}
     )
     assert role.status_code == 303
-    disabled = await post_form(seeded_client, "/ui/admin", "/ui/admin/users/disable", {"email": "olle@offix.example"})
+    disabled = await post_form(ui_client, "/ui/admin", "/ui/admin/users/disable", {"email": "olle@offix.example"})
     assert disabled.status_code == 303
-    enabled = await post_form(seeded_client, "/ui/admin", "/ui/admin/users/enable", {"email": "olle@offix.example"})
+    enabled = await post_form(ui_client, "/ui/admin", "/ui/admin/users/enable", {"email": "olle@offix.example"})
     assert enabled.status_code == 303
-    await post_form(seeded_client, "/ui/admin", "/ui/admin/users/disable", {"email": "lena@offix.example"})
+    await post_form(ui_client, "/ui/admin", "/ui/admin/users/disable", {"email": "lena@offix.example"})
     reused = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/admin",
         "/ui/admin/users",
         {"email": "lena@offix.example", "role": "ops", "password": "lenas second password"},
     )
     assert reused.status_code == 303
-    history = (await seeded_client.get("/ui/admin")).text.split('id="h-admin-history"', 1)[1]
+    history = (await ui_client.get("/ui/admin")).text.split('id="h-admin-history"', 1)[1]
     for line in ("change role → legal", "deactivate", "enable", "recreate → ops"):
         assert line in history, line
-    seeded_client.cookies.clear()
-    await as_user(seeded_client, "olle@offix.example")
-    assert (await seeded_client.get("/ui/parties/new")).status_code == 200  # legal now
-    seeded_client.cookies.clear()
-    assert (await ui_log_in(seeded_client, "lena@offix.example", "lenas second password")).status_code == 303
+    ui_client.cookies.clear()
+    await as_user(ui_client, "olle@offix.example")
+    assert (await ui_client.get("/ui/parties/new")).status_code == 200  # legal now
+    ui_client.cookies.clear()
+    assert (await ui_log_in(ui_client, "lena@offix.example", "lenas second password")).status_code == 303
 
 
-async def test_the_last_admin_can_be_neither_disabled_nor_demoted(seeded_client: Any, seeded_database: str) -> None:
+async def test_the_last_admin_can_be_neither_disabled_nor_demoted(ui_client: Any, seeded_database: str) -> None:
     async with transaction(seeded_database) as session:
         await create_user(session, "root@offix.example", "admin", PASSWORD, "test")
-    await as_user(seeded_client, "root@offix.example")
-    await post_form(seeded_client, "/ui/admin", "/ui/admin/users/disable", {"email": "ada@offix.example"})
+    await as_user(ui_client, "root@offix.example")
+    await post_form(ui_client, "/ui/admin", "/ui/admin/users/disable", {"email": "ada@offix.example"})
     demoted = await post_form(
-        seeded_client, "/ui/admin", "/ui/admin/users/role", {"email": "root@offix.example", "role": "ops"}
+        ui_client, "/ui/admin", "/ui/admin/users/role", {"email": "root@offix.example", "role": "ops"}
     )
     assert demoted.status_code == 400 and "last active admin" in demoted.text
 
 
-async def test_an_admin_revokes_a_calendar_feed_and_an_api_key_and_both_are_in_the_history(seeded_client: Any) -> None:
-    await as_user(seeded_client, "ada@offix.example")
-    created = await post_form(seeded_client, "/ui/renewals", "/ui/renewals/feeds", {"feed_name": "legal-team"})
+async def test_an_admin_revokes_a_calendar_feed_and_an_api_key_and_both_are_in_the_history(ui_client: Any) -> None:
+    await as_user(ui_client, "ada@offix.example")
+    created = await post_form(ui_client, "/ui/renewals", "/ui/renewals/feeds", {"feed_name": "legal-team"})
     feed_path = "/calendar/" + created.text.split("/calendar/", 2)[2].split(".ics", 1)[0] + ".ics"
-    assert (await seeded_client.get(feed_path)).status_code == 200
-    key = await post_form(
-        seeded_client, "/ui/admin", "/ui/admin/api-keys", [("name", "crm"), ("scopes", "guard:check")]
-    )
+    assert (await ui_client.get(feed_path)).status_code == 200
+    key = await post_form(ui_client, "/ui/admin", "/ui/admin/api-keys", [("name", "crm"), ("scopes", "guard:check")])
     token = key.text.split('<code class="secret">', 1)[1].split("<", 1)[0]
-    revoked = await post_form(seeded_client, "/ui/admin", "/ui/admin/calendar-feeds/revoke", {"name": "legal-team"})
+    revoked = await post_form(ui_client, "/ui/admin", "/ui/admin/calendar-feeds/revoke", {"name": "legal-team"})
     assert revoked.status_code == 303
-    assert (await seeded_client.get(feed_path)).status_code == 404
-    await post_form(seeded_client, "/ui/admin", "/ui/admin/api-keys/revoke", {"name": "crm"})
-    refused = await seeded_client.get("/api/parties", headers={"Authorization": f"Bearer {token}"})
+    assert (await ui_client.get(feed_path)).status_code == 404
+    await post_form(ui_client, "/ui/admin", "/ui/admin/api-keys/revoke", {"name": "crm"})
+    refused = await ui_client.get("/api/parties", headers={"Authorization": f"Bearer {token}"})
     assert refused.status_code == 401
-    history = (await seeded_client.get("/ui/admin")).text.split('id="h-admin-history"', 1)[1]
+    history = (await ui_client.get("/ui/admin")).text.split('id="h-admin-history"', 1)[1]
     assert "calendar feed legal-team" in history and "api key crm" in history
     assert history.count("revoke") == 2 and "ada@offix.example" in history
 
@@ -363,7 +356,7 @@ async def test_an_admin_revokes_a_calendar_feed_and_an_api_key_and_both_are_in_t
         ("/ui/admin/calendar-feeds/revoke", {"name": "legal-team"}),
     ],
 )
-async def test_admin_actions_are_refused_to_a_legal_user(seeded_client: Any, action: str, data: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
-    response = await post_form(seeded_client, "/ui/parties/new", action, data)
+async def test_admin_actions_are_refused_to_a_legal_user(ui_client: Any, action: str, data: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
+    response = await post_form(ui_client, "/ui/parties/new", action, data)
     assert response.status_code == 403 and "Your role does not allow this" in response.text

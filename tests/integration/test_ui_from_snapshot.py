@@ -11,8 +11,7 @@ from typing import Any
 from sqlalchemy import event
 
 from tests.integration.registry_fixtures import agreement, party
-from tests.integration.test_ui_pages import as_user
-from tests.integration.test_ui_pages import seeded_client as seeded_client  # a fixture, shared
+from tests.ui_session import as_user
 from web.composition import services_of
 from web.ui import registry_view
 from web.ui.pages import dashboard as dashboard_page
@@ -40,8 +39,8 @@ def guard_without_snapshot(client: Any) -> Iterator[None]:
         refresher.max_age_seconds = bound
 
 
-async def test_the_dashboard_lists_the_findings_the_findings_api_gives(seeded_client: Any, reader_headers: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_the_dashboard_lists_the_findings_the_findings_api_gives(ui_client: Any, reader_headers: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
     page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
     assert api["count"] > 0, "the seed has findings (dpas without a signed copy on file at least)"
@@ -49,9 +48,9 @@ async def test_the_dashboard_lists_the_findings_the_findings_api_gives(seeded_cl
 
 
 async def test_a_party_page_shows_its_own_findings_and_the_processors_that_engage_it(
-    seeded_client: Any, reader_headers: Any
+    ui_client: Any, reader_headers: Any
 ) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()["findings"]
     party = next(f["party"] for f in api)
     page = html.unescape((await client.get(f"/ui/parties/{party}", headers={"Accept-Language": "en"})).text)
@@ -63,8 +62,8 @@ async def test_a_party_page_shows_its_own_findings_and_the_processors_that_engag
     assert "Nordfrakt Logistik AB" in sub and "Kvarnberg IT-drift AB" in sub
 
 
-async def test_a_write_through_the_api_is_on_the_next_page(seeded_client: Any, writer_headers: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_a_write_through_the_api_is_on_the_next_page(ui_client: Any, writer_headers: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     before = (await client.get("/ui/data-map")).text  # builds and keeps this snapshot's data map
     assert "Molnhall Datacenter AB" in before
     party = (await client.get(f"/api/parties/{SUB_PROCESSOR}", headers=writer_headers)).json()
@@ -80,11 +79,11 @@ async def test_a_write_through_the_api_is_on_the_next_page(seeded_client: Any, w
 
 
 async def test_the_lists_filtered_by_the_rules_show_a_write_on_the_next_page(
-    seeded_client: Any, writer_headers: Any
+    ui_client: Any, writer_headers: Any
 ) -> None:
     """The parties filtered by places and the agreements filtered by state read every matching key once per
     snapshot: a write makes a new snapshot, and the next page shows it."""
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     assert "Aaberg Lager AB" not in (await client.get("/ui/parties?eea=inside")).text
     assert "aaberg-dpa" not in (await client.get("/ui/agreements?state=in_force")).text
     created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
@@ -132,9 +131,9 @@ def whole_table_reads(client: Any) -> Iterator[list[str]]:
 
 
 async def test_pages_do_not_read_the_whole_registry_from_the_tables_while_the_guard_holds_it(
-    seeded_client: Any,
+    ui_client: Any,
 ) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     with whole_table_reads(client) as reads:
         for path in PAGES:
             assert (await client.get(path)).status_code == 200, path
@@ -142,9 +141,9 @@ async def test_pages_do_not_read_the_whole_registry_from_the_tables_while_the_gu
 
 
 async def test_pages_read_the_tables_when_the_guard_holds_no_usable_snapshot(
-    seeded_client: Any, reader_headers: Any, monkeypatch: Any
+    ui_client: Any, reader_headers: Any, monkeypatch: Any
 ) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
     with guard_without_snapshot(client), counting_whole_registry_reads(monkeypatch) as reads:
         page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
@@ -160,10 +159,10 @@ def chain_sections(page: str) -> list[str]:
 
 
 async def test_the_data_map_pages_its_recipients_and_counts_each_territorys_recipients(
-    seeded_client: Any, monkeypatch: Any
+    ui_client: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(parties_pages, "PAGE_SIZE", 3)
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     pages, offset = [], 0
     while True:
         page = (await client.get("/ui/data-map", params={"offset": offset}, headers={"Accept-Language": "en"})).text
@@ -181,10 +180,10 @@ async def test_the_data_map_pages_its_recipients_and_counts_each_territorys_reci
 
 
 async def test_the_art_30_page_shows_every_recipient_of_the_record_a_page_at_a_time(
-    seeded_client: Any, reader_headers: Any, monkeypatch: Any
+    ui_client: Any, reader_headers: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(records_pages, "PAGE_SIZE", 2)
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     record = (await client.get("/api/records/article-30", headers=reader_headers)).json()
     shown, offset = [], 0
     while True:
@@ -204,10 +203,10 @@ async def test_the_art_30_page_shows_every_recipient_of_the_record_a_page_at_a_t
 
 
 async def test_the_dashboard_counts_every_finding_and_lists_the_first_of_them(
-    seeded_client: Any, reader_headers: Any, monkeypatch: Any
+    ui_client: Any, reader_headers: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(dashboard_page, "DASHBOARD_ROWS", 1)
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
     page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
     assert api["count"] > 1
@@ -217,10 +216,10 @@ async def test_the_dashboard_counts_every_finding_and_lists_the_first_of_them(
 
 
 async def test_the_art_30_page_counts_the_transfers_of_the_whole_record(
-    seeded_client: Any, reader_headers: Any, writer_headers: Any, monkeypatch: Any
+    ui_client: Any, reader_headers: Any, writer_headers: Any, monkeypatch: Any
 ) -> None:
     monkeypatch.setattr(records_pages, "PAGE_SIZE", 2)
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
     party = (await client.get(f"/api/parties/{SUB_PROCESSOR}", headers=writer_headers)).json()
     body = {k: v for k, v in party.items() if k not in ("key", "created_at", "updated_at")}
     body["locations"] = [*body["locations"], {"territory": "US", "kind": "support_access"}]

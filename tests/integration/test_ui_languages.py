@@ -1,46 +1,32 @@
 """The UI's language and the controller's own words, over HTTP against the real PostgreSQL."""
 
-from collections.abc import AsyncIterator
 from typing import Any
 
-import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
-
 from tests.conftest import SEED_ALLOWED_SHARE
-from tests.conftest import test_settings as settings_for
-from tests.integration.test_ui_pages import add_user, as_user, csrf_token
-from web.app import create_app
+from tests.ui_session import as_user, csrf_token
 
 
-@pytest.fixture
-async def seeded_client(seeded_database: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    await add_user(seeded_database, "lena@offix.example", "legal")
-    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
-        yield client
-
-
-async def test_the_browser_language_picks_the_page_language_and_the_switch_overrides_it(seeded_client: Any) -> None:
-    login = await seeded_client.get("/ui/login", headers={"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"})
+async def test_the_browser_language_picks_the_page_language_and_the_switch_overrides_it(ui_client: Any) -> None:
+    login = await ui_client.get("/ui/login", headers={"Accept-Language": "sv-SE,sv;q=0.9,en;q=0.5"})
     assert '<html lang="sv">' in login.text and "Logga in" in login.text
-    english = await seeded_client.get("/ui/login", headers={"Accept-Language": "en-GB"})
+    english = await ui_client.get("/ui/login", headers={"Accept-Language": "en-GB"})
     assert '<html lang="en">' in english.text
     # Tests run with REGISTRY_DEFAULT_LANGUAGE=en: no preference at all is the default.
-    assert '<html lang="en">' in (await seeded_client.get("/ui/login")).text
+    assert '<html lang="en">' in (await ui_client.get("/ui/login")).text
 
-    switched = await seeded_client.post(
+    switched = await ui_client.post(
         "/ui/language",
         data={"language": "sv", "next": "/ui/login", "_csrf_token": csrf_token(english.text)},
         follow_redirects=False,
     )
     assert switched.status_code == 303 and switched.headers["location"] == "/ui/login"
-    after = await seeded_client.get("/ui/login", headers={"Accept-Language": "en-GB"})
+    after = await ui_client.get("/ui/login", headers={"Accept-Language": "en-GB"})
     assert '<html lang="sv">' in after.text, "the switch's cookie outranks Accept-Language"
 
 
-async def test_the_switch_refuses_to_redirect_off_site_and_ignores_an_unknown_language(seeded_client: Any) -> None:
-    page = await seeded_client.get("/ui/login")
-    response = await seeded_client.post(
+async def test_the_switch_refuses_to_redirect_off_site_and_ignores_an_unknown_language(ui_client: Any) -> None:
+    page = await ui_client.get("/ui/login")
+    response = await ui_client.post(
         "/ui/language",
         data={"language": "de", "next": "https://evil.example/", "_csrf_token": csrf_token(page.text)},
         follow_redirects=False,
@@ -49,11 +35,11 @@ async def test_the_switch_refuses_to_redirect_off_site_and_ignores_an_unknown_la
     assert "registry_lang" not in response.headers.get("set-cookie", "")
 
 
-async def test_form_errors_are_in_swedish_on_a_swedish_page(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_form_errors_are_in_swedish_on_a_swedish_page(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     headers = {"Accept-Language": "sv"}
-    form = await seeded_client.get("/ui/parties/new", headers=headers)
-    response = await seeded_client.post(
+    form = await ui_client.get("/ui/parties/new", headers=headers)
+    response = await ui_client.post(
         "/ui/parties/new",
         headers=headers,
         data={
@@ -72,33 +58,33 @@ async def test_form_errors_are_in_swedish_on_a_swedish_page(seeded_client: Any) 
 
 
 async def test_the_dashboard_counts_every_denial_today_and_groups_them(
-    seeded_client: Any, guard_headers: dict[str, str]
+    ui_client: Any, guard_headers: dict[str, str]
 ) -> None:
     # 60 denials of one kind (more than a page of the log) and 3 of another.
     unpublished = {**SEED_ALLOWED_SHARE, "purpose": "marketing.advertising"}
     unknown = {**SEED_ALLOWED_SHARE, "recipient": "no-such-party"}
-    batch = await seeded_client.post(
+    batch = await ui_client.post(
         "/api/guard/check-batch", json=[unpublished] * 60 + [unknown] * 3, headers=guard_headers
     )
     assert batch.status_code == 200, batch.text
     assert not any(a["allowed"] for a in batch.json())
-    await as_user(seeded_client, "lena@offix.example")
-    page = (await seeded_client.get("/ui/", headers={"Accept-Language": "en"})).text
+    await as_user(ui_client, "lena@offix.example")
+    page = (await ui_client.get("/ui/", headers={"Accept-Language": "en"})).text
     assert 'Shares denied today <span class="count">63</span>' in page
     assert '<td class="num">60</td>' in page and '<td class="num">3</td>' in page
     assert "reason=PURPOSE_NOT_PUBLISHED" in page
-    log = await seeded_client.get("/ui/decisions?outcome=denied&reason=PURPOSE_NOT_PUBLISHED")
+    log = await ui_client.get("/ui/decisions?outcome=denied&reason=PURPOSE_NOT_PUBLISHED")
     assert "60 decisions" in log.text
 
 
 async def test_the_controller_vocabulary_survives_export_and_import_and_names_unknown_keys(
-    seeded_client: Any, admin_headers: dict[str, str]
+    ui_client: Any, admin_headers: dict[str, str]
 ) -> None:
-    exported = (await seeded_client.get("/api/registry", headers=admin_headers)).json()
+    exported = (await ui_client.get("/api/registry", headers=admin_headers)).json()
     vocabulary = exported["controller"]["vocabulary"]
     assert vocabulary["essential.service"]["sv"].startswith("Leverans av våra varor")
-    assert (await seeded_client.put("/api/registry", json=exported, headers=admin_headers)).status_code == 200
+    assert (await ui_client.put("/api/registry", json=exported, headers=admin_headers)).status_code == 200
     exported["controller"]["vocabulary"] = {"not.a.key": {"sv": "Något"}}
-    refused = await seeded_client.put("/api/registry", json=exported, headers=admin_headers)
+    refused = await ui_client.put("/api/registry", json=exported, headers=admin_headers)
     assert refused.status_code == 400
     assert "controller.vocabulary" in refused.text and "not.a.key" in refused.text

@@ -2,26 +2,14 @@
 reasons as sentences, badges and the refused filter from the guard's own rules, error pages (a bad date, the
 database down) as HTML in the reader's language."""
 
-from collections.abc import AsyncIterator
 from typing import Any
-
-import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
 from tests.conftest import test_settings as settings_for
 from tests.integration.test_snapshot_refresh import cut_off, restore, running
-from tests.integration.test_ui_pages import add_user, as_user, csrf_token, log_in
+from tests.ui_session import add_user, as_user, csrf_token, log_in
 from web.app import create_app
 
 SWEDISH = {"Accept-Language": "sv-SE,sv;q=0.9"}
-
-
-@pytest.fixture
-async def seeded_client(seeded_database: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    await add_user(seeded_database, "lena@offix.example", "legal")
-    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
-        yield client
 
 
 US_CLOUD = {
@@ -44,8 +32,8 @@ async def add_unapproved_us_sub_processor(client: Any, headers: dict[str, str]) 
     assert changed.status_code == 200, changed.text
 
 
-async def test_the_objections_page_is_swedish_navigation_included(seeded_client: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_the_objections_page_is_swedish_navigation_included(ui_client: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     html = (await client.get("/ui/objections", headers=SWEDISH)).text
     assert "Invändningar och avregistreringar" in html
     assert ">Pröva en delning<" in html and ">Try a share<" not in html
@@ -54,10 +42,10 @@ async def test_the_objections_page_is_swedish_navigation_included(seeded_client:
 
 
 async def test_the_refused_filter_lists_a_processor_with_an_unapproved_us_sub_processor(
-    seeded_client: Any, admin_headers: dict[str, str]
+    ui_client: Any, admin_headers: dict[str, str]
 ) -> None:
-    await add_unapproved_us_sub_processor(seeded_client, admin_headers)
-    client = await as_user(seeded_client, "lena@offix.example")
+    await add_unapproved_us_sub_processor(ui_client, admin_headers)
+    client = await as_user(ui_client, "lena@offix.example")
 
     refused = (await client.get("/ui/parties?status=refused", headers=SWEDISH)).text
     assert "Nordfrakt Logistik AB" in refused and "US Moln Inc" in refused
@@ -71,8 +59,8 @@ async def test_the_refused_filter_lists_a_processor_with_an_unapproved_us_sub_pr
     assert "is not approved" not in party, "the guard's English message is shown instead of the sentence"
 
 
-async def test_a_bad_date_on_the_art_30_page_is_an_html_page_in_swedish(seeded_client: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_a_bad_date_on_the_art_30_page_is_an_html_page_in_swedish(ui_client: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     response = await client.get("/ui/records/article-30?start=2026-13-45", headers=SWEDISH)
     assert response.status_code == 400
     assert response.headers["content-type"].startswith("text/html")
@@ -105,14 +93,14 @@ async def test_a_ui_page_is_a_swedish_html_page_and_one_log_line_when_the_databa
 
 
 async def test_a_party_an_import_removed_opens_with_its_history_and_is_restored_from_its_page(
-    seeded_client: Any, admin_headers: dict[str, str]
+    ui_client: Any, admin_headers: dict[str, str]
 ) -> None:
-    document = (await seeded_client.get("/api/registry", headers=admin_headers)).json()
+    document = (await ui_client.get("/api/registry", headers=admin_headers)).json()
     document["parties"] = [p for p in document["parties"] if p["key"] != "kvarnberg"]
     document["agreements"] = [a for a in document["agreements"] if a["party"] != "kvarnberg"]
-    imported = await seeded_client.put("/api/registry", json=document, headers=admin_headers)
+    imported = await ui_client.put("/api/registry", json=document, headers=admin_headers)
     assert imported.status_code == 200, imported.text
-    client = await as_user(seeded_client, "lena@offix.example")
+    client = await as_user(ui_client, "lena@offix.example")
 
     listed = (await client.get("/ui/removed", headers=SWEDISH)).text
     assert "Borttagna poster" in listed and "kvarnberg" in listed and "kvarnberg-dpa-2023" in listed
@@ -130,11 +118,11 @@ async def test_a_party_an_import_removed_opens_with_its_history_and_is_restored_
     assert restored.status_code == 303, restored.text
     live = await client.get("/ui/parties/kvarnberg", headers=SWEDISH)
     assert live.status_code == 200 and "återställd" in live.text
-    assert "kvarnberg" in (await seeded_client.get("/api/parties/kvarnberg", headers=admin_headers)).text
+    assert "kvarnberg" in (await ui_client.get("/api/parties/kvarnberg", headers=admin_headers)).text
 
 
-async def test_the_art_30_page_downloads_csv_and_xlsx_with_the_browsers_session(seeded_client: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_the_art_30_page_downloads_csv_and_xlsx_with_the_browsers_session(ui_client: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     html = (await client.get("/ui/records/article-30", headers=SWEDISH)).text
     assert "Ladda ned som CSV" in html and "Ladda ned som Excel (XLSX)" in html
 
@@ -151,8 +139,8 @@ async def test_the_art_30_page_downloads_csv_and_xlsx_with_the_browsers_session(
     assert (await client.get("/api/records/article-30?format=csv")).status_code == 401, "the API still wants a key"
 
 
-async def test_a_swedish_unsubscribe_export_is_imported_from_the_objections_page(seeded_client: Any) -> None:
-    client = await as_user(seeded_client, "lena@offix.example")
+async def test_a_swedish_unsubscribe_export_is_imported_from_the_objections_page(ui_client: Any) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
     page = await client.get("/ui/objections", headers=SWEDISH)
     swedish_export = (
         "\ufeffNamn;E-post;Avregistrerad\nAnna Bergström;anna@example.se;2026-01-02\nOlle;olle@example.se;\n"

@@ -1,121 +1,56 @@
 """The web UI over HTTP: login, roles, CSRF, forms with errors next to their fields, conflicts, every page."""
 
 import re
-from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
-from litestar import Litestar
-from litestar.testing import AsyncTestClient
 
-from kernel.db import make_engine, make_sessionmaker
-from registry.services.users import create_user
-from tests.conftest import test_settings as settings_for
 from tests.integration.registry_fixtures import ALL_CLAUSES
-from web.app import create_app
-
-PASSWORD = "correct horse battery"
-CSRF_FIELD = re.compile(r'name="_csrf_token" value="([^"]+)"')
+from tests.ui_session import PASSWORD, as_form, as_user, csrf_token, log_in, post_form
 
 
-async def add_user(url: str, email: str, role: str) -> None:
-    engine = make_engine(url, pool_size=1)
-    try:
-        async with make_sessionmaker(engine)() as session, session.begin():
-            await create_user(session, email, role, PASSWORD, "test")
-    finally:
-        await engine.dispose()
-
-
-def as_form(pairs: list[tuple[str, str]]) -> dict[str, list[str]]:
-    """Repeated fields (rows, multi-selects) as httpx sends them: one key, a list of values."""
-    form: dict[str, list[str]] = {}
-    for key, value in pairs:
-        form.setdefault(key, []).append(value)
-    return form
-
-
-def csrf_token(html: str) -> str:
-    match = CSRF_FIELD.search(html)
-    assert match, "the page has no CSRF field"
-    return match.group(1)
-
-
-async def log_in(client: AsyncTestClient[Litestar], email: str, password: str = PASSWORD) -> Any:
-    page = await client.get("/ui/login")
-    return await client.post(
-        "/ui/login",
-        data={"email": email, "password": password, "next": "/ui/", "_csrf_token": csrf_token(page.text)},
-        follow_redirects=False,
-    )
-
-
-async def post_form(client: AsyncTestClient[Litestar], form_page: str, action: str, data: Any) -> Any:
-    page = await client.get(form_page)
-    assert page.status_code == 200, page.text
-    if isinstance(data, dict):
-        data = {**data, "_csrf_token": csrf_token(page.text)}
-    else:
-        data = as_form([*data, ("_csrf_token", csrf_token(page.text))])
-    return await client.post(action, data=data, follow_redirects=False)
-
-
-@pytest.fixture
-async def seeded_client(seeded_database: str) -> AsyncIterator[AsyncTestClient[Litestar]]:
-    for email, role in (("lena@offix.example", "legal"), ("olle@offix.example", "ops"), ("ada@offix.example", "admin")):
-        await add_user(seeded_database, email, role)
-    async with AsyncTestClient(create_app(settings_for(seeded_database))) as client:
-        yield client
-
-
-async def as_user(client: AsyncTestClient[Litestar], email: str) -> AsyncTestClient[Litestar]:
-    response = await log_in(client, email)
-    assert response.status_code == 303, response.text
-    return client
-
-
-async def test_an_anonymous_page_request_is_redirected_to_the_login_page(seeded_client: Any) -> None:
-    response = await seeded_client.get("/ui/parties?role=processor", follow_redirects=False)
+async def test_an_anonymous_page_request_is_redirected_to_the_login_page(ui_client: Any) -> None:
+    response = await ui_client.get("/ui/parties?role=processor", follow_redirects=False)
     assert response.status_code == 303
     assert response.headers["location"].startswith("/ui/login?next=/ui/parties")
-    root = await seeded_client.get("/", follow_redirects=False)
+    root = await ui_client.get("/", follow_redirects=False)
     assert root.status_code == 303 and root.headers["location"] == "/ui/"
 
 
-async def test_a_user_logs_in_sees_the_dashboard_and_logs_out(seeded_client: Any) -> None:
-    response = await log_in(seeded_client, "lena@offix.example")
+async def test_a_user_logs_in_sees_the_dashboard_and_logs_out(ui_client: Any) -> None:
+    response = await log_in(ui_client, "lena@offix.example")
     assert response.status_code == 303 and response.headers["location"] == "/ui/"
     cookie = response.headers["set-cookie"]
     assert "registry_session=" in cookie and "HttpOnly" in cookie and "SameSite=lax" in cookie.replace("Lax", "lax")
-    dashboard = await seeded_client.get("/ui/")
+    dashboard = await ui_client.get("/ui/")
     assert dashboard.status_code == 200 and "What needs attention" in dashboard.text
-    logout = await seeded_client.post(
+    logout = await ui_client.post(
         "/ui/logout", data={"_csrf_token": csrf_token(dashboard.text)}, follow_redirects=False
     )
     assert logout.status_code == 303
-    after = await seeded_client.get("/ui/", follow_redirects=False)
+    after = await ui_client.get("/ui/", follow_redirects=False)
     assert after.status_code == 303 and after.headers["location"].startswith("/ui/login")
 
 
-async def test_a_wrong_password_is_refused_in_the_same_words_as_an_unknown_e_mail(seeded_client: Any) -> None:
-    known = await log_in(seeded_client, "lena@offix.example", "not the password")
-    unknown = await log_in(seeded_client, "nobody@offix.example", "not the password")
+async def test_a_wrong_password_is_refused_in_the_same_words_as_an_unknown_e_mail(ui_client: Any) -> None:
+    known = await log_in(ui_client, "lena@offix.example", "not the password")
+    unknown = await log_in(ui_client, "nobody@offix.example", "not the password")
     assert known.status_code == unknown.status_code == 401
     assert "not right" in known.text and "locked" not in known.text
     assert known.text.replace("lena@offix.example", "") == unknown.text.replace("nobody@offix.example", "")
 
 
-async def test_a_form_without_a_csrf_token_is_rejected(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
-    response = await seeded_client.post("/ui/parties/new", data={"key": "x", "name": "X"}, follow_redirects=False)
+async def test_a_form_without_a_csrf_token_is_rejected(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
+    response = await ui_client.post("/ui/parties/new", data={"key": "x", "name": "X"}, follow_redirects=False)
     assert response.status_code == 403
     assert "security token" in response.text
-    listing = await seeded_client.get("/ui/parties?q=x")
+    listing = await ui_client.get("/ui/parties?q=x")
     assert '/ui/parties/x"' not in listing.text
 
 
-async def test_the_api_keeps_working_without_a_csrf_token(seeded_client: Any, writer_headers: Any) -> None:
-    response = await seeded_client.post(
+async def test_the_api_keeps_working_without_a_csrf_token(ui_client: Any, writer_headers: Any) -> None:
+    response = await ui_client.post(
         "/api/parties",
         json={
             "key": "apitest",
@@ -129,15 +64,15 @@ async def test_the_api_keeps_working_without_a_csrf_token(seeded_client: Any, wr
     assert response.status_code == 201, response.text
 
 
-async def test_a_session_cookie_does_not_authorise_api_calls(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
-    assert (await seeded_client.get("/api/parties")).status_code == 401
+async def test_a_session_cookie_does_not_authorise_api_calls(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
+    assert (await ui_client.get("/api/parties")).status_code == 401
 
 
-async def test_ops_may_read_but_gets_403_on_edit_forms(seeded_client: Any) -> None:
-    await as_user(seeded_client, "olle@offix.example")
-    assert (await seeded_client.get("/ui/parties/nordfrakt")).status_code == 200
-    assert (await seeded_client.get("/ui/guard")).status_code == 200
+async def test_ops_may_read_but_gets_403_on_edit_forms(ui_client: Any) -> None:
+    await as_user(ui_client, "olle@offix.example")
+    assert (await ui_client.get("/ui/parties/nordfrakt")).status_code == 200
+    assert (await ui_client.get("/ui/guard")).status_code == 200
     for path in (
         "/ui/parties/new",
         "/ui/parties/nordfrakt/edit",
@@ -145,19 +80,19 @@ async def test_ops_may_read_but_gets_403_on_edit_forms(seeded_client: Any) -> No
         "/ui/agreements/nordfrakt-dpa-2024/edit",
         "/ui/admin",
     ):
-        response = await seeded_client.get(path)
+        response = await ui_client.get(path)
         assert response.status_code == 403, path
-    page = await seeded_client.get("/ui/parties")
-    response = await seeded_client.post(
+    page = await ui_client.get("/ui/parties")
+    response = await ui_client.post(
         "/ui/parties/new", data={"key": "x", "name": "X", "_csrf_token": csrf_token(page.text)}
     )
     assert response.status_code == 403
 
 
-async def test_validation_errors_appear_next_to_their_fields_in_plain_words(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_validation_errors_appear_next_to_their_fields_in_plain_words(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     response = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/parties/new",
         "/ui/parties/new",
         [
@@ -185,10 +120,10 @@ async def test_validation_errors_appear_next_to_their_fields_in_plain_words(seed
     assert 'value="Bad Key"' in html, "what the user typed stays in the form"
 
 
-async def test_a_lawyer_reads_what_to_do_rather_than_schema_words(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_a_lawyer_reads_what_to_do_rather_than_schema_words(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     party = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/parties/new",
         "/ui/parties/new",
         [
@@ -211,7 +146,7 @@ async def test_a_lawyer_reads_what_to_do_rather_than_schema_words(seeded_client:
     assert re.search(r'id="loc-0-kind-error">Choose what happens there', html)
     assert re.search(r'id="sub-0-party-error">Choose the sub-processor', html)
     agreement = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/agreements/new",
         "/ui/agreements/new",
         [("key", "x-dpa"), ("party", ""), ("kind", "dpa"), ("effective_from", "2026-01-01"), ("owner_email", "")],
@@ -224,11 +159,11 @@ async def test_a_lawyer_reads_what_to_do_rather_than_schema_words(seeded_client:
     assert "after validation" not in html and "String should" not in html and "Input should" not in html
 
 
-async def test_one_save_reports_field_errors_and_date_order_together(seeded_client: Any) -> None:
+async def test_one_save_reports_field_errors_and_date_order_together(ui_client: Any) -> None:
     """The schema checks date order only once every field is valid; the form reports all problems at once."""
-    await as_user(seeded_client, "lena@offix.example")
+    await as_user(ui_client, "lena@offix.example")
     response = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/agreements/new",
         "/ui/agreements/new",
         [
@@ -251,10 +186,10 @@ async def test_one_save_reports_field_errors_and_date_order_together(seeded_clie
     assert re.search(r'value="essential.service.operations" checked', html), "what was ticked stays ticked"
 
 
-async def test_agreement_date_order_error_sits_on_the_expiry_field(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_agreement_date_order_error_sits_on_the_expiry_field(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     response = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/agreements/new",
         "/ui/agreements/new",
         [
@@ -273,10 +208,10 @@ async def test_agreement_date_order_error_sits_on_the_expiry_field(seeded_client
     assert re.search(r'id="expires_on-error">The expiry date cannot be before', response.text)
 
 
-async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_a_legal_user_creates_a_party_and_an_agreement(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     created = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/parties/new",
         "/ui/parties/new",
         [
@@ -298,7 +233,7 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
     assert created.status_code == 303, created.text
     assert created.headers["location"].startswith("/ui/parties/snabbpost")
     agreement = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/agreements/new?party=snabbpost",
         "/ui/agreements/new",
         [
@@ -316,30 +251,30 @@ async def test_a_legal_user_creates_a_party_and_an_agreement(seeded_client: Any)
         ],
     )
     assert agreement.status_code == 303, agreement.text
-    page = await seeded_client.get("/ui/parties/snabbpost")
+    page = await ui_client.get("/ui/parties/snabbpost")
     assert "Snabbpost AB" in page.text and "snabbpost-dpa-2026" in page.text and "Molnhall" in page.text
     # The history's actor cell, not the signed-in header that names lena on every page.
     assert "<td>lena@offix.example</td><td>created</td>" in page.text, "the history names who made the change"
 
 
-async def test_the_agreement_form_shows_what_is_ticked_and_the_page_names_the_taxonomy(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
-    form = (await seeded_client.get("/ui/agreements/nordfrakt-dpa-2024/edit")).text
+async def test_the_agreement_form_shows_what_is_ticked_and_the_page_names_the_taxonomy(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
+    form = (await ui_client.get("/ui/agreements/nordfrakt-dpa-2024/edit")).text
     for key in ("user.name", "user.contact.address", "user.contact.phone_number"):
         assert re.search(rf'name="data_categories" value="{re.escape(key)}" checked', form), key
     chosen = re.search(r'id="data_categories-chosen"[^>]*>(.*?)</p>', form, re.S)
     assert chosen and "user.contact.phone_number" in chosen.group(1)
     assert "special category" in form, "Art. 9 categories are marked in the picker"
-    page = (await seeded_client.get("/ui/agreements/nordfrakt-dpa-2024")).text
+    page = (await ui_client.get("/ui/agreements/nordfrakt-dpa-2024")).text
     # Offix's own word for the key (the seed's vocabulary) comes first, the key after it.
     assert "Address <code>user.contact.address</code>" in page and "fixed term" in page
     assert 'href="https://docs.offix.example/agreements/nordfrakt-dpa-2024.pdf"' in page
 
 
-async def test_history_reads_as_words_on_the_controllers_clock(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_history_reads_as_words_on_the_controllers_clock(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     edit = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/parties/fjordvault/edit",
         "/ui/parties/fjordvault/edit",
         [
@@ -356,25 +291,23 @@ async def test_history_reads_as_words_on_the_controllers_clock(seeded_client: An
         ],
     )
     assert edit.status_code == 303, edit.text
-    page = (await seeded_client.get("/ui/parties/fjordvault")).text
+    page = (await ui_client.get("/ui/parties/fjordvault")).text
     history = page[page.index('id="h-history"') :]
     assert "<dt>Locations</dt>" in history and "SE (support access)" in history
     assert '"territory"' not in history, "no JSON in the history"
     assert re.search(r'<td class="when">\d{4}-\d\d-\d\d \d\d:\d\d (CET|CEST)</td>', history)
 
 
-async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(
-    seeded_client: Any, writer_headers: Any
-) -> None:
-    await as_user(seeded_client, "lena@offix.example")
-    form_page = await seeded_client.get("/ui/agreements/nordfrakt-dpa-2024/edit")
+async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(ui_client: Any, writer_headers: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
+    form_page = await ui_client.get("/ui/agreements/nordfrakt-dpa-2024/edit")
     token = csrf_token(form_page.text)
     version = re.search(r'name="version" value="(\d+)"', form_page.text)
     assert version
-    current = (await seeded_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
+    current = (await ui_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
     someone_else = {k: v for k, v in current.items() if k not in {"key", "created_at", "updated_at"}}
     someone_else["owner_email"] = "someone.else@offix.example"
-    put = await seeded_client.put("/api/agreements/nordfrakt-dpa-2024", json=someone_else, headers=writer_headers)
+    put = await ui_client.put("/api/agreements/nordfrakt-dpa-2024", json=someone_else, headers=writer_headers)
     assert put.status_code == 200, put.text
     mine = [
         ("version", version.group(1)),
@@ -391,7 +324,7 @@ async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(
         *[("clauses", c) for c in current["clauses"]],
         ("_csrf_token", token),
     ]
-    response = await seeded_client.post(
+    response = await ui_client.post(
         "/ui/agreements/nordfrakt-dpa-2024/edit", data=as_form(mine), follow_redirects=False
     )
     assert response.status_code == 409
@@ -402,18 +335,16 @@ async def test_an_edit_that_conflicts_says_so_and_keeps_the_users_values(
     new_version = re.search(r'name="version" value="(\d+)"', html)
     assert new_version and int(new_version.group(1)) == int(version.group(1)) + 1
     again = [(k, new_version.group(1) if k == "version" else v) for k, v in mine]
-    saved = await seeded_client.post(
-        "/ui/agreements/nordfrakt-dpa-2024/edit", data=as_form(again), follow_redirects=False
-    )
+    saved = await ui_client.post("/ui/agreements/nordfrakt-dpa-2024/edit", data=as_form(again), follow_redirects=False)
     assert saved.status_code == 303
-    stored = (await seeded_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
+    stored = (await ui_client.get("/api/agreements/nordfrakt-dpa-2024", headers=writer_headers)).json()
     assert stored["owner_email"] == "mine@offix.example" and stored["expires_on"] == "2027-06-30"
 
 
-async def test_try_a_share_shows_every_reason_of_a_denial(seeded_client: Any) -> None:
-    await as_user(seeded_client, "olle@offix.example")
+async def test_try_a_share_shows_every_reason_of_a_denial(ui_client: Any) -> None:
+    await as_user(ui_client, "olle@offix.example")
     response = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/guard",
         "/ui/guard",
         [
@@ -430,15 +361,15 @@ async def test_try_a_share_shows_every_reason_of_a_denial(seeded_client: Any) ->
     assert "Denied" in html
     for code in ("PURPOSE_NOT_COVERED", "SPECIAL_CATEGORY", "DESTINATION_OUTSIDE_EEA"):
         assert code in html
-    log = await seeded_client.get("/ui/decisions?recipient=kvarnberg&outcome=denied")
+    log = await ui_client.get("/ui/decisions?recipient=kvarnberg&outcome=denied")
     assert "1 decision<" in log.text
     assert "<td>olle@offix.example</td>" in log.text  # the caller column, not the signed-in header
 
 
-async def test_a_share_holding_a_nul_character_is_a_form_error_and_is_not_logged(seeded_client: Any) -> None:
-    await as_user(seeded_client, "olle@offix.example")
+async def test_a_share_holding_a_nul_character_is_a_form_error_and_is_not_logged(ui_client: Any) -> None:
+    await as_user(ui_client, "olle@offix.example")
     response = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/guard",
         "/ui/guard",
         [
@@ -450,14 +381,14 @@ async def test_a_share_holding_a_nul_character_is_a_form_error_and_is_not_logged
     )
     assert response.status_code == 400
     assert "NUL character" in response.text
-    log = await seeded_client.get("/ui/decisions")
+    log = await ui_client.get("/ui/decisions")
     assert "0 decisions" in log.text
 
 
-async def test_a_decision_log_page_far_past_the_end_is_empty_not_an_error(seeded_client: Any) -> None:
-    await as_user(seeded_client, "olle@offix.example")
+async def test_a_decision_log_page_far_past_the_end_is_empty_not_an_error(ui_client: Any) -> None:
+    await as_user(ui_client, "olle@offix.example")
     await post_form(
-        seeded_client,
+        ui_client,
         "/ui/guard",
         "/ui/guard",
         [
@@ -467,49 +398,45 @@ async def test_a_decision_log_page_far_past_the_end_is_empty_not_an_error(seeded
             ("data_subject", "customer"),
         ],
     )
-    response = await seeded_client.get("/ui/decisions?offset=99999999999999999999")
+    response = await ui_client.get("/ui/decisions?offset=99999999999999999999")
     assert response.status_code == 200, response.text
     assert "1 decision" in response.text
     assert "No decisions match these filters." in response.text
 
 
-async def test_the_import_form_reports_every_problem_with_its_path(seeded_client: Any) -> None:
-    await as_user(seeded_client, "lena@offix.example")
+async def test_the_import_form_reports_every_problem_with_its_path(ui_client: Any) -> None:
+    await as_user(ui_client, "lena@offix.example")
     document = (
         "controller: {name: Offix AB, established_in: SE}\n"
         "parties:\n  - {key: a, name: A, role: processor, category: other, established_in: UK}\n"
     )
-    response = await post_form(
-        seeded_client, "/ui/registry", "/ui/registry/import", {"text": document, "confirm": "on"}
-    )
+    response = await post_form(ui_client, "/ui/registry", "/ui/registry/import", {"text": document, "confirm": "on"})
     assert response.status_code == 400
     assert "parties[0].established_in" in response.text and "Nothing was imported" in response.text
-    export = await seeded_client.get("/ui/registry/export?format=yaml")
+    export = await ui_client.get("/ui/registry/export?format=yaml")
     assert export.status_code == 200 and "nordfrakt" in export.text
 
 
-async def test_an_admin_creates_a_user_who_can_then_log_in(seeded_client: Any) -> None:
-    await as_user(seeded_client, "ada@offix.example")
+async def test_an_admin_creates_a_user_who_can_then_log_in(ui_client: Any) -> None:
+    await as_user(ui_client, "ada@offix.example")
     created = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/admin",
         "/ui/admin/users",
         {"email": "nils@offix.example", "role": "ops", "password": "short"},
     )
     assert created.status_code == 400 and "at least 12 characters" in created.text
     created = await post_form(
-        seeded_client,
+        ui_client,
         "/ui/admin",
         "/ui/admin/users",
         {"email": "nils@offix.example", "role": "ops", "password": PASSWORD},
     )
     assert created.status_code == 303
-    key = await post_form(
-        seeded_client, "/ui/admin", "/ui/admin/api-keys", [("name", "crm"), ("scopes", "guard:check")]
-    )
+    key = await post_form(ui_client, "/ui/admin", "/ui/admin/api-keys", [("name", "crm"), ("scopes", "guard:check")])
     assert key.status_code == 200 and "ofx_" in key.text
-    await seeded_client.post("/ui/logout", data={"_csrf_token": csrf_token(key.text)})
-    assert (await log_in(seeded_client, "nils@offix.example")).status_code == 303
+    await ui_client.post("/ui/logout", data={"_csrf_token": csrf_token(key.text)})
+    assert (await log_in(ui_client, "nils@offix.example")).status_code == 303
 
 
 PAGES = [
@@ -535,45 +462,45 @@ OFF_HOST = re.compile(r'(?:\bsrc|\baction|<link\b[^>]*\bhref)\s*=\s*"(?:https?:)
 
 @pytest.mark.parametrize("path", PAGES)
 async def test_every_page_renders_for_a_signed_in_user_and_loads_nothing_from_elsewhere(
-    seeded_client: Any, path: str
+    ui_client: Any, path: str
 ) -> None:
-    await as_user(seeded_client, "ada@offix.example")
-    response = await seeded_client.get(path)
+    await as_user(ui_client, "ada@offix.example")
+    response = await ui_client.get(path)
     assert response.status_code == 200, response.text
     assert not OFF_HOST.search(response.text), OFF_HOST.search(response.text)
     for label_for in re.findall(r'<(?:input|select|textarea)[^>]*\bid="([^"]+)"', response.text):
         assert f'for="{label_for}"' in response.text, f"input {label_for} on {path} has no label"
 
 
-async def test_the_stylesheet_and_script_are_served_by_the_app(seeded_client: Any) -> None:
-    css = await seeded_client.get("/ui/static/registry.css")
-    js = await seeded_client.get("/ui/static/registry.js")
+async def test_the_stylesheet_and_script_are_served_by_the_app(ui_client: Any) -> None:
+    css = await ui_client.get("/ui/static/registry.css")
+    js = await ui_client.get("/ui/static/registry.js")
     assert css.status_code == 200 and "--accent" in css.text
     assert js.status_code == 200
 
 
-async def test_an_agreement_the_guard_refuses_never_shows_as_in_force(seeded_client, writer_headers):
+async def test_an_agreement_the_guard_refuses_never_shows_as_in_force(ui_client, writer_headers):
     """One truth: a dpa in force by its dates but missing clause (h) is shown as refused, as the guard treats it."""
-    current = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    current = (await ui_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
     edited = {k: v for k, v in current.items() if k not in {"created_at", "updated_at"}}
     edited["clauses"] = [c for c in current["clauses"] if c != "audits"]
-    put = await seeded_client.put("/api/agreements/kvarnberg-dpa-2023", json=edited, headers=writer_headers)
+    put = await ui_client.put("/api/agreements/kvarnberg-dpa-2023", json=edited, headers=writer_headers)
     assert put.status_code == 200, put.text
-    await as_user(seeded_client, "olle@offix.example")
-    html = (await seeded_client.get("/ui/agreements/kvarnberg-dpa-2023")).text
+    await as_user(ui_client, "olle@offix.example")
+    html = (await ui_client.get("/ui/agreements/kvarnberg-dpa-2023")).text
     assert "the guard refuses it" in html
     assert '<span class="badge ok">in force</span>' not in html
-    listed = (await seeded_client.get("/ui/agreements?state=refused")).text
+    listed = (await ui_client.get("/ui/agreements?state=refused")).text
     assert "kvarnberg-dpa-2023" in listed
-    assert "kvarnberg-dpa-2023" not in (await seeded_client.get("/ui/agreements?state=in_force")).text
+    assert "kvarnberg-dpa-2023" not in (await ui_client.get("/ui/agreements?state=in_force")).text
 
 
-async def test_the_agreement_form_warns_before_saving_what_the_guard_would_refuse(seeded_client, writer_headers):
-    await as_user(seeded_client, "lena@offix.example")
-    form_page = await seeded_client.get("/ui/agreements/kvarnberg-dpa-2023/edit")
+async def test_the_agreement_form_warns_before_saving_what_the_guard_would_refuse(ui_client, writer_headers):
+    await as_user(ui_client, "lena@offix.example")
+    form_page = await ui_client.get("/ui/agreements/kvarnberg-dpa-2023/edit")
     version = re.search(r'name="version" value="(\d+)"', form_page.text)
     assert version
-    current = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    current = (await ui_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
     fields = [
         ("version", version.group(1)),
         ("party", "kvarnberg"),
@@ -591,18 +518,18 @@ async def test_the_agreement_form_warns_before_saving_what_the_guard_would_refus
         *[("clauses", c) for c in current["clauses"] if c != "audits"],
         ("_csrf_token", csrf_token(form_page.text)),
     ]
-    warned = await seeded_client.post(
+    warned = await ui_client.post(
         "/ui/agreements/kvarnberg-dpa-2023/edit", data=as_form(fields), follow_redirects=False
     )
     assert warned.status_code == 200
     assert "the guard will refuse every share" in warned.text.lower() and "(h) audits" in warned.text
-    unchanged = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    unchanged = (await ui_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
     assert "audits" in unchanged["clauses"] and unchanged["version"] == current["version"]
-    confirmed = await seeded_client.post(
+    confirmed = await ui_client.post(
         "/ui/agreements/kvarnberg-dpa-2023/edit",
         data=as_form([*fields, ("save_anyway", "on")]),
         follow_redirects=False,
     )
     assert confirmed.status_code == 303, confirmed.text
-    saved = (await seeded_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
+    saved = (await ui_client.get("/api/agreements/kvarnberg-dpa-2023", headers=writer_headers)).json()
     assert "audits" not in saved["clauses"]
