@@ -1,14 +1,11 @@
 """The rules about agreements (DESIGN §4.3): in force on a day, covering a
 request, complete (Art. 28(3)), permitting transfers, lapsing soon."""
 
-from __future__ import annotations
-
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, timedelta
-from typing import TYPE_CHECKING
 
-from guard.views import AgreementView, PartyView, Reason, ShareRequest
+from guard.views import AgreementView, Holdings, PartyView, Reason, ShareRequest
 from guard.vocabulary import (
     AGREEMENT_KIND_NAMES,
     ART28_CLAUSE_LETTERS,
@@ -16,9 +13,6 @@ from guard.vocabulary import (
     ReasonCode,
     entries_covering,
 )
-
-if TYPE_CHECKING:  # the snapshot memoises this module's answers: a type here, never an import
-    from guard.policy import Snapshot
 
 # --- Agreements -------------------------------------------------------------------------------------
 
@@ -156,7 +150,7 @@ def _incomplete_reason(party: PartyView, agreement: AgreementView) -> Reason | N
 
 def agreement_findings(
     party: PartyView,
-    snapshot: Snapshot,
+    snapshot: Holdings,
     day: date,
     categories: Sequence[str] = (),
     purpose: str | None = None,
@@ -235,7 +229,7 @@ def last_day_in_force(agreement: AgreementView) -> date | None:
 
 def _successor(
     party: PartyView,
-    snapshot: Snapshot,
+    snapshot: Holdings,
     ending: AgreementView,
     last_day: date,
     categories: Sequence[str],
@@ -259,7 +253,7 @@ def _successor(
 def lapse_warning(
     party: PartyView,
     agreement: AgreementView,
-    snapshot: Snapshot,
+    snapshot: Holdings,
     request: ShareRequest,
     day: date,
     within_days: int,

@@ -1,11 +1,8 @@
 """The rules about places (DESIGN §5): a party's establishment and locations, its
 sub-processor chain, the destination of a share."""
 
-from __future__ import annotations
-
 from collections.abc import Iterator, Mapping
 from datetime import timedelta
-from typing import TYPE_CHECKING
 
 from guard.agreements import last_day_in_force, party_label, permits_transfer_reason
 from guard.territory import (
@@ -15,11 +12,8 @@ from guard.territory import (
     territory_enclosures,
     territory_name,
 )
-from guard.views import HeldReason, PartyView, PlacesVerdict, Reason, SubProcessorLinkView
+from guard.views import HeldReason, Holdings, PartyView, PlacesVerdict, Reason, SubProcessorLinkView
 from guard.vocabulary import LOCATION_KIND_PHRASES, TERRITORY_HINTS, ReasonCode
-
-if TYPE_CHECKING:  # the snapshot memoises this module's answers: a type here, never an import
-    from guard.policy import Snapshot
 
 # --- Territories ------------------------------------------------------------------------------------
 
@@ -113,7 +107,7 @@ def _international_organisation_reasons(party: PartyView, chain: tuple[str, ...]
     ]
 
 
-def places_verdict(party: PartyView, snapshot: Snapshot) -> PlacesVerdict:
+def places_verdict(party: PartyView, snapshot: Holdings) -> PlacesVerdict:
     declared = frozenset(territory for _, territory in _places(party))
     return PlacesVerdict(
         own=(*_international_organisation_reasons(party, None), *_territory_findings(party, chain=None)),
@@ -161,7 +155,7 @@ def _link_reason(link: SubProcessorLinkView, sub: PartyView, chain: tuple[str, .
     return HeldReason(reason, until=starts)
 
 
-def _sub_processor_transfer_reasons(sub: PartyView, snapshot: Snapshot, chain: tuple[str, ...]) -> list[HeldReason]:
+def _sub_processor_transfer_reasons(sub: PartyView, snapshot: Holdings, chain: tuple[str, ...]) -> list[HeldReason]:
     """A sub-processor's own dpa on file that permits transfers, held for the days it is in force."""
     held: list[HeldReason] = []
     for agreement in snapshot.agreements_by_party.get(sub.key, ()):
@@ -206,7 +200,7 @@ def walk_chain(
             stack.append((chain, iter(sub.sub_processors)))
 
 
-def _chain_findings(recipient: PartyView, snapshot: Snapshot) -> tuple[HeldReason, ...]:
+def _chain_findings(recipient: PartyView, snapshot: Holdings) -> tuple[HeldReason, ...]:
     """Walk the sub-processor chain and return its reasons, an unapproved link's held until the day its
     authorisation takes effect."""
     reasons: list[HeldReason] = []

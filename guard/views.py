@@ -290,3 +290,14 @@ class Decision:
     def __post_init__(self) -> None:
         object.__setattr__(self, "reason_documents", [r.as_dict() for r in self.reasons])
         object.__setattr__(self, "warning_documents", [w.as_dict() for w in self.warnings])
+
+
+class Holdings(Protocol):
+    """What the rules read of a snapshot: its parties and each party's agreements (guard/policy.py `Snapshot`
+    has both). The rules name this, not the snapshot, which memoises their answers and so imports them."""
+
+    @property
+    def parties(self) -> Mapping[str, PartyView]: ...
+
+    @property
+    def agreements_by_party(self) -> Mapping[str, tuple[AgreementView, ...]]: ...

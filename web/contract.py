@@ -377,6 +377,17 @@ class NotificationsAnswer(TypedDict):
     recipients: list[NotificationDelivery]
 
 
+class ConsistencyAnswer(TypedDict):
+    """An RFC 6962 consistency proof that the log's tree of `second` leaves extends its tree of `first`, with the
+    signed checkpoints at both sizes where the log stores them (a witness checks it without reading the log)."""
+
+    first: int
+    second: int
+    proof: list[str]  # base64 hashes, RFC 6962 section 2.1.2
+    first_checkpoint: str | None  # the signed checkpoint note at `first` leaves (C2SP signed-note), if stored
+    second_checkpoint: str | None
+
+
 class ReceiptAnswer(TypedDict):
     """A logged decision with its proof: the content its hash covers, the hashes chaining it, its leaf in the
     log's Merkle tree and, once a checkpoint covers it, that signed checkpoint and the inclusion proof."""

@@ -7,7 +7,6 @@ package instead and are served under DOCS_ASSETS, behind the same authentication
 
 import json
 import re
-import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -30,7 +29,7 @@ DOCS_ASSETS = "/schema-assets"
 SWAGGER_UI_FILES = Path(swagger_ui.__file__).parent / "static"
 # Where the document is committed (tests/e2e/test_openapi_file.py holds it equal to the served one).
 COMMITTED_DOCUMENT = Path(__file__).resolve().parent.parent / "clients" / "openapi.json"
-REGENERATE = "uv run python -m web.openapi clients/openapi.json"
+REGENERATE = "uv run python -m web.openapi_file clients/openapi.json"
 
 # Stable operation ids: the names of the functions a generated client has (check_share, list_parties, ...).
 # A route missing here gets its handler's name in camelCase; tests hold every id unique.
@@ -266,21 +265,3 @@ def contract_on_startup(public_paths: list[str]) -> Callable[[Litestar], None]:
 def document_json(document: dict[str, Any]) -> str:
     """The document as committed: sorted keys, two-space indents, one final newline."""
     return json.dumps(document, indent=2, sort_keys=True, ensure_ascii=False) + "\n"
-
-
-def served_document() -> dict[str, Any]:
-    """The document the app serves, built without a database (nothing in it depends on the data)."""
-    from kernel.settings import Settings
-    from web.app import create_app
-    from web.auth import PUBLIC_PATH_PATTERNS
-
-    app = create_app(Settings(database_url="postgresql://offline@127.0.0.1:1/none", seed_file=None))
-    document = app.openapi_schema
-    complete_contract(document, PUBLIC_PATH_PATTERNS)
-    return document.to_schema()
-
-
-if __name__ == "__main__":  # `uv run python -m web.openapi clients/openapi.json`
-    target = Path(sys.argv[1]) if len(sys.argv) > 1 else COMMITTED_DOCUMENT
-    target.write_text(document_json(served_document()), encoding="utf-8")
-    print(f"wrote {target}")

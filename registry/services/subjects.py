@@ -16,7 +16,7 @@ cannot be unlinked without breaking the chain: the answer counts them (rotating 
 import csv
 import io
 import uuid
-from datetime import date, datetime
+from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
@@ -148,7 +148,7 @@ async def import_restrictions(
     for digest, day in rows:
         if digest not in existing and digest not in new:
             new[digest] = day
-    now = datetime.now().astimezone()
+    now = datetime.now(UTC)
     values = [
         {"subject_digest": d, "received_on": day, "source": source, "recorded_by": actor, "recorded_at": now}
         for d, day in new.items()

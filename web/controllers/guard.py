@@ -33,7 +33,7 @@ from ledger.proofs import ProofsBusy, ProofService
 from ledger.queries import list_decisions
 from web.auth import cached_caller, requires
 from web.composition import services_of, started_services
-from web.contract import DecisionPage, ErrorAnswer, GuardAnswer, ReceiptAnswer, answers
+from web.contract import ConsistencyAnswer, DecisionPage, ErrorAnswer, GuardAnswer, ReceiptAnswer, answers
 from web.controllers.deps import WITHOUT_NUL, Limit
 from web.controllers.exports import decision_csv_response
 from web.guard_openapi import CheckBatchOperation, CheckOperation
@@ -346,7 +346,9 @@ class GuardController(Controller):
     @get(
         "/checkpoints/{first:int}/consistency/{second:int}",
         opt=requires("registry:read"),
-        responses=answers(200, dict[str, Any], "An RFC 6962 consistency proof between two tree sizes", 400, 401, 403),
+        responses=answers(
+            200, ConsistencyAnswer, "An RFC 6962 consistency proof between two tree sizes", 400, 401, 403
+        ),
     )
     async def checkpoint_consistency(
         self, request: Request[Any, Any, Any], first: FromPath[int], second: FromPath[int]

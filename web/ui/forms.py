@@ -423,7 +423,6 @@ TAXONOMY = {
     "purposes": _options(DEFAULT_TAXONOMY.data_use),
     "data_subjects": _options(DEFAULT_TAXONOMY.data_subject),
 }
-TAXONOMY_NAMES = {o.key: o.name for options in TAXONOMY.values() for o in options}
 
 
 def taxonomy_for(controller: dict[str, Any] | None) -> dict[str, list[TaxonomyOption]]:

@@ -3,10 +3,18 @@ the controller's own labels (its vocabulary) before the key."""
 
 from typing import Any
 
+from fideslang import DEFAULT_TAXONOMY
 from jinja2 import pass_context
 from markupsafe import Markup, escape
 
 from kernel.i18n import N_, current, gettext
+
+# The taxonomy's own name of every key (fideslang's), translated by taxonomy_name (web/ui/taxonomy_words.py).
+TAXONOMY_NAMES: dict[str, str] = {
+    str(item.fides_key): str(item.name or item.fides_key)
+    for items in (DEFAULT_TAXONOMY.data_category, DEFAULT_TAXONOMY.data_use, DEFAULT_TAXONOMY.data_subject)
+    for item in items
+}
 
 ROLE_LABELS = {
     "processor": N_("processor"),
@@ -86,8 +94,6 @@ def vocabulary_label(vocabulary: dict[str, Any] | None, key: str) -> str | None:
 
 def taxonomy_name(key: str) -> str | None:
     """The taxonomy's (fideslang's) name of a key in the reader's language (web/ui/taxonomy_words.py)."""
-    from web.ui.forms import TAXONOMY_NAMES
-
     name = TAXONOMY_NAMES.get(key)
     return gettext(name) if name else None
 

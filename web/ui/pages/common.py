@@ -31,7 +31,7 @@ from registry.services.findings import registry_findings
 from registry.services.parties import history
 from registry.services.users import PASSWORD_EXPIRED
 from web.composition import services_of
-from web.ui import forms, views
+from web.ui import forms, views, words
 from web.ui.language import request_language
 from web.ui.registry_view import RegistryView, registry_view
 from web.ui.rendering import SlicedTemplate
@@ -109,7 +109,7 @@ def page(
         territory_label=views.territory_label,
         labels=forms.LABELS,
         show=forms.display_value,
-        taxonomy_names=forms.TAXONOMY_NAMES,
+        taxonomy_names=words.TAXONOMY_NAMES,
         kind_labels=forms.KIND_LABELS,
         renewal_labels=forms.RENEWAL_LABELS,
         when=partial(local_time, zone=zone_of(controller)),

@@ -4,7 +4,6 @@ erasure (Art. 17); notifying the recipients of their data (Art. 19), with the ev
 Like the objections page, an identifier typed here is digested before any statement runs, and an answer is
 rendered rather than redirected to, so that no identifier ends up in a URL."""
 
-from datetime import date
 from typing import Any
 
 from litestar import Request, get, post
@@ -15,6 +14,7 @@ from pydantic import ValidationError
 from sqlalchemy.ext.asyncio import AsyncSession
 
 from guard.subjects import SubjectKey
+from kernel.calendar import controller_today
 from kernel.errors import RegistryValidationError
 from kernel.i18n import N_
 from registry.schemas import ErasureIn, NotificationIn, RestrictionIn
@@ -73,7 +73,12 @@ class SubjectRightsPages(UiPages):
             subject=subject or "",
             items=items,
             errors=errors,
-            form=form or {"subject": subject or "", "received_on": date.today().isoformat(), "action": "erasure"},
+            form=form
+            or {
+                "subject": subject or "",
+                "received_on": (await controller_today(db_session)).isoformat(),
+                "action": "erasure",
+            },
             notice=NOTICES.get(notice or ""),
             erasure=erasure,
             notified=notified,
