@@ -52,6 +52,7 @@ def template_engine() -> JinjaTemplateEngine:
         number=i18n.number,
         reason_line=reasons.reason_line,
         reason_title=reasons.reason_title,
+        reason_text=reasons.reason_text,
     )
     return engine
 

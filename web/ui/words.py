@@ -41,13 +41,6 @@ LOCATION_KIND_LABELS = {
     "backup": N_("backup"),
 }
 USER_ROLE_LABELS = {"legal": N_("legal"), "ops": N_("operations"), "admin": N_("administrator")}
-# The guard's reason codes in the reader's words, the reason's fields filled in (the code stays beside the sentence).
-REASON_SENTENCES = {
-    "RECIPIENT_INTERNATIONAL_ORGANISATION": N_(
-        "%(party)s is an international organisation (Art. 4(26)): a share to it is a transfer outside the EU/EEA "
-        "(Art. 44) wherever its office is, and the policy allows none."
-    ),
-}
 
 
 def translate(message: Any) -> str:
@@ -69,12 +62,6 @@ def location_kind(kind: str) -> str:
 
 def user_role_label(role: str | None) -> str:
     return translate(USER_ROLE_LABELS.get(role or "", role or ""))
-
-
-def reason_sentence(code: str, **fields: Any) -> str:
-    """A reason code as a sentence in the reader's language, its fields filled in; a code without one: the code."""
-    sentence = REASON_SENTENCES.get(code)
-    return code if sentence is None else gettext(sentence) % {"party": "—", **fields}
 
 
 def query_with(filters: dict[str, Any], **changes: Any) -> str:
@@ -128,6 +115,5 @@ def template_globals() -> dict[str, Any]:
         "category_label": category_label,
         "term_label": term_label,
         "user_role_label": user_role_label,
-        "reason_sentence": reason_sentence,
         "query_with": query_with,
     }
