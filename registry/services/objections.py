@@ -8,7 +8,7 @@ commit order; each write NOTIFYs the guards, which block the subject at once.
 
 import csv
 import io
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 from typing import Any
@@ -121,36 +121,23 @@ async def record_objection(session: AsyncSession, key: SubjectKey, data: Objecti
         source=data.source,
         recorded_by=actor,
     )
-    session.add(row)
-    await session.flush()
-    await session.refresh(row)
-    document = objection_document(row)
-    session.add(change_record("objection", str(row.id), "create", actor, None, document))
-    await session.flush()
-    return document
+    return await record_subject_entry(session, row, actor, kind="objection", document=objection_document)
 
 
 async def withdraw_objection(session: AsyncSession, objection_id: int, actor: str) -> dict[str, Any]:
     """Withdraw one objection: it stays on record, marked withdrawn, and the history keeps both states."""
     await begin_objection_write(session)
-    row = (
-        await session.execute(select(Objection).where(col(Objection.id) == objection_id).with_for_update())
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFoundError(f"no objection {objection_id}")
-    before = objection_document(row)
-    if row.withdrawn_at is not None:
-        return before  # withdrawing twice changes nothing
-    await session.execute(
-        update(Objection)
-        .where(col(Objection.id) == objection_id)
-        .values(withdrawn_at=func.now(), withdrawn_by=actor, change_seq=text("nextval('objection_change_counter')"))
+    return await end_subject_entry(
+        session,
+        Objection,
+        objection_id,
+        actor,
+        kind="objection",
+        action="withdraw",
+        ended="withdrawn",
+        counter="objection_change_counter",
+        document=objection_document,
     )
-    await session.refresh(row)
-    after = objection_document(row)
-    session.add(change_record("objection", str(objection_id), "withdraw", actor, before, after))
-    await session.flush()
-    return after
 
 
 async def list_objections(
@@ -163,16 +150,89 @@ async def list_objections(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Objections newest first, of one subject when `subject` is given."""
-    query = select(Objection)
+    return await list_subject_entries(
+        session,
+        Objection,
+        key,
+        ended="withdrawn",
+        document=objection_document,
+        subject=subject,
+        in_force=in_force,
+        limit=limit,
+        offset=offset,
+    )
+
+
+# --- A person's entries in force until ended (objections withdrawn; restrictions lifted, subjects.py) -----------
+
+
+async def record_subject_entry(
+    session: AsyncSession, row: Any, actor: str, *, kind: str, document: Callable[[Any], dict[str, Any]]
+) -> dict[str, Any]:
+    """Store `row` (the caller has taken the table's write lock) with its history entry; its document."""
+    session.add(row)
+    await session.flush()
+    await session.refresh(row)
+    recorded = document(row)
+    session.add(change_record(kind, str(row.id), "create", actor, None, recorded))
+    await session.flush()
+    return recorded
+
+
+async def end_subject_entry(
+    session: AsyncSession,
+    model: Any,
+    entry_id: int,
+    actor: str,
+    *,
+    kind: str,
+    action: str,
+    ended: str,
+    counter: str,
+    document: Callable[[Any], dict[str, Any]],
+) -> dict[str, Any]:
+    """End one entry (the caller has taken the table's write lock): it stays on record, marked `ended` by
+    `actor`, with a new change number so the guards' indexes see it; ending it twice changes nothing."""
+    row = (await session.execute(select(model).where(col(model.id) == entry_id).with_for_update())).scalar_one_or_none()
+    if row is None:
+        raise NotFoundError(f"no {kind} {entry_id}")
+    before = document(row)
+    if getattr(row, f"{ended}_at") is not None:
+        return before
+    await session.execute(
+        update(model)
+        .where(col(model.id) == entry_id)
+        .values({f"{ended}_at": func.now(), f"{ended}_by": actor, "change_seq": text(f"nextval('{counter}')")})
+    )
+    await session.refresh(row)
+    after = document(row)
+    session.add(change_record(kind, str(entry_id), action, actor, before, after))
+    await session.flush()
+    return after
+
+
+async def list_subject_entries(
+    session: AsyncSession,
+    model: Any,
+    key: SubjectKey,
+    *,
+    ended: str,
+    document: Callable[[Any], dict[str, Any]],
+    subject: str | None,
+    in_force: bool | None,
+    limit: int,
+    offset: int,
+) -> tuple[list[dict[str, Any]], int]:
+    """Entries newest first, of one subject when `subject` is given, in force or ended when `in_force` says."""
+    query = select(model)
     if subject is not None:
-        query = query.where(col(Objection.subject_digest) == subject_digest(key, subject))
+        query = query.where(col(model.subject_digest) == subject_digest(key, subject))
     if in_force is not None:
-        query = query.where(
-            col(Objection.withdrawn_at).is_(None) if in_force else col(Objection.withdrawn_at).is_not(None)
-        )
+        ended_at = col(getattr(model, f"{ended}_at"))
+        query = query.where(ended_at.is_(None) if in_force else ended_at.is_not(None))
     total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(col(Objection.id).desc()).limit(limit).offset(offset))).scalars()
-    return [objection_document(row) for row in rows], int(total)
+    rows = (await session.execute(query.order_by(col(model.id).desc()).limit(limit).offset(offset))).scalars()
+    return [document(row) for row in rows], int(total)
 
 
 # --- Importing a mail tool's unsubscribe list ----------------------------------------------------------------

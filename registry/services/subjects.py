@@ -20,20 +20,28 @@ from datetime import UTC, date, datetime
 from typing import Any
 
 from pydantic import ValidationError
-from sqlalchemy import func, insert, select, text, update
+from sqlalchemy import insert, select, text
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
 from guard.objections import RESTRICTION_WRITE_LOCK_ID, RESTRICTIONS_CHANGED_CHANNEL
 from guard.subjects import SubjectKey
-from kernel.errors import FieldError, NotFoundError, RegistryValidationError, pydantic_field_errors
+from kernel.errors import FieldError, RegistryValidationError, pydantic_field_errors
 from kernel.i18n import N_, gettext
 from ledger.entries import format_timestamp
 from registry.models.party import Location, Party, SubProcessorLink
 from registry.models.subject import Restriction
 from registry.schemas import RestrictionIn
 from registry.services.common import change_record
-from registry.services.objections import INSERT_CHUNK, ImportSummary, begin_objection_write, subject_digest
+from registry.services.objections import (
+    INSERT_CHUNK,
+    ImportSummary,
+    begin_objection_write,
+    end_subject_entry,
+    list_subject_entries,
+    record_subject_entry,
+    subject_digest,
+)
 
 SUPPRESSION_SOURCE = "suppression after erasure"
 
@@ -80,36 +88,23 @@ async def record_restriction(session: AsyncSession, key: SubjectKey, data: Restr
         source=data.source,
         recorded_by=actor,
     )
-    session.add(row)
-    await session.flush()
-    await session.refresh(row)
-    document = restriction_document(row)
-    session.add(change_record("restriction", str(row.id), "create", actor, None, document))
-    await session.flush()
-    return document
+    return await record_subject_entry(session, row, actor, kind="restriction", document=restriction_document)
 
 
 async def lift_restriction(session: AsyncSession, restriction_id: int, actor: str) -> dict[str, Any]:
     """Lift one restriction: it stays on record, marked lifted; NotFoundError for an unknown id."""
     await begin_restriction_write(session)
-    row = (
-        await session.execute(select(Restriction).where(col(Restriction.id) == restriction_id).with_for_update())
-    ).scalar_one_or_none()
-    if row is None:
-        raise NotFoundError(f"no restriction {restriction_id}")
-    before = restriction_document(row)
-    if row.lifted_at is not None:
-        return before  # lifting twice changes nothing
-    await session.execute(
-        update(Restriction)
-        .where(col(Restriction.id) == restriction_id)
-        .values(lifted_at=func.now(), lifted_by=actor, change_seq=text("nextval('restriction_change_counter')"))
+    return await end_subject_entry(
+        session,
+        Restriction,
+        restriction_id,
+        actor,
+        kind="restriction",
+        action="lift",
+        ended="lifted",
+        counter="restriction_change_counter",
+        document=restriction_document,
     )
-    await session.refresh(row)
-    after = restriction_document(row)
-    session.add(change_record("restriction", str(restriction_id), "lift", actor, before, after))
-    await session.flush()
-    return after
 
 
 async def list_restrictions(
@@ -122,15 +117,17 @@ async def list_restrictions(
     offset: int,
 ) -> tuple[list[dict[str, Any]], int]:
     """Restrictions newest first, of one subject when `subject` is given."""
-    query = select(Restriction)
-    if subject is not None:
-        query = query.where(col(Restriction.subject_digest) == subject_digest(key, subject))
-    if in_force is not None:
-        lifted = col(Restriction.lifted_at)
-        query = query.where(lifted.is_(None) if in_force else lifted.is_not(None))
-    total = (await session.execute(select(func.count()).select_from(query.subquery()))).scalar_one()
-    rows = (await session.execute(query.order_by(col(Restriction.id).desc()).limit(limit).offset(offset))).scalars()
-    return [restriction_document(row) for row in rows], int(total)
+    return await list_subject_entries(
+        session,
+        Restriction,
+        key,
+        ended="lifted",
+        document=restriction_document,
+        subject=subject,
+        in_force=in_force,
+        limit=limit,
+        offset=offset,
+    )
 
 
 async def import_restrictions(
