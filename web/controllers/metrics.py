@@ -46,7 +46,10 @@ class WorkerProcesses(Collector):
 
     def pids(self) -> list[int]:
         found = {int(m.group(1)) for name in os.listdir(self.directory) if (m := _PID_OF_FILE.search(name))}
-        return sorted(pid for pid in found if os.path.exists(f"/proc/{pid}"))
+        # Not the supervisor that started the workers (`registry serve --workers N`): it keeps a metrics file
+        # from its checks before serving, but answers no request; its figures would be a third series of two.
+        supervisor = os.getppid()
+        return sorted(pid for pid in found if pid != supervisor and os.path.exists(f"/proc/{pid}"))
 
     def collect(self) -> Iterable[Metric]:
         families: dict[str, Metric] = {}
