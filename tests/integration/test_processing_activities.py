@@ -245,8 +245,9 @@ async def test_the_record_speaks_swedish_by_accept_language_in_json_and_csv(seed
     assert sales["purposes_text"] == ["Skötsel av kundrelationer"]
     assert sales["retention"].startswith("Personuppgifter lagras inte längre")
     as_csv = await client.get("/api/records/article-30", params={"format": "csv"}, headers=swedish)
+    assert as_csv.text.startswith("\ufeff")  # a byte order mark, so that Excel reads the Swedish letters
     header = as_csv.text.lstrip("\ufeff").splitlines()[0]
-    assert header.startswith("Behandling,Benämning")
+    assert header.startswith("Behandling;Benämning")  # `;`, the list separator of a Swedish spreadsheet
     assert "Gallringsfrister" in header and "Säkerhetsåtgärder" in header
 
 
