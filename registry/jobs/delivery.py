@@ -170,17 +170,11 @@ def message_id(reminder_id: int, sender: str, kind: str = REMINDER) -> str:
     return f"<{kind}-{reminder_id}@{domain}>"
 
 
-def header_line(text: str) -> str:
-    """`text` on one line: a name holding a line break of any kind (U+2028, U+0085, a form feed...) would make
-    the e-mail library refuse the header, and the reminder would fail on every retry."""
-    return " ".join(text.splitlines())
-
-
 def email_message(message: ReminderMessage, sender: str, recipient: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
     email["To"] = recipient
-    email["Subject"] = header_line(message.subject)
+    email["Subject"] = message.subject
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = message_id(message.reminder_id, sender, message.kind)
     email[REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER] = str(message.reminder_id)
