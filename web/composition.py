@@ -8,9 +8,9 @@ follow every use to its definition. The CLI builds what it needs through `open_g
 """
 
 import logging
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 import asyncpg
@@ -45,8 +45,6 @@ SERVICES = "services"  # the one key of the app's state
 SESSION_COOKIE = "registry_session"  # the UI's sign-in cookie; web/auth.py re-exports it
 UI_SESSION_SECRET = "ui_session_secret"  # the shared secret the UI's CSRF tokens are keyed with, when not set
 
-SessionResolver = Callable[[ASGIConnection[Any, Any, Any, Any]], Awaitable[Principal | None]]
-
 
 @dataclass
 class Services:
@@ -74,12 +72,9 @@ class Services:
     sign_on: OidcClient | None = None
     # The UI's CSRF key: from the settings, else the secret every instance shares in the database (read at start).
     csrf_secret: str | None = None
-    resolve_session: SessionResolver = field(init=False)
 
-    def __post_init__(self) -> None:
-        self.resolve_session = self._signed_in_user
-
-    async def _signed_in_user(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+    async def resolve_session(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
+        """The user its session cookie signs in, if any (the UI's login; the API takes bearer keys only)."""
         token = connection.cookies.get(SESSION_COOKIE)
         if not token or len(token) > 200:
             return None

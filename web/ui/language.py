@@ -51,8 +51,7 @@ async def switch_language(request: Request[Any, Any, Any]) -> Redirect:
     target = _safe_next(str(form.get("next") or ""))
     if language not in i18n.LANGUAGES:
         return Redirect(target, status_code=303)
-    resolver = services_of(request.app).resolve_session
-    principal = await resolver(request) if resolver is not None else None
+    principal = await services_of(request.app).resolve_session(request)
     if isinstance(principal, Principal) and principal.kind == "user":
         session: AsyncSession
         async with services_of(request.app).sessionmaker() as session, session.begin():
