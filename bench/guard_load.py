@@ -43,7 +43,7 @@ import yaml
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from guard.policy import ART28_CLAUSES  # noqa: E402
+from guard.vocabulary import ART28_CLAUSES  # noqa: E402
 from kernel.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
 from kernel.settings import normalise_database_url  # noqa: E402
 from registry.services.apikeys import create_api_key  # noqa: E402
