@@ -107,6 +107,11 @@ def plausible_day(day: date) -> date:
     return day
 
 
+# Control characters, and the line and paragraph separators U+2028 and U+2029 (which are not control characters
+# to Unicode but break lines for e-mail headers, CSV readers and browsers alike).
+LINE_BREAKING_CATEGORIES = frozenset({"Cc", "Zl", "Zp"})
+
+
 def no_control_characters(value: Any) -> Any:
     """Every text of the registry is one line (names, contacts, e-mail addresses, keys, URIs): a line break or
     other control character would end up in e-mail headers and break reminders, so it is refused here, on its
@@ -115,7 +120,7 @@ def no_control_characters(value: Any) -> Any:
     for text in texts:
         if isinstance(text, str):
             for i, char in enumerate(text):
-                if unicodedata.category(char) == "Cc":
+                if unicodedata.category(char) in LINE_BREAKING_CATEGORIES:
                     raise ValueError(
                         f"must not contain control characters such as line breaks or tabs (found {char!r} at "
                         f"position {i})"

@@ -3,6 +3,7 @@
 import asyncio
 import json
 import logging
+import re
 import time
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
@@ -170,11 +171,24 @@ def message_id(reminder_id: int, sender: str, kind: str = REMINDER) -> str:
     return f"<{kind}-{reminder_id}@{domain}>"
 
 
+# Line breaks that are not CR or LF: Python's e-mail library refuses a header holding any of them (str.splitlines
+# sees a line there), so a party name with U+2028 made its reminder fail on every retry. They carry no meaning
+# in a subject line and cannot inject a header into SMTP, so they become spaces. CR and LF stay as they are: a
+# name holding them was written behind validation to smuggle a header in, and that reminder is refused and
+# recorded as failed (tests/integration/test_safe_reminders.py).
+_FOLDED_LINE_BREAKS = re.compile("[\u000b\u000c\u001c\u001d\u001e\u0085\u2028\u2029]")
+
+
+def header_line(text: str) -> str:
+    """`text` with every line break but CR and LF turned into a space, fit for a header."""
+    return _FOLDED_LINE_BREAKS.sub(" ", text)
+
+
 def email_message(message: ReminderMessage, sender: str, recipient: str) -> EmailMessage:
     email = EmailMessage()
     email["From"] = sender
     email["To"] = recipient
-    email["Subject"] = message.subject
+    email["Subject"] = header_line(message.subject)
     email["Date"] = format_datetime(utcnow())
     email["Message-ID"] = message_id(message.reminder_id, sender, message.kind)
     email[REMINDER_ID_HEADER if message.kind == REMINDER else NOTIFICATION_ID_HEADER] = str(message.reminder_id)

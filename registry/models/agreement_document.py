@@ -25,3 +25,18 @@ class AgreementDocument(SQLModel, table=True):
     filename: str = Field(max_length=255)
     uploaded_by: str = Field(max_length=200)
     uploaded_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))
+
+
+class RemovedAgreementDocument(SQLModel, table=True):
+    """The signed PDF of an agreement an import removed, kept until a restore puts it back (migration 0020)."""
+
+    __tablename__ = "removed_agreement_document"
+
+    agreement_key: str = Field(sa_column=Column(String(64), primary_key=True))
+    sha256: str = Field(sa_column=Column(String(64), primary_key=True))
+    content: bytes = Field(sa_column=Column(LargeBinary, nullable=False))
+    size: int = Field(sa_column=Column(BigInteger, nullable=False))
+    filename: str = Field(max_length=255)
+    uploaded_by: str = Field(max_length=200)
+    uploaded_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+    removed_at: datetime = Field(default_factory=utcnow, sa_column=timestamp_column(nullable=False))

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import date
 from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import select
+from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
@@ -20,7 +20,7 @@ from sqlmodel import col
 from kernel.columns import utcnow
 from kernel.errors import NotFoundError
 from registry.models import Agreement
-from registry.models.agreement_document import AgreementDocument
+from registry.models.agreement_document import AgreementDocument, RemovedAgreementDocument
 from registry.services.agreements import agreement_row
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, with_metadata
@@ -137,6 +137,54 @@ async def every_document(session: AsyncSession) -> AsyncIterator[StoredDocument]
     """Every document on file, one at a time (an evidence bundle writes each out before reading the next)."""
     for key in sorted(await documents_on_file(session)):
         yield await read_document(session, key)
+
+
+async def keep_removed_documents(session: AsyncSession, agreement_ids: list[int]) -> None:
+    """Copy the signed PDFs of agreements about to be removed aside, so a restore can put them back (the
+    document row itself cascades with its agreement)."""
+    if not agreement_ids:
+        return
+    kept = (
+        select(
+            col(Agreement.key),
+            col(AgreementDocument.sha256),
+            col(AgreementDocument.content),
+            col(AgreementDocument.size),
+            col(AgreementDocument.filename),
+            col(AgreementDocument.uploaded_by),
+            col(AgreementDocument.uploaded_at),
+            func.now(),
+        )
+        .join(Agreement, col(Agreement.id) == col(AgreementDocument.agreement_id))
+        .where(col(AgreementDocument.agreement_id).in_(agreement_ids))
+    )
+    columns = ["agreement_key", "sha256", "content", "size", "filename", "uploaded_by", "uploaded_at", "removed_at"]
+    await session.execute(insert(RemovedAgreementDocument).from_select(columns, kept).on_conflict_do_nothing())
+
+
+async def restore_removed_document(session: AsyncSession, key: str, sha256: str | None) -> bool:
+    """Put back the signed PDF a removed agreement had on file, when its restored state names that copy.
+
+    True when the document is on file again. The copy must match the digest the agreement's history recorded:
+    another copy kept under the same key (removed at another time) is not this agreement's contract."""
+    if sha256 is None:
+        return False
+    kept = await session.get(RemovedAgreementDocument, (key, sha256))
+    if kept is None:
+        return False
+    agreement, _ = await agreement_row(session, key, for_update=True)
+    values = {
+        "agreement_id": agreement.id,
+        "content": kept.content,
+        "sha256": kept.sha256,
+        "size": kept.size,
+        "filename": kept.filename,
+        "uploaded_by": kept.uploaded_by,
+        "uploaded_at": kept.uploaded_at,
+    }
+    await session.execute(insert(AgreementDocument).values(**values))
+    await session.delete(kept)
+    return True
 
 
 def undocumented_finding(agreement: str, party: str, *, in_registry: bool = True) -> dict[str, Any]:

@@ -16,6 +16,7 @@ from kernel.errors import ConflictError, FieldError, RegistryValidationError, py
 from registry.models import Agreement, ChangeRecord, ControllerProfile, Location, Party, SubProcessorLink
 from registry.schemas import ROLE_FOR_AGREEMENT_KIND, AgreementIn, ControllerIn, PartyIn, RegistryDocument
 from registry.services import integrity
+from registry.services.agreement_documents import keep_removed_documents
 from registry.services.agreements import agreement_columns
 from registry.services.common import change_record, finish_write, lock_registry_for_write
 from registry.services.documents import agreement_document, link_columns, load_registry, party_document
@@ -294,6 +295,9 @@ async def apply_document(session: AsyncSession, doc: RegistryDocument, actor: st
     await session.execute(delete(Location))
 
     wanted_agreements = {a.key for a in doc.agreements}
+    await keep_removed_documents(
+        session, [row.id for key, row in current.agreements.items() if key not in wanted_agreements and row.id]
+    )
     for key, agreement_row in current.agreements.items():
         if key not in wanted_agreements:
             history.append(change_record("agreement", key, "delete", actor, current.agreement_docs[key], None))

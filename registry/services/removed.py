@@ -11,6 +11,7 @@ from sqlmodel import col
 from kernel.errors import ConflictError, NotFoundError, RegistryValidationError, pydantic_field_errors
 from registry.models import Agreement, ChangeRecord, Party
 from registry.schemas import AgreementIn, PartyIn, could_be_key
+from registry.services.agreement_documents import restore_removed_document
 from registry.services.agreements import AgreementService
 from registry.services.common import lock_registry_for_write
 from registry.services.parties import PartyService
@@ -95,4 +96,6 @@ async def restore_agreement(session: AsyncSession, key: str, actor: str) -> dict
         data = AgreementIn.model_validate(state)
     except ValidationError as exc:
         raise RegistryValidationError(pydantic_field_errors(exc)) from None
-    return await AgreementService(session, actor).create(data, action="restore")
+    restored = await AgreementService(session, actor).create(data, action="restore")
+    await restore_removed_document(session, key, (state.get("document") or {}).get("sha256"))
+    return restored

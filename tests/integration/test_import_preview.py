@@ -2,6 +2,7 @@
 answers its change set and can preview it, removed records stay reachable and can be restored, YAML and large
 documents are accepted, and every problem of a document comes back in one answer."""
 
+import hashlib
 import json
 import os
 import subprocess
@@ -22,6 +23,12 @@ def _edited_seed():
     document["parties"] = [p for p in document["parties"] if p["key"] != "uppbordsverket"]
     document["agreements"] = [a for a in document["agreements"] if a["party"] != "uppbordsverket"]
     next(p for p in document["parties"] if p["key"] == "nordfrakt")["name"] = "Nordfrakt Transport AB"
+    return document
+
+
+def _without_agreement(key):
+    document = _as_json(seed_document())
+    document["agreements"] = [a for a in document["agreements"] if a["key"] != key]
     return document
 
 
@@ -70,6 +77,39 @@ async def test_a_party_removed_by_an_import_keeps_its_history_is_listed_and_can_
     assert actions[:2] == ["restore", "delete"]
     assert (await client.post("/api/parties/nobody/restore", headers=writer_headers)).status_code == 404
     assert (await client.get("/api/parties/nobody/history", headers=writer_headers)).status_code == 404
+
+
+async def test_an_agreement_removed_by_an_import_gets_its_signed_pdf_back_when_restored(client, writer_headers):
+    # Issue 33, finding 10: the document row cascaded with the agreement, so the signed copy was gone for good.
+    await client.put("/api/registry", json=_as_json(seed_document()), headers=writer_headers)
+    agreement = "nordfrakt-dpa-2024"
+    first_copy = b"%PDF-1.7\n% the copy signed in 2024\n%%EOF\n"
+    second_copy = b"%PDF-1.7\n% the copy signed in 2025\n%%EOF\n"
+    pdf = {**writer_headers, "Content-Type": "application/pdf"}
+    assert (await client.put(f"/api/agreements/{agreement}/document", content=first_copy, headers=pdf)).is_success
+
+    assert (await client.put("/api/registry", json=_without_agreement(agreement), headers=writer_headers)).is_success
+    assert (await client.get(f"/api/agreements/{agreement}/document", headers=writer_headers)).status_code == 404
+    restored = await client.post(f"/api/agreements/{agreement}/restore", headers=writer_headers)
+    assert restored.status_code == 200, restored.text
+    assert restored.json()["document"]["sha256"] == hashlib.sha256(first_copy).hexdigest()
+    back = await client.get(f"/api/agreements/{agreement}/document", headers=writer_headers)
+    assert back.status_code == 200 and back.content == first_copy
+
+    # Another copy on file, removed and restored again: the restore brings back the copy its history names.
+    assert (await client.put(f"/api/agreements/{agreement}/document", content=second_copy, headers=pdf)).is_success
+    assert (await client.put("/api/registry", json=_without_agreement(agreement), headers=writer_headers)).is_success
+    assert (await client.post(f"/api/agreements/{agreement}/restore", headers=writer_headers)).is_success
+    again = await client.get(f"/api/agreements/{agreement}/document", headers=writer_headers)
+    assert again.status_code == 200 and again.content == second_copy
+
+
+async def test_an_agreement_removed_without_a_document_is_restored_without_one(client, writer_headers):
+    await client.put("/api/registry", json=_as_json(seed_document()), headers=writer_headers)
+    agreement = "nordfrakt-dpa-2024"
+    assert (await client.put("/api/registry", json=_without_agreement(agreement), headers=writer_headers)).is_success
+    assert (await client.post(f"/api/agreements/{agreement}/restore", headers=writer_headers)).is_success
+    assert (await client.get(f"/api/agreements/{agreement}/document", headers=writer_headers)).status_code == 404
 
 
 async def test_the_registry_document_can_be_put_as_yaml(client, writer_headers):
