@@ -346,3 +346,26 @@ async def test_pages_of_a_period_that_ended_in_the_past_list_what_a_direct_query
     pages = await paged(client, reader_headers, params, 13)
     assert [seq for page in pages for seq in page] == expected
     assert pages[0] == expected[:13]
+
+
+async def test_the_migration_counts_the_entries_already_sealed_into_the_rollup(private_database, tmp_path):
+    """Walked down below 0021 and up again: the upgrade's backfill equals what the checkpoint writer counted."""
+    import asyncio
+
+    from kernel.db import downgrade_schema, upgrade_schema
+
+    rng = random.Random(21)
+    await log(private_database, spread(rng, 90, 3) + spread(rng, 5, 3, trial=True))
+    await seal(private_database, tmp_path / "log-signing.key")
+    await log(private_database, spread(rng, 20, 3))
+    period = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
+    written = await counted(private_database, *period)
+    await asyncio.to_thread(downgrade_schema, private_database, "0020_removed_documents")
+    await asyncio.to_thread(upgrade_schema, private_database)
+    assert await differences(private_database) == []
+    assert await counted(private_database, *period) == written == await counted_directly(private_database, *period)
+    connection = await asyncpg.connect(plain_url(private_database))
+    try:
+        assert await connection.fetchval("SELECT sum(wseq) FROM guard_rollup_head") == 95
+    finally:
+        await connection.close()
