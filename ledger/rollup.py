@@ -111,11 +111,14 @@ async def rebuild_rollup(connection: asyncpg.Connection) -> int:
 # --- Reading -------------------------------------------------------------------------------------------
 
 # The entries past the rollup's heads: each writer's chain after its counted head, through (writer, wseq).
+# MATERIALIZED: read first, then filtered; PostgreSQL would otherwise push the period's condition in and read the
+# whole period's (decided_at, seq) index to intersect it with the tail (33 ms for 100,000 entries).
 _UNSEALED = """
-SELECT d.* FROM guard_log_writer AS w
-  LEFT JOIN guard_rollup_head AS h ON h.writer = w.writer
-  JOIN guard_decision AS d ON d.writer = w.writer AND d.wseq > coalesce(h.wseq, 0)
-"""
+unsealed AS MATERIALIZED (
+    SELECT d.* FROM guard_log_writer AS w
+      LEFT JOIN guard_rollup_head AS h ON h.writer = w.writer
+      JOIN guard_decision AS d ON d.writer = w.writer AND d.wseq > coalesce(h.wseq, 0)
+)"""
 # How many entries that is (the heads alone: no entry read).
 _UNSEALED_SIZE = """
 SELECT coalesce(sum(w.last_wseq - coalesce(h.wseq, 0)), 0)
@@ -160,7 +163,7 @@ def _period_sql(whole: tuple[date, date] | None) -> tuple[str, str]:
     edges = (
         "SELECT * FROM guard_decision WHERE decided_at >= :start AND decided_at < :first_day AND NOT trial"
         " UNION ALL SELECT * FROM guard_decision WHERE decided_at >= :end_day AND decided_at < :end AND NOT trial"
-        f" UNION ALL SELECT u.* FROM ({_UNSEALED}) AS u"
+        " UNION ALL SELECT u.* FROM unsealed AS u"
         " WHERE u.decided_at >= :first_day AND u.decided_at < :end_day AND NOT u.trial"
     )
     return "SELECT * FROM guard_decision_daily WHERE day >= :first_date AND day < :end_date", edges
@@ -182,7 +185,7 @@ async def decision_counts(session: AsyncSession, first: datetime, after: datetim
     groups = await session.execute(
         text(
             f"""
-            WITH direct AS ({direct}), facts AS (
+            WITH {_UNSEALED}, direct AS ({direct}), facts AS (
                 SELECT recipient, purpose, destination, allowed, decisions, last_seq, last_decided_at FROM ({rolled}) r
                 UNION ALL
                 SELECT recipient, coalesce(request->>'purpose', ''), request->>'destination', allowed, 1, seq,
@@ -222,7 +225,7 @@ async def decision_counts(session: AsyncSession, first: datetime, after: datetim
     categories = await session.execute(
         text(
             f"""
-            WITH direct AS ({direct})
+            WITH {_UNSEALED}, direct AS ({direct})
             SELECT DISTINCT recipient, category FROM (
                 {rolled_categories}
                 UNION ALL
@@ -257,9 +260,10 @@ async def decided_before_bound(session: AsyncSession, until: datetime, tail_limi
     bound = await session.execute(
         text(
             f"""
+            WITH {_UNSEALED}
             SELECT greatest(
                 (SELECT seq_through FROM guard_log_hour WHERE hour < :until ORDER BY hour DESC LIMIT 1),
-                (SELECT max(u.seq) FROM ({_UNSEALED}) AS u WHERE u.decided_at < :until), 0)
+                (SELECT max(u.seq) FROM unsealed AS u WHERE u.decided_at < :until), 0)
             """
         ),
         {"until": until},
