@@ -139,7 +139,8 @@ async def _period_page(
     (decided_at, seq) index alone, the page's highest seq picked from it (index-only: no rows read)."""
     seq = col(GuardDecision.seq)
     top = before if before is not None else await _last_seq(session) + 1
-    if until is not None and top > PERIOD_PROBE_ROWS:
+    # (Only for the first page: a cursor lies inside the period already, just above the next matches.)
+    if until is not None and before is None and top > PERIOD_PROBE_ROWS:
         bound = await decided_before_bound(session, until, BOUND_TAIL_LIMIT)
         if bound is not None:
             top = min(top, bound + 1)
