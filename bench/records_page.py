@@ -12,7 +12,7 @@ default period (the year up to today):
 
 each `--runs` times, median and worst beside the target, with the load average; then drops the database.
 
-    uv run python bench/records_page.py [--entries 1000000] [--runs 5] [--unsealed 2000]
+    uv run python bench/records_page.py [--entries 1000000] [--runs 5] [--unsealed 2000] [--keep | --database NAME]
 """
 
 import argparse
@@ -144,7 +144,19 @@ async def measure(url: str, plain: str, key: str, runs: int) -> bool:
     return max(record) <= TARGET_MS
 
 
-async def run(entries: int, runs: int, unsealed: int) -> bool:
+async def reader_key(url: str) -> str:
+    engine = make_engine(url, pool_size=1)
+    try:
+        async with make_sessionmaker(engine)() as session, session.begin():
+            return await create_api_key(session, f"bench-reader-{uuid.uuid4().hex[:6]}", ["registry:read"], "bench")
+    finally:
+        await engine.dispose()
+
+
+async def run(entries: int, runs: int, unsealed: int, existing: str | None, keep: bool) -> bool:
+    if existing is not None:  # filled by an earlier run with --keep: measured only, kept
+        url = normalise_database_url(scratch(existing))
+        return await measure(url, scratch(existing), await reader_key(url), runs)
     name = f"registry_bench_records_{uuid.uuid4().hex[:10]}"
     admin = await asyncpg.connect(SERVER)
     await admin.execute(f'CREATE DATABASE "{name}"')
@@ -157,7 +169,10 @@ async def run(entries: int, runs: int, unsealed: int) -> bool:
         print(f"filled, sealed and analysed in {seconds:.1f} s", flush=True)
         return await measure(url, scratch(name), key, runs)
     finally:
-        await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+        if keep:
+            print(f"kept: measure it again with --database {name}, then drop it")
+        else:
+            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
         await admin.close()
 
 
@@ -166,8 +181,10 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--runs", type=int, default=5)
     parser.add_argument("--unsealed", type=int, default=UNSEALED, help="the newest entries left unsealed (2000)")
+    parser.add_argument("--database", help="measure this database, filled by an earlier run with --keep (kept)")
+    parser.add_argument("--keep", action="store_true", help="keep the scratch database (to measure it again)")
     args = parser.parse_args()
-    return 0 if asyncio.run(run(args.entries, args.runs, args.unsealed)) else 1
+    return 0 if asyncio.run(run(args.entries, args.runs, args.unsealed, args.database, args.keep)) else 1
 
 
 if __name__ == "__main__":

@@ -25,16 +25,23 @@ from sqlalchemy.ext.asyncio import AsyncSession
 CHECKPOINT_LOCK_ID = 7_411_028_004
 REBUILD_BATCH = 100_000
 
+# Each entry is counted twice: in its UTC day's row and in its month's (`whole_month`, `day` the month's first):
+# a year is summed from twelve months' rows and the days of the months it covers in part.
+_SPANS = "CROSS JOIN (VALUES (false), (true)) AS span(whole_month)"
+_SPAN_DAY = (
+    "CASE WHEN span.whole_month THEN date_trunc('month', d.decided_at AT TIME ZONE 'UTC')::date"
+    " ELSE (d.decided_at AT TIME ZONE 'UTC')::date END"
+)
 # {chosen}: the condition that picks the entries to count into the tables, on `d` (guard_decision).
-_DAILY = """
-INSERT INTO guard_decision_daily AS t (day, recipient, purpose, destination, allowed, decisions, last_seq,
-                                       last_decided_at)
-SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, coalesce(d.request->>'purpose', ''),
+_DAILY = f"""
+INSERT INTO guard_decision_daily AS t (day, whole_month, recipient, purpose, destination, allowed, decisions,
+                                       last_seq, last_decided_at)
+SELECT {_SPAN_DAY}, span.whole_month, d.recipient, coalesce(d.request->>'purpose', ''),
        d.request->>'destination', d.allowed, count(*), max(d.seq), max(d.decided_at)
-  FROM guard_decision AS d
- WHERE {chosen} AND NOT d.trial
- GROUP BY 1, 2, 3, 4, 5
-ON CONFLICT (day, recipient, purpose, destination, allowed) DO UPDATE
+  FROM guard_decision AS d {_SPANS}
+ WHERE {{chosen}} AND NOT d.trial
+ GROUP BY 1, 2, 3, 4, 5, 6
+ON CONFLICT (day, whole_month, recipient, purpose, destination, allowed) DO UPDATE
    SET decisions = t.decisions + excluded.decisions,
        last_seq = greatest(t.last_seq, excluded.last_seq),
        last_decided_at = greatest(t.last_decided_at, excluded.last_decided_at)
@@ -45,12 +52,12 @@ _CATEGORIES_OF = (
     " THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)"
 )
 _DAILY_CATEGORY = f"""
-INSERT INTO guard_decision_daily_category AS t (day, recipient, category, decisions)
-SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, c.category, count(*)
-  FROM guard_decision AS d CROSS JOIN LATERAL {_CATEGORIES_OF}
+INSERT INTO guard_decision_daily_category AS t (day, whole_month, recipient, category, decisions)
+SELECT {_SPAN_DAY}, span.whole_month, d.recipient, c.category, count(*)
+  FROM guard_decision AS d CROSS JOIN LATERAL {_CATEGORIES_OF} {_SPANS}
  WHERE {{chosen}} AND d.allowed AND NOT d.trial AND c.category IS NOT NULL
- GROUP BY 1, 2, 3
-ON CONFLICT (day, recipient, category) DO UPDATE SET decisions = t.decisions + excluded.decisions
+ GROUP BY 1, 2, 3, 4
+ON CONFLICT (day, whole_month, recipient, category) DO UPDATE SET decisions = t.decisions + excluded.decisions
 """
 _HOURS = """
 INSERT INTO guard_log_hour AS t (hour, last_seq, seq_through)
@@ -161,6 +168,22 @@ def whole_utc_days(first: datetime, after: datetime) -> tuple[date, date] | None
     return (day, end) if day < end else None
 
 
+# The rollup's rows of a period's whole UTC days: whole months from their months' rows, the days before the
+# first whole month and from the last one's end from their days' rows.
+_ROLLED = (
+    "(whole_month AND day >= :first_month AND day < :end_month) OR (NOT whole_month AND"
+    " ((day >= :first_date AND day < :first_month) OR (day >= :end_month AND day < :end_date)))"
+)
+
+
+def _whole_months(first: date, end: date) -> tuple[date, date]:
+    """The months wholly inside the days [first, end) (first month's first day, past-the-last month's first
+    day); (end, end) if none is."""
+    month = first if first.day == 1 else (first.replace(day=28) + timedelta(days=4)).replace(day=1)
+    past = end.replace(day=1)
+    return (month, past) if month < past else (end, end)
+
+
 def _period_sql(whole: tuple[date, date] | None) -> tuple[str, str]:
     """(rollup rows, log entries counted directly) for the period: the whole UTC days' rows from the rollup, the
     entries of the partial days at either end and the unsealed ones of the whole days from the log."""
@@ -175,7 +198,7 @@ def _period_sql(whole: tuple[date, date] | None) -> tuple[str, str]:
         " UNION ALL SELECT u.* FROM unsealed AS u"
         " WHERE u.decided_at >= :first_day AND u.decided_at < :end_day AND NOT u.trial"
     )
-    return "SELECT * FROM guard_decision_daily WHERE day >= :first_date AND day < :end_date", edges
+    return f"SELECT * FROM guard_decision_daily WHERE {_ROLLED}", edges
 
 
 async def decision_counts(session: AsyncSession, first: datetime, after: datetime) -> DecisionCounts:
@@ -185,9 +208,12 @@ async def decision_counts(session: AsyncSession, first: datetime, after: datetim
     rolled, direct = _period_sql(whole)
     bounds: dict[str, Any] = {"start": first, "end": after}
     if whole is not None:
+        months = _whole_months(*whole)
         bounds |= {
             "first_date": whole[0],
             "end_date": whole[1],
+            "first_month": months[0],
+            "end_month": months[1],
             "first_day": datetime.combine(whole[0], time(), tzinfo=UTC),
             "end_day": datetime.combine(whole[1], time(), tzinfo=UTC),
         }
@@ -227,7 +253,7 @@ async def decision_counts(session: AsyncSession, first: datetime, after: datetim
             denied += int(row.decisions)
         by_purpose[(row.recipient, row.purpose)] = (allowed, denied)
     rolled_categories = (
-        "SELECT recipient, category FROM guard_decision_daily_category WHERE day >= :first_date AND day < :end_date"
+        f"SELECT recipient, category FROM guard_decision_daily_category WHERE {_ROLLED}"
         if whole is not None
         else "SELECT NULL::text AS recipient, NULL::text AS category WHERE false"
     )
@@ -288,17 +314,17 @@ async def rollup_differences(connection: asyncpg.Connection) -> list[str]:
     chosen = "d.seq IN (SELECT seq FROM guard_log_leaf)"
     checks = {
         "guard_decision_daily": (
-            "SELECT day, recipient, purpose, destination, allowed, decisions, last_seq, last_decided_at"
+            "SELECT day, whole_month, recipient, purpose, destination, allowed, decisions, last_seq, last_decided_at"
             " FROM guard_decision_daily",
-            f"SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, coalesce(d.request->>'purpose', ''),"
-            f" d.request->>'destination', d.allowed, count(*), max(d.seq), max(d.decided_at) FROM guard_decision d"
-            f" WHERE {chosen} AND NOT d.trial GROUP BY 1, 2, 3, 4, 5",
+            f"SELECT {_SPAN_DAY}, span.whole_month, d.recipient, coalesce(d.request->>'purpose', ''),"
+            f" d.request->>'destination', d.allowed, count(*), max(d.seq), max(d.decided_at)"
+            f" FROM guard_decision d {_SPANS} WHERE {chosen} AND NOT d.trial GROUP BY 1, 2, 3, 4, 5, 6",
         ),
         "guard_decision_daily_category": (
-            "SELECT day, recipient, category, decisions FROM guard_decision_daily_category",
-            f"SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, c.category, count(*)"
-            f" FROM guard_decision d CROSS JOIN LATERAL {_CATEGORIES_OF}"
-            f" WHERE {chosen} AND d.allowed AND NOT d.trial AND c.category IS NOT NULL GROUP BY 1, 2, 3",
+            "SELECT day, whole_month, recipient, category, decisions FROM guard_decision_daily_category",
+            f"SELECT {_SPAN_DAY}, span.whole_month, d.recipient, c.category, count(*)"
+            f" FROM guard_decision d CROSS JOIN LATERAL {_CATEGORIES_OF} {_SPANS}"
+            f" WHERE {chosen} AND d.allowed AND NOT d.trial AND c.category IS NOT NULL GROUP BY 1, 2, 3, 4",
         ),
         "guard_log_hour": (
             "SELECT hour, last_seq, seq_through FROM guard_log_hour",

@@ -155,9 +155,9 @@ class GuardLogNode(SQLModel, table=True):
 
 
 class GuardDecisionDaily(SQLModel, table=True):
-    """The sealed decisions (trials aside) counted per UTC day, recipient, purpose, destination and outcome,
-    written by the checkpoint writer in the transaction that seals them: the Art. 30 record sums these rows
-    instead of counting a year of the log. `last_seq` and `last_decided_at` are the group's latest entry."""
+    """The sealed decisions (trials aside) counted per UTC day and per month, recipient, purpose, destination and
+    outcome, written by the checkpoint writer in the transaction that seals them: the Art. 30 record sums these
+    rows instead of counting a year of the log. `last_seq` and `last_decided_at` are the group's latest entry."""
 
     __tablename__ = "guard_decision_daily"
     __table_args__ = (
@@ -165,6 +165,7 @@ class GuardDecisionDaily(SQLModel, table=True):
         Index(
             "guard_decision_daily_group",
             "day",
+            "whole_month",
             "recipient",
             "purpose",
             "destination",
@@ -176,6 +177,7 @@ class GuardDecisionDaily(SQLModel, table=True):
 
     id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
     day: date
+    whole_month: bool  # the row counts the whole month that starts on `day` (each entry is in both kinds of row)
     recipient: str = Field(max_length=200)
     purpose: str = Field(sa_column=Column(Text, nullable=False))
     destination: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
@@ -186,11 +188,12 @@ class GuardDecisionDaily(SQLModel, table=True):
 
 
 class GuardDecisionDailyCategory(SQLModel, table=True):
-    """The data categories of the sealed allowed shares (trials aside), per UTC day and recipient."""
+    """The data categories of the sealed allowed shares (trials aside), per UTC day and per month, and recipient."""
 
     __tablename__ = "guard_decision_daily_category"
 
     day: date = Field(primary_key=True)
+    whole_month: bool = Field(primary_key=True)
     recipient: str = Field(max_length=200, primary_key=True)
     category: str = Field(sa_column=Column(Text, primary_key=True))
     decisions: int = Field(sa_column=Column(BigInteger, nullable=False))

@@ -1,4 +1,4 @@
-"""the decision log's rollup: per-day counts of the sealed decisions, per-hour sequence bounds
+"""the decision log's rollup: per-day and per-month counts of the sealed decisions, per-hour sequence bounds
 
 Revision ID: 0021_decision_rollup
 Revises: 0020_removed_documents
@@ -27,27 +27,32 @@ CATEGORIES_OF = (
     "jsonb_array_elements_text(CASE WHEN jsonb_typeof(d.request->'data_categories') = 'array'"
     " THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)"
 )
+SPANS = "CROSS JOIN (VALUES (false), (true)) AS span(whole_month)"
+SPAN_DAY = (
+    "CASE WHEN span.whole_month THEN date_trunc('month', d.decided_at AT TIME ZONE 'UTC')::date"
+    " ELSE (d.decided_at AT TIME ZONE 'UTC')::date END"
+)
 BACKFILL = [
     f"""
-    INSERT INTO guard_decision_daily AS t (day, recipient, purpose, destination, allowed, decisions, last_seq,
-                                           last_decided_at)
-    SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, coalesce(d.request->>'purpose', ''),
+    INSERT INTO guard_decision_daily AS t (day, whole_month, recipient, purpose, destination, allowed, decisions,
+                                           last_seq, last_decided_at)
+    SELECT {SPAN_DAY}, span.whole_month, d.recipient, coalesce(d.request->>'purpose', ''),
            d.request->>'destination', d.allowed, count(*), max(d.seq), max(d.decided_at)
-      FROM guard_decision AS d
+      FROM guard_decision AS d {SPANS}
      WHERE {CHOSEN} AND NOT d.trial
-     GROUP BY 1, 2, 3, 4, 5
-    ON CONFLICT (day, recipient, purpose, destination, allowed) DO UPDATE
+     GROUP BY 1, 2, 3, 4, 5, 6
+    ON CONFLICT (day, whole_month, recipient, purpose, destination, allowed) DO UPDATE
        SET decisions = t.decisions + excluded.decisions,
            last_seq = greatest(t.last_seq, excluded.last_seq),
            last_decided_at = greatest(t.last_decided_at, excluded.last_decided_at)
     """,
     f"""
-    INSERT INTO guard_decision_daily_category AS t (day, recipient, category, decisions)
-    SELECT (d.decided_at AT TIME ZONE 'UTC')::date, d.recipient, c.category, count(*)
-      FROM guard_decision AS d CROSS JOIN LATERAL {CATEGORIES_OF}
+    INSERT INTO guard_decision_daily_category AS t (day, whole_month, recipient, category, decisions)
+    SELECT {SPAN_DAY}, span.whole_month, d.recipient, c.category, count(*)
+      FROM guard_decision AS d CROSS JOIN LATERAL {CATEGORIES_OF} {SPANS}
      WHERE {CHOSEN} AND d.allowed AND NOT d.trial AND c.category IS NOT NULL
-     GROUP BY 1, 2, 3
-    ON CONFLICT (day, recipient, category) DO UPDATE SET decisions = t.decisions + excluded.decisions
+     GROUP BY 1, 2, 3, 4
+    ON CONFLICT (day, whole_month, recipient, category) DO UPDATE SET decisions = t.decisions + excluded.decisions
     """,
     f"""
     INSERT INTO guard_log_hour AS t (hour, last_seq, seq_through)
@@ -75,6 +80,7 @@ def upgrade() -> None:
         "guard_decision_daily",
         sa.Column("id", sa.BigInteger(), autoincrement=True, nullable=False),
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("whole_month", sa.Boolean(), nullable=False),
         sa.Column("recipient", sa.String(length=200), nullable=False),
         sa.Column("purpose", sa.Text(), nullable=False),
         sa.Column("destination", sa.Text(), nullable=True),
@@ -87,17 +93,18 @@ def upgrade() -> None:
     op.create_index(
         "guard_decision_daily_group",
         "guard_decision_daily",
-        ["day", "recipient", "purpose", "destination", "allowed"],
+        ["day", "whole_month", "recipient", "purpose", "destination", "allowed"],
         unique=True,
         postgresql_nulls_not_distinct=True,
     )
     op.create_table(
         "guard_decision_daily_category",
         sa.Column("day", sa.Date(), nullable=False),
+        sa.Column("whole_month", sa.Boolean(), nullable=False),
         sa.Column("recipient", sa.String(length=200), nullable=False),
         sa.Column("category", sa.Text(), nullable=False),
         sa.Column("decisions", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "recipient", "category"),
+        sa.PrimaryKeyConstraint("day", "whole_month", "recipient", "category"),
     )
     op.create_table(
         "guard_log_hour",

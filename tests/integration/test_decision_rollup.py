@@ -158,6 +158,10 @@ PERIODS = [
     (START + timedelta(days=1, hours=2), START + timedelta(days=1, hours=9)),
     (datetime(2020, 1, 1, tzinfo=UTC), datetime(2099, 1, 1, tzinfo=UTC)),
     (datetime(2025, 1, 1, tzinfo=UTC), datetime(2025, 2, 1, tzinfo=UTC)),
+    # Whole months inside (April, from its months' rows), and partial ones on either side.
+    (datetime(2026, 3, 15, tzinfo=UTC), datetime(2026, 5, 10, tzinfo=UTC)),
+    (datetime(2026, 3, 31, 22, tzinfo=UTC), datetime(2026, 5, 31, 22, tzinfo=UTC)),  # Stockholm's April and May
+    (datetime(2026, 4, 1, tzinfo=UTC), datetime(2026, 5, 1, tzinfo=UTC)),
 ]
 
 
@@ -166,23 +170,23 @@ async def test_the_counts_equal_a_direct_count_with_sealed_and_unsealed_entries_
 ):
     rng = random.Random(27)
     key_file = tmp_path / "log-signing.key"
-    await log(database, spread(rng, 150, 4))
+    await log(database, spread(rng, 150, 4) + spread(rng, 200, 80))
     await log(database, spread(rng, 120, 4) + spread(rng, 20, 4, trial=True))  # a second writer
     await seal(database, key_file)
     await log(database, spread(rng, 60, 4))  # sealed by the second checkpoint
     await seal(database, key_file)
-    await log(database, spread(rng, 40, 4) + spread(rng, 5, 4, trial=True))  # not sealed yet
+    await log(database, spread(rng, 40, 4) + spread(rng, 30, 80) + spread(rng, 5, 4, trial=True))  # not sealed yet
     assert await differences(database) == []
     for first, after in PERIODS:
         assert await counted(database, first, after) == await counted_directly(database, first, after), (first, after)
     whole = await counted(database, *PERIODS[4])
-    assert sum(r["allowed"] + r["denied"] for r in whole["recipients"].values()) == 370  # trials not among them
+    assert sum(r["allowed"] + r["denied"] for r in whole["recipients"].values()) == 600  # trials not among them
 
 
 async def test_a_checkpoint_after_a_restart_or_a_full_rehash_counts_only_what_it_newly_seals(database, tmp_path):
     rng = random.Random(3)
     key_file = tmp_path / "log-signing.key"
-    await log(database, spread(rng, 80, 3))
+    await log(database, spread(rng, 40, 3) + spread(rng, 40, 70))
     await seal(database, key_file)
     # The last checkpoint's stored subtrees no longer match it: the next one rehashes every leaf from the start.
     connection = await asyncpg.connect(plain_url(database))
