@@ -164,8 +164,8 @@ class GuardDecisionDaily(SQLModel, table=True):
         # A request without a destination is its own group (NULLS NOT DISTINCT, PostgreSQL 15).
         Index(
             "guard_decision_daily_group",
-            "day",
             "whole_month",
+            "day",
             "recipient",
             "purpose",
             "destination",
@@ -192,8 +192,8 @@ class GuardDecisionDailyCategory(SQLModel, table=True):
 
     __tablename__ = "guard_decision_daily_category"
 
-    day: date = Field(primary_key=True)
     whole_month: bool = Field(primary_key=True)
+    day: date = Field(primary_key=True)
     recipient: str = Field(max_length=200, primary_key=True)
     category: str = Field(sa_column=Column(Text, primary_key=True))
     decisions: int = Field(sa_column=Column(BigInteger, nullable=False))

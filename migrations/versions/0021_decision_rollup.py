@@ -93,18 +93,18 @@ def upgrade() -> None:
     op.create_index(
         "guard_decision_daily_group",
         "guard_decision_daily",
-        ["day", "whole_month", "recipient", "purpose", "destination", "allowed"],
+        ["whole_month", "day", "recipient", "purpose", "destination", "allowed"],
         unique=True,
         postgresql_nulls_not_distinct=True,
     )
     op.create_table(
         "guard_decision_daily_category",
-        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("whole_month", sa.Boolean(), nullable=False),
+        sa.Column("day", sa.Date(), nullable=False),
         sa.Column("recipient", sa.String(length=200), nullable=False),
         sa.Column("category", sa.Text(), nullable=False),
         sa.Column("decisions", sa.BigInteger(), nullable=False),
-        sa.PrimaryKeyConstraint("day", "whole_month", "recipient", "category"),
+        sa.PrimaryKeyConstraint("whole_month", "day", "recipient", "category"),
     )
     op.create_table(
         "guard_log_hour",
