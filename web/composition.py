@@ -25,6 +25,7 @@ from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key, subject_key_for
+from kernel import counters
 from kernel.db import asyncpg_dsn, dispose_within, make_engine, make_sessionmaker, session_scope
 from kernel.settings import Settings
 from ledger.append import DecisionLogWriter, writer_origin
@@ -201,6 +202,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
         await services.snapshots.stop()
         await services.log_writer.stop()
         await services.evidence.stop()
+        counters.flush()  # (the last second's checks, before the process goes)
         services.proofs.close()
         services.reports.close()
         if services.sign_on is not None:
@@ -227,6 +229,7 @@ async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
         await services.snapshots.stop()
         await services.log_writer.stop()
         await services.evidence.stop()
+        counters.flush()  # (the last second's checks, before the process goes)
         services.proofs.close()
         await dispose_within(services.engine)
 
