@@ -28,6 +28,7 @@ from ledger.seal import (
     signer_for,
     signing_key_file,
     stored_checkpoints,
+    url_witness_for,
     verifier_for,
     witnessed_in_folder,
     write_checkpoint,
@@ -141,7 +142,7 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
     async def work(connection: asyncpg.Connection) -> tuple[WrittenCheckpoint, list[str]]:
         try:
             written = await write_checkpoint(connection, signer, witnessed_in_folder(witness_folder, signer.verifier))
-            problems = await hand_to_witnesses(written, witness_folder, settings.checkpoint_witness_url)
+            problems = await hand_to_witnesses(connection, written, witness_folder, url_witness_for(settings))
         except CheckpointRefused as exc:  # evidence: every guard fails closed until an operator resolves it
             await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin(_caller()))
             raise
