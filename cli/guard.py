@@ -134,7 +134,11 @@ def verify_log_command(
 )
 @pass_context
 def checkpoint_command(context: Context, folder: Path | None) -> None:
-    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
+    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it.
+
+    The witnesses: the folder (--dir or REGISTRY_CHECKPOINT_DIR) and the C2SP tlog-witness at
+    REGISTRY_CHECKPOINT_WITNESS_URL, sent a consistency proof from the size it cosigned last; its cosignatures
+    are kept beside the checkpoint. Exit 1 if a witness did not take it, or contradicts the log (an alarm)."""
     settings = context.settings
     signer = signer_for(settings)
     witness_folder = folder or settings.checkpoint_dir
