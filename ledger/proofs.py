@@ -9,6 +9,7 @@ from typing import Any, cast
 import asyncpg
 
 from kernel.workers import WorkerProcess
+from ledger.checkpoint import CheckpointRefused
 from ledger.entries import ENTRY_COLUMNS, record_content
 from ledger.merkle import (
     consistency_path,
@@ -47,25 +48,66 @@ async def consistency(connection: asyncpg.Connection, first: int, second: int) -
     }
 
 
-def _on_fresh_connection(dsn: str, work: Any) -> Any:
-    async def main() -> Any:
-        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
-        try:
-            return await work(connection)
-        finally:
-            await connection.close(timeout=5)
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
 
-    return asyncio.run(main())
+
+class _WorkerConnection:
+    """The proofs worker process's event loop and database connection, kept from one proof to the next: a new
+    connection costs each proof its connect and asyncpg's type introspection (tens of milliseconds, more than
+    the proof itself). Dropped after a failure that is not the caller's (a lost connection: the next proof
+    opens another)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    connection: asyncpg.Connection | None = None
+
+    @classmethod
+    def run(cls, dsn: str, work: Any) -> Any:
+        if cls.loop is None:
+            cls.loop = asyncio.new_event_loop()
+        return cls.loop.run_until_complete(cls._run(dsn, work))
+
+    @classmethod
+    async def _run(cls, dsn: str, work: Any) -> Any:
+        reused = cls.connection is not None and not cls.connection.is_closed()
+        if cls.connection is None or not reused:
+            cls.connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
+        try:
+            return await work(cls.connection)
+        except (ValueError, CheckpointRefused):
+            raise  # (the question or the log, not the connection)
+        except _CONNECTION_LOST:
+            cls._drop()
+            if reused:  # lost while idle (the server restarted, or ended it): once more on a new one
+                return await cls._run(dsn, work)
+            raise
+        except BaseException:
+            cls._drop()
+            raise
+
+    @classmethod
+    def _drop(cls) -> None:
+        connection, cls.connection = cls.connection, None
+        if connection is not None:
+            connection.terminate()
+
+
+def _on_worker_connection(dsn: str, work: Any) -> Any:
+    return _WorkerConnection.run(dsn, work)
 
 
 def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
     """In the proofs worker process: `receipt`."""
-    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
+    return cast("dict[str, Any] | None", _on_worker_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
 
 
 def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
     """In the proofs worker process: `consistency`."""
-    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
+    return cast("dict[str, Any]", _on_worker_connection(dsn, lambda c: consistency(c, first, second)))
 
 
 class ProofsBusy(Exception):
