@@ -162,6 +162,8 @@ class Settings(BaseSettings):
     # A registry write is answered once this instance's guard obeys it, or after this long (web/visibility.py).
     write_visibility_timeout_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
     decision_log_batch_max: int = Field(500, ge=1)
+    # Group commits in flight at once, each on a chain of its own: with two, a check waits for at most one commit.
+    decision_log_chains: int = Field(2, ge=1, le=8)
     # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
     guard_batches_per_key: int = Field(1, ge=1, le=1000)
     # Decision log checkpoints (ledger/seal.py); the key file defaults to <data_dir>/log-signing.key

@@ -110,7 +110,9 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
     dsn = asyncpg_dsn(settings.database_url)
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    log_writer = DecisionLogWriter(dsn, batch_max=settings.decision_log_batch_max, role=role)
+    log_writer = DecisionLogWriter(
+        dsn, batch_max=settings.decision_log_batch_max, chains=settings.decision_log_chains, role=role
+    )
     # Evidence of tampering found here or by another instance makes this guard fail closed until resolved.
     evidence = EvidenceWatch(dsn, writer_origin(role), settings.snapshot_poll_seconds)
     log_writer.on_tampering = evidence.raise_
