@@ -55,6 +55,10 @@ EVIDENCE_ALARMS = Counter(
 REFUSED_CHECKPOINTS = Counter(
     "guard_checkpoints_refused", "Checkpoints refused: the log no longer extends its last checkpoint or a witness's"
 )
+WITNESS_FAILURES = Counter(
+    "guard_witness_failures",
+    "Checkpoints a witness did not take: unreachable, not knowing this log, or a bad answer (not a conflict)",
+)
 SNAPSHOT_RELOADS = Counter("guard_snapshot_reloads", "Full reloads of the guard's registry snapshot")
 SNAPSHOT_CHANGES = Counter(
     "guard_snapshot_changes_applied", "Runs of registry changes applied to the snapshot without a full reload"
