@@ -1,7 +1,7 @@
 """the decision log's rollup: per-day and per-month counts of the sealed decisions, per-hour sequence bounds
 
 Revision ID: 0021_decision_rollup
-Revises: 0020_removed_documents
+Revises: 0023_witness_cosignatures
 Create Date: 2026-12-06
 
 The Art. 30 record counted a year of the log per recipient on every view (475 ms at 257,000 decisions, linear);
@@ -17,7 +17,7 @@ import sqlalchemy as sa
 from alembic import op
 
 revision: str = "0021_decision_rollup"
-down_revision: str | None = "0020_removed_documents"
+down_revision: str | None = "0023_witness_cosignatures"
 branch_labels: str | Sequence[str] | None = None
 depends_on: str | Sequence[str] | None = None
 

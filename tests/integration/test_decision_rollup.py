@@ -356,7 +356,7 @@ async def test_pages_of_a_period_that_ended_in_the_past_list_what_a_direct_query
 
 
 async def test_the_migration_counts_the_entries_already_sealed_into_the_rollup(private_database, tmp_path):
-    """Walked down below 0021 and up again: the upgrade's backfill equals what the checkpoint writer counted."""
+    """Walked one migration down (0021) and up again: the upgrade's backfill equals what the checkpoint writer counted."""
     import asyncio
 
     from kernel.db import downgrade_schema, upgrade_schema
@@ -367,7 +367,7 @@ async def test_the_migration_counts_the_entries_already_sealed_into_the_rollup(p
     await log(private_database, spread(rng, 20, 3))
     period = (datetime(2026, 1, 1, tzinfo=UTC), datetime(2026, 6, 1, tzinfo=UTC))
     written = await counted(private_database, *period)
-    await asyncio.to_thread(downgrade_schema, private_database, "0020_removed_documents")
+    await asyncio.to_thread(downgrade_schema, private_database, "-1")
     await asyncio.to_thread(upgrade_schema, private_database)
     assert await differences(private_database) == []
     assert await counted(private_database, *period) == written == await counted_directly(private_database, *period)
