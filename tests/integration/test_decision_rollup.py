@@ -356,7 +356,7 @@ async def test_pages_of_a_period_that_ended_in_the_past_list_what_a_direct_query
 
 
 async def test_the_migration_counts_the_entries_already_sealed_into_the_rollup(private_database, tmp_path):
-    """Walked one migration down (0021) and up again: the upgrade's backfill equals what the checkpoint writer counted."""
+    """Walked one migration down (0021) and up again: the backfill equals what the checkpoint writer counted."""
     import asyncio
 
     from kernel.db import downgrade_schema, upgrade_schema
