@@ -24,6 +24,7 @@ from typing import Any
 import asyncpg
 
 from guard.refresher import ListeningRefresher
+from guard.snapshot import freeze_long_lived_heap
 
 log = logging.getLogger(__name__)
 
@@ -35,6 +36,10 @@ ROWS_PER_FETCH = 5000
 RESTRICTIONS_CHANGED_CHANNEL = "restrictions_changed"
 RESTRICTION_WRITE_LOCK_ID = 7_411_028_020
 RESTRICTED = "restricted"  # the one scope of a restriction: every purpose
+
+
+# A catch-up that applied this many rows or more freezes the heap after it (see `_read_changes`).
+FREEZE_AFTER_ROWS = 10_000
 
 
 @dataclass(frozen=True, slots=True)
@@ -188,11 +193,17 @@ class ObjectionIndex(ListeningRefresher):
             if newest < self.last_change:  # the table was emptied (restored, truncated): start over
                 self.scopes, self._active, self.last_change = {}, {}, 0
             cursor = await connection.cursor(self.table.changes_since, self.last_change)
+            applied = 0
             while True:
                 rows = await cursor.fetch(ROWS_PER_FETCH)
                 if not rows:
                     break
                 self.apply([tuple(row) for row in rows])
+                applied += len(rows)
+        if applied >= FREEZE_AFTER_ROWS:
+            # A large load (the first, an unsubscribe list imported): its entries live as long as the process, so
+            # they are put beyond the collector's reach, as the snapshot's are after a reload.
+            freeze_long_lived_heap()
 
     # --- Listening (guard/refresher.py runs the loop) ----------------------------------------------------
 
