@@ -280,7 +280,11 @@ def lifespan(settings: Settings) -> Callable[[Litestar], Any]:
 
     @asynccontextmanager
     async def composition_root(app: Litestar) -> AsyncIterator[None]:
-        async with running(build_services(settings, await registry_subject_key(settings))) as services:
+        # The decision log names who wrote each chain: a guard-role worker, the web role (its "try a share" page)
+        # or the one process playing both.
+        role = "web" if settings.process_role == "web" else "guard"
+        subject_key = await registry_subject_key(settings, role)
+        async with running(build_services(settings, subject_key, role=role)) as services:
             app.state[SERVICES] = services
             try:
                 yield
