@@ -79,10 +79,6 @@ class Services:
     announcer: ObedienceAnnouncer | None = None
     guard_role: GuardRoleWatch | None = None
 
-    @property
-    def role(self) -> str:
-        return self.settings.process_role
-
     async def obey_subject_rights(self) -> None:
         """A committed objection or restriction is obeyed by the guard before it is answered: this process's
         indexes catch up now, and the guard role's (other processes under `registry serve`) within the bound
