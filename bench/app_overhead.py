@@ -117,6 +117,15 @@ async def run(args: argparse.Namespace, workdir: Path) -> None:
     stdout = sys.stdout
     try:
         guard_key, _ = await guard_load.prepare(url)
+        if args.parties:  # the registry grown as bench/guard_load.py grows it for its large phase
+            import random
+
+            from registry.services.registry_document import import_registry, parse_document
+
+            document = guard_load.large_document(
+                guard_load.seed_document(), args.parties, args.parties * 3, random.Random(20261125)
+            )
+            await guard_load.run_in_registry(url, lambda s: import_registry(s, parse_document(document), "bench"))
         os.environ["REGISTRY_DATABASE_URL"] = url
         os.environ["REGISTRY_SCHEDULER_ENABLED"] = "false"
         logging.config.dictConfig(logging_dict("text"))
@@ -165,6 +174,7 @@ def main() -> int:
     parser.add_argument("--rounds", type=int, default=3)
     parser.add_argument("--requests", type=int, default=20_000, help="requests per slice")
     parser.add_argument("--warmup", type=int, default=2_000, help="requests before each slice")
+    parser.add_argument("--parties", type=int, default=0, help="grow the registry to this many parties first")
     parser.add_argument("--callgrind", action="store_true", help="count instructions (run under valgrind)")
     args = parser.parse_args()
     if args.callgrind and args.requests > 4_096:

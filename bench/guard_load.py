@@ -355,6 +355,27 @@ def start_floor(port: int, log_file: Path) -> subprocess.Popen[bytes]:
         )  # fmt: skip
 
 
+def start_durable_floor(port: int, log_file: Path, database_url: str) -> subprocess.Popen[bytes]:
+    """bench/durable_floor_app.py under the same uvicorn settings, appending to the scratch database's log."""
+    env = {**os.environ, "DURABLE_FLOOR_DSN": database_url}
+    with log_file.open("wb") as log:
+        return subprocess.Popen(
+            [sys.executable, "-m", "uvicorn", "durable_floor_app:app", "--app-dir", str(ROOT / "bench"), "--host",
+             "127.0.0.1", "--port", str(port), "--workers", "1", "--no-access-log", "--log-level", "info"],
+            env=env,
+            stdout=log,
+            stderr=subprocess.STDOUT,
+            cwd=ROOT,
+        )  # fmt: skip
+
+
+def write_post_lua(workdir: Path) -> Path:
+    """wrk's script for the durable floor: an empty JSON POST."""
+    script = workdir / "durable_floor.lua"
+    script.write_text('wrk.method = "POST"\nwrk.body = "{}"\nwrk.headers["Content-Type"] = "application/json"\n')
+    return script
+
+
 def wait_live(url: str, server: subprocess.Popen[bytes], log_file: Path, timeout: float = 60.0) -> None:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -483,34 +504,44 @@ def paired_ratio(numerator: Series, denominator: Series) -> float:
 
 
 def measure_rounds(
-    args: argparse.Namespace, floor: tuple[str, str], bare: tuple[str, str], guard: tuple[str, str, Path]
-) -> tuple[Series, Series, Series]:
-    """`args.rounds` rounds of a floor slice, a bare slice and a guard slice, `args.duration` seconds each,
-    after a warm-up of each."""
+    args: argparse.Namespace,
+    floor: tuple[str, str],
+    bare: tuple[str, str],
+    guard: tuple[str, str, Path],
+    durable: tuple[str, str, Path],
+) -> tuple[Series, Series, Series, Series]:
+    """`args.rounds` rounds of a floor slice, a durable-floor slice, a bare slice and a guard slice,
+    `args.duration` seconds each, after a warm-up of each."""
     (floor_label, floor_url), (bare_label, bare_url), (guard_label, guard_url, script) = floor, bare, guard
+    durable_label, durable_url, durable_script = durable
     run_wrk(args, floor_url, None, args.warmup)
+    run_wrk(args, durable_url, durable_script, args.warmup)
     run_wrk(args, bare_url, None, args.warmup)
     run_wrk(args, guard_url, script, args.warmup)
     floor_slices: list[Measurement] = []
+    durable_slices: list[Measurement] = []
     bare_slices: list[Measurement] = []
     guard_slices: list[Measurement] = []
     for round_number in range(1, args.rounds + 1):
         floor_slices.append(parse_wrk(floor_label, run_wrk(args, floor_url, None, args.duration)))
+        durable_slices.append(parse_wrk(durable_label, run_wrk(args, durable_url, durable_script, args.duration)))
         bare_slices.append(parse_wrk(bare_label, run_wrk(args, bare_url, None, args.duration)))
         guard_slices.append(parse_wrk(guard_label, run_wrk(args, guard_url, script, args.duration)))
-        f, b, g = floor_slices[-1], bare_slices[-1], guard_slices[-1]
+        f, d, b, g = floor_slices[-1], durable_slices[-1], bare_slices[-1], guard_slices[-1]
         print(
             f"  round {round_number}: floor {f.requests_per_second:>6.0f} req/s   "
+            f"durable floor {d.requests_per_second:>6.0f} req/s (p99 {d.p99_ms:5.2f} ms)   "
             f"bare {b.requests_per_second:>6.0f} req/s (p99 {b.p99_ms:5.2f} ms)   "
             f"guard {g.requests_per_second:>6.0f} req/s (p50 {g.p50_ms:5.2f} ms, p99 {g.p99_ms:5.2f} ms)   "
-            f"guard/bare {g.requests_per_second / b.requests_per_second:4.2f}   "
-            f"guard/floor {g.requests_per_second / f.requests_per_second:4.2f}",
+            f"guard/floor {g.requests_per_second / f.requests_per_second:4.2f}   "
+            f"guard/durable {g.requests_per_second / d.requests_per_second:4.2f}",
             flush=True,
         )
     return (
         Series(floor_label, tuple(floor_slices)),
         Series(bare_label, tuple(bare_slices)),
         Series(guard_label, tuple(guard_slices)),
+        Series(durable_label, tuple(durable_slices)),
     )
 
 
@@ -578,10 +609,19 @@ def verdict(ok: bool) -> str:
     return "PASS" if ok else "MISS"
 
 
-def report(floor: Series, bare: Series, small: Series, floor_large: Series, bare_large: Series, large: Series) -> bool:
+def report(
+    floor: Series,
+    bare: Series,
+    small: Series,
+    floor_large: Series,
+    bare_large: Series,
+    large: Series,
+    durable: Series,
+    durable_large: Series,
+) -> bool:
     print()
     print(f"{'endpoint':<50} {'req/s':>7} {'p50 ms':>7} {'p99 ms':>7} {'worst p99':>9} {'requests':>9} {'errors':>6}")
-    for m in (floor, bare, small, floor_large, bare_large, large):
+    for m in (floor, durable, bare, small, floor_large, durable_large, bare_large, large):
         print(
             f"{m.label:<50} {m.requests_per_second:>7.0f} {m.p50_ms:>7.2f} {m.p99_ms:>7.2f} {m.worst_p99_ms:>9.2f} "
             f"{m.requests:>9} {m.errors:>6}"
@@ -593,6 +633,15 @@ def report(floor: Series, bare: Series, small: Series, floor_large: Series, bare
     guard_over_floor = statistics.median(
         g.requests_per_second / f.requests_per_second
         for g, f in zip((*small.slices, *large.slices), (*floor.slices, *floor_large.slices), strict=True)
+    )
+    # Against the durable-commit floor: what the guard costs beyond logging each decision durably.
+    guard_over_durable = statistics.median(
+        g.requests_per_second / d.requests_per_second
+        for g, d in zip((*small.slices, *large.slices), (*durable.slices, *durable_large.slices), strict=True)
+    )
+    durable_over_floor = statistics.median(
+        d.requests_per_second / f.requests_per_second
+        for d, f in zip((*durable.slices, *durable_large.slices), (*floor.slices, *floor_large.slices), strict=True)
     )
     bare_over_floor = statistics.median(
         b.requests_per_second / f.requests_per_second
@@ -631,7 +680,7 @@ def report(floor: Series, bare: Series, small: Series, floor_large: Series, bare
         (
             "errors (non-2xx, socket)",
             "== 0",
-            sum(m.errors for m in (floor, bare, small, floor_large, bare_large, large)) == 0,
+            sum(m.errors for m in (floor, durable, bare, small, floor_large, durable_large, bare_large, large)) == 0,
         ),
     ]
     print()
@@ -640,6 +689,8 @@ def report(floor: Series, bare: Series, small: Series, floor_large: Series, bare
           f"{bare_large.p99_ms:.2f} ms (large phase)")  # fmt: skip
     print(f"/health/live over the framework floor (its access line and middleware): {bare_over_floor:.2f}"
           " (near 1 is the goal)")  # fmt: skip
+    print(f"guard/durable floor (what the guard costs beyond a durably logged answer): {guard_over_durable:.2f}; "
+          f"durable floor/floor (what the group commit itself costs): {durable_over_floor:.2f}")  # fmt: skip
     for figure, target, ok in checks:
         print(f"{figure:<34} target {target:<10} {verdict(ok)}")
     return all(ok for _, _, ok in checks)
@@ -680,6 +731,7 @@ def main() -> int:
     asyncio.run(create_scratch(name))
     server: subprocess.Popen[bytes] | None = None
     floor_server: subprocess.Popen[bytes] | None = None
+    durable_server: subprocess.Popen[bytes] | None = None
     workdir = Path(tempfile.mkdtemp(prefix="guard-bench-"))
     try:
         print(f"scratch database {name}; loading the seed registry", flush=True)
@@ -693,6 +745,15 @@ def main() -> int:
         floor_server = start_floor(floor_port, floor_log)
         floor_url = f"http://127.0.0.1:{floor_port}/live"
         wait_live(floor_url, floor_server, floor_log)
+        durable_port = free_port()
+        durable_log = workdir / "durable-floor.log"
+        durable_server = start_durable_floor(durable_port, durable_log, url)
+        wait_live(f"http://127.0.0.1:{durable_port}/schema", durable_server, durable_log)
+        durable_floor = (
+            "POST /commit, one durably logged row (durable floor)",
+            f"http://127.0.0.1:{durable_port}/commit",
+            write_post_lua(workdir),
+        )
         wait_ready(base, server, log_file)
         print(f"registry serve --workers 1 on {base} (pid {server.pid}); server log {log_file}", flush=True)
 
@@ -709,11 +770,12 @@ def main() -> int:
             f"floor, bare, then guard (after {args.warmup} s warm-up of each)"
         )
         bare_url = f"{base}/health/live"
-        floor, bare, small = measure_rounds(
+        floor, bare, small, durable = measure_rounds(
             args,
             ("GET /live of a minimal Litestar app (floor)", floor_url),
             ("GET /health/live (bare JSON), seed phase", bare_url),
             (f"POST /api/guard/check, seed ({len(seed['parties'])} parties)", check_url, script),
+            durable_floor,
         )
         verify_mix(base, guard_key, mix)  # still answered as expected after the load
         if args.profile:
@@ -731,21 +793,24 @@ def main() -> int:
         reload_seconds = wait_for_ruleset_change(base, guard_key, mix[0][0], ruleset, timeout=120)
         print(f"the guard answered with the new ruleset {reload_seconds:.2f} s after the import committed")
         verify_mix(base, guard_key, mix)
-        floor_large, bare_large, large = measure_rounds(
+        floor_large, bare_large, large, durable_large = measure_rounds(
             args,
             ("GET /live of a minimal Litestar app, large phase", floor_url),
             ("GET /health/live (bare JSON), large phase", bare_url),
             (f"POST /api/guard/check, large ({len(document['parties'])} parties)", check_url, script),
+            (durable_floor[0].replace("(durable floor)", "(durable floor), large phase"), *durable_floor[1:]),
         )
         verify_mix(base, guard_key, mix)
         if args.profile:
             profile(args, "guard-large", server.pid, check_url, script)
-        return 0 if report(floor, bare, small, floor_large, bare_large, large) else 1
+        return 0 if report(floor, bare, small, floor_large, bare_large, large, durable, durable_large) else 1
     finally:
         if server is not None:
             stop_server(server)
         if floor_server is not None:
             stop_server(floor_server)
+        if durable_server is not None:
+            stop_server(durable_server)
         asyncio.run(drop_scratch(name))
         shutil.rmtree(workdir, ignore_errors=True)
 

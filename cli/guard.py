@@ -28,6 +28,7 @@ from ledger.seal import (
     signer_for,
     signing_key_file,
     stored_checkpoints,
+    url_witness_for,
     verifier_for,
     witnessed_in_folder,
     write_checkpoint,
@@ -133,7 +134,11 @@ def verify_log_command(
 )
 @pass_context
 def checkpoint_command(context: Context, folder: Path | None) -> None:
-    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it."""
+    """Sign a checkpoint of the decision log now, store it, hand it to the witnesses and print it.
+
+    The witnesses: the folder (--dir or REGISTRY_CHECKPOINT_DIR) and the C2SP tlog-witness at
+    REGISTRY_CHECKPOINT_WITNESS_URL, sent a consistency proof from the size it cosigned last; its cosignatures
+    are kept beside the checkpoint. Exit 1 if a witness did not take it, or contradicts the log (an alarm)."""
     settings = context.settings
     signer = signer_for(settings)
     witness_folder = folder or settings.checkpoint_dir
@@ -141,7 +146,7 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
     async def work(connection: asyncpg.Connection) -> tuple[WrittenCheckpoint, list[str]]:
         try:
             written = await write_checkpoint(connection, signer, witnessed_in_folder(witness_folder, signer.verifier))
-            problems = await hand_to_witnesses(written, witness_folder, settings.checkpoint_witness_url)
+            problems = await hand_to_witnesses(connection, written, witness_folder, url_witness_for(settings))
         except CheckpointRefused as exc:  # evidence: every guard fails closed until an operator resolves it
             await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin(_caller()))
             raise

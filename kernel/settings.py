@@ -7,6 +7,7 @@ poll interval of 0 would busy-loop against the database). Secrets are SecretStr,
 
 import base64
 import binascii
+import hashlib
 import ipaddress
 import re
 from email.utils import parseaddr
@@ -97,6 +98,29 @@ def webhook_signing_keys(secrets: str | None) -> list[bytes]:
     return keys
 
 
+COSIGNATURE_V1 = b"\x04"  # the key ID algorithm byte of C2SP tlog-cosignature Ed25519 keys
+_VKEY_NAME = re.compile(r"^[^\s+]+$")  # a signed-note key name: non-empty, no whitespace and no plus sign
+
+
+def cosigner_vkey(value: str) -> tuple[str, bytes]:
+    """The name and Ed25519 public key of a witness's cosigning vkey ``<name>+<hex key ID>+<base64(0x04 ||
+    key)>`` (C2SP signed-note, tlog-cosignature); ValueError saying what does not hold."""
+    parts = value.strip().split("+", 2)  # (base64 may hold plus signs; the name and key ID do not)
+    if len(parts) != 3 or not _VKEY_NAME.match(parts[0]):
+        raise ValueError("must read <name>+<key id>+<base64 key> (a vkey)")
+    name, hex_id, encoded = parts
+    try:
+        raw = base64.b64decode(encoded, validate=True)
+        wanted = bytes.fromhex(hex_id)
+    except (binascii.Error, ValueError):
+        raise ValueError("its key ID is not hex or its key not base64") from None
+    if len(raw) != 33 or raw[:1] != COSIGNATURE_V1:
+        raise ValueError("is not an Ed25519 cosignature key (type 0x04)")
+    if hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4] != wanted:
+        raise ValueError("its key ID does not match its name and key")
+    return name, raw[1:]
+
+
 def normalise_database_url(url: str) -> str:
     """Accept `postgresql://` as users write it and hand SQLAlchemy the asyncpg dialect."""
     for prefix in ("postgresql+asyncpg://", "postgresql://", "postgres://"):
@@ -152,6 +176,8 @@ class Settings(BaseSettings):
     # A registry write is answered once this instance's guard obeys it, or after this long (web/visibility.py).
     write_visibility_timeout_seconds: float = Field(2.0, ge=0, allow_inf_nan=False)
     decision_log_batch_max: int = Field(500, ge=1)
+    # Group commits in flight at once, each on a chain of its own: with two, a check waits for at most one commit.
+    decision_log_chains: int = Field(2, ge=1, le=8)
     # check-batch requests one API key may have in flight at once; one more is answered 429 with Retry-After
     guard_batches_per_key: int = Field(1, ge=1, le=1000)
     # Decision log checkpoints (ledger/seal.py); the key file defaults to <data_dir>/log-signing.key
@@ -160,7 +186,10 @@ class Settings(BaseSettings):
     # 0: none in the background (the CLI still writes them)
     checkpoint_seconds: float = Field(300.0, ge=0, allow_inf_nan=False)
     checkpoint_dir: Path | None = None
+    # A C2SP tlog-witness's submission prefix (add-checkpoint is POSTed under it) and, optionally, its
+    # cosigning key as a vkey (<name>+<key id>+<base64 0x04 || key>): its cosignatures are then verified.
     checkpoint_witness_url: str | None = None
+    checkpoint_witness_key: str | None = None
     # Data subjects' identifiers are stored only as HMAC-SHA256 digests under this key (guard/subjects.py);
     # unset: a key file, <data_dir>/subject.key unless subject_key_file names another, created on first use.
     subject_key: SecretStr | None = Field(None, min_length=16)
@@ -218,6 +247,20 @@ class Settings(BaseSettings):
     @classmethod
     def _url(cls, value: str | None) -> str | None:
         return None if value is None else http_url(value.strip())
+
+    @field_validator("checkpoint_witness_key")
+    @classmethod
+    def _witness_key(cls, value: str | None) -> str | None:
+        if not value or not value.strip():
+            return None
+        cosigner_vkey(value)
+        return value.strip()
+
+    @model_validator(mode="after")
+    def _witness_key_has_witness(self) -> "Settings":
+        if self.checkpoint_witness_key and not self.checkpoint_witness_url:
+            raise ValueError("REGISTRY_CHECKPOINT_WITNESS_KEY is set without REGISTRY_CHECKPOINT_WITNESS_URL")
+        return self
 
     @field_validator("smtp_from")
     @classmethod

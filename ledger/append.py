@@ -246,15 +246,41 @@ def _settle(pendings: Sequence[_Pending], error: BaseException | None, sequences
             pending.done.set_exception(error)
 
 
-class DecisionLogWriter:
-    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit, to a
-    chain of its own (a new writer id each start): appends of several instances touch no common row, so none
-    waits for another (bench/instances.py).
+class _Chain:
+    """One chain of a writer: its id in the log, its own connection, and the head it last wrote."""
 
-    It holds one connection of its own (not a pooled session: a group commit is then a single round trip,
-    see `_APPEND_AFTER_OWN_HEAD`) and remembers the head it last wrote. A failed append is never retried: it
-    may have committed (a lost COMMIT answer), and a retry could log the same decisions twice. Its requests get
-    an error (503); the next batch starts on a fresh connection and re-reads the writer's head first.
+    __slots__ = ("connection", "durable", "fresh", "head", "id", "tampered")
+
+    def __init__(self) -> None:
+        self.id = new_writer_id()
+        self.connection: asyncpg.Connection | None = None
+        self.head: ChainHead | None = None  # the head this chain last wrote; None: read it before appending
+        # The head this chain knows it durably wrote: it must never be found behind it.
+        self.durable = EMPTY_CHAIN
+        self.tampered: str | None = None  # evidence found: nothing more is appended to this chain
+        self.fresh = False  # after an operator resolved the evidence: start a new chain (a new id) next time
+
+    def disconnect(self) -> None:
+        connection, self.connection, self.head = self.connection, None, None
+        if connection is not None:
+            connection.terminate()
+
+
+class DecisionLogWriter:
+    """One task per instance that appends whatever entries are waiting, up to `batch_max` per commit, to chains
+    of its own (new writer ids each start): appends of several instances touch no common row, so none waits for
+    another (bench/instances.py).
+
+    With `chains` above one, a second group commit goes out while the first is in flight, each on a chain (and
+    a connection) of its own. With one chain, a check arriving just after a commit left waited for that commit
+    and then for its own: about two commits a check under load (issue 27). With two, it waits for at most the
+    one it is in; entries of both chains are sealed into one order by the checkpoint writer, as those of two
+    instances are.
+
+    Each chain holds one connection of its own (not a pooled session: a group commit is then a single round
+    trip, see `_APPEND_AFTER_OWN_HEAD`) and remembers the head it last wrote. A failed append is never retried:
+    it may have committed (a lost COMMIT answer), and a retry could log the same decisions twice. Its requests
+    get an error (503); that chain's next batch starts on a fresh connection and re-reads its head first.
     """
 
     def __init__(
@@ -262,41 +288,53 @@ class DecisionLogWriter:
         dsn: str,
         *,
         batch_max: int,
+        chains: int = 1,
         connect_timeout: float = 5.0,
         append_timeout: float = APPEND_TIMEOUT_SECONDS,
         role: str = "guard",
     ) -> None:
+        if chains < 1:
+            raise ValueError("a decision log writer needs at least one chain")
         self._dsn = dsn
         self.batch_max = batch_max
         self.connect_timeout = connect_timeout
         self.append_timeout = append_timeout
-        self.writer = new_writer_id()
+        self._chains = [_Chain() for _ in range(chains)]
         self._origin = writer_origin(role)  # "guard" for a serving instance, "cli" for one command
         self._queue: asyncio.Queue[_Pending] = asyncio.Queue()
         self._task: asyncio.Task[None] | None = None
-        self._connection: asyncpg.Connection | None = None
-        self._head: ChainHead | None = None  # the head this writer last wrote; None: read it before appending
+        self._commits_in_flight: set[asyncio.Task[None]] = set()
+        self._idle = list(self._chains)  # chains with no commit in flight, in their order
+        self._chain_freed = asyncio.Event()
         self.commits = 0
         self.entries_written = 0
         self.head_reads = 0
-        # The head this writer knows it durably wrote: its chain must never be found behind it.
-        self._durable = EMPTY_CHAIN
-        self._tampered: str | None = None  # evidence found: nothing more is appended to this chain
-        self._fresh_chain = False
+        self.most_in_flight = 0  # the most group commits ever in flight at once (tests read it)
         # Told of evidence of tampering (ledger/evidence.py EvidenceWatch.raise_).
         self.on_tampering: Callable[[str], None] | None = None
 
-    def start_afresh(self) -> None:
-        """After an operator resolved the evidence: the next append starts a new chain (a new writer id)."""
-        self._fresh_chain = True
+    @property
+    def writer(self) -> str:
+        """The id of this writer's first chain: the one a lone check is appended to."""
+        return self._chains[0].id
 
-    def _evidence(self, problem: str) -> ChainTampered:
-        self._tampered = problem
+    @property
+    def writers(self) -> list[str]:
+        return [chain.id for chain in self._chains]
+
+    def start_afresh(self) -> None:
+        """After an operator resolved the evidence: each chain's next append starts a new chain (a new id)."""
+        for chain in self._chains:
+            chain.fresh = True
+
+    def _evidence(self, chain: _Chain, problem: str) -> ChainTampered:
+        chain.tampered = problem
         if self.on_tampering is not None:
             self.on_tampering(problem)
         return ChainTampered(problem)
 
     def start(self) -> None:
+        self._idle = list(self._chains)  # (a commit cancelled by an earlier stop never gave its chain back)
         self._task = asyncio.create_task(self._run(), name="guard-decision-log-writer")
         self._task.add_done_callback(self._fail_waiting)
 
@@ -308,12 +346,14 @@ class DecisionLogWriter:
     async def stop(self) -> None:
         await cancel_and_wait(self._task)
         self._task = None
+        for commit in list(self._commits_in_flight):
+            await cancel_and_wait(commit)
         self._fail_waiting(None)
         await self._disconnect()
         if self.commits:
             log.info(
                 "decision log writer %s stopped: %d entries in %d group commits (%.1f a commit)",
-                self.writer,
+                ", ".join(self.writers),
                 self.entries_written,
                 self.commits,
                 self.entries_written / self.commits,
@@ -334,70 +374,98 @@ class DecisionLogWriter:
             return [await pendings[0].done]
         return list(await asyncio.gather(*(p.done for p in pendings)))
 
-    async def _connected(self) -> asyncpg.Connection:
-        if self._connection is None or self._connection.is_closed():
-            self._connection = None
-            self._head = None
-            self._connection = await asyncpg.connect(
+    async def _connected(self, chain: _Chain) -> asyncpg.Connection:
+        if chain.connection is None or chain.connection.is_closed():
+            chain.connection = None
+            chain.head = None
+            chain.connection = await asyncpg.connect(
                 self._dsn, timeout=self.connect_timeout, server_settings={"application_name": "guard-decision-log"}
             )
-        return self._connection
+        return chain.connection
 
     async def _disconnect(self) -> None:
-        connection, self._connection, self._head = self._connection, None, None
-        if connection is not None:
-            connection.terminate()
+        for chain in self._chains:
+            chain.disconnect()
 
-    async def _write(self, entries: Sequence[DecisionEntry]) -> list[int]:
-        if self._fresh_chain:
-            self._fresh_chain, self._tampered = False, None
-            self.writer, self._head, self._durable = new_writer_id(), None, EMPTY_CHAIN
-        if self._tampered is not None:
-            raise ChainTampered(self._tampered)
-        connection = await self._connected()
-        if self._head is None:  # (a fresh writer, or one whose last append's outcome is unknown)
-            head = await own_head(connection, self.writer)
+    async def _write(self, chain: _Chain, entries: Sequence[DecisionEntry]) -> list[int]:
+        if chain.fresh:
+            chain.fresh, chain.tampered = False, None
+            chain.id, chain.head, chain.durable = new_writer_id(), None, EMPTY_CHAIN
+        if chain.tampered is not None:
+            raise ChainTampered(chain.tampered)
+        connection = await self._connected(chain)
+        if chain.head is None:  # (a fresh chain, or one whose last append's outcome is unknown)
+            head = await own_head(connection, chain.id)
             self.head_reads += 1
-            durable = self._durable
+            durable = chain.durable
             if head.wseq < durable.wseq or (head.wseq == durable.wseq and head != durable):
                 raise self._evidence(
-                    f"the chain of writer {self.writer} was cut back: this instance wrote {durable.wseq} entries,"
-                    f" its head now records {head.wseq}" + (" (a different hash)" if head.wseq == durable.wseq else "")
+                    chain,
+                    f"the chain of writer {chain.id} was cut back: this instance wrote {durable.wseq} entries,"
+                    f" its head now records {head.wseq}" + (" (a different hash)" if head.wseq == durable.wseq else ""),
                 )
-            self._head = head
+            chain.head = head
         try:
-            self._head, sequences = await append_to_chain(connection, self.writer, entries, self._head, self._origin)
+            chain.head, sequences = await append_to_chain(connection, chain.id, entries, chain.head, self._origin)
         except ChainMoved:
-            # Nobody else moves this writer's head: it was moved under it.
+            # Nobody else moves this chain's head: it was moved under it.
             raise self._evidence(
-                f"the head of writer {self.writer} is no longer at entry {self._head.wseq}, where this instance"
-                " left it (entries cut off its end, or its head moved)"
+                chain,
+                f"the head of writer {chain.id} is no longer at entry {chain.head.wseq}, where this instance"
+                " left it (entries cut off its end, or its head moved)",
             ) from None
-        self._durable = self._head
+        chain.durable = chain.head
         return sequences
 
     async def _run(self) -> None:
         while True:
-            batch = [await self._queue.get()]
-            # Everything that arrived while the previous commit was in flight goes into this one.
+            first = await self._queue.get()
+            try:
+                chain = await self._idle_chain()
+            except asyncio.CancelledError:
+                _settle([first], RuntimeError("the decision log writer stopped"))
+                raise
+            batch = [first]
+            # Everything that arrived while every chain was busy goes into this commit.
             while len(batch) < self.batch_max and not self._queue.empty():
                 batch.append(self._queue.get_nowait())
-            # A request that went away meanwhile (its future cancelled) still has its entry written.
-            started = time.perf_counter()
-            try:
-                async with asyncio.timeout(self.append_timeout):
-                    sequences = await self._write([p.entry for p in batch])
-            except asyncio.CancelledError:
-                _settle(batch, RuntimeError("the decision log writer stopped"))
-                raise
-            except Exception as exc:
-                counters.FAILED_COMMITS.inc()
-                log.warning("decision log append of %d entries failed: %s", len(batch), exc)
-                await self._disconnect()  # its state is unknown: the next batch reconnects and re-reads the head
-                _settle(batch, exc)
-                continue
-            self.commits += 1
-            self.entries_written += len(batch)
-            _settle(batch, None, sequences)
-            # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
-            counters.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)
+            self.most_in_flight = max(self.most_in_flight, len(self._chains) - len(self._idle))
+            commit = asyncio.create_task(self._commit(chain, batch), name="guard-decision-log-commit")
+            self._commits_in_flight.add(commit)
+            commit.add_done_callback(self._commits_in_flight.discard)
+
+    async def _idle_chain(self) -> _Chain:
+        """The first chain with no commit in flight, once there is one: the first chain whenever it is idle, so
+        that checks one at a time all go to one chain."""
+        while not self._idle:
+            self._chain_freed.clear()
+            await self._chain_freed.wait()
+        return self._idle.pop(0)
+
+    def _release(self, chain: _Chain) -> None:
+        self._idle.append(chain)
+        self._idle.sort(key=self._chains.index)
+        self._chain_freed.set()
+
+    async def _commit(self, chain: _Chain, batch: list[_Pending]) -> None:
+        # A request that went away meanwhile (its future cancelled) still has its entry written.
+        started = time.perf_counter()
+        try:
+            async with asyncio.timeout(self.append_timeout):
+                sequences = await self._write(chain, [p.entry for p in batch])
+        except asyncio.CancelledError:
+            _settle(batch, RuntimeError("the decision log writer stopped"))
+            raise
+        except Exception as exc:
+            counters.FAILED_COMMITS.inc()
+            log.warning("decision log append of %d entries failed: %s", len(batch), exc)
+            chain.disconnect()  # its state is unknown: its next batch reconnects and re-reads the head
+            self._release(chain)
+            _settle(batch, exc)
+            return
+        self._release(chain)
+        self.commits += 1
+        self.entries_written += len(batch)
+        _settle(batch, None, sequences)
+        # Counted once durable, after the waiting checks were released: /metrics counts logged decisions.
+        counters.committed([(p.entry.allowed, p.entry.reasons) for p in batch], time.perf_counter() - started)

@@ -24,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kernel.secret_files import create_or_read
+from kernel.settings import COSIGNATURE_V1, cosigner_vkey
 
 ED25519 = b"\x01"  # the signed-note signature type of Ed25519
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space begin each signature line
@@ -138,6 +139,74 @@ def open_note(note: str, verifier: Verifier) -> str:
             raise CheckpointError("its signature does not verify (forged or edited)") from None
         return text
     raise CheckpointError(f"it carries no signature by the log's key {verifier.name}")
+
+
+# --- Witness cosignatures (C2SP tlog-cosignature, Ed25519) --------------------------------------------------
+
+_COSIGNATURE_HEADER = "cosignature/v1\n"
+
+
+@dataclass(frozen=True)
+class CosignerKey:
+    """A witness's Ed25519 cosigning key, read from its vkey ``<name>+<hex key ID>+<base64(0x04 || key)>``."""
+
+    name: str
+    public_key: bytes
+
+    @property
+    def key_id(self) -> bytes:
+        return hashlib.sha256(self.name.encode() + b"\n" + COSIGNATURE_V1 + self.public_key).digest()[:4]
+
+    def text(self) -> str:
+        return f"{self.name}+{self.key_id.hex()}+{base64.b64encode(COSIGNATURE_V1 + self.public_key).decode()}"
+
+    @classmethod
+    def parse(cls, text: str) -> "CosignerKey":
+        try:
+            return cls(*cosigner_vkey(text))
+        except ValueError as exc:
+            raise CheckpointError(f"the witness key {exc}") from None
+
+
+def cosigned_message(body: str, timestamp: int) -> bytes:
+    """What an Ed25519 cosignature signs: ``cosignature/v1``, ``time <timestamp>``, then the checkpoint body."""
+    return f"{_COSIGNATURE_HEADER}time {timestamp}\n{body}".encode()
+
+
+def cosignature_lines(answer: str) -> list[str]:
+    """The signature lines of a witness's add-checkpoint answer (each ``— <name> <base64>``); CheckpointError
+    if it holds anything else or none."""
+    if not answer.endswith("\n"):
+        raise CheckpointError("the witness's answer does not end with a newline")
+    lines = answer[:-1].split("\n")
+    for line in lines:
+        name, _, encoded = line.removeprefix(SIGNATURE_PREFIX).partition(" ")
+        if not line.startswith(SIGNATURE_PREFIX) or not _NAME.match(name) or not encoded:
+            raise CheckpointError("the witness's answer is not a list of signature lines")
+        try:
+            base64.b64decode(encoded, validate=True)
+        except binascii.Error:
+            raise CheckpointError("a cosignature is not valid base64") from None
+    return lines
+
+
+def verify_cosignature(line: str, body: str, key: CosignerKey) -> int | None:
+    """The timestamp of `line`'s cosignature by `key` on the checkpoint `body`; None when the line is another
+    key's (to be ignored); CheckpointError when it is this key's and does not verify."""
+    name, _, encoded = line.removeprefix(SIGNATURE_PREFIX).partition(" ")
+    if name != key.name:
+        return None
+    raw = base64.b64decode(encoded)
+    if raw[:4] != key.key_id:
+        return None
+    if len(raw) != 4 + 8 + 64:
+        raise CheckpointError("the witness's cosignature is not a timestamped Ed25519 signature")
+    timestamp = int.from_bytes(raw[4:12], "big")
+    try:
+        Ed25519PublicKey.from_public_bytes(key.public_key).verify(raw[12:], cosigned_message(body, timestamp))
+    except InvalidSignature:
+        raise CheckpointError(f"the cosignature by {key.name} does not verify") from None
+    return timestamp
 
 
 # The writer of the entries logged before migration 0014: one chain whose entries' hashes cover their `seq`.

@@ -9,6 +9,7 @@ from typing import Any, cast
 import asyncpg
 
 from kernel.workers import WorkerProcess
+from ledger.checkpoint import CheckpointRefused
 from ledger.entries import ENTRY_COLUMNS, record_content
 from ledger.merkle import (
     consistency_path,
@@ -47,47 +48,105 @@ async def consistency(connection: asyncpg.Connection, first: int, second: int) -
     }
 
 
-def _on_fresh_connection(dsn: str, work: Any) -> Any:
-    async def main() -> Any:
-        connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
-        try:
-            return await work(connection)
-        finally:
-            await connection.close(timeout=5)
+_CONNECTION_LOST = (
+    asyncpg.PostgresConnectionError,
+    asyncpg.InterfaceError,
+    asyncpg.exceptions.OperatorInterventionError,
+    OSError,
+)
 
-    return asyncio.run(main())
+
+class _WorkerConnection:
+    """The proofs worker process's event loop and database connection, kept from one proof to the next: a new
+    connection costs each proof its connect and asyncpg's type introspection (tens of milliseconds, more than
+    the proof itself). Dropped after a failure that is not the caller's (a lost connection: the next proof
+    opens another)."""
+
+    loop: asyncio.AbstractEventLoop | None = None
+    connection: asyncpg.Connection | None = None
+
+    @classmethod
+    def run(cls, dsn: str, work: Any) -> Any:
+        if cls.loop is None:
+            cls.loop = asyncio.new_event_loop()
+        return cls.loop.run_until_complete(cls._run(dsn, work))
+
+    @classmethod
+    async def _run(cls, dsn: str, work: Any) -> Any:
+        reused = cls.connection is not None and not cls.connection.is_closed()
+        if cls.connection is None or not reused:
+            cls.connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "proofs"})
+        try:
+            return await work(cls.connection)
+        except (ValueError, CheckpointRefused):
+            raise  # (the question or the log, not the connection)
+        except _CONNECTION_LOST:
+            cls._drop()
+            if reused:  # lost while idle (the server restarted, or ended it): once more on a new one
+                return await cls._run(dsn, work)
+            raise
+        except BaseException:
+            cls._drop()
+            raise
+
+    @classmethod
+    def _drop(cls) -> None:
+        connection, cls.connection = cls.connection, None
+        if connection is not None:
+            connection.terminate()
+
+
+def _on_worker_connection(dsn: str, work: Any) -> Any:
+    return _WorkerConnection.run(dsn, work)
 
 
 def receipt_in_worker(dsn: str, decision_id: str) -> dict[str, Any] | None:
     """In the proofs worker process: `receipt`."""
-    return cast("dict[str, Any] | None", _on_fresh_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
+    return cast("dict[str, Any] | None", _on_worker_connection(dsn, lambda c: receipt(c, uuid.UUID(decision_id))))
 
 
 def consistency_in_worker(dsn: str, first: int, second: int) -> dict[str, Any]:
     """In the proofs worker process: `consistency`."""
-    return cast("dict[str, Any]", _on_fresh_connection(dsn, lambda c: consistency(c, first, second)))
+    return cast("dict[str, Any]", _on_worker_connection(dsn, lambda c: consistency(c, first, second)))
 
 
 class ProofsBusy(Exception):
     """The caller's key already has a proof being built: one at a time per key."""
 
 
+# After each proof the worker rests as long as the proof took (at most MAX_REST_SECONDS): readers fetching
+# receipts back to back keep it busy half the time at most, and leave the guard's CPUs the rest
+# (bench/receipts.py: two such readers pushed the guard's p99 to 1.8 times its own on two cores).
+PROOF_REST = 1.0
+MAX_REST_SECONDS = 0.1
+
+
 class ProofService:
     """Receipts and consistency proofs, built in a worker process of their own (reading and hashing up to every
     leaf of the log would hold the guard's event loop for seconds at half a million entries), one at a time per
-    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker)."""
+    API key (`ProofsBusy` past that) and one at a time in all (they queue for the worker), each followed by a
+    rest as long as it took (PROOF_REST)."""
 
     def __init__(self, dsn: str) -> None:
         self._dsn = dsn
         self._worker = WorkerProcess("proofs")
         self._busy: set[str] = set()
+        self._turn = asyncio.Lock()
+        self._resume_at = 0.0
 
     async def _run(self, caller: str, function: Any, *args: Any) -> Any:
         if caller in self._busy:
             raise ProofsBusy(f"a proof for {caller} is being built already; retry once it is answered")
         self._busy.add(caller)
+        loop = asyncio.get_running_loop()
         try:
-            return await self._worker.run(function, self._dsn, *args)
+            async with self._turn:
+                await asyncio.sleep(max(0.0, self._resume_at - loop.time()))
+                began = loop.time()
+                try:
+                    return await self._worker.run(function, self._dsn, *args)
+                finally:
+                    self._resume_at = loop.time() + min((loop.time() - began) * PROOF_REST, MAX_REST_SECONDS)
         finally:
             self._busy.discard(caller)
 

@@ -20,7 +20,7 @@ from typing import Any
 import asyncpg
 import httpx
 
-from kernel.counters import REFUSED_CHECKPOINTS
+from kernel.counters import REFUSED_CHECKPOINTS, WITNESS_FAILURES
 from kernel.tasks import cancel_and_wait
 from kernel.workers import WorkerProcess
 from ledger.append import EMPTY_CHAIN, ChainHead, writer_origin
@@ -29,11 +29,14 @@ from ledger.checkpoint import (
     CheckpointError,
     CheckpointRefused,
     CheckpointWithheld,
+    CosignerKey,
     Signer,
     Verifier,
     WitnessConflict,
+    cosignature_lines,
     load_or_create_signer,
     open_checkpoint,
+    verify_cosignature,
 )
 from ledger.entries import WRITER_LINKS_BETWEEN
 from ledger.evidence import EvidenceWatch, raise_alarm
@@ -44,6 +47,7 @@ from ledger.merkle import (
     verify_consistency,
 )
 from ledger.nodes import store_nodes
+from ledger.proofs import consistency
 from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
 
 log = logging.getLogger(__name__)
@@ -282,11 +286,133 @@ def witnessed_in_folder(folder: Path | None, verifier: Verifier) -> Checkpoint |
     return latest
 
 
+@dataclass(frozen=True)
+class UrlWitness:
+    """A C2SP tlog-witness: its submission prefix (add-checkpoint is POSTed under it) and, when configured, its
+    Ed25519 cosigning key (REGISTRY_CHECKPOINT_WITNESS_KEY), with which its cosignatures are verified."""
+
+    url: str
+    key: CosignerKey | None = None
+
+    @property
+    def add_checkpoint(self) -> str:
+        return self.url.rstrip("/") + "/add-checkpoint"
+
+
+def url_witness_for(settings: Any) -> UrlWitness | None:
+    """The URL witness configured, if any (its key was checked when the settings were read)."""
+    if settings.checkpoint_witness_url is None:
+        return None
+    key = settings.checkpoint_witness_key
+    return UrlWitness(settings.checkpoint_witness_url, CosignerKey.parse(key) if key else None)
+
+
+async def _witness_size(connection: asyncpg.Connection, witness: UrlWitness) -> int:
+    """The latest size this witness cosigned, as stored (0: none, as the protocol starts; a witness that holds
+    more answers 409 with its size)."""
+    return int(
+        await connection.fetchval(
+            "SELECT coalesce(max(size), 0) FROM guard_checkpoint_cosignature WHERE witness = $1", witness.url
+        )
+    )
+
+
+async def _add_checkpoint_body(connection: asyncpg.Connection, old: int, written: WrittenCheckpoint) -> bytes:
+    """``old <size>``, the RFC 6962 consistency proof from `old` to the checkpoint's size (base64, a line each,
+    read from the stored subtrees: O(log n)), a blank line, and the signed checkpoint."""
+    size = written.checkpoint.size
+    proof = (await consistency(connection, old, size))["proof"] if 0 < old < size else []
+    return "".join([f"old {old}\n", *(f"{line}\n" for line in proof), "\n", written.note]).encode()
+
+
+def _told_size(response: httpx.Response) -> int | None:
+    """The witness's size from a 409 answer (Content-Type text/x.tlog.size, a decimal and a newline)."""
+    if response.headers.get("content-type", "").split(";")[0].strip() != "text/x.tlog.size":
+        return None
+    text = response.text
+    return int(text[:-1]) if text.endswith("\n") and text[:-1].isdigit() else None
+
+
+async def _store_cosignatures(
+    connection: asyncpg.Connection, witness: UrlWitness, written: WrittenCheckpoint, answer: str
+) -> str | None:
+    """Keep the cosignature lines of a 200 answer beside the checkpoint; what is wrong with them (None: stored).
+    With a key configured only its verified cosignatures are kept, and at least one must be there."""
+    body = written.checkpoint.body()
+    try:
+        lines = cosignature_lines(answer)
+        if witness.key is not None:
+            lines = [line for line in lines if verify_cosignature(line, body, witness.key) is not None]
+            if not lines:
+                return f"its answer carries no cosignature by {witness.key.name}"
+    except CheckpointError as exc:
+        return f"its answer is refused: {exc}"
+    await connection.execute(
+        "INSERT INTO guard_checkpoint_cosignature (size, cosignature, witness, verified, received_at)"
+        " SELECT $1, line, $2, $3, now() FROM unnest($4::text[]) AS line ON CONFLICT DO NOTHING",
+        written.checkpoint.size,
+        witness.url,
+        witness.key is not None,
+        lines,
+    )
+    return None
+
+
+async def _hand_to_url_witness(
+    connection: asyncpg.Connection, written: WrittenCheckpoint, witness: UrlWitness, client: httpx.AsyncClient
+) -> str | None:
+    """C2SP tlog-witness add-checkpoint: the checkpoint with a consistency proof from the size the witness last
+    cosigned. What went wrong (None: cosigned and stored); WitnessConflict when the witness shows the log is not
+    append-only: it refuses the proof (422), holds another root at this size, or holds more than was signed."""
+    size = written.checkpoint.size
+    old = await _witness_size(connection, witness)
+    for attempt in range(2):
+        if old > size:
+            return None  # (a later checkpoint, by another instance, reached the witness first: nothing to add)
+        response = await client.post(
+            witness.add_checkpoint,
+            content=await _add_checkpoint_body(connection, old, written),
+            headers={"content-type": "text/plain; charset=utf-8"},
+        )
+        status = response.status_code
+        if status == 200:
+            return await _store_cosignatures(connection, witness, written, response.text)
+        if status == 422:
+            raise WitnessConflict(
+                f"witness {witness.url} refused the consistency proof from its checkpoint at size {old} to the log"
+                f" at size {size} (HTTP 422: entries at or before leaf {old} were rewritten)"
+            )
+        if status in (403, 404):
+            return f"HTTP {status}: it does not know this log's origin or key"
+        if status != 409:
+            return f"HTTP {status}"
+        told = _told_size(response)
+        if told is None:
+            return "HTTP 409 without its size (Content-Type text/x.tlog.size)"
+        if told == size and old == size:
+            raise WitnessConflict(f"witness {witness.url} holds another root at size {size} (rewritten)")
+        if told > size:
+            signed = int(await connection.fetchval("SELECT coalesce(max(size), 0) FROM guard_checkpoint"))
+            if told > signed:
+                raise WitnessConflict(
+                    f"witness {witness.url} holds a checkpoint at size {told}; the log's checkpoints end at"
+                    f" {signed} (cut back)"
+                )
+        if attempt == 0:
+            old = told
+    return f"HTTP 409 twice (its size moved to {told} meanwhile)"
+
+
 async def hand_to_witnesses(
-    written: WrittenCheckpoint, folder: Path | None, url: str | None, witness_timeout: float = WITNESS_TIMEOUT_SECONDS
+    connection: asyncpg.Connection,
+    written: WrittenCheckpoint,
+    folder: Path | None,
+    witness: UrlWitness | None,
+    witness_timeout: float = WITNESS_TIMEOUT_SECONDS,
 ) -> list[str]:
-    """Give the checkpoint to the witnesses configured; returns what failed (logged too). A witness that is
-    down costs at most `witness_timeout` and delays nothing else: the checkpoint is already stored."""
+    """Give the checkpoint to the witnesses configured; returns what failed (logged too): a witness that is
+    down or does not know this log costs at most `witness_timeout` and delays nothing else (the checkpoint is
+    already stored). WitnessConflict when a witness shows the log is not what it cosigned."""
     problems: list[str] = []
     if folder is not None:
         try:
@@ -295,19 +421,20 @@ async def hand_to_witnesses(
             raise
         except OSError as exc:
             problems.append(f"witness folder {folder}: {exc}")
-    if url is not None:
+    if witness is not None:
         try:
             # httpx bounds each phase (connect, read…); asyncio.timeout bounds them all together.
-            async with asyncio.timeout(witness_timeout), httpx.AsyncClient(timeout=witness_timeout) as client:
-                response = await client.post(
-                    url, content=written.note.encode(), headers={"content-type": "text/plain; charset=utf-8"}
-                )
-            if response.status_code >= 300:
-                problems.append(f"witness {url}: HTTP {response.status_code}")
+            async with (
+                asyncio.timeout(witness_timeout),
+                httpx.AsyncClient(timeout=witness_timeout, follow_redirects=False) as client,
+            ):
+                problem = await _hand_to_url_witness(connection, written, witness, client)
+            if problem is not None:
+                problems.append(f"witness {witness.url}: {problem}")
         except TimeoutError:
-            problems.append(f"witness {url}: no answer within {witness_timeout:g} s")
+            problems.append(f"witness {witness.url}: no answer within {witness_timeout:g} s")
         except httpx.HTTPError as exc:
-            problems.append(f"witness {url}: {type(exc).__name__} {exc}")
+            problems.append(f"witness {witness.url}: {type(exc).__name__} {exc}")
     for problem in problems:
         log.warning("checkpoint at size %d not handed over: %s", written.checkpoint.size, problem)
     return problems
@@ -341,13 +468,14 @@ class CheckpointPublisher:
         """Write a checkpoint if the log has grown and hand it to the witnesses; the log's latest checkpoint."""
         settings = self._settings
         try:
-            checkpoint, new = await self._worker.run(
+            checkpoint, new, problems = await self._worker.run(
                 publish_in_worker,
                 self._dsn,
                 str(signing_key_file(settings)),
                 settings.log_origin,
                 str(settings.checkpoint_dir) if settings.checkpoint_dir is not None else None,
                 settings.checkpoint_witness_url,
+                settings.checkpoint_witness_key,
             )
         except CheckpointRefused as exc:
             # Evidence: the log no longer extends what was signed or witnessed. Counted, logged, and the guard
@@ -356,6 +484,8 @@ class CheckpointPublisher:
             if self._evidence is not None:
                 self._evidence.raise_(f"checkpoint refused: {exc}", stored=True)
             raise
+        if problems:  # (logged by the worker; counted here, where /metrics reads the counters)
+            WITNESS_FAILURES.inc(len(problems))
         if new:
             self.published += 1
         return checkpoint
@@ -372,14 +502,17 @@ class CheckpointPublisher:
 
 
 def publish_in_worker(
-    dsn: str, key_file: str, origin: str, folder: str | None, witness_url: str | None
-) -> tuple[Checkpoint, bool]:
+    dsn: str, key_file: str, origin: str, folder: str | None, witness_url: str | None, witness_key: str | None
+) -> tuple[Checkpoint, bool, list[str]]:
     """In the worker process: write a checkpoint if the log has grown, hand a new one to the witnesses; the
-    latest checkpoint (signed there, so the server need not read the key to learn it) and whether it is new."""
+    latest checkpoint (signed there, so the server need not read the key to learn it), whether it is new, and
+    what the witnesses did not take."""
 
-    async def main() -> tuple[Checkpoint, bool]:
+    async def main() -> tuple[Checkpoint, bool, list[str]]:
         signer = load_or_create_signer(Path(key_file), origin)
         witness_folder = Path(folder) if folder is not None else None
+        witness = url_witness_for(_WitnessSettings(witness_url, witness_key))
+        problems: list[str] = []
         connection = await asyncpg.connect(dsn, timeout=10, server_settings={"application_name": "checkpoints"})
         try:
             try:
@@ -387,15 +520,21 @@ def publish_in_worker(
                     connection, signer, witnessed_in_folder(witness_folder, signer.verifier)
                 )
                 if written.new:
-                    await hand_to_witnesses(written, witness_folder, witness_url)
+                    problems = await hand_to_witnesses(connection, written, witness_folder, witness)
             except CheckpointRefused as exc:
                 await raise_alarm(connection, f"checkpoint refused: {exc}", writer_origin("checkpoints"))
                 raise
         finally:
             await connection.close(timeout=5)
-        return written.checkpoint, written.new
+        return written.checkpoint, written.new, problems
 
     return asyncio.run(main())
+
+
+@dataclass(frozen=True)
+class _WitnessSettings:
+    checkpoint_witness_url: str | None
+    checkpoint_witness_key: str | None
 
 
 # --- Verifying ---------------------------------------------------------------------------------------------

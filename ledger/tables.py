@@ -149,3 +149,19 @@ class GuardLogNode(SQLModel, table=True):
     level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
     index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+class GuardCheckpointCosignature(SQLModel, table=True):
+    """A witness's cosignature of a checkpoint (C2SP tlog-cosignature, one signature line), as its
+    add-checkpoint answered (ledger/seal.py): the witness's word that the log was append-only up to `size`.
+    `verified`: checked with the witness key configured (REGISTRY_CHECKPOINT_WITNESS_KEY); without one it is
+    kept as received. Append-only (migration 0023)."""
+
+    __tablename__ = "guard_checkpoint_cosignature"
+    __table_args__ = (Index("guard_checkpoint_cosignature_witness", "witness", "size"),)
+
+    size: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
+    cosignature: str = Field(sa_column=Column(Text, primary_key=True))
+    witness: str = Field(sa_column=Column(Text, nullable=False))  # the witness's submission URL
+    verified: bool = Field(sa_column=Column(Boolean, nullable=False))
+    received_at: datetime = Field(sa_column=timestamp_column(nullable=False))

@@ -26,6 +26,7 @@ from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
 from guard.subjects import SubjectKey, SubjectKeyError, shared_subject_key, subject_key_for
+from kernel import counters
 from kernel.db import asyncpg_dsn, dispose_within, make_engine, make_sessionmaker, session_scope
 from kernel.settings import Settings
 from ledger.append import DecisionLogWriter, writer_origin
@@ -128,7 +129,9 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
     dsn = asyncpg_dsn(settings.database_url)
     engine = make_engine(settings.database_url)
     sessionmaker = make_sessionmaker(engine)
-    log_writer = DecisionLogWriter(dsn, batch_max=settings.decision_log_batch_max, role=role)
+    log_writer = DecisionLogWriter(
+        dsn, batch_max=settings.decision_log_batch_max, chains=settings.decision_log_chains, role=role
+    )
     # Evidence of tampering found here or by another instance makes this guard fail closed until resolved.
     evidence = EvidenceWatch(dsn, writer_origin(role), settings.snapshot_poll_seconds)
     log_writer.on_tampering = evidence.raise_
@@ -241,6 +244,7 @@ async def running(services: Services) -> AsyncIterator[Services]:
             await services.guard_role.stop()
         await services.log_writer.stop()
         await services.evidence.stop()
+        counters.flush()  # (the last second's checks, before the process goes)
         services.proofs.close()
         services.reports.close()
         if services.sign_on is not None:
@@ -267,6 +271,7 @@ async def open_guard(settings: Settings) -> AsyncIterator[GuardRuntime]:
         await services.snapshots.stop()
         await services.log_writer.stop()
         await services.evidence.stop()
+        counters.flush()  # (the last second's checks, before the process goes)
         services.proofs.close()
         await dispose_within(services.engine)
 

@@ -173,6 +173,51 @@ async def test_one_writer_appends_while_another_writers_head_is_held_locked(data
     await assert_intact(database, 4)
 
 
+async def test_a_second_group_commit_goes_out_while_the_first_is_still_in_flight(database):
+    """With two chains a check waits for at most the commit it is in, not for one already under way too."""
+    async with running_writers(database, chains=2, append_timeout=10.0) as (writer,):
+        await writer.append([entry()])  # (registers the first chain, which a lone check always goes to)
+        first_chain, second_chain = writer.writers
+        blocker = await asyncpg.connect(plain_url(database))
+        try:
+            async with blocker.transaction():
+                await blocker.execute("SELECT * FROM guard_log_writer WHERE writer = $1 FOR UPDATE", first_chain)
+                stuck = asyncio.ensure_future(writer.append([entry()]))
+                await asyncio.sleep(0.2)  # (lets the writer hand it to the first chain, whose commit now waits)
+                assert len(await writer.append([entry(), entry()])) == 2  # the second chain commits meanwhile
+                assert not stuck.done()
+                assert writer.most_in_flight == 2
+        finally:
+            await blocker.close()
+        await stuck
+    await assert_intact(database, 4)
+    connection = await asyncpg.connect(plain_url(database))
+    try:
+        heads = dict(await connection.fetch("SELECT writer, last_wseq FROM guard_log_writer"))
+    finally:
+        await connection.close()
+    assert heads == {first_chain: 2, second_chain: 2}
+
+
+async def test_with_one_chain_a_commit_waits_for_the_one_in_flight(database):
+    async with running_writers(database, chains=1, append_timeout=10.0) as (writer,):
+        await writer.append([entry()])
+        blocker = await asyncpg.connect(plain_url(database))
+        try:
+            async with blocker.transaction():
+                await blocker.execute("SELECT * FROM guard_log_writer WHERE writer = $1 FOR UPDATE", writer.writer)
+                stuck = asyncio.ensure_future(writer.append([entry()]))
+                await asyncio.sleep(0.2)
+                waiting = asyncio.ensure_future(writer.append([entry()]))
+                await asyncio.sleep(0.2)
+                assert not stuck.done() and not waiting.done()
+        finally:
+            await blocker.close()
+        await asyncio.gather(stuck, waiting)
+        assert writer.most_in_flight == 1
+    await assert_intact(database, 3)
+
+
 async def test_a_writer_that_reconnects_rereads_its_own_head_and_continues_its_chain(database):
     async with running_writers(database) as (writer,):
         await writer.append([entry() for _ in range(3)])

@@ -2,10 +2,8 @@
 witnesses, `verify-log --checkpoints`, and receipts with inclusion proofs, on the real PostgreSQL."""
 
 import asyncio
-import http.server
 import json
 import stat
-import threading
 import uuid
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
@@ -207,35 +205,6 @@ async def test_no_checkpoint_is_signed_over_a_log_cut_back_since_the_last_one(da
     refused = await run(database, key_file, "guard", "checkpoint", "--dir", str(witness))
     assert refused.exit_code == 1
     assert "checkpoint refused" in refused.stderr
-
-
-class _Witness(http.server.BaseHTTPRequestHandler):
-    received: list[bytes] = []
-
-    def do_POST(self) -> None:
-        _Witness.received.append(self.rfile.read(int(self.headers["content-length"])))
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args: object) -> None:
-        pass
-
-
-async def test_a_witness_url_receives_each_checkpoint(database, key_file):
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), _Witness)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    _Witness.received = []
-    try:
-        await write_entries(database, 2)
-        url = f"http://127.0.0.1:{server.server_address[1]}/add-checkpoint"
-        made = await run(database, key_file, "guard", "checkpoint", REGISTRY_CHECKPOINT_WITNESS_URL=url)
-    finally:
-        server.shutdown()
-        server.server_close()
-        thread.join(timeout=10)
-    assert made.exit_code == 0, made.output
-    assert [body.decode() for body in _Witness.received] == [made.stdout]
 
 
 async def test_a_witness_that_is_down_is_reported_and_the_checkpoint_is_still_stored_and_filed(

@@ -421,3 +421,30 @@ async def test_a_key_asking_for_a_second_proof_while_its_first_is_built_is_told_
         assert [r["wseq"] for r in other_keys if r is not None] == [1, 2]  # (they queue for the one worker)
     finally:
         proofs.close()
+
+
+async def test_the_proofs_worker_keeps_its_connection_and_opens_another_when_the_server_ends_it(database):
+    entries = [entry() for _ in range(3)]
+    await logged(database, entries)
+    proofs = ProofService(plain_url(database))
+    admin = await asyncpg.connect(plain_url(database))
+    try:
+
+        async def proof_backends() -> list[int]:
+            rows = await admin.fetch(
+                "SELECT pid FROM pg_stat_activity WHERE datname = current_database() AND application_name = 'proofs'"
+            )
+            return [row["pid"] for row in rows]
+
+        for picked in entries:  # one connection for them all, kept between proofs
+            found = await proofs.receipt("reader", picked.decision_id)
+            assert found is not None and found["content"]["decision_id"] == str(picked.decision_id)
+        kept = await proof_backends()
+        assert len(kept) == 1
+        await admin.execute("SELECT pg_terminate_backend($1)", kept[0])
+        found = await proofs.receipt("reader", entries[0].decision_id)  # answered on a new connection
+        assert found is not None and found["wseq"] == 1
+        assert len(await proof_backends()) == 1 and await proof_backends() != kept
+    finally:
+        await admin.close()
+        proofs.close()

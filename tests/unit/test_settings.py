@@ -5,9 +5,11 @@ import subprocess
 import sys
 
 import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from pydantic import ValidationError
 
 from kernel.settings import Settings, SettingsError
+from ledger.checkpoint import CosignerKey
 
 
 def _registry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
@@ -38,6 +40,10 @@ def _registry(*args: str, **env: str) -> subprocess.CompletedProcess[str]:
         ("REGISTRY_PUBLIC_URL", "not a url"),
         ("REGISTRY_PUBLIC_URL", "registry.offix.se"),
         ("REGISTRY_CHECKPOINT_WITNESS_URL", "ftp://witness.example/log"),
+        ("REGISTRY_CHECKPOINT_WITNESS_KEY", "witness.example"),
+        # A log key (type 0x01), not a cosigning key (0x04); then a cosigning key whose ID was edited.
+        ("REGISTRY_CHECKPOINT_WITNESS_KEY", "w.example+2a5d4a3b+AbrNfvgh6s43Yqsm4UuPp4BWBDK2HtgwWF2PXpFnm03N"),
+        ("REGISTRY_CHECKPOINT_WITNESS_KEY", "w.example+00000000+BLrNfvgh6s43Yqsm4UuPp4BWBDK2HtgwWF2PXpFnm03N"),
         ("REGISTRY_WEBHOOK_URL", "not a url"),
         ("REGISTRY_SMTP_FROM", "nobody"),
         ("REGISTRY_SMTP_FROM", "two@at@offix.se"),
@@ -124,6 +130,17 @@ def test_a_webhook_url_without_a_secret_is_refused_naming_both_settings(monkeypa
     with pytest.raises(SettingsError) as refused:
         Settings.from_env()
     assert str(refused.value).startswith("REGISTRY_WEBHOOK_SECRET is required when REGISTRY_WEBHOOK_URL is set")
+
+
+def test_a_witness_key_is_taken_only_with_the_witness_it_belongs_to(monkeypatch):
+    key = CosignerKey("witness.example/w1", Ed25519PrivateKey.generate().public_key().public_bytes_raw())
+    monkeypatch.setenv("REGISTRY_CHECKPOINT_WITNESS_KEY", key.text())
+    with pytest.raises(SettingsError) as refused:
+        Settings.from_env()
+    assert "REGISTRY_CHECKPOINT_WITNESS_KEY is set without REGISTRY_CHECKPOINT_WITNESS_URL" in str(refused.value)
+    monkeypatch.setenv("REGISTRY_CHECKPOINT_WITNESS_URL", "https://witness.example/w1")
+    settings = Settings.from_env()
+    assert CosignerKey.parse(settings.checkpoint_witness_key or "") == key
 
 
 def test_a_badly_typed_setting_stops_serve_with_status_2_naming_it():

@@ -23,6 +23,7 @@ from prometheus_client.registry import Collector
 from sqlalchemy import text
 
 import kernel.counters  # noqa: F401  (registers the guard's metrics before the first scrape)
+from kernel import counters
 from kernel.settings import SERVE_SUPERVISOR_PID
 from web.auth import requires
 from web.composition import Services
@@ -115,6 +116,7 @@ async def _reminder_queue(services: Services) -> tuple[int, int, int] | None:
 
 
 def render(services: Services, reminders: tuple[int, int, int] | None) -> bytes:
+    counters.flush()  # this process's checks of the last second too (other workers add theirs within a second)
     registry = CollectorRegistry(auto_describe=False)
     directory = os.environ.get(MULTIPROCESS_DIRECTORY)
     if directory:
