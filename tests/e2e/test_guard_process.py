@@ -129,8 +129,11 @@ def check(serve: Serve, headers: dict[str, str], subject: str = SOMEONE_ELSE) ->
 
 
 def test_serve_starts_a_web_role_and_as_many_guard_role_workers_as_asked(two_guard_workers):
-    assert len(two_guard_workers.role_processes("web")) == 1
-    assert len(two_guard_workers.role_processes("guard")) == 2
+    (web,) = two_guard_workers.role_processes("web")
+    guard = two_guard_workers.role_processes("guard")
+    assert len(guard) == 2
+    # On a contended core the guard's checks come before the web role's pages and exports.
+    assert all(web.nice() > worker.nice() for worker in guard)
 
 
 def test_a_check_is_answered_while_a_page_holds_the_web_role(two_guard_workers, keys):
