@@ -116,9 +116,9 @@ def serve(context: Context, host: str | None, port: int | None, workers: int, ne
     os.environ["REGISTRY_DATABASE_URL"] = url  # workers read their settings from the environment
     host = host if host is not None else context.settings.host
     port = port if port is not None else context.settings.port
-    if not single_process:
-        from cli.roles import RoleSupervisor
+    from cli.roles import RoleSupervisor, forwarded_header_options
 
+    if not single_process:
         # Returns (rather than exit from a signal) so that atexit stops the embedded PostgreSQL after the roles.
         code = RoleSupervisor(context.settings, host, port, workers).run()
         if code:
@@ -138,15 +138,8 @@ def serve(context: Context, host: str | None, port: int | None, workers: int, ne
         log_level="info",
         log_config=logging_dict(context.settings.log_format),  # one format for every line (kernel/logs.py)
         access_log=False,  # the app writes its own (web/access_log.py)
-        **forwarded_header_options(context.settings.trusted_proxies),
+        **forwarded_header_options(context.settings.trusted_proxies),  # (cli/roles.py)
     )
-
-
-def forwarded_header_options(trusted_proxies: str) -> dict[str, Any]:
-    """Uvicorn's handling of X-Forwarded-* headers: believed only from the proxies configured. (Uvicorn's own
-    default believes them from 127.0.0.1, so any local process could pick the address the throttle counts.)"""
-    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
-    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or "127.0.0.1"}
 
 
 def _metrics_directory() -> None:

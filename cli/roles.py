@@ -14,6 +14,7 @@ import tempfile
 import time
 from pathlib import Path
 from types import FrameType
+from typing import Any
 
 from kernel.settings import SERVE_SUPERVISOR_PID, Settings
 
@@ -125,10 +126,16 @@ class RoleSupervisor:
                 child.wait(timeout=10)
 
 
+def forwarded_header_options(trusted_proxies: str) -> dict[str, Any]:
+    """Uvicorn's handling of X-Forwarded-* headers: believed only from the proxies configured. (Uvicorn's own
+    default believes them from 127.0.0.1, so any local process could pick the address the throttle counts.)"""
+    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
+    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or "127.0.0.1"}
+
+
 def main(argv: list[str] | None = None) -> None:
     import uvicorn
 
-    from cli.main import forwarded_header_options
     from kernel.logs import logging_dict
 
     parser = argparse.ArgumentParser(prog="python -m cli.roles")
