@@ -28,6 +28,7 @@ MARKETING = {
     "data_subject": "customer",
 }
 PERSON = "karin.lund@example.se"
+SLOW_PAGE_HOOK = Path(__file__).parent / "slow_page"
 SOMEONE_ELSE = "olle@example.se"  # (marketing needs a person named)
 
 
@@ -155,6 +156,47 @@ def test_a_check_is_answered_while_a_page_holds_the_web_role(two_guard_workers, 
     assert all(a.json()["allowed"] is True for a in answers)
     browsing.join(timeout=120)
     assert page["answer"].status_code == 200, page["answer"].text
+
+
+def test_a_page_that_blocks_its_event_loop_with_time_sleep_does_not_delay_a_check(
+    seeded_service_database, keys, tmp_path: Path
+):
+    # tests/e2e/slow_page/sitecustomize.py adds GET /ui/slow-page to the app of the processes that serve pages:
+    # its handler calls time.sleep until `release` exists, after writing its pid to `started`.
+    started, release = tmp_path / "started", tmp_path / "release"
+    python_path = os.pathsep.join(filter(None, [str(SLOW_PAGE_HOOK), os.environ.get("PYTHONPATH")]))
+    serve = Serve(
+        seeded_service_database,
+        tmp_path / "serve.log",
+        PYTHONPATH=python_path,
+        SLOW_PAGE_STARTED=str(started),
+        SLOW_PAGE_RELEASE=str(release),
+    )
+    page: dict[str, httpx.Response] = {}
+    browsing = threading.Thread(
+        target=lambda: page.update(answer=httpx.get(serve.url + "/ui/slow-page", timeout=180)), daemon=True
+    )
+    try:
+        serve.wait_ready()
+        browsing.start()
+        deadline = time.monotonic() + 60
+        while not started.exists():
+            assert time.monotonic() < deadline, "the slow page did not start:\n" + serve.log()
+            time.sleep(0.05)
+        (web,) = serve.role_processes("web")
+        assert started.read_text() == str(web.pid)  # the web role's loop is the one held
+
+        answers = [check(serve, keys["guard"]) for _ in range(5)]
+
+        assert [a.status_code for a in answers] == [200] * 5, [a.text for a in answers]
+        assert all(a.json()["allowed"] is True for a in answers)
+        assert browsing.is_alive() and "answer" not in page, "the page was still sleeping meanwhile"
+    finally:
+        release.touch()
+        if browsing.is_alive():
+            browsing.join(timeout=180)
+        serve.stop()
+    assert page["answer"].status_code == 200 and page["answer"].text == "slow page"
 
 
 def test_a_page_is_relayed_with_its_query_body_and_headers_and_the_web_role_sees_the_clients_address(
