@@ -2,12 +2,14 @@
 
 Creates a scratch database, fills its decision log with `--entries` synthetic entries in server-side batches
 (`INSERT … SELECT … FROM generate_series`: the rows need not chain for paging, so nothing is hashed; the
-append-only triggers allow inserts), runs the app in-process and asks for pages through its HTTP interface
-with a `registry:read` key: the first page of each filter, then `--pages` more following `next_cursor`, and,
-for comparison, a deep page by `offset`. Prints each filter's median and worst ms per page beside the target,
-and drops the database. See bench/README.md.
+append-only triggers allow inserts), seals all but the newest `--unsealed` into the log's order and counts
+them into the rollup as the checkpoint writer would (ledger/rollup.py `rebuild_rollup`), runs the app
+in-process and asks for pages through its HTTP interface with a `registry:read` key: the first page of each
+filter, then `--pages` more following `next_cursor`, and, for comparison, a deep page by `offset`. Prints each
+filter's median and worst ms per page beside the target (and the wide period's first page beside the aim), with
+the load average, and drops the database. See bench/README.md.
 
-    uv run python bench/decision_log_pages.py [--entries 1000000] [--pages 20]
+    uv run python bench/decision_log_pages.py [--entries 1000000] [--pages 20] [--unsealed 2000]
 """
 
 import argparse
@@ -29,22 +31,26 @@ sys.path.insert(0, str(ROOT))
 
 from kernel.db import make_engine, make_sessionmaker, upgrade_schema  # noqa: E402
 from kernel.settings import Settings, normalise_database_url  # noqa: E402
+from ledger.rollup import rebuild_rollup  # noqa: E402
 from registry.services.apikeys import create_api_key  # noqa: E402
 from web.app import create_app  # noqa: E402
 
 SERVER = os.environ.get("BENCH_POSTGRES_URL", "postgresql://postgres@127.0.0.1:5432/postgres")
 TARGET_MS = 20.0
+AIM_MS = 10.0  # issue 27: a wide period's first page
+UNSEALED = 2000  # entries logged since the last checkpoint (a few seconds' worth at a busy guard)
 CHUNK = 100_000
 DAYS = 100  # the entries span this many days, ending now
 RECIPIENTS = 500
+WIDE_PERIOD = "up to 90 days ago"
 
 # One in ten denied; recipients skewed (the first ones far more often); decided_at rising with seq over DAYS
 # days, each a few seconds out of order (several instances, batches committed late), as in a real log.
-FILL = f"""
+FILL_TEMPLATE = """
 INSERT INTO guard_decision (seq, writer, wseq, decision_id, decided_at, caller, recipient, allowed, request, reasons,
                             warnings, agreement, ruleset, prev_hash, hash)
 SELECT g, 'bench', g, gen_random_uuid(),
-       now() - make_interval(secs => ($2 - g)::float8 * {DAYS} * 86400 / $2 + random() * 5),
+       now() - make_interval(secs => ($2 - g)::float8 * {days} * 86400 / $2 + random() * 5),
        'integration-' || (g % 7), r, NOT denied,
        jsonb_build_object('recipient', r, 'purpose', 'essential.service.operations',
                           'data_categories', jsonb_build_array('user.name', 'user.contact.address'),
@@ -53,9 +59,12 @@ SELECT g, 'bench', g, gen_random_uuid(),
             ELSE '[]'::jsonb END,
        '[]'::jsonb, CASE WHEN denied THEN NULL ELSE r || '-dpa' END, 'eea-only@2+r1',
        md5(g::text) || md5((g + 1)::text), md5((g + 2)::text) || md5((g + 3)::text)
-FROM (SELECT g, 'processor-' || floor(power(random(), 2) * {RECIPIENTS})::int AS r, (g % 10 = 0) AS denied
-      FROM generate_series($1::bigint, least($1 + {CHUNK - 1}, $2)) AS g) AS generated
+FROM (SELECT g, {recipient} AS r, (g % 10 = 0) AS denied
+      FROM generate_series($1::bigint, least($1 + {last}, $2)) AS g) AS generated
 """
+# Recipients skewed: processor-0 far more often than processor-499.
+SKEWED = f"'processor-' || floor(power(random(), 2) * {RECIPIENTS})::int"
+FILL = FILL_TEMPLATE.format(days=DAYS, recipient=SKEWED, last=CHUNK - 1)
 
 
 def scratch(name: str) -> str:
@@ -63,18 +72,34 @@ def scratch(name: str) -> str:
     return f"{base}/{name}"
 
 
-async def fill(url: str, entries: int) -> float:
+async def fill(url: str, entries: int, unsealed: int = UNSEALED, statement: str = FILL) -> float:
+    """Fill the log, seal all but the newest `unsealed` entries into the log's order (in seq order, as one
+    writer's chain is sealed) and count them into the rollup, as the checkpoint writer does."""
     started = time.monotonic()
     connection = await asyncpg.connect(url)
     try:
         for first in range(1, entries + 1, CHUNK):
-            await connection.execute(FILL, first, entries)
+            async with connection.transaction():
+                # History is backdated, which the log refuses of a writer (migration 0018): the scratch database's
+                # owner seeding it lifts the triggers for this transaction only, as a restore would (and as the
+                # tests' append_history does).
+                await connection.execute("SET LOCAL session_replication_role = replica")
+                await connection.execute(statement, first, entries)
             print(f"  {min(first + CHUNK - 1, entries):>9} entries", flush=True)
         await connection.execute(
             "INSERT INTO guard_log_writer (writer, last_wseq, last_hash, started_at, started_by)"
             " SELECT 'bench', max(wseq), '0', now(), 'bench/decision_log_pages.py' FROM guard_decision"
         )
-        await connection.execute("VACUUM ANALYZE guard_decision")
+        await connection.execute(
+            "INSERT INTO guard_log_leaf (leaf_index, seq) SELECT seq - 1, seq FROM guard_decision WHERE seq <= $1",
+            max(entries - unsealed, 0),
+        )
+        rolled = time.monotonic()
+        await rebuild_rollup(connection)
+        print(
+            f"  rollup of {max(entries - unsealed, 0):,} sealed entries: {time.monotonic() - rolled:.1f} s", flush=True
+        )
+        await connection.execute("VACUUM ANALYZE")
     finally:
         await connection.close()
     return time.monotonic() - started
@@ -109,7 +134,7 @@ async def measure(url: str, pages: int) -> list[tuple[str, list[float], float | 
         ("recipient + denied", {"recipient": "processor-3", "outcome": "denied"}),
         ("one day in the middle", {"from": middle, "to": next_day}),
         ("the last week", {"from": week_ago}),
-        ("up to 90 days ago", {"to": early}),
+        (WIDE_PERIOD, {"to": early}),
         ("recipient + one day", {"recipient": "processor-3", "from": middle, "to": next_day}),
     ]
     results: list[tuple[str, list[float], float | None]] = []
@@ -152,7 +177,7 @@ async def measure(url: str, pages: int) -> list[tuple[str, list[float], float | 
     return results
 
 
-async def run(entries: int, pages: int, existing: str | None) -> bool:
+async def run(entries: int, pages: int, existing: str | None, unsealed: int) -> bool:
     if existing is not None:  # filled by an earlier run's fill(): measured only, kept
         results = await measure(normalise_database_url(scratch(existing)), pages)
         return report(results)
@@ -163,7 +188,7 @@ async def run(entries: int, pages: int, existing: str | None) -> bool:
         url = normalise_database_url(scratch(name))
         await asyncio.to_thread(upgrade_schema, url)
         print(f"scratch database {name}; filling {entries:,} entries", flush=True)
-        seconds = await fill(scratch(name), entries)
+        seconds = await fill(scratch(name), entries, unsealed)
         print(f"filled and analysed in {seconds:.1f} s", flush=True)
         results = await measure(url, pages)
     finally:
@@ -172,16 +197,22 @@ async def run(entries: int, pages: int, existing: str | None) -> bool:
     return report(results)
 
 
+def load_average() -> str:
+    return "load average " + ", ".join(f"{value:.2f}" for value in os.getloadavg())
+
+
 def report(results: list[tuple[str, list[float], float | None]]) -> bool:
     print()
-    print(f"{'filter':<30} {'first':>8} {'median':>8} {'worst':>8}   target")
+    print(f"{'filter':<30} {'first':>8} {'median':>8} {'worst':>8}   target ({load_average()})")
     ok = True
     for label, times, deep in results:
         worst = max(times)
         ok &= worst <= TARGET_MS
+        aim = f"; first page <= {AIM_MS:g} ms (aim) {'MET' if times[0] <= AIM_MS else 'MISSED'}"
         print(
             f"{label:<30} {times[0]:6.1f}ms {statistics.median(times):6.1f}ms {worst:6.1f}ms"
             f"   <= {TARGET_MS:g} ms a page  {'PASS' if worst <= TARGET_MS else 'MISS'}"
+            + (aim if label == WIDE_PERIOD else "")
         )
         if deep is not None:
             print(f"{'  (offset=500000, legacy)':<30} {deep:6.1f}ms")
@@ -193,8 +224,9 @@ def main() -> int:
     parser.add_argument("--entries", type=int, default=1_000_000)
     parser.add_argument("--pages", type=int, default=20, help="pages followed by cursor after the first (20)")
     parser.add_argument("--database", help="measure this already filled database instead (kept)")
+    parser.add_argument("--unsealed", type=int, default=UNSEALED, help="the newest entries left unsealed (2000)")
     args = parser.parse_args()
-    return 0 if asyncio.run(run(args.entries, args.pages, args.database)) else 1
+    return 0 if asyncio.run(run(args.entries, args.pages, args.database, args.unsealed)) else 1
 
 
 if __name__ == "__main__":

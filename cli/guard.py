@@ -21,6 +21,7 @@ from kernel.db import asyncpg_dsn
 from ledger.append import driver_connection, writer_origin
 from ledger.checkpoint import CheckpointError, CheckpointRefused, CheckpointWithheld, Verifier
 from ledger.evidence import EvidenceAlarm, open_alarms, raise_alarm, resolve_alarms
+from ledger.rollup import rebuild_rollup, rollup_differences
 from ledger.seal import (
     WrittenCheckpoint,
     checkpoints_in_folder,
@@ -165,6 +166,29 @@ def checkpoint_command(context: Context, folder: Path | None) -> None:
     for problem in problems:
         click.echo(f"warning: not handed over to {problem}", err=True)
     sys.exit(1 if problems else 0)
+
+
+@guard_group.command("rollup")
+@click.option("--rebuild", is_flag=True, help="recount it from the sealed entries (under the checkpoint lock)")
+@pass_context
+def rollup_command(context: Context, rebuild: bool) -> None:
+    """Check the decision log's rollup (the per-day counts of the sealed entries that the Art. 30 record sums,
+    and the per-hour bounds that page the log) against a direct count; exit 1 if it differs. It is derived data:
+    `--rebuild` recounts it, then checks it."""
+
+    async def work(connection: asyncpg.Connection) -> tuple[int | None, list[str]]:
+        sealed = await rebuild_rollup(connection) if rebuild else None
+        return sealed, await rollup_differences(connection)
+
+    sealed, problems = _on_connection(context, work)
+    if sealed is not None:
+        click.echo(f"rollup recounted from {sealed} sealed entries")
+    for problem in problems:
+        click.echo(problem, err=True)
+    if problems:
+        click.echo("recount it: registry guard rollup --rebuild", err=True)
+        sys.exit(1)
+    click.echo("the rollup agrees with a direct count of the sealed entries")
 
 
 def _alarm_lines(alarms: list[EvidenceAlarm]) -> list[str]:

@@ -13,6 +13,7 @@ from sqlmodel import col
 
 from ledger.append import driver_connection
 from ledger.entries import format_timestamp
+from ledger.rollup import decided_before_bound
 from ledger.tables import GuardDecision, GuardLogWriter
 
 log = logging.getLogger(__name__)
@@ -118,17 +119,31 @@ async def _last_seq(session: AsyncSession) -> int:
     return int(last or 0)
 
 
-async def _period_page(session: AsyncSession, conditions: list[Any], before: int | None, count: int) -> list[int]:
+# The unsealed tail (entries since the last checkpoint) a period's bound is computed over, at most; past it
+# (checkpoints stalled) a period that ended in the past is paged as one that has not.
+BOUND_TAIL_LIMIT = 50_000
+
+
+async def _period_page(
+    session: AsyncSession, conditions: list[Any], before: int | None, count: int, until: datetime | None
+) -> list[int]:
     """The `count` highest sequence numbers below `before` of the entries in a period (and other filters).
 
     decided_at rises with seq only roughly (answers logged in batches, instances' clocks), so a period is not a
     range of seq, and PostgreSQL, walking the primary key backwards until enough entries match, would read every
-    entry after the period first. Instead: the PERIOD_PROBE_ROWS values of seq just below the cursor (seq rises
-    with few gaps) are one short primary-key range; when they hold the whole page (any page after the first, inside the
-    period), it is exact, as every other match lies below them. Otherwise the rest comes from the period's
+    entry after the period first. Instead: a period that ends at `until` starts below the highest seq of an entry
+    decided before it (ledger/rollup.py: the sealed entries' hour buckets and the unsealed ones directly), then the
+    PERIOD_PROBE_ROWS values of seq just below that (seq rises with few gaps) are one short primary-key range;
+    when they hold the whole page (any page after the first, and the first of a period that ended within an hour
+    of an entry's), it is exact, as every other match lies below them. Otherwise the rest comes from the period's
     (decided_at, seq) index alone, the page's highest seq picked from it (index-only: no rows read)."""
     seq = col(GuardDecision.seq)
     top = before if before is not None else await _last_seq(session) + 1
+    # (Only for the first page: a cursor lies inside the period already, just above the next matches.)
+    if until is not None and before is None and top > PERIOD_PROBE_ROWS:
+        bound = await decided_before_bound(session, until, BOUND_TAIL_LIMIT)
+        if bound is not None:
+            top = min(top, bound + 1)
     floor = max(top - PERIOD_PROBE_ROWS, 1)
     probe = select(seq).where(*conditions, seq < top, seq >= floor).order_by(seq.desc()).limit(count)
     found = list((await session.execute(probe)).scalars())
@@ -159,7 +174,7 @@ async def list_decisions(
     conditions = decision_filters(recipient=recipient, outcome=outcome, since=since, until=until, reason=reason)
     seq = col(GuardDecision.seq)
     if (since is not None or until is not None) and offset == 0:
-        wanted = await _period_page(session, conditions, before, limit + 1)
+        wanted = await _period_page(session, conditions, before, limit + 1, until)
         query = select(GuardDecision).where(seq.in_(wanted))
     else:
         query = select(GuardDecision).where(*conditions, *([seq < before] if before is not None else []))

@@ -48,12 +48,11 @@ from ledger.merkle import (
 )
 from ledger.nodes import store_nodes
 from ledger.proofs import consistency
+from ledger.rollup import CHECKPOINT_LOCK_ID, count_sealed
 from ledger.verify import BrokenChain, Heads, KnownCheckpoint, extend_chain, heads_at, signed_heads, walk_leaves
 
 log = logging.getLogger(__name__)
 
-# Arbitrary, fixed advisory-lock id (ledger/append.py uses ...003): one checkpoint writer at a time.
-CHECKPOINT_LOCK_ID = 7_411_028_004
 WITNESS_TIMEOUT_SECONDS = 5.0
 
 
@@ -223,6 +222,8 @@ async def write_checkpoint(
                 list(range(size - len(new_leaves), size)),
                 [seq for seq, _ in new_leaves],
             )
+            # Counted as they are sealed, in this transaction: the rollup holds exactly the sealed entries.
+            await count_sealed(connection, [seq for seq, _ in new_leaves])
         await store_nodes(connection, size)
         note = signer.sign(checkpoint.body())
         await connection.execute(

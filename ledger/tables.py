@@ -8,7 +8,7 @@ detected too. `seq` locates an entry in the whole log (taken from a sequence: un
 """
 
 import uuid
-from datetime import datetime
+from datetime import date, datetime
 from typing import Any
 
 from sqlalchemy import BigInteger, Boolean, Column, Index, SmallInteger, String, Text, false, text
@@ -149,6 +149,76 @@ class GuardLogNode(SQLModel, table=True):
     level: int = Field(sa_column=Column(SmallInteger, primary_key=True, autoincrement=False))
     index: int = Field(sa_column=Column(BigInteger, primary_key=True, autoincrement=False))
     hash: str = Field(sa_column=Column(String(64), nullable=False))
+
+
+# --- Derived from the sealed log (ledger/rollup.py): rebuilt at will, never evidence -----------------------
+
+
+class GuardDecisionDaily(SQLModel, table=True):
+    """The sealed decisions (trials aside) counted per UTC day and per month, recipient, purpose, destination and
+    outcome, written by the checkpoint writer in the transaction that seals them: the Art. 30 record sums these
+    rows instead of counting a year of the log. `last_seq` and `last_decided_at` are the group's latest entry."""
+
+    __tablename__ = "guard_decision_daily"
+    __table_args__ = (
+        # A request without a destination is its own group (NULLS NOT DISTINCT, PostgreSQL 15).
+        Index(
+            "guard_decision_daily_group",
+            "whole_month",
+            "day",
+            "recipient",
+            "purpose",
+            "destination",
+            "allowed",
+            unique=True,
+            postgresql_nulls_not_distinct=True,
+        ),
+    )
+
+    id: int | None = Field(default=None, sa_column=Column(BigInteger, primary_key=True, autoincrement=True))
+    day: date
+    whole_month: bool  # the row counts the whole month that starts on `day` (each entry is in both kinds of row)
+    recipient: str = Field(max_length=200)
+    purpose: str = Field(sa_column=Column(Text, nullable=False))
+    destination: str | None = Field(default=None, sa_column=Column(Text, nullable=True))
+    allowed: bool
+    decisions: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))
+    last_decided_at: datetime = Field(sa_column=timestamp_column(nullable=False))
+
+
+class GuardDecisionDailyCategory(SQLModel, table=True):
+    """The data categories of the sealed allowed shares (trials aside), per UTC day and per month, and recipient."""
+
+    __tablename__ = "guard_decision_daily_category"
+
+    whole_month: bool = Field(primary_key=True)
+    day: date = Field(primary_key=True)
+    recipient: str = Field(max_length=200, primary_key=True)
+    category: str = Field(sa_column=Column(Text, primary_key=True))
+    decisions: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GuardLogHour(SQLModel, table=True):
+    """Per UTC hour of `decided_at`, the highest `seq` of a sealed entry decided in that hour or any before it
+    (trials included): an entry decided before a moment has a `seq` no higher than its hour's `seq_through`,
+    so a period that ended in the past is paged from there down by primary key (ledger/queries.py)."""
+
+    __tablename__ = "guard_log_hour"
+
+    hour: datetime = Field(sa_column=timestamp_column(nullable=False, primary_key=True))
+    last_seq: int = Field(sa_column=Column(BigInteger, nullable=False))  # the hour's own highest
+    seq_through: int = Field(sa_column=Column(BigInteger, nullable=False))
+
+
+class GuardRollupHead(SQLModel, table=True):
+    """How far each writer's chain is counted into the tables above: entries 1..`wseq` (the sealed ones); a
+    reader counts the entries past it directly, so that its figures are exact."""
+
+    __tablename__ = "guard_rollup_head"
+
+    writer: str = Field(max_length=64, primary_key=True)
+    wseq: int = Field(sa_column=Column(BigInteger, nullable=False))
 
 
 class GuardCheckpointCosignature(SQLModel, table=True):

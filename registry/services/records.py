@@ -4,8 +4,9 @@ Per processing activity (a)-(g): registry/services/processing_activities.py. For
 receives and why (from its agreements in force), every territory where it or its sub-processor chain stores,
 processes, backs up or reaches the data, its agreements with their dates and document digests, and the transfers to
 third countries — none, with the decision log for the period as the evidence: shares allowed and denied, the
-categories actually shared, the last share. The counts are aggregated in PostgreSQL over the logged requests, so a
-year of decisions is never loaded into the application.
+categories actually shared, the last share. The counts are summed from the checkpoint writer's daily rollup of the
+log (ledger/rollup.py) and the few entries it does not hold yet, so a year of decisions is never loaded into the
+application nor counted on a view.
 """
 
 import asyncio
@@ -16,7 +17,7 @@ from types import SimpleNamespace
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, text
+from sqlalchemy import select
 from sqlalchemy.ext.asyncio import AsyncSession
 from sqlmodel import col
 
@@ -27,6 +28,7 @@ from guard.views import AgreementView, PartyView
 from kernel.calendar import calendar_today, zone_or_default
 from kernel.errors import FieldError, RegistryValidationError
 from kernel.i18n import N_, current, gettext
+from ledger.rollup import decision_counts
 from registry.findings import snapshot_from_document
 from registry.models import Agreement
 from registry.services.agreement_documents import documents_on_file
@@ -39,52 +41,6 @@ ROLE_ORDER = {"processor": 0, "sub_processor": 1, "independent_controller": 2, "
 MAX_PERIOD_DAYS = 366 * 10
 # Trials from the try-a-share page are kept in the log as evidence but are no shares: none of the figures
 # below counts them.
-
-_SHARES = text(
-    """
-    SELECT recipient,
-           count(*) FILTER (WHERE allowed) AS allowed,
-           count(*) FILTER (WHERE NOT allowed) AS denied,
-           max(decided_at) FILTER (WHERE allowed) AS last_share_at,
-           (array_agg(decision_id::text ORDER BY seq DESC) FILTER (WHERE allowed))[1] AS last_share_id,
-           array_remove(array_agg(DISTINCT request->>'destination') FILTER (WHERE allowed), NULL) AS destinations
-      FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
-     GROUP BY recipient
-    """
-)
-# The categories of the shares allowed, from each logged request's `data_categories` array.
-_CATEGORIES = text(
-    """
-    SELECT d.recipient, array_agg(DISTINCT c.category ORDER BY c.category) AS categories
-      FROM guard_decision AS d
-     CROSS JOIN LATERAL jsonb_array_elements_text(
-           CASE WHEN jsonb_typeof(d.request->'data_categories') = 'array'
-                THEN d.request->'data_categories' ELSE '[]'::jsonb END) AS c(category)
-     WHERE d.allowed AND NOT d.trial AND d.decided_at >= :start AND d.decided_at < :end
-     GROUP BY d.recipient
-    """
-)
-
-
-# The period's decisions per recipient and purpose: the evidence of each processing activity's recipients.
-_BY_PURPOSE = text(
-    """
-    SELECT recipient, coalesce(request->>'purpose', '') AS purpose,
-           count(*) FILTER (WHERE allowed) AS allowed,
-           count(*) FILTER (WHERE NOT allowed) AS denied
-      FROM guard_decision
-     WHERE decided_at >= :start AND decided_at < :end AND NOT trial
-     GROUP BY 1, 2
-    """
-)
-
-
-async def _by_purpose(
-    session: AsyncSession, first: datetime, after: datetime
-) -> dict[tuple[str, str], tuple[int, int]]:
-    rows = await session.execute(_BY_PURPOSE, {"start": first, "end": after})
-    return {(row.recipient, row.purpose): (row.allowed, row.denied) for row in rows}
 
 
 def _activities(
@@ -152,24 +108,28 @@ def _union(views: list[AgreementView], field: str) -> list[str]:
     return sorted({entry for view in views for entry in getattr(view, field)})
 
 
-async def _enforcement(session: AsyncSession, first: datetime, after: datetime) -> dict[str, dict[str, Any]]:
-    bounds = {"start": first, "end": after}
-    shares = {row.recipient: row for row in await session.execute(_SHARES, bounds)}
-    categories = {row.recipient: list(row.categories) for row in await session.execute(_CATEGORIES, bounds)}
+async def _enforcement(
+    session: AsyncSession, first: datetime, after: datetime
+) -> tuple[dict[str, dict[str, Any]], dict[tuple[str, str], tuple[int, int]]]:
+    """Per recipient, what the log shows of the period (shares allowed and denied, the categories and
+    destinations of the allowed ones, the last); and allowed/denied per (recipient, purpose). Summed from the
+    checkpoint writer's daily rollup and the few entries it does not hold (ledger/rollup.py): a year of the log
+    costs its recipients and days, not its decisions."""
+    counts = await decision_counts(session, first, after)
     result: dict[str, dict[str, Any]] = {}
-    for recipient, row in shares.items():
+    for recipient, found in counts.recipients.items():
         result[recipient] = {
-            "shares_allowed": row.allowed,
-            "shares_denied": row.denied,
-            "categories_shared": categories.get(recipient, []),
-            "destinations": sorted(row.destinations or []),
+            "shares_allowed": found.allowed,
+            "shares_denied": found.denied,
+            "categories_shared": sorted(found.categories),
+            "destinations": sorted(found.destinations),
             "last_share": (
                 None
-                if row.last_share_at is None
-                else {"decided_at": row.last_share_at.astimezone(UTC).isoformat(), "decision_id": row.last_share_id}
+                if found.last_share_at is None
+                else {"decided_at": found.last_share_at.astimezone(UTC).isoformat(), "decision_id": found.last_share_id}
             ),
         }
-    return result
+    return result, counts.by_purpose
 
 
 def _no_enforcement() -> dict[str, Any]:
@@ -196,7 +156,7 @@ async def _record(session: AsyncSession, start: date | None, end: date | None, n
     as_of = min(end, today)  # what was in force at the period's end (or today, for a period still running)
     snapshot = snapshot_from_document(doc)
     on_file = await documents_on_file(session)
-    enforcement = await _enforcement(session, first, after)
+    enforcement, by_purpose = await _enforcement(session, first, after)
     # Each agreement's document entry by key, once: looked up per party's agreement (searching the whole list per
     # party was 10,000 times 30,000 comparisons at 10,000 parties, a minute on the event loop).
     documents = {a.key: a.document for a in doc.agreements}
@@ -209,7 +169,7 @@ async def _record(session: AsyncSession, start: date | None, end: date | None, n
     transfers = [t for r in recipients for t in r["third_country_transfers"]]
     controller = doc.controller.model_dump(mode="json") if doc.controller else None
     summary = record_summary(snapshot, keys, enforcement, controller, (start, end, zone, as_of), len(transfers), now)
-    activities = _activities(controller, snapshot, as_of, await _by_purpose(session, first, after))
+    activities = _activities(controller, snapshot, as_of, by_purpose)
     return {**summary, "activities": activities, "recipients": recipients, "third_country_transfers": transfers}
 
 
@@ -338,7 +298,7 @@ async def article_30_page(
     first, after = period_bounds(start, end, zone)
     as_of = min(end, today)
     on_file = await documents_on_file(session)
-    enforcement = await _enforcement(session, first, after)
+    enforcement, by_purpose = await _enforcement(session, first, after)
     keys = recipient_keys(snapshot.parties, enforcement)
     offset, limit = page
     shown = keys[offset : offset + limit]
@@ -358,7 +318,6 @@ async def article_30_page(
     summary = record_summary(snapshot, keys, enforcement, controller, (start, end, zone, as_of), transfers, now)
     # Every activity walks the registry's agreements and asks the rules about its recipients: in a thread, so that
     # the loop the guard answers on gets its turn meanwhile (the locale goes along with the context).
-    by_purpose = await _by_purpose(session, first, after)
     activities = await asyncio.to_thread(_activities, controller, snapshot, as_of, by_purpose)
     return {**summary, "activities": activities, "recipients": recipients, "recipients_total": len(keys)}
 
