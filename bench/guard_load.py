@@ -329,12 +329,12 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(url: str, port: int, log_file: Path) -> subprocess.Popen[bytes]:
+def start_server(url: str, port: int, log_file: Path, *arguments: str) -> subprocess.Popen[bytes]:
     env = {**os.environ, "REGISTRY_DATABASE_URL": url, "REGISTRY_SCHEDULER_ENABLED": "false"}
     registry = shutil.which("registry") or str(Path(sys.executable).parent / "registry")
     with log_file.open("wb") as log:
         return subprocess.Popen(
-            [registry, "serve", "--workers", "1", "--port", str(port)],
+            [registry, "serve", "--workers", "1", "--port", str(port), *arguments],
             env=env,
             stdout=log,
             stderr=subprocess.STDOUT,

@@ -9,7 +9,9 @@ Run from the repository root:
 It creates a scratch database on the local PostgreSQL (BENCH_POSTGRES_URL), migrates it, grows the seed registry
 to `--parties` parties and `--agreements` agreements with bench/guard_load.py's generator, creates a `guard:check`
 key, an admin key and a legal UI user, and starts `registry serve --workers 1` (REGISTRY_SECURE_COOKIES=false:
-the UI's cookies over plain http). Then:
+the UI's cookies over plain http): as it runs by default, the guard role answering the checks on a process of its
+own and relaying the pages and exports to the web role (issue 27, item 1); `--single-process` for the layout
+before it, every request on one event loop. Then:
 
 1. idle: `--rounds` wrk slices of `--duration` seconds against `POST /api/guard/check` (guard_load's request mix,
    `--connections` connections, each waiting `--delay-ms` between its requests: a steady load, not a flood);
@@ -20,7 +22,8 @@ the UI's cookies over plain http). Then:
    XLSX, Art. 30 JSON and CSV, the registry document, the findings, the UI's YAML export, the evidence bundle).
 
 It prints each page's median and worst beside the target (median <= 1 s), the guard's p50/p99 idle and busy
-beside the target (p99 <= 20 ms while busy), and each export's median duration (a figure, no target); then stops
+beside the target (median p99 of the slices <= 20 ms while busy, the worst slice's p99 <= 40 ms), and each
+export's median duration (a figure, no target); then stops
 the server it started (by pid) and drops the scratch database. Exit status 0 when every target is met.
 """
 
@@ -51,6 +54,7 @@ from registry.services.users import create_user  # noqa: E402
 
 TARGET_PAGE_MEDIAN_S = 1.0
 TARGET_GUARD_P99_MS = 20.0
+TARGET_GUARD_WORST_P99_MS = 40.0  # the worst busy slice (issue 27)
 EMAIL = "bench-legal@offix.example"
 PASSWORD = "bench-password-long-enough"
 
@@ -234,12 +238,14 @@ def measure(args: argparse.Namespace, base: str, guard_key: str, admin_key: str,
     i50, i99, iworst, irate = summary(idle)
     b50, b99, bworst, brate = summary(busy)
     meets = b99 <= TARGET_GUARD_P99_MS
-    ok &= meets
+    worst_meets = bworst <= TARGET_GUARD_WORST_P99_MS
+    ok &= meets and worst_meets
     print(f"\n{'guard check (wrk -c' + str(args.connections) + ', delay ' + str(args.delay_ms) + ' ms)':<52} "
           f"{'checks/s':>9} {'p50':>8} {'p99':>8} {'worst p99':>9}  target")  # fmt: skip
     print(f"{'idle':<52} {irate:>9.0f} {i50:>6.2f}ms {i99:>6.2f}ms {iworst:>7.2f}ms  (the idle figure)")
     print(f"{'busy: A browsing, B exporting':<52} {brate:>9.0f} {b50:>6.2f}ms {b99:>6.2f}ms {bworst:>7.2f}ms  "
-          f"p99 <= {TARGET_GUARD_P99_MS:g} ms {gl.verdict(meets)}")  # fmt: skip
+          f"p99 <= {TARGET_GUARD_P99_MS:g} ms {gl.verdict(meets)}, worst slice <= {TARGET_GUARD_WORST_P99_MS:g} ms "
+          f"{gl.verdict(worst_meets)}")  # fmt: skip
     errors = sum(m.errors for m in idle + busy)
     failures = browse.failures + exports.failures
     print(f"guard errors (non-2xx, socket): {errors}; page/export failures: {len(failures)}; "
@@ -267,6 +273,11 @@ def main() -> int:
     parser.add_argument("--no-exports", action="store_true", help="busy phase without client B (browsing only)")
     parser.add_argument("--party-pages", type=int, default=3, help="pages of the parties list browsed (default 3)")
     parser.add_argument("--max-busy-seconds", type=float, default=900, help="stop the busy phase after (900)")
+    parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="`registry serve --single-process`: checks, pages and exports on one event loop (the layout before)",
+    )
     args = parser.parse_args()
     if shutil.which("wrk") is None:
         sys.exit("wrk is not installed (apt-get install -y wrk)")
@@ -288,9 +299,12 @@ def main() -> int:
         base = f"http://127.0.0.1:{port}"
         log_file = workdir / "server.log"
         os.environ["REGISTRY_SECURE_COOKIES"] = "false"
-        server = gl.start_server(url, port, log_file)
+        layout = ["--single-process"] if args.single_process else []
+        server = gl.start_server(url, port, log_file, *layout)
         gl.wait_ready(base, server, log_file, timeout=600)
-        print(f"registry serve --workers 1 on {base} (pid {server.pid}); server log {log_file}", flush=True)
+        print(f"registry serve --workers 1 {' '.join(layout)} on {base} (pid {server.pid}; "
+              f"{'one process' if layout else 'the guard role, the web role behind it'}); server log {log_file}",
+              flush=True)  # fmt: skip
         return 0 if measure(args, base, guard_key, admin_key, workdir) else 1
     finally:
         if server is not None:

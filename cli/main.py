@@ -80,9 +80,17 @@ def main(ctx: click.Context) -> None:
 @click.option("--port", default=None, type=click.IntRange(1, 65535), help="[default: REGISTRY_PORT, else 8000]")
 @click.option("--workers", default=1, show_default=True, type=click.IntRange(1, 64))
 @click.option("--new", is_flag=True, help="create a new embedded registry here although another one exists elsewhere")
+@click.option(
+    "--single-process",
+    is_flag=True,
+    help="answer checks, pages and exports on the same processes (by default the guard has its own)",
+)
 @pass_context
-def serve(context: Context, host: str | None, port: int | None, workers: int, new: bool) -> None:
-    """Upgrade the schema, seed an empty registry, and serve the API and the web UI."""
+def serve(context: Context, host: str | None, port: int | None, workers: int, new: bool, single_process: bool) -> None:
+    """Upgrade the schema, seed an empty registry, and serve the API and the web UI.
+
+    The guard's checks are answered on processes of their own (`--workers` of them) on the public port; the
+    web UI, the registry API and exports on another process behind them (cli/roles.py, web/roles.py)."""
     import os
 
     import uvicorn
@@ -106,29 +114,32 @@ def serve(context: Context, host: str | None, port: int | None, workers: int, ne
             err=True,
         )
     os.environ["REGISTRY_DATABASE_URL"] = url  # workers read their settings from the environment
+    host = host if host is not None else context.settings.host
+    port = port if port is not None else context.settings.port
+    from cli.roles import RoleSupervisor, forwarded_header_options
+
+    if not single_process:
+        # Returns (rather than exit from a signal) so that atexit stops the embedded PostgreSQL after the roles.
+        code = RoleSupervisor(context.settings, host, port, workers).run()
+        if code:
+            sys.exit(code)
+        return
     # Uvicorn re-raises the SIGTERM it caught once it has shut down; with the default handler that kills the
     # process before atexit runs, and the embedded PostgreSQL would outlive us. Exit normally instead.
     signal.signal(signal.SIGTERM, lambda *_: sys.exit(0))
     uvicorn.run(
         "web.app:create_served_app",
         factory=True,
-        host=host if host is not None else context.settings.host,
-        port=port if port is not None else context.settings.port,
+        host=host,
+        port=port,
         workers=workers,
         # Every worker gets this long to import the app and start (uvicorn's 5 s killed some at start).
         timeout_worker_healthcheck=context.settings.worker_healthcheck_seconds,
         log_level="info",
         log_config=logging_dict(context.settings.log_format),  # one format for every line (kernel/logs.py)
         access_log=False,  # the app writes its own (web/access_log.py)
-        **forwarded_header_options(context.settings.trusted_proxies),
+        **forwarded_header_options(context.settings.trusted_proxies),  # (cli/roles.py)
     )
-
-
-def forwarded_header_options(trusted_proxies: str) -> dict[str, Any]:
-    """Uvicorn's handling of X-Forwarded-* headers: believed only from the proxies configured. (Uvicorn's own
-    default believes them from 127.0.0.1, so any local process could pick the address the throttle counts.)"""
-    proxies = ",".join(p.strip() for p in trusted_proxies.split(",") if p.strip())
-    return {"proxy_headers": bool(proxies), "forwarded_allow_ips": proxies or "127.0.0.1"}
 
 
 def _metrics_directory() -> None:

@@ -15,6 +15,7 @@ import contextlib
 import logging
 import time
 from abc import ABC, abstractmethod
+from collections.abc import Callable
 from typing import Any
 
 import asyncpg
@@ -57,6 +58,8 @@ class ListeningRefresher(ABC):
         self._listener_lost = asyncio.Event()
         self._waiters: list[tuple[int, asyncio.Future[None]]] = []
         self._task: asyncio.Task[None] | None = None
+        # Called after every read that found the copy current (the guard role announces what it obeys).
+        self.on_confirmed: list[Callable[[], None]] = []
 
     # --- What a copy defines -----------------------------------------------------------------------------
 
@@ -129,6 +132,8 @@ class ListeningRefresher(ABC):
         """The copy matched the database as of `moment`: trusted again, and every writer it now covers released."""
         self.confirmed_at = moment
         self.last_error = None
+        for listener in self.on_confirmed:
+            listener()
         held = self.position()
         if held is None:
             return

@@ -180,6 +180,9 @@ def logging_dict(log_format: LogFormat) -> dict[str, Any]:
             "uvicorn.access": {"handlers": [], "level": "INFO", "propagate": False},
             "registry.access": {"handlers": ["access"], "level": "INFO", "propagate": False},
             "litestar": {"handlers": ["stderr"], "level": "INFO", "propagate": False},
+            # httpx names every request's URL at INFO: the guard role relays the web role's requests through it,
+            # and a URL may carry a secret (a calendar feed's); the web role's access log leaves those out.
+            "httpx": {"level": "WARNING"},
         },
         "root": {"handlers": ["stderr"], "level": "INFO"},
     }

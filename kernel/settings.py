@@ -129,6 +129,11 @@ def normalise_database_url(url: str) -> str:
     raise SettingsError("REGISTRY_DATABASE_URL must start with postgresql:// or postgresql+asyncpg://")
 
 
+# The pid of `registry serve`, in the environment of the processes it starts (cli/roles.py): a supervisor that
+# answers no request, left out of the per-process metrics (web/controllers/metrics.py).
+SERVE_SUPERVISOR_PID = "REGISTRY_SERVE_SUPERVISOR_PID"
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix=ENV_PREFIX, env_ignore_empty=True, frozen=True, extra="forbid", validate_default=True
@@ -151,6 +156,15 @@ class Settings(BaseSettings):
     # start the answer waits for the app's import and start-up, seconds on a busy machine; uvicorn's default 5 s
     # killed workers that were only starting). Also how long a hung worker lives before it is replaced.
     worker_healthcheck_seconds: int = Field(60, ge=1)
+    # Set by `registry serve` for the processes it starts (cli/roles.py), not by an operator: which role this
+    # process plays ("all": guard and web in one process, as in-process tests and `serve --single-process` run;
+    # "guard": the checks, health and /metrics on the public port, the rest relayed to the web role's private
+    # socket; "web": the UI, the registry API, exports and reports), the web role's socket, and which
+    # `registry serve` and how many guard-role workers a write waits for (guard/obedience.py).
+    process_role: Literal["all", "guard", "web"] = "all"
+    web_role_socket: Path | None = None
+    guard_role_instance: str = ""
+    guard_role_workers: int = Field(1, ge=1, le=64)
     # Largest registry document `PUT /api/registry` accepts (a 10,000-party registry is about 10 MB of JSON).
     registry_import_max_bytes: int = Field(64 * 1024 * 1024, ge=1)
     # Guard

@@ -35,6 +35,7 @@ from web.controllers.records import route_handlers as records_handlers
 from web.controllers.registry_document import RegistryDocumentController
 from web.controllers.subjects import route_handlers as subject_handlers
 from web.openapi import contract_on_startup, docs_assets_router, openapi_config
+from web.roles import RoleDispatcher
 from web.ui import setup as ui
 from web.visibility import wait_until_the_guard_obeys
 
@@ -199,7 +200,14 @@ def create_app(settings: Settings | None = None) -> Litestar:
     return app
 
 
-def create_served_app() -> AccessLog:
+def create_served_app() -> AccessLog | RoleDispatcher:
     """The app as `registry serve` runs it: behind its access log (web/access_log.py), uvicorn's own off,
-    which also puts a request id on every log line and answer (kernel/logs.py)."""
-    return AccessLog(create_app(), request_ids=True)
+    which also puts a request id on every log line and answer (kernel/logs.py). On a guard-role process, only
+    the guard's own paths reach it; the rest is relayed to the web role (web/roles.py), which logs them."""
+    settings = Settings.from_env()
+    served = AccessLog(create_app(settings), request_ids=True)
+    if settings.process_role != "guard":
+        return served
+    if settings.web_role_socket is None:
+        raise RuntimeError("a guard-role process needs REGISTRY_WEB_ROLE_SOCKET (`registry serve` sets it)")
+    return RoleDispatcher(served, settings.web_role_socket)

@@ -21,6 +21,7 @@ from litestar.di import Provide
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker
 
 from guard.fairness import BatchAdmission
+from guard.obedience import GuardRoleWatch, ObedienceAnnouncer, Positions
 from guard.objections import RESTRICTIONS, ObjectionIndex
 from guard.service import GuardRuntime
 from guard.snapshot import SnapshotRefresher
@@ -73,6 +74,23 @@ class Services:
     sign_on: OidcClient | None = None
     # The UI's CSRF key: from the settings, else the secret every instance shares in the database (read at start).
     csrf_secret: str | None = None
+    # Under `registry serve`, where the guard role answers checks on processes of its own: a guard-role worker
+    # announces what it obeys, and the web role holds a write's answer until every guard-role worker obeys it
+    # (guard/obedience.py). Both None where one process plays both roles.
+    announcer: ObedienceAnnouncer | None = None
+    guard_role: GuardRoleWatch | None = None
+
+    async def obey_subject_rights(self) -> None:
+        """A committed objection or restriction is obeyed by the guard before it is answered: this process's
+        indexes catch up now, and the guard role's (other processes under `registry serve`) within the bound
+        (`write_visibility_timeout_seconds`); past it the change has still been made, and is answered so."""
+        await self.objections.refresh_now()
+        await self.restrictions.refresh_now()
+        if self.guard_role is None:
+            return
+        wanted = Positions(objections=self.objections.position(), restrictions=self.restrictions.position())
+        if not await self.guard_role.wait_for(wanted, self.settings.write_visibility_timeout_seconds):
+            log.warning("answered a data subject's objection or restriction before the guard role obeyed it")
 
     async def resolve_session(self, connection: ASGIConnection[Any, Any, Any, Any]) -> Principal | None:
         """The user its session cookie signs in, if any (the UI's login; the API takes bearer keys only)."""
@@ -136,12 +154,25 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
         poll_seconds=settings.snapshot_poll_seconds,
         table=RESTRICTIONS,
     )
-    # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`.
+    # Off the guard's hot path: its own task and connection, every `checkpoint_seconds`; under `registry serve`
+    # on the web role (a refused checkpoint raises its alarm through the database, which the guard role watches).
     checkpoints = (
         CheckpointPublisher(dsn, settings, settings.checkpoint_seconds, evidence)
-        if settings.checkpoint_seconds > 0
+        if settings.checkpoint_seconds > 0 and settings.process_role != "guard"
         else None
     )
+    announcer = guard_role = None
+    if settings.process_role == "guard":
+        announcer = ObedienceAnnouncer(
+            dsn,
+            settings.guard_role_instance,
+            writer_origin(role),
+            lambda: Positions(snapshots.position(), objections.position(), restrictions.position()),
+        )
+        for copy in (snapshots, objections, restrictions):
+            copy.on_confirmed.append(announcer.poke)
+    elif settings.process_role == "web":
+        guard_role = GuardRoleWatch(dsn, settings.guard_role_instance, settings.guard_role_workers)
     return Services(
         settings=settings,
         engine=engine,
@@ -168,6 +199,8 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
         evidence=evidence,
         proofs=proofs,
         sign_on=OidcClient(settings) if settings.oidc_enabled else None,
+        announcer=announcer,
+        guard_role=guard_role,
     )
 
 
@@ -183,12 +216,17 @@ async def running(services: Services) -> AsyncIterator[Services]:
                 services.csrf_secret = await shared_secret(session, UI_SESSION_SECRET)
         await services.evidence.start()
         services.log_writer.start()
+        if services.guard_role is not None:  # listening before the first write can wait on it
+            await services.guard_role.start()
         await services.snapshots.start()
         await services.objections.start()
         await services.restrictions.start()
+        if services.announcer is not None:
+            await services.announcer.start()
         if services.checkpoints is not None:
             services.checkpoints.start()
-        if settings.scheduler_enabled:
+        # The reminders' scheduler runs on the web role: a job's queries and e-mails stay off the guard's loop.
+        if settings.scheduler_enabled and settings.process_role != "guard":
             services.scheduler = await start_scheduler(services.sessionmaker, settings)
         yield services
     finally:
@@ -197,9 +235,13 @@ async def running(services: Services) -> AsyncIterator[Services]:
             services.scheduler = None
         if services.checkpoints is not None:
             await services.checkpoints.stop()
+        if services.announcer is not None:
+            await services.announcer.stop()
         await services.restrictions.stop()
         await services.objections.stop()
         await services.snapshots.stop()
+        if services.guard_role is not None:
+            await services.guard_role.stop()
         await services.log_writer.stop()
         await services.evidence.stop()
         counters.flush()  # (the last second's checks, before the process goes)
@@ -239,7 +281,11 @@ def lifespan(settings: Settings) -> Callable[[Litestar], Any]:
 
     @asynccontextmanager
     async def composition_root(app: Litestar) -> AsyncIterator[None]:
-        async with running(build_services(settings, await registry_subject_key(settings))) as services:
+        # The decision log names who wrote each chain: a guard-role worker, the web role (its "try a share" page)
+        # or the one process playing both.
+        role = "web" if settings.process_role == "web" else "guard"
+        subject_key = await registry_subject_key(settings, role)
+        async with running(build_services(settings, subject_key, role=role)) as services:
             app.state[SERVICES] = services
             try:
                 yield

@@ -1,4 +1,5 @@
-"""Read your writes: a registry write is answered only once this instance's guard obeys it.
+"""Read your writes: a registry write is answered only once this instance's guard obeys it (under `registry serve`,
+every process of its guard role: guard/obedience.py).
 
 Every write raises the registry's revision in its transaction (kernel.db.notify_registry_changed); the session
 remembers the revision it committed. Before the answer to such a request starts, this hook waits until this
@@ -11,6 +12,7 @@ time (bench/snapshot_propagation.py), each stays bound by its snapshot's age, an
 revision they obey, for a client that must know.
 """
 
+import asyncio
 import logging
 from typing import Any
 
@@ -18,6 +20,7 @@ from litestar.datastructures import MutableScopeHeaders
 from litestar.types import Message, Scope
 from sqlalchemy.ext.asyncio import AsyncSession
 
+from guard.obedience import Positions
 from kernel.db import WRITTEN_REVISION
 from web.composition import started_services
 
@@ -49,7 +52,18 @@ async def wait_until_the_guard_obeys(message: Message, scope: Scope) -> None:
     services = started_services(scope["app"])
     if services is None:
         return
-    held = await services.snapshots.wait_for(revision, services.settings.write_visibility_timeout_seconds)
+    bound = services.settings.write_visibility_timeout_seconds
+    if services.guard_role is None:
+        held = await services.snapshots.wait_for(revision, bound)
+    else:
+        # Under `registry serve` the checks are answered by the guard role's processes: the write waits for
+        # every one of them (through the database, guard/obedience.py), and for this process's own snapshot,
+        # which the pages that follow the write are drawn from.
+        await asyncio.gather(
+            services.guard_role.wait_for(Positions(registry=revision), bound),
+            services.snapshots.wait_for(revision, bound),
+        )
+        held = services.guard_role.registry_revision()
     headers = MutableScopeHeaders.from_message(message)
     headers[REVISION_HEADER] = str(revision)
     headers[GUARD_REVISION_HEADER] = "none" if held is None else str(held)

@@ -63,10 +63,11 @@ async def test_metrics_count_the_decisions_their_deny_reasons_and_the_commits(se
     assert samples[("guard_check_duration_seconds_count", ())] == 3
     assert samples[("guard_check_duration_seconds_bucket", (("le", "+Inf"),))] == 3
     assert samples[("guard_check_duration_seconds_sum", ())] > 0
-    # The process's own figures, labelled with its pid (the workers of `--workers N` each have theirs).
+    # Each process's own figures, labelled with its pid: the guard role's and the web role's (the workers of
+    # `--workers N` each have theirs), not the supervisor's.
     cpu = [labels for (name, labels) in samples if name == "process_cpu_seconds_total"]
     resident = [labels for (name, labels) in samples if name == "process_resident_memory_bytes"]
-    assert len(cpu) == 1 and len(resident) == 1 and dict(cpu[0])["pid"].isdigit()
+    assert len(cpu) == 2 and len(resident) == 2 and all(dict(labels)["pid"].isdigit() for labels in cpu)
 
 
 async def test_an_admin_key_may_scrape_metrics(service, seeded_service_database):

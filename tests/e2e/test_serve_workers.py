@@ -53,14 +53,18 @@ def test_serve_with_two_workers_starts_both_and_each_takes_connections(seeded_se
         while time.monotonic() < deadline:
             assert server.poll() is None, "the server exited:\n" + log_path.read_text()
             text = log_path.read_text()
-            if text.count("Application startup complete.") >= 2:
+            if text.count("Application startup complete.") >= 3:  # the web role's and both guard-role workers'
                 break
             time.sleep(0.5)
         else:
             raise AssertionError("two workers did not both start:\n" + log_path.read_text())
-        workers = _worker_pids(log_path.read_text())
-        assert len(workers) == 2, log_path.read_text()
-        assert workers <= {child.pid for child in psutil.Process(server.pid).children()}  # (and a resource tracker)
+        # The guard role's workers: the checks' processes on the public port (the web role sits behind them).
+        roles = psutil.Process(server.pid).children()
+        web = {child.pid for child in roles if child.cmdline()[2:4] == ["cli.roles", "web"]}
+        workers = _worker_pids(log_path.read_text()) - web
+        assert len(web) == 1 and len(workers) == 2, log_path.read_text()
+        # (uvicorn's supervisor of the guard role between, and a resource tracker)
+        assert workers <= {child.pid for child in psutil.Process(server.pid).children(recursive=True)}
         assert httpx.get(f"http://127.0.0.1:{port}/health/ready", timeout=30).status_code == 200
 
         # Connections kept open until both workers hold one: each worker accepts from the shared socket.

@@ -9,7 +9,7 @@ import httpx
 import pytest
 import uvicorn
 
-from cli.main import forwarded_header_options
+from cli.roles import forwarded_header_options
 from tests.conftest import free_port, test_settings
 from tests.integration.test_decision_log import plain_url
 from tests.ui_session import csrf_token

@@ -24,6 +24,7 @@ from sqlalchemy import text
 
 import kernel.counters  # noqa: F401  (registers the guard's metrics before the first scrape)
 from kernel import counters
+from kernel.settings import SERVE_SUPERVISOR_PID
 from web.auth import requires
 from web.composition import Services
 
@@ -47,10 +48,10 @@ class WorkerProcesses(Collector):
 
     def pids(self) -> list[int]:
         found = {int(m.group(1)) for name in os.listdir(self.directory) if (m := _PID_OF_FILE.search(name))}
-        # Not the supervisor that started the workers (`registry serve --workers N`): it keeps a metrics file
-        # from its checks before serving, but answers no request; its figures would be a third series of two.
-        supervisor = os.getppid()
-        return sorted(pid for pid in found if pid != supervisor and os.path.exists(f"/proc/{pid}"))
+        # Not the supervisors: `registry serve` (it keeps a metrics file from its checks before serving, but
+        # answers no request) and uvicorn's of `--workers N`: their figures would be series of no worker.
+        supervisors = {os.getppid(), int(os.environ.get(SERVE_SUPERVISOR_PID, "0") or 0)}
+        return sorted(pid for pid in found if pid not in supervisors and os.path.exists(f"/proc/{pid}"))
 
     def collect(self) -> Iterable[Metric]:
         families: dict[str, Metric] = {}

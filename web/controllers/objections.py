@@ -58,9 +58,7 @@ def _day(parameter: str, value: str | None) -> date | None:
 
 async def _obeyed_here(request: Request[Any, Any, Any]) -> None:
     """This instance's guard obeys a committed change before the change is answered; the others on notice."""
-    index = services_of(request.app).objections
-    if index is not None:
-        await index.refresh_now()
+    await services_of(request.app).obey_subject_rights()
 
 
 class ObjectionController(Controller):

@@ -41,8 +41,7 @@ def _subject_key(request: Request[Any, Any, Any]) -> SubjectKey:
 async def _obeyed_here(request: Request[Any, Any, Any]) -> None:
     """This instance's guard obeys a committed change before the change is answered; the others on notice
     (the same promise as objections)."""
-    await services_of(request.app).objections.refresh_now()
-    await services_of(request.app).restrictions.refresh_now()
+    await services_of(request.app).obey_subject_rights()
 
 
 class RestrictionController(Controller):

@@ -119,7 +119,7 @@ class ObjectionsUiController(UiPages):
             )
         async with db_session.begin():
             await record_objection(db_session, services_of(request.app).subject_key, data, request.user.name)
-        await services_of(request.app).objections.refresh_now()
+        await services_of(request.app).obey_subject_rights()
         # Rendered, not redirected: a redirect would put the identifier in a URL (history, logs).
         return await self._objections_page(request, db_session, form["subject"], notice=RECORDED)
 
@@ -154,7 +154,7 @@ class ObjectionsUiController(UiPages):
         except RegistryValidationError as exc:
             problems = [m for messages in forms.field_messages(exc.errors).values() for m in messages]
             return await self._objections_page(request, db_session, None, status_code=400, errors={"file": problems})
-        await services_of(request.app).objections.refresh_now()
+        await services_of(request.app).obey_subject_rights()
         counts = {"rows": summary.rows, "recorded": summary.recorded, "already": summary.already_in_force}
         return await self._objections_page(request, db_session, None, notice=gettext(IMPORTED) % counts)
 
@@ -164,7 +164,7 @@ class ObjectionsUiController(UiPages):
     ) -> Redirect:
         async with db_session.begin():
             await withdraw_objection(db_session, objection_id, request.user.name)
-        await services_of(request.app).objections.refresh_now()
+        await services_of(request.app).obey_subject_rights()
         return Redirect(f"/ui/objections?withdrawn={objection_id}", status_code=303)
 
     @get("/subjects/recipients", opt=requires("registry:read"))

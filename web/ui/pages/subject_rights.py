@@ -89,8 +89,7 @@ class SubjectRightsPages(UiPages):
         return {k: str(v) for k, v in (await read_form(request)).items() if k != "_csrf_token"}
 
     async def _obeyed_here(self, request: Request[Any, Any, Any]) -> None:
-        await services_of(request.app).objections.refresh_now()
-        await services_of(request.app).restrictions.refresh_now()
+        await services_of(request.app).obey_subject_rights()
 
     @get("/subjects", opt=requires("registry:read"))
     async def rights(
