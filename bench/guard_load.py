@@ -721,6 +721,11 @@ def main() -> int:
     add_load_options(parser)
     parser.add_argument("--parties", type=int, default=LARGE_PARTIES)
     parser.add_argument("--agreements", type=int, default=LARGE_AGREEMENTS)
+    parser.add_argument(
+        "--single-process",
+        action="store_true",
+        help="serve guard and pages in one process (the layout before issue 27)",
+    )
     parser.add_argument("--profile", type=Path, help="record a py-spy flame graph (SVG) of each guard run here")
     args = parser.parse_args()
     if shutil.which("wrk") is None:
@@ -739,7 +744,7 @@ def main() -> int:
         port = free_port()
         base = f"http://127.0.0.1:{port}"
         log_file = workdir / "server.log"
-        server = start_server(url, port, log_file)
+        server = start_server(url, port, log_file, *(["--single-process"] if args.single_process else []))
         floor_port = free_port()
         floor_log = workdir / "floor.log"
         floor_server = start_floor(floor_port, floor_log)
