@@ -102,9 +102,10 @@ COSIGNATURE_V1 = b"\x04"  # the key ID algorithm byte of C2SP tlog-cosignature E
 _VKEY_NAME = re.compile(r"^[^\s+]+$")  # a signed-note key name: non-empty, no whitespace and no plus sign
 
 
-def cosigner_vkey(value: str) -> tuple[str, bytes]:
-    """The name and Ed25519 public key of a witness's cosigning vkey ``<name>+<hex key ID>+<base64(0x04 ||
-    key)>`` (C2SP signed-note, tlog-cosignature); ValueError saying what does not hold."""
+def signed_note_vkey(value: str, key_type: bytes, kind: str) -> tuple[str, bytes]:
+    """The name and Ed25519 public key of a signed-note vkey ``<name>+<hex key ID>+<base64(type || key)>`` whose
+    type byte is `key_type` (0x01 a log's signing key, 0x04 a witness's cosigning key; `kind` names it in the
+    error); ValueError saying what does not hold."""
     parts = value.strip().split("+", 2)  # (base64 may hold plus signs; the name and key ID do not)
     if len(parts) != 3 or not _VKEY_NAME.match(parts[0]):
         raise ValueError("must read <name>+<key id>+<base64 key> (a vkey)")
@@ -114,11 +115,16 @@ def cosigner_vkey(value: str) -> tuple[str, bytes]:
         wanted = bytes.fromhex(hex_id)
     except (binascii.Error, ValueError):
         raise ValueError("its key ID is not hex or its key not base64") from None
-    if len(raw) != 33 or raw[:1] != COSIGNATURE_V1:
-        raise ValueError("is not an Ed25519 cosignature key (type 0x04)")
+    if len(raw) != 33 or raw[:1] != key_type:
+        raise ValueError(f"is not an Ed25519 {kind} key (type 0x{key_type.hex()})")
     if hashlib.sha256(name.encode() + b"\n" + raw).digest()[:4] != wanted:
         raise ValueError("its key ID does not match its name and key")
     return name, raw[1:]
+
+
+def cosigner_vkey(value: str) -> tuple[str, bytes]:
+    """The name and Ed25519 public key of a witness's cosigning vkey (C2SP tlog-cosignature)."""
+    return signed_note_vkey(value, COSIGNATURE_V1, "cosignature")
 
 
 def normalise_database_url(url: str) -> str:

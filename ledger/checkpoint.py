@@ -24,7 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey, Ed25519PublicKey
 
 from kernel.secret_files import create_or_read
-from kernel.settings import COSIGNATURE_V1, cosigner_vkey
+from kernel.settings import COSIGNATURE_V1, cosigner_vkey, signed_note_vkey
 
 ED25519 = b"\x01"  # the signed-note signature type of Ed25519
 SIGNATURE_PREFIX = "\u2014 "  # an em dash and a space begin each signature line
@@ -61,21 +61,10 @@ class Verifier:
 
     @classmethod
     def parse(cls, text: str) -> "Verifier":
-        parts = text.strip().split("+", 2)  # (base64 may hold plus signs; the name and key ID do not)
-        if len(parts) != 3 or not _NAME.match(parts[0]):
-            raise CheckpointError("a verifier key reads <name>+<key id>+<base64 key>")
-        name, hex_id, encoded = parts
         try:
-            raw = base64.b64decode(encoded, validate=True)
-            wanted = bytes.fromhex(hex_id)
-        except (binascii.Error, ValueError):
-            raise CheckpointError("the verifier key is not valid hex and base64") from None
-        if len(raw) != 33 or raw[:1] != ED25519:
-            raise CheckpointError("the verifier key is not an Ed25519 key")
-        verifier = cls(name, raw[1:])
-        if verifier.key_id != wanted:
-            raise CheckpointError("the verifier key's ID does not match its name and key")
-        return verifier
+            return cls(*signed_note_vkey(text, ED25519, "signing"))
+        except ValueError as exc:
+            raise CheckpointError(f"the verifier key {exc}") from None
 
 
 @dataclass(frozen=True)
