@@ -23,7 +23,7 @@ from typing import Any
 
 import asyncpg
 
-from kernel.tasks import cancel_and_wait, close_listening, open_listening
+from kernel.tasks import cancel_and_wait, close_listening, open_listening, wait_as_waiter
 
 log = logging.getLogger(__name__)
 
@@ -153,16 +153,7 @@ class GuardRoleWatch:
             return True
         if within_seconds <= 0:
             return False
-        waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        entry = (wanted, waiter)
-        self._waiters.append(entry)
-        try:
-            await asyncio.wait_for(waiter, within_seconds)
-        except TimeoutError:
-            pass
-        finally:
-            with contextlib.suppress(ValueError):
-                self._waiters.remove(entry)
+        await wait_as_waiter(self._waiters, wanted, within_seconds)
         return self.obeys(wanted)
 
     def describe(self) -> dict[str, Any]:

@@ -20,7 +20,7 @@ from typing import Any
 
 import asyncpg
 
-from kernel.tasks import cancel_and_wait, close_listening, open_listening
+from kernel.tasks import cancel_and_wait, close_listening, open_listening, wait_as_waiter
 
 log = logging.getLogger(__name__)
 
@@ -115,17 +115,8 @@ class ListeningRefresher(ABC):
         if held is not None and held >= position:
             return held
         if within_seconds > 0:
-            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            entry = (position, waiter)
-            self._waiters.append(entry)
             self._changed.set()  # catch up now rather than when the write's notice arrives
-            try:
-                await asyncio.wait_for(waiter, within_seconds)
-            except TimeoutError:
-                pass
-            finally:
-                with contextlib.suppress(ValueError):
-                    self._waiters.remove(entry)
+            await wait_as_waiter(self._waiters, position, within_seconds)
         return self.position()
 
     def _confirmed_at(self, moment: float) -> None:

@@ -7,6 +7,7 @@ import asyncio
 import contextlib
 import logging
 from collections.abc import Callable
+from typing import Any
 
 import asyncpg
 
@@ -60,3 +61,18 @@ async def close_listening(connection: asyncpg.Connection | None, on_lost: Notice
             await asyncio.wait_for(connection.close(), timeout=2)
         if not connection.is_closed():
             connection.terminate()
+
+
+async def wait_as_waiter(waiters: "list[tuple[Any, asyncio.Future[None]]]", wanted: Any, within_seconds: float) -> None:
+    """Wait, at most `within_seconds`, for whoever keeps `waiters` to settle the future registered with `wanted`
+    (it settles each one whose `wanted` it reaches); the entry is taken out again however the wait ends."""
+    waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+    entry = (wanted, waiter)
+    waiters.append(entry)
+    try:
+        await asyncio.wait_for(waiter, within_seconds)
+    except TimeoutError:
+        pass
+    finally:
+        with contextlib.suppress(ValueError):
+            waiters.remove(entry)
