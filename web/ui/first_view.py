@@ -1,0 +1,160 @@
+"""A snapshot's first view, prepared in a worker process instead of on the web role's event loop (issue 27).
+
+Pages work out what they need of the whole registry once per snapshot (web/ui/registry_view.py): the documents
+of every party and agreement, the findings, the agreements' states and the expiring ones, the unapproved links,
+the Art. 30 page's transfer counts. At 10,000 parties that took the first view after each registry change
+seconds of the loop's time, in slices. Here a niced worker process of its own (kernel/workers.py; not the report
+worker, where a view would queue behind a 20-second export) reads the registry in one repeatable-read
+transaction and runs the view's own code over it (`RegistryView.of_snapshot` and `warm`): one copy of the
+logic, two places to run it. What it hands back is plain data, tagged with the registry revision it read.
+
+A page takes it only for the snapshot of that same revision: a worker that read a newer revision (the registry
+moved on while it read) or failed leaves the page to work its view out on the loop as before, never to show
+another revision's data. The web role asks for the preparation as soon as its guard snapshot changes (the
+refresher's `on_confirmed`), so that the first person to look finds it done or under way; the guard role has no
+pages and never starts it (web/composition.py). Small registries are worked out on the loop: a worker's round
+trip costs more than their whole view.
+"""
+
+import asyncio
+import logging
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import date
+from typing import Any
+
+from guard.policy import Snapshot
+from guard.snapshot import POLICY_NAME, LoadedSnapshot
+from kernel.workers import WorkerProcess
+
+log = logging.getLogger(__name__)
+
+# From this many parties a snapshot's first view is prepared in the worker; below, on the loop (a few
+# milliseconds: the seed's registry, the tests').
+MIN_PARTIES = 1000
+
+
+@dataclass(frozen=True)
+class FirstView:
+    """What the worker prepared for the registry at `revision`: a RegistryView's documents and memo."""
+
+    revision: int
+    today: date
+    party_docs: dict[str, dict[str, Any]]
+    agreement_docs: dict[str, dict[str, Any]]
+    agreements_by_party: dict[str, list[dict[str, Any]]]
+    memo: dict[Any, Any]
+
+
+def prepare_first_view(database_url: str, today: date | None, window: int) -> FirstView:
+    """In the worker: read the registry (the guard's snapshot as `load_snapshot` builds it, its revision and the
+    controller, in one repeatable-read transaction) and work out its first view for `today` (default: the
+    controller's today, as pages take it) and the expiring `window`."""
+    from sqlalchemy.ext.asyncio import AsyncSession
+
+    from kernel.db import registry_revision
+    from registry.models.controller import ControllerProfile
+    from registry.reports import in_registry
+    from registry.services.documents import controller_document
+    from registry.snapshot_source import load_snapshot
+    from web.ui import views
+    from web.ui.registry_view import RegistryView
+
+    async def read(session: AsyncSession) -> tuple[Snapshot, int, dict[str, Any] | None]:
+        async with session.begin():
+            await session.connection(execution_options={"isolation_level": "REPEATABLE READ"})
+            snapshot = await load_snapshot(session, ruleset=POLICY_NAME)
+            revision = await registry_revision(session)
+            controller = controller_document(await session.get(ControllerProfile, 1))
+        return snapshot, revision, controller
+
+    snapshot, revision, controller = in_registry(database_url, read)
+    day = today or views.controller_today(controller)
+
+    async def prepare() -> FirstView:
+        view = await RegistryView.of_snapshot(snapshot, controller)
+        await view.warm(day, window)
+        return FirstView(
+            revision, day, view.party_docs, view.agreement_docs, view.agreements_by_party, view.memo_items()
+        )
+
+    return asyncio.run(prepare())
+
+
+class FirstViews:
+    """The web role's first views, prepared in a worker: the newest one kept, one preparation at a time."""
+
+    def __init__(self, database_url: str, window: int, current: Callable[[], LoadedSnapshot | None]) -> None:
+        self.database_url = database_url
+        self.window = window
+        self._current = current  # the refresher's snapshot now
+        self.worker = WorkerProcess("first-view")
+        self.ready: FirstView | None = None
+        self.failures = 0
+        self._job: asyncio.Task[bool] | None = None
+        self._closed = False
+        # The revision the last failed preparation was asked for: warming waits for a newer one (a failure
+        # that lasts is not retried on every currency check; a page still asks once for its snapshot).
+        self._failed_at = -1
+
+    @staticmethod
+    def worth_it(snapshot: Snapshot) -> bool:
+        return len(snapshot.parties) >= MIN_PARTIES
+
+    def snapshot_confirmed(self) -> None:
+        """The refresher's listener (it confirmed or replaced its snapshot): prepare the new one's first view now,
+        unless it is prepared, being prepared, or small."""
+        loaded = self._current()
+        if self._closed or loaded is None or not self.worth_it(loaded.snapshot):
+            return
+        if self.ready is not None and self.ready.revision >= loaded.revision:
+            return
+        if loaded.revision <= self._failed_at:
+            return
+        self._start()
+
+    async def for_revision(self, revision: int) -> FirstView | None:
+        """The first view of the registry at `revision`, awaiting the preparation under way (or starting one), or
+        None when the worker failed or could not read that revision (the registry had moved on)."""
+        for _ in range(2):  # the preparation under way may have started before `revision` existed
+            ready = self.ready
+            if ready is not None and ready.revision >= revision:
+                return ready if ready.revision == revision else None
+            if self._closed or not await asyncio.shield(self._start()):
+                return None
+        ready = self.ready
+        return ready if ready is not None and ready.revision == revision else None
+
+    def _start(self) -> "asyncio.Task[bool]":
+        if self._job is None or self._job.done():
+            loaded = self._current()
+            self._job = asyncio.get_running_loop().create_task(self._prepare(-1 if loaded is None else loaded.revision))
+            self._job.add_done_callback(self._done)
+        return self._job
+
+    def _done(self, job: "asyncio.Task[bool]") -> None:
+        # The snapshot may have moved on while this one was prepared: prepare that one in turn.
+        if not job.cancelled() and job.result():
+            self.snapshot_confirmed()
+
+    async def _prepare(self, wanted: int) -> bool:
+        try:
+            prepared = await self.worker.run(prepare_first_view, self.database_url, None, self.window)
+        except asyncio.CancelledError:
+            raise
+        except Exception as exc:
+            self.failures += 1
+            self._failed_at = max(self._failed_at, wanted)
+            log.warning(
+                "a first view could not be prepared in the worker (%s: %s): pages work it out", type(exc).__name__, exc
+            )
+            return False
+        if self.ready is None or prepared.revision >= self.ready.revision:
+            self.ready = prepared
+        return True
+
+    def close(self) -> None:
+        self._closed = True
+        if self._job is not None:
+            self._job.cancel()
+        self.worker.close()
