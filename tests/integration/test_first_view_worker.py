@@ -4,6 +4,7 @@ fails or read another revision leaves the page to work it out itself, never show
 
 import asyncio
 import dataclasses
+import pickle
 import re
 from datetime import date, timedelta
 from typing import Any
@@ -179,11 +180,24 @@ async def test_the_guard_role_has_no_first_view_worker_and_the_web_role_has_one(
             await services.engine.dispose()
 
 
-def test_a_first_view_crosses_the_process_boundary_as_plain_data() -> None:
-    import pickle
-
-    shared = {"key": "a", "party": "p", "expires_on": date(2030, 1, 1)}
-    prepared = FirstView(1, date(2029, 12, 20), {}, {"a": shared}, {"p": [shared]}, {("expiring", 1, 30): [shared]})
-    back = pickle.loads(pickle.dumps(prepared))
-    assert dataclasses.asdict(back) == dataclasses.asdict(prepared)
-    assert back.memo[("expiring", 1, 30)][0] is back.agreement_docs["a"]  # one document, not copies
+def test_a_first_view_crosses_the_process_boundary_in_pieces_and_arrives_whole() -> None:
+    link = {"party": "sub", "approved_on": None}
+    processor = {"key": "proc", "name": "Proc AB", "sub_processors": [link]}
+    sub = {"key": "sub", "name": "Sub AB", "sub_processors": []}
+    dpa = {"key": "a", "party": "proc", "expires_on": date(2030, 1, 1)}
+    other = {"key": "b", "party": "proc", "expires_on": None}
+    day = date(2029, 12, 20)
+    memo = {
+        ("expiring", day, 30): [dpa],
+        ("unapproved", day): [{"processor": processor, "link": link}],
+        ("findings", day): [{"party": "proc", "code": "NO_AGREEMENT"}],
+        "users": {"sub": ["proc"]},
+    }
+    prepared = FirstView(7, day, {"proc": processor, "sub": sub}, {"a": dpa, "b": other}, {"proc": [dpa, other]}, memo)
+    arrived = first_view.assembled(pickle.loads(pickle.dumps(first_view.pieces_of(prepared))))
+    assert dataclasses.asdict(arrived) == dataclasses.asdict(prepared)
+    assert arrived.memo[("expiring", day, 30)][0] is arrived.agreement_docs["a"]  # the same document, not a copy
+    unapproved = arrived.memo[("unapproved", day)][0]
+    assert unapproved["processor"] is arrived.party_docs["proc"]
+    assert unapproved["link"] is arrived.party_docs["proc"]["sub_processors"][0]
+    assert arrived.agreements_by_party["proc"][1] is arrived.agreement_docs["b"]

@@ -17,6 +17,7 @@ trip costs more than their whole view.
 """
 
 import asyncio
+import io
 import logging
 import pickle
 import time
@@ -83,17 +84,100 @@ def prepare_first_view(database_url: str, today: date | None, window: int) -> Fi
     return asyncio.run(prepare())
 
 
-def prepared_first_view(database_url: str, today: date | None, window: int) -> bytes:
-    """`prepare_first_view` pickled in the worker: the web role unpickles it itself (`_unpickled`), with the
-    collector paused, instead of the executor's thread with it running (hundreds of thousands of new objects,
-    each batch of which set off another collection over the web role's heap while its loop waited)."""
-    return pickle.dumps(prepare_first_view(database_url, today, window), protocol=pickle.HIGHEST_PROTOCOL)
+# Documents per piece of a prepared first view: each piece is unpickled in one call, during which no other thread
+# (the loop's) runs; a thousand documents take a few milliseconds.
+PIECE = 1000
 
 
-def _unpickled(body: bytes) -> FirstView:
+@dataclass(frozen=True)
+class FirstViewPieces:
+    """A FirstView as it crosses from the worker: pickled in pieces the web role unpickles one at a time, so that
+    its loop gets a turn between them (the whole view in one piece held it for 350 ms at 10,000 parties). The
+    memo's entries name the documents they hold (each party's, its links', each agreement's) instead of carrying
+    copies: they are the same objects on arrival, as in a view worked out on the loop."""
+
+    revision: int
+    today: date
+    parties: list[bytes]
+    agreements: list[bytes]
+    memo: list[bytes]
+
+
+class _NamingDocuments(pickle.Pickler):
+    def __init__(self, file: io.BytesIO, names: dict[int, tuple[str, ...]]) -> None:
+        super().__init__(file, protocol=pickle.HIGHEST_PROTOCOL)
+        self._names = names
+
+    def persistent_id(self, obj: Any) -> tuple[str, ...] | None:
+        return self._names.get(id(obj))
+
+
+class _FindingDocuments(pickle.Unpickler):
+    def __init__(self, file: io.BytesIO, documents: dict[tuple[Any, ...], Any]) -> None:
+        super().__init__(file)
+        self._documents = documents
+
+    def persistent_load(self, pid: Any) -> Any:
+        return self._documents[tuple(pid)]
+
+
+def _document_names(party_docs: list[dict[str, Any]], agreement_docs: list[dict[str, Any]]) -> dict[Any, Any]:
+    """Each document's (and party link's) name, by the object (`id`: each is alive while the view is pickled)."""
+    names: dict[Any, Any] = {}
+    for party in party_docs:
+        names[id(party)] = ("party", party["key"])
+        for n, link in enumerate(party["sub_processors"]):
+            names[id(link)] = ("link", party["key"], str(n))
+    for agreement in agreement_docs:
+        names[id(agreement)] = ("agreement", agreement["key"])
+    return names
+
+
+def pieces_of(view: FirstView) -> FirstViewPieces:
+    parties, agreements = list(view.party_docs.values()), list(view.agreement_docs.values())
+    names = _document_names(parties, agreements)
+
+    def pickled(entry: Any) -> bytes:
+        out = io.BytesIO()
+        _NamingDocuments(out, names).dump(entry)
+        return out.getvalue()
+
+    def in_pieces(docs: list[dict[str, Any]]) -> list[bytes]:
+        return [pickle.dumps(docs[n : n + PIECE], protocol=pickle.HIGHEST_PROTOCOL) for n in range(0, len(docs), PIECE)]
+
+    return FirstViewPieces(
+        view.revision,
+        view.today,
+        in_pieces(parties),
+        in_pieces(agreements),
+        [pickled(entry) for entry in view.memo.items()],
+    )
+
+
+def assembled(pieces: FirstViewPieces) -> FirstView:
+    """The FirstView the pieces were made of, one piece per unpickling call (the collector paused meanwhile: the
+    hundreds of thousands of objects would set off collection after collection over the web role's heap)."""
     with collector_paused():
-        prepared: FirstView = pickle.loads(body)  # our own worker's answer
-    return prepared
+        documents: dict[tuple[Any, ...], Any] = {}
+        party_docs: dict[str, dict[str, Any]] = {}
+        for piece in pieces.parties:
+            for party in pickle.loads(piece):  # our own worker's answer
+                party_docs[party["key"]] = documents[("party", party["key"])] = party
+                for n, link in enumerate(party["sub_processors"]):
+                    documents[("link", party["key"], str(n))] = link
+        agreement_docs: dict[str, dict[str, Any]] = {}
+        by_party: dict[str, list[dict[str, Any]]] = {}
+        for piece in pieces.agreements:
+            for agreement in pickle.loads(piece):
+                agreement_docs[agreement["key"]] = documents[("agreement", agreement["key"])] = agreement
+                by_party.setdefault(agreement["party"], []).append(agreement)
+        memo = dict(_FindingDocuments(io.BytesIO(body), documents).load() for body in pieces.memo)
+    return FirstView(pieces.revision, pieces.today, party_docs, agreement_docs, by_party, memo)
+
+
+def prepared_first_view(database_url: str, today: date | None, window: int) -> FirstViewPieces:
+    """`prepare_first_view` in pieces, for the web role to take in (`assembled`) without long stalls."""
+    return pieces_of(prepare_first_view(database_url, today, window))
 
 
 class FirstViews:
@@ -155,9 +239,9 @@ class FirstViews:
 
     async def _prepare(self, wanted: int) -> bool:
         try:
-            body = await self.worker.run(prepared_first_view, self.database_url, None, self.window)
+            pieces = await self.worker.run(prepared_first_view, self.database_url, None, self.window)
             started = time.perf_counter()
-            prepared = await asyncio.to_thread(_unpickled, body)
+            prepared = await asyncio.to_thread(assembled, pieces)
             self.unpickle_seconds = time.perf_counter() - started
         except asyncio.CancelledError:
             raise
