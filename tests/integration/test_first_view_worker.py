@@ -148,22 +148,28 @@ async def test_a_worker_that_fails_still_yields_a_correct_dashboard(ui_client: A
     assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"]]
 
 
-async def test_what_the_worker_prepared_for_another_revision_is_never_shown(
-    ui_client: Any, reader_headers: Any
+@pytest.mark.parametrize(("revisions_later", "days_later"), [(1, 0), (0, -1)], ids=["newer revision", "day before"])
+async def test_what_the_worker_prepared_for_another_revision_or_day_is_never_shown(
+    ui_client: Any, reader_headers: Any, revisions_later: int, days_later: int
 ) -> None:
-    """A preparation that read a newer revision than the guard's snapshot (the registry moved on meanwhile) is not
-    that snapshot's: the page works its own out."""
+    """A preparation that read a newer revision than the guard's snapshot (the registry moved on meanwhile), or was
+    made for another day of the controller's calendar, is not this snapshot's today: the page works its own out."""
     client = await as_user(ui_client, "lena@offix.example")
     first_views = first_views_of(client)
     await settled(first_views)
-    revision = revision_of(client)
+    loaded = services_of(client.app).snapshots.usable()
     first_views.ready = FirstView(
-        revision=revision + 1, today=date.today(), party_docs={}, agreement_docs={}, agreements_by_party={}, memo={}
+        revision=loaded.revision + revisions_later,
+        today=loaded.today() + timedelta(days=days_later),
+        party_docs={},
+        agreement_docs={},
+        agreements_by_party={},
+        memo={},
     )
     registry_view._views.clear()
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
     page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
-    assert current_view().prepared_revision is None
+    assert current_view().party_docs, "not the planted, empty, view"
     assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"]]
     assert "Nordfrakt Logistik AB" in (await client.get("/ui/parties")).text
 

@@ -202,33 +202,37 @@ class FirstViews:
         return len(snapshot.parties) >= MIN_PARTIES
 
     def snapshot_confirmed(self) -> None:
-        """The refresher's listener (it confirmed or replaced its snapshot): prepare the new one's first view now,
-        unless it is prepared, being prepared, or small."""
+        """The refresher's listener (it confirmed or replaced its snapshot): prepare the first view of the new
+        snapshot (or of a new day on the controller's calendar) now, unless it is prepared, being prepared, or
+        small."""
         loaded = self._current()
         if self._closed or loaded is None or not self.worth_it(loaded.snapshot):
             return
-        if self.ready is not None and self.ready.revision >= loaded.revision:
+        ready, today = self.ready, loaded.today()
+        if ready is not None and (ready.revision, ready.today) >= (loaded.revision, today):
             return
         if loaded.revision <= self._failed_at:
             return
-        self._start()
+        self._start(today)
 
-    async def for_revision(self, revision: int) -> FirstView | None:
-        """The first view of the registry at `revision`, awaiting the preparation under way (or starting one), or
-        None when the worker failed or could not read that revision (the registry had moved on)."""
+    async def for_revision(self, revision: int, today: date) -> FirstView | None:
+        """The first view of the registry at `revision` on `today`, awaiting the preparation under way (or starting
+        one), or None when the worker failed, could only read another revision (the registry had moved on) or
+        prepared another day (the warming prepares the new day's as the day turns)."""
         for _ in range(2):  # the preparation under way may have started before `revision` existed
             ready = self.ready
             if ready is not None and ready.revision >= revision:
-                return ready if ready.revision == revision else None
-            if self._closed or not await asyncio.shield(self._start()):
+                return ready if (ready.revision, ready.today) == (revision, today) else None
+            if self._closed or not await asyncio.shield(self._start(today)):
                 return None
         ready = self.ready
-        return ready if ready is not None and ready.revision == revision else None
+        return ready if ready is not None and (ready.revision, ready.today) == (revision, today) else None
 
-    def _start(self) -> "asyncio.Task[bool]":
+    def _start(self, today: date) -> "asyncio.Task[bool]":
         if self._job is None or self._job.done():
             loaded = self._current()
-            self._job = asyncio.get_running_loop().create_task(self._prepare(-1 if loaded is None else loaded.revision))
+            wanted = -1 if loaded is None else loaded.revision
+            self._job = asyncio.get_running_loop().create_task(self._prepare(wanted, today))
             self._job.add_done_callback(self._done)
         return self._job
 
@@ -237,9 +241,9 @@ class FirstViews:
         if not job.cancelled() and job.result():
             self.snapshot_confirmed()
 
-    async def _prepare(self, wanted: int) -> bool:
+    async def _prepare(self, wanted: int, today: date) -> bool:
         try:
-            pieces = await self.worker.run(prepared_first_view, self.database_url, None, self.window)
+            pieces = await self.worker.run(prepared_first_view, self.database_url, today, self.window)
             started = time.perf_counter()
             prepared = await asyncio.to_thread(assembled, pieces)
             self.unpickle_seconds = time.perf_counter() - started
@@ -252,7 +256,7 @@ class FirstViews:
                 "a first view could not be prepared in the worker (%s: %s): pages work it out", type(exc).__name__, exc
             )
             return False
-        if self.ready is None or prepared.revision >= self.ready.revision:
+        if self.ready is None or (prepared.revision, prepared.today) >= (self.ready.revision, self.ready.today):
             self.ready = prepared
         return True
 

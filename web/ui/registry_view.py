@@ -273,12 +273,12 @@ async def registry_view(request: Request[Any, Any, Any], session: AsyncSession) 
 async def prepared_view(
     first_views: FirstViews | None, loaded: LoadedSnapshot, controller: dict[str, Any] | None
 ) -> RegistryView | None:
-    """The view of `loaded` from what the first-view worker prepared for its revision (awaited when under way),
-    or None when there is no worker here (the guard role), the registry is too small to be worth it, or the
-    worker failed or could only read another revision: then the page works it out itself, on the loop."""
+    """The view of `loaded` from what the first-view worker prepared for its revision and the controller's today
+    (awaited when under way), or None when there is no worker here (the guard role), the registry is too small to
+    be worth it, or the worker failed or read another revision or day: then the page works it out on the loop."""
     if first_views is None or not first_views.worth_it(loaded.snapshot):
         return None
-    prepared = await first_views.for_revision(loaded.revision)
+    prepared = await first_views.for_revision(loaded.revision, ui_views.controller_today(controller))
     if prepared is None:
         return None
     return RegistryView(
