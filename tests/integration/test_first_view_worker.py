@@ -89,6 +89,22 @@ async def test_the_dashboard_after_a_registry_change_shows_the_new_data_the_work
     assert "aaberg-dpa" in listed
 
 
+async def test_a_registry_change_has_its_first_view_prepared_before_anyone_looks(
+    ui_client: Any, writer_headers: Any
+) -> None:
+    client = await as_user(ui_client, "lena@offix.example")
+    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
+    assert created.status_code == 201, created.text
+    revision = int(created.headers["Registry-Revision"])
+    first_views = first_views_of(client)
+    for _ in range(1200):
+        if first_views.ready is not None and first_views.ready.revision >= revision:
+            break
+        await asyncio.sleep(0.05)
+    assert first_views.ready is not None and first_views.ready.revision == revision
+    assert "aaberg" in first_views.ready.party_docs
+
+
 async def test_what_the_worker_prepares_equals_what_the_loop_works_out_for_the_same_snapshot(
     ui_client: Any, writer_headers: Any
 ) -> None:
