@@ -66,10 +66,22 @@ def shown_findings(page: str) -> list[tuple[str, str]]:
     return re.findall(r'<tr><td><a href="/ui/parties/([^"]+)">.*?<code>([A-Z_]+)</code>', section)
 
 
+async def prepared_for_now(client: Any) -> None:
+    """The worker has prepared the first view of the app's current snapshot (it was asked to when it changed)."""
+    first_views = first_views_of(client)
+    for _ in range(1200):
+        ready = first_views.ready
+        if ready is not None and ready.revision >= revision_of(client):
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the first-view worker did not prepare the current snapshot within a minute")
+
+
 async def test_the_dashboard_after_a_registry_change_shows_the_new_data_the_worker_prepared(
     ui_client: Any, writer_headers: Any
 ) -> None:
     client = await as_user(ui_client, "lena@offix.example")
+    await prepared_for_now(client)
     before = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
     assert current_view().prepared_revision == revision_of(client)
     assert "aaberg-dpa" not in expiring_shown(before)
@@ -82,11 +94,37 @@ async def test_the_dashboard_after_a_registry_change_shows_the_new_data_the_work
     )
     assert signed.status_code == 201, signed.text
 
+    await prepared_for_now(client)
     after = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
     assert current_view().prepared_revision == revision_of(client)
     assert "aaberg-dpa" in expiring_shown(after)
     listed = (await client.get("/ui/agreements?state=expiring")).text
     assert "aaberg-dpa" in listed
+
+
+async def test_a_page_does_not_wait_for_a_preparation_under_way_but_works_its_view_out_itself(
+    ui_client: Any, writer_headers: Any
+) -> None:
+    """Right after a change (a save's redirect), the worker is still reading the whole registry: the page answers
+    from the snapshot at once, worked out on the loop, with the change in it."""
+    client = await as_user(ui_client, "lena@offix.example")
+    first_views = first_views_of(client)
+    await settled(first_views)
+    release = asyncio.Event()
+
+    async def slow_worker(*_: Any) -> Any:
+        await release.wait()  # (never set: the app's close cancels it)
+        raise AssertionError("unreachable")
+
+    first_views.worker.run = slow_worker  # type: ignore[method-assign]
+    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
+    assert created.status_code == 201, created.text
+    assert first_views._job is not None and not first_views._job.done(), "a preparation is under way"
+
+    page = (await client.get("/ui/parties/aaberg", headers={"Accept-Language": "en"})).text
+    assert "Aaberg Lager AB" in page
+    assert current_view().prepared_revision is None  # worked out on the loop
+    assert not first_views._job.done(), "the page answered while the worker was still at it"
 
 
 async def test_a_registry_change_has_its_first_view_prepared_before_anyone_looks(
@@ -156,10 +194,12 @@ async def test_a_worker_that_fails_still_yields_a_correct_dashboard(ui_client: A
     await settled(first_views)
     first_views.ready = None
     first_views.database_url = "postgresql+asyncpg://nobody@127.0.0.1:1/no_such_registry"
+    first_views.snapshot_confirmed()  # (as the refresher tells it of a new snapshot)
+    await settled(first_views)
+    assert first_views.failures >= 1
     registry_view._views.clear()
     api = (await client.get("/api/registry/findings", headers=reader_headers)).json()
     page = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
-    assert first_views.failures >= 1
     assert current_view().prepared_revision is None  # worked out on the loop
     assert shown_findings(page) == [(f["party"], f["code"]) for f in api["findings"]]
 

@@ -9,11 +9,12 @@ transaction and runs the view's own code over it (`RegistryView.of_snapshot` and
 logic, two places to run it. What it hands back is plain data, tagged with the registry revision it read.
 
 A page takes it only for the snapshot of that same revision: a worker that read a newer revision (the registry
-moved on while it read) or failed leaves the page to work its view out on the loop as before, never to show
-another revision's data. The web role asks for the preparation as soon as its guard snapshot changes (the
-refresher's `on_confirmed`), so that the first person to look finds it done or under way; the guard role has no
-pages and never starts it (web/composition.py). Small registries are worked out on the loop: a worker's round
-trip costs more than their whole view.
+moved on while it read), failed, or has not finished yet leaves the page to work its view out on the loop as
+before, never to show another revision's data, and never to wait (a preparation takes seconds longer than the
+loop's own work: the first look right after a save would wait for it). The web role asks for the preparation as
+soon as its guard snapshot changes (the refresher's `on_confirmed`), so that whoever looks once it is done finds
+it done; the guard role has no pages and never starts it (web/composition.py). Small registries are worked out
+on the loop: a worker's round trip costs more than their whole view.
 """
 
 import asyncio
@@ -215,16 +216,11 @@ class FirstViews:
             return
         self._start(today)
 
-    async def for_revision(self, revision: int, today: date) -> FirstView | None:
-        """The first view of the registry at `revision` on `today`, awaiting the preparation under way (or starting
-        one), or None when the worker failed, could only read another revision (the registry had moved on) or
-        prepared another day (the warming prepares the new day's as the day turns)."""
-        for _ in range(2):  # the preparation under way may have started before `revision` existed
-            ready = self.ready
-            if ready is not None and ready.revision >= revision:
-                return ready if (ready.revision, ready.today) == (revision, today) else None
-            if self._closed or not await asyncio.shield(self._start(today)):
-                return None
+    def prepared_for(self, revision: int, today: date) -> FirstView | None:
+        """The first view prepared for the registry at `revision` on `today`, if it is ready; else None, and the
+        page works its view out on the loop as before. A page never waits for the worker: read from the whole
+        registry in a niced process, a preparation takes seconds longer than the loop's own work (bench/
+        ui_first_view.py), and the first look right after a change (a save's redirect) would wait for it."""
         ready = self.ready
         return ready if ready is not None and (ready.revision, ready.today) == (revision, today) else None
 

@@ -10,9 +10,9 @@ them, so that no guard check waits for more than a slice. A new snapshot (a regi
 
 At 10,000 parties that first view still took seconds of the web role's loop. For a registry that size the
 first-view worker (web/ui/first_view.py) prepares it instead, off the loop: it reads the registry at the
-snapshot's revision and runs this module's own `RegistryView.warm` there; a page awaits it, and takes what it
-hands back only for the snapshot of the revision it read (else, or when the worker fails, the page works it
-out here as before).
+snapshot's revision and runs this module's own `RegistryView.warm` there, as soon as the snapshot changes; a
+page takes what it hands back only for the snapshot of the revision it read, once it is there (else: not ready
+yet, failed, or another revision, the page works it out here as before, without waiting for the worker).
 
 When the guard holds no usable snapshot (not loaded yet, or too old to trust), a page reads the tables as before.
 """
@@ -273,12 +273,13 @@ async def registry_view(request: Request[Any, Any, Any], session: AsyncSession) 
 async def prepared_view(
     first_views: FirstViews | None, loaded: LoadedSnapshot, controller: dict[str, Any] | None
 ) -> RegistryView | None:
-    """The view of `loaded` from what the first-view worker prepared for its revision and the controller's today
-    (awaited when under way), or None when there is no worker here (the guard role), the registry is too small to
-    be worth it, or the worker failed or read another revision or day: then the page works it out on the loop."""
+    """The view of `loaded` from what the first-view worker prepared for its revision and the controller's today,
+    once it is ready (never awaited); None when there is no worker here (the guard role), the registry is too small
+    to be worth it, or the worker has not finished, failed, or read another revision or day: then the page works
+    it out on the loop."""
     if first_views is None or not first_views.worth_it(loaded.snapshot):
         return None
-    prepared = await first_views.for_revision(loaded.revision, ui_views.controller_today(controller))
+    prepared = first_views.prepared_for(loaded.revision, ui_views.controller_today(controller))
     if prepared is None:
         return None
     return RegistryView(
