@@ -35,7 +35,7 @@ def json_response(body: bytes) -> Response[Any]:
 # --- What runs in the worker ------------------------------------------------------------------------
 
 
-def _in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
+def in_registry(database_url: str, work: Callable[[AsyncSession], Awaitable[T]]) -> T:
     async def main() -> T:
         engine = create_async_engine(database_url, poolclass=NullPool)
         try:
@@ -53,7 +53,7 @@ def findings_report(database_url: str, today: date | None) -> bytes:
     from registry.services.findings import registry_findings_report
 
     return msgspec.json.encode(
-        _in_registry(database_url, lambda session: registry_findings_report(session, today=today))
+        in_registry(database_url, lambda session: registry_findings_report(session, today=today))
     )
 
 
@@ -64,7 +64,7 @@ def _document(database_url: str) -> dict[str, Any]:
         async with session.begin():
             return await export_registry(session)
 
-    return _in_registry(database_url, read)
+    return in_registry(database_url, read)
 
 
 def registry_json(database_url: str) -> bytes:
@@ -93,7 +93,7 @@ def article_30(
     from registry.services.records import article_30_record, record_csv, record_xlsx
 
     set_locale(language)  # this worker task's own context: the record's words and the exports' headers
-    record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
+    record = in_registry(database_url, lambda session: article_30_record(session, start, end))
     name = f"article-30-{record['period']['from']}-{record['period']['to']}"
     if form == "csv":
         from registry.services.exports import csv_delimiter
@@ -114,7 +114,7 @@ def article_30_data(
     from registry.services.records import article_30_record
 
     set_locale(language)
-    record = _in_registry(database_url, lambda session: article_30_record(session, start, end))
+    record = in_registry(database_url, lambda session: article_30_record(session, start, end))
     recipients = record["recipients"]
     return {**record, "recipients": recipients[offset : offset + limit], "recipients_total": len(recipients)}
 
@@ -124,13 +124,13 @@ def privacy_notice(database_url: str, language: str) -> dict[str, Any]:
     whole registry, in both languages (to compare with what was published), so built here."""
     from registry.services.privacy_notice import privacy_notice as notice
 
-    return _in_registry(database_url, lambda session: notice(session, language))
+    return in_registry(database_url, lambda session: notice(session, language))
 
 
 def mark_privacy_notice_published(database_url: str, actor: str) -> dict[str, Any]:
     from registry.services.privacy_notice import mark_published
 
-    return _in_registry(database_url, lambda session: mark_published(session, actor))
+    return in_registry(database_url, lambda session: mark_published(session, actor))
 
 
 def evidence_zip(database_url: str, start: date | None, end: date | None) -> bytes:
@@ -138,7 +138,7 @@ def evidence_zip(database_url: str, start: date | None, end: date | None) -> byt
     (every entry of the decision log rehashed)."""
     from registry.services.evidence import evidence_bytes
 
-    return _in_registry(database_url, lambda session: evidence_bytes(session, start, end))
+    return in_registry(database_url, lambda session: evidence_bytes(session, start, end))
 
 
 def registry_text(database_url: str, form: str) -> bytes:

@@ -39,6 +39,7 @@ from registry.reports import ReportWorker
 from registry.services.users import principal_for_session, shared_secret
 from registry.snapshot_source import RegistryTables
 from web.api_keys import ApiKeyCache
+from web.ui.first_view import FirstViews
 from web.ui.oidc import OidcClient
 
 log = logging.getLogger(__name__)
@@ -79,6 +80,9 @@ class Services:
     # (guard/obedience.py). Both None where one process plays both roles.
     announcer: ObedienceAnnouncer | None = None
     guard_role: GuardRoleWatch | None = None
+    # The pages' first view of each snapshot, prepared in a worker process (web/ui/first_view.py); None on the
+    # guard role, which serves no pages and must start no such work.
+    first_views: FirstViews | None = None
 
     async def obey_subject_rights(self) -> None:
         """A committed objection or restriction is obeyed by the guard before it is answered: this process's
@@ -173,6 +177,11 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
             copy.on_confirmed.append(announcer.poke)
     elif settings.process_role == "web":
         guard_role = GuardRoleWatch(dsn, settings.guard_role_instance, settings.guard_role_workers)
+    first_views = (
+        FirstViews(settings.database_url, int(settings.expiring_warning_days), lambda: snapshots.current)
+        if settings.process_role != "guard"
+        else None
+    )
     return Services(
         settings=settings,
         engine=engine,
@@ -201,6 +210,7 @@ def build_services(settings: Settings, subject_key: SubjectKey, *, role: str = "
         sign_on=OidcClient(settings) if settings.oidc_enabled else None,
         announcer=announcer,
         guard_role=guard_role,
+        first_views=first_views,
     )
 
 
@@ -218,6 +228,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         services.log_writer.start()
         if services.guard_role is not None:  # listening before the first write can wait on it
             await services.guard_role.start()
+        if services.first_views is not None:  # each new snapshot's first view prepared as it comes
+            services.snapshots.on_confirmed.append(services.first_views.snapshot_confirmed)
         await services.snapshots.start()
         await services.objections.start()
         await services.restrictions.start()
@@ -247,6 +259,8 @@ async def running(services: Services) -> AsyncIterator[Services]:
         counters.flush()  # (the last second's checks, before the process goes)
         services.proofs.close()
         services.reports.close()
+        if services.first_views is not None:
+            services.first_views.close()
         if services.sign_on is not None:
             await services.sign_on.aclose()
         await dispose_within(services.engine)

@@ -8,79 +8,37 @@ registry (the documents of the parties and agreements, each party's agreement st
 findings) is worked out from a snapshot once and kept with it, in slices with the loop's other work between
 them, so that no guard check waits for more than a slice. A new snapshot (a registry change) starts afresh.
 
+At 10,000 parties that first view still took seconds of the web role's loop. For a registry that size the
+first-view worker (web/ui/first_view.py) prepares it instead, off the loop: it reads the registry at the
+snapshot's revision and runs this module's own `RegistryView.warm` there, as soon as the snapshot changes; a
+page takes what it hands back only for the snapshot of the revision it read, once it is there (else: not ready
+yet, failed, or another revision, the page works it out here as before, without waiting for the worker).
+
 When the guard holds no usable snapshot (not loaded yet, or too old to trust), a page reads the tables as before.
 """
 
-import asyncio
 from collections.abc import Callable, Iterable, Mapping
 from dataclasses import dataclass, field, replace
 from datetime import date
-from typing import Any, TypeVar
+from typing import Any
 
 from litestar import Request
 from markupsafe import Markup, escape
 from sqlalchemy.ext.asyncio import AsyncSession
 
-from guard.policy import Snapshot, evaluate_party
-from guard.snapshot import SnapshotUnavailable
-from guard.views import AgreementView, PartyView
-from registry.findings import finding
+from guard.policy import Snapshot
+from guard.snapshot import LoadedSnapshot, SnapshotUnavailable
+from guard.views import PartyView
 from registry.models.controller import ControllerProfile
-from registry.services.documents import controller_document, link_columns, load_registry
-from registry.services.records import territories, third_country_transfers
+from registry.services.documents import controller_document, load_registry
 from web.composition import services_of
+from web.ui import registry_walks as walks
 from web.ui import views as ui_views
+from web.ui.first_view import FirstViews
+from web.ui.registry_walks import SLICE, agreement_document, in_slices, party_document
 from web.ui.words import role_label
 
-# Items worked on between two turns of the event loop: a few milliseconds of work at most.
-SLICE = 200
-
-T = TypeVar("T")
-
-
-def party_document(view: PartyView) -> dict[str, Any]:
-    """A party as the pages read it, from the guard's view (the fields lists, chains and maps show)."""
-    return {
-        "key": view.key,
-        "name": view.name,
-        "role": view.role,
-        "category": view.category,
-        "established_in": view.established_in,
-        "active": view.active,
-        "locations": [{"territory": loc.territory, "kind": loc.kind} for loc in view.locations],
-        "sub_processors": [{"party": link.party, **link_columns(link)} for link in view.sub_processors],
-    }
-
-
-def agreement_document(view: AgreementView) -> dict[str, Any]:
-    """An agreement as list pages read it, from the guard's view."""
-    return {
-        "key": view.key,
-        "party": view.party,
-        "kind": view.kind,
-        "signed_on": view.signed_on,
-        "effective_from": view.effective_from,
-        "expires_on": view.expires_on,
-        "terminated_on": view.terminated_on,
-        "renewal": view.renewal,
-        "notice_days": view.notice_days,
-        "owner_email": view.owner_email,
-        "data_categories": list(view.data_categories),
-        "purposes": list(view.purposes),
-        "data_subjects": list(view.data_subjects),
-        "clauses": sorted(view.clauses),
-        "transfers_outside_eea_permitted": view.transfers_outside_eea_permitted,
-    }
-
-
-async def in_slices(items: Iterable[Any], work: Callable[[Any], T]) -> list[T]:
-    """`[work(item) for item in items]`, yielding to the event loop every SLICE items."""
-    out: list[T] = []
-    for n, item in enumerate(items, 1):
-        out.append(work(item))
-        if n % SLICE == 0:
-            await asyncio.sleep(0)
-    return out
+__all__ = ["SLICE", "RegistryView", "agreement_document", "in_slices", "party_document", "registry_view"]
 
 
 @dataclass(frozen=True)
@@ -125,7 +83,33 @@ class RegistryView:
     party_docs: dict[str, dict[str, Any]]
     agreement_docs: dict[str, dict[str, Any]]
     agreements_by_party: dict[str, list[dict[str, Any]]]
+    # The registry revision whose first view the worker prepared these from (web/ui/first_view.py); None: worked
+    # out here, on the loop.
+    prepared_revision: int | None = None
     _memo: dict[Any, Any] = field(default_factory=dict)
+
+    @classmethod
+    async def of_snapshot(cls, snapshot: Snapshot, controller: dict[str, Any] | None) -> "RegistryView":
+        """The view of `snapshot` with its documents built (in slices) and nothing else worked out yet."""
+        party_docs = await walks.party_documents(snapshot).run_in_slices()
+        agreement_docs, by_party = await walks.agreement_documents(snapshot).run_in_slices()
+        return cls(snapshot, controller, party_docs, agreement_docs, by_party)
+
+    async def warm(self, today: date, window: int) -> None:
+        """Work out what the first views of a snapshot need of the whole registry (the dashboard's findings,
+        expiring agreements and unapproved links, the agreements' states, the Art. 30 page's transfer counts,
+        the index of who engages each sub-processor), as those views would: in the first-view worker, so that
+        they find it done (web/ui/first_view.py)."""
+        await self.rule_findings(today)
+        await self.in_force_dpas(today)
+        await self.expiring(today, window)
+        await self.unapproved(today)
+        await self.outside_counts()
+        await self.users_of("")
+
+    def memo_items(self) -> dict[Any, Any]:
+        """What has been worked out so far, by key (what the worker hands back)."""
+        return dict(self._memo)
 
     async def memo(self, key: Any, build: Callable[[], Any]) -> Any:
         """The value `await build()` gives, worked out once per snapshot and `key`."""
@@ -145,41 +129,23 @@ class RegistryView:
         return await self.memo(("party_options", label, language, role), build)
 
     async def rule_findings(self, today: date) -> list[dict[str, Any]]:
-        """The guard's findings for every active party (registry.findings.snapshot_findings), in slices."""
+        """The guard's findings for every active party (registry_walks.rule_findings), in slices."""
         snapshot = self.snapshot
         if snapshot is None:
             return []
-
-        async def build() -> list[dict[str, Any]]:
-            keys = sorted(k for k, p in snapshot.parties.items() if p.active)
-            per_party = await in_slices(
-                keys, lambda k: [finding(k, r) for r in evaluate_party(snapshot.parties[k], snapshot, today)]
-            )
-            return [f for found in per_party for f in found]
-
-        found: list[dict[str, Any]] = await self.memo(("findings", today), build)
+        found: list[dict[str, Any]] = await self.memo(
+            ("findings", today), lambda: walks.rule_findings(snapshot, today).run_in_slices()
+        )
         return found
 
     async def in_force_dpas(self, today: date) -> list[tuple[str, str]]:
-        """(agreement key, party key) of every dpa in force today with an active party: what
-        AGREEMENT_UNDOCUMENTED looks at (registry.services.agreement_documents.undocumented_findings)."""
+        """(agreement key, party key) of every dpa in force today with an active party (registry_walks)."""
         snapshot = self.snapshot
         if snapshot is None:
             return []
-
-        async def build() -> list[tuple[str, str]]:
-            active = [k for k, p in snapshot.parties.items() if p.active]
-            per_party = await in_slices(
-                active,
-                lambda k: [
-                    (a.key, k)
-                    for a in snapshot.agreements_by_party.get(k, ())
-                    if a.kind == "dpa" and a.in_force_on(today)
-                ],
-            )
-            return [pair for pairs in per_party for pair in pairs]
-
-        pairs: list[tuple[str, str]] = await self.memo(("in_force_dpas", today), build)
+        pairs: list[tuple[str, str]] = await self.memo(
+            ("in_force_dpas", today), lambda: walks.in_force_dpas(snapshot, today).run_in_slices()
+        )
         return pairs
 
     @property
@@ -213,22 +179,17 @@ class RegistryView:
         """The agreements expiring within `window` days, soonest first (the dashboard's list)."""
 
         async def build() -> list[dict[str, Any]]:
-            states = await self.agreement_states(today, window)
-            found = [a for a in self.agreement_docs.values() if states[a["key"]] == "expiring"]
-            return sorted(found, key=lambda a: a["expires_on"])
+            return walks.expiring(self.agreement_docs, await self.agreement_states(today, window))
 
         found: list[dict[str, Any]] = await self.memo(("expiring", today, window), build)
         return found
 
     async def agreement_states(self, today: date, window: int) -> dict[str, str]:
         """Every agreement's state (views.agreement_state) by key, for the list's filter on it."""
-
-        async def build() -> dict[str, str]:
-            docs = list(self.agreement_docs.values())
-            states = await in_slices(docs, lambda a: ui_views.agreement_state(a, today, window))
-            return {a["key"]: state for a, state in zip(docs, states, strict=True)}
-
-        states: dict[str, str] = await self.memo(("agreement_states", today, window), build)
+        states: dict[str, str] = await self.memo(
+            ("agreement_states", today, window),
+            lambda: walks.agreement_states(self.agreement_docs, today, window).run_in_slices(),
+        )
         return states
 
     async def outside_counts(self, end: date | None = None) -> dict[str, int]:
@@ -239,43 +200,23 @@ class RegistryView:
             return {}
         today = ui_views.controller_today(self.controller)
         as_of = today if end is None else min(end, today)
-
-        def count(key: str) -> int:
-            party = snapshot.parties[key]
-            return len(third_country_transfers(party, snapshot, territories(party, snapshot.parties), as_of))
-
-        async def build() -> dict[str, int]:
-            keys = list(snapshot.parties)
-            counts = await in_slices(keys, count)
-            return dict(zip(keys, counts, strict=True))
-
-        counts: dict[str, int] = await self.memo(("outside_counts", as_of), build)
+        counts: dict[str, int] = await self.memo(
+            ("outside_counts", as_of), lambda: walks.outside_counts(snapshot, as_of).run_in_slices()
+        )
         return counts
 
     async def unapproved(self, today: date) -> list[dict[str, Any]]:
         """Every sub-processor link not in effect today (views.unapproved_links), in slices."""
-
-        async def build() -> list[dict[str, Any]]:
-            per_party = await in_slices(self.party_docs.values(), lambda p: ui_views.unapproved_links({"": p}, today))
-            return [u for found in per_party for u in found]
-
-        found: list[dict[str, Any]] = await self.memo(("unapproved", today), build)
+        found: list[dict[str, Any]] = await self.memo(
+            ("unapproved", today), lambda: walks.unapproved(self.party_docs, today).run_in_slices()
+        )
         return found
 
     async def users_of(self, key: str) -> list[dict[str, Any]]:
         """The parties that engage `key` as a sub-processor (by a reverse index of the links, built once)."""
-
-        async def build() -> dict[str, list[str]]:
-            index: dict[str, list[str]] = {}
-
-            def add(party: dict[str, Any]) -> None:
-                for link in party["sub_processors"]:
-                    index.setdefault(link["party"], []).append(party["key"])
-
-            await in_slices(self.party_docs.values(), add)
-            return index
-
-        index: dict[str, list[str]] = await self.memo("users", build)
+        index: dict[str, list[str]] = await self.memo(
+            "users", lambda: walks.users_index(self.party_docs).run_in_slices()
+        )
         return [self.party_docs[k] for k in index.get(key, [])]
 
     async def party_rows(
@@ -305,28 +246,48 @@ async def registry_view(request: Request[Any, Any, Any], session: AsyncSession) 
     controller = await read_controller(session)
     refresher = services_of(request.app).snapshots
     try:
-        snapshot = refresher.usable().snapshot if refresher is not None else None
+        loaded = refresher.usable() if refresher is not None else None
     except SnapshotUnavailable:
-        snapshot = None
-    if snapshot is None:
+        loaded = None
+    if loaded is None:
         state = await load_registry(session)
         by_party: dict[str, list[dict[str, Any]]] = {}
         for a in state.agreement_docs.values():
             by_party.setdefault(a["party"], []).append(a)
         return RegistryView(None, state.controller, state.party_docs, state.agreement_docs, by_party)
+    snapshot = loaded.snapshot
     cached = _views.get(id(snapshot))
     if cached is not None and cached[0] is snapshot:
         return replace(cached[1], controller=controller)  # the same documents and memo, today's profile
-    parties = await in_slices(sorted(snapshot.parties.values(), key=lambda p: p.key), party_document)
-    agreements: dict[str, dict[str, Any]] = {}
-    by_party = {}
-    for key, views in snapshot.agreements_by_party.items():
-        docs = [agreement_document(v) for v in views]
-        by_party[key] = docs
-        agreements.update((d["key"], d) for d in docs)
-        if len(agreements) % SLICE < len(docs):
-            await asyncio.sleep(0)
-    view = RegistryView(snapshot, controller, {p["key"]: p for p in parties}, agreements, by_party)
+    view = await prepared_view(services_of(request.app).first_views, loaded, controller)
+    if view is None:
+        view = await RegistryView.of_snapshot(snapshot, controller)
+    cached = _views.get(id(snapshot))
+    if cached is not None and cached[0] is snapshot:  # another page built it meanwhile: one view a snapshot
+        return replace(cached[1], controller=controller)
     _views.clear()  # one snapshot's view at a time: the current one
     _views[id(snapshot)] = (snapshot, view)
     return view
+
+
+async def prepared_view(
+    first_views: FirstViews | None, loaded: LoadedSnapshot, controller: dict[str, Any] | None
+) -> RegistryView | None:
+    """The view of `loaded` from what the first-view worker prepared for its revision and the controller's today,
+    once it is ready (never awaited); None when there is no worker here (the guard role), the registry is too small
+    to be worth it, or the worker has not finished, failed, or read another revision or day: then the page works
+    it out on the loop."""
+    if first_views is None or not first_views.worth_it(loaded.snapshot):
+        return None
+    prepared = first_views.prepared_for(loaded.revision, ui_views.controller_today(controller))
+    if prepared is None:
+        return None
+    return RegistryView(
+        loaded.snapshot,
+        controller,
+        prepared.party_docs,
+        prepared.agreement_docs,
+        prepared.agreements_by_party,
+        prepared_revision=prepared.revision,
+        _memo=dict(prepared.memo),
+    )
