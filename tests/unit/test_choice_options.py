@@ -1,7 +1,7 @@
 """Long lists of choices are rendered once and reused: the kept <option> elements must still escape what they
 show and mark the right one selected."""
 
-from web.ui.registry_view import render_options
+from web.ui.snapshot_view import render_options
 
 
 def test_options_escape_keys_and_labels_and_mark_only_the_chosen_one_selected():

@@ -62,7 +62,7 @@ def prepare_first_view(database_url: str, today: date | None, window: int) -> Fi
     from registry.services.documents import controller_document
     from registry.snapshot_source import load_snapshot
     from web.ui import views
-    from web.ui.registry_view import RegistryView
+    from web.ui.snapshot_view import RegistryView
 
     async def read(session: AsyncSession) -> tuple[Snapshot, int, dict[str, Any] | None]:
         async with session.begin():
