@@ -114,15 +114,35 @@ def _verdict(party: PartyView, snapshot: Snapshot, as_of: date, memo: dict[str, 
     return codes
 
 
-def _evidence(
-    key: str, purposes: Sequence[str], by_purpose: Mapping[tuple[str, str], tuple[int, int]]
-) -> dict[str, int]:
+def _evidence(key: str, purposes: Sequence[str], counted: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+    """The shares to `key` the log counted for the activity's purposes; `counted`: its (purpose, allowed, denied)."""
     allowed = denied = 0
-    for (recipient, purpose), (yes, no) in by_purpose.items():
-        if recipient == key and any(covers(p, purpose) for p in purposes):
+    for purpose, yes, no in counted:
+        if any(covers(p, purpose) for p in purposes):
             allowed += yes
             denied += no
     return {"shares_allowed": allowed, "shares_denied": denied}
+
+
+def with_enforcement(
+    entries: Sequence[Mapping[str, Any]], by_purpose: Mapping[tuple[str, str], tuple[int, int]]
+) -> list[dict[str, Any]]:
+    """`entries` (registry_activity_entries: the registry's part, which may be shared) with each recipient's
+    shares in the period from `by_purpose`, the log's (allowed, denied) per (recipient, purpose): new dicts, the
+    entries given are left as they are."""
+    per_recipient: dict[str, list[tuple[str, int, int]]] = {}
+    for (recipient, purpose), (yes, no) in by_purpose.items():
+        per_recipient.setdefault(recipient, []).append((purpose, yes, no))
+    return [
+        {
+            **entry,
+            "recipients": [
+                {**r, "enforcement": _evidence(r["key"], entry["purposes"], per_recipient.get(r["key"], ()))}
+                for r in entry["recipients"]
+            ],
+        }
+        for entry in entries
+    ]
 
 
 def _recipient(
@@ -131,7 +151,6 @@ def _recipient(
     activity: Mapping[str, Any],
     as_of: date,
     via: tuple[str, ...] | None,
-    by_purpose: Mapping[tuple[str, str], tuple[int, int]],
     memo: dict[str, list[str]],
 ) -> dict[str, Any]:
     in_force = [a for a in snapshot.agreements_by_party.get(party.key, ()) if a.in_force_on(as_of)]
@@ -156,7 +175,6 @@ def _recipient(
         "guard_reasons": refusals,
         "transfers_outside_eea_permitted": bool(permitting),
         "permitting_agreements": permitting,
-        "enforcement": _evidence(party.key, activity["purposes"], by_purpose),
     }
 
 
@@ -225,6 +243,14 @@ def activity_entries(
     """The Art. 30(1)(b)-(g) entries, one per processing activity, in the current language (kernel.i18n);
     `by_purpose` the decision log's (allowed, denied) counts per (recipient, purpose) in the period,
     `territories_of(party)` a party's places and its chain's (registry.services.records.territories)."""
+    return with_enforcement(registry_activity_entries(controller, snapshot, as_of, territories_of), by_purpose)
+
+
+def registry_activity_entries(
+    controller: Mapping[str, Any] | None, snapshot: Snapshot, as_of: date, territories_of: Any
+) -> list[dict[str, Any]]:
+    """activity_entries without the decision log's counts: what the registry, the day and the language decide
+    (seconds at 10,000 parties: the Art. 30 page keeps it per snapshot, registry/services/records.py)."""
     language = current()
     vocabulary = (controller or {}).get("vocabulary")
     verdicts: dict[str, list[str]] = {}
@@ -238,7 +264,7 @@ def activity_entries(
         transfers: list[dict[str, Any]] = []
         seen: set[str] = set()
         for party in direct:
-            entry = _recipient(party, snapshot, activity, as_of, None, by_purpose, verdicts)
+            entry = _recipient(party, snapshot, activity, as_of, None, verdicts)
             recipients.append(entry)
             seen.add(party.key)
             transfers += _transfers(party, snapshot, entry, territories_of(party))
@@ -246,7 +272,7 @@ def activity_entries(
             for chain, _link, sub, _first in walk_chain(party, snapshot.parties):
                 if sub is not None and sub.key not in seen:
                     seen.add(sub.key)
-                    entry = _recipient(sub, snapshot, activity, as_of, chain, by_purpose, verdicts)
+                    entry = _recipient(sub, snapshot, activity, as_of, chain, verdicts)
                     recipients.append(entry)
                     if entry["transfers_outside_eea_permitted"]:
                         transfers += _transfers(sub, snapshot, entry, [])

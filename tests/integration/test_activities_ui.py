@@ -2,6 +2,7 @@
 language), the guard obeying a saved activity at once, the Art. 30 page showing the activities, and the privacy
 notice page with its publish action, in Swedish and English."""
 
+import re
 from typing import Any
 
 from tests.ui_session import as_user, csrf_token
@@ -115,3 +116,41 @@ async def test_the_notice_page_speaks_both_languages_and_marking_it_published_cl
     assert marked.status_code == 303
     after = await ui_client.get(marked.headers["location"])
     assert "Marked as published." in after.text and "NOTICE_OUTDATED" not in after.text
+
+
+def _allowed_shares_to(page: str, key: str) -> int:
+    """The allowed shares the activities' recipient tables count for `key`, over every activity listing it."""
+    rows = re.findall(
+        rf"<small>\({re.escape(key)}[^<]*</small></td>(?:<td>.*?</td>){{3}}<td>(\d+)</td><td>\d+</td></tr>", page
+    )
+    assert rows, f"{key} is a recipient of no activity on the page"
+    return sum(int(n) for n in rows)
+
+
+async def test_the_art30_page_keeps_its_registry_part_but_counts_each_new_share_and_shows_a_new_activity(
+    ui_client: Any, seeded_database: str
+) -> None:
+    """The activities' registry part is kept per snapshot, day, language and profile (seconds at 10,000 parties);
+    the log's counts are added on every page, and a changed profile is a new record."""
+    from tests.conftest import bearer, make_key
+
+    guard = bearer(await make_key(seeded_database, "shop", "guard:check"))
+    await as_user(ui_client, "lena@offix.example")
+    before = (await ui_client.get("/ui/records/article-30")).text
+    support = {
+        "recipient": "tibro-kontorsmobler",
+        "purpose": "essential.service.operations.support",
+        "data_categories": ["user.name"],
+        "data_subject": "customer",
+    }
+    assert (await ui_client.post("/api/guard/check", json=support, headers=guard)).json()["allowed"] is True
+    after = (await ui_client.get("/ui/records/article-30")).text
+    assert _allowed_shares_to(after, "tibro-kontorsmobler") > _allowed_shares_to(before, "tibro-kontorsmobler")
+    assert "Warranty and complaint cases" not in after
+
+    token = csrf_token((await ui_client.get("/ui/activities/new")).text)
+    saved = await ui_client.post("/ui/activities", data={**NEW_ACTIVITY, "_csrf_token": token}, follow_redirects=False)
+    assert saved.status_code == 303, saved.text
+    assert "Warranty and complaint cases" in (await ui_client.get("/ui/records/article-30")).text
+    swedish = (await ui_client.get("/ui/records/article-30", params={"lang": "sv"})).text
+    assert "Garanti- och reklamationsärenden" in swedish and "Warranty and complaint cases" not in swedish
