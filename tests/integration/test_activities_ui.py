@@ -21,6 +21,14 @@ NEW_ACTIVITY = {
     "security_measures.en": "Firewalls and passwords.",
 }
 
+# A share the seed allows for its customer service activity.
+SUPPORT_SHARE = {
+    "recipient": "tibro-kontorsmobler",
+    "purpose": "essential.service.operations.support",
+    "data_categories": ["user.name"],
+    "data_subject": "customer",
+}
+
 
 async def test_the_activities_page_lists_the_seeds_four_in_english_and_swedish(ui_client: Any) -> None:
     await as_user(ui_client, "olle@offix.example")
@@ -64,13 +72,7 @@ async def test_marking_an_activity_direct_marketing_in_the_form_makes_the_guard_
     from tests.conftest import bearer, make_key
 
     guard = bearer(await make_key(seeded_database, "shop", "guard:check"))
-    support = {
-        "recipient": "tibro-kontorsmobler",
-        "purpose": "essential.service.operations.support",
-        "data_categories": ["user.name"],
-        "data_subject": "customer",
-    }
-    assert (await ui_client.post("/api/guard/check", json=support, headers=guard)).json()["allowed"] is True
+    assert (await ui_client.post("/api/guard/check", json=SUPPORT_SHARE, headers=guard)).json()["allowed"] is True
     await as_user(ui_client, "lena@offix.example")
     token = csrf_token((await ui_client.get("/ui/activities/new")).text)
     saved = await ui_client.post(
@@ -79,7 +81,7 @@ async def test_marking_an_activity_direct_marketing_in_the_form_makes_the_guard_
         follow_redirects=False,
     )
     assert saved.status_code == 303
-    answer = (await ui_client.post("/api/guard/check", json=support, headers=guard)).json()
+    answer = (await ui_client.post("/api/guard/check", json=SUPPORT_SHARE, headers=guard)).json()
     assert [r["code"] for r in answer["reasons"]] == ["SUBJECT_REF_MISSING"]
     removed = await ui_client.post("/ui/activities/garanti/delete", data={"_csrf_token": token}, follow_redirects=False)
     assert removed.status_code == 303
@@ -137,13 +139,7 @@ async def test_the_art30_page_keeps_its_registry_part_but_counts_each_new_share_
     guard = bearer(await make_key(seeded_database, "shop", "guard:check"))
     await as_user(ui_client, "lena@offix.example")
     before = (await ui_client.get("/ui/records/article-30")).text
-    support = {
-        "recipient": "tibro-kontorsmobler",
-        "purpose": "essential.service.operations.support",
-        "data_categories": ["user.name"],
-        "data_subject": "customer",
-    }
-    assert (await ui_client.post("/api/guard/check", json=support, headers=guard)).json()["allowed"] is True
+    assert (await ui_client.post("/api/guard/check", json=SUPPORT_SHARE, headers=guard)).json()["allowed"] is True
     after = (await ui_client.get("/ui/records/article-30")).text
     assert _allowed_shares_to(after, "tibro-kontorsmobler") > _allowed_shares_to(before, "tibro-kontorsmobler")
     assert "Warranty and complaint cases" not in after

@@ -66,6 +66,17 @@ def shown_findings(page: str) -> list[tuple[str, str]]:
     return re.findall(r'<tr><td><a href="/ui/parties/([^"]+)">.*?<code>([A-Z_]+)</code>', section)
 
 
+async def add_aaberg_expiring_soon(client: Any, writer_headers: Any) -> None:
+    """A registry change: a new party with a dpa that expires in ten days."""
+    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
+    assert created.status_code == 201, created.text
+    soon = (date.today() + timedelta(days=10)).isoformat()
+    signed = await client.post(
+        "/api/agreements", json=agreement("aaberg-dpa", "aaberg", expires_on=soon), headers=writer_headers
+    )
+    assert signed.status_code == 201, signed.text
+
+
 async def prepared_for_now(client: Any) -> None:
     """The worker has prepared the first view of the app's current snapshot (it was asked to when it changed)."""
     first_views = first_views_of(client)
@@ -86,13 +97,7 @@ async def test_the_dashboard_after_a_registry_change_shows_the_new_data_the_work
     assert current_view().prepared_revision == revision_of(client)
     assert "aaberg-dpa" not in expiring_shown(before)
 
-    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
-    assert created.status_code == 201, created.text
-    soon = (date.today() + timedelta(days=10)).isoformat()
-    signed = await client.post(
-        "/api/agreements", json=agreement("aaberg-dpa", "aaberg", expires_on=soon), headers=writer_headers
-    )
-    assert signed.status_code == 201, signed.text
+    await add_aaberg_expiring_soon(client, writer_headers)
 
     await prepared_for_now(client)
     after = (await client.get("/ui/", headers={"Accept-Language": "en"})).text
@@ -116,7 +121,7 @@ async def test_a_page_does_not_wait_for_a_preparation_under_way_but_works_its_vi
         await release.wait()  # (never set: the app's close cancels it)
         raise AssertionError("unreachable")
 
-    first_views.worker.run = slow_worker  # type: ignore[method-assign]
+    first_views.worker.run = slow_worker  # type: ignore[method-assign, assignment]
     created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
     assert created.status_code == 201, created.text
     assert first_views._job is not None and not first_views._job.done(), "a preparation is under way"
@@ -153,18 +158,13 @@ async def test_what_the_worker_prepares_equals_what_the_loop_works_out_for_the_s
     body = {k: v for k, v in molnhall.items() if k not in ("key", "created_at", "updated_at")}
     body["locations"] = [*body["locations"], {"territory": "US", "kind": "support_access"}]
     assert (await client.put("/api/parties/molnhall", json=body, headers=writer_headers)).status_code == 200
-    created = await client.post("/api/parties", json=party("aaberg", name="Aaberg Lager AB"), headers=writer_headers)
-    assert created.status_code == 201, created.text
-    soon = (date.today() + timedelta(days=10)).isoformat()
-    signed = await client.post(
-        "/api/agreements", json=agreement("aaberg-dpa", "aaberg", expires_on=soon), headers=writer_headers
-    )
-    assert signed.status_code == 201, signed.text
+    await add_aaberg_expiring_soon(client, writer_headers)
 
     loaded = services_of(client.app).snapshots.usable()
     window = first_views_of(client).window
     # What the worker runs, run here (the app's worker answers on the app's own loop; the test above uses it).
     database_url = services_of(client.app).settings.database_url
+    assert database_url is not None
     prepared = await asyncio.to_thread(first_view.prepare_first_view, database_url, None, window)
     assert prepared.revision == loaded.revision
 
