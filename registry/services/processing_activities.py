@@ -114,8 +114,9 @@ def _verdict(party: PartyView, snapshot: Snapshot, as_of: date, memo: dict[str, 
     return codes
 
 
-def _evidence(key: str, purposes: Sequence[str], counted: Sequence[tuple[str, int, int]]) -> dict[str, int]:
-    """The shares to `key` the log counted for the activity's purposes; `counted`: its (purpose, allowed, denied)."""
+def _evidence(purposes: Sequence[str], counted: Sequence[tuple[str, int, int]]) -> dict[str, int]:
+    """The shares to one recipient the log counted for the activity's purposes; `counted`: that recipient's (purpose,
+    allowed, denied)."""
     allowed = denied = 0
     for purpose, yes, no in counted:
         if any(covers(p, purpose) for p in purposes):
@@ -137,7 +138,7 @@ def with_enforcement(
         {
             **entry,
             "recipients": [
-                {**r, "enforcement": _evidence(r["key"], entry["purposes"], per_recipient.get(r["key"], ()))}
+                {**r, "enforcement": _evidence(entry["purposes"], per_recipient.get(r["key"], ()))}
                 for r in entry["recipients"]
             ],
         }
